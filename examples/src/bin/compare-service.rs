@@ -1,0 +1,10 @@
+//! The compare service of seed 004: `compare-service [--name compare]`.
+
+use lpc_examples::compare::{Comparator, CompareServer};
+
+fn main() -> Result<(), lpc::Error> {
+    let name = lpc_examples::name_arg("compare");
+    let server = lpc::Server::bind(&name)?;
+    println!("ready: service `{name}` at {}", server.path().display());
+    server.serve(CompareServer::new(Comparator::default()))
+}

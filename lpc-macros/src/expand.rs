@@ -1,0 +1,403 @@
+//! Generates the descriptor, the client proxy and the dispatcher of a checked service.
+
+use proc_macro2::{Literal, Span, TokenStream};
+use quote::{format_ident, quote, ToTokens};
+use syn::{Ident, LitInt};
+
+use crate::model::{erase_lifetimes, Method, Output, ParamKind, Service};
+
+/// `ImageFilter` → `IMAGE_FILTER`, `HTTPServer` → `HTTP_SERVER`.
+pub fn screaming_snake(name: &str) -> String {
+    let chars: Vec<char> = name.chars().collect();
+    let mut out = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            let prev = chars[i - 1];
+            let next_is_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
+            let boundary = prev.is_lowercase()
+                || prev.is_ascii_digit()
+                || (prev.is_uppercase() && next_is_lower);
+            if boundary && prev != '_' {
+                out.push('_');
+            }
+        }
+        out.extend(c.to_uppercase());
+    }
+    out
+}
+
+/// A hexadecimal literal with `_` every four digits: `0x1234_abcd`.
+fn hex_literal(value: u64, digits: usize) -> LitInt {
+    let hex = format!("{value:0digits$x}");
+    let groups: Vec<&str> = hex
+        .as_bytes()
+        .chunks(4)
+        .map(|chunk| std::str::from_utf8(chunk).unwrap_or_default())
+        .collect();
+    LitInt::new(&format!("0x{}", groups.join("_")), Span::call_site())
+}
+
+/// The code generated for one service.
+pub fn expand(service: &Service) -> TokenStream {
+    let item = &service.item;
+    let vis = &service.vis;
+    let trait_ident = &service.ident;
+    let span = trait_ident.span();
+    let name = &service.name;
+    let interface = Ident::new(
+        &format!("{}_INTERFACE", screaming_snake(name)),
+        span,
+    );
+    let client = Ident::new(&format!("{name}Client"), span);
+    let server = Ident::new(&format!("{name}Server"), span);
+
+    let fingerprint = hex_literal(service.fingerprint, 16);
+    let method_descriptors = service.methods.iter().map(|method| {
+        let name = &method.name;
+        let id = hex_literal(u64::from(method.id), 8);
+        let signature = &method.signature;
+        quote! {
+            ::lpc::MethodDescriptor { name: #name, id: #id, signature: #signature }
+        }
+    });
+
+    let interface_doc = format!(
+        "The interface of the [`{name}`] service: its name, fingerprint and methods."
+    );
+    let client_doc = format!(
+        "Client proxy for the [`{name}`] service: each method calls the service's method of the \
+         same name in the service process and returns its result, or the [`lpc::Error`] that \
+         prevented the call.\n\nCloning is cheap: the clones share the connection."
+    );
+    let server_doc = format!(
+        "Serves a [`{name}`] implementation: give it to `lpc::Server::spawn` (or any runtime \
+         entry point taking an [`lpc::Dispatch`])."
+    );
+
+    let client_methods = service
+        .methods
+        .iter()
+        .enumerate()
+        .map(|(index, method)| client_method(name, &interface, index, method));
+    let impl_ty = Ident::new("__LpcImpl", Span::call_site());
+    let method_id = Ident::new("method_id", Span::mixed_site());
+    let args = Ident::new("args", Span::mixed_site());
+    let reply = Ident::new("reply", Span::mixed_site());
+    let arms = service
+        .methods
+        .iter()
+        .map(|method| dispatch_arm(trait_ident, &impl_ty, method, &args, &reply));
+
+    quote! {
+        #item
+
+        #[doc = #interface_doc]
+        #[allow(dead_code)]
+        #vis static #interface: ::lpc::InterfaceDescriptor = ::lpc::InterfaceDescriptor {
+            name: #name,
+            fingerprint: #fingerprint,
+            methods: &[#(#method_descriptors),*],
+        };
+
+        #[doc = #client_doc]
+        #[derive(Clone)]
+        #[allow(dead_code)]
+        #vis struct #client {
+            inner: ::lpc::Client,
+        }
+
+        #[allow(
+            dead_code,
+            clippy::too_many_arguments,
+            clippy::needless_lifetimes,
+            clippy::ptr_arg,
+            clippy::type_complexity
+        )]
+        impl #client {
+            /// Connects to the service registered under `name`, with default options.
+            pub fn connect(name: &str) -> ::core::result::Result<Self, ::lpc::Error> {
+                Self::connect_with(name, &::lpc::ClientOptions::default())
+            }
+
+            /// Connects to the service registered under `name`.
+            pub fn connect_with(
+                name: &str,
+                options: &::lpc::ClientOptions,
+            ) -> ::core::result::Result<Self, ::lpc::Error> {
+                ::lpc::Client::connect(name, &#interface, options).map(|inner| Self { inner })
+            }
+
+            /// Wraps a connected client (whose interface must be this one).
+            pub fn from_client(inner: ::lpc::Client) -> Self {
+                Self { inner }
+            }
+
+            /// The underlying untyped client.
+            pub fn client(&self) -> &::lpc::Client {
+                &self.inner
+            }
+
+            /// A handle on the same connection whose calls each fail after `timeout`.
+            pub fn with_timeout(&self, timeout: ::std::time::Duration) -> Self {
+                Self {
+                    inner: self.inner.with_timeout(timeout),
+                }
+            }
+
+            #(#client_methods)*
+        }
+
+        #[doc = #server_doc]
+        #[allow(dead_code)]
+        #vis struct #server<T> {
+            inner: T,
+        }
+
+        #[allow(dead_code)]
+        impl<T> #server<T> {
+            /// Wraps the implementation that will serve the calls.
+            pub fn new(inner: T) -> Self {
+                Self { inner }
+            }
+
+            /// The implementation.
+            pub fn inner(&self) -> &T {
+                &self.inner
+            }
+        }
+
+        impl<#impl_ty> ::lpc::Dispatch for #server<#impl_ty>
+        where
+            #impl_ty: #trait_ident + ::core::marker::Send + ::core::marker::Sync + 'static,
+        {
+            fn interface(&self) -> &'static ::lpc::InterfaceDescriptor {
+                &#interface
+            }
+
+            fn dispatch(
+                &self,
+                #method_id: u32,
+                #args: &[u8],
+                #reply: &mut ::std::vec::Vec<u8>,
+            ) -> ::core::result::Result<(), ::lpc::DispatchError> {
+                match #method_id {
+                    #(#arms)*
+                    _ => ::core::result::Result::Err(::lpc::DispatchError::NoSuchMethod),
+                }
+            }
+        }
+    }
+}
+
+/// The path of `serde_bytes` as re-exported by lpc.
+fn serde_bytes() -> TokenStream {
+    quote!(::lpc::__private::serde_bytes)
+}
+
+/// One method of the client proxy.
+fn client_method(
+    trait_name: &str,
+    interface: &Ident,
+    index: usize,
+    method: &Method,
+) -> TokenStream {
+    let serde_bytes = serde_bytes();
+    let default_doc = format!(
+        "Calls [`{trait_name}::{}`] in the service process.",
+        method.name
+    );
+    let docs = if method.docs.is_empty() {
+        quote!(#[doc = #default_doc])
+    } else {
+        let docs = &method.docs;
+        quote!(#(#docs)*)
+    };
+    let ident = &method.ident;
+    let generics = &method.generics;
+    let receiver_lifetime = &method.receiver_lifetime;
+    let index = Literal::usize_unsuffixed(index);
+
+    let params = method.params.iter().map(|param| {
+        let ident = &param.ident;
+        let ty = &param.ty;
+        quote!(#ident: #ty)
+    });
+    let arguments = method.params.iter().map(|param| {
+        let ident = &param.ident;
+        match &param.kind {
+            ParamKind::Value => quote!(&#ident),
+            ParamKind::ByteVec => quote!(#serde_bytes::Bytes::new(&#ident)),
+            ParamKind::Str | ParamKind::Slice(_) | ParamKind::Ref(_) => quote!(#ident),
+            ParamKind::ByteSlice => quote!(#serde_bytes::Bytes::new(#ident)),
+            ParamKind::RefMut(_) => quote!(&*#ident),
+        }
+    });
+    let call_args = quote!(&(#(#arguments,)*));
+
+    let (returns, wire_return) = match &method.output {
+        Output::Unit => (quote!(()), quote!(())),
+        Output::ByteVec => (
+            quote!(::std::vec::Vec<u8>),
+            quote!(#serde_bytes::ByteBuf),
+        ),
+        Output::Type(ty) => (ty.to_token_stream(), ty.to_token_stream()),
+    };
+
+    let updated: Vec<(&Ident, &syn::Type)> = method
+        .params
+        .iter()
+        .filter_map(|param| match &param.kind {
+            ParamKind::RefMut(ty) => Some((&param.ident, ty)),
+            _ => None,
+        })
+        .collect();
+
+    let call = |wire: TokenStream| {
+        quote! {
+            self.inner.call::<_, #wire>(&#interface.methods[#index], #call_args)
+        }
+    };
+
+    let body = if updated.is_empty() {
+        let call = call(wire_return);
+        match &method.output {
+            Output::ByteVec => quote!(#call.map(#serde_bytes::ByteBuf::into_vec)),
+            Output::Unit | Output::Type(_) => call,
+        }
+    } else {
+        let updated_types = updated.iter().map(|(_, ty)| ty);
+        let call = call(quote!((#wire_return, #(#updated_types),*)));
+        let fresh: Vec<Ident> = (0..updated.len())
+            .map(|i| Ident::new(&format!("updated{i}"), Span::mixed_site()))
+            .collect();
+        let targets = updated.iter().map(|(ident, _)| ident);
+        let ret = Ident::new("ret", Span::mixed_site());
+        let (ret_pattern, ret_value) = match &method.output {
+            Output::Unit => (quote!(()), quote!(())),
+            Output::ByteVec => (quote!(#ret), quote!(#ret.into_vec())),
+            Output::Type(_) => (quote!(#ret), quote!(#ret)),
+        };
+        quote! {
+            let (#ret_pattern, #(#fresh),*) = #call?;
+            #(*#targets = #fresh;)*
+            ::core::result::Result::Ok(#ret_value)
+        }
+    };
+
+    quote! {
+        #docs
+        pub fn #ident #generics (&#receiver_lifetime self, #(#params),*)
+            -> ::core::result::Result<#returns, ::lpc::Error>
+        {
+            #body
+        }
+    }
+}
+
+/// One arm of the dispatcher's `match` on the method id.
+fn dispatch_arm(
+    trait_ident: &Ident,
+    impl_ty: &Ident,
+    method: &Method,
+    args: &Ident,
+    reply: &Ident,
+) -> TokenStream {
+    let serde_bytes = serde_bytes();
+    let id = hex_literal(u64::from(method.id), 8);
+    let ident = &method.ident;
+    let locals: Vec<Ident> = (0..method.params.len())
+        .map(|i| format_ident!("arg{}", i, span = Span::mixed_site()))
+        .collect();
+
+    let owned_types = method.params.iter().map(|param| {
+        let ty = match &param.kind {
+            ParamKind::Value => param.ty.to_token_stream(),
+            ParamKind::ByteVec | ParamKind::ByteSlice => quote!(#serde_bytes::ByteBuf),
+            ParamKind::Str => quote!(::std::string::String),
+            ParamKind::Slice(elem) => quote!(::std::vec::Vec<#elem>),
+            ParamKind::Ref(elem) | ParamKind::RefMut(elem) => elem.to_token_stream(),
+        };
+        erase_lifetimes(ty)
+    });
+    let bindings = method.params.iter().zip(&locals).map(|(param, local)| {
+        if matches!(param.kind, ParamKind::RefMut(_)) {
+            quote!(mut #local)
+        } else {
+            quote!(#local)
+        }
+    });
+    let decode = if method.params.is_empty() {
+        quote! {
+            ::lpc::__private::decode_args::<()>(#args)?;
+        }
+    } else {
+        quote! {
+            let (#(#bindings,)*) =
+                ::lpc::__private::decode_args::<(#(#owned_types,)*)>(#args)?;
+        }
+    };
+
+    let call_args = method.params.iter().zip(&locals).map(|(param, local)| match &param.kind {
+        ParamKind::Value => quote!(#local),
+        ParamKind::ByteVec => quote!(#local.into_vec()),
+        ParamKind::Str | ParamKind::Ref(_) => quote!(&#local),
+        ParamKind::ByteSlice | ParamKind::Slice(_) => quote!(&#local[..]),
+        ParamKind::RefMut(_) => quote!(&mut #local),
+    });
+    let call = quote! {
+        <#impl_ty as #trait_ident>::#ident(&self.inner, #(#call_args),*)
+    };
+
+    let ret = Ident::new("ret", Span::mixed_site());
+    // The run statement, and a reference to the value to encode.
+    let (run, encoded) = match &method.output {
+        Output::Unit => (quote!(#call;), quote!(&())),
+        Output::ByteVec => (
+            quote!(let #ret = #call;),
+            quote!(#serde_bytes::Bytes::new(&#ret)),
+        ),
+        Output::Type(_) => (quote!(let #ret = #call;), quote!(&#ret)),
+    };
+    let updated: Vec<&Ident> = method
+        .params
+        .iter()
+        .zip(&locals)
+        .filter(|(param, _)| matches!(param.kind, ParamKind::RefMut(_)))
+        .map(|(_, local)| local)
+        .collect();
+    let encode = if updated.is_empty() {
+        quote!(::lpc::__private::encode_reply(#encoded, #reply))
+    } else {
+        quote!(::lpc::__private::encode_reply(&(#encoded, #(#updated),*), #reply))
+    };
+
+    quote! {
+        #id => {
+            #decode
+            #run
+            #encode
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_names() {
+        assert_eq!(screaming_snake("Calc"), "CALC");
+        assert_eq!(screaming_snake("ImageFilter"), "IMAGE_FILTER");
+        assert_eq!(screaming_snake("HTTPServer"), "HTTP_SERVER");
+        assert_eq!(screaming_snake("KvStore2"), "KV_STORE2");
+        assert_eq!(screaming_snake("Calc2D"), "CALC2_D");
+        assert_eq!(screaming_snake("snake_case"), "SNAKE_CASE");
+        assert_eq!(screaming_snake("Foo_Bar"), "FOO_BAR");
+    }
+
+    #[test]
+    fn hex_literals() {
+        assert_eq!(hex_literal(0x1234_abcd, 8).to_string(), "0x1234_abcd");
+        assert_eq!(hex_literal(1, 16).to_string(), "0x0000_0000_0000_0001");
+    }
+}

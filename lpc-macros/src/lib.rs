@@ -1,0 +1,138 @@
+//! The `#[lpc::service]` attribute. Use it through the `lpc` crate, which re-exports it; the
+//! generated code names `::lpc`.
+//!
+//! On `pub trait Calc { fn add(&self, a: i32, b: i32) -> i32; }` it keeps the trait and adds:
+//!
+//! - `pub static CALC_INTERFACE: lpc::InterfaceDescriptor`: the trait name, a fingerprint over
+//!   every method signature, and each method's name, id and signature text;
+//! - `pub struct CalcClient`: a proxy with one method per trait method, returning
+//!   `Result<R, lpc::Error>`;
+//! - `pub struct CalcServer<T>`: wraps an implementation of `Calc` and implements
+//!   `lpc::Dispatch`.
+
+mod expand;
+mod hash;
+mod model;
+mod pretty;
+
+use proc_macro::TokenStream;
+
+/// Turns a trait into an lpc service interface.
+///
+/// Every method must take `&self`, have no type parameters, and use only concrete types that
+/// implement `serde::Serialize` and `serde::Deserialize`. Parameters may be taken by value, as
+/// `&str`, `&[T]`, `&T` or `&mut T` (the service's changes to a `&mut T` are sent back to the
+/// caller). `&[u8]` and `Vec<u8>` travel as raw bytes.
+///
+/// See the `lpc` crate for what is generated and how to serve and call it.
+#[proc_macro_attribute]
+pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
+    service_impl(args.into(), input.into()).into()
+}
+
+fn service_impl(
+    args: proc_macro2::TokenStream,
+    input: proc_macro2::TokenStream,
+) -> proc_macro2::TokenStream {
+    let args_result = parse_args(args);
+    let item = match syn::parse2::<syn::Item>(input.clone()) {
+        Ok(syn::Item::Trait(item)) => item,
+        Ok(other) => {
+            let error = syn::Error::new_spanned(
+                item_head(&other),
+                "`#[lpc::service]` goes on a trait: `pub trait Calc { fn add(&self, a: i32, \
+                 b: i32) -> i32; }`",
+            );
+            return with_errors(input, error);
+        }
+        Err(error) => return with_errors(input, error),
+    };
+    if let Err(error) = args_result {
+        return with_errors(input, error);
+    }
+    match model::read_service(item) {
+        Ok(service) => expand::expand(&service),
+        Err(error) => with_errors(input, error),
+    }
+}
+
+/// Parses the attribute's arguments. There are none yet: `name = "..."` may come later.
+fn parse_args(args: proc_macro2::TokenStream) -> syn::Result<()> {
+    let parser = syn::meta::parser(|meta| {
+        let name = meta
+            .path
+            .get_ident()
+            .map_or_else(|| "this".to_owned(), |ident| format!("`{ident}`"));
+        Err(meta.error(format!(
+            "`#[lpc::service]` takes no arguments yet; remove {name} and write \
+             `#[lpc::service]`"
+        )))
+    });
+    syn::parse::Parser::parse2(parser, args)
+}
+
+/// The tokens to point at when the macro is put on something other than a trait.
+fn item_head(item: &syn::Item) -> proc_macro2::TokenStream {
+    use quote::ToTokens;
+    match item {
+        syn::Item::Fn(f) => f.sig.to_token_stream(),
+        syn::Item::Struct(s) => {
+            let (token, ident) = (&s.struct_token, &s.ident);
+            quote::quote!(#token #ident)
+        }
+        syn::Item::Enum(e) => {
+            let (token, ident) = (&e.enum_token, &e.ident);
+            quote::quote!(#token #ident)
+        }
+        syn::Item::Impl(i) => i.impl_token.to_token_stream(),
+        other => other.to_token_stream(),
+    }
+}
+
+/// The input unchanged (so that the rest of the crate still sees the trait) plus the errors.
+fn with_errors(input: proc_macro2::TokenStream, error: syn::Error) -> proc_macro2::TokenStream {
+    let errors = error.into_compile_error();
+    quote::quote!(#input #errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::service_impl;
+    use quote::quote;
+
+    #[test]
+    fn rejects_arguments() {
+        let out = service_impl(quote!(name = "x"), quote!(trait T {}));
+        let text = out.to_string();
+        assert!(text.contains("takes no arguments yet"), "{text}");
+        assert!(text.contains("remove `name`"), "{text}");
+    }
+
+    #[test]
+    fn rejects_non_traits() {
+        let out = service_impl(quote!(), quote!(struct S;));
+        assert!(out.to_string().contains("goes on a trait"));
+    }
+
+    #[test]
+    fn expands_a_service() {
+        let out = service_impl(
+            quote!(),
+            quote!(pub trait Calc {
+                fn add(&self, a: i32, b: i32) -> i32;
+            }),
+        );
+        let file: syn::File = syn::parse2(out).expect("valid Rust");
+        let names: Vec<String> = file
+            .items
+            .iter()
+            .filter_map(|item| match item {
+                syn::Item::Static(s) => Some(s.ident.to_string()),
+                syn::Item::Struct(s) => Some(s.ident.to_string()),
+                syn::Item::Trait(t) => Some(t.ident.to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(names, ["Calc", "CALC_INTERFACE", "CalcClient", "CalcServer"]);
+    }
+}

@@ -1,0 +1,728 @@
+//! Reads a service trait, checks that lpc can carry it, and describes it for code generation.
+
+use proc_macro2::{TokenStream, TokenTree};
+use quote::ToTokens;
+use syn::ext::IdentExt as _;
+use syn::{
+    Attribute, FnArg, GenericArgument, GenericParam, Generics, Ident, ItemTrait, Lifetime, Pat,
+    PathArguments, ReceiverKind, ReturnType, Safety, Signature, TraitItem, TraitItemFn, Type,
+    Visibility,
+};
+
+use crate::hash::{fnv1a64, method_id};
+use crate::pretty::pretty;
+
+/// Most parameters a method may have: serde implements (de)serialization for tuples of up to 16
+/// elements, and the arguments travel as one tuple.
+pub const MAX_PARAMS: usize = 16;
+
+/// Names of the inherent methods of the generated `XxxClient`; a service method may not reuse one.
+const CLIENT_METHODS: &[&str] = &[
+    "connect",
+    "connect_with",
+    "from_client",
+    "client",
+    "with_timeout",
+];
+
+/// A checked service trait.
+pub struct Service {
+    /// The trait as written, emitted unchanged.
+    pub item: ItemTrait,
+    /// The trait name, without `r#`.
+    pub name: String,
+    /// The trait's own identifier (for `<T as Calc>::method`).
+    pub ident: Ident,
+    /// The trait's visibility, given to every generated item.
+    pub vis: Visibility,
+    /// FNV-1a 64 over the name and the signatures.
+    pub fingerprint: u64,
+    /// The methods, in declaration order.
+    pub methods: Vec<Method>,
+}
+
+/// A checked service method.
+pub struct Method {
+    /// The method's identifier as written (maybe `r#match`).
+    pub ident: Ident,
+    /// The method name, without `r#`.
+    pub name: String,
+    /// `lpc::method_id(name)`.
+    pub id: u32,
+    /// The signature as a person writes it.
+    pub signature: String,
+    /// The `#[doc]` attributes, copied onto the client method.
+    pub docs: Vec<Attribute>,
+    /// Lifetime parameters only.
+    pub generics: Generics,
+    /// The lifetime of `&'a self`, if written.
+    pub receiver_lifetime: Option<Lifetime>,
+    /// The parameters after `&self`.
+    pub params: Vec<Param>,
+    /// What the method returns.
+    pub output: Output,
+}
+
+/// A method parameter.
+pub struct Param {
+    /// The parameter name.
+    pub ident: Ident,
+    /// The type as written (what the client method takes).
+    pub ty: Type,
+    /// How it travels.
+    pub kind: ParamKind,
+}
+
+/// How a parameter is sent by the client and received by the service.
+pub enum ParamKind {
+    /// `T` by value: the service decodes a `T`.
+    Value,
+    /// `Vec<u8>` by value: sent as bytes, decoded as a `ByteBuf`.
+    ByteVec,
+    /// `&str`: the service decodes a `String`.
+    Str,
+    /// `&[u8]`: sent as bytes, decoded as a `ByteBuf`.
+    ByteSlice,
+    /// `&[T]`: the service decodes a `Vec<T>`.
+    Slice(Type),
+    /// `&T`: the service decodes a `T`.
+    Ref(Type),
+    /// `&mut T`: the service decodes a `T`, and sends it back after the call.
+    RefMut(Type),
+}
+
+/// What a method returns.
+pub enum Output {
+    /// Nothing (or `()`).
+    Unit,
+    /// `Vec<u8>`: sent as bytes.
+    ByteVec,
+    /// Any other type.
+    Type(Type),
+}
+
+/// Errors gathered while checking, reported all at once.
+#[derive(Default)]
+struct Errors(Option<syn::Error>);
+
+impl Errors {
+    fn push(&mut self, error: syn::Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    fn spanned(&mut self, tokens: impl ToTokens, message: impl std::fmt::Display) {
+        self.push(syn::Error::new_spanned(tokens, message));
+    }
+
+    fn finish<T>(self, value: T) -> syn::Result<T> {
+        match self.0 {
+            Some(error) => Err(error),
+            None => Ok(value),
+        }
+    }
+}
+
+/// Checks the trait and describes it. On error, every problem found is reported.
+pub fn read_service(item: ItemTrait) -> syn::Result<Service> {
+    let mut errors = Errors::default();
+
+    if !item.generics.params.is_empty() {
+        errors.spanned(
+            &item.generics,
+            "lpc service traits cannot be generic: the interface must name concrete types; \
+             replace the type parameters with the concrete types the service uses",
+        );
+    }
+    if let Some(where_clause) = &item.generics.where_clause {
+        errors.spanned(
+            where_clause,
+            "lpc service traits cannot have a `where` clause: remove it \
+             (supertraits such as `Send + Sync` may be written after `:`)",
+        );
+    }
+
+    let mut methods = Vec::new();
+    for trait_item in &item.items {
+        match trait_item {
+            TraitItem::Fn(function) => {
+                if let Some(method) = read_method(function, &mut errors) {
+                    methods.push(method);
+                }
+            }
+            TraitItem::Type(assoc) => errors.spanned(
+                assoc,
+                "lpc service traits cannot have associated types: the client must know every \
+                 type at compile time; use concrete types in the method signatures instead",
+            ),
+            TraitItem::Const(assoc) => errors.spanned(
+                assoc,
+                "lpc service traits cannot have associated consts: only method calls travel \
+                 between processes; use a free `const`, or a method that returns the value",
+            ),
+            TraitItem::Macro(mac) => errors.spanned(
+                mac,
+                "lpc service traits cannot contain macro invocations: `#[lpc::service]` cannot \
+                 see the methods they expand to; write the methods out",
+            ),
+            other => errors.spanned(
+                other,
+                "`#[lpc::service]` does not understand this trait item: only methods \
+                 `fn name(&self, ...) -> T;` are allowed",
+            ),
+        }
+    }
+
+    for (i, later) in methods.iter().enumerate() {
+        for earlier in &methods[..i] {
+            if earlier.id == later.id {
+                errors.spanned(
+                    &later.ident,
+                    format!(
+                        "lpc method ids collide: `{}` and `{}` both hash to {:#010x}; \
+                         rename one of these methods",
+                        earlier.name, later.name, later.id
+                    ),
+                );
+            }
+        }
+    }
+
+    let name = item.ident.unraw().to_string();
+    let mut fingerprint_text = name.clone();
+    for method in &methods {
+        fingerprint_text.push('\n');
+        fingerprint_text.push_str(&method.signature);
+    }
+    let fingerprint = fnv1a64(fingerprint_text.as_bytes());
+
+    let service = Service {
+        name,
+        ident: item.ident.clone(),
+        vis: item.vis.clone(),
+        fingerprint,
+        methods,
+        item,
+    };
+    errors.finish(service)
+}
+
+/// Checks one method. Returns `None` (with errors recorded) when it cannot be described.
+fn read_method(function: &TraitItemFn, errors: &mut Errors) -> Option<Method> {
+    let sig = &function.sig;
+    let mut ok = true;
+    let mut fail = |errors: &mut Errors, tokens: &dyn ToTokens, message: &str| {
+        errors.spanned(tokens.to_token_stream(), message);
+        ok = false;
+    };
+
+    for attr in &function.attrs {
+        if attr.path().is_ident("cfg") || attr.path().is_ident("cfg_attr") {
+            fail(
+                errors,
+                attr,
+                "lpc service methods cannot be `#[cfg]`-gated: client and service must agree on \
+                 the interface fingerprint, which is computed when the macro runs; gate the whole \
+                 trait, or move the method to a separate service",
+            );
+        }
+    }
+    if let Some(constness) = &sig.constness {
+        fail(
+            errors,
+            constness,
+            "lpc service methods cannot be `const`: remove `const`",
+        );
+    }
+    if let Some(asyncness) = &sig.asyncness {
+        fail(
+            errors,
+            asyncness,
+            "lpc service methods cannot be `async`: calls are synchronous; make it a plain `fn` \
+             (and block on any async work inside the implementation)",
+        );
+    }
+    if let Safety::Unsafe(unsafety) = &sig.safety {
+        fail(
+            errors,
+            unsafety,
+            "lpc service methods cannot be `unsafe fn`: a caller in another process cannot \
+             uphold safety conditions; make the method safe and check its inputs inside",
+        );
+    }
+    if let Some(abi) = &sig.abi {
+        fail(
+            errors,
+            abi,
+            "lpc service methods cannot have an `extern` ABI: remove it",
+        );
+    }
+    if let Some(variadic) = &sig.variadic {
+        fail(
+            errors,
+            variadic,
+            "lpc service methods cannot be variadic: take a `Vec<T>` or a slice `&[T]` instead",
+        );
+    }
+    for param in &sig.generics.params {
+        match param {
+            GenericParam::Lifetime(_) => {}
+            GenericParam::Type(_) | GenericParam::Const(_) => fail(
+                errors,
+                param,
+                "lpc service methods cannot be generic: the dispatcher needs concrete types; \
+                 use a concrete type, or an enum of the types you need",
+            ),
+        }
+    }
+    if let Some(where_clause) = &sig.generics.where_clause {
+        fail(
+            errors,
+            where_clause,
+            "lpc service methods cannot have a `where` clause: the dispatcher needs concrete \
+             types; remove it",
+        );
+    }
+
+    let name = sig.ident.unraw().to_string();
+    if CLIENT_METHODS.contains(&name.as_str()) {
+        fail(
+            errors,
+            &sig.ident,
+            &format!(
+                "`{name}` is a method of the generated client type (`connect`, `connect_with`, \
+                 `from_client`, `client`, `with_timeout`); rename this service method"
+            ),
+        );
+    }
+
+    let receiver_lifetime = read_receiver(sig, &mut fail, errors);
+
+    let mut params = Vec::new();
+    let typed = sig.inputs.iter().filter_map(|arg| match arg {
+        FnArg::Typed(typed) => Some(typed),
+        FnArg::Receiver(_) => None,
+    });
+    for typed in typed {
+        let ident = match &*typed.pat {
+            Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => pat.ident.clone(),
+            other => {
+                fail(
+                    errors,
+                    other,
+                    "lpc service method parameters must be plain names (`name: Type`): the \
+                     generated client method reuses them; destructure inside the method body",
+                );
+                continue;
+            }
+        };
+        let ty = (*typed.ty).clone();
+        if let Some(problem) = type_problem(&ty) {
+            fail(errors, &ty, &problem);
+            continue;
+        }
+        match param_kind(&ty) {
+            Ok(kind) => params.push(Param { ident, ty, kind }),
+            Err(message) => fail(errors, &ty, &message),
+        }
+    }
+    if params.len() > MAX_PARAMS {
+        fail(
+            errors,
+            &sig.inputs,
+            &format!(
+                "lpc service methods take at most {MAX_PARAMS} parameters besides `&self` (the \
+                 arguments travel as one tuple); group some of them into a struct"
+            ),
+        );
+    }
+    let mut_count = params
+        .iter()
+        .filter(|p| matches!(p.kind, ParamKind::RefMut(_)))
+        .count();
+    if mut_count >= MAX_PARAMS {
+        fail(
+            errors,
+            &sig.inputs,
+            &format!(
+                "lpc service methods take at most {} `&mut` parameters (the result and the \
+                 updated values travel back as one tuple); group some of them into a struct",
+                MAX_PARAMS - 1
+            ),
+        );
+    }
+
+    let output = match &sig.output {
+        ReturnType::Default => Output::Unit,
+        ReturnType::Type(_, ty) => match read_output(ty) {
+            Ok(output) => output,
+            Err(message) => {
+                fail(errors, ty, &message);
+                Output::Unit
+            }
+        },
+    };
+
+    if !ok {
+        return None;
+    }
+    let signature = signature_text(sig, &params);
+    Some(Method {
+        ident: sig.ident.clone(),
+        id: method_id(&name),
+        name,
+        signature,
+        docs: function
+            .attrs
+            .iter()
+            .filter(|attr| attr.path().is_ident("doc"))
+            .cloned()
+            .collect(),
+        generics: sig.generics.clone(),
+        receiver_lifetime,
+        params,
+        output,
+    })
+}
+
+/// Checks that the method takes `&self`; returns the receiver's lifetime, if written.
+fn read_receiver(
+    sig: &Signature,
+    fail: &mut impl FnMut(&mut Errors, &dyn ToTokens, &str),
+    errors: &mut Errors,
+) -> Option<Lifetime> {
+    const TAKE_REF_SELF: &str = "lpc service methods take `&self`; use interior mutability \
+                                 (Mutex, atomics) for state";
+    let Some(receiver) = sig.receiver() else {
+        // No receiver: point at the parentheses' contents, or at the name when they are empty.
+        match sig.inputs.first() {
+            Some(first) => fail(errors, first, TAKE_REF_SELF),
+            None => fail(errors, &sig.ident, TAKE_REF_SELF),
+        }
+        return None;
+    };
+    match &receiver.kind {
+        ReceiverKind::Reference(_, lifetime, None) if receiver.mutability.is_none() => {
+            lifetime.clone()
+        }
+        _ => {
+            fail(errors, receiver, TAKE_REF_SELF);
+            None
+        }
+    }
+}
+
+/// Why a type cannot appear in a service method at all, if it cannot.
+fn type_problem(ty: &Type) -> Option<String> {
+    let tokens = ty.to_token_stream();
+    if contains_ident(&tokens, "impl") {
+        return Some(
+            "`impl Trait` is not allowed in lpc service methods: the dispatcher and the client \
+             need concrete types; name a concrete type (e.g. `Vec<T>` instead of \
+             `impl Iterator<Item = T>`)"
+                .to_owned(),
+        );
+    }
+    if contains_ident(&tokens, "Self") {
+        return Some(
+            "lpc service methods cannot mention `Self` in parameter or return types: the client \
+             has no `Self`; name the concrete type"
+                .to_owned(),
+        );
+    }
+    None
+}
+
+/// Whether `ident` occurs anywhere in `tokens`.
+fn contains_ident(tokens: &TokenStream, ident: &str) -> bool {
+    tokens.clone().into_iter().any(|tree| match tree {
+        TokenTree::Ident(found) => found == ident,
+        TokenTree::Group(group) => contains_ident(&group.stream(), ident),
+        _ => false,
+    })
+}
+
+/// Looks through parentheses and invisible groups.
+fn peel(ty: &Type) -> &Type {
+    match ty {
+        Type::Paren(paren) => peel(&paren.elem),
+        Type::Group(group) => peel(&group.elem),
+        other => other,
+    }
+}
+
+/// Whether `ty` is the path `name` with no generic arguments (`u8`, `str`).
+fn is_plain(ty: &Type, name: &str) -> bool {
+    match peel(ty) {
+        Type::Path(path) => {
+            path.qself.is_none()
+                && path.path.leading_colon.is_none()
+                && path.path.segments.len() == 1
+                && path.path.segments[0].ident == name
+                && path.path.segments[0].arguments.is_none()
+        }
+        _ => false,
+    }
+}
+
+/// Whether `ty` is exactly `Vec<u8>`.
+fn is_byte_vec(ty: &Type) -> bool {
+    let Type::Path(path) = peel(ty) else {
+        return false;
+    };
+    if path.qself.is_some() || path.path.leading_colon.is_some() || path.path.segments.len() != 1
+    {
+        return false;
+    }
+    let segment = &path.path.segments[0];
+    if segment.ident != "Vec" {
+        return false;
+    }
+    let PathArguments::AngleBracketed(args) = &segment.arguments else {
+        return false;
+    };
+    args.args.len() == 1 && matches!(&args.args[0], GenericArgument::Type(elem) if is_plain(elem, "u8"))
+}
+
+/// How a parameter of type `ty` travels, or why it cannot.
+fn param_kind(ty: &Type) -> Result<ParamKind, String> {
+    let Type::Reference(reference) = peel(ty) else {
+        return Ok(if is_byte_vec(ty) {
+            ParamKind::ByteVec
+        } else {
+            ParamKind::Value
+        });
+    };
+    let elem = peel(&reference.elem);
+    if let Type::Reference(inner) = elem {
+        let outer = if reference.mutability.is_some() {
+            "&mut "
+        } else {
+            "&"
+        };
+        let inner_text = pretty(inner.to_token_stream());
+        return Err(format!(
+            "lpc service methods cannot take a reference to a reference (`{outer}{inner_text}`): \
+             take `{inner_text}` instead"
+        ));
+    }
+    if reference.mutability.is_some() {
+        if matches!(elem, Type::Slice(_)) || is_plain(elem, "str") {
+            return Err(
+                "lpc service methods cannot take `&mut [T]` or `&mut str`: the updated value \
+                 is sent back whole; take `&mut Vec<T>` or `&mut String` instead"
+                    .to_owned(),
+            );
+        }
+        return Ok(ParamKind::RefMut(elem.clone()));
+    }
+    if is_plain(elem, "str") {
+        return Ok(ParamKind::Str);
+    }
+    if let Type::Slice(slice) = elem {
+        if is_plain(&slice.elem, "u8") {
+            return Ok(ParamKind::ByteSlice);
+        }
+        return Ok(ParamKind::Slice((*slice.elem).clone()));
+    }
+    Ok(ParamKind::Ref(elem.clone()))
+}
+
+/// What a method returns, or why it cannot return that.
+fn read_output(ty: &Type) -> Result<Output, String> {
+    if let Some(problem) = type_problem(ty) {
+        return Err(problem);
+    }
+    match peel(ty) {
+        Type::Tuple(tuple) if tuple.elems.is_empty() => Ok(Output::Unit),
+        Type::Reference(_) => Err(
+            "lpc service methods cannot return references: the result is decoded from the \
+             reply into a new value; return an owned type (`String`, `Vec<T>`, `T`)"
+                .to_owned(),
+        ),
+        Type::Never(_) => Err(
+            "lpc service methods cannot return `!`: the client needs a reply; return `()`"
+                .to_owned(),
+        ),
+        _ if is_byte_vec(ty) => Ok(Output::ByteVec),
+        _ => Ok(Output::Type(ty.clone())),
+    }
+}
+
+/// The signature as a person writes it: `fn add(&self, a: i32, b: i32) -> i32`.
+fn signature_text(sig: &Signature, params: &[Param]) -> String {
+    let mut text = format!("fn {}", sig.ident);
+    if !sig.generics.params.is_empty() {
+        text.push_str(&pretty(sig.generics.to_token_stream()));
+    }
+    text.push_str("(&");
+    if let Some(receiver) = sig.receiver() {
+        if let ReceiverKind::Reference(_, Some(lifetime), _) = &receiver.kind {
+            text.push_str(&pretty(lifetime.to_token_stream()));
+            text.push(' ');
+        }
+    }
+    text.push_str("self");
+    for param in params {
+        text.push_str(", ");
+        text.push_str(&param.ident.to_string());
+        text.push_str(": ");
+        text.push_str(&pretty(param.ty.to_token_stream()));
+    }
+    text.push(')');
+    if let ReturnType::Type(_, ty) = &sig.output {
+        text.push_str(" -> ");
+        text.push_str(&pretty(ty.to_token_stream()));
+    }
+    text
+}
+
+/// Replaces every named lifetime except `'static` with `'_`, so that a type written with the
+/// method's lifetime parameters can be named inside the dispatcher (where they do not exist).
+pub fn erase_lifetimes(tokens: TokenStream) -> TokenStream {
+    let mut out = Vec::new();
+    let mut iter = tokens.into_iter().peekable();
+    while let Some(tree) = iter.next() {
+        match tree {
+            TokenTree::Group(group) => {
+                let mut new = proc_macro2::Group::new(group.delimiter(), erase_lifetimes(group.stream()));
+                new.set_span(group.span());
+                out.push(TokenTree::Group(new));
+            }
+            TokenTree::Punct(punct) if punct.as_char() == '\'' => {
+                out.push(TokenTree::Punct(punct));
+                if let Some(TokenTree::Ident(ident)) = iter.peek() {
+                    if ident != "static" {
+                        let span = ident.span();
+                        iter.next();
+                        out.push(TokenTree::Ident(Ident::new("_", span)));
+                    }
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn method(source: &str) -> Method {
+        let item: ItemTrait = syn::parse_str(&format!("trait T {{ {source} }}")).expect("trait");
+        let mut service = read_service(item).unwrap_or_else(|e| panic!("{source}: {e}"));
+        service.methods.remove(0)
+    }
+
+    fn error(source: &str) -> String {
+        let item: ItemTrait = syn::parse_str(&format!("trait T {{ {source} }}")).expect("trait");
+        match read_service(item) {
+            Ok(_) => panic!("{source}: accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn signatures_read_like_rust() {
+        for (source, expected) in [
+            ("fn add(&self, a: i32, b: i32) -> i32;", "fn add(&self, a: i32, b: i32) -> i32"),
+            ("fn compare(&self, info: &mut MyInfo) -> Verdict;", "fn compare(&self, info: &mut MyInfo) -> Verdict"),
+            ("fn name(&self) -> String;", "fn name(&self) -> String"),
+            ("fn ping(&self);", "fn ping(&self)"),
+            ("fn blur(&self, image: &[u8], width: u32) -> Vec<u8>;", "fn blur(&self, image: &[u8], width: u32) -> Vec<u8>"),
+            ("fn get(&self, key: &str) -> Result<Vec<String>, MyError>;", "fn get(&self, key: &str) -> Result<Vec<String>, MyError>"),
+            ("fn m<'a>(&self, x: &'a [Option<u8>]) -> std::collections::HashMap<String, u32>;", "fn m<'a>(&self, x: &'a [Option<u8>]) -> std::collections::HashMap<String, u32>"),
+            ("fn m<'a>(&'a self, x: &'a str);", "fn m<'a>(&'a self, x: &'a str)"),
+            ("fn  spaced ( & self , x : Vec < u8 > ) -> ( ) { }", "fn spaced(&self, x: Vec<u8>) -> ()"),
+            ("fn r#match(&self, mut x: u8) {}", "fn r#match(&self, x: u8)"),
+        ] {
+            assert_eq!(method(source).signature, expected);
+        }
+    }
+
+    #[test]
+    fn names_and_ids() {
+        let m = method("fn r#match(&self);");
+        assert_eq!(m.name, "match");
+        assert_eq!(m.id, method_id("match"));
+    }
+
+    #[test]
+    fn parameter_kinds() {
+        let m = method(
+            "fn f(&self, a: u8, b: Vec<u8>, c: &str, d: &[u8], e: &'a [u16], f: &Point, \
+             g: &mut Info, h: (Vec<u8>), i: &Vec<u8>);",
+        );
+        let kinds: Vec<&str> = m
+            .params
+            .iter()
+            .map(|p| match p.kind {
+                ParamKind::Value => "value",
+                ParamKind::ByteVec => "bytevec",
+                ParamKind::Str => "str",
+                ParamKind::ByteSlice => "byteslice",
+                ParamKind::Slice(_) => "slice",
+                ParamKind::Ref(_) => "ref",
+                ParamKind::RefMut(_) => "refmut",
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            ["value", "bytevec", "str", "byteslice", "slice", "ref", "refmut", "bytevec", "ref"]
+        );
+    }
+
+    #[test]
+    fn outputs() {
+        assert!(matches!(method("fn f(&self);").output, Output::Unit));
+        assert!(matches!(method("fn f(&self) -> ();").output, Output::Unit));
+        assert!(matches!(method("fn f(&self) -> Vec<u8>;").output, Output::ByteVec));
+        assert!(matches!(method("fn f(&self) -> Vec<u16>;").output, Output::Type(_)));
+    }
+
+    #[test]
+    fn rejections() {
+        for (source, needle) in [
+            ("fn f<T>(&self, x: T);", "cannot be generic"),
+            ("fn f(self);", "take `&self`"),
+            ("fn f(mut self);", "take `&self`"),
+            ("fn f(&mut self);", "take `&self`"),
+            ("fn f(self: Box<Self>);", "take `&self`"),
+            ("fn f();", "take `&self`"),
+            ("fn f(x: u8);", "take `&self`"),
+            ("fn f(&self, x: impl Display);", "`impl Trait`"),
+            ("fn f(&self) -> impl Display;", "`impl Trait`"),
+            ("fn f(&self, x: Vec<impl Display>);", "`impl Trait`"),
+            ("async fn f(&self);", "`async`"),
+            ("unsafe fn f(&self);", "`unsafe fn`"),
+            ("fn f(&self, (a, b): (u8, u8)) {}", "plain names"),
+            ("fn f(&self, _: u8);", "plain names"),
+            ("fn f(&self, x: &&u8);", "reference to a reference"),
+            ("fn f(&self, x: &mut &u8);", "reference to a reference"),
+            ("fn f(&self, x: &mut [u8]);", "`&mut [T]`"),
+            ("fn f(&self) -> &str;", "cannot return references"),
+            ("fn f(&self) -> Self;", "`Self`"),
+            ("type Item;", "associated types"),
+            ("const N: usize;", "associated consts"),
+            ("fn connect(&self);", "rename this service method"),
+            ("#[cfg(unix)] fn f(&self);", "`#[cfg]`"),
+            ("fn m_fybjm(&self); fn m_jxaba(&self);", "ids collide"),
+        ] {
+            let message = error(source);
+            assert!(message.contains(needle), "{source}: {message}");
+        }
+        let many: Vec<String> = (0..17).map(|i| format!("a{i}: u8")).collect();
+        let message = error(&format!("fn f(&self, {});", many.join(", ")));
+        assert!(message.contains("at most 16"), "{message}");
+    }
+
+    #[test]
+    fn erases_named_lifetimes() {
+        let ty: Type = syn::parse_str("Foo<'a, &'static str, Vec<&'b u8>>").expect("type");
+        let erased = pretty(erase_lifetimes(ty.to_token_stream()));
+        assert_eq!(erased, "Foo<'_, &'static str, Vec<&'_ u8>>");
+    }
+}

@@ -1,0 +1,28 @@
+//! `lpc-test-service NAME [--slots N] [--max-payload BYTES] [--no-spin]`: serves `Probe` in
+//! `$LPC_RUNTIME_DIR`; prints `ready <pid>` once clients can connect.
+
+use lpc_tests::{ProbeServer, ProbeService};
+
+fn main() -> Result<(), lpc::Error> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let name = args.first().cloned().unwrap_or_else(|| "probe".into());
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .map(|v| v.parse::<u64>().expect("numeric option"))
+    };
+    let mut options = lpc::ServerOptions::new();
+    if let Some(slots) = value("--slots") {
+        options = options.slots(slots as u32);
+    }
+    if let Some(max) = value("--max-payload") {
+        options = options.max_payload(max);
+    }
+    if args.iter().any(|a| a == "--no-spin") {
+        options = options.spin(false);
+    }
+    let server = lpc::Server::bind_with(&name, options)?;
+    println!("ready {}", std::process::id());
+    server.serve(ProbeServer::new(ProbeService))
+}

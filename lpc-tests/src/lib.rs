@@ -1,0 +1,229 @@
+//! The interfaces and helpers of lpc's end-to-end tests.
+//!
+//! `lpc-test-service` serves [`Probe`] (every kind of parameter and failure a test needs);
+//! `lpc-test-client` connects from a separate process so that tests can kill it. The tests in
+//! `tests/` start these as real processes, each in its own runtime directory.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// A record with owned data, sent both ways.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// An id.
+    pub id: u32,
+    /// A name.
+    pub name: String,
+    /// Some values.
+    pub values: Vec<f64>,
+}
+
+/// An application error, carried across unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProbeError {
+    /// The input was negative.
+    Negative(i64),
+}
+
+/// The test service's interface.
+#[lpc::service]
+pub trait Probe {
+    /// `a + b`, wrapping.
+    fn add(&self, a: i32, b: i32) -> i32;
+    /// Returns `data`.
+    fn echo(&self, data: &[u8]) -> Vec<u8>;
+    /// `"<titles joined by space> <name>"`.
+    fn greet(&self, name: &str, titles: &[String]) -> String;
+    /// Appends to `record.name`, doubles `record.values`, bumps the id and `counter`; returns
+    /// the number of values.
+    fn touch(&self, record: &mut Record, counter: &mut u64) -> usize;
+    /// The integer square root of `x`, or an application error for negative `x`.
+    fn checked_sqrt(&self, x: i64) -> Result<u64, ProbeError>;
+    /// Panics with `message`.
+    fn boom(&self, message: &str) -> u32;
+    /// Sleeps `ms` milliseconds, returns `ms`.
+    fn sleep_ms(&self, ms: u64) -> u64;
+    /// The service's process id.
+    fn pid(&self) -> u32;
+    /// `len` bytes of `byte`.
+    fn filled(&self, len: u64, byte: u8) -> Vec<u8>;
+    /// Returns `record` with its id incremented.
+    fn bump(&self, record: &Record) -> Record;
+    /// Does nothing.
+    fn nothing(&self);
+}
+
+/// What the test service runs.
+pub struct ProbeService;
+
+impl Probe for ProbeService {
+    fn add(&self, a: i32, b: i32) -> i32 {
+        a.wrapping_add(b)
+    }
+    fn echo(&self, data: &[u8]) -> Vec<u8> {
+        data.to_vec()
+    }
+    fn greet(&self, name: &str, titles: &[String]) -> String {
+        format!("{} {name}", titles.join(" "))
+    }
+    fn touch(&self, record: &mut Record, counter: &mut u64) -> usize {
+        record.id += 1;
+        record.name.push_str(" (touched)");
+        for v in &mut record.values {
+            *v *= 2.0;
+        }
+        *counter += 1;
+        record.values.len()
+    }
+    fn checked_sqrt(&self, x: i64) -> Result<u64, ProbeError> {
+        if x < 0 {
+            return Err(ProbeError::Negative(x));
+        }
+        Ok((x as f64).sqrt() as u64)
+    }
+    fn boom(&self, message: &str) -> u32 {
+        panic!("{message}")
+    }
+    fn sleep_ms(&self, ms: u64) -> u64 {
+        std::thread::sleep(Duration::from_millis(ms));
+        ms
+    }
+    fn pid(&self) -> u32 {
+        std::process::id()
+    }
+    fn filled(&self, len: u64, byte: u8) -> Vec<u8> {
+        vec![byte; len as usize]
+    }
+    fn bump(&self, record: &Record) -> Record {
+        let mut r = record.clone();
+        r.id += 1;
+        r
+    }
+    fn nothing(&self) {}
+}
+
+/// Another version of the interface, for mismatch tests: same trait name, other signatures.
+pub mod v2 {
+    /// `Probe` with a changed `add` and a method the service lacks.
+    #[lpc::service]
+    pub trait Probe {
+        /// Now on i64.
+        fn add(&self, a: i64, b: i64) -> i64;
+        /// Not in version 1.
+        fn mul(&self, a: i64, b: i64) -> i64;
+    }
+}
+
+/// A process started by a test, killed when dropped.
+pub struct Process {
+    /// The child.
+    pub child: Child,
+    /// Lines of its stdout, after the ready line.
+    pub lines: mpsc::Receiver<String>,
+}
+
+impl Process {
+    /// Starts `program args` with `LPC_RUNTIME_DIR=dir` and waits (at most 20 s) for a
+    /// stdout line starting with `ready_prefix`.
+    pub fn start(program: &Path, args: &[&str], dir: &Path, ready_prefix: &str) -> Process {
+        let mut child = Command::new(program)
+            .args(args)
+            .env("LPC_RUNTIME_DIR", dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut process = Process { child, lines: rx };
+        process.expect_line(ready_prefix, Duration::from_secs(20));
+        process
+    }
+
+    /// Waits (bounded) for a stdout line starting with `prefix`; returns it.
+    pub fn expect_line(&mut self, prefix: &str, within: Duration) -> String {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.starts_with(prefix) => return line,
+                Ok(_) => continue,
+                Err(e) => panic!("no line starting with {prefix:?} within {within:?}: {e}"),
+            }
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Options pointing at a test's own runtime directory.
+pub fn client_options(dir: &Path) -> lpc::ClientOptions {
+    lpc::ClientOptions::new().runtime_dir(dir)
+}
+
+/// Counts the open descriptors of process `pid`.
+pub fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// A field (in kB or a count) of `/proc/<pid>/status`, e.g. `VmRSS` or `Threads`.
+pub fn status_field(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Entries of `/dev/shm` (should never change because of lpc).
+pub fn dev_shm_entries() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir("/dev/shm")
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Polls `condition` every 10 ms until it holds or `within` passes; returns whether it held.
+pub fn eventually(within: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if condition() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -1,0 +1,348 @@
+//! The call protocol of one connection, used by both sides: payloads in and out of slots
+//! (inline or through spill buffers), the doorbell, and waiting.
+//!
+//! The service side is driven by `server::connection`, the client side by `client`; both go
+//! through this type so that the rules of the shared region live in one place.
+
+pub(crate) mod spin;
+pub(crate) mod state;
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::shm::layout::{ConnectionMemory, SlotView};
+use crate::shm::Region;
+use crate::sys::{self, SharedMemory, Stream, WaitOutcome};
+use crate::wire::frame::FLAG_SPILL;
+use crate::wire::handshake::Message;
+use crate::wire::FrameHeader;
+
+use self::spin::SpinBudget;
+use self::state::REPLY;
+
+/// How long a blocked client sleeps before checking that the service is still alive.
+/// A call in flight learns of the service's death within about this long.
+const LIVENESS_SLICE: Duration = Duration::from_millis(20);
+/// Smallest spill buffer: below this, growing again soon is likely.
+const MIN_SPILL: usize = 64 * 1024;
+/// How long to wait for a spill buffer that the peer announced in a frame (it sends the
+/// buffer before it publishes the frame, so it is normally already queued).
+const SPILL_NOTICE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a channel operation failed.
+#[derive(Debug)]
+pub(crate) enum ChannelError {
+    /// The peer closed the connection (it exited or crashed).
+    PeerGone,
+    /// A payload exceeds the receiver's limit.
+    TooLarge { size: u64, limit: u64 },
+    /// The peer broke the protocol.
+    Protocol(String),
+    /// The OS failed us (e.g. out of memory for a spill buffer).
+    Io(io::Error),
+}
+
+impl From<io::Error> for ChannelError {
+    fn from(e: io::Error) -> Self {
+        match e.kind() {
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset | io::ErrorKind::NotConnected => {
+                ChannelError::PeerGone
+            }
+            io::ErrorKind::InvalidData => ChannelError::Protocol(e.to_string()),
+            _ => ChannelError::Io(e),
+        }
+    }
+}
+
+/// How a client's wait for a reply ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WaitEnd {
+    Reply,
+    /// The deadline passed; the slot was last seen in this state.
+    TimedOut(u32),
+    /// The service is gone; the slot was last seen in this state.
+    PeerGone(u32),
+}
+
+/// A slot's spill buffer, replaced (never resized) when a larger one is needed.
+#[derive(Default)]
+struct Spill {
+    generation: u32,
+    region: Option<Region>,
+}
+
+/// One connection's shared region, socket and spill buffers.
+pub(crate) struct Channel {
+    memory: ConnectionMemory,
+    stream: Arc<Stream>,
+    spills: Box<[Mutex<Spill>]>,
+    /// Spill buffers received from the peer but not yet claimed by their slot.
+    inbox: Mutex<HashMap<u32, (u32, SharedMemory)>>,
+    /// The largest payload the peer accepts from us.
+    peer_limit: u64,
+}
+
+impl Channel {
+    pub(crate) fn new(memory: ConnectionMemory, stream: Arc<Stream>) -> Channel {
+        let spills = (0..memory.geometry().slot_count).map(|_| Mutex::default()).collect();
+        Channel {
+            memory,
+            stream,
+            spills,
+            inbox: Mutex::new(HashMap::new()),
+            peer_limit: u64::MAX,
+        }
+    }
+
+    pub(crate) fn set_peer_limit(&mut self, limit: u64) {
+        self.peer_limit = limit;
+    }
+
+    pub(crate) fn peer_limit(&self) -> u64 {
+        self.peer_limit
+    }
+
+    pub(crate) fn memory(&self) -> &ConnectionMemory {
+        &self.memory
+    }
+
+    pub(crate) fn stream(&self) -> &Stream {
+        &self.stream
+    }
+
+    pub(crate) fn slot(&self, index: u32) -> SlotView<'_> {
+        self.memory.slot(index)
+    }
+
+    fn spill(&self, slot: u32) -> MutexGuard<'_, Spill> {
+        // A panic while holding this lock leaves the Spill consistent (fields are replaced
+        // whole), so a poisoned lock is safe to keep using.
+        self.spills[slot as usize].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes `payload` for `slot`, inline if it fits, else into the slot's spill buffer
+    /// (replacing it with a larger one, sent to the peer, when needed). Returns the frame
+    /// flags and spill generation to publish with it.
+    pub(crate) fn write_payload(&self, slot: u32, payload: &[u8]) -> Result<(u32, u32), ChannelError> {
+        let view = self.slot(slot);
+        if payload.len() <= view.inline_capacity() {
+            view.copy_inline_in(payload).expect("length checked against inline capacity");
+            return Ok((0, 0));
+        }
+        let mut spill = self.spill(slot);
+        let fits = spill.region.as_ref().is_some_and(|r| r.len() >= payload.len());
+        if !fits {
+            let size = payload.len().checked_next_power_of_two().unwrap_or(payload.len()).max(MIN_SPILL);
+            let shm = SharedMemory::create("lpc-spill", size)?;
+            let region = Region::new(shm.map()?);
+            let generation = spill.generation.wrapping_add(1);
+            self.stream
+                .send(&Message::Spill { slot, generation }.encode(), Some(&shm))?;
+            spill.generation = generation;
+            spill.region = Some(region);
+            // `shm` (the descriptor) closes here; the mapping keeps the memory alive.
+        }
+        let region = spill.region.as_ref().expect("spill buffer present");
+        region.copy_in(0, payload).expect("spill buffer large enough");
+        Ok((FLAG_SPILL, spill.generation))
+    }
+
+    /// Copies the payload that `header` (already validated) describes for `slot` into `out`.
+    /// `limit` is the largest payload this side accepts.
+    pub(crate) fn read_payload(
+        &self,
+        slot: u32,
+        header: &FrameHeader,
+        limit: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ChannelError> {
+        if header.len > limit {
+            return Err(ChannelError::TooLarge { size: header.len, limit });
+        }
+        let len = usize::try_from(header.len)
+            .map_err(|_| ChannelError::Protocol("payload length does not fit in memory".into()))?;
+        if !header.spilled() {
+            return self.slot(slot).copy_inline_out(len, out).map_err(|_| {
+                ChannelError::Protocol(format!("inline payload length {len} exceeds the slot"))
+            });
+        }
+        let mut spill = self.spill(slot);
+        if spill.generation != header.spill_generation || spill.region.is_none() {
+            let shm = self.receive_spill(slot, header.spill_generation)?;
+            // A spill buffer is at most twice the largest payload (power-of-two rounding).
+            let max = limit.saturating_mul(2).max(MIN_SPILL as u64);
+            if shm.len() as u64 > max {
+                return Err(ChannelError::Protocol(format!(
+                    "peer sent a {} byte spill buffer, more than the {max} allowed",
+                    shm.len()
+                )));
+            }
+            spill.region = Some(Region::new(shm.map()?));
+            spill.generation = header.spill_generation;
+        }
+        let region = spill.region.as_ref().expect("spill buffer present");
+        region.copy_out(0, len, out).map_err(|_| {
+            ChannelError::Protocol(format!(
+                "payload length {len} exceeds the {} byte spill buffer",
+                region.len()
+            ))
+        })
+    }
+
+    /// Takes the spill buffer of `generation` for `slot` from the socket (or from the inbox,
+    /// if another thread already received it).
+    fn receive_spill(&self, slot: u32, generation: u32) -> Result<SharedMemory, ChannelError> {
+        let mut inbox = self.inbox.lock().unwrap_or_else(|p| p.into_inner());
+        let deadline = Instant::now() + SPILL_NOTICE_TIMEOUT;
+        loop {
+            if let Some((g, shm)) = inbox.remove(&slot) {
+                if g == generation {
+                    return Ok(shm);
+                }
+                // An older buffer superseded before it was used: drop it.
+            }
+            let mut buf = [0u8; 64];
+            let (n, shm) = match self.stream.recv(&mut buf, Some(deadline)) {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                    return Err(ChannelError::Protocol(format!(
+                        "frame on slot {slot} names spill buffer {generation}, which never arrived"
+                    )))
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if n == 0 {
+                return Err(ChannelError::PeerGone);
+            }
+            match (Message::decode(&buf[..n]), shm) {
+                (Ok(Message::Spill { slot: s, generation: g }), Some(shm))
+                    if s < self.memory.geometry().slot_count =>
+                {
+                    inbox.insert(s, (g, shm));
+                }
+                (Ok(other), _) => {
+                    return Err(ChannelError::Protocol(format!("unexpected message on the socket: {other:?}")))
+                }
+                (Err(e), _) => return Err(ChannelError::Protocol(e)),
+            }
+        }
+    }
+
+    /// Client side: publishes a written request on `slot` and rings the doorbell if the
+    /// service sleeps.
+    pub(crate) fn submit(&self, slot: u32) {
+        // SeqCst store, then SeqCst load of the flag: pairs with the service's SeqCst store of
+        // the flag then load of the states (see `service_sleep`), so that either we see it
+        // asleep and ring, or it sees our request before it sleeps.
+        self.slot(slot).state().store(state::REQUEST, Ordering::SeqCst);
+        if self.memory.service_sleeping().load(Ordering::SeqCst) != 0 {
+            self.ring();
+        }
+    }
+
+    /// Wakes the service's connection thread.
+    pub(crate) fn ring(&self) {
+        let bell = self.memory.doorbell();
+        bell.fetch_add(1, Ordering::SeqCst);
+        sys::wake(bell, 1);
+    }
+
+    /// Client side: waits until `slot` holds a reply, the deadline passes, or the service dies.
+    pub(crate) fn wait_for_reply(&self, slot: u32, spin: &SpinBudget, deadline: Option<Instant>) -> WaitEnd {
+        let view = self.slot(slot);
+        let state = view.state();
+        let budget = spin.current_ns();
+        if budget > 0 {
+            let start = Instant::now();
+            let budget = Duration::from_nanos(budget.into());
+            let mut spins = 0u32;
+            loop {
+                if state.load(Ordering::Acquire) == REPLY {
+                    spin.spin_succeeded();
+                    return WaitEnd::Reply;
+                }
+                std::hint::spin_loop();
+                spins = spins.wrapping_add(1);
+                if spins % 64 == 0 && start.elapsed() >= budget {
+                    break;
+                }
+            }
+            spin.spin_failed();
+        }
+        let waiting = view.client_waiting();
+        let end = loop {
+            // SeqCst pairs with the service's SeqCst state swap then flag load in `complete`.
+            waiting.store(1, Ordering::SeqCst);
+            let seen = state.load(Ordering::SeqCst);
+            if seen == REPLY {
+                break WaitEnd::Reply;
+            }
+            let mut slice = LIVENESS_SLICE;
+            if let Some(deadline) = deadline {
+                let now = Instant::now();
+                if now >= deadline {
+                    break WaitEnd::TimedOut(seen);
+                }
+                slice = slice.min(deadline - now);
+            }
+            if sys::wait(state, seen, Some(slice)) == WaitOutcome::TimedOut && self.stream.peer_closed() {
+                break WaitEnd::PeerGone(state.load(Ordering::SeqCst));
+            }
+        };
+        waiting.store(0, Ordering::Relaxed);
+        if end == WaitEnd::Reply {
+            // A reply can also land just as the liveness check fires; prefer the reply.
+            return end;
+        }
+        if state.load(Ordering::SeqCst) == REPLY {
+            return WaitEnd::Reply;
+        }
+        end
+    }
+
+    /// Service side: publishes the reply on `slot` (which it holds in SERVING) and wakes the
+    /// client if it sleeps. Returns false if the client broke the state machine.
+    pub(crate) fn complete(&self, slot: u32) -> bool {
+        let view = self.slot(slot);
+        match view
+            .state()
+            .compare_exchange(state::SERVING, REPLY, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            Ok(_) => {
+                if view.client_waiting().load(Ordering::SeqCst) != 0 {
+                    sys::wake(view.state(), 1);
+                }
+                true
+            }
+            Err(state::ABANDONED) => {
+                view.state().store(state::FREE, Ordering::SeqCst);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Service side: the index of a slot holding a request, looking first at `hint`.
+    pub(crate) fn find_request(&self, hint: u32) -> Option<u32> {
+        let count = self.memory.geometry().slot_count;
+        (0..count)
+            .map(|i| (hint + i) % count)
+            .find(|&i| self.slot(i).state().load(Ordering::SeqCst) == state::REQUEST)
+    }
+
+    /// Service side: sleeps on the doorbell unless a request is already waiting or `stop()`
+    /// holds. Returns at once, or when rung.
+    pub(crate) fn service_sleep(&self, stop: impl Fn() -> bool) {
+        let sleeping = self.memory.service_sleeping();
+        let bell = self.memory.doorbell();
+        sleeping.store(1, Ordering::SeqCst);
+        let seen = bell.load(Ordering::SeqCst);
+        if self.find_request(0).is_none() && !stop() {
+            sys::wait(bell, seen, None);
+        }
+        sleeping.store(0, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,56 @@
+//! How long to spin before sleeping.
+//!
+//! Spinning pays when the peer runs on another CPU and answers within a few microseconds:
+//! the reply is seen without a system call on either side. It costs when the peer is slow
+//! (a long handler) and is harmful when both processes share one CPU (the spinner steals the
+//! time the peer needs to answer). The adaptive policy keeps a per-connection budget: it
+//! doubles when a spin succeeds and halves when the wait had to sleep anyway, and is zero when
+//! this process can run on only one CPU.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Longest spin, in nanoseconds.
+pub(crate) const MAX_SPIN_NS: u32 = 50_000;
+/// Shortest spin the adaptive policy decays to (it keeps probing whether spinning pays).
+const MIN_SPIN_NS: u32 = 500;
+
+/// An adaptive spin budget.
+#[derive(Debug)]
+pub(crate) struct SpinBudget {
+    ns: AtomicU32,
+    enabled: bool,
+}
+
+impl SpinBudget {
+    pub(crate) fn new(enabled: bool) -> SpinBudget {
+        let enabled = enabled && crate::sys::available_cpus() > 1;
+        SpinBudget {
+            ns: AtomicU32::new(if enabled { MAX_SPIN_NS } else { 0 }),
+            enabled,
+        }
+    }
+
+    pub(crate) fn current_ns(&self) -> u32 {
+        if self.enabled {
+            self.ns.load(Ordering::Relaxed)
+        } else {
+            0
+        }
+    }
+
+    /// The last wait ended while spinning.
+    pub(crate) fn spin_succeeded(&self) {
+        let ns = self.ns.load(Ordering::Relaxed);
+        if ns < MAX_SPIN_NS {
+            self.ns.store((ns * 2).min(MAX_SPIN_NS), Ordering::Relaxed);
+        }
+    }
+
+    /// The last wait had to sleep.
+    pub(crate) fn spin_failed(&self) {
+        let ns = self.ns.load(Ordering::Relaxed);
+        if ns > MIN_SPIN_NS {
+            self.ns.store((ns / 2).max(MIN_SPIN_NS), Ordering::Relaxed);
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! The call-slot state machine.
+//!
+//! ```text
+//!            client writes request         service takes it
+//!   FREE ─────────────────────────> REQUEST ───────────────> SERVING
+//!    ^  <──────── client cancels ──────┘                       │  │
+//!    │            (timeout, never taken)        service replies │  │ client gives up
+//!    │                                                         v  v
+//!    └──────────── client has read the reply ──────────── REPLY  ABANDONED
+//!    └──────────── service finishes an abandoned call ─────────────┘
+//! ```
+//!
+//! Each side only makes the transitions it owns, with compare-and-swap where the other side
+//! may race it. The service never trusts the state it reads: anything but REQUEST when it looks
+//! for work is ignored, and a failed SERVING → REPLY swap that does not find ABANDONED is a
+//! protocol violation that closes the connection.
+
+/// The client owns the slot.
+pub(crate) const FREE: u32 = 0;
+/// A request is written; the service may take it.
+pub(crate) const REQUEST: u32 = 1;
+/// The service has taken the request and is running it.
+pub(crate) const SERVING: u32 = 2;
+/// The reply is written; the client may read it.
+pub(crate) const REPLY: u32 = 3;
+/// The client gave up while the service was running the call; the service frees the slot
+/// when it finishes instead of replying.
+pub(crate) const ABANDONED: u32 = 4;
+
+/// Where a call stood, from the state word the client last saw.
+pub(crate) fn phase_of(state: u32) -> crate::CallPhase {
+    match state {
+        REQUEST => crate::CallPhase::NotTaken,
+        SERVING | ABANDONED => crate::CallPhase::Executing,
+        REPLY => crate::CallPhase::ReplyLost,
+        _ => crate::CallPhase::NotSent,
+    }
+}

@@ -1,0 +1,504 @@
+//! The client side: connecting to a service and making calls.
+//!
+//! [`Client`] is what the generated `XxxClient` proxies wrap. It is cheap to clone and safe to
+//! share between threads; each concurrent call takes its own call slot.
+
+mod slots;
+
+use std::cell::RefCell;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::channel::spin::SpinBudget;
+use crate::channel::{state, Channel, ChannelError, WaitEnd};
+use crate::error::CallPhase;
+use crate::interface::{InterfaceDescriptor, InterfaceInfo, MethodDescriptor};
+use crate::shm::layout::{ConnectionMemory, Geometry};
+use crate::shm::Region;
+use crate::sys::Stream;
+use crate::wire::frame::Status;
+use crate::wire::handshake::{Hello, Message, Welcome, MAX_MESSAGE, PROTOCOL_VERSION};
+use crate::wire::{codec, FrameHeader};
+use crate::{registry, Error, Result};
+
+use self::slots::SlotPool;
+
+/// How a client waits for a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WaitStrategy {
+    /// Spin briefly (adapting to how quickly the service answers), then sleep on a futex.
+    /// Lowest latency when client and service run on different CPUs; never spins when this
+    /// process may use only one CPU.
+    #[default]
+    Adaptive,
+    /// Always sleep on the futex: no CPU burnt while waiting, a few microseconds more per call.
+    Block,
+}
+
+/// Options for [`Client::connect`].
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    runtime_dir: Option<PathBuf>,
+    connect_timeout: Duration,
+    call_timeout: Option<Duration>,
+    wait: WaitStrategy,
+    max_reply: u64,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            runtime_dir: None,
+            connect_timeout: Duration::from_secs(5),
+            call_timeout: None,
+            wait: WaitStrategy::Adaptive,
+            max_reply: crate::server::DEFAULT_MAX_PAYLOAD,
+        }
+    }
+}
+
+impl ClientOptions {
+    /// The defaults: the default runtime directory, a 5 s connect timeout, no call timeout,
+    /// adaptive waiting, replies up to 1 GiB.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Look for the service in `dir` instead of the default runtime directory.
+    pub fn runtime_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.runtime_dir = Some(dir.into());
+        self
+    }
+
+    /// Give up connecting (handshake included) after `timeout`.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Give up on each call after `timeout` (none by default); see also
+    /// [`Client::with_timeout`].
+    pub fn call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = Some(timeout);
+        self
+    }
+
+    /// How to wait for replies.
+    pub fn wait(mut self, strategy: WaitStrategy) -> Self {
+        self.wait = strategy;
+        self
+    }
+
+    /// Refuse replies larger than `bytes` (the service answers `TooLarge` instead).
+    pub fn max_reply(mut self, bytes: u64) -> Self {
+        self.max_reply = bytes;
+        self
+    }
+}
+
+/// A connection to a service. Clone it freely: clones share the connection.
+#[derive(Clone)]
+pub struct Client {
+    conn: Arc<Connection>,
+    call_timeout: Option<Duration>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("service", &self.conn.service)
+            .field("interface", &self.conn.remote.name)
+            .field("call_timeout", &self.call_timeout)
+            .finish()
+    }
+}
+
+struct Connection {
+    service: String,
+    channel: Channel,
+    slots: SlotPool,
+    remote: InterfaceInfo,
+    max_request: u64,
+    max_reply: u64,
+    spin: SpinBudget,
+    dead: AtomicBool,
+    next_call_id: AtomicU64,
+}
+
+thread_local! {
+    /// Per-thread buffers for encoding requests and copying out replies, reused across calls.
+    static BUFFERS: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Largest buffer kept between calls; larger ones are freed after use.
+const KEEP_BUFFER: usize = 1 << 20;
+
+impl Client {
+    /// Connects to service `name`, checking that it implements `interface`.
+    ///
+    /// Errors: [`Error::NotFound`] if no service has the name, [`Error::InterfaceMismatch`] if
+    /// it serves another version of the interface, [`Error::Timeout`] if the handshake does not
+    /// finish within the connect timeout.
+    pub fn connect(
+        name: &str,
+        interface: &'static InterfaceDescriptor,
+        options: &ClientOptions,
+    ) -> Result<Client> {
+        let client = Self::connect_any(name, Some(interface), options)?;
+        check_interface(name, interface, &client.conn.remote)?;
+        Ok(client)
+    }
+
+    /// Connects to service `name` whatever its interface (for tools that discover it; see
+    /// [`Client::interface`]).
+    pub fn connect_dynamic(name: &str, options: &ClientOptions) -> Result<Client> {
+        Self::connect_any(name, None, options)
+    }
+
+    fn connect_any(
+        name: &str,
+        interface: Option<&'static InterfaceDescriptor>,
+        options: &ClientOptions,
+    ) -> Result<Client> {
+        registry::validate_name(name)?;
+        let dir = options.runtime_dir.clone().unwrap_or_else(registry::default_runtime_dir);
+        let path = registry::socket_path(&dir, name);
+        let deadline = Instant::now() + options.connect_timeout;
+        let timeout = || Error::Timeout {
+            service: name.to_owned(),
+            method: None,
+            after: options.connect_timeout,
+            phase: CallPhase::NotSent,
+        };
+        let stream = match Stream::connect(&path, deadline) {
+            Ok(s) => s,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                ) =>
+            {
+                return Err(Error::NotFound { service: name.to_owned(), path })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Err(timeout()),
+            Err(e) => return Err(Error::io(name, format!("connecting to {}", path.display()), e)),
+        };
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            service: name.to_owned(),
+            interface: interface.map(|i| (i.name.to_owned(), i.fingerprint)),
+            max_reply: options.max_reply,
+        };
+        stream
+            .send(&Message::Hello(hello).encode(), None)
+            .map_err(|e| Error::io(name, "sending the handshake", e))?;
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        let (n, shm) = match stream.recv(&mut buf, Some(deadline)) {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Err(timeout()),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Err(Error::protocol(name, None, format!("bad handshake reply: {e}")))
+            }
+            Err(e) => return Err(Error::io(name, "receiving the handshake", e)),
+        };
+        if n == 0 {
+            return Err(Error::Disconnected {
+                service: name.to_owned(),
+                method: None,
+                phase: CallPhase::NotSent,
+            });
+        }
+        let welcome: Welcome = match Message::decode(&buf[..n]) {
+            Ok(Message::Welcome(w)) => w,
+            Ok(Message::Refused(reason)) => {
+                return Err(Error::Denied { service: name.to_owned(), reason })
+            }
+            Ok(other) => {
+                return Err(Error::protocol(name, None, format!("expected a welcome, got {other:?}")))
+            }
+            Err(e) => return Err(Error::protocol(name, None, format!("bad handshake reply: {e}"))),
+        };
+        if welcome.version != PROTOCOL_VERSION {
+            return Err(Error::protocol(
+                name,
+                None,
+                format!("service speaks protocol {}, this client {PROTOCOL_VERSION}", welcome.version),
+            ));
+        }
+        let shm = shm.ok_or_else(|| Error::protocol(name, None, "handshake carried no shared memory"))?;
+        let geometry = Geometry { slot_count: welcome.slot_count, slot_size: welcome.slot_size };
+        let mapping = shm
+            .map()
+            .map_err(|e| Error::io(name, "mapping the connection's shared memory", e))?;
+        let memory = ConnectionMemory::open(Region::new(mapping), geometry)
+            .map_err(|e| Error::protocol(name, None, e))?;
+        let conn = Connection {
+            service: name.to_owned(),
+            channel: Channel::new(memory, Arc::new(stream)),
+            slots: SlotPool::new(geometry.slot_count),
+            remote: welcome.interface,
+            max_request: welcome.max_request,
+            max_reply: options.max_reply,
+            spin: SpinBudget::new(options.wait == WaitStrategy::Adaptive),
+            dead: AtomicBool::new(false),
+            next_call_id: AtomicU64::new(1),
+        };
+        Ok(Client { conn: Arc::new(conn), call_timeout: options.call_timeout })
+    }
+
+    /// A handle to the same connection whose calls give up after `timeout`.
+    pub fn with_timeout(&self, timeout: Duration) -> Client {
+        Client { conn: self.conn.clone(), call_timeout: Some(timeout) }
+    }
+
+    /// The service name this client connected to.
+    pub fn service_name(&self) -> &str {
+        &self.conn.service
+    }
+
+    /// The interface the service announced at the handshake.
+    pub fn interface(&self) -> &InterfaceInfo {
+        &self.conn.remote
+    }
+
+    /// True once the connection is known to be lost; every later call fails with
+    /// [`Error::Disconnected`].
+    pub fn is_disconnected(&self) -> bool {
+        self.conn.dead.load(Ordering::Relaxed)
+    }
+
+    /// Calls `method` with `args` (a tuple of the arguments) and decodes the result as `R`.
+    /// This is what generated client methods call.
+    pub fn call<A, R>(&self, method: &'static MethodDescriptor, args: &A) -> Result<R>
+    where
+        A: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        BUFFERS.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut bufs) => {
+                let (request, reply) = &mut *bufs;
+                let result = self.call_with(method.id, method.name, args, request, reply);
+                if request.capacity() > KEEP_BUFFER {
+                    *request = Vec::new();
+                }
+                if reply.capacity() > KEEP_BUFFER {
+                    *reply = Vec::new();
+                }
+                result
+            }
+            // A call made while decoding another call's result (re-entrant serde code):
+            // use fresh buffers.
+            Err(_) => self.call_with(method.id, method.name, args, &mut Vec::new(), &mut Vec::new()),
+        })
+    }
+
+    fn call_with<A, R>(
+        &self,
+        method_id: u32,
+        method: &str,
+        args: &A,
+        request: &mut Vec<u8>,
+        reply: &mut Vec<u8>,
+    ) -> Result<R>
+    where
+        A: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        let conn = &*self.conn;
+        let err_method = || Some(method.to_owned());
+        if conn.dead.load(Ordering::Relaxed) {
+            return Err(conn.disconnected(method, CallPhase::NotSent));
+        }
+        request.clear();
+        codec::encode_into(args, request).map_err(|e| {
+            Error::protocol(&conn.service, Some(method), format!("cannot encode the arguments: {e}"))
+        })?;
+        if request.len() as u64 > conn.max_request {
+            return Err(Error::TooLarge {
+                service: conn.service.clone(),
+                method: err_method(),
+                size: request.len() as u64,
+                limit: conn.max_request,
+            });
+        }
+        let deadline = self.call_timeout.map(|t| Instant::now() + t);
+        let timeout = |phase| Error::Timeout {
+            service: conn.service.clone(),
+            method: err_method(),
+            after: self.call_timeout.unwrap_or_default(),
+            phase,
+        };
+        let slot = conn
+            .slots
+            .acquire(&conn.channel, deadline)
+            .ok_or_else(|| timeout(CallPhase::NotSent))?;
+        let (flags, spill_generation) = match conn.channel.write_payload(slot, request) {
+            Ok(r) => r,
+            Err(e) => {
+                conn.slots.release(slot);
+                return Err(conn.channel_error(e, method, CallPhase::NotSent));
+            }
+        };
+        let call_id = conn.next_call_id.fetch_add(1, Ordering::Relaxed);
+        let header = FrameHeader {
+            method: method_id,
+            flags,
+            call_id,
+            len: request.len() as u64,
+            spill_generation,
+            status: Status::Ok,
+            deadline_ns: 0,
+        };
+        let view = conn.channel.slot(slot);
+        view.write_frame(&header.encode());
+        conn.channel.submit(slot);
+
+        match conn.channel.wait_for_reply(slot, &conn.spin, deadline) {
+            WaitEnd::Reply => {}
+            WaitEnd::TimedOut(_) => {
+                let state = view.state();
+                // Withdraw the request if the service has not taken it; otherwise leave the
+                // slot to the service, which frees it when the handler returns.
+                if state
+                    .compare_exchange(state::REQUEST, state::FREE, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+                {
+                    conn.slots.release(slot);
+                    return Err(timeout(CallPhase::NotTaken));
+                }
+                if state
+                    .compare_exchange(state::SERVING, state::ABANDONED, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+                {
+                    conn.slots.quarantine(slot);
+                    return Err(timeout(CallPhase::Executing));
+                }
+                // The reply arrived just now: take it.
+            }
+            WaitEnd::PeerGone(seen) => {
+                // The slot stays taken: the connection is dead.
+                return Err(conn.disconnected(method, state::phase_of(seen)));
+            }
+        }
+
+        // The reply is ours until we set the slot FREE.
+        let result = conn.read_reply(slot, call_id, method, reply);
+        view.state().store(state::FREE, Ordering::Release);
+        conn.slots.release(slot);
+        let status = result?;
+        match status {
+            Status::Ok => postcard::from_bytes(reply).map_err(|e| {
+                Error::protocol(&conn.service, Some(method), format!("cannot decode the result: {e}"))
+            }),
+            Status::NoSuchMethod => Err(Error::NoSuchMethod {
+                service: conn.service.clone(),
+                method: method.to_owned(),
+            }),
+            Status::BadArguments | Status::Panicked | Status::EncodeFailed => Err(Error::Remote {
+                service: conn.service.clone(),
+                method: method.to_owned(),
+                message: String::from_utf8_lossy(reply).into_owned(),
+            }),
+            Status::TooLarge => {
+                let size = reply.get(..8).map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+                Err(Error::TooLarge {
+                    service: conn.service.clone(),
+                    method: err_method(),
+                    size,
+                    limit: conn.max_reply,
+                })
+            }
+        }
+    }
+}
+
+impl Connection {
+    fn disconnected(&self, method: &str, phase: CallPhase) -> Error {
+        self.dead.store(true, Ordering::Relaxed);
+        Error::Disconnected { service: self.service.clone(), method: Some(method.to_owned()), phase }
+    }
+
+    fn channel_error(&self, e: ChannelError, method: &str, phase: CallPhase) -> Error {
+        match e {
+            ChannelError::PeerGone => self.disconnected(method, phase),
+            ChannelError::TooLarge { size, limit } => Error::TooLarge {
+                service: self.service.clone(),
+                method: Some(method.to_owned()),
+                size,
+                limit,
+            },
+            ChannelError::Protocol(detail) => {
+                // After a protocol violation nothing on this connection can be trusted.
+                self.dead.store(true, Ordering::Relaxed);
+                Error::protocol(&self.service, Some(method), detail)
+            }
+            ChannelError::Io(source) => Error::Io {
+                service: self.service.clone(),
+                method: Some(method.to_owned()),
+                context: "moving the payload through shared memory".into(),
+                source,
+            },
+        }
+    }
+
+    /// Reads and validates the reply in `slot` into `out`; returns its status.
+    fn read_reply(&self, slot: u32, call_id: u64, method: &str, out: &mut Vec<u8>) -> Result<Status> {
+        let header = FrameHeader::decode(&self.channel.slot(slot).read_frame())
+            .map_err(|e| self.channel_error(ChannelError::Protocol(e), method, CallPhase::ReplyLost))?;
+        if header.call_id != call_id {
+            return Err(self.channel_error(
+                ChannelError::Protocol(format!("reply is for call {}, expected {call_id}", header.call_id)),
+                method,
+                CallPhase::ReplyLost,
+            ));
+        }
+        out.clear();
+        // A TooLarge status carries only the size; everything else is bounded by our limit.
+        self.channel
+            .read_payload(slot, &header, self.max_reply.max(64), out)
+            .map_err(|e| self.channel_error(e, method, CallPhase::ReplyLost))?;
+        Ok(header.status)
+    }
+}
+
+/// Compares the interface this client was built against with the one the service announced.
+fn check_interface(service: &str, local: &InterfaceDescriptor, remote: &InterfaceInfo) -> Result<()> {
+    if local.name == remote.name && local.fingerprint == remote.fingerprint {
+        return Ok(());
+    }
+    let mut differences = Vec::new();
+    if local.name != remote.name {
+        differences.push(format!(
+            "the service implements interface `{}`, this client expects `{}`",
+            remote.name, local.name
+        ));
+    }
+    for m in local.methods {
+        match remote.methods.iter().find(|r| r.name == m.name) {
+            None => differences.push(format!("method `{}` is missing in the service", m.name)),
+            Some(r) if r.signature != m.signature => differences.push(format!(
+                "method `{}`: the service has `{}`, this client expects `{}`",
+                m.name, r.signature, m.signature
+            )),
+            Some(_) => {}
+        }
+    }
+    for r in &remote.methods {
+        if local.method_by_name(&r.name).is_none() {
+            differences.push(format!("the service has method `{}`, unknown to this client", r.name));
+        }
+    }
+    if differences.is_empty() {
+        differences.push(format!(
+            "fingerprints differ ({:#018x} in the service, {:#018x} here)",
+            remote.fingerprint, local.fingerprint
+        ));
+    }
+    Err(Error::InterfaceMismatch { service: service.to_owned(), detail: differences.join("; ") })
+}

@@ -1,0 +1,276 @@
+//! One connection, served by its own thread: the handshake, then the call loop.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use super::Shared;
+use crate::channel::spin::SpinBudget;
+use crate::channel::{state, Channel, ChannelError};
+use crate::interface::DispatchError;
+use crate::shm::layout::ConnectionMemory;
+use crate::shm::Region;
+use crate::sys::{SharedMemory, Stream};
+use crate::wire::frame::Status;
+use crate::wire::handshake::{Message, Welcome, MAX_MESSAGE, PROTOCOL_VERSION};
+use crate::wire::FrameHeader;
+
+/// What the reactor and the connection thread share.
+#[derive(Debug)]
+pub(super) struct ConnectionShared {
+    stream: Arc<Stream>,
+    stop: AtomicBool,
+    channel: OnceLock<Arc<Channel>>,
+}
+
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channel").field("geometry", &self.memory().geometry()).finish()
+    }
+}
+
+impl ConnectionShared {
+    pub(super) fn new(stream: Stream) -> ConnectionShared {
+        ConnectionShared { stream: Arc::new(stream), stop: AtomicBool::new(false), channel: OnceLock::new() }
+    }
+
+    pub(super) fn stream(&self) -> &Stream {
+        &self.stream
+    }
+
+    /// The client hung up: end the connection.
+    pub(super) fn peer_gone(&self) {
+        self.stop();
+    }
+
+    /// Ends the connection once the call in progress (if any) is finished.
+    pub(super) fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Pairs with the fence in `run` between publishing the channel and reading `stop`:
+        // either we see the channel and ring it, or the thread sees `stop` before sleeping.
+        fence(Ordering::SeqCst);
+        match self.channel.get() {
+            Some(channel) => channel.ring(),
+            // Still in the handshake: make its receive return.
+            None => self.stream.shutdown(),
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+}
+
+/// Serves one connection until the client leaves, breaks the protocol, or the service stops.
+pub(super) fn run(shared: &Shared, conn: &ConnectionShared) {
+    let Some(channel) = handshake(shared, conn) else {
+        return;
+    };
+    let channel = Arc::new(channel);
+    let _ = conn.channel.set(channel.clone());
+    fence(Ordering::SeqCst);
+    serve(shared, conn, &channel);
+    // Dropping the channel unmaps the region and closes the socket (the reactor forgets it).
+}
+
+fn handshake(shared: &Shared, conn: &ConnectionShared) -> Option<Channel> {
+    let options = &shared.server.options;
+    let deadline = Instant::now() + options.handshake_timeout;
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let refuse = |reason: String| {
+        let _ = conn.stream.send(&Message::Refused(reason).encode(), None);
+    };
+    let (n, shm) = match conn.stream.recv(&mut buf, Some(deadline)) {
+        Ok((0, _)) => return None,
+        Ok(r) => r,
+        Err(e) => {
+            refuse(format!("bad handshake: {e}"));
+            return None;
+        }
+    };
+    if shm.is_some() {
+        refuse("bad handshake: unexpected shared memory".into());
+        return None;
+    }
+    let hello = match Message::decode(&buf[..n]) {
+        Ok(Message::Hello(hello)) => hello,
+        Ok(_) => {
+            refuse("bad handshake: expected a hello".into());
+            return None;
+        }
+        Err(e) => {
+            refuse(format!("bad handshake: {e}"));
+            return None;
+        }
+    };
+    if hello.version != PROTOCOL_VERSION {
+        refuse(format!(
+            "protocol version {} is not supported; this service speaks version {PROTOCOL_VERSION}",
+            hello.version
+        ));
+        return None;
+    }
+    let geometry = shared.server.geometry;
+    let shm = SharedMemory::create(&format!("lpc:{}", shared.server.name), geometry.region_len()).ok()?;
+    let region = Region::new(shm.map().ok()?);
+    let memory = ConnectionMemory::initialize(region, geometry).ok()?;
+    let welcome = Welcome {
+        version: PROTOCOL_VERSION,
+        service: shared.server.name.clone(),
+        interface: shared.dispatcher.interface().to_info(),
+        slot_count: geometry.slot_count,
+        slot_size: geometry.slot_size,
+        max_request: options.max_payload,
+    };
+    conn.stream.send(&Message::Welcome(welcome).encode(), Some(&shm)).ok()?;
+    let mut channel = Channel::new(memory, conn.stream.clone());
+    channel.set_peer_limit(hello.max_reply);
+    Some(channel)
+}
+
+/// The call loop.
+fn serve(shared: &Shared, conn: &ConnectionShared, channel: &Channel) {
+    let spin = SpinBudget::new(shared.server.options.spin);
+    let mut args = Vec::new();
+    let mut reply = Vec::new();
+    let mut hint = 0;
+    let mut last_call = Instant::now();
+    loop {
+        if conn.stopped() {
+            return;
+        }
+        if let Some(slot) = channel.find_request(hint) {
+            hint = slot;
+            if serve_one(shared, channel, slot, &mut args, &mut reply).is_err() {
+                // The client broke the protocol or is gone: drop it.
+                return;
+            }
+            if args.capacity() > 1 << 20 {
+                args = Vec::new();
+            }
+            if reply.capacity() > 1 << 20 {
+                reply = Vec::new();
+            }
+            last_call = Instant::now();
+            continue;
+        }
+        let budget = spin.current_ns();
+        if budget > 0 && last_call.elapsed() < Duration::from_nanos(budget.into()) {
+            std::hint::spin_loop();
+            continue;
+        }
+        channel.service_sleep(|| conn.stopped());
+    }
+}
+
+/// Why a connection must end.
+struct Close;
+
+fn serve_one(
+    shared: &Shared,
+    channel: &Channel,
+    slot: u32,
+    args: &mut Vec<u8>,
+    reply: &mut Vec<u8>,
+) -> Result<(), Close> {
+    let view = channel.slot(slot);
+    if view
+        .state()
+        .compare_exchange(state::REQUEST, state::SERVING, Ordering::SeqCst, Ordering::SeqCst)
+        .is_err()
+    {
+        // Withdrawn by the client in the meantime.
+        return Ok(());
+    }
+    let options = &shared.server.options;
+    reply.clear();
+    args.clear();
+    let (status, method, call_id) = match FrameHeader::decode(&view.read_frame()) {
+        Err(e) => {
+            reply.extend_from_slice(format!("malformed request frame: {e}").as_bytes());
+            (Status::BadArguments, 0, 0)
+        }
+        Ok(header) => match channel.read_payload(slot, &header, options.max_payload, args) {
+            Err(ChannelError::TooLarge { size, .. }) => {
+                reply.extend_from_slice(&size.to_le_bytes());
+                (Status::TooLarge, header.method, header.call_id)
+            }
+            Err(_) => return Err(Close),
+            Ok(()) => (dispatch(shared, header.method, args, reply), header.method, header.call_id),
+        },
+    };
+    let (status, len) = if reply.len() as u64 > channel.peer_limit() && status == Status::Ok {
+        let size = reply.len() as u64;
+        reply.clear();
+        reply.extend_from_slice(&size.to_le_bytes());
+        (Status::TooLarge, 8)
+    } else {
+        (status, reply.len() as u64)
+    };
+    let (flags, spill_generation) = match channel.write_payload(slot, reply) {
+        Ok(r) => r,
+        Err(ChannelError::Io(e)) => {
+            // Could not allocate a spill buffer for the result: report it instead.
+            let msg = format!("the service could not allocate memory for the result: {e}");
+            reply.clear();
+            reply.extend_from_slice(msg.as_bytes());
+            match channel.write_payload(slot, reply) {
+                Ok(r) => {
+                    let header = FrameHeader {
+                        method,
+                        flags: r.0,
+                        call_id,
+                        len: reply.len() as u64,
+                        spill_generation: r.1,
+                        status: Status::EncodeFailed,
+                        deadline_ns: 0,
+                    };
+                    view.write_frame(&header.encode());
+                    return if channel.complete(slot) { Ok(()) } else { Err(Close) };
+                }
+                Err(_) => return Err(Close),
+            }
+        }
+        Err(_) => return Err(Close),
+    };
+    let header = FrameHeader { method, flags, call_id, len, spill_generation, status, deadline_ns: 0 };
+    view.write_frame(&header.encode());
+    if channel.complete(slot) {
+        Ok(())
+    } else {
+        Err(Close)
+    }
+}
+
+/// Runs the handler; a panic becomes a `Panicked` status with its message.
+fn dispatch(shared: &Shared, method: u32, args: &[u8], reply: &mut Vec<u8>) -> Status {
+    let result = catch_unwind(AssertUnwindSafe(|| shared.dispatcher.dispatch(method, args, reply)));
+    match result {
+        Ok(Ok(())) => Status::Ok,
+        Ok(Err(e)) => {
+            reply.clear();
+            match e {
+                DispatchError::NoSuchMethod => Status::NoSuchMethod,
+                DispatchError::BadArguments(m) => {
+                    reply.extend_from_slice(format!("the arguments do not match the method: {m}").as_bytes());
+                    Status::BadArguments
+                }
+                DispatchError::Encode(m) => {
+                    reply.extend_from_slice(format!("the result could not be encoded: {m}").as_bytes());
+                    Status::EncodeFailed
+                }
+            }
+        }
+        Err(panic) => {
+            reply.clear();
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(non-string panic payload)".to_owned());
+            reply.extend_from_slice(format!("the handler panicked: {message}").as_bytes());
+            Status::Panicked
+        }
+    }
+}

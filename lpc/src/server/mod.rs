@@ -1,0 +1,376 @@
+//! The service side: binding a name, accepting connections, serving calls.
+//!
+//! ```text
+//! Server::bind ──> Listener on <runtime dir>/<name>.sock
+//! serve/spawn ──> reactor thread: accepts; watches every connection for hang-up
+//!                 └─> one thread per connection (connection.rs): handshake, then
+//!                     take request ─> Dispatch::dispatch (catch_unwind) ─> reply ─> sleep on doorbell
+//! ```
+
+mod connection;
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::interface::Dispatch;
+use crate::shm::layout::Geometry;
+use crate::sys::{DirLock, Listener, Reactor, ReactorEvent, Stream};
+use crate::{registry, Error, Result};
+
+use self::connection::ConnectionShared;
+
+/// Default largest payload, in either direction: 1 GiB.
+pub const DEFAULT_MAX_PAYLOAD: u64 = 1 << 30;
+
+/// Options for [`Server::bind_with`].
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    runtime_dir: Option<PathBuf>,
+    slots: u32,
+    slot_size: u32,
+    max_payload: u64,
+    spin: bool,
+    handshake_timeout: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            runtime_dir: None,
+            slots: 16,
+            slot_size: 4096,
+            max_payload: DEFAULT_MAX_PAYLOAD,
+            spin: true,
+            handshake_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl ServerOptions {
+    /// The defaults: 16 call slots of 4 KiB per connection (68 KiB of shared memory), payloads
+    /// up to 1 GiB, adaptive spinning, a 5 s handshake timeout.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Bind in `dir` instead of the default runtime directory.
+    pub fn runtime_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.runtime_dir = Some(dir.into());
+        self
+    }
+
+    /// Concurrent calls per connection (1 to 64).
+    pub fn slots(mut self, slots: u32) -> Self {
+        self.slots = slots;
+        self
+    }
+
+    /// Bytes per call slot (a multiple of 64, 128 to 1 MiB); payloads up to this size less 64
+    /// bytes travel inline, larger ones through a spill buffer.
+    pub fn slot_size(mut self, bytes: u32) -> Self {
+        self.slot_size = bytes;
+        self
+    }
+
+    /// Refuse requests larger than `bytes` (clients get [`Error::TooLarge`] before sending).
+    pub fn max_payload(mut self, bytes: u64) -> Self {
+        self.max_payload = bytes;
+        self
+    }
+
+    /// Whether connection threads spin briefly for the next call before sleeping (default
+    /// true; never on a single usable CPU).
+    pub fn spin(mut self, spin: bool) -> Self {
+        self.spin = spin;
+        self
+    }
+
+    /// How long a new client has to complete its handshake.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    fn geometry(&self) -> Result<Geometry> {
+        Geometry { slot_count: self.slots, slot_size: self.slot_size }
+            .validate()
+            .map_err(|e| {
+                Error::io("", "invalid server options", std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+            })
+    }
+}
+
+/// A bound service name, ready to serve.
+#[derive(Debug)]
+pub struct Server {
+    name: String,
+    path: PathBuf,
+    identity: (u64, u64),
+    listener: Listener,
+    options: ServerOptions,
+    geometry: Geometry,
+}
+
+impl Server {
+    /// Binds service `name` in the default runtime directory with default options.
+    ///
+    /// Fails with [`Error::NameTaken`] if a live service holds the name; silently replaces the
+    /// socket left by a dead one.
+    pub fn bind(name: &str) -> Result<Server> {
+        Self::bind_with(name, ServerOptions::default())
+    }
+
+    /// Binds service `name` with `options`.
+    pub fn bind_with(name: &str, options: ServerOptions) -> Result<Server> {
+        registry::validate_name(name)?;
+        let geometry = options.geometry().map_err(|e| rename(e, name))?;
+        let dir = options.runtime_dir.clone().unwrap_or_else(registry::default_runtime_dir);
+        registry::ensure_runtime_dir(&dir).map_err(|e| rename(e, name))?;
+        let path = registry::socket_path(&dir, name);
+        let _lock = DirLock::acquire(&dir)
+            .map_err(|e| Error::io(name, format!("locking {}", dir.display()), e))?;
+        if std::fs::symlink_metadata(&path).is_ok() {
+            match Stream::connect(&path, Instant::now() + Duration::from_millis(500)) {
+                Ok(_) => return Err(Error::NameTaken { service: name.to_owned(), path }),
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    return Err(Error::NameTaken { service: name.to_owned(), path })
+                }
+                // Nobody listens: the socket of a dead service. Replace it.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    std::fs::remove_file(&path)
+                        .map_err(|e| Error::io(name, format!("removing stale socket {}", path.display()), e))?;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(Error::io(name, format!("checking existing socket {}", path.display()), e))
+                }
+            }
+        }
+        let listener = Listener::bind(&path)
+            .map_err(|e| Error::io(name, format!("binding {}", path.display()), e))?;
+        let meta = std::fs::symlink_metadata(&path)
+            .map_err(|e| Error::io(name, format!("reading {}", path.display()), e))?;
+        Ok(Server {
+            name: name.to_owned(),
+            path,
+            identity: (meta.dev(), meta.ino()),
+            listener,
+            options,
+            geometry,
+        })
+    }
+
+    /// The service name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The socket path clients connect to.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Serves `dispatcher` on this thread until the process exits.
+    pub fn serve<D: Dispatch>(self, dispatcher: D) -> Result<()> {
+        let shared = Arc::new(Shared::new(self, Arc::new(dispatcher))?);
+        shared.run()
+    }
+
+    /// Serves `dispatcher` on a background thread; the returned handle shuts the service down
+    /// (when dropped, or with [`ServerHandle::shutdown`]).
+    pub fn spawn<D: Dispatch>(self, dispatcher: D) -> Result<ServerHandle> {
+        let name = self.name.clone();
+        let shared = Arc::new(Shared::new(self, Arc::new(dispatcher))?);
+        let runner = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("lpc-{name}"))
+            .spawn(move || runner.run())
+            .map_err(|e| Error::io(&name, "starting the service thread", e))?;
+        Ok(ServerHandle { shared, thread: Some(thread) })
+    }
+}
+
+fn rename(e: Error, name: &str) -> Error {
+    match e {
+        Error::Io { method, context, source, .. } => Error::Io { service: name.to_owned(), method, context, source },
+        other => other,
+    }
+}
+
+/// A running service; dropping it shuts the service down.
+#[derive(Debug)]
+pub struct ServerHandle {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<Result<()>>>,
+}
+
+impl ServerHandle {
+    /// The service name.
+    pub fn name(&self) -> &str {
+        &self.shared.server.name
+    }
+
+    /// The socket path clients connect to.
+    pub fn path(&self) -> &Path {
+        &self.shared.server.path
+    }
+
+    /// Connections currently open.
+    pub fn connection_count(&self) -> usize {
+        self.shared.connections.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Stops accepting, lets calls in progress finish, closes every connection, removes the
+    /// socket, and waits for all of it.
+    pub fn shutdown(mut self) -> Result<()> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        self.shared.reactor.wake();
+        match self.thread.take() {
+            Some(thread) => thread.join().unwrap_or_else(|_| {
+                Err(Error::io(
+                    &self.shared.server.name,
+                    "service thread",
+                    std::io::Error::other("panicked"),
+                ))
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+/// State shared by the reactor and the connection threads.
+#[derive(Debug)]
+struct Shared {
+    server: Server,
+    dispatcher: Arc<dyn Dispatch>,
+    reactor: Reactor,
+    stopping: AtomicBool,
+    next_token: AtomicU64,
+    connections: Mutex<HashMap<u64, (Arc<ConnectionShared>, Option<JoinHandle<()>>)>>,
+}
+
+impl std::fmt::Debug for dyn Dispatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Dispatch({})", self.interface().name)
+    }
+}
+
+impl Shared {
+    fn new(server: Server, dispatcher: Arc<dyn Dispatch>) -> Result<Shared> {
+        let reactor = Reactor::new().map_err(|e| Error::io(&server.name, "creating the event loop", e))?;
+        reactor
+            .watch_listener(&server.listener)
+            .map_err(|e| Error::io(&server.name, "watching the socket", e))?;
+        Ok(Shared {
+            server,
+            dispatcher,
+            reactor,
+            stopping: AtomicBool::new(false),
+            next_token: AtomicU64::new(0),
+            connections: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn connections(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (Arc<ConnectionShared>, Option<JoinHandle<()>>)>> {
+        self.connections.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The reactor loop: accept, watch for hang-ups, until stopped.
+    fn run(self: &Arc<Self>) -> Result<()> {
+        let mut events = Vec::new();
+        let result = loop {
+            if self.stopping.load(Ordering::SeqCst) {
+                break Ok(());
+            }
+            events.clear();
+            if let Err(e) = self.reactor.wait(&mut events, None) {
+                break Err(Error::io(&self.server.name, "waiting for events", e));
+            }
+            for event in &events {
+                match *event {
+                    ReactorEvent::Accept => self.accept_all(),
+                    ReactorEvent::Hangup(token) => {
+                        let conn = self.connections().get(&token).map(|(c, _)| c.clone());
+                        if let Some(conn) = conn {
+                            conn.peer_gone();
+                        }
+                    }
+                    ReactorEvent::Wake => {}
+                }
+            }
+        };
+        self.close_all();
+        result
+    }
+
+    fn accept_all(self: &Arc<Self>) {
+        loop {
+            let stream = match self.server.listener.accept() {
+                Ok(Some(stream)) => stream,
+                Ok(None) => return,
+                Err(_) => {
+                    // Out of descriptors or memory: leave the connection queued, try later.
+                    // (EMFILE would otherwise spin the loop: pause briefly.)
+                    std::thread::sleep(Duration::from_millis(10));
+                    return;
+                }
+            };
+            let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+            let conn = Arc::new(ConnectionShared::new(stream));
+            if self.reactor.watch_hangup(conn.stream(), token).is_err() {
+                continue;
+            }
+            self.connections().insert(token, (conn.clone(), None));
+            let shared = self.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("lpc-{}-{token}", self.server.name))
+                .spawn(move || {
+                    connection::run(&shared, &conn);
+                    shared.connections().remove(&token);
+                });
+            match spawned {
+                Ok(handle) => {
+                    if let Some(entry) = self.connections().get_mut(&token) {
+                        entry.1 = Some(handle);
+                    }
+                }
+                Err(_) => {
+                    self.connections().remove(&token);
+                }
+            }
+        }
+    }
+
+    fn close_all(&self) {
+        let all: Vec<_> = self.connections().drain().collect();
+        for (_, (conn, _)) in &all {
+            conn.stop();
+        }
+        for (_, (_, thread)) in all {
+            if let Some(thread) = thread {
+                let _ = thread.join();
+            }
+        }
+        // Remove our socket, unless another service has replaced it since.
+        if let Ok(meta) = std::fs::symlink_metadata(&self.server.path) {
+            if (meta.dev(), meta.ino()) == self.server.identity {
+                let _ = std::fs::remove_file(&self.server.path);
+            }
+        }
+    }
+}

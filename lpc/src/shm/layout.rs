@@ -1,0 +1,202 @@
+//! The layout of a connection's shared region.
+//!
+//! ```text
+//! 0    header (128 bytes)
+//!        0  magic "LPC1"      4  layout version
+//!        8  slot count       12  slot size (bytes, multiple of 64)
+//!       16  region length (u64)
+//!       64  doorbell (futex word: bumped by the client when the service sleeps)
+//!       68  service-sleeping flag
+//! 128  slot 0, slot 1, ... each `slot size` bytes:
+//!        0  state (futex word: FREE, REQUEST, SERVING, REPLY, ABANDONED)
+//!        4  client-waiting flag
+//!        8  frame header (wire::FrameHeader, 56 bytes)
+//!       64  inline payload (slot size - 64 bytes)
+//! ```
+//!
+//! Each slot starts on its own cache line so that concurrent calls on different slots do not
+//! contend. Payloads larger than the inline area go to the slot's spill buffer, a separate
+//! shared-memory object (see `channel`).
+
+use std::sync::atomic::AtomicU32;
+
+use super::{OutOfBounds, Region};
+
+pub(crate) const MAGIC: u32 = u32::from_le_bytes(*b"LPC1");
+pub(crate) const LAYOUT_VERSION: u32 = 1;
+pub(crate) const HEADER_SIZE: usize = 128;
+pub(crate) const SLOT_HEADER_SIZE: usize = 64;
+pub(crate) const FRAME_SIZE: usize = SLOT_HEADER_SIZE - FRAME_OFFSET;
+const FRAME_OFFSET: usize = 8;
+const DOORBELL: usize = 64;
+const SERVICE_SLEEPING: usize = 68;
+
+/// Upper bounds on what a peer may announce, so a hostile handshake cannot make us map or
+/// iterate absurd amounts.
+pub(crate) const MAX_SLOTS: u32 = 64;
+pub(crate) const MAX_SLOT_SIZE: u32 = 1 << 20;
+pub(crate) const MIN_SLOT_SIZE: u32 = 128;
+
+/// The shape of a region: how many slots, how large.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    pub(crate) slot_count: u32,
+    pub(crate) slot_size: u32,
+}
+
+impl Geometry {
+    /// Checks the bounds; the error says what is wrong.
+    pub(crate) fn validate(self) -> Result<Geometry, String> {
+        if self.slot_count == 0 || self.slot_count > MAX_SLOTS {
+            return Err(format!("slot count {} not in 1..={MAX_SLOTS}", self.slot_count));
+        }
+        if self.slot_size < MIN_SLOT_SIZE || self.slot_size > MAX_SLOT_SIZE || self.slot_size % 64 != 0 {
+            return Err(format!(
+                "slot size {} not a multiple of 64 in {MIN_SLOT_SIZE}..={MAX_SLOT_SIZE}",
+                self.slot_size
+            ));
+        }
+        Ok(self)
+    }
+
+    pub(crate) fn region_len(self) -> usize {
+        HEADER_SIZE + self.slot_count as usize * self.slot_size as usize
+    }
+
+    pub(crate) fn inline_capacity(self) -> usize {
+        self.slot_size as usize - SLOT_HEADER_SIZE
+    }
+
+    fn slot_offset(self, index: u32) -> usize {
+        HEADER_SIZE + index as usize * self.slot_size as usize
+    }
+}
+
+/// A connection's region with a validated header.
+#[derive(Debug)]
+pub(crate) struct ConnectionMemory {
+    region: Region,
+    geometry: Geometry,
+}
+
+impl ConnectionMemory {
+    /// Lays out a fresh (zero-filled) region: the service side.
+    pub(crate) fn initialize(region: Region, geometry: Geometry) -> Result<ConnectionMemory, String> {
+        let geometry = geometry.validate()?;
+        if region.len() < geometry.region_len() {
+            return Err("region smaller than its geometry".into());
+        }
+        let mut header = [0u8; 24];
+        header[0..4].copy_from_slice(&MAGIC.to_le_bytes());
+        header[4..8].copy_from_slice(&LAYOUT_VERSION.to_le_bytes());
+        header[8..12].copy_from_slice(&geometry.slot_count.to_le_bytes());
+        header[12..16].copy_from_slice(&geometry.slot_size.to_le_bytes());
+        header[16..24].copy_from_slice(&(geometry.region_len() as u64).to_le_bytes());
+        region.copy_in(0, &header).map_err(|_| "region too small".to_string())?;
+        Ok(ConnectionMemory { region, geometry })
+    }
+
+    /// Adopts a region received from the service: the header must match the geometry the
+    /// handshake announced, and the mapping must be large enough for it.
+    pub(crate) fn open(region: Region, geometry: Geometry) -> Result<ConnectionMemory, String> {
+        let geometry = geometry.validate()?;
+        if region.len() < geometry.region_len() {
+            return Err(format!(
+                "shared region is {} bytes, its geometry needs {}",
+                region.len(),
+                geometry.region_len()
+            ));
+        }
+        let header: [u8; 24] = region.read_array(0).map_err(|_| "region too small".to_string())?;
+        let word = |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+        if word(0) != MAGIC {
+            return Err("shared region has a bad magic number".into());
+        }
+        if word(4) != LAYOUT_VERSION {
+            return Err(format!("shared region layout version {} (expected {LAYOUT_VERSION})", word(4)));
+        }
+        if word(8) != geometry.slot_count || word(12) != geometry.slot_size {
+            return Err("shared region header disagrees with the handshake".into());
+        }
+        Ok(ConnectionMemory { region, geometry })
+    }
+
+    pub(crate) fn geometry(&self) -> Geometry {
+        self.geometry
+    }
+
+    /// The service's doorbell word.
+    pub(crate) fn doorbell(&self) -> &AtomicU32 {
+        self.region.atomic_u32(DOORBELL)
+    }
+
+    /// Nonzero while the service is (about to be) asleep on the doorbell.
+    pub(crate) fn service_sleeping(&self) -> &AtomicU32 {
+        self.region.atomic_u32(SERVICE_SLEEPING)
+    }
+
+    /// The view of slot `index`.
+    ///
+    /// # Panics
+    /// If `index` is not below the slot count (indices come from our own loops and bitmaps).
+    pub(crate) fn slot(&self, index: u32) -> SlotView<'_> {
+        assert!(index < self.geometry.slot_count, "slot index {index} out of range");
+        SlotView {
+            region: &self.region,
+            base: self.geometry.slot_offset(index),
+            inline_capacity: self.geometry.inline_capacity(),
+        }
+    }
+}
+
+/// One call slot.
+#[derive(Clone, Copy)]
+pub(crate) struct SlotView<'a> {
+    region: &'a Region,
+    base: usize,
+    inline_capacity: usize,
+}
+
+impl<'a> SlotView<'a> {
+    /// The state word (also the futex the client sleeps on).
+    pub(crate) fn state(&self) -> &'a AtomicU32 {
+        self.region.atomic_u32(self.base)
+    }
+
+    /// Nonzero while the client sleeps on the state word.
+    pub(crate) fn client_waiting(&self) -> &'a AtomicU32 {
+        self.region.atomic_u32(self.base + 4)
+    }
+
+    pub(crate) fn read_frame(&self) -> [u8; FRAME_SIZE] {
+        self.region
+            .read_array(self.base + FRAME_OFFSET)
+            .expect("slot frame inside the validated region")
+    }
+
+    pub(crate) fn write_frame(&self, frame: &[u8; FRAME_SIZE]) {
+        self.region
+            .copy_in(self.base + FRAME_OFFSET, frame)
+            .expect("slot frame inside the validated region")
+    }
+
+    pub(crate) fn inline_capacity(&self) -> usize {
+        self.inline_capacity
+    }
+
+    /// Copies `len` inline payload bytes out; `len` must have been checked against
+    /// [`SlotView::inline_capacity`].
+    pub(crate) fn copy_inline_out(&self, len: usize, out: &mut Vec<u8>) -> Result<(), OutOfBounds> {
+        if len > self.inline_capacity {
+            return Err(OutOfBounds);
+        }
+        self.region.copy_out(self.base + SLOT_HEADER_SIZE, len, out)
+    }
+
+    pub(crate) fn copy_inline_in(&self, bytes: &[u8]) -> Result<(), OutOfBounds> {
+        if bytes.len() > self.inline_capacity {
+            return Err(OutOfBounds);
+        }
+        self.region.copy_in(self.base + SLOT_HEADER_SIZE, bytes)
+    }
+}

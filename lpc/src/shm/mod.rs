@@ -1,0 +1,97 @@
+//! Shared memory as seen by the protocol: a mapped [`Region`] with bounds-checked accessors,
+//! and the [`layout`] of a connection's region (header, call slots).
+//!
+//! The rule for everything in here: **the other process is an enemy**. It can write any byte at
+//! any moment. So memory in a region is never handed out as `&[u8]` or `&T`; it is read only by
+//!
+//! - atomics (`&AtomicU32` words, which are well defined under concurrent writes), or
+//! - copying bytes out into private memory, which is then validated and decoded — so a value
+//!   cannot change between its check and its use.
+//!
+//! Offsets and lengths come from our own layout arithmetic, checked against the mapping's
+//! length on every access; a length read from shared memory is validated by the caller before
+//! it is used for anything but a bounds-checked copy.
+
+pub(crate) mod layout;
+
+use std::sync::atomic::AtomicU32;
+
+use crate::sys::Mapping;
+
+/// An access fell outside the region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OutOfBounds;
+
+/// A mapped shared-memory region.
+#[derive(Debug)]
+pub(crate) struct Region {
+    map: Mapping,
+}
+
+impl Region {
+    pub(crate) fn new(map: Mapping) -> Region {
+        Region { map }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    fn check(&self, offset: usize, len: usize) -> Result<(), OutOfBounds> {
+        match offset.checked_add(len) {
+            Some(end) if end <= self.map.len() => Ok(()),
+            _ => Err(OutOfBounds),
+        }
+    }
+
+    /// The 32-bit atomic word at `offset`.
+    ///
+    /// # Panics
+    /// If `offset` is misaligned or out of bounds: offsets come from the layout, never from
+    /// shared memory, so that is a bug in lpc.
+    pub(crate) fn atomic_u32(&self, offset: usize) -> &AtomicU32 {
+        assert!(offset % 4 == 0, "misaligned atomic offset {offset}");
+        self.check(offset, 4).expect("atomic offset out of bounds");
+        // SAFETY: in bounds (checked) and 4-aligned (checked; mappings are page-aligned). The
+        // memory stays mapped while `self` lives, which bounds the returned borrow. AtomicU32
+        // has the size and alignment of u32, every bit pattern is valid, and atomic accesses
+        // are sound under concurrent writes from other threads or processes.
+        unsafe { &*self.map.as_ptr().add(offset).cast::<AtomicU32>() }
+    }
+
+    /// Copies `len` bytes at `offset` to the end of `out`.
+    pub(crate) fn copy_out(&self, offset: usize, len: usize, out: &mut Vec<u8>) -> Result<(), OutOfBounds> {
+        self.check(offset, len)?;
+        out.reserve(len);
+        let old = out.len();
+        // SAFETY: the source range is inside the mapping (checked above) and the destination
+        // has `len` bytes of spare capacity (reserved above); a private Vec cannot overlap a
+        // shared mapping. The bytes may be changing under a hostile peer: we take a snapshot
+        // of plain bytes, where any value is valid, and validate the copy afterwards.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.map.as_ptr().add(offset), out.as_mut_ptr().add(old), len);
+            out.set_len(old + len);
+        }
+        Ok(())
+    }
+
+    /// Copies `N` bytes at `offset` into an array.
+    pub(crate) fn read_array<const N: usize>(&self, offset: usize) -> Result<[u8; N], OutOfBounds> {
+        self.check(offset, N)?;
+        let mut out = [0u8; N];
+        // SAFETY: source in bounds (checked), destination is a private local array of N bytes.
+        // As in `copy_out`, the snapshot is validated by the caller.
+        unsafe { std::ptr::copy_nonoverlapping(self.map.as_ptr().add(offset), out.as_mut_ptr(), N) };
+        Ok(out)
+    }
+
+    /// Copies `bytes` into the region at `offset`.
+    pub(crate) fn copy_in(&self, offset: usize, bytes: &[u8]) -> Result<(), OutOfBounds> {
+        self.check(offset, bytes.len())?;
+        // SAFETY: destination in bounds (checked); the source is private memory that cannot
+        // overlap the mapping. Writing plain bytes that the peer may read concurrently is the
+        // purpose of the region; the peer validates what it reads.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.map.as_ptr().add(offset), bytes.len()) };
+        Ok(())
+    }
+}

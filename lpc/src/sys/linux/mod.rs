@@ -1,0 +1,13 @@
+//! Linux implementation of the `sys` interface.
+
+mod futex;
+mod memory;
+mod process;
+mod reactor;
+mod socket;
+
+pub(crate) use futex::{wait, wake};
+pub(crate) use memory::{Mapping, SharedMemory};
+pub(crate) use process::{available_cpus, create_private_dir, current_uid, DirLock};
+pub(crate) use reactor::{Reactor, ReactorEvent};
+pub(crate) use socket::{Listener, Stream};

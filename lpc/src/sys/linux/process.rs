@@ -1,0 +1,70 @@
+//! Process-level facts: user id, usable CPUs, private directories and directory locks.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use rustix::fs::{flock, FlockOperation};
+
+/// `getuid()`.
+pub(crate) fn current_uid() -> u32 {
+    rustix::process::getuid().as_raw()
+}
+
+/// The number of CPUs this process may run on (`sched_getaffinity`), at least 1.
+pub(crate) fn available_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Creates `path` (and its parents) as a directory only its owner can use (mode 0700), or
+/// checks that an existing one belongs to us and is not open to others.
+pub(crate) fn create_private_dir(path: &Path) -> io::Result<()> {
+    match std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+    {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} exists and is not a directory", path.display()),
+        ));
+    }
+    if meta.uid() != current_uid() {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} belongs to uid {}, not to this user (uid {})",
+                path.display(),
+                meta.uid(),
+                current_uid()
+            ),
+        ));
+    }
+    if meta.mode() & 0o077 != 0 {
+        // We own it: close it to others rather than fail.
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// An exclusive `flock(2)` on a directory, held while a service name is checked and bound, so
+/// that two services starting at once cannot both decide a socket is stale.
+pub(crate) struct DirLock {
+    _dir: File,
+}
+
+impl DirLock {
+    /// Blocks until the lock on `dir` is ours. The kernel releases it if we die.
+    pub(crate) fn acquire(dir: &Path) -> io::Result<DirLock> {
+        let file = File::open(dir)?;
+        flock(&file, FlockOperation::LockExclusive)?;
+        Ok(DirLock { _dir: file })
+    }
+}

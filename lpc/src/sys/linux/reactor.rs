@@ -1,0 +1,94 @@
+//! The service's event loop: `epoll(7)` over the listening socket, every connection's socket
+//! (for hang-ups only) and an `eventfd(2)` used to wake the loop for shutdown.
+//!
+//! Connection threads sleep on futexes, which cannot be waited on together with sockets; the
+//! reactor is how a sleeping connection thread learns that its client died.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::time::Duration;
+
+use rustix::event::{epoll, eventfd, EventfdFlags, Timespec};
+use rustix::io::Errno;
+
+use super::socket::{Listener, Stream};
+
+const LISTENER: u64 = u64::MAX;
+const WAKER: u64 = u64::MAX - 1;
+
+/// What the reactor saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReactorEvent {
+    /// The listener has connections to accept.
+    Accept,
+    /// The connection registered with this token hung up (or failed).
+    Hangup(u64),
+    /// [`Reactor::wake`] was called.
+    Wake,
+}
+
+/// An epoll instance plus its waker.
+#[derive(Debug)]
+pub(crate) struct Reactor {
+    epoll: OwnedFd,
+    waker: OwnedFd,
+}
+
+impl Reactor {
+    pub(crate) fn new() -> io::Result<Reactor> {
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        let waker = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
+        epoll::add(&epoll, &waker, epoll::EventData::new_u64(WAKER), epoll::EventFlags::IN)?;
+        Ok(Reactor { epoll, waker })
+    }
+
+    /// Reports [`ReactorEvent::Accept`] while `listener` has pending connections.
+    pub(crate) fn watch_listener(&self, listener: &Listener) -> io::Result<()> {
+        epoll::add(&self.epoll, listener.fd(), epoll::EventData::new_u64(LISTENER), epoll::EventFlags::IN)?;
+        Ok(())
+    }
+
+    /// Reports [`ReactorEvent::Hangup`]`(token)` once, when the peer of `stream` closes.
+    /// Closing `stream` removes it from the reactor.
+    pub(crate) fn watch_hangup(&self, stream: &Stream, token: u64) -> io::Result<()> {
+        debug_assert!(token < WAKER);
+        epoll::add(
+            &self.epoll,
+            stream.fd(),
+            epoll::EventData::new_u64(token),
+            epoll::EventFlags::RDHUP | epoll::EventFlags::ONESHOT,
+        )?;
+        Ok(())
+    }
+
+    /// Wakes a thread blocked in [`Reactor::wait`]. Safe to call from any thread.
+    pub(crate) fn wake(&self) {
+        let _ = rustix::io::write(&self.waker, &1u64.to_ne_bytes());
+    }
+
+    /// Waits for events (up to `timeout`, forever if `None`) and appends them to `out`.
+    pub(crate) fn wait(&self, out: &mut Vec<ReactorEvent>, timeout: Option<Duration>) -> io::Result<()> {
+        let ts = timeout.map(|t| Timespec {
+            tv_sec: t.as_secs().min(i64::MAX as u64) as i64,
+            tv_nsec: t.subsec_nanos().into(),
+        });
+        let mut events: Vec<epoll::Event> = Vec::with_capacity(64);
+        match epoll::wait(&self.epoll, rustix::buffer::spare_capacity(&mut events), ts.as_ref()) {
+            Ok(_) => {}
+            Err(Errno::INTR) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        for event in &events {
+            match event.data.u64() {
+                LISTENER => out.push(ReactorEvent::Accept),
+                WAKER => {
+                    let mut buf = [0u8; 8];
+                    let _ = rustix::io::read(&self.waker, &mut buf);
+                    out.push(ReactorEvent::Wake);
+                }
+                token => out.push(ReactorEvent::Hangup(token)),
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,237 @@
+//! Local sockets: Unix `SOCK_SEQPACKET` sockets.
+//!
+//! SEQPACKET keeps message boundaries, so a handshake message or a "here is a new spill buffer"
+//! notice arrives whole, with its descriptor (`SCM_RIGHTS`) attached to that very message. The
+//! socket also serves as the liveness channel of a connection: when a process dies the kernel
+//! closes its end and the peer sees `POLLRDHUP`.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
+use rustix::net::{
+    accept_with, bind, connect, listen, recvmsg, sendmsg, socket_with, sockopt, AddressFamily,
+    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
+};
+
+use super::memory::SharedMemory;
+use crate::sys::PeerCredentials;
+
+fn unix_addr(path: &Path) -> io::Result<SocketAddrUnix> {
+    SocketAddrUnix::new(path).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "socket path {} is too long for a Unix socket (at most 107 bytes); choose a shorter runtime directory",
+                path.display()
+            ),
+        )
+    })
+}
+
+/// A listening socket bound to a path.
+#[derive(Debug)]
+pub(crate) struct Listener {
+    fd: OwnedFd,
+}
+
+impl Listener {
+    /// `socket(AF_UNIX, SOCK_SEQPACKET)`, `bind(path)`, `listen`. The listener is non-blocking:
+    /// [`Listener::accept`] is driven by the [`super::Reactor`].
+    pub(crate) fn bind(path: &Path) -> io::Result<Listener> {
+        let addr = unix_addr(path)?;
+        let fd = socket_with(
+            AddressFamily::UNIX,
+            SocketType::SEQPACKET,
+            SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+            None,
+        )?;
+        bind(&fd, &addr)?;
+        listen(&fd, 256)?;
+        Ok(Listener { fd })
+    }
+
+    /// Accepts one pending connection, if any. The new stream is blocking.
+    pub(crate) fn accept(&self) -> io::Result<Option<Stream>> {
+        match accept_with(&self.fd, SocketFlags::CLOEXEC) {
+            Ok(fd) => Ok(Some(Stream { fd })),
+            Err(Errno::AGAIN) | Err(Errno::INTR) | Err(Errno::CONNABORTED) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(super) fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// One end of a connection.
+#[derive(Debug)]
+pub(crate) struct Stream {
+    fd: OwnedFd,
+}
+
+/// Largest descriptor-carrying control message we accept: one descriptor.
+const CMSG_SPACE: usize = rustix::cmsg_space!(ScmRights(1));
+
+impl Stream {
+    /// Connects to the socket at `path`. Fails with `NotFound`/`ConnectionRefused` when no
+    /// service listens there; retries while the service's accept queue is full, up to `deadline`.
+    pub(crate) fn connect(path: &Path, deadline: Instant) -> io::Result<Stream> {
+        let addr = unix_addr(path)?;
+        let mut pause = Duration::from_micros(50);
+        loop {
+            let fd = socket_with(
+                AddressFamily::UNIX,
+                SocketType::SEQPACKET,
+                SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+                None,
+            )?;
+            match connect(&fd, &addr) {
+                Ok(()) => {
+                    let stream = Stream { fd };
+                    stream.set_nonblocking(false)?;
+                    return Ok(stream);
+                }
+                // A full accept queue: the service is alive but busy.
+                Err(Errno::AGAIN) => {
+                    if Instant::now() >= deadline {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the service's accept queue stayed full",
+                        ));
+                    }
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(10));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        let mut flags = rustix::fs::fcntl_getfl(&self.fd)?;
+        flags.set(rustix::fs::OFlags::NONBLOCK, nonblocking);
+        rustix::fs::fcntl_setfl(&self.fd, flags)?;
+        Ok(())
+    }
+
+    /// Sends one message, with `shm`'s descriptor attached if given. Never raises `SIGPIPE`.
+    pub(crate) fn send(&self, bytes: &[u8], shm: Option<&SharedMemory>) -> io::Result<()> {
+        let mut space = [MaybeUninit::<u8>::uninit(); CMSG_SPACE];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        let fds;
+        if let Some(shm) = shm {
+            fds = [shm.as_fd()];
+            if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
+                return Err(io::Error::other("control buffer too small for one descriptor"));
+            }
+        }
+        let iov = [io::IoSlice::new(bytes)];
+        loop {
+            match sendmsg(&self.fd, &iov, &mut control, SendFlags::NOSIGNAL) {
+                Ok(n) if n == bytes.len() => return Ok(()),
+                Ok(_) => return Err(io::Error::other("short send on a SEQPACKET socket")),
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Receives one message into `buf`, waiting until `deadline` (forever if `None`).
+    /// Returns its length (0 when the peer has closed) and the shared memory attached to it.
+    /// A message longer than `buf`, or a descriptor that is not sealed shared memory, is an
+    /// `InvalidData` error.
+    pub(crate) fn recv(
+        &self,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> io::Result<(usize, Option<SharedMemory>)> {
+        loop {
+            if let Some(deadline) = deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if !self.poll(PollFlags::IN, Some(left))? {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "no message before the deadline"));
+                }
+            }
+            let mut space = [MaybeUninit::<u8>::uninit(); CMSG_SPACE];
+            let mut control = RecvAncillaryBuffer::new(&mut space);
+            let mut iov = [io::IoSliceMut::new(buf)];
+            let msg = match recvmsg(&self.fd, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC) {
+                Ok(msg) => msg,
+                Err(Errno::INTR) | Err(Errno::AGAIN) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let mut received: Vec<OwnedFd> = Vec::new();
+            for message in control.drain() {
+                if let RecvAncillaryMessage::ScmRights(fds) = message {
+                    received.extend(fds);
+                }
+            }
+            if msg.flags.contains(ReturnFlags::TRUNC) || msg.flags.contains(ReturnFlags::CTRUNC) {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "message or its descriptors truncated"));
+            }
+            if received.len() > 1 {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "more than one descriptor in a message"));
+            }
+            let shm = match received.pop() {
+                Some(fd) => Some(SharedMemory::from_received(fd)?),
+                None => None,
+            };
+            return Ok((msg.bytes, shm));
+        }
+    }
+
+    /// Waits up to `timeout` for `events`; true if one (or a hang-up or error) is pending.
+    fn poll(&self, events: PollFlags, timeout: Option<Duration>) -> io::Result<bool> {
+        let ts = timeout.map(|t| Timespec {
+            tv_sec: t.as_secs().min(i64::MAX as u64) as i64,
+            tv_nsec: t.subsec_nanos().into(),
+        });
+        let mut fds = [PollFd::new(&self.fd, events)];
+        loop {
+            match poll(&mut fds, ts.as_ref()) {
+                Ok(n) => return Ok(n > 0),
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// True once the peer has closed its end (it exited, crashed, or dropped the connection).
+    pub(crate) fn peer_closed(&self) -> bool {
+        let mut fds = [PollFd::new(&self.fd, PollFlags::RDHUP)];
+        match poll(&mut fds, Some(&Timespec { tv_sec: 0, tv_nsec: 0 })) {
+            Ok(0) => false,
+            Ok(_) => fds[0]
+                .revents()
+                .intersects(PollFlags::RDHUP | PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL),
+            Err(_) => true,
+        }
+    }
+
+    /// The peer's pid, uid and gid, as the kernel recorded them at `connect` (`SO_PEERCRED`).
+    pub(crate) fn peer_credentials(&self) -> io::Result<PeerCredentials> {
+        let cred = sockopt::socket_peercred(&self.fd)?;
+        Ok(PeerCredentials {
+            pid: cred.pid.as_raw_nonzero().get() as u32,
+            uid: cred.uid.as_raw(),
+            gid: cred.gid.as_raw(),
+        })
+    }
+
+    /// Shuts both directions down, so that the peer sees a hang-up even while descriptors of
+    /// this socket still exist.
+    pub(crate) fn shutdown(&self) {
+        let _ = rustix::net::shutdown(&self.fd, rustix::net::Shutdown::Both);
+    }
+
+    pub(super) fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}

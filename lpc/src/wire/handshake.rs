@@ -1,0 +1,127 @@
+//! The messages of the socket: the handshake at connect, then notices.
+//!
+//! ```text
+//! client                                   service
+//!   Hello {version, name, interface?}  ->
+//!                                      <-  Welcome {interface, geometry, limits} + region memfd
+//!                                          (or Refused {reason})
+//! then, in either direction, whenever a slot's spill buffer is replaced:
+//!   SpillNotice {slot, generation}     <-> + spill memfd
+//! ```
+//! Messages are postcard-encoded behind a one-byte tag; each fits in [`MAX_MESSAGE`] bytes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::interface::InterfaceInfo;
+
+/// Version of the wire protocol; the handshake refuses any other.
+pub(crate) const PROTOCOL_VERSION: u32 = 1;
+/// Largest socket message either side sends or accepts.
+pub(crate) const MAX_MESSAGE: usize = 64 * 1024;
+
+const TAG_HELLO: u8 = 1;
+const TAG_WELCOME: u8 = 2;
+const TAG_REFUSED: u8 = 3;
+const TAG_SPILL: u8 = 4;
+
+/// The client's first message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Hello {
+    pub(crate) version: u32,
+    /// The service name the client asked for.
+    pub(crate) service: String,
+    /// The interface name and fingerprint the client was compiled against, if any.
+    pub(crate) interface: Option<(String, u64)>,
+    /// The largest reply payload the client accepts.
+    pub(crate) max_reply: u64,
+}
+
+/// The service's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Welcome {
+    pub(crate) version: u32,
+    pub(crate) service: String,
+    pub(crate) interface: InterfaceInfo,
+    pub(crate) slot_count: u32,
+    pub(crate) slot_size: u32,
+    /// The largest request payload the service accepts.
+    pub(crate) max_request: u64,
+}
+
+/// A message on the socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Message {
+    Hello(Hello),
+    Welcome(Welcome),
+    Refused(String),
+    /// The sender replaced `slot`'s spill buffer; the new one is attached.
+    Spill { slot: u32, generation: u32 },
+}
+
+impl Message {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let (tag, body) = match self {
+            Message::Hello(h) => (TAG_HELLO, postcard::to_stdvec(h)),
+            Message::Welcome(w) => (TAG_WELCOME, postcard::to_stdvec(w)),
+            Message::Refused(r) => (TAG_REFUSED, postcard::to_stdvec(r)),
+            Message::Spill { slot, generation } => (TAG_SPILL, postcard::to_stdvec(&(slot, generation))),
+        };
+        let mut out = vec![tag];
+        out.extend(body.expect("handshake messages always encode"));
+        out
+    }
+
+    /// Decodes one received message. Trailing bytes are an error.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Message, String> {
+        let (&tag, body) = bytes.split_first().ok_or("empty message")?;
+        fn whole<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, String> {
+            let (value, rest) = postcard::take_from_bytes(body).map_err(|e| format!("malformed message: {e}"))?;
+            if !rest.is_empty() {
+                return Err(format!("{} trailing bytes after message", rest.len()));
+            }
+            Ok(value)
+        }
+        Ok(match tag {
+            TAG_HELLO => Message::Hello(whole(body)?),
+            TAG_WELCOME => Message::Welcome(whole(body)?),
+            TAG_REFUSED => Message::Refused(whole(body)?),
+            TAG_SPILL => {
+                let (slot, generation) = whole(body)?;
+                Message::Spill { slot, generation }
+            }
+            other => return Err(format!("unknown message tag {other}")),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let msgs = [
+            Message::Hello(Hello {
+                version: 1,
+                service: "calc".into(),
+                interface: Some(("Calc".into(), 42)),
+                max_reply: 10,
+            }),
+            Message::Refused("no".into()),
+            Message::Spill { slot: 3, generation: 9 },
+        ];
+        for m in msgs {
+            assert_eq!(Message::decode(&m.encode()), Ok(m));
+        }
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(Message::decode(&[]).is_err());
+        assert!(Message::decode(&[99, 1, 2]).unwrap_err().contains("tag"));
+        let mut m = Message::Spill { slot: 1, generation: 2 }.encode();
+        m.push(0);
+        assert!(Message::decode(&m).unwrap_err().contains("trailing"));
+        assert!(Message::decode(&[TAG_HELLO, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).is_err());
+    }
+}

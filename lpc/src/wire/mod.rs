@@ -1,0 +1,12 @@
+//! What travels between client and service: the frame header of a call (in a slot), the
+//! handshake and notices (over the socket), and the payload codec.
+//!
+//! Every decoder here takes bytes already copied out of shared memory or received from the
+//! socket, and validates them completely: it returns an error for anything it does not
+//! understand instead of guessing.
+
+pub(crate) mod codec;
+pub(crate) mod frame;
+pub(crate) mod handshake;
+
+pub(crate) use frame::{FrameHeader, Status};
