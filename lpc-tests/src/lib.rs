@@ -46,7 +46,7 @@ pub trait Probe {
     fn checked_sqrt(&self, x: i64) -> Result<u64, ProbeError>;
     /// Panics with `message`.
     fn boom(&self, message: &str) -> u32;
-    /// Sleeps `ms` milliseconds, returns `ms`.
+    /// Prints `sleeping <ms>`, sleeps `ms` milliseconds, returns `ms`.
     fn sleep_ms(&self, ms: u64) -> u64;
     /// The service's process id.
     fn pid(&self) -> u32;
@@ -90,6 +90,8 @@ impl Probe for ProbeService {
         panic!("{message}")
     }
     fn sleep_ms(&self, ms: u64) -> u64 {
+        // Tests wait for this line to know the call is executing.
+        println!("sleeping {ms}");
         std::thread::sleep(Duration::from_millis(ms));
         ms
     }

@@ -74,7 +74,7 @@ pub mod __private {
     /// Decodes a call's arguments (a tuple) in the service.
     #[inline]
     pub fn decode_args<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, DispatchError> {
-        postcard::from_bytes(bytes).map_err(|e| DispatchError::BadArguments(e.to_string()))
+        crate::wire::codec::decode_exact(bytes).map_err(DispatchError::BadArguments)
     }
 
     /// Encodes a call's result in the service.

@@ -393,7 +393,7 @@ impl Client {
         conn.slots.release(slot);
         let status = result?;
         match status {
-            Status::Ok => postcard::from_bytes(reply).map_err(|e| {
+            Status::Ok => codec::decode_exact(reply).map_err(|e| {
                 Error::protocol(&conn.service, Some(method), format!("cannot decode the result: {e}"))
             }),
             Status::NoSuchMethod => Err(Error::NoSuchMethod {

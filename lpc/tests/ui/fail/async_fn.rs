@@ -1,0 +1,6 @@
+#[lpc::service]
+pub trait Fetcher {
+    async fn fetch(&self, url: String) -> Vec<u8>;
+}
+
+fn main() {}

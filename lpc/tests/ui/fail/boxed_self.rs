@@ -1,0 +1,6 @@
+#[lpc::service]
+pub trait Counter {
+    fn get(self: Box<Self>) -> u64;
+}
+
+fn main() {}

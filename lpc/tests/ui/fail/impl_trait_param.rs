@@ -1,0 +1,6 @@
+#[lpc::service]
+pub trait Printer {
+    fn print(&self, text: impl std::fmt::Display);
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[lpc::service]
+pub trait Lister {
+    fn list(&self) -> impl Iterator<Item = String>;
+}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[lpc::service]
+pub struct Calc;
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[lpc::service]
+pub trait Store {
+    fn name(&self) -> &str;
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[lpc::service]
+pub trait Network {
+    fn connect(&self, address: String) -> bool;
+}
+
+fn main() {}

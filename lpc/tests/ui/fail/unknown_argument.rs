@@ -1,0 +1,6 @@
+#[lpc::service(name = "calc")]
+pub trait Calc {
+    fn add(&self, a: i32, b: i32) -> i32;
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[lpc::service]
+pub trait Logger {
+    fn log(&self, format: String, ...);
+}
+
+fn main() {}
