@@ -16,6 +16,7 @@ mod model;
 mod pretty;
 
 use proc_macro::TokenStream;
+use quote::ToTokens as _;
 
 /// Turns a trait into an lpc service interface.
 ///
@@ -50,10 +51,24 @@ fn service_impl(
     if let Err(error) = args_result {
         return with_errors(input, error);
     }
-    match model::read_service(item) {
+    match model::read_service(item.clone()) {
         Ok(service) => expand::expand(&service),
-        Err(error) => with_errors(input, error),
+        Err(error) => with_errors(sanitize(item).into_token_stream(), error),
     }
+}
+
+/// The trait minus what rustc itself would also reject (`...`, `mut self`), so that a rejected
+/// trait gets only our error, which says what to do instead.
+fn sanitize(mut item: syn::ItemTrait) -> syn::ItemTrait {
+    for trait_item in &mut item.items {
+        if let syn::TraitItem::Fn(function) = trait_item {
+            function.sig.variadic = None;
+            if let Some(syn::FnArg::Receiver(receiver)) = function.sig.inputs.first_mut() {
+                receiver.mutability = None;
+            }
+        }
+    }
+    item
 }
 
 /// Parses the attribute's arguments. There are none yet: `name = "..."` may come later.
@@ -73,7 +88,6 @@ fn parse_args(args: proc_macro2::TokenStream) -> syn::Result<()> {
 
 /// The tokens to point at when the macro is put on something other than a trait.
 fn item_head(item: &syn::Item) -> proc_macro2::TokenStream {
-    use quote::ToTokens;
     match item {
         syn::Item::Fn(f) => f.sig.to_token_stream(),
         syn::Item::Struct(s) => {

@@ -329,9 +329,15 @@ fn read_method(function: &TraitItemFn, errors: &mut Errors) -> Option<Method> {
         }
     }
     if params.len() > MAX_PARAMS {
+        let extra: TokenStream = sig
+            .inputs
+            .iter()
+            .skip(sig.inputs.len() - (params.len() - MAX_PARAMS))
+            .map(ToTokens::to_token_stream)
+            .collect();
         fail(
             errors,
-            &sig.inputs,
+            &extra,
             &format!(
                 "lpc service methods take at most {MAX_PARAMS} parameters besides `&self` (the \
                  arguments travel as one tuple); group some of them into a struct"

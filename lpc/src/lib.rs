@@ -46,6 +46,8 @@ extern crate self as lpc;
 mod channel;
 pub mod client;
 mod error;
+#[doc(hidden)]
+pub mod floor;
 mod interface;
 pub mod registry;
 pub mod server;

@@ -62,9 +62,11 @@ impl SharedMemory {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "cannot map empty shared memory"));
         }
         // SAFETY: we ask the kernel for a fresh mapping (null hint, no MAP_FIXED), so no
-        // existing Rust object is aliased or replaced. The object is sealed against shrinking
+        // existing Rust object is aliased or replaced. A memfd is sealed against shrinking
         // (`create` or `from_received` checked it), so every page of `len` stays backed for the
-        // life of the mapping and accesses within it cannot fault.
+        // life of the mapping; the benchmark files of `create_file` are only shared with the
+        // benchmark's own trusted child. Pages are accessed only through `shm::Region`'s atomic
+        // and copying accessors.
         let ptr = unsafe {
             mmap(
                 std::ptr::null_mut(),
@@ -118,5 +120,30 @@ impl Drop for Mapping {
         // here, once. Borrows handed out by the `shm` layer are tied to `&self`, so none
         // outlives this drop.
         let _ = unsafe { munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+impl SharedMemory {
+    /// Creates (or truncates) a regular file of `len` zero bytes at `path`, to be mapped by
+    /// several processes that know the path. For benchmarks' raw floors; lpc connections use
+    /// anonymous memfds.
+    pub(crate) fn create_file(path: &std::path::Path, len: usize) -> io::Result<SharedMemory> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
+        file.set_len(len as u64)?;
+        Ok(SharedMemory { fd: file.into(), len })
+    }
+
+    /// Opens a file made by [`SharedMemory::create_file`]. The caller trusts its creator not
+    /// to truncate it while mapped (a benchmark's own parent process).
+    pub(crate) fn open_file(path: &std::path::Path) -> io::Result<SharedMemory> {
+        let file = std::fs::OpenOptions::new().read(true).write(true).open(path)?;
+        let len = usize::try_from(file.metadata()?.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "file too large"))?;
+        Ok(SharedMemory { fd: file.into(), len })
     }
 }

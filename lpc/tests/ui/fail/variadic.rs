@@ -1,6 +1,6 @@
 #[lpc::service]
 pub trait Logger {
-    fn log(&self, format: String, ...);
+    fn log(&self, format: String, args: ...);
 }
 
 fn main() {}
