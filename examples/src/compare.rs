@@ -38,14 +38,23 @@ pub struct Comparator {
 
 impl Default for Comparator {
     fn default() -> Self {
-        Comparator { reference: MyInfo { red: 2.0, blue: 1.0 } }
+        Comparator {
+            reference: MyInfo {
+                red: 2.0,
+                blue: 1.0,
+            },
+        }
     }
 }
 
 impl Compare for Comparator {
     fn compare_image(&self, info: &mut MyInfo) -> Verdict {
-        println!("service: client sent red={:.2}, blue={:.2}", info.red, info.blue);
-        let close = (info.red - self.reference.red).abs() < 0.5 && (info.blue - self.reference.blue).abs() < 0.5;
+        println!(
+            "service: client sent red={:.2}, blue={:.2}",
+            info.red, info.blue
+        );
+        let close = (info.red - self.reference.red).abs() < 0.5
+            && (info.blue - self.reference.blue).abs() < 0.5;
         *info = self.reference;
         if close {
             Verdict::Similar

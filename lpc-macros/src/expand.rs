@@ -44,10 +44,7 @@ pub fn expand(service: &Service) -> TokenStream {
     let trait_ident = &service.ident;
     let span = trait_ident.span();
     let name = &service.name;
-    let interface = Ident::new(
-        &format!("{}_INTERFACE", screaming_snake(name)),
-        span,
-    );
+    let interface = Ident::new(&format!("{}_INTERFACE", screaming_snake(name)), span);
     let client = Ident::new(&format!("{name}Client"), span);
     let server = Ident::new(&format!("{name}Server"), span);
 
@@ -61,9 +58,8 @@ pub fn expand(service: &Service) -> TokenStream {
         }
     });
 
-    let interface_doc = format!(
-        "The interface of the [`{name}`] service: its name, fingerprint and methods."
-    );
+    let interface_doc =
+        format!("The interface of the [`{name}`] service: its name, fingerprint and methods.");
     let client_doc = format!(
         "Client proxy for the [`{name}`] service: each method calls the service's method of the \
          same name in the service process and returns its result, or the [`lpc::Error`] that \
@@ -236,10 +232,7 @@ fn client_method(
 
     let (returns, wire_return) = match &method.output {
         Output::Unit => (quote!(()), quote!(())),
-        Output::ByteVec => (
-            quote!(::std::vec::Vec<u8>),
-            quote!(#serde_bytes::ByteBuf),
-        ),
+        Output::ByteVec => (quote!(::std::vec::Vec<u8>), quote!(#serde_bytes::ByteBuf)),
         Output::Type(ty) => (ty.to_token_stream(), ty.to_token_stream()),
     };
 
@@ -337,13 +330,17 @@ fn dispatch_arm(
         }
     };
 
-    let call_args = method.params.iter().zip(&locals).map(|(param, local)| match &param.kind {
-        ParamKind::Value => quote!(#local),
-        ParamKind::ByteVec => quote!(#local.into_vec()),
-        ParamKind::Str | ParamKind::Ref(_) => quote!(&#local),
-        ParamKind::ByteSlice | ParamKind::Slice(_) => quote!(&#local[..]),
-        ParamKind::RefMut(_) => quote!(&mut #local),
-    });
+    let call_args = method
+        .params
+        .iter()
+        .zip(&locals)
+        .map(|(param, local)| match &param.kind {
+            ParamKind::Value => quote!(#local),
+            ParamKind::ByteVec => quote!(#local.into_vec()),
+            ParamKind::Str | ParamKind::Ref(_) => quote!(&#local),
+            ParamKind::ByteSlice | ParamKind::Slice(_) => quote!(&#local[..]),
+            ParamKind::RefMut(_) => quote!(&mut #local),
+        });
     let call = quote! {
         <#impl_ty as #trait_ident>::#ident(&self.inner, #(#call_args),*)
     };

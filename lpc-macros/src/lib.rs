@@ -116,7 +116,12 @@ mod tests {
 
     #[test]
     fn rejects_arguments() {
-        let out = service_impl(quote!(name = "x"), quote!(trait T {}));
+        let out = service_impl(
+            quote!(name = "x"),
+            quote!(
+                trait T {}
+            ),
+        );
         let text = out.to_string();
         assert!(text.contains("takes no arguments yet"), "{text}");
         assert!(text.contains("remove `name`"), "{text}");
@@ -124,7 +129,12 @@ mod tests {
 
     #[test]
     fn rejects_non_traits() {
-        let out = service_impl(quote!(), quote!(struct S;));
+        let out = service_impl(
+            quote!(),
+            quote!(
+                struct S;
+            ),
+        );
         assert!(out.to_string().contains("goes on a trait"));
     }
 
@@ -132,9 +142,11 @@ mod tests {
     fn expands_a_service() {
         let out = service_impl(
             quote!(),
-            quote!(pub trait Calc {
-                fn add(&self, a: i32, b: i32) -> i32;
-            }),
+            quote!(
+                pub trait Calc {
+                    fn add(&self, a: i32, b: i32) -> i32;
+                }
+            ),
         );
         let file: syn::File = syn::parse2(out).expect("valid Rust");
         let names: Vec<String> = file
@@ -147,6 +159,9 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(names, ["Calc", "CALC_INTERFACE", "CalcClient", "CalcServer"]);
+        assert_eq!(
+            names,
+            ["Calc", "CALC_INTERFACE", "CalcClient", "CalcServer"]
+        );
     }
 }

@@ -98,7 +98,7 @@ pub enum Output {
     /// `Vec<u8>`: sent as bytes.
     ByteVec,
     /// Any other type.
-    Type(Type),
+    Type(Box<Type>),
 }
 
 /// Errors gathered while checking, reported all at once.
@@ -478,8 +478,7 @@ fn is_byte_vec(ty: &Type) -> bool {
     let Type::Path(path) = peel(ty) else {
         return false;
     };
-    if path.qself.is_some() || path.path.leading_colon.is_some() || path.path.segments.len() != 1
-    {
+    if path.qself.is_some() || path.path.leading_colon.is_some() || path.path.segments.len() != 1 {
         return false;
     }
     let segment = &path.path.segments[0];
@@ -489,7 +488,8 @@ fn is_byte_vec(ty: &Type) -> bool {
     let PathArguments::AngleBracketed(args) = &segment.arguments else {
         return false;
     };
-    args.args.len() == 1 && matches!(&args.args[0], GenericArgument::Type(elem) if is_plain(elem, "u8"))
+    args.args.len() == 1
+        && matches!(&args.args[0], GenericArgument::Type(elem) if is_plain(elem, "u8"))
 }
 
 /// How a parameter of type `ty` travels, or why it cannot.
@@ -553,7 +553,7 @@ fn read_output(ty: &Type) -> Result<Output, String> {
                 .to_owned(),
         ),
         _ if is_byte_vec(ty) => Ok(Output::ByteVec),
-        _ => Ok(Output::Type(ty.clone())),
+        _ => Ok(Output::Type(Box::new(ty.clone()))),
     }
 }
 
@@ -593,7 +593,8 @@ pub fn erase_lifetimes(tokens: TokenStream) -> TokenStream {
     while let Some(tree) = iter.next() {
         match tree {
             TokenTree::Group(group) => {
-                let mut new = proc_macro2::Group::new(group.delimiter(), erase_lifetimes(group.stream()));
+                let mut new =
+                    proc_macro2::Group::new(group.delimiter(), erase_lifetimes(group.stream()));
                 new.set_span(group.span());
                 out.push(TokenTree::Group(new));
             }
@@ -634,16 +635,40 @@ mod tests {
     #[test]
     fn signatures_read_like_rust() {
         for (source, expected) in [
-            ("fn add(&self, a: i32, b: i32) -> i32;", "fn add(&self, a: i32, b: i32) -> i32"),
-            ("fn compare(&self, info: &mut MyInfo) -> Verdict;", "fn compare(&self, info: &mut MyInfo) -> Verdict"),
+            (
+                "fn add(&self, a: i32, b: i32) -> i32;",
+                "fn add(&self, a: i32, b: i32) -> i32",
+            ),
+            (
+                "fn compare(&self, info: &mut MyInfo) -> Verdict;",
+                "fn compare(&self, info: &mut MyInfo) -> Verdict",
+            ),
             ("fn name(&self) -> String;", "fn name(&self) -> String"),
             ("fn ping(&self);", "fn ping(&self)"),
-            ("fn blur(&self, image: &[u8], width: u32) -> Vec<u8>;", "fn blur(&self, image: &[u8], width: u32) -> Vec<u8>"),
-            ("fn get(&self, key: &str) -> Result<Vec<String>, MyError>;", "fn get(&self, key: &str) -> Result<Vec<String>, MyError>"),
-            ("fn m<'a>(&self, x: &'a [Option<u8>]) -> std::collections::HashMap<String, u32>;", "fn m<'a>(&self, x: &'a [Option<u8>]) -> std::collections::HashMap<String, u32>"),
-            ("fn m<'a>(&'a self, x: &'a str);", "fn m<'a>(&'a self, x: &'a str)"),
-            ("fn  spaced ( & self , x : Vec < u8 > ) -> ( ) { }", "fn spaced(&self, x: Vec<u8>) -> ()"),
-            ("fn r#match(&self, mut x: u8) {}", "fn r#match(&self, x: u8)"),
+            (
+                "fn blur(&self, image: &[u8], width: u32) -> Vec<u8>;",
+                "fn blur(&self, image: &[u8], width: u32) -> Vec<u8>",
+            ),
+            (
+                "fn get(&self, key: &str) -> Result<Vec<String>, MyError>;",
+                "fn get(&self, key: &str) -> Result<Vec<String>, MyError>",
+            ),
+            (
+                "fn m<'a>(&self, x: &'a [Option<u8>]) -> std::collections::HashMap<String, u32>;",
+                "fn m<'a>(&self, x: &'a [Option<u8>]) -> std::collections::HashMap<String, u32>",
+            ),
+            (
+                "fn m<'a>(&'a self, x: &'a str);",
+                "fn m<'a>(&'a self, x: &'a str)",
+            ),
+            (
+                "fn  spaced ( & self , x : Vec < u8 > ) -> ( ) { }",
+                "fn spaced(&self, x: Vec<u8>) -> ()",
+            ),
+            (
+                "fn r#match(&self, mut x: u8) {}",
+                "fn r#match(&self, x: u8)",
+            ),
         ] {
             assert_eq!(method(source).signature, expected);
         }
@@ -677,7 +702,17 @@ mod tests {
             .collect();
         assert_eq!(
             kinds,
-            ["value", "bytevec", "str", "byteslice", "slice", "ref", "refmut", "bytevec", "ref"]
+            [
+                "value",
+                "bytevec",
+                "str",
+                "byteslice",
+                "slice",
+                "ref",
+                "refmut",
+                "bytevec",
+                "ref"
+            ]
         );
     }
 
@@ -685,8 +720,14 @@ mod tests {
     fn outputs() {
         assert!(matches!(method("fn f(&self);").output, Output::Unit));
         assert!(matches!(method("fn f(&self) -> ();").output, Output::Unit));
-        assert!(matches!(method("fn f(&self) -> Vec<u8>;").output, Output::ByteVec));
-        assert!(matches!(method("fn f(&self) -> Vec<u16>;").output, Output::Type(_)));
+        assert!(matches!(
+            method("fn f(&self) -> Vec<u8>;").output,
+            Output::ByteVec
+        ));
+        assert!(matches!(
+            method("fn f(&self) -> Vec<u16>;").output,
+            Output::Type(_)
+        ));
     }
 
     #[test]

@@ -156,7 +156,10 @@ fn space_between(prev: &Atom, next: &Atom) -> bool {
         return false;
     }
     // Prefixes glued to what follows: `&str`, `*const u8`, `std::io`, `Vec<u8>`.
-    if ["&", "*", "::", "<", "!"].iter().any(|op| prev.is_punct(op)) {
+    if ["&", "*", "::", "<", "!"]
+        .iter()
+        .any(|op| prev.is_punct(op))
+    {
         return false;
     }
     // `&'a &T`, `&mut &T`, `dyn &T` (the last two are not types, but read better spaced).

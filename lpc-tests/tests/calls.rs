@@ -30,17 +30,34 @@ fn every_parameter_kind_round_trips() {
     assert_eq!(probe.echo(b"hello").unwrap(), b"hello");
     assert_eq!(probe.echo(&[]).unwrap(), Vec::<u8>::new());
     assert_eq!(
-        probe.greet("Ada", &["Dr.".to_string(), "Prof.".to_string()]).unwrap(),
+        probe
+            .greet("Ada", &["Dr.".to_string(), "Prof.".to_string()])
+            .unwrap(),
         "Dr. Prof. Ada"
     );
 
-    let mut record = Record { id: 7, name: "r".into(), values: vec![1.5, -2.0] };
+    let mut record = Record {
+        id: 7,
+        name: "r".into(),
+        values: vec![1.5, -2.0],
+    };
     let mut counter = 41;
     assert_eq!(probe.touch(&mut record, &mut counter).unwrap(), 2);
-    assert_eq!(record, Record { id: 8, name: "r (touched)".into(), values: vec![3.0, -4.0] });
+    assert_eq!(
+        record,
+        Record {
+            id: 8,
+            name: "r (touched)".into(),
+            values: vec![3.0, -4.0]
+        }
+    );
     assert_eq!(counter, 42);
 
-    let r = Record { id: 1, name: "x".into(), values: vec![] };
+    let r = Record {
+        id: 1,
+        name: "x".into(),
+        values: vec![],
+    };
     assert_eq!(probe.bump(&r).unwrap().id, 2);
     probe.nothing().unwrap();
     assert_eq!(probe.pid().unwrap(), service.pid());
@@ -52,7 +69,10 @@ fn application_errors_cross_unchanged() {
     let _service = start(dir.path(), &["probe"]);
     let probe = connect(dir.path(), "probe");
     assert_eq!(probe.checked_sqrt(49).unwrap(), Ok(7));
-    assert_eq!(probe.checked_sqrt(-3).unwrap(), Err(ProbeError::Negative(-3)));
+    assert_eq!(
+        probe.checked_sqrt(-3).unwrap(),
+        Err(ProbeError::Negative(-3))
+    );
 }
 
 #[test]
@@ -62,7 +82,11 @@ fn a_panicking_handler_is_a_remote_error_and_the_service_goes_on() {
     let probe = connect(dir.path(), "probe");
     let err = probe.boom("kaboom").unwrap_err();
     match &err {
-        Error::Remote { service, method, message } => {
+        Error::Remote {
+            service,
+            method,
+            message,
+        } => {
             assert_eq!(service, "probe");
             assert_eq!(method, "boom");
             assert!(message.contains("kaboom"), "{message}");
@@ -70,7 +94,10 @@ fn a_panicking_handler_is_a_remote_error_and_the_service_goes_on() {
         other => panic!("expected Remote, got {other:?}"),
     }
     let text = err.to_string();
-    assert!(text.contains("`probe`") && text.contains("`boom`") && text.contains("kaboom"), "{text}");
+    assert!(
+        text.contains("`probe`") && text.contains("`boom`") && text.contains("kaboom"),
+        "{text}"
+    );
     // Same connection, and a new one, still work.
     assert_eq!(probe.add(1, 1).unwrap(), 2);
     assert_eq!(connect(dir.path(), "probe").add(2, 2).unwrap(), 4);
@@ -106,7 +133,18 @@ fn payloads_of_any_size_up_to_the_limit() {
     let dir = TempDir::new().unwrap();
     let _service = start(dir.path(), &["probe"]);
     let probe = connect(dir.path(), "probe");
-    for size in [0usize, 1, 4000, 4031, 4032, 4033, 64 << 10, 1 << 20, 16 << 20, 3 << 20] {
+    for size in [
+        0usize,
+        1,
+        4000,
+        4031,
+        4032,
+        4033,
+        64 << 10,
+        1 << 20,
+        16 << 20,
+        3 << 20,
+    ] {
         let data: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
         assert_eq!(probe.echo(&data).unwrap(), data, "echo of {size} bytes");
         let filled = probe.filled(size as u64, 0xab).unwrap();
@@ -121,8 +159,16 @@ fn too_large_requests_and_replies_are_refused_cleanly() {
     let _service = start(dir.path(), &["probe", "--max-payload", "1000000"]);
     let probe = connect(dir.path(), "probe");
     match probe.echo(&vec![0u8; 2_000_000]).unwrap_err() {
-        Error::TooLarge { service, method, size, limit } => {
-            assert_eq!((service.as_str(), method.as_deref()), ("probe", Some("echo")));
+        Error::TooLarge {
+            service,
+            method,
+            size,
+            limit,
+        } => {
+            assert_eq!(
+                (service.as_str(), method.as_deref()),
+                ("probe", Some("echo"))
+            );
             assert!(size > 2_000_000 && limit == 1_000_000, "{size} {limit}");
         }
         other => panic!("expected TooLarge, got {other:?}"),
@@ -130,7 +176,8 @@ fn too_large_requests_and_replies_are_refused_cleanly() {
     // The connection is intact.
     assert_eq!(probe.add(2, 3).unwrap(), 5);
 
-    let small = ProbeClient::connect_with("probe", &client_options(dir.path()).max_reply(10_000)).unwrap();
+    let small =
+        ProbeClient::connect_with("probe", &client_options(dir.path()).max_reply(10_000)).unwrap();
     let err = small.filled(50_000, 1).unwrap_err();
     assert!(
         matches!(&err, Error::TooLarge { size, limit: 10_000, .. } if *size > 50_000),
@@ -145,10 +192,21 @@ fn a_call_past_its_deadline_times_out_and_the_connection_recovers() {
     let dir = TempDir::new().unwrap();
     let _service = start(dir.path(), &["probe", "--slots", "1"]);
     let probe = connect(dir.path(), "probe");
-    let err = probe.with_timeout(Duration::from_millis(100)).sleep_ms(1000).unwrap_err();
+    let err = probe
+        .with_timeout(Duration::from_millis(100))
+        .sleep_ms(1000)
+        .unwrap_err();
     match &err {
-        Error::Timeout { service, method, phase, after } => {
-            assert_eq!((service.as_str(), method.as_deref()), ("probe", Some("sleep_ms")));
+        Error::Timeout {
+            service,
+            method,
+            phase,
+            after,
+        } => {
+            assert_eq!(
+                (service.as_str(), method.as_deref()),
+                ("probe", Some("sleep_ms"))
+            );
             assert_eq!(*phase, CallPhase::Executing);
             assert_eq!(*after, Duration::from_millis(100));
         }
@@ -161,8 +219,13 @@ fn a_call_past_its_deadline_times_out_and_the_connection_recovers() {
 #[test]
 fn unknown_service_is_not_found() {
     let dir = TempDir::new().unwrap();
-    let err = ProbeClient::connect_with("nobody", &client_options(dir.path())).err().expect("connect must fail");
-    assert!(matches!(&err, Error::NotFound { service, .. } if service == "nobody"), "{err:?}");
+    let err = ProbeClient::connect_with("nobody", &client_options(dir.path()))
+        .err()
+        .expect("connect must fail");
+    assert!(
+        matches!(&err, Error::NotFound { service, .. } if service == "nobody"),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("`nobody` not found"), "{err}");
 }
 
@@ -170,7 +233,9 @@ fn unknown_service_is_not_found() {
 fn a_client_of_another_interface_version_is_refused_at_connect() {
     let dir = TempDir::new().unwrap();
     let _service = start(dir.path(), &["probe"]);
-    let err = lpc_tests::v2::ProbeClient::connect_with("probe", &client_options(dir.path())).err().expect("connect must fail");
+    let err = lpc_tests::v2::ProbeClient::connect_with("probe", &client_options(dir.path()))
+        .err()
+        .expect("connect must fail");
     let Error::InterfaceMismatch { service, detail } = &err else {
         panic!("expected InterfaceMismatch, got {err:?}");
     };
@@ -179,7 +244,10 @@ fn a_client_of_another_interface_version_is_refused_at_connect() {
         detail.contains("method `add`: the service has `fn add(&self, a: i32, b: i32) -> i32`, this client expects `fn add(&self, a: i64, b: i64) -> i64`"),
         "{detail}"
     );
-    assert!(detail.contains("method `mul` is missing in the service"), "{detail}");
+    assert!(
+        detail.contains("method `mul` is missing in the service"),
+        "{detail}"
+    );
 }
 
 #[test]
@@ -219,8 +287,12 @@ fn arguments_that_do_not_decode_are_a_remote_error() {
 fn a_name_held_by_a_live_service_is_taken() {
     let dir = TempDir::new().unwrap();
     let _service = start(dir.path(), &["probe"]);
-    let err = lpc::Server::bind_with("probe", lpc::ServerOptions::new().runtime_dir(dir.path())).unwrap_err();
-    assert!(matches!(&err, Error::NameTaken { service, .. } if service == "probe"), "{err:?}");
+    let err = lpc::Server::bind_with("probe", lpc::ServerOptions::new().runtime_dir(dir.path()))
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::NameTaken { service, .. } if service == "probe"),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("already taken"), "{err}");
 }
 
@@ -229,17 +301,26 @@ fn an_unusable_runtime_directory_is_an_io_error() {
     let dir = TempDir::new().unwrap();
     let file = dir.path().join("not-a-dir");
     std::fs::write(&file, b"x").unwrap();
-    let err = lpc::Server::bind_with("svc", lpc::ServerOptions::new().runtime_dir(&file)).unwrap_err();
-    assert!(matches!(&err, Error::Io { service, .. } if service == "svc"), "{err:?}");
+    let err =
+        lpc::Server::bind_with("svc", lpc::ServerOptions::new().runtime_dir(&file)).unwrap_err();
+    assert!(
+        matches!(&err, Error::Io { service, .. } if service == "svc"),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("runtime directory"), "{err}");
-    let err = lpc::Server::bind_with("bad/name", lpc::ServerOptions::new().runtime_dir(dir.path())).unwrap_err();
+    let err = lpc::Server::bind_with(
+        "bad/name",
+        lpc::ServerOptions::new().runtime_dir(dir.path()),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("invalid service name"), "{err}");
 }
 
 #[test]
 fn a_peer_that_breaks_the_handshake_is_a_protocol_error() {
     use rustix::net::{
-        accept, bind, listen, recv, send, socket, AddressFamily, RecvFlags, SendFlags, SocketAddrUnix, SocketType,
+        accept, bind, listen, recv, send, socket, AddressFamily, RecvFlags, SendFlags,
+        SocketAddrUnix, SocketType,
     };
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("fake.sock");
@@ -254,8 +335,13 @@ fn a_peer_that_breaks_the_handshake_is_a_protocol_error() {
         // Keep the connection open until the client has read the reply.
         let _ = recv(&conn, &mut buf, RecvFlags::empty());
     });
-    let err = ProbeClient::connect_with("fake", &client_options(dir.path())).err().expect("connect must fail");
-    assert!(matches!(&err, Error::Protocol { service, .. } if service == "fake"), "{err:?}");
+    let err = ProbeClient::connect_with("fake", &client_options(dir.path()))
+        .err()
+        .expect("connect must fail");
+    assert!(
+        matches!(&err, Error::Protocol { service, .. } if service == "fake"),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("unknown message tag"), "{err}");
     fake.join().unwrap();
 }
@@ -271,7 +357,12 @@ fn connect_times_out_when_the_service_never_answers_the_handshake() {
     let options = ClientOptions::new()
         .runtime_dir(dir.path())
         .connect_timeout(Duration::from_millis(200));
-    let err = ProbeClient::connect_with("mute", &options).err().expect("connect must fail");
-    assert!(matches!(&err, Error::Timeout { method: None, .. }), "{err:?}");
+    let err = ProbeClient::connect_with("mute", &options)
+        .err()
+        .expect("connect must fail");
+    assert!(
+        matches!(&err, Error::Timeout { method: None, .. }),
+        "{err:?}"
+    );
     drop(listener);
 }

@@ -5,7 +5,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use lpc::{CallPhase, Error};
-use lpc_tests::{client_options, dev_shm_entries, eventually, fd_count, status_field, ProbeClient, Process};
+use lpc_tests::{
+    client_options, dev_shm_entries, eventually, fd_count, status_field, ProbeClient, Process,
+};
 use tempfile::TempDir;
 
 const SERVICE: &str = env!("CARGO_BIN_EXE_lpc-test-service");
@@ -29,18 +31,31 @@ fn service_killed_mid_call_disconnects_the_call_within_100ms() {
     let (result, returned_at) = caller.join().unwrap();
     let waited = returned_at - killed_at;
     match result {
-        Err(Error::Disconnected { service, method, phase }) => {
+        Err(Error::Disconnected {
+            service,
+            method,
+            phase,
+        }) => {
             assert_eq!(service, "probe");
             assert_eq!(method.as_deref(), Some("sleep_ms"));
             assert_eq!(phase, CallPhase::Executing);
         }
         other => panic!("expected Disconnected, got {other:?}"),
     }
-    assert!(waited < Duration::from_millis(100), "the call returned {waited:?} after the kill");
+    assert!(
+        waited < Duration::from_millis(100),
+        "the call returned {waited:?} after the kill"
+    );
     // Later calls fail at once.
     let err = probe.add(1, 2).unwrap_err();
     assert!(
-        matches!(err, Error::Disconnected { phase: CallPhase::NotSent, .. }),
+        matches!(
+            err,
+            Error::Disconnected {
+                phase: CallPhase::NotSent,
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert!(probe.client().is_disconnected());
@@ -59,9 +74,11 @@ fn killed_clients_free_their_connections() {
     for _ in 0..20 {
         cycle();
     }
-    let settled = |fds: usize, threads: u64| eventually(Duration::from_secs(10), || {
-        fd_count(pid) <= fds && status_field(pid, "Threads") <= threads
-    });
+    let settled = |fds: usize, threads: u64| {
+        eventually(Duration::from_secs(10), || {
+            fd_count(pid) <= fds && status_field(pid, "Threads") <= threads
+        })
+    };
     // The service's baseline: its reactor thread and main thread, no connection.
     let (fds0, threads0) = (fd_count(pid), status_field(pid, "Threads"));
     assert!(settled(fds0, threads0));
@@ -76,7 +93,10 @@ fn killed_clients_free_their_connections() {
         status_field(pid, "Threads")
     );
     let rss1 = status_field(pid, "VmRSS");
-    assert!(rss1 <= rss0 + 2048, "service RSS grew from {rss0} kB to {rss1} kB");
+    assert!(
+        rss1 <= rss0 + 2048,
+        "service RSS grew from {rss0} kB to {rss1} kB"
+    );
     // And it still serves.
     let probe = ProbeClient::connect_with("probe", &client_options(dir.path())).unwrap();
     assert_eq!(probe.add(2, 2).unwrap(), 4);
@@ -100,7 +120,10 @@ fn after_a_crash_nothing_is_left_but_a_socket_the_next_bind_replaces() {
     assert_eq!(left, vec!["probe.sock".to_string()]);
     // A new service takes the name over; the old client sees the old one gone.
     let _again = Process::start(Path::new(SERVICE), &["probe"], dir.path(), "ready");
-    assert!(matches!(probe.add(1, 1).unwrap_err(), Error::Disconnected { .. }));
+    assert!(matches!(
+        probe.add(1, 1).unwrap_err(),
+        Error::Disconnected { .. }
+    ));
     let fresh = ProbeClient::connect_with("probe", &client_options(dir.path())).unwrap();
     assert_eq!(fresh.add(1, 1).unwrap(), 2);
 }
@@ -108,17 +131,28 @@ fn after_a_crash_nothing_is_left_but_a_socket_the_next_bind_replaces() {
 #[test]
 fn an_in_process_service_shuts_down_cleanly() {
     let dir = TempDir::new().unwrap();
-    let handle = lpc::Server::bind_with("inproc", lpc::ServerOptions::new().runtime_dir(dir.path()))
-        .unwrap()
-        .spawn(lpc_tests::ProbeServer::new(lpc_tests::ProbeService))
-        .unwrap();
+    let handle =
+        lpc::Server::bind_with("inproc", lpc::ServerOptions::new().runtime_dir(dir.path()))
+            .unwrap()
+            .spawn(lpc_tests::ProbeServer::new(lpc_tests::ProbeService))
+            .unwrap();
     let probe = ProbeClient::connect_with("inproc", &client_options(dir.path())).unwrap();
     assert_eq!(probe.add(3, 4).unwrap(), 7);
     assert_eq!(handle.connection_count(), 1);
+    let clients = handle.clients();
+    assert_eq!(clients.len(), 1);
+    assert_eq!(clients[0].pid, std::process::id());
     handle.shutdown().unwrap();
-    assert!(matches!(probe.add(1, 1).unwrap_err(), Error::Disconnected { .. }));
-    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "socket left after shutdown");
+    assert!(matches!(
+        probe.add(1, 1).unwrap_err(),
+        Error::Disconnected { .. }
+    ));
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "socket left after shutdown"
+    );
     // The name is free again.
-    let again = lpc::Server::bind_with("inproc", lpc::ServerOptions::new().runtime_dir(dir.path())).unwrap();
+    let again = lpc::Server::bind_with("inproc", lpc::ServerOptions::new().runtime_dir(dir.path()))
+        .unwrap();
     drop(again);
 }

@@ -73,7 +73,10 @@ pub enum Error {
     },
 
     /// A deadline passed: connecting, or waiting for a call's reply.
-    #[error("service `{service}`{}: timed out after {after:?} ({phase})", In(method))]
+    #[error(
+        "service `{service}`{}: timed out after {after:?} ({phase})",
+        In(method)
+    )]
     Timeout {
         /// The service name.
         service: String,
@@ -124,7 +127,10 @@ pub enum Error {
     },
 
     /// A payload is larger than the limit of the side that would receive it.
-    #[error("service `{service}`{}: payload of {size} bytes exceeds the limit of {limit} bytes", In(method))]
+    #[error(
+        "service `{service}`{}: payload of {size} bytes exceeds the limit of {limit} bytes",
+        In(method)
+    )]
     TooLarge {
         /// The service name.
         service: String,
@@ -211,7 +217,11 @@ impl Error {
         }
     }
 
-    pub(crate) fn protocol(service: &str, method: Option<&str>, detail: impl Into<String>) -> Error {
+    pub(crate) fn protocol(
+        service: &str,
+        method: Option<&str>,
+        detail: impl Into<String>,
+    ) -> Error {
         Error::Protocol {
             service: service.to_owned(),
             method: method.map(str::to_owned),

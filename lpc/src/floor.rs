@@ -19,13 +19,17 @@ impl SharedWords {
     /// whole number of cache lines) and maps it.
     pub fn create(path: &Path, count: usize) -> std::io::Result<SharedWords> {
         let shm = SharedMemory::create_file(path, count.max(1) * 4)?;
-        Ok(SharedWords { region: Region::new(shm.map()?) })
+        Ok(SharedWords {
+            region: Region::new(shm.map()?),
+        })
     }
 
     /// Maps the file a peer created with [`SharedWords::create`].
     pub fn open(path: &Path) -> std::io::Result<SharedWords> {
         let shm = SharedMemory::open_file(path)?;
-        Ok(SharedWords { region: Region::new(shm.map()?) })
+        Ok(SharedWords {
+            region: Region::new(shm.map()?),
+        })
     }
 
     /// Word `index`.

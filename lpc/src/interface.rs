@@ -106,8 +106,12 @@ pub trait Dispatch: Send + Sync + 'static {
 
     /// Runs method `method_id` with the postcard-encoded `args` and appends the
     /// postcard-encoded result to `reply` (which is empty on entry).
-    fn dispatch(&self, method_id: u32, args: &[u8], reply: &mut Vec<u8>)
-        -> Result<(), DispatchError>;
+    fn dispatch(
+        &self,
+        method_id: u32,
+        args: &[u8],
+        reply: &mut Vec<u8>,
+    ) -> Result<(), DispatchError>;
 }
 
 /// FNV-1a, 64 bits: the fingerprint hash. The macro computes the same function at compile time.

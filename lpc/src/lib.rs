@@ -63,6 +63,7 @@ pub use interface::{
 };
 pub use lpc_macros::service;
 pub use server::{Server, ServerHandle, ServerOptions};
+pub use sys::PeerCredentials;
 
 /// Support for the code that `#[lpc::service]` generates. Not a public API.
 #[doc(hidden)]
@@ -85,6 +86,12 @@ pub mod __private {
         value: &T,
         out: &mut Vec<u8>,
     ) -> Result<(), DispatchError> {
-        crate::wire::codec::encode_into(value, out).map_err(|e| DispatchError::Encode(e.to_string()))
+        crate::wire::codec::encode_into(value, out)
+            .map_err(|e| DispatchError::Encode(e.to_string()))
     }
 }
+
+/// The README's code blocks, compiled as doctests so that the quick start stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -375,6 +375,7 @@ mod renamed {
 #[allow(dead_code)]
 mod respaced {
     #[lpc::service]
+    #[rustfmt::skip]
     pub trait Calc {
         /// Docs do not count.
         fn add ( & self , a : i32 , b : i32 ) -> i32 ;
@@ -391,7 +392,10 @@ mod original {
 
 #[test]
 fn fingerprint_follows_signatures() {
-    assert_ne!(changed::CALC_INTERFACE.fingerprint, CALC_INTERFACE.fingerprint);
+    assert_ne!(
+        changed::CALC_INTERFACE.fingerprint,
+        CALC_INTERFACE.fingerprint
+    );
     assert_eq!(
         changed::CALC_INTERFACE.methods[0].signature,
         "fn add(&self, a: i64, b: i32) -> i32"

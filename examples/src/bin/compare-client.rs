@@ -4,9 +4,15 @@ use lpc_examples::compare::{CompareClient, MyInfo};
 
 fn main() -> Result<(), lpc::Error> {
     let compare = CompareClient::connect(&lpc_examples::name_arg("compare"))?;
-    let mut info = MyInfo { red: 3333.0, blue: 20.01 };
+    let mut info = MyInfo {
+        red: 3333.0,
+        blue: 20.01,
+    };
     println!("client: sending red={:.2}, blue={:.2}", info.red, info.blue);
     let verdict = compare.compare_image(&mut info)?;
-    println!("client: verdict {verdict:?}; service wrote red={:.2}, blue={:.2}", info.red, info.blue);
+    println!(
+        "client: verdict {verdict:?}; service wrote red={:.2}, blue={:.2}",
+        info.red, info.blue
+    );
     Ok(())
 }

@@ -48,9 +48,9 @@ pub(crate) enum ChannelError {
 impl From<io::Error> for ChannelError {
     fn from(e: io::Error) -> Self {
         match e.kind() {
-            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset | io::ErrorKind::NotConnected => {
-                ChannelError::PeerGone
-            }
+            io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::NotConnected => ChannelError::PeerGone,
             io::ErrorKind::InvalidData => ChannelError::Protocol(e.to_string()),
             _ => ChannelError::Io(e),
         }
@@ -87,7 +87,9 @@ pub(crate) struct Channel {
 
 impl Channel {
     pub(crate) fn new(memory: ConnectionMemory, stream: Arc<Stream>) -> Channel {
-        let spills = (0..memory.geometry().slot_count).map(|_| Mutex::default()).collect();
+        let spills = (0..memory.geometry().slot_count)
+            .map(|_| Mutex::default())
+            .collect();
         Channel {
             memory,
             stream,
@@ -109,10 +111,6 @@ impl Channel {
         &self.memory
     }
 
-    pub(crate) fn stream(&self) -> &Stream {
-        &self.stream
-    }
-
     pub(crate) fn slot(&self, index: u32) -> SlotView<'_> {
         self.memory.slot(index)
     }
@@ -120,22 +118,36 @@ impl Channel {
     fn spill(&self, slot: u32) -> MutexGuard<'_, Spill> {
         // A panic while holding this lock leaves the Spill consistent (fields are replaced
         // whole), so a poisoned lock is safe to keep using.
-        self.spills[slot as usize].lock().unwrap_or_else(|p| p.into_inner())
+        self.spills[slot as usize]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Writes `payload` for `slot`, inline if it fits, else into the slot's spill buffer
     /// (replacing it with a larger one, sent to the peer, when needed). Returns the frame
     /// flags and spill generation to publish with it.
-    pub(crate) fn write_payload(&self, slot: u32, payload: &[u8]) -> Result<(u32, u32), ChannelError> {
+    pub(crate) fn write_payload(
+        &self,
+        slot: u32,
+        payload: &[u8],
+    ) -> Result<(u32, u32), ChannelError> {
         let view = self.slot(slot);
         if payload.len() <= view.inline_capacity() {
-            view.copy_inline_in(payload).expect("length checked against inline capacity");
+            view.copy_inline_in(payload)
+                .expect("length checked against inline capacity");
             return Ok((0, 0));
         }
         let mut spill = self.spill(slot);
-        let fits = spill.region.as_ref().is_some_and(|r| r.len() >= payload.len());
+        let fits = spill
+            .region
+            .as_ref()
+            .is_some_and(|r| r.len() >= payload.len());
         if !fits {
-            let size = payload.len().checked_next_power_of_two().unwrap_or(payload.len()).max(MIN_SPILL);
+            let size = payload
+                .len()
+                .checked_next_power_of_two()
+                .unwrap_or(payload.len())
+                .max(MIN_SPILL);
             let shm = SharedMemory::create("lpc-spill", size)?;
             let region = Region::new(shm.map()?);
             let generation = spill.generation.wrapping_add(1);
@@ -146,7 +158,9 @@ impl Channel {
             // `shm` (the descriptor) closes here; the mapping keeps the memory alive.
         }
         let region = spill.region.as_ref().expect("spill buffer present");
-        region.copy_in(0, payload).expect("spill buffer large enough");
+        region
+            .copy_in(0, payload)
+            .expect("spill buffer large enough");
         Ok((FLAG_SPILL, spill.generation))
     }
 
@@ -160,7 +174,10 @@ impl Channel {
         out: &mut Vec<u8>,
     ) -> Result<(), ChannelError> {
         if header.len > limit {
-            return Err(ChannelError::TooLarge { size: header.len, limit });
+            return Err(ChannelError::TooLarge {
+                size: header.len,
+                limit,
+            });
         }
         let len = usize::try_from(header.len)
             .map_err(|_| ChannelError::Protocol("payload length does not fit in memory".into()))?;
@@ -218,13 +235,19 @@ impl Channel {
                 return Err(ChannelError::PeerGone);
             }
             match (Message::decode(&buf[..n]), shm) {
-                (Ok(Message::Spill { slot: s, generation: g }), Some(shm))
-                    if s < self.memory.geometry().slot_count =>
-                {
+                (
+                    Ok(Message::Spill {
+                        slot: s,
+                        generation: g,
+                    }),
+                    Some(shm),
+                ) if s < self.memory.geometry().slot_count => {
                     inbox.insert(s, (g, shm));
                 }
                 (Ok(other), _) => {
-                    return Err(ChannelError::Protocol(format!("unexpected message on the socket: {other:?}")))
+                    return Err(ChannelError::Protocol(format!(
+                        "unexpected message on the socket: {other:?}"
+                    )))
                 }
                 (Err(e), _) => return Err(ChannelError::Protocol(e)),
             }
@@ -237,7 +260,9 @@ impl Channel {
         // SeqCst store, then SeqCst load of the flag: pairs with the service's SeqCst store of
         // the flag then load of the states (see `service_sleep`), so that either we see it
         // asleep and ring, or it sees our request before it sleeps.
-        self.slot(slot).state().store(state::REQUEST, Ordering::SeqCst);
+        self.slot(slot)
+            .state()
+            .store(state::REQUEST, Ordering::SeqCst);
         if self.memory.service_sleeping().load(Ordering::SeqCst) != 0 {
             self.ring();
         }
@@ -251,7 +276,12 @@ impl Channel {
     }
 
     /// Client side: waits until `slot` holds a reply, the deadline passes, or the service dies.
-    pub(crate) fn wait_for_reply(&self, slot: u32, spin: &SpinBudget, deadline: Option<Instant>) -> WaitEnd {
+    pub(crate) fn wait_for_reply(
+        &self,
+        slot: u32,
+        spin: &SpinBudget,
+        deadline: Option<Instant>,
+    ) -> WaitEnd {
         let view = self.slot(slot);
         let state = view.state();
         let budget = spin.current_ns();
@@ -288,7 +318,9 @@ impl Channel {
                 }
                 slice = slice.min(deadline - now);
             }
-            if sys::wait(state, seen, Some(slice)) == WaitOutcome::TimedOut && self.stream.peer_closed() {
+            if sys::wait(state, seen, Some(slice)) == WaitOutcome::TimedOut
+                && self.stream.peer_closed()
+            {
                 break WaitEnd::PeerGone(state.load(Ordering::SeqCst));
             }
         };
@@ -307,10 +339,12 @@ impl Channel {
     /// client if it sleeps. Returns false if the client broke the state machine.
     pub(crate) fn complete(&self, slot: u32) -> bool {
         let view = self.slot(slot);
-        match view
-            .state()
-            .compare_exchange(state::SERVING, REPLY, Ordering::SeqCst, Ordering::SeqCst)
-        {
+        match view.state().compare_exchange(
+            state::SERVING,
+            REPLY,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        ) {
             Ok(_) => {
                 if view.client_waiting().load(Ordering::SeqCst) != 0 {
                     sys::wake(view.state(), 1);

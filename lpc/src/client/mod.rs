@@ -167,7 +167,10 @@ impl Client {
         options: &ClientOptions,
     ) -> Result<Client> {
         registry::validate_name(name)?;
-        let dir = options.runtime_dir.clone().unwrap_or_else(registry::default_runtime_dir);
+        let dir = options
+            .runtime_dir
+            .clone()
+            .unwrap_or_else(registry::default_runtime_dir);
         let path = registry::socket_path(&dir, name);
         let deadline = Instant::now() + options.connect_timeout;
         let timeout = || Error::Timeout {
@@ -184,10 +187,19 @@ impl Client {
                     std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
                 ) =>
             {
-                return Err(Error::NotFound { service: name.to_owned(), path })
+                return Err(Error::NotFound {
+                    service: name.to_owned(),
+                    path,
+                })
             }
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Err(timeout()),
-            Err(e) => return Err(Error::io(name, format!("connecting to {}", path.display()), e)),
+            Err(e) => {
+                return Err(Error::io(
+                    name,
+                    format!("connecting to {}", path.display()),
+                    e,
+                ))
+            }
         };
         let hello = Hello {
             version: PROTOCOL_VERSION,
@@ -203,7 +215,11 @@ impl Client {
             Ok(r) => r,
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Err(timeout()),
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                return Err(Error::protocol(name, None, format!("bad handshake reply: {e}")))
+                return Err(Error::protocol(
+                    name,
+                    None,
+                    format!("bad handshake reply: {e}"),
+                ))
             }
             Err(e) => return Err(Error::io(name, "receiving the handshake", e)),
         };
@@ -217,22 +233,42 @@ impl Client {
         let welcome: Welcome = match Message::decode(&buf[..n]) {
             Ok(Message::Welcome(w)) => w,
             Ok(Message::Refused(reason)) => {
-                return Err(Error::Denied { service: name.to_owned(), reason })
+                return Err(Error::Denied {
+                    service: name.to_owned(),
+                    reason,
+                })
             }
             Ok(other) => {
-                return Err(Error::protocol(name, None, format!("expected a welcome, got {other:?}")))
+                return Err(Error::protocol(
+                    name,
+                    None,
+                    format!("expected a welcome, got {other:?}"),
+                ))
             }
-            Err(e) => return Err(Error::protocol(name, None, format!("bad handshake reply: {e}"))),
+            Err(e) => {
+                return Err(Error::protocol(
+                    name,
+                    None,
+                    format!("bad handshake reply: {e}"),
+                ))
+            }
         };
         if welcome.version != PROTOCOL_VERSION {
             return Err(Error::protocol(
                 name,
                 None,
-                format!("service speaks protocol {}, this client {PROTOCOL_VERSION}", welcome.version),
+                format!(
+                    "service speaks protocol {}, this client {PROTOCOL_VERSION}",
+                    welcome.version
+                ),
             ));
         }
-        let shm = shm.ok_or_else(|| Error::protocol(name, None, "handshake carried no shared memory"))?;
-        let geometry = Geometry { slot_count: welcome.slot_count, slot_size: welcome.slot_size };
+        let shm =
+            shm.ok_or_else(|| Error::protocol(name, None, "handshake carried no shared memory"))?;
+        let geometry = Geometry {
+            slot_count: welcome.slot_count,
+            slot_size: welcome.slot_size,
+        };
         let mapping = shm
             .map()
             .map_err(|e| Error::io(name, "mapping the connection's shared memory", e))?;
@@ -249,12 +285,18 @@ impl Client {
             dead: AtomicBool::new(false),
             next_call_id: AtomicU64::new(1),
         };
-        Ok(Client { conn: Arc::new(conn), call_timeout: options.call_timeout })
+        Ok(Client {
+            conn: Arc::new(conn),
+            call_timeout: options.call_timeout,
+        })
     }
 
     /// A handle to the same connection whose calls give up after `timeout`.
     pub fn with_timeout(&self, timeout: Duration) -> Client {
-        Client { conn: self.conn.clone(), call_timeout: Some(timeout) }
+        Client {
+            conn: self.conn.clone(),
+            call_timeout: Some(timeout),
+        }
     }
 
     /// The service name this client connected to.
@@ -294,7 +336,13 @@ impl Client {
             }
             // A call made while decoding another call's result (re-entrant serde code):
             // use fresh buffers.
-            Err(_) => self.call_with(method.id, method.name, args, &mut Vec::new(), &mut Vec::new()),
+            Err(_) => self.call_with(
+                method.id,
+                method.name,
+                args,
+                &mut Vec::new(),
+                &mut Vec::new(),
+            ),
         })
     }
 
@@ -317,7 +365,11 @@ impl Client {
         }
         request.clear();
         codec::encode_into(args, request).map_err(|e| {
-            Error::protocol(&conn.service, Some(method), format!("cannot encode the arguments: {e}"))
+            Error::protocol(
+                &conn.service,
+                Some(method),
+                format!("cannot encode the arguments: {e}"),
+            )
         })?;
         if request.len() as u64 > conn.max_request {
             return Err(Error::TooLarge {
@@ -366,14 +418,24 @@ impl Client {
                 // Withdraw the request if the service has not taken it; otherwise leave the
                 // slot to the service, which frees it when the handler returns.
                 if state
-                    .compare_exchange(state::REQUEST, state::FREE, Ordering::SeqCst, Ordering::SeqCst)
+                    .compare_exchange(
+                        state::REQUEST,
+                        state::FREE,
+                        Ordering::SeqCst,
+                        Ordering::SeqCst,
+                    )
                     .is_ok()
                 {
                     conn.slots.release(slot);
                     return Err(timeout(CallPhase::NotTaken));
                 }
                 if state
-                    .compare_exchange(state::SERVING, state::ABANDONED, Ordering::SeqCst, Ordering::SeqCst)
+                    .compare_exchange(
+                        state::SERVING,
+                        state::ABANDONED,
+                        Ordering::SeqCst,
+                        Ordering::SeqCst,
+                    )
                     .is_ok()
                 {
                     conn.slots.quarantine(slot);
@@ -394,7 +456,11 @@ impl Client {
         let status = result?;
         match status {
             Status::Ok => codec::decode_exact(reply).map_err(|e| {
-                Error::protocol(&conn.service, Some(method), format!("cannot decode the result: {e}"))
+                Error::protocol(
+                    &conn.service,
+                    Some(method),
+                    format!("cannot decode the result: {e}"),
+                )
             }),
             Status::NoSuchMethod => Err(Error::NoSuchMethod {
                 service: conn.service.clone(),
@@ -406,7 +472,9 @@ impl Client {
                 message: String::from_utf8_lossy(reply).into_owned(),
             }),
             Status::TooLarge => {
-                let size = reply.get(..8).map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+                let size = reply
+                    .get(..8)
+                    .map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
                 Err(Error::TooLarge {
                     service: conn.service.clone(),
                     method: err_method(),
@@ -421,7 +489,11 @@ impl Client {
 impl Connection {
     fn disconnected(&self, method: &str, phase: CallPhase) -> Error {
         self.dead.store(true, Ordering::Relaxed);
-        Error::Disconnected { service: self.service.clone(), method: Some(method.to_owned()), phase }
+        Error::Disconnected {
+            service: self.service.clone(),
+            method: Some(method.to_owned()),
+            phase,
+        }
     }
 
     fn channel_error(&self, e: ChannelError, method: &str, phase: CallPhase) -> Error {
@@ -448,12 +520,22 @@ impl Connection {
     }
 
     /// Reads and validates the reply in `slot` into `out`; returns its status.
-    fn read_reply(&self, slot: u32, call_id: u64, method: &str, out: &mut Vec<u8>) -> Result<Status> {
-        let header = FrameHeader::decode(&self.channel.slot(slot).read_frame())
-            .map_err(|e| self.channel_error(ChannelError::Protocol(e), method, CallPhase::ReplyLost))?;
+    fn read_reply(
+        &self,
+        slot: u32,
+        call_id: u64,
+        method: &str,
+        out: &mut Vec<u8>,
+    ) -> Result<Status> {
+        let header = FrameHeader::decode(&self.channel.slot(slot).read_frame()).map_err(|e| {
+            self.channel_error(ChannelError::Protocol(e), method, CallPhase::ReplyLost)
+        })?;
         if header.call_id != call_id {
             return Err(self.channel_error(
-                ChannelError::Protocol(format!("reply is for call {}, expected {call_id}", header.call_id)),
+                ChannelError::Protocol(format!(
+                    "reply is for call {}, expected {call_id}",
+                    header.call_id
+                )),
                 method,
                 CallPhase::ReplyLost,
             ));
@@ -468,7 +550,11 @@ impl Connection {
 }
 
 /// Compares the interface this client was built against with the one the service announced.
-fn check_interface(service: &str, local: &InterfaceDescriptor, remote: &InterfaceInfo) -> Result<()> {
+fn check_interface(
+    service: &str,
+    local: &InterfaceDescriptor,
+    remote: &InterfaceInfo,
+) -> Result<()> {
     if local.name == remote.name && local.fingerprint == remote.fingerprint {
         return Ok(());
     }
@@ -491,7 +577,10 @@ fn check_interface(service: &str, local: &InterfaceDescriptor, remote: &Interfac
     }
     for r in &remote.methods {
         if local.method_by_name(&r.name).is_none() {
-            differences.push(format!("the service has method `{}`, unknown to this client", r.name));
+            differences.push(format!(
+                "the service has method `{}`, unknown to this client",
+                r.name
+            ));
         }
     }
     if differences.is_empty() {
@@ -500,5 +589,8 @@ fn check_interface(service: &str, local: &InterfaceDescriptor, remote: &Interfac
             remote.fingerprint, local.fingerprint
         ));
     }
-    Err(Error::InterfaceMismatch { service: service.to_owned(), detail: differences.join("; ") })
+    Err(Error::InterfaceMismatch {
+        service: service.to_owned(),
+        detail: differences.join("; "),
+    })
 }

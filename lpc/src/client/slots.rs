@@ -30,7 +30,11 @@ pub(crate) struct SlotPool {
 impl SlotPool {
     pub(crate) fn new(count: u32) -> SlotPool {
         debug_assert!((1..=64).contains(&count));
-        let free = if count == 64 { u64::MAX } else { (1u64 << count) - 1 };
+        let free = if count == 64 {
+            u64::MAX
+        } else {
+            (1u64 << count) - 1
+        };
         SlotPool {
             free: AtomicU64::new(free),
             count,
@@ -46,11 +50,17 @@ impl SlotPool {
         let hint = LAST_SLOT.with(Cell::get) % self.count;
         let mut free = self.free.load(Ordering::Acquire);
         while free != 0 {
-            let index = if free & (1 << hint) != 0 { hint } else { free.trailing_zeros() };
-            match self
-                .free
-                .compare_exchange_weak(free, free & !(1 << index), Ordering::Acquire, Ordering::Acquire)
-            {
+            let index = if free & (1 << hint) != 0 {
+                hint
+            } else {
+                free.trailing_zeros()
+            };
+            match self.free.compare_exchange_weak(
+                free,
+                free & !(1 << index),
+                Ordering::Acquire,
+                Ordering::Acquire,
+            ) {
                 Ok(_) => {
                     LAST_SLOT.with(|s| s.set(index));
                     return Some(index);
@@ -98,7 +108,10 @@ impl SlotPool {
 
     /// Parks a slot whose call was abandoned while the service ran it.
     pub(crate) fn quarantine(&self, index: u32) {
-        self.abandoned.lock().unwrap_or_else(|p| p.into_inner()).push(index);
+        self.abandoned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(index);
         self.abandoned_count.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -115,7 +128,8 @@ impl SlotPool {
             }
         });
         let returned = before - abandoned.len();
-        self.abandoned_count.fetch_sub(returned as u32, Ordering::Relaxed);
+        self.abandoned_count
+            .fetch_sub(returned as u32, Ordering::Relaxed);
         returned > 0
     }
 }

@@ -11,7 +11,7 @@ use crate::channel::{state, Channel, ChannelError};
 use crate::interface::DispatchError;
 use crate::shm::layout::ConnectionMemory;
 use crate::shm::Region;
-use crate::sys::{SharedMemory, Stream};
+use crate::sys::{PeerCredentials, SharedMemory, Stream};
 use crate::wire::frame::Status;
 use crate::wire::handshake::{Message, Welcome, MAX_MESSAGE, PROTOCOL_VERSION};
 use crate::wire::FrameHeader;
@@ -20,19 +20,29 @@ use crate::wire::FrameHeader;
 #[derive(Debug)]
 pub(super) struct ConnectionShared {
     stream: Arc<Stream>,
+    /// Who connected, as the kernel recorded it at `connect`.
+    pub(super) peer: Option<PeerCredentials>,
     stop: AtomicBool,
     channel: OnceLock<Arc<Channel>>,
 }
 
 impl std::fmt::Debug for Channel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Channel").field("geometry", &self.memory().geometry()).finish()
+        f.debug_struct("Channel")
+            .field("geometry", &self.memory().geometry())
+            .finish()
     }
 }
 
 impl ConnectionShared {
     pub(super) fn new(stream: Stream) -> ConnectionShared {
-        ConnectionShared { stream: Arc::new(stream), stop: AtomicBool::new(false), channel: OnceLock::new() }
+        let peer = stream.peer_credentials().ok();
+        ConnectionShared {
+            stream: Arc::new(stream),
+            peer,
+            stop: AtomicBool::new(false),
+            channel: OnceLock::new(),
+        }
     }
 
     pub(super) fn stream(&self) -> &Stream {
@@ -112,7 +122,11 @@ fn handshake(shared: &Shared, conn: &ConnectionShared) -> Option<Channel> {
         return None;
     }
     let geometry = shared.server.geometry;
-    let shm = SharedMemory::create(&format!("lpc:{}", shared.server.name), geometry.region_len()).ok()?;
+    let shm = SharedMemory::create(
+        &format!("lpc:{}", shared.server.name),
+        geometry.region_len(),
+    )
+    .ok()?;
     let region = Region::new(shm.map().ok()?);
     let memory = ConnectionMemory::initialize(region, geometry).ok()?;
     let welcome = Welcome {
@@ -123,7 +137,9 @@ fn handshake(shared: &Shared, conn: &ConnectionShared) -> Option<Channel> {
         slot_size: geometry.slot_size,
         max_request: options.max_payload,
     };
-    conn.stream.send(&Message::Welcome(welcome).encode(), Some(&shm)).ok()?;
+    conn.stream
+        .send(&Message::Welcome(welcome).encode(), Some(&shm))
+        .ok()?;
     let mut channel = Channel::new(memory, conn.stream.clone());
     channel.set_peer_limit(hello.max_reply);
     Some(channel)
@@ -177,7 +193,12 @@ fn serve_one(
     let view = channel.slot(slot);
     if view
         .state()
-        .compare_exchange(state::REQUEST, state::SERVING, Ordering::SeqCst, Ordering::SeqCst)
+        .compare_exchange(
+            state::REQUEST,
+            state::SERVING,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        )
         .is_err()
     {
         // Withdrawn by the client in the meantime.
@@ -197,7 +218,11 @@ fn serve_one(
                 (Status::TooLarge, header.method, header.call_id)
             }
             Err(_) => return Err(Close),
-            Ok(()) => (dispatch(shared, header.method, args, reply), header.method, header.call_id),
+            Ok(()) => (
+                dispatch(shared, header.method, args, reply),
+                header.method,
+                header.call_id,
+            ),
         },
     };
     let (status, len) = if reply.len() as u64 > channel.peer_limit() && status == Status::Ok {
@@ -227,14 +252,26 @@ fn serve_one(
                         deadline_ns: 0,
                     };
                     view.write_frame(&header.encode());
-                    return if channel.complete(slot) { Ok(()) } else { Err(Close) };
+                    return if channel.complete(slot) {
+                        Ok(())
+                    } else {
+                        Err(Close)
+                    };
                 }
                 Err(_) => return Err(Close),
             }
         }
         Err(_) => return Err(Close),
     };
-    let header = FrameHeader { method, flags, call_id, len, spill_generation, status, deadline_ns: 0 };
+    let header = FrameHeader {
+        method,
+        flags,
+        call_id,
+        len,
+        spill_generation,
+        status,
+        deadline_ns: 0,
+    };
     view.write_frame(&header.encode());
     if channel.complete(slot) {
         Ok(())
@@ -245,7 +282,9 @@ fn serve_one(
 
 /// Runs the handler; a panic becomes a `Panicked` status with its message.
 fn dispatch(shared: &Shared, method: u32, args: &[u8], reply: &mut Vec<u8>) -> Status {
-    let result = catch_unwind(AssertUnwindSafe(|| shared.dispatcher.dispatch(method, args, reply)));
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        shared.dispatcher.dispatch(method, args, reply)
+    }));
     match result {
         Ok(Ok(())) => Status::Ok,
         Ok(Err(e)) => {
@@ -253,11 +292,15 @@ fn dispatch(shared: &Shared, method: u32, args: &[u8], reply: &mut Vec<u8>) -> S
             match e {
                 DispatchError::NoSuchMethod => Status::NoSuchMethod,
                 DispatchError::BadArguments(m) => {
-                    reply.extend_from_slice(format!("the arguments do not match the method: {m}").as_bytes());
+                    reply.extend_from_slice(
+                        format!("the arguments do not match the method: {m}").as_bytes(),
+                    );
                     Status::BadArguments
                 }
                 DispatchError::Encode(m) => {
-                    reply.extend_from_slice(format!("the result could not be encoded: {m}").as_bytes());
+                    reply.extend_from_slice(
+                        format!("the result could not be encoded: {m}").as_bytes(),
+                    );
                     Status::EncodeFailed
                 }
             }

@@ -97,11 +97,18 @@ impl ServerOptions {
     }
 
     fn geometry(&self) -> Result<Geometry> {
-        Geometry { slot_count: self.slots, slot_size: self.slot_size }
-            .validate()
-            .map_err(|e| {
-                Error::io("", "invalid server options", std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
-            })
+        Geometry {
+            slot_count: self.slots,
+            slot_size: self.slot_size,
+        }
+        .validate()
+        .map_err(|e| {
+            Error::io(
+                "",
+                "invalid server options",
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
+            )
+        })
     }
 }
 
@@ -129,25 +136,41 @@ impl Server {
     pub fn bind_with(name: &str, options: ServerOptions) -> Result<Server> {
         registry::validate_name(name)?;
         let geometry = options.geometry().map_err(|e| rename(e, name))?;
-        let dir = options.runtime_dir.clone().unwrap_or_else(registry::default_runtime_dir);
+        let dir = options
+            .runtime_dir
+            .clone()
+            .unwrap_or_else(registry::default_runtime_dir);
         registry::ensure_runtime_dir(&dir).map_err(|e| rename(e, name))?;
         let path = registry::socket_path(&dir, name);
         let _lock = DirLock::acquire(&dir)
             .map_err(|e| Error::io(name, format!("locking {}", dir.display()), e))?;
         if std::fs::symlink_metadata(&path).is_ok() {
             match Stream::connect(&path, Instant::now() + Duration::from_millis(500)) {
-                Ok(_) => return Err(Error::NameTaken { service: name.to_owned(), path }),
+                Ok(_) => {
+                    return Err(Error::NameTaken {
+                        service: name.to_owned(),
+                        path,
+                    })
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                    return Err(Error::NameTaken { service: name.to_owned(), path })
+                    return Err(Error::NameTaken {
+                        service: name.to_owned(),
+                        path,
+                    })
                 }
                 // Nobody listens: the socket of a dead service. Replace it.
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                    std::fs::remove_file(&path)
-                        .map_err(|e| Error::io(name, format!("removing stale socket {}", path.display()), e))?;
+                    std::fs::remove_file(&path).map_err(|e| {
+                        Error::io(name, format!("removing stale socket {}", path.display()), e)
+                    })?;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
-                    return Err(Error::io(name, format!("checking existing socket {}", path.display()), e))
+                    return Err(Error::io(
+                        name,
+                        format!("checking existing socket {}", path.display()),
+                        e,
+                    ))
                 }
             }
         }
@@ -191,13 +214,26 @@ impl Server {
             .name(format!("lpc-{name}"))
             .spawn(move || runner.run())
             .map_err(|e| Error::io(&name, "starting the service thread", e))?;
-        Ok(ServerHandle { shared, thread: Some(thread) })
+        Ok(ServerHandle {
+            shared,
+            thread: Some(thread),
+        })
     }
 }
 
 fn rename(e: Error, name: &str) -> Error {
     match e {
-        Error::Io { method, context, source, .. } => Error::Io { service: name.to_owned(), method, context, source },
+        Error::Io {
+            method,
+            context,
+            source,
+            ..
+        } => Error::Io {
+            service: name.to_owned(),
+            method,
+            context,
+            source,
+        },
         other => other,
     }
 }
@@ -222,7 +258,21 @@ impl ServerHandle {
 
     /// Connections currently open.
     pub fn connection_count(&self) -> usize {
-        self.shared.connections.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.shared
+            .connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
+    /// The processes connected now, with the credentials the kernel recorded when they
+    /// connected.
+    pub fn clients(&self) -> Vec<crate::PeerCredentials> {
+        self.shared
+            .connections()
+            .values()
+            .filter_map(|(c, _)| c.peer)
+            .collect()
     }
 
     /// Stops accepting, lets calls in progress finish, closes every connection, removes the
@@ -272,7 +322,8 @@ impl std::fmt::Debug for dyn Dispatch {
 
 impl Shared {
     fn new(server: Server, dispatcher: Arc<dyn Dispatch>) -> Result<Shared> {
-        let reactor = Reactor::new().map_err(|e| Error::io(&server.name, "creating the event loop", e))?;
+        let reactor =
+            Reactor::new().map_err(|e| Error::io(&server.name, "creating the event loop", e))?;
         reactor
             .watch_listener(&server.listener)
             .map_err(|e| Error::io(&server.name, "watching the socket", e))?;
@@ -286,7 +337,10 @@ impl Shared {
         })
     }
 
-    fn connections(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (Arc<ConnectionShared>, Option<JoinHandle<()>>)>> {
+    fn connections(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<u64, (Arc<ConnectionShared>, Option<JoinHandle<()>>)>>
+    {
         self.connections.lock().unwrap_or_else(|p| p.into_inner())
     }
 

@@ -48,9 +48,15 @@ impl Geometry {
     /// Checks the bounds; the error says what is wrong.
     pub(crate) fn validate(self) -> Result<Geometry, String> {
         if self.slot_count == 0 || self.slot_count > MAX_SLOTS {
-            return Err(format!("slot count {} not in 1..={MAX_SLOTS}", self.slot_count));
+            return Err(format!(
+                "slot count {} not in 1..={MAX_SLOTS}",
+                self.slot_count
+            ));
         }
-        if self.slot_size < MIN_SLOT_SIZE || self.slot_size > MAX_SLOT_SIZE || self.slot_size % 64 != 0 {
+        if self.slot_size < MIN_SLOT_SIZE
+            || self.slot_size > MAX_SLOT_SIZE
+            || self.slot_size % 64 != 0
+        {
             return Err(format!(
                 "slot size {} not a multiple of 64 in {MIN_SLOT_SIZE}..={MAX_SLOT_SIZE}",
                 self.slot_size
@@ -81,7 +87,10 @@ pub(crate) struct ConnectionMemory {
 
 impl ConnectionMemory {
     /// Lays out a fresh (zero-filled) region: the service side.
-    pub(crate) fn initialize(region: Region, geometry: Geometry) -> Result<ConnectionMemory, String> {
+    pub(crate) fn initialize(
+        region: Region,
+        geometry: Geometry,
+    ) -> Result<ConnectionMemory, String> {
         let geometry = geometry.validate()?;
         if region.len() < geometry.region_len() {
             return Err("region smaller than its geometry".into());
@@ -92,7 +101,9 @@ impl ConnectionMemory {
         header[8..12].copy_from_slice(&geometry.slot_count.to_le_bytes());
         header[12..16].copy_from_slice(&geometry.slot_size.to_le_bytes());
         header[16..24].copy_from_slice(&(geometry.region_len() as u64).to_le_bytes());
-        region.copy_in(0, &header).map_err(|_| "region too small".to_string())?;
+        region
+            .copy_in(0, &header)
+            .map_err(|_| "region too small".to_string())?;
         Ok(ConnectionMemory { region, geometry })
     }
 
@@ -107,13 +118,19 @@ impl ConnectionMemory {
                 geometry.region_len()
             ));
         }
-        let header: [u8; 24] = region.read_array(0).map_err(|_| "region too small".to_string())?;
-        let word = |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+        let header: [u8; 24] = region
+            .read_array(0)
+            .map_err(|_| "region too small".to_string())?;
+        let word =
+            |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
         if word(0) != MAGIC {
             return Err("shared region has a bad magic number".into());
         }
         if word(4) != LAYOUT_VERSION {
-            return Err(format!("shared region layout version {} (expected {LAYOUT_VERSION})", word(4)));
+            return Err(format!(
+                "shared region layout version {} (expected {LAYOUT_VERSION})",
+                word(4)
+            ));
         }
         if word(8) != geometry.slot_count || word(12) != geometry.slot_size {
             return Err("shared region header disagrees with the handshake".into());
@@ -140,7 +157,10 @@ impl ConnectionMemory {
     /// # Panics
     /// If `index` is not below the slot count (indices come from our own loops and bitmaps).
     pub(crate) fn slot(&self, index: u32) -> SlotView<'_> {
-        assert!(index < self.geometry.slot_count, "slot index {index} out of range");
+        assert!(
+            index < self.geometry.slot_count,
+            "slot index {index} out of range"
+        );
         SlotView {
             region: &self.region,
             base: self.geometry.slot_offset(index),

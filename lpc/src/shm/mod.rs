@@ -60,7 +60,12 @@ impl Region {
     }
 
     /// Copies `len` bytes at `offset` to the end of `out`.
-    pub(crate) fn copy_out(&self, offset: usize, len: usize, out: &mut Vec<u8>) -> Result<(), OutOfBounds> {
+    pub(crate) fn copy_out(
+        &self,
+        offset: usize,
+        len: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), OutOfBounds> {
         self.check(offset, len)?;
         out.reserve(len);
         let old = out.len();
@@ -69,7 +74,11 @@ impl Region {
         // shared mapping. The bytes may be changing under a hostile peer: we take a snapshot
         // of plain bytes, where any value is valid, and validate the copy afterwards.
         unsafe {
-            std::ptr::copy_nonoverlapping(self.map.as_ptr().add(offset), out.as_mut_ptr().add(old), len);
+            std::ptr::copy_nonoverlapping(
+                self.map.as_ptr().add(offset),
+                out.as_mut_ptr().add(old),
+                len,
+            );
             out.set_len(old + len);
         }
         Ok(())
@@ -81,7 +90,9 @@ impl Region {
         let mut out = [0u8; N];
         // SAFETY: source in bounds (checked), destination is a private local array of N bytes.
         // As in `copy_out`, the snapshot is validated by the caller.
-        unsafe { std::ptr::copy_nonoverlapping(self.map.as_ptr().add(offset), out.as_mut_ptr(), N) };
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.map.as_ptr().add(offset), out.as_mut_ptr(), N)
+        };
         Ok(out)
     }
 
@@ -91,7 +102,13 @@ impl Region {
         // SAFETY: destination in bounds (checked); the source is private memory that cannot
         // overlap the mapping. Writing plain bytes that the peer may read concurrently is the
         // purpose of the region; the peer validates what it reads.
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.map.as_ptr().add(offset), bytes.len()) };
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                self.map.as_ptr().add(offset),
+                bytes.len(),
+            )
+        };
         Ok(())
     }
 }

@@ -86,7 +86,8 @@ impl FrameHeader {
         if flags & !KNOWN_FLAGS != 0 {
             return Err(format!("frame has unknown flags {flags:#x}"));
         }
-        let status = Status::from_u32(u32_at(28)).ok_or_else(|| format!("frame has unknown status {}", u32_at(28)))?;
+        let status = Status::from_u32(u32_at(28))
+            .ok_or_else(|| format!("frame has unknown status {}", u32_at(28)))?;
         if bytes[40..].iter().any(|&b| b != 0) {
             return Err("frame has nonzero reserved bytes".into());
         }

@@ -55,7 +55,10 @@ pub(crate) enum Message {
     Welcome(Welcome),
     Refused(String),
     /// The sender replaced `slot`'s spill buffer; the new one is attached.
-    Spill { slot: u32, generation: u32 },
+    Spill {
+        slot: u32,
+        generation: u32,
+    },
 }
 
 impl Message {
@@ -64,7 +67,9 @@ impl Message {
             Message::Hello(h) => (TAG_HELLO, postcard::to_stdvec(h)),
             Message::Welcome(w) => (TAG_WELCOME, postcard::to_stdvec(w)),
             Message::Refused(r) => (TAG_REFUSED, postcard::to_stdvec(r)),
-            Message::Spill { slot, generation } => (TAG_SPILL, postcard::to_stdvec(&(slot, generation))),
+            Message::Spill { slot, generation } => {
+                (TAG_SPILL, postcard::to_stdvec(&(slot, generation)))
+            }
         };
         let mut out = vec![tag];
         out.extend(body.expect("handshake messages always encode"));
@@ -75,7 +80,8 @@ impl Message {
     pub(crate) fn decode(bytes: &[u8]) -> Result<Message, String> {
         let (&tag, body) = bytes.split_first().ok_or("empty message")?;
         fn whole<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, String> {
-            let (value, rest) = postcard::take_from_bytes(body).map_err(|e| format!("malformed message: {e}"))?;
+            let (value, rest) =
+                postcard::take_from_bytes(body).map_err(|e| format!("malformed message: {e}"))?;
             if !rest.is_empty() {
                 return Err(format!("{} trailing bytes after message", rest.len()));
             }
@@ -108,7 +114,10 @@ mod tests {
                 max_reply: 10,
             }),
             Message::Refused("no".into()),
-            Message::Spill { slot: 3, generation: 9 },
+            Message::Spill {
+                slot: 3,
+                generation: 9,
+            },
         ];
         for m in msgs {
             assert_eq!(Message::decode(&m.encode()), Ok(m));
@@ -119,7 +128,11 @@ mod tests {
     fn rejects_garbage() {
         assert!(Message::decode(&[]).is_err());
         assert!(Message::decode(&[99, 1, 2]).unwrap_err().contains("tag"));
-        let mut m = Message::Spill { slot: 1, generation: 2 }.encode();
+        let mut m = Message::Spill {
+            slot: 1,
+            generation: 2,
+        }
+        .encode();
         m.push(0);
         assert!(Message::decode(&m).unwrap_err().contains("trailing"));
         assert!(Message::decode(&[TAG_HELLO, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).is_err());

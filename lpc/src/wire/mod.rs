@@ -9,4 +9,4 @@ pub(crate) mod codec;
 pub(crate) mod frame;
 pub(crate) mod handshake;
 
-pub(crate) use frame::{FrameHeader, Status};
+pub(crate) use frame::FrameHeader;

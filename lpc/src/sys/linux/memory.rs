@@ -8,7 +8,9 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
 
-use rustix::fs::{fcntl_add_seals, fcntl_get_seals, fstat, ftruncate, memfd_create, MemfdFlags, SealFlags};
+use rustix::fs::{
+    fcntl_add_seals, fcntl_get_seals, fstat, ftruncate, memfd_create, MemfdFlags, SealFlags,
+};
 use rustix::mm::{mmap, munmap, MapFlags, ProtFlags};
 
 /// A shared-memory object of fixed size (a sealed memfd).
@@ -32,7 +34,10 @@ impl SharedMemory {
     /// otherwise the peer could truncate it under our mapping and crash us with `SIGBUS`.
     pub(crate) fn from_received(fd: OwnedFd) -> io::Result<SharedMemory> {
         let seals = fcntl_get_seals(&fd).map_err(|_| {
-            io::Error::new(io::ErrorKind::InvalidData, "received descriptor is not sealable shared memory")
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "received descriptor is not sealable shared memory",
+            )
         })?;
         if !seals.contains(SealFlags::SHRINK) {
             return Err(io::Error::new(
@@ -41,8 +46,12 @@ impl SharedMemory {
             ));
         }
         let size = fstat(&fd)?.st_size;
-        let len = usize::try_from(size)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "received shared memory has a bad size"))?;
+        let len = usize::try_from(size).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "received shared memory has a bad size",
+            )
+        })?;
         Ok(SharedMemory { fd, len })
     }
 
@@ -59,7 +68,10 @@ impl SharedMemory {
     /// Maps the whole object, shared and read-write.
     pub(crate) fn map(&self) -> io::Result<Mapping> {
         if self.len == 0 {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "cannot map empty shared memory"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot map empty shared memory",
+            ));
         }
         // SAFETY: we ask the kernel for a fresh mapping (null hint, no MAP_FIXED), so no
         // existing Rust object is aliased or replaced. A memfd is sealed against shrinking
@@ -135,15 +147,24 @@ impl SharedMemory {
             .truncate(true)
             .open(path)?;
         file.set_len(len as u64)?;
-        Ok(SharedMemory { fd: file.into(), len })
+        Ok(SharedMemory {
+            fd: file.into(),
+            len,
+        })
     }
 
     /// Opens a file made by [`SharedMemory::create_file`]. The caller trusts its creator not
     /// to truncate it while mapped (a benchmark's own parent process).
     pub(crate) fn open_file(path: &std::path::Path) -> io::Result<SharedMemory> {
-        let file = std::fs::OpenOptions::new().read(true).write(true).open(path)?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)?;
         let len = usize::try_from(file.metadata()?.len())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "file too large"))?;
-        Ok(SharedMemory { fd: file.into(), len })
+        Ok(SharedMemory {
+            fd: file.into(),
+            len,
+        })
     }
 }

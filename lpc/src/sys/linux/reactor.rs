@@ -38,13 +38,23 @@ impl Reactor {
     pub(crate) fn new() -> io::Result<Reactor> {
         let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
         let waker = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
-        epoll::add(&epoll, &waker, epoll::EventData::new_u64(WAKER), epoll::EventFlags::IN)?;
+        epoll::add(
+            &epoll,
+            &waker,
+            epoll::EventData::new_u64(WAKER),
+            epoll::EventFlags::IN,
+        )?;
         Ok(Reactor { epoll, waker })
     }
 
     /// Reports [`ReactorEvent::Accept`] while `listener` has pending connections.
     pub(crate) fn watch_listener(&self, listener: &Listener) -> io::Result<()> {
-        epoll::add(&self.epoll, listener.fd(), epoll::EventData::new_u64(LISTENER), epoll::EventFlags::IN)?;
+        epoll::add(
+            &self.epoll,
+            listener.fd(),
+            epoll::EventData::new_u64(LISTENER),
+            epoll::EventFlags::IN,
+        )?;
         Ok(())
     }
 
@@ -67,13 +77,21 @@ impl Reactor {
     }
 
     /// Waits for events (up to `timeout`, forever if `None`) and appends them to `out`.
-    pub(crate) fn wait(&self, out: &mut Vec<ReactorEvent>, timeout: Option<Duration>) -> io::Result<()> {
+    pub(crate) fn wait(
+        &self,
+        out: &mut Vec<ReactorEvent>,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
         let ts = timeout.map(|t| Timespec {
             tv_sec: t.as_secs().min(i64::MAX as u64) as i64,
             tv_nsec: t.subsec_nanos().into(),
         });
         let mut events: Vec<epoll::Event> = Vec::with_capacity(64);
-        match epoll::wait(&self.epoll, rustix::buffer::spare_capacity(&mut events), ts.as_ref()) {
+        match epoll::wait(
+            &self.epoll,
+            rustix::buffer::spare_capacity(&mut events),
+            ts.as_ref(),
+        ) {
             Ok(_) => {}
             Err(Errno::INTR) => return Ok(()),
             Err(e) => return Err(e.into()),

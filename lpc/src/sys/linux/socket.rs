@@ -129,7 +129,9 @@ impl Stream {
         if let Some(shm) = shm {
             fds = [shm.as_fd()];
             if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
-                return Err(io::Error::other("control buffer too small for one descriptor"));
+                return Err(io::Error::other(
+                    "control buffer too small for one descriptor",
+                ));
             }
         }
         let iov = [io::IoSlice::new(bytes)];
@@ -156,7 +158,10 @@ impl Stream {
             if let Some(deadline) = deadline {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if !self.poll(PollFlags::IN, Some(left))? {
-                    return Err(io::Error::new(io::ErrorKind::TimedOut, "no message before the deadline"));
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "no message before the deadline",
+                    ));
                 }
             }
             let mut space = [MaybeUninit::<u8>::uninit(); CMSG_SPACE];
@@ -174,10 +179,16 @@ impl Stream {
                 }
             }
             if msg.flags.contains(ReturnFlags::TRUNC) || msg.flags.contains(ReturnFlags::CTRUNC) {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "message or its descriptors truncated"));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "message or its descriptors truncated",
+                ));
             }
             if received.len() > 1 {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "more than one descriptor in a message"));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "more than one descriptor in a message",
+                ));
             }
             let shm = match received.pop() {
                 Some(fd) => Some(SharedMemory::from_received(fd)?),
@@ -206,7 +217,13 @@ impl Stream {
     /// True once the peer has closed its end (it exited, crashed, or dropped the connection).
     pub(crate) fn peer_closed(&self) -> bool {
         let mut fds = [PollFd::new(&self.fd, PollFlags::RDHUP)];
-        match poll(&mut fds, Some(&Timespec { tv_sec: 0, tv_nsec: 0 })) {
+        match poll(
+            &mut fds,
+            Some(&Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            }),
+        ) {
             Ok(0) => false,
             Ok(_) => fds[0]
                 .revents()

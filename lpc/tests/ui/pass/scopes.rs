@@ -1,5 +1,5 @@
 // Visibility follows the trait; unused generated items do not warn; traits written by
-// `macro_rules!` work.
+// `macro_rules!` work; a trait may have no methods.
 #![deny(warnings)]
 
 mod private {
@@ -28,6 +28,10 @@ macro_rules! service_of {
 
 service_of!(Echo, Vec<u8>, Vec<u8>);
 
+/// A service with no methods yet.
+#[lpc::service]
+pub trait Empty {}
+
 struct EchoImpl;
 
 impl Echo for EchoImpl {
@@ -39,6 +43,7 @@ impl Echo for EchoImpl {
 fn main() {
     let _ = crate_visible::KV_STORE_INTERFACE.name;
     let _ = EchoServer::new(EchoImpl);
+    assert!(EMPTY_INTERFACE.methods.is_empty());
     assert_eq!(
         ECHO_INTERFACE.methods[0].signature,
         "fn call(&self, arg: Vec<u8>) -> Vec<u8>"
