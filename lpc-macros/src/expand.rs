@@ -96,7 +96,7 @@ pub fn expand(service: &Service) -> TokenStream {
         };
 
         #[doc = #client_doc]
-        #[derive(Clone)]
+        #[derive(Clone, Debug)]
         #[allow(dead_code)]
         #vis struct #client {
             inner: ::lpc::Client,

@@ -219,9 +219,7 @@ fn a_call_past_its_deadline_times_out_and_the_connection_recovers() {
 #[test]
 fn unknown_service_is_not_found() {
     let dir = TempDir::new().unwrap();
-    let err = ProbeClient::connect_with("nobody", &client_options(dir.path()))
-        .err()
-        .expect("connect must fail");
+    let err = ProbeClient::connect_with("nobody", &client_options(dir.path())).unwrap_err();
     assert!(
         matches!(&err, Error::NotFound { service, .. } if service == "nobody"),
         "{err:?}"
@@ -233,9 +231,8 @@ fn unknown_service_is_not_found() {
 fn a_client_of_another_interface_version_is_refused_at_connect() {
     let dir = TempDir::new().unwrap();
     let _service = start(dir.path(), &["probe"]);
-    let err = lpc_tests::v2::ProbeClient::connect_with("probe", &client_options(dir.path()))
-        .err()
-        .expect("connect must fail");
+    let err =
+        lpc_tests::v2::ProbeClient::connect_with("probe", &client_options(dir.path())).unwrap_err();
     let Error::InterfaceMismatch { service, detail } = &err else {
         panic!("expected InterfaceMismatch, got {err:?}");
     };
@@ -335,9 +332,7 @@ fn a_peer_that_breaks_the_handshake_is_a_protocol_error() {
         // Keep the connection open until the client has read the reply.
         let _ = recv(&conn, &mut buf, RecvFlags::empty());
     });
-    let err = ProbeClient::connect_with("fake", &client_options(dir.path()))
-        .err()
-        .expect("connect must fail");
+    let err = ProbeClient::connect_with("fake", &client_options(dir.path())).unwrap_err();
     assert!(
         matches!(&err, Error::Protocol { service, .. } if service == "fake"),
         "{err:?}"
@@ -357,9 +352,7 @@ fn connect_times_out_when_the_service_never_answers_the_handshake() {
     let options = ClientOptions::new()
         .runtime_dir(dir.path())
         .connect_timeout(Duration::from_millis(200));
-    let err = ProbeClient::connect_with("mute", &options)
-        .err()
-        .expect("connect must fail");
+    let err = ProbeClient::connect_with("mute", &options).unwrap_err();
     assert!(
         matches!(&err, Error::Timeout { method: None, .. }),
         "{err:?}"

@@ -296,7 +296,7 @@ impl Channel {
                 }
                 std::hint::spin_loop();
                 spins = spins.wrapping_add(1);
-                if spins % 64 == 0 && start.elapsed() >= budget {
+                if spins.is_multiple_of(64) && start.elapsed() >= budget {
                     break;
                 }
             }

@@ -303,6 +303,9 @@ impl Drop for ServerHandle {
     }
 }
 
+/// Open connections by reactor token, with their threads (`None` until started).
+type ConnectionTable = HashMap<u64, (Arc<ConnectionShared>, Option<JoinHandle<()>>)>;
+
 /// State shared by the reactor and the connection threads.
 #[derive(Debug)]
 struct Shared {
@@ -311,7 +314,7 @@ struct Shared {
     reactor: Reactor,
     stopping: AtomicBool,
     next_token: AtomicU64,
-    connections: Mutex<HashMap<u64, (Arc<ConnectionShared>, Option<JoinHandle<()>>)>>,
+    connections: Mutex<ConnectionTable>,
 }
 
 impl std::fmt::Debug for dyn Dispatch {
@@ -337,10 +340,7 @@ impl Shared {
         })
     }
 
-    fn connections(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<u64, (Arc<ConnectionShared>, Option<JoinHandle<()>>)>>
-    {
+    fn connections(&self) -> std::sync::MutexGuard<'_, ConnectionTable> {
         self.connections.lock().unwrap_or_else(|p| p.into_inner())
     }
 

@@ -55,7 +55,7 @@ impl Geometry {
         }
         if self.slot_size < MIN_SLOT_SIZE
             || self.slot_size > MAX_SLOT_SIZE
-            || self.slot_size % 64 != 0
+            || !self.slot_size.is_multiple_of(64)
         {
             return Err(format!(
                 "slot size {} not a multiple of 64 in {MIN_SLOT_SIZE}..={MAX_SLOT_SIZE}",

@@ -50,7 +50,10 @@ impl Region {
     /// If `offset` is misaligned or out of bounds: offsets come from the layout, never from
     /// shared memory, so that is a bug in lpc.
     pub(crate) fn atomic_u32(&self, offset: usize) -> &AtomicU32 {
-        assert!(offset % 4 == 0, "misaligned atomic offset {offset}");
+        assert!(
+            offset.is_multiple_of(4),
+            "misaligned atomic offset {offset}"
+        );
         self.check(offset, 4).expect("atomic offset out of bounds");
         // SAFETY: in bounds (checked) and 4-aligned (checked; mappings are page-aligned). The
         // memory stays mapped while `self` lives, which bounds the returned borrow. AtomicU32

@@ -1,0 +1,148 @@
+//! The floors: the least two processes can do to pass a value to each other and back through
+//! shared memory. `raw-spin` busy-waits on both sides; `raw-futex` always sleeps on a futex
+//! and always wakes the peer (no spinning at all). lpc's calls are compared against these.
+//!
+//! Layout of the shared words (a file mapped by both processes):
+//!
+//! ```text
+//! word  0 (bytes  0..4, cache line 0): ping, written by the parent only
+//! word 16 (bytes 64..68, cache line 1): pong, written by the child only
+//! ```
+//!
+//! The parent stores an odd value `v` in ping; the child answers `v + 1` in pong.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use lpc::floor::{futex_wait, futex_wake, SharedWords};
+
+/// Index of the ping word.
+const PING: usize = 0;
+/// Index of the pong word: 64 bytes after ping, on its own cache line.
+const PONG: usize = 16;
+/// Words in the file: two cache lines.
+const WORDS: usize = 32;
+/// Written to ping to end the child's loop (the parent's values never get this high).
+const STOP: u32 = u32::MAX;
+
+/// How long either side waits for the other before giving up.
+const PEER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest single futex sleep (the deadline is checked between sleeps).
+const FUTEX_SLICE: Duration = Duration::from_millis(100);
+/// Spins between two looks at the clock while spinning (so the fast path reads no clock).
+const SPINS_PER_CLOCK_CHECK: u32 = 1 << 16;
+
+/// How the two sides wait for each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Busy-wait with `std::hint::spin_loop`.
+    Spin,
+    /// Sleep with `futex_wait`; signal with a store and `futex_wake`.
+    Futex,
+}
+
+/// Waits until `word` no longer holds `old`; returns the new value, or `None` after
+/// `PEER_TIMEOUT`. The clock is only read once the wait turns out to be long.
+fn wait_changed(word: &AtomicU32, old: u32, mode: Mode) -> Option<u32> {
+    let mut deadline: Option<Instant> = None;
+    match mode {
+        Mode::Spin => {
+            let mut spins = 0u32;
+            loop {
+                let value = word.load(Ordering::Acquire);
+                if value != old {
+                    return Some(value);
+                }
+                std::hint::spin_loop();
+                spins = spins.wrapping_add(1);
+                if spins % SPINS_PER_CLOCK_CHECK == 0 && past_deadline(&mut deadline) {
+                    return None;
+                }
+            }
+        }
+        Mode::Futex => {
+            let mut slept = false;
+            loop {
+                let value = word.load(Ordering::Acquire);
+                if value != old {
+                    return Some(value);
+                }
+                // The first sleep is the normal case; only later ones look at the clock.
+                if slept && past_deadline(&mut deadline) {
+                    return None;
+                }
+                futex_wait(word, old, Some(FUTEX_SLICE));
+                slept = true;
+            }
+        }
+    }
+}
+
+/// True once `PEER_TIMEOUT` has passed since the first call (which sets `deadline`).
+fn past_deadline(deadline: &mut Option<Instant>) -> bool {
+    let now = Instant::now();
+    now >= *deadline.get_or_insert(now + PEER_TIMEOUT)
+}
+
+/// Publishes `value` in `word` and, in futex mode, wakes the peer.
+fn signal(word: &AtomicU32, value: u32, mode: Mode) {
+    word.store(value, Ordering::Release);
+    if mode == Mode::Futex {
+        futex_wake(word);
+    }
+}
+
+/// The parent's side: creates the shared words and times round trips.
+pub struct Pinger {
+    words: SharedWords,
+    mode: Mode,
+    /// The last value the child answered (0 before the first round trip).
+    last: u32,
+}
+
+impl Pinger {
+    /// Creates the shared file at `path` for a child to open.
+    pub fn create(path: &Path, mode: Mode) -> std::io::Result<Pinger> {
+        Ok(Pinger { words: SharedWords::create(path, WORDS)?, mode, last: 0 })
+    }
+
+    /// One round trip: ping `last + 1`, wait for `last + 2`.
+    pub fn round_trip(&mut self) -> Result<(), String> {
+        let value = self.last.wrapping_add(1);
+        if value >= STOP - 1 {
+            return Err("sequence exhausted".into());
+        }
+        signal(self.words.word(PING), value, self.mode);
+        match wait_changed(self.words.word(PONG), self.last, self.mode) {
+            Some(answer) if answer == value.wrapping_add(1) => {
+                self.last = answer;
+                Ok(())
+            }
+            Some(answer) => Err(format!("child answered {answer} to {value}")),
+            None => Err(format!("child did not answer within {PEER_TIMEOUT:?}")),
+        }
+    }
+
+    /// Tells the child to exit.
+    pub fn stop(&self) {
+        signal(self.words.word(PING), STOP, self.mode);
+    }
+}
+
+/// The child's side: answers pings until told to stop.
+pub fn answer(path: &Path, mode: Mode) -> Result<(), String> {
+    let words = SharedWords::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
+    crate::child::ready();
+    let (ping, pong) = (words.word(PING), words.word(PONG));
+    let mut last = 0;
+    loop {
+        let value = wait_changed(ping, last, mode)
+            .ok_or_else(|| format!("no ping within {PEER_TIMEOUT:?}"))?;
+        if value == STOP {
+            return Ok(());
+        }
+        signal(pong, value.wrapping_add(1), mode);
+        last = value;
+    }
+}
