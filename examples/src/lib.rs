@@ -16,3 +16,14 @@ pub fn name_arg(default: &str) -> String {
         .and_then(|i| args.get(i + 1).cloned())
         .unwrap_or_else(|| default.to_owned())
 }
+
+/// Turns `main`'s result into an exit code, printing an error as its message (not `Debug`).
+pub fn report(result: Result<(), lpc::Error>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

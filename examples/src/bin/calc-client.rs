@@ -2,7 +2,11 @@
 
 use lpc_examples::calc::CalcClient;
 
-fn main() -> Result<(), lpc::Error> {
+fn main() -> std::process::ExitCode {
+    lpc_examples::report(run())
+}
+
+fn run() -> Result<(), lpc::Error> {
     let calc = CalcClient::connect(&lpc_examples::name_arg("calc"))?;
     let sum = calc.add(10, 20)?;
     println!("add(10, 20) = {sum}");

@@ -2,7 +2,11 @@
 
 use lpc_examples::compare::{CompareClient, MyInfo};
 
-fn main() -> Result<(), lpc::Error> {
+fn main() -> std::process::ExitCode {
+    lpc_examples::report(run())
+}
+
+fn run() -> Result<(), lpc::Error> {
     let compare = CompareClient::connect(&lpc_examples::name_arg("compare"))?;
     let mut info = MyInfo {
         red: 3333.0,

@@ -10,7 +10,6 @@
 mod connection;
 
 use std::collections::HashMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::interface::Dispatch;
 use crate::shm::layout::Geometry;
-use crate::sys::{DirLock, Listener, Reactor, ReactorEvent, Stream};
+use crate::sys::{file_identity, DirLock, Listener, Reactor, ReactorEvent, Stream};
 use crate::{registry, Error, Result};
 
 use self::connection::ConnectionShared;
@@ -176,12 +175,12 @@ impl Server {
         }
         let listener = Listener::bind(&path)
             .map_err(|e| Error::io(name, format!("binding {}", path.display()), e))?;
-        let meta = std::fs::symlink_metadata(&path)
+        let identity = file_identity(&path)
             .map_err(|e| Error::io(name, format!("reading {}", path.display()), e))?;
         Ok(Server {
             name: name.to_owned(),
             path,
-            identity: (meta.dev(), meta.ino()),
+            identity,
             listener,
             options,
             geometry,
@@ -421,8 +420,8 @@ impl Shared {
             }
         }
         // Remove our socket, unless another service has replaced it since.
-        if let Ok(meta) = std::fs::symlink_metadata(&self.server.path) {
-            if (meta.dev(), meta.ino()) == self.server.identity {
+        if let Ok(identity) = file_identity(&self.server.path) {
+            if identity == self.server.identity {
                 let _ = std::fs::remove_file(&self.server.path);
             }
         }

@@ -68,3 +68,10 @@ impl DirLock {
         Ok(DirLock { _dir: file })
     }
 }
+
+/// The identity (device, inode) of the file at `path`, without following a symlink: tells
+/// whether a socket file is still the one we bound.
+pub(crate) fn file_identity(path: &Path) -> io::Result<(u64, u64)> {
+    let meta = std::fs::symlink_metadata(path)?;
+    Ok((meta.dev(), meta.ino()))
+}
