@@ -52,6 +52,8 @@ pub trait Probe {
     fn pid(&self) -> u32;
     /// `len` bytes of `byte`.
     fn filled(&self, len: u64, byte: u8) -> Vec<u8>;
+    /// Sleeps `ms` milliseconds, then returns `len` bytes of `byte`.
+    fn slow_filled(&self, ms: u64, len: u64, byte: u8) -> Vec<u8>;
     /// Returns `record` with its id incremented.
     fn bump(&self, record: &Record) -> Record;
     /// Does nothing.
@@ -99,6 +101,10 @@ impl Probe for ProbeService {
         std::process::id()
     }
     fn filled(&self, len: u64, byte: u8) -> Vec<u8> {
+        vec![byte; len as usize]
+    }
+    fn slow_filled(&self, ms: u64, len: u64, byte: u8) -> Vec<u8> {
+        std::thread::sleep(Duration::from_millis(ms));
         vec![byte; len as usize]
     }
     fn bump(&self, record: &Record) -> Record {

@@ -359,3 +359,31 @@ fn connect_times_out_when_the_service_never_answers_the_handshake() {
     );
     drop(listener);
 }
+
+#[test]
+fn a_large_reply_to_an_abandoned_call_does_not_confuse_later_calls() {
+    let dir = TempDir::new().unwrap();
+    let _service = start(dir.path(), &["probe", "--slots", "1"]);
+    let probe = connect(dir.path(), "probe");
+    // The service finishes this call after the client gave up, writing its 200 kB result into
+    // a new spill buffer that the client never reads.
+    let err = probe
+        .with_timeout(Duration::from_millis(50))
+        .slow_filled(300, 200_000, 1)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Timeout {
+                phase: CallPhase::Executing,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // The same (only) slot, with large payloads both ways, replacing the buffers again.
+    let data: Vec<u8> = (0..300_000).map(|i| (i % 256) as u8).collect();
+    assert_eq!(probe.echo(&data).unwrap(), data);
+    assert_eq!(probe.filled(200_000, 9).unwrap(), vec![9u8; 200_000]);
+    assert_eq!(probe.filled(1_000_000, 3).unwrap(), vec![3u8; 1_000_000]);
+}

@@ -67,7 +67,10 @@ pub(crate) enum WaitEnd {
     PeerGone(u32),
 }
 
-/// A slot's spill buffer, replaced (never resized) when a larger one is needed.
+/// A slot's spill buffer in one direction, replaced (never resized) when a larger one is
+/// needed. Each side writes only into buffers it created (`outgoing`) and reads only from
+/// buffers its peer created (`incoming`), so the two sides never disagree about which buffer a
+/// generation names, even when a call was abandoned halfway.
 #[derive(Default)]
 struct Spill {
     generation: u32,
@@ -78,7 +81,8 @@ struct Spill {
 pub(crate) struct Channel {
     memory: ConnectionMemory,
     stream: Arc<Stream>,
-    spills: Box<[Mutex<Spill>]>,
+    outgoing: Box<[Mutex<Spill>]>,
+    incoming: Box<[Mutex<Spill>]>,
     /// Spill buffers received from the peer but not yet claimed by their slot.
     inbox: Mutex<HashMap<u32, (u32, SharedMemory)>>,
     /// The largest payload the peer accepts from us.
@@ -87,13 +91,12 @@ pub(crate) struct Channel {
 
 impl Channel {
     pub(crate) fn new(memory: ConnectionMemory, stream: Arc<Stream>) -> Channel {
-        let spills = (0..memory.geometry().slot_count)
-            .map(|_| Mutex::default())
-            .collect();
+        let slots = memory.geometry().slot_count;
         Channel {
+            outgoing: (0..slots).map(|_| Mutex::default()).collect(),
+            incoming: (0..slots).map(|_| Mutex::default()).collect(),
             memory,
             stream,
-            spills,
             inbox: Mutex::new(HashMap::new()),
             peer_limit: u64::MAX,
         }
@@ -115,10 +118,10 @@ impl Channel {
         self.memory.slot(index)
     }
 
-    fn spill(&self, slot: u32) -> MutexGuard<'_, Spill> {
+    fn spill(spills: &[Mutex<Spill>], slot: u32) -> MutexGuard<'_, Spill> {
         // A panic while holding this lock leaves the Spill consistent (fields are replaced
         // whole), so a poisoned lock is safe to keep using.
-        self.spills[slot as usize]
+        spills[slot as usize]
             .lock()
             .unwrap_or_else(|p| p.into_inner())
     }
@@ -137,7 +140,7 @@ impl Channel {
                 .expect("length checked against inline capacity");
             return Ok((0, 0));
         }
-        let mut spill = self.spill(slot);
+        let mut spill = Self::spill(&self.outgoing, slot);
         let fits = spill
             .region
             .as_ref()
@@ -186,7 +189,7 @@ impl Channel {
                 ChannelError::Protocol(format!("inline payload length {len} exceeds the slot"))
             });
         }
-        let mut spill = self.spill(slot);
+        let mut spill = Self::spill(&self.incoming, slot);
         if spill.generation != header.spill_generation || spill.region.is_none() {
             let shm = self.receive_spill(slot, header.spill_generation)?;
             // A spill buffer is at most twice the largest payload (power-of-two rounding).
