@@ -74,61 +74,67 @@ impl ConnectionShared {
 
 /// Serves one connection until the client leaves, breaks the protocol, or the service stops.
 pub(super) fn run(shared: &Shared, conn: &ConnectionShared) {
-    let Some(channel) = handshake(shared, conn) else {
-        return;
+    let service = shared.server.name.as_str();
+    let pid = conn.peer.map(|p| p.pid);
+    let channel = match handshake(shared, conn) {
+        Ok(channel) => Arc::new(channel),
+        Err(reason) => {
+            if !reason.is_empty() {
+                tracing::warn!(service, ?pid, %reason, "refused a client at the handshake");
+            }
+            return;
+        }
     };
-    let channel = Arc::new(channel);
+    tracing::debug!(service, ?pid, "client connected");
     let _ = conn.channel.set(channel.clone());
     fence(Ordering::SeqCst);
-    serve(shared, conn, &channel);
+    match serve(shared, conn, &channel) {
+        Ok(()) => tracing::debug!(service, ?pid, "client disconnected"),
+        Err(Close(reason)) => tracing::warn!(service, ?pid, %reason, "dropped a client"),
+    }
     // Dropping the channel unmaps the region and closes the socket (the reactor forgets it).
 }
 
-fn handshake(shared: &Shared, conn: &ConnectionShared) -> Option<Channel> {
+/// Runs the handshake; on failure, the reason (empty if the client just left).
+fn handshake(shared: &Shared, conn: &ConnectionShared) -> Result<Channel, String> {
     let options = &shared.server.options;
     let deadline = Instant::now() + options.handshake_timeout;
     let mut buf = vec![0u8; MAX_MESSAGE];
     let refuse = |reason: String| {
-        let _ = conn.stream.send(&Message::Refused(reason).encode(), None);
+        let _ = conn
+            .stream
+            .send(&Message::Refused(reason.clone()).encode(), None);
+        reason
     };
     let (n, shm) = match conn.stream.recv(&mut buf, Some(deadline)) {
-        Ok((0, _)) => return None,
+        Ok((0, _)) => return Err(String::new()),
         Ok(r) => r,
-        Err(e) => {
-            refuse(format!("bad handshake: {e}"));
-            return None;
-        }
+        Err(e) => return Err(refuse(format!("bad handshake: {e}"))),
     };
     if shm.is_some() {
-        refuse("bad handshake: unexpected shared memory".into());
-        return None;
+        return Err(refuse("bad handshake: unexpected shared memory".into()));
     }
     let hello = match Message::decode(&buf[..n]) {
         Ok(Message::Hello(hello)) => hello,
-        Ok(_) => {
-            refuse("bad handshake: expected a hello".into());
-            return None;
-        }
-        Err(e) => {
-            refuse(format!("bad handshake: {e}"));
-            return None;
-        }
+        Ok(_) => return Err(refuse("bad handshake: expected a hello".into())),
+        Err(e) => return Err(refuse(format!("bad handshake: {e}"))),
     };
     if hello.version != PROTOCOL_VERSION {
-        refuse(format!(
+        return Err(refuse(format!(
             "protocol version {} is not supported; this service speaks version {PROTOCOL_VERSION}",
             hello.version
-        ));
-        return None;
+        )));
     }
     let geometry = shared.server.geometry;
+    let no_memory =
+        |e: std::io::Error| refuse(format!("the service cannot allocate shared memory: {e}"));
     let shm = SharedMemory::create(
         &format!("lpc:{}", shared.server.name),
         geometry.region_len(),
     )
-    .ok()?;
-    let region = Region::new(shm.map().ok()?);
-    let memory = ConnectionMemory::initialize(region, geometry).ok()?;
+    .map_err(no_memory)?;
+    let region = Region::new(shm.map().map_err(no_memory)?);
+    let memory = ConnectionMemory::initialize(region, geometry).map_err(refuse)?;
     let welcome = Welcome {
         version: PROTOCOL_VERSION,
         service: shared.server.name.clone(),
@@ -139,28 +145,25 @@ fn handshake(shared: &Shared, conn: &ConnectionShared) -> Option<Channel> {
     };
     conn.stream
         .send(&Message::Welcome(welcome).encode(), Some(&shm))
-        .ok()?;
+        .map_err(|e| format!("sending the welcome: {e}"))?;
     let mut channel = Channel::new(memory, conn.stream.clone());
     channel.set_peer_limit(hello.max_reply);
-    Some(channel)
+    Ok(channel)
 }
 
-/// The call loop.
-fn serve(shared: &Shared, conn: &ConnectionShared, channel: &Channel) {
+/// The call loop: returns when the connection ends, with the reason if the client broke it.
+fn serve(shared: &Shared, conn: &ConnectionShared, channel: &Channel) -> Result<(), Close> {
     let spin = SpinBudget::new(shared.server.options.spin);
     let mut args = Vec::new();
     let mut reply = Vec::new();
     let mut hint = 0;
     loop {
         if conn.stopped() {
-            return;
+            return Ok(());
         }
         if let Some(slot) = channel.find_request(hint) {
             hint = slot;
-            if serve_one(shared, channel, slot, &mut args, &mut reply).is_err() {
-                // The client broke the protocol or is gone: drop it.
-                return;
-            }
+            serve_one(shared, channel, slot, &mut args, &mut reply)?;
             if args.capacity() > 1 << 20 {
                 args = Vec::new();
             }
@@ -190,8 +193,23 @@ fn serve(shared: &Shared, conn: &ConnectionShared, channel: &Channel) {
     }
 }
 
-/// Why a connection must end.
-struct Close;
+/// Why a connection must end: the client broke the protocol (or vanished mid-transfer).
+struct Close(String);
+
+impl From<ChannelError> for Close {
+    fn from(e: ChannelError) -> Close {
+        Close(match e {
+            ChannelError::PeerGone => "the client left during a transfer".into(),
+            ChannelError::TooLarge { size, limit } => {
+                format!("payload of {size} bytes over the limit of {limit}")
+            }
+            ChannelError::Protocol(detail) => detail,
+            ChannelError::Io(e) => format!("I/O error: {e}"),
+        })
+    }
+}
+
+const BROKEN_STATE: &str = "the client changed the state of a slot the service was serving";
 
 fn serve_one(
     shared: &Shared,
@@ -217,7 +235,7 @@ fn serve_one(
     let options = &shared.server.options;
     reply.clear();
     args.clear();
-    let (status, method, call_id) = match FrameHeader::decode(&view.read_frame()) {
+    let (mut status, method, call_id) = match FrameHeader::decode(&view.read_frame()) {
         Err(e) => {
             reply.extend_from_slice(format!("malformed request frame: {e}").as_bytes());
             (Status::BadArguments, 0, 0)
@@ -227,7 +245,7 @@ fn serve_one(
                 reply.extend_from_slice(&size.to_le_bytes());
                 (Status::TooLarge, header.method, header.call_id)
             }
-            Err(_) => return Err(Close),
+            Err(e) => return Err(e.into()),
             Ok(()) => (
                 dispatch(shared, header.method, args, reply),
                 header.method,
@@ -235,49 +253,30 @@ fn serve_one(
             ),
         },
     };
-    let (status, len) = if reply.len() as u64 > channel.peer_limit() && status == Status::Ok {
+    if status == Status::Ok && reply.len() as u64 > channel.peer_limit() {
         let size = reply.len() as u64;
         reply.clear();
         reply.extend_from_slice(&size.to_le_bytes());
-        (Status::TooLarge, 8)
-    } else {
-        (status, reply.len() as u64)
-    };
+        status = Status::TooLarge;
+    }
     let (flags, spill_generation) = match channel.write_payload(slot, reply) {
-        Ok(r) => r,
+        Ok(written) => written,
         Err(ChannelError::Io(e)) => {
-            // Could not allocate a spill buffer for the result: report it instead.
-            let msg = format!("the service could not allocate memory for the result: {e}");
-            reply.clear();
-            reply.extend_from_slice(msg.as_bytes());
-            match channel.write_payload(slot, reply) {
-                Ok(r) => {
-                    let header = FrameHeader {
-                        method,
-                        flags: r.0,
-                        call_id,
-                        len: reply.len() as u64,
-                        spill_generation: r.1,
-                        status: Status::EncodeFailed,
-                        deadline_ns: 0,
-                    };
-                    view.write_frame(&header.encode());
-                    return if channel.complete(slot) {
-                        Ok(())
-                    } else {
-                        Err(Close)
-                    };
-                }
-                Err(_) => return Err(Close),
-            }
+            // No memory for a spill buffer: report that instead, inline.
+            let mut msg =
+                format!("the service could not allocate memory for the result: {e}").into_bytes();
+            msg.truncate(view.inline_capacity());
+            *reply = msg;
+            status = Status::EncodeFailed;
+            channel.write_payload(slot, reply)?
         }
-        Err(_) => return Err(Close),
+        Err(e) => return Err(e.into()),
     };
     let header = FrameHeader {
         method,
         flags,
         call_id,
-        len,
+        len: reply.len() as u64,
         spill_generation,
         status,
         deadline_ns: 0,
@@ -286,7 +285,7 @@ fn serve_one(
     if channel.complete(slot) {
         Ok(())
     } else {
-        Err(Close)
+        Err(Close(BROKEN_STATE.into()))
     }
 }
 
