@@ -383,3 +383,162 @@ impl Channel {
         sleeping.store(0, Ordering::SeqCst);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shm::layout::Geometry;
+    use crate::wire::frame::Status;
+
+    const GEOMETRY: Geometry = Geometry {
+        slot_count: 4,
+        slot_size: 256,
+    };
+
+    /// Two channels over one region: the service's and the client's view of a connection.
+    fn connected() -> (Channel, Channel) {
+        let shm = SharedMemory::create("test", GEOMETRY.region_len()).unwrap();
+        let service =
+            ConnectionMemory::initialize(Region::new(shm.map().unwrap()), GEOMETRY).unwrap();
+        let client = ConnectionMemory::open(Region::new(shm.map().unwrap()), GEOMETRY).unwrap();
+        let (a, b) = Stream::pair().unwrap();
+        (
+            Channel::new(service, Arc::new(a)),
+            Channel::new(client, Arc::new(b)),
+        )
+    }
+
+    fn header(len: usize, (flags, spill_generation): (u32, u32)) -> FrameHeader {
+        FrameHeader {
+            method: 1,
+            flags,
+            call_id: 1,
+            len: len as u64,
+            spill_generation,
+            status: Status::Ok,
+            deadline_ns: 0,
+        }
+    }
+
+    #[test]
+    fn payloads_cross_inline_and_through_spill_buffers() {
+        let (service, client) = connected();
+        for len in [0, 1, 192, 193, 5000, 70_000, 1 << 20] {
+            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let written = client.write_payload(2, &data).unwrap();
+            assert_eq!(written.0 == FLAG_SPILL, len > 192, "len {len}");
+            let mut out = Vec::new();
+            service
+                .read_payload(2, &header(len, written), 1 << 30, &mut out)
+                .unwrap();
+            assert_eq!(out, data, "len {len}");
+        }
+    }
+
+    #[test]
+    fn a_length_beyond_the_slot_is_a_protocol_error() {
+        let (service, _client) = connected();
+        let err = service.read_payload(0, &header(193, (0, 0)), 1 << 30, &mut Vec::new());
+        assert!(matches!(err, Err(ChannelError::Protocol(m)) if m.contains("exceeds the slot")));
+    }
+
+    #[test]
+    fn a_length_beyond_the_limit_is_too_large() {
+        let (service, _client) = connected();
+        let err = service.read_payload(0, &header(100, (0, 0)), 99, &mut Vec::new());
+        assert!(matches!(
+            err,
+            Err(ChannelError::TooLarge {
+                size: 100,
+                limit: 99
+            })
+        ));
+    }
+
+    #[test]
+    fn a_length_beyond_the_spill_buffer_is_a_protocol_error() {
+        let (service, client) = connected();
+        let written = client.write_payload(1, &[7u8; 1000]).unwrap();
+        let err =
+            service.read_payload(1, &header(MIN_SPILL + 1, written), 1 << 30, &mut Vec::new());
+        assert!(matches!(err, Err(ChannelError::Protocol(m)) if m.contains("spill buffer")));
+    }
+
+    #[test]
+    fn a_spill_buffer_far_beyond_the_limit_is_refused_before_mapping() {
+        let (service, client) = connected();
+        let big = SharedMemory::create("big", 8 << 20).unwrap();
+        client
+            .stream
+            .send(
+                &Message::Spill {
+                    slot: 0,
+                    generation: 1,
+                }
+                .encode(),
+                Some(&big),
+            )
+            .unwrap();
+        let err = service.read_payload(0, &header(1000, (FLAG_SPILL, 1)), 1 << 20, &mut Vec::new());
+        assert!(matches!(err, Err(ChannelError::Protocol(m)) if m.contains("more than")));
+    }
+
+    #[test]
+    fn a_notice_for_a_slot_that_does_not_exist_is_a_protocol_error() {
+        let (service, client) = connected();
+        let shm = SharedMemory::create("x", MIN_SPILL).unwrap();
+        client
+            .stream
+            .send(
+                &Message::Spill {
+                    slot: 99,
+                    generation: 1,
+                }
+                .encode(),
+                Some(&shm),
+            )
+            .unwrap();
+        let err = service.read_payload(0, &header(1000, (FLAG_SPILL, 1)), 1 << 20, &mut Vec::new());
+        assert!(matches!(err, Err(ChannelError::Protocol(m)) if m.contains("unexpected message")));
+    }
+
+    #[test]
+    fn a_spill_buffer_that_never_comes_because_the_peer_left_is_peer_gone() {
+        let (service, client) = connected();
+        drop(client);
+        let err = service.read_payload(0, &header(1000, (FLAG_SPILL, 1)), 1 << 20, &mut Vec::new());
+        assert!(matches!(err, Err(ChannelError::PeerGone)));
+    }
+
+    #[test]
+    fn request_and_reply_states_follow_the_machine() {
+        let (service, client) = connected();
+        let spin = SpinBudget::new(false);
+        assert_eq!(service.find_request(0), None);
+        client.submit(3);
+        assert_eq!(service.find_request(0), Some(3));
+        let slot = service.slot(3);
+        slot.state().store(state::SERVING, Ordering::SeqCst);
+        assert!(service.complete(3));
+        assert_eq!(client.wait_for_reply(3, &spin, None), WaitEnd::Reply);
+        // An abandoned call is freed, not answered.
+        slot.state().store(state::ABANDONED, Ordering::SeqCst);
+        assert!(service.complete(3));
+        assert_eq!(slot.state().load(Ordering::SeqCst), state::FREE);
+        // A client that scribbles over a slot being served breaks the connection.
+        slot.state().store(state::REQUEST, Ordering::SeqCst);
+        assert!(!service.complete(3));
+    }
+
+    #[test]
+    fn a_wait_ends_at_its_deadline_with_the_state_it_saw() {
+        let (_service, client) = connected();
+        let spin = SpinBudget::new(true);
+        client.submit(0);
+        let deadline = Instant::now() + Duration::from_millis(30);
+        assert_eq!(
+            client.wait_for_reply(0, &spin, Some(deadline)),
+            WaitEnd::TimedOut(state::REQUEST)
+        );
+    }
+}

@@ -220,3 +220,76 @@ impl<'a> SlotView<'a> {
         self.region.copy_in(self.base + SLOT_HEADER_SIZE, bytes)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::SharedMemory;
+
+    const GEOMETRY: Geometry = Geometry {
+        slot_count: 2,
+        slot_size: 128,
+    };
+
+    fn region(len: usize) -> (SharedMemory, Region) {
+        let shm = SharedMemory::create("layout-test", len).unwrap();
+        let region = Region::new(shm.map().unwrap());
+        (shm, region)
+    }
+
+    #[test]
+    fn a_region_opens_with_the_geometry_it_was_laid_out_with() {
+        let (shm, r) = region(GEOMETRY.region_len());
+        ConnectionMemory::initialize(r, GEOMETRY).unwrap();
+        let reopened = ConnectionMemory::open(Region::new(shm.map().unwrap()), GEOMETRY).unwrap();
+        assert_eq!(reopened.geometry(), GEOMETRY);
+        let other = Geometry {
+            slot_count: 1,
+            slot_size: 128,
+        };
+        let err = ConnectionMemory::open(Region::new(shm.map().unwrap()), other).unwrap_err();
+        assert!(err.contains("disagrees"), "{err}");
+    }
+
+    #[test]
+    fn a_region_without_our_header_is_refused() {
+        let (_shm, r) = region(GEOMETRY.region_len());
+        let err = ConnectionMemory::open(r, GEOMETRY).unwrap_err();
+        assert!(err.contains("magic"), "{err}");
+    }
+
+    #[test]
+    fn a_region_smaller_than_its_geometry_is_refused() {
+        let (_shm, r) = region(GEOMETRY.region_len() - 64);
+        let err = ConnectionMemory::open(r, GEOMETRY).unwrap_err();
+        assert!(err.contains("needs"), "{err}");
+    }
+
+    #[test]
+    fn absurd_geometries_are_refused() {
+        for g in [
+            Geometry {
+                slot_count: 0,
+                slot_size: 128,
+            },
+            Geometry {
+                slot_count: 65,
+                slot_size: 128,
+            },
+            Geometry {
+                slot_count: 1,
+                slot_size: 100,
+            },
+            Geometry {
+                slot_count: 1,
+                slot_size: 64,
+            },
+            Geometry {
+                slot_count: 1,
+                slot_size: 2 << 20,
+            },
+        ] {
+            assert!(g.validate().is_err(), "{g:?}");
+        }
+    }
+}

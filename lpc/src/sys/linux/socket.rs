@@ -80,6 +80,18 @@ pub(crate) struct Stream {
 const CMSG_SPACE: usize = rustix::cmsg_space!(ScmRights(1));
 
 impl Stream {
+    /// Two connected streams (`socketpair(2)`), for tests and for child processes.
+    #[cfg(test)]
+    pub(crate) fn pair() -> io::Result<(Stream, Stream)> {
+        let (a, b) = rustix::net::socketpair(
+            AddressFamily::UNIX,
+            SocketType::SEQPACKET,
+            SocketFlags::CLOEXEC,
+            None,
+        )?;
+        Ok((Stream { fd: a }, Stream { fd: b }))
+    }
+
     /// Connects to the socket at `path`. Fails with `NotFound`/`ConnectionRefused` when no
     /// service listens there; retries while the service's accept queue is full, up to `deadline`.
     pub(crate) fn connect(path: &Path, deadline: Instant) -> io::Result<Stream> {
