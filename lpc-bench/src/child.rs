@@ -43,7 +43,9 @@ pub fn serve_calc(dir: &Path, name: &str, block: bool) -> Result<(), String> {
     let options = ServerOptions::new().runtime_dir(dir).spin(!block);
     let server = Server::bind_with(name, options).map_err(|e| e.to_string())?;
     ready();
-    server.serve(CalcServer::new(Calculator)).map_err(|e| e.to_string())
+    server
+        .serve(CalcServer::new(Calculator))
+        .map_err(|e| e.to_string())
 }
 
 /// Parent side: a child process running one of the hidden subcommands. Dropping it kills and
@@ -90,21 +92,38 @@ impl Peer {
                 let _ = lock(&watched).kill();
             }
         });
-        Ok(Peer { what: what.to_owned(), child, stdin, lines, _watchdog: watchdog, reaped: false })
+        Ok(Peer {
+            what: what.to_owned(),
+            child,
+            stdin,
+            lines,
+            _watchdog: watchdog,
+            reaped: false,
+        })
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        lock(&self.child).id()
     }
 
     /// Waits (at most `timeout`) for the child's `ready` line.
     pub fn wait_ready(&self, timeout: Duration) -> Result<(), String> {
         match self.lines.recv_timeout(timeout) {
             Ok(Ok(line)) if line.starts_with("ready") => Ok(()),
-            Ok(Ok(line)) => Err(format!("the {} child said {line:?} instead of ready", self.what)),
+            Ok(Ok(line)) => Err(format!(
+                "the {} child said {line:?} instead of ready",
+                self.what
+            )),
             Ok(Err(e)) => Err(format!("reading the {} child's output: {e}", self.what)),
-            Err(RecvTimeoutError::Timeout) => {
-                Err(format!("the {} child was not ready within {timeout:?}", self.what))
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                Err(format!("the {} child exited before it was ready", self.what))
-            }
+            Err(RecvTimeoutError::Timeout) => Err(format!(
+                "the {} child was not ready within {timeout:?}",
+                self.what
+            )),
+            Err(RecvTimeoutError::Disconnected) => Err(format!(
+                "the {} child exited before it was ready",
+                self.what
+            )),
         }
     }
 
@@ -120,7 +139,10 @@ impl Peer {
                 Err(e) => return Err(format!("waiting for the {} child: {e}", self.what)),
             }
             if Instant::now() >= deadline {
-                return Err(format!("the {} child did not exit within {timeout:?}", self.what));
+                return Err(format!(
+                    "the {} child did not exit within {timeout:?}",
+                    self.what
+                ));
             }
             std::thread::sleep(Duration::from_millis(1));
         };

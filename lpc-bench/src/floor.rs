@@ -30,7 +30,8 @@ const STOP: u32 = u32::MAX;
 const PEER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest single futex sleep (the deadline is checked between sleeps).
 const FUTEX_SLICE: Duration = Duration::from_millis(100);
-/// Spins between two looks at the clock while spinning (so the fast path reads no clock).
+/// Spins between two looks at the clock while spinning (a power of two; the fast path reads
+/// no clock).
 const SPINS_PER_CLOCK_CHECK: u32 = 1 << 16;
 
 /// How the two sides wait for each other.
@@ -56,7 +57,7 @@ fn wait_changed(word: &AtomicU32, old: u32, mode: Mode) -> Option<u32> {
                 }
                 std::hint::spin_loop();
                 spins = spins.wrapping_add(1);
-                if spins % SPINS_PER_CLOCK_CHECK == 0 && past_deadline(&mut deadline) {
+                if spins & (SPINS_PER_CLOCK_CHECK - 1) == 0 && past_deadline(&mut deadline) {
                     return None;
                 }
             }
@@ -104,7 +105,11 @@ pub struct Pinger {
 impl Pinger {
     /// Creates the shared file at `path` for a child to open.
     pub fn create(path: &Path, mode: Mode) -> std::io::Result<Pinger> {
-        Ok(Pinger { words: SharedWords::create(path, WORDS)?, mode, last: 0 })
+        Ok(Pinger {
+            words: SharedWords::create(path, WORDS)?,
+            mode,
+            last: 0,
+        })
     }
 
     /// One round trip: ping `last + 1`, wait for `last + 2`.

@@ -3,25 +3,41 @@
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::affinity::Placement;
 use crate::stats::Summary;
 use crate::System;
 
 /// One measured system.
 pub struct Row {
     pub system: System,
+    pub placement: Placement,
     pub summary: Summary,
 }
 
-/// A target of the issue: `system`'s p50 at most `limit` times `floor`'s.
-pub struct Target {
+/// An lpc system and its floor; with the issue's target (`system`'s p50 at most `limit` times
+/// `floor`'s), if it has one.
+pub struct Comparison {
     pub system: System,
     pub floor: System,
-    pub limit: f64,
+    pub limit: Option<f64>,
 }
 
-pub const TARGETS: [Target; 2] = [
-    Target { system: System::LpcAdaptive, floor: System::RawSpin, limit: 3.0 },
-    Target { system: System::LpcBlock, floor: System::RawFutex, limit: 1.5 },
+pub const COMPARISONS: [Comparison; 3] = [
+    Comparison {
+        system: System::LpcAdaptive,
+        floor: System::RawSpin,
+        limit: Some(3.0),
+    },
+    Comparison {
+        system: System::LpcBlock,
+        floor: System::RawFutex,
+        limit: Some(1.5),
+    },
+    Comparison {
+        system: System::LpcBlock1cpu,
+        floor: System::RawFutex1cpu,
+        limit: None,
+    },
 ];
 
 /// The run's settings, for the report.
@@ -35,27 +51,35 @@ fn find(rows: &[Row], system: System) -> Option<&Summary> {
     rows.iter().find(|r| r.system == system).map(|r| &r.summary)
 }
 
-fn ratio(rows: &[Row], target: &Target) -> Option<f64> {
-    let (s, f) = (find(rows, target.system)?, find(rows, target.floor)?);
-    (f.p50 > 0).then(|| s.p50 as f64 / f.p50 as f64)
+/// The p50 ratio and the batch-mean ratio of a comparison, if both systems ran.
+fn ratio(rows: &[Row], c: &Comparison) -> Option<(f64, f64)> {
+    let (s, f) = (find(rows, c.system)?, find(rows, c.floor)?);
+    (f.p50 > 0 && f.batch_mean > 0.0)
+        .then(|| (s.p50 as f64 / f.p50 as f64, s.batch_mean / f.batch_mean))
 }
 
 /// The results table (markdown).
 pub fn table(rows: &[Row]) -> String {
     let mut out = String::new();
-    out.push_str("| system | p50 | p99 | p99.9 | max | batch mean | calls/s | p50 ÷ floor |\n");
-    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str(
+        "| system | CPUs | p50 | p99 | p99.9 | max | batch mean | calls/s | p50 ÷ floor |\n",
+    );
+    out.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
     for row in rows {
         let s = &row.summary;
-        let vs_floor = TARGETS
+        let vs_floor = COMPARISONS
             .iter()
-            .find(|t| t.system == row.system)
-            .and_then(|t| Some((ratio(rows, t)?, t.floor)))
-            .map_or_else(|| "—".to_owned(), |(r, floor)| format!("{r:.2}× {}", floor.name()));
+            .find(|c| c.system == row.system)
+            .and_then(|c| Some((ratio(rows, c)?.0, c.floor)))
+            .map_or_else(
+                || "—".to_owned(),
+                |(r, floor)| format!("{r:.2}× `{}`", floor.name()),
+            );
         let _ = writeln!(
             out,
-            "| `{}` | {} | {} | {} | {} | {} | {} | {} |",
+            "| `{}` | {} | {} | {} | {} | {} | {} | {} | {} |",
             row.system.name(),
+            row.placement.describe(),
             micros(s.p50 as f64),
             micros(s.p99 as f64),
             micros(s.p999 as f64),
@@ -68,29 +92,66 @@ pub fn table(rows: &[Row]) -> String {
     out
 }
 
-/// One line per target: the ratio, the target, met or not.
+/// One line per comparison: the p50 ratio, the target and whether it is met, and the
+/// batch-mean ratio (free of timer overhead) for context.
 pub fn target_lines(rows: &[Row]) -> Vec<String> {
-    TARGETS
+    COMPARISONS
         .iter()
-        .filter_map(|t| {
-            let r = ratio(rows, t)?;
-            let verdict = if r <= t.limit { "met" } else { "NOT met" };
+        .filter_map(|c| {
+            let (p50, batch) = ratio(rows, c)?;
+            let verdict = match c.limit {
+                Some(limit) if p50 <= limit => format!("target ≤ {limit}×: **met**"),
+                Some(limit) => format!("target ≤ {limit}×: **NOT met**"),
+                None => "no target".to_owned(),
+            };
             Some(format!(
-                "`{}` p50 ÷ `{}` p50 = **{r:.2}×** (target ≤ {}×): {verdict}",
-                t.system.name(),
-                t.floor.name(),
-                t.limit
+                "`{}` p50 ÷ `{}` p50 = **{p50:.2}×** ({verdict}); batch-mean ratio {batch:.2}×",
+                c.system.name(),
+                c.floor.name(),
             ))
         })
         .collect()
 }
 
+/// What an idle service cost.
+pub struct Idle {
+    pub clients: usize,
+    pub seconds: u64,
+    pub cpu_seconds: f64,
+    pub tick_seconds: f64,
+    pub rss_kib: u64,
+}
+
+impl Idle {
+    /// One line with the target.
+    pub fn line(&self) -> String {
+        let share = self.cpu_seconds / self.seconds as f64 * 100.0;
+        let verdict = if share < 1.0 {
+            "**met**"
+        } else {
+            "**NOT met**"
+        };
+        format!(
+            "Idle service with {} connected idle clients: {:.3} s of CPU over {} s = **{share:.2}%** of a core \
+             (resolution {:.0} ms; target < 1%: {verdict}); RSS {:.1} MiB",
+            self.clients,
+            self.cpu_seconds,
+            self.seconds,
+            self.tick_seconds * 1000.0,
+            self.rss_kib as f64 / 1024.0
+        )
+    }
+}
+
 /// The full markdown report.
-pub fn full(rows: &[Row], settings: &Settings) -> String {
+pub fn full(rows: &[Row], settings: &Settings, idle: Option<&Idle>) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# lpc benchmarks: call round-trip latency\n");
     let _ = writeln!(out, "Generated by:\n");
-    let _ = writeln!(out, "```sh\ncargo run --release -p lpc-bench -- --markdown docs/benchmarks.md\n```\n");
+    let _ = writeln!(
+        out,
+        "```sh\ncargo run --release -p lpc-bench -- --markdown docs/benchmarks.md\n```\n"
+    );
     let _ = writeln!(out, "- Machine: {}", machine());
     let _ = writeln!(out, "- Kernel: {}", kernel());
     let _ = writeln!(out, "- Date: {} (UTC)", today());
@@ -113,11 +174,14 @@ pub fn full(rows: &[Row], settings: &Settings) -> String {
     for line in target_lines(rows) {
         let _ = writeln!(out, "- {line}");
     }
+    if let Some(idle) = idle {
+        let _ = writeln!(out, "- {}", idle.line());
+    }
     out.push('\n');
     out.push_str(
-        "Absolute numbers drift from run to run on a small shared VM (by tens of percent); \
-         compare systems within one run, where the ratios are measured under the same \
-         conditions. The floor and its lpc counterpart run back to back for that reason.\n\n",
+        "Absolute numbers drift from run to run, by tens of percent on a small shared VM; \
+         compare systems within one run, where a floor and its lpc counterpart are measured \
+         back to back under the same conditions.\n\n",
     );
     out.push_str(HOW_MEASURED);
     out
@@ -126,29 +190,46 @@ pub fn full(rows: &[Row], settings: &Settings) -> String {
 const HOW_MEASURED: &str = "## How it is measured
 
 Every system is a round trip between **two processes**: `lpc-bench` re-executes itself as a
-child (a hidden subcommand), waits for the child's `ready` line, and drives it from the parent.
-Each system gets a fresh child. The processes are not pinned to CPUs.
+child (a hidden subcommand), waits (bounded) for the child's `ready` line, and drives it from
+the parent. Each system gets a fresh child; a floor and its lpc counterpart run back to back.
 
-- `raw-spin` — the floor for spinning: parent and child map the same file
+- `raw-spin`: the floor for spinning. Parent and child map the same file
   (`lpc::floor::SharedWords`). The parent stores an odd sequence number in a ping word; the
   child busy-waits (`std::hint::spin_loop`) until it sees it and stores the number + 1 in a
   pong word on another cache line; the parent busy-waits for that. Release stores, acquire
   loads, nothing else.
-- `raw-futex` — the floor for always-blocking: the same ping-pong, but each side only ever
-  sleeps in `FUTEX_WAIT` (shared futex) and signals with a store followed by `FUTEX_WAKE`.
-  No spinning, no \"is the peer asleep\" flag.
-- `lpc-adaptive` — a real lpc call, `CalcClient::add(i, 1)` of the `calc` example (arguments
-  and result encoded, framed, written to a call slot, dispatched by the service's connection
-  thread, the result decoded and checked), with default client and service options: both
-  sides spin adaptively before sleeping.
-- `lpc-block` — the same call with the service's `ServerOptions::spin(false)` and the client's
+- `raw-futex`: the floor for always-blocking. The same ping-pong, but each side only ever
+  sleeps in `FUTEX_WAIT` (shared futex) and signals with a store followed by `FUTEX_WAKE`
+  (always: the floor keeps no \"is the peer asleep\" flag, so it pays for a wake even when
+  the peer is not asleep yet; lpc skips that call, which is how it can beat this floor when
+  both processes share a CPU).
+- `lpc-adaptive`: a real lpc call, `CalcClient::add(i, 1)` of the `calc` example, with the
+  result checked: arguments encoded, framed and written to a call slot, the service's
+  connection thread dispatching it, the result decoded. Default client and service options
+  (apart from the runtime directory): both sides spin adaptively before sleeping.
+- `lpc-block`: the same call with the service's `ServerOptions::spin(false)` and the client's
   `WaitStrategy::Block`: both sides always sleep on futexes.
+- `raw-futex-1cpu`, `lpc-block-1cpu`: the blocking pair again, with both processes on one CPU.
+- Idle: a calc service process with 50 connections (one call each, then nothing) for 10 s;
+  its CPU time is the growth of utime + stime in `/proc/<pid>/stat` (clock-tick resolution),
+  its memory the `VmRSS` of `/proc/<pid>/status` at the end.
 
-For each system: a warm-up, then every round trip timed individually with `std::time::Instant`
-(p50, p99, p99.9 and max are nearest-rank percentiles of the sorted samples), then a separate
-batch of untimed round trips whose total time gives the batch mean and calls/s. The ratio
-column divides lpc's p50 by its floor's p50: the targets are `lpc-adaptive` ≤ 3× `raw-spin`
-and `lpc-block` ≤ 1.5× `raw-futex`.
+The **CPUs** column says where the two processes ran. The spinning systems are not pinned
+(two busy processes stay on separate CPUs by themselves; lpc never spins in a process allowed
+only one CPU). The blocking systems are pinned, parent and child on two different CPUs
+(\"2 CPUs\") or both on the same one (\"1 CPU\"), because a futex wake-up costs very
+different amounts in the two cases (on a VM, waking a sleeper on another, idle, vCPU means the
+hypervisor must wake that vCPU, tens of microseconds), and unpinned the pair would land on one
+or the other at the scheduler's whim.
+
+For each system: a warm-up, then every round trip timed individually with
+`std::time::Instant` (p50, p99, p99.9 and max are nearest-rank percentiles of the sorted
+samples), then a separate batch of untimed round trips whose total time gives the batch mean
+and calls/s. The ratio column divides lpc's p50 by its floor's p50; the targets are
+`lpc-adaptive` ≤ 3× `raw-spin` and `lpc-block` ≤ 1.5× `raw-futex`. The batch-mean ratio is
+given alongside: it carries no timer overhead, but for the blocking systems on a VM the batch
+is more exposed to how the hypervisor happens to wake idle vCPUs, so the p50 is the figure
+to compare there.
 ";
 
 /// `123.4 ns` as `0.123 µs`.
@@ -204,7 +285,9 @@ fn kernel() -> String {
 
 /// Today's date (UTC) as YYYY-MM-DD.
 fn today() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let (y, m, d) = civil_from_days((secs / 86_400) as i64);
     format!("{y:04}-{m:02}-{d:02}")
 }

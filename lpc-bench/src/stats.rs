@@ -64,7 +64,11 @@ fn summarise(mut latencies: Vec<u64>, batch: Duration) -> Summary {
         p999: percentile(&latencies, 0.999),
         max: latencies.last().copied().unwrap_or(0),
         batch_mean: secs * 1e9 / n as f64,
-        calls_per_sec: if secs > 0.0 { n as f64 / secs } else { f64::INFINITY },
+        calls_per_sec: if secs > 0.0 {
+            n as f64 / secs
+        } else {
+            f64::INFINITY
+        },
     }
 }
 

@@ -5,7 +5,8 @@
 //! (a long handler) and is harmful when both processes share one CPU (the spinner steals the
 //! time the peer needs to answer). The adaptive policy keeps a per-connection budget: it
 //! doubles when a spin succeeds and halves when the wait had to sleep anyway, and is zero when
-//! this process can run on only one CPU.
+//! the two processes cannot run on different CPUs at once (the union of their CPU affinities,
+//! read at connect, is a single CPU): there, spinning only delays the peer it waits for.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -22,8 +23,9 @@ pub(crate) struct SpinBudget {
 }
 
 impl SpinBudget {
-    pub(crate) fn new(enabled: bool) -> SpinBudget {
-        let enabled = enabled && crate::sys::available_cpus() > 1;
+    /// A budget for waiting on process `peer` (if known).
+    pub(crate) fn new(enabled: bool, peer: Option<u32>) -> SpinBudget {
+        let enabled = enabled && crate::sys::can_run_apart(peer);
         SpinBudget {
             ns: AtomicU32::new(if enabled { MAX_SPIN_NS } else { 0 }),
             enabled,

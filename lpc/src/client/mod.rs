@@ -128,7 +128,9 @@ struct Connection {
     max_reply: u64,
     spin: SpinBudget,
     dead: AtomicBool,
-    next_call_id: AtomicU64,
+    /// The id of the last call made on each slot. A slot belongs to one thread at a time, so
+    /// a plain load and store suffice (no read-modify-write on a line shared by all threads).
+    call_ids: Box<[AtomicU64]>,
 }
 
 thread_local! {
@@ -274,6 +276,7 @@ impl Client {
             .map_err(|e| Error::io(name, "mapping the connection's shared memory", e))?;
         let memory = ConnectionMemory::open(Region::new(mapping), geometry)
             .map_err(|e| Error::protocol(name, None, e))?;
+        let service_pid = stream.peer_credentials().ok().map(|c| c.pid);
         let conn = Connection {
             service: name.to_owned(),
             channel: Channel::new(memory, Arc::new(stream)),
@@ -281,9 +284,11 @@ impl Client {
             remote: welcome.interface,
             max_request: welcome.max_request,
             max_reply: options.max_reply,
-            spin: SpinBudget::new(options.wait == WaitStrategy::Adaptive),
+            spin: SpinBudget::new(options.wait == WaitStrategy::Adaptive, service_pid),
             dead: AtomicBool::new(false),
-            next_call_id: AtomicU64::new(1),
+            call_ids: (0..geometry.slot_count)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
         };
         Ok(Client {
             conn: Arc::new(conn),
@@ -397,7 +402,10 @@ impl Client {
                 return Err(conn.channel_error(e, method, CallPhase::NotSent));
             }
         };
-        let call_id = conn.next_call_id.fetch_add(1, Ordering::Relaxed);
+        let call_id = conn.call_ids[slot as usize]
+            .load(Ordering::Relaxed)
+            .wrapping_add(1);
+        conn.call_ids[slot as usize].store(call_id, Ordering::Relaxed);
         let header = FrameHeader {
             method: method_id,
             flags,

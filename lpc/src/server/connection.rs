@@ -153,7 +153,7 @@ fn handshake(shared: &Shared, conn: &ConnectionShared) -> Result<Channel, String
 
 /// The call loop: returns when the connection ends, with the reason if the client broke it.
 fn serve(shared: &Shared, conn: &ConnectionShared, channel: &Channel) -> Result<(), Close> {
-    let spin = SpinBudget::new(shared.server.options.spin);
+    let spin = SpinBudget::new(shared.server.options.spin, conn.peer.map(|p| p.pid));
     let mut args = Vec::new();
     let mut reply = Vec::new();
     let mut hint = 0;
@@ -173,19 +173,26 @@ fn serve(shared: &Shared, conn: &ConnectionShared, channel: &Channel) -> Result<
             continue;
         }
         // Idle: spin a little in case the client calls again at once (it usually does when
-        // it is busy), reading the clock only every 64 rounds.
+        // it is busy). Watch the slot of the last call, which a client thread calling in a
+        // loop reuses, scan all slots every 16 rounds, and read the clock every 64.
         let budget = Duration::from_nanos(spin.current_ns().into());
         if !budget.is_zero() {
             let start = Instant::now();
             let mut rounds = 0u32;
-            while channel.find_request(hint).is_none() {
+            let found = loop {
+                if channel.has_request(hint) {
+                    break true;
+                }
                 std::hint::spin_loop();
                 rounds = rounds.wrapping_add(1);
-                if rounds.is_multiple_of(64) && (start.elapsed() >= budget || conn.stopped()) {
-                    break;
+                if rounds.is_multiple_of(16) && channel.find_request(hint).is_some() {
+                    break true;
                 }
-            }
-            if channel.find_request(hint).is_some() {
+                if rounds.is_multiple_of(64) && (start.elapsed() >= budget || conn.stopped()) {
+                    break false;
+                }
+            };
+            if found {
                 continue;
             }
         }

@@ -10,12 +10,13 @@
 //! 128  slot 0, slot 1, ... each `slot size` bytes:
 //!        0  state (futex word: FREE, REQUEST, SERVING, REPLY, ABANDONED)
 //!        4  client-waiting flag
-//!        8  frame header (wire::FrameHeader, 56 bytes)
-//!       64  inline payload (slot size - 64 bytes)
+//!        8  frame header (wire::FrameHeader, 40 bytes)
+//!       48  inline payload (slot size - 48 bytes)
 //! ```
 //!
 //! Each slot starts on its own cache line so that concurrent calls on different slots do not
-//! contend. Payloads larger than the inline area go to the slot's spill buffer, a separate
+//! contend, and a small call (arguments or result up to 16 bytes) moves a single cache line
+//! each way: state, frame header and payload together. Payloads larger than the inline area go to the slot's spill buffer, a separate
 //! shared-memory object (see `channel`).
 
 use std::sync::atomic::AtomicU32;
@@ -23,9 +24,11 @@ use std::sync::atomic::AtomicU32;
 use super::{OutOfBounds, Region};
 
 pub(crate) const MAGIC: u32 = u32::from_le_bytes(*b"LPC1");
-pub(crate) const LAYOUT_VERSION: u32 = 1;
+pub(crate) const LAYOUT_VERSION: u32 = 2;
 pub(crate) const HEADER_SIZE: usize = 128;
-pub(crate) const SLOT_HEADER_SIZE: usize = 64;
+/// State, waiting flag and frame header; the inline payload starts right after, so that a
+/// small payload (up to 16 bytes) shares the cache line of the state word.
+pub(crate) const SLOT_HEADER_SIZE: usize = 48;
 pub(crate) const FRAME_SIZE: usize = SLOT_HEADER_SIZE - FRAME_OFFSET;
 const FRAME_OFFSET: usize = 8;
 const DOORBELL: usize = 64;

@@ -17,6 +17,26 @@ pub(crate) fn available_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// Whether this process and process `peer` can run on two different CPUs at once (the union
+/// of their CPU affinities holds more than one CPU). If `peer`'s affinity cannot be read,
+/// whether this process may use more than one CPU.
+pub(crate) fn can_run_apart(peer: Option<u32>) -> bool {
+    use rustix::thread::{sched_getaffinity, CpuSet};
+    let Ok(ours) = sched_getaffinity(None) else {
+        return available_cpus() > 1;
+    };
+    let theirs = peer
+        .and_then(|p| rustix::process::Pid::from_raw(p as i32))
+        .and_then(|p| sched_getaffinity(Some(p)).ok());
+    let Some(theirs) = theirs else {
+        return ours.count() > 1;
+    };
+    (0..CpuSet::MAX_CPU)
+        .filter(|&cpu| ours.is_set(cpu) || theirs.is_set(cpu))
+        .nth(1)
+        .is_some()
+}
+
 /// Creates `path` (and its parents) as a directory only its owner can use (mode 0700), or
 /// checks that an existing one belongs to us and is not open to others.
 pub(crate) fn create_private_dir(path: &Path) -> io::Result<()> {
