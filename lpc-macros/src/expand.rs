@@ -1,10 +1,10 @@
 //! Generates the descriptor, the client proxy and the dispatcher of a checked service.
 
-use proc_macro2::{Literal, Span, TokenStream};
+use proc_macro2::{Literal, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, ToTokens};
 use syn::{Ident, LitInt};
 
-use crate::model::{erase_lifetimes, Method, Output, ParamKind, Service};
+use crate::model::{erase_lifetimes, Method, Output, Param, ParamKind, Service};
 
 /// `ImageFilter` → `IMAGE_FILTER`, `HTTPServer` → `HTTP_SERVER`.
 pub fn screaming_snake(name: &str) -> String {
@@ -53,8 +53,25 @@ pub fn expand(service: &Service) -> TokenStream {
         let name = &method.name;
         let id = hex_literal(u64::from(method.id), 8);
         let signature = &method.signature;
+        let params = method.params.iter().map(|param| {
+            let name = &param.name;
+            let ty = &param.ty_text;
+            let out = matches!(param.kind, ParamKind::RefMut(_));
+            quote! {
+                ::lpc::ParamDescriptor { name: #name, ty: #ty, out: #out }
+            }
+        });
+        let output = &method.output_text;
+        let returns_result = method.returns_result;
         quote! {
-            ::lpc::MethodDescriptor { name: #name, id: #id, signature: #signature }
+            ::lpc::MethodDescriptor {
+                name: #name,
+                id: #id,
+                signature: #signature,
+                params: &[#(#params),*],
+                output: #output,
+                returns_result: #returns_result,
+            }
         }
     });
 
@@ -83,6 +100,17 @@ pub fn expand(service: &Service) -> TokenStream {
         .methods
         .iter()
         .map(|method| dispatch_arm(trait_ident, &impl_ty, method, &args, &reply));
+    let json_arms = service.methods.iter().enumerate().map(|(index, method)| {
+        json_arm(
+            trait_ident,
+            &impl_ty,
+            &interface,
+            index,
+            method,
+            &args,
+            &reply,
+        )
+    });
 
     quote! {
         #item
@@ -178,6 +206,18 @@ pub fn expand(service: &Service) -> TokenStream {
             ) -> ::core::result::Result<(), ::lpc::DispatchError> {
                 match #method_id {
                     #(#arms)*
+                    _ => ::core::result::Result::Err(::lpc::DispatchError::NoSuchMethod),
+                }
+            }
+
+            fn dispatch_json(
+                &self,
+                #method_id: u32,
+                #args: &[u8],
+                #reply: &mut ::std::vec::Vec<u8>,
+            ) -> ::core::result::Result<(), ::lpc::DispatchError> {
+                match #method_id {
+                    #(#json_arms)*
                     _ => ::core::result::Result::Err(::lpc::DispatchError::NoSuchMethod),
                 }
             }
@@ -287,6 +327,88 @@ fn client_method(
     }
 }
 
+/// Which dispatcher a piece of code is for: the two decode the arguments differently.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Codec {
+    /// `dispatch`: postcard, with `&[u8]` and `Vec<u8>` as raw bytes (`ByteBuf`).
+    Postcard,
+    /// `dispatch_json`: JSON, with bytes as arrays of numbers (`Vec<u8>`).
+    Json,
+}
+
+/// The owned type the service decodes for `param`, with the method's lifetimes erased.
+fn owned_type(param: &Param, codec: Codec) -> TokenStream {
+    let ty = match &param.kind {
+        ParamKind::Value => param.ty.to_token_stream(),
+        ParamKind::ByteVec | ParamKind::ByteSlice => match codec {
+            Codec::Postcard => {
+                let serde_bytes = serde_bytes();
+                quote!(#serde_bytes::ByteBuf)
+            }
+            Codec::Json => quote!(::std::vec::Vec<u8>),
+        },
+        ParamKind::Str => quote!(::std::string::String),
+        ParamKind::Slice(elem) => quote!(::std::vec::Vec<#elem>),
+        ParamKind::Ref(elem) | ParamKind::RefMut(elem) => elem.to_token_stream(),
+    };
+    erase_lifetimes(ty)
+}
+
+/// The locals holding the decoded arguments: `arg0`, `arg1`, …
+fn argument_locals(method: &Method) -> Vec<Ident> {
+    (0..method.params.len())
+        .map(|i| format_ident!("arg{}", i, span = Span::mixed_site()))
+        .collect()
+}
+
+/// `mut argN` for a `&mut` parameter, `argN` otherwise.
+fn binding(param: &Param, local: &Ident) -> TokenStream {
+    if matches!(param.kind, ParamKind::RefMut(_)) {
+        quote!(mut #local)
+    } else {
+        quote!(#local)
+    }
+}
+
+/// The call of the handler with the decoded arguments in `locals`.
+fn handler_call(
+    trait_ident: &Ident,
+    impl_ty: &Ident,
+    method: &Method,
+    locals: &[Ident],
+    codec: Codec,
+) -> TokenStream {
+    let ident = &method.ident;
+    let call_args = method
+        .params
+        .iter()
+        .zip(locals)
+        .map(|(param, local)| match &param.kind {
+            ParamKind::Value => quote!(#local),
+            ParamKind::ByteVec => match codec {
+                Codec::Postcard => quote!(#local.into_vec()),
+                Codec::Json => quote!(#local),
+            },
+            ParamKind::Str | ParamKind::Ref(_) => quote!(&#local),
+            ParamKind::ByteSlice | ParamKind::Slice(_) => quote!(&#local[..]),
+            ParamKind::RefMut(_) => quote!(&mut #local),
+        });
+    quote! {
+        <#impl_ty as #trait_ident>::#ident(&self.inner, #(#call_args),*)
+    }
+}
+
+/// The locals of the `&mut` parameters, whose new values go back to the caller.
+fn updated_locals<'a>(method: &Method, locals: &'a [Ident]) -> Vec<&'a Ident> {
+    method
+        .params
+        .iter()
+        .zip(locals)
+        .filter(|(param, _)| matches!(param.kind, ParamKind::RefMut(_)))
+        .map(|(_, local)| local)
+        .collect()
+}
+
 /// One arm of the dispatcher's `match` on the method id.
 fn dispatch_arm(
     trait_ident: &Ident,
@@ -297,28 +419,17 @@ fn dispatch_arm(
 ) -> TokenStream {
     let serde_bytes = serde_bytes();
     let id = hex_literal(u64::from(method.id), 8);
-    let ident = &method.ident;
-    let locals: Vec<Ident> = (0..method.params.len())
-        .map(|i| format_ident!("arg{}", i, span = Span::mixed_site()))
-        .collect();
+    let locals = argument_locals(method);
 
-    let owned_types = method.params.iter().map(|param| {
-        let ty = match &param.kind {
-            ParamKind::Value => param.ty.to_token_stream(),
-            ParamKind::ByteVec | ParamKind::ByteSlice => quote!(#serde_bytes::ByteBuf),
-            ParamKind::Str => quote!(::std::string::String),
-            ParamKind::Slice(elem) => quote!(::std::vec::Vec<#elem>),
-            ParamKind::Ref(elem) | ParamKind::RefMut(elem) => elem.to_token_stream(),
-        };
-        erase_lifetimes(ty)
-    });
-    let bindings = method.params.iter().zip(&locals).map(|(param, local)| {
-        if matches!(param.kind, ParamKind::RefMut(_)) {
-            quote!(mut #local)
-        } else {
-            quote!(#local)
-        }
-    });
+    let owned_types = method
+        .params
+        .iter()
+        .map(|param| owned_type(param, Codec::Postcard));
+    let bindings = method
+        .params
+        .iter()
+        .zip(&locals)
+        .map(|(param, local)| binding(param, local));
     let decode = if method.params.is_empty() {
         quote! {
             ::lpc::__private::decode_args::<()>(#args)?;
@@ -330,21 +441,7 @@ fn dispatch_arm(
         }
     };
 
-    let call_args = method
-        .params
-        .iter()
-        .zip(&locals)
-        .map(|(param, local)| match &param.kind {
-            ParamKind::Value => quote!(#local),
-            ParamKind::ByteVec => quote!(#local.into_vec()),
-            ParamKind::Str | ParamKind::Ref(_) => quote!(&#local),
-            ParamKind::ByteSlice | ParamKind::Slice(_) => quote!(&#local[..]),
-            ParamKind::RefMut(_) => quote!(&mut #local),
-        });
-    let call = quote! {
-        <#impl_ty as #trait_ident>::#ident(&self.inner, #(#call_args),*)
-    };
-
+    let call = handler_call(trait_ident, impl_ty, method, &locals, Codec::Postcard);
     let ret = Ident::new("ret", Span::mixed_site());
     // The run statement, and a reference to the value to encode.
     let (run, encoded) = match &method.output {
@@ -355,13 +452,7 @@ fn dispatch_arm(
         ),
         Output::Type(_) => (quote!(let #ret = #call;), quote!(&#ret)),
     };
-    let updated: Vec<&Ident> = method
-        .params
-        .iter()
-        .zip(&locals)
-        .filter(|(param, _)| matches!(param.kind, ParamKind::RefMut(_)))
-        .map(|(_, local)| local)
-        .collect();
+    let updated = updated_locals(method, &locals);
     let encode = if updated.is_empty() {
         quote!(::lpc::__private::encode_reply(#encoded, #reply))
     } else {
@@ -373,6 +464,132 @@ fn dispatch_arm(
             #decode
             #run
             #encode
+        }
+    }
+}
+
+/// Whether a decoded type may borrow from the input (`&str`, `Option<&'a str>`,
+/// `Cow<'a, str>`): such a type is not `DeserializeOwned`, so the JSON dispatcher decodes it
+/// from a borrowed `serde_json::Value` instead of through `Args::take`.
+fn may_borrow(tokens: &TokenStream) -> bool {
+    let mut iter = tokens.clone().into_iter().peekable();
+    while let Some(tree) = iter.next() {
+        let borrows = match tree {
+            TokenTree::Group(group) => may_borrow(&group.stream()),
+            TokenTree::Punct(punct) => match punct.as_char() {
+                '&' => true,
+                '\'' => !matches!(iter.peek(), Some(TokenTree::Ident(ident)) if ident == "static"),
+                _ => false,
+            },
+            _ => false,
+        };
+        if borrows {
+            return true;
+        }
+    }
+    false
+}
+
+/// One arm of `dispatch_json`'s `match` on the method id: the arguments come as a JSON array
+/// or object, the reply goes as `{"result": …, "out": {…}}` or `{"error": …}`.
+fn json_arm(
+    trait_ident: &Ident,
+    impl_ty: &Ident,
+    interface: &Ident,
+    index: usize,
+    method: &Method,
+    args: &Ident,
+    reply: &Ident,
+) -> TokenStream {
+    let json = quote!(::lpc::__private::json);
+    let id = hex_literal(u64::from(method.id), 8);
+    let index = Literal::usize_unsuffixed(index);
+    let locals = argument_locals(method);
+    let parsed = Ident::new("json_args", Span::mixed_site());
+
+    let parse = quote!(#json::Args::parse(#args, &#interface.methods[#index])?);
+    let decode = if method.params.is_empty() {
+        quote!(#parse;)
+    } else {
+        let takes = method.params.iter().zip(&locals).enumerate().map(
+            |(position, (param, local))| {
+                let owned = owned_type(param, Codec::Json);
+                let binding = binding(param, local);
+                let raw = format_ident!("raw{}", position, span = Span::mixed_site());
+                let position = Literal::usize_unsuffixed(position);
+                if !may_borrow(&owned) {
+                    return quote! {
+                        let #binding: #owned = #parsed.take::<#owned>(#position)?;
+                    };
+                }
+                // The same message as `Args::take`.
+                let message = format!(
+                    "{}{{}}",
+                    format!("argument `{}` ({}): ", param.name, param.ty_text)
+                        .replace('{', "{{")
+                        .replace('}', "}}")
+                );
+                quote! {
+                    let #raw = #parsed.take::<#json::Value>(#position)?;
+                    let #binding: #owned = ::lpc::__private::serde::Deserialize::deserialize(&#raw)
+                        .map_err(|error| {
+                            ::lpc::DispatchError::BadArguments(::std::format!(#message, error))
+                        })?;
+                }
+            },
+        );
+        quote! {
+            let mut #parsed = #parse;
+            #(#takes)*
+        }
+    };
+
+    let call = handler_call(trait_ident, impl_ty, method, &locals, Codec::Json);
+    let ret = Ident::new("ret", Span::mixed_site());
+    // The run statement, and a reference to the value of the reply.
+    let (run, value) = match &method.output {
+        Output::Unit => (quote!(#call;), quote!(&())),
+        Output::ByteVec | Output::Type(_) => (quote!(let #ret = #call;), quote!(&#ret)),
+    };
+
+    let outs = Ident::new("outs", Span::mixed_site());
+    let updated = method
+        .params
+        .iter()
+        .zip(&locals)
+        .filter(|(param, _)| matches!(param.kind, ParamKind::RefMut(_)))
+        .map(|(param, local)| {
+            let name = &param.name;
+            quote!(#json::out(#name, &#local)?)
+        })
+        .collect::<Vec<_>>();
+    let collect = if updated.is_empty() {
+        quote!(let #outs = ::std::vec::Vec::new();)
+    } else {
+        quote!(let #outs = ::std::vec![#(#updated),*];)
+    };
+
+    let respond = if method.returns_result {
+        let (value, error) = (
+            Ident::new("value", Span::mixed_site()),
+            Ident::new("error", Span::mixed_site()),
+        );
+        quote! {
+            match #ret {
+                ::core::result::Result::Ok(#value) => #json::reply(#reply, false, &#value, #outs),
+                ::core::result::Result::Err(#error) => #json::reply(#reply, true, &#error, #outs),
+            }
+        }
+    } else {
+        quote!(#json::reply(#reply, false, #value, #outs))
+    };
+
+    quote! {
+        #id => {
+            #decode
+            #run
+            #collect
+            #respond
         }
     }
 }
@@ -390,6 +607,24 @@ mod tests {
         assert_eq!(screaming_snake("Calc2D"), "CALC2_D");
         assert_eq!(screaming_snake("snake_case"), "SNAKE_CASE");
         assert_eq!(screaming_snake("Foo_Bar"), "FOO_BAR");
+    }
+
+    #[test]
+    fn borrowing_types() {
+        for (source, borrows) in [
+            ("u8", false),
+            ("String", false),
+            ("Vec<Option<u8>>", false),
+            ("Cow<'static, str>", false),
+            ("&'static str", true),
+            ("Option<&str>", true),
+            ("Vec<&'_ str>", true),
+            ("Cow<'_, str>", true),
+            ("(u8, [&'_ str; 2])", true),
+        ] {
+            let ty: syn::Type = syn::parse_str(source).expect("a type");
+            assert_eq!(may_borrow(&ty.to_token_stream()), borrows, "{source}");
+        }
     }
 
     #[test]

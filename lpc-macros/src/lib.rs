@@ -4,11 +4,14 @@
 //! On `pub trait Calc { fn add(&self, a: i32, b: i32) -> i32; }` it keeps the trait and adds:
 //!
 //! - `pub static CALC_INTERFACE: lpc::InterfaceDescriptor`: the trait name, a fingerprint over
-//!   every method signature, and each method's name, id and signature text;
+//!   every method signature, and each method's name, id, signature text, parameters (name, type
+//!   text, whether `&mut`), return type text and whether it returns `Result<T, E>`;
 //! - `pub struct CalcClient`: a proxy with one method per trait method, returning
 //!   `Result<R, lpc::Error>`;
 //! - `pub struct CalcServer<T>`: wraps an implementation of `Calc` and implements
-//!   `lpc::Dispatch`.
+//!   `lpc::Dispatch`: `dispatch` (postcard, what the client sends) and `dispatch_json`
+//!   (arguments as a JSON array or object, reply `{"result": …}` / `{"error": …}` plus
+//!   `"out"` for `&mut` parameters).
 
 mod expand;
 mod hash;
@@ -23,7 +26,10 @@ use quote::ToTokens as _;
 /// Every method must take `&self`, have no type parameters, and use only concrete types that
 /// implement `serde::Serialize` and `serde::Deserialize`. Parameters may be taken by value, as
 /// `&str`, `&[T]`, `&T` or `&mut T` (the service's changes to a `&mut T` are sent back to the
-/// caller). `&[u8]` and `Vec<u8>` travel as raw bytes.
+/// caller). `&[u8]` and `Vec<u8>` travel as raw bytes (as arrays of numbers in JSON calls). A
+/// return type written `Result<T, E>` (or `std::result::Result<T, E>`) is marked in the
+/// descriptor, and a JSON call of it replies `{"error": E}` when it fails; an alias such as
+/// `io::Result<T>` is an ordinary type.
 ///
 /// See the `lpc` crate for what is generated and how to serve and call it.
 #[proc_macro_attribute]

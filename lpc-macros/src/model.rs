@@ -61,14 +61,23 @@ pub struct Method {
     pub params: Vec<Param>,
     /// What the method returns.
     pub output: Output,
+    /// The return type as a person writes it; `()` when there is none.
+    pub output_text: String,
+    /// Whether the return type is written `Result<T, E>` (`std::result::Result` or
+    /// `core::result::Result`, possibly through its full path): `E` is an application error.
+    pub returns_result: bool,
 }
 
 /// A method parameter.
 pub struct Param {
     /// The parameter name.
     pub ident: Ident,
+    /// The parameter name without `r#`, as the descriptor and JSON calls spell it.
+    pub name: String,
     /// The type as written (what the client method takes).
     pub ty: Type,
+    /// The type as a person writes it: `&mut MyInfo`.
+    pub ty_text: String,
     /// How it travels.
     pub kind: ParamKind,
 }
@@ -324,7 +333,13 @@ fn read_method(function: &TraitItemFn, errors: &mut Errors) -> Option<Method> {
             continue;
         }
         match param_kind(&ty) {
-            Ok(kind) => params.push(Param { ident, ty, kind }),
+            Ok(kind) => params.push(Param {
+                name: ident.unraw().to_string(),
+                ty_text: pretty(ty.to_token_stream()),
+                ident,
+                ty,
+                kind,
+            }),
             Err(message) => fail(errors, &ty, &message),
         }
     }
@@ -360,6 +375,10 @@ fn read_method(function: &TraitItemFn, errors: &mut Errors) -> Option<Method> {
         );
     }
 
+    let (output_text, returns_result) = match &sig.output {
+        ReturnType::Default => ("()".to_owned(), false),
+        ReturnType::Type(_, ty) => (pretty(ty.to_token_stream()), is_result(ty)),
+    };
     let output = match &sig.output {
         ReturnType::Default => Output::Unit,
         ReturnType::Type(_, ty) => match read_output(ty) {
@@ -390,6 +409,8 @@ fn read_method(function: &TraitItemFn, errors: &mut Errors) -> Option<Method> {
         receiver_lifetime,
         params,
         output,
+        output_text,
+        returns_result,
     })
 }
 
@@ -490,6 +511,43 @@ fn is_byte_vec(ty: &Type) -> bool {
     };
     args.args.len() == 1
         && matches!(&args.args[0], GenericArgument::Type(elem) if is_plain(elem, "u8"))
+}
+
+/// Whether `ty` is written `Result<T, E>`, `std::result::Result<T, E>` or
+/// `core::result::Result<T, E>`. A type alias with one parameter (`io::Result<T>`) or another
+/// name is not recognised: such a method returns its value as one opaque type.
+fn is_result(ty: &Type) -> bool {
+    let Type::Path(path) = peel(ty) else {
+        return false;
+    };
+    if path.qself.is_some() {
+        return false;
+    }
+    let segments: Vec<_> = path.path.segments.iter().collect();
+    let Some((last, prefix)) = segments.split_last() else {
+        return false;
+    };
+    let prefix_ok = match prefix {
+        [] => path.path.leading_colon.is_none(),
+        [krate, module] => {
+            (krate.ident == "std" || krate.ident == "core")
+                && module.ident == "result"
+                && krate.arguments.is_none()
+                && module.arguments.is_none()
+        }
+        _ => false,
+    };
+    if !prefix_ok || last.ident != "Result" {
+        return false;
+    }
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return false;
+    };
+    args.args.len() == 2
+        && args
+            .args
+            .iter()
+            .all(|arg| matches!(arg, GenericArgument::Type(_)))
 }
 
 /// How a parameter of type `ty` travels, or why it cannot.
@@ -671,6 +729,66 @@ mod tests {
             ),
         ] {
             assert_eq!(method(source).signature, expected);
+        }
+    }
+
+    #[test]
+    fn parameter_descriptions() {
+        let m = method("fn f<'a>(&self, r#type: u8, info: &mut MyInfo, x: &'a [Option<u8>]);");
+        let described: Vec<(&str, &str)> = m
+            .params
+            .iter()
+            .map(|p| (p.name.as_str(), p.ty_text.as_str()))
+            .collect();
+        assert_eq!(
+            described,
+            [
+                ("type", "u8"),
+                ("info", "&mut MyInfo"),
+                ("x", "&'a [Option<u8>]")
+            ]
+        );
+    }
+
+    #[test]
+    fn output_texts_and_results() {
+        for (source, text, is_result) in [
+            ("fn f(&self);", "()", false),
+            ("fn f(&self) -> ();", "()", false),
+            ("fn f(&self) -> Vec<u8>;", "Vec<u8>", false),
+            (
+                "fn f(&self) -> Result<Vec<String>, MyError>;",
+                "Result<Vec<String>, MyError>",
+                true,
+            ),
+            (
+                "fn f(&self) -> std::result::Result<u8, E>;",
+                "std::result::Result<u8, E>",
+                true,
+            ),
+            (
+                "fn f(&self) -> ::core::result::Result<u8, E>;",
+                "::core::result::Result<u8, E>",
+                true,
+            ),
+            ("fn f(&self) -> (Result<u8, E>);", "(Result<u8, E>)", true),
+            ("fn f(&self) -> io::Result<u8>;", "io::Result<u8>", false),
+            ("fn f(&self) -> Result<u8>;", "Result<u8>", false),
+            (
+                "fn f(&self) -> my::Result<u8, E>;",
+                "my::Result<u8, E>",
+                false,
+            ),
+            ("fn f(&self) -> ::Result<u8, E>;", "::Result<u8, E>", false),
+            (
+                "fn f(&self) -> Option<Result<u8, E>>;",
+                "Option<Result<u8, E>>",
+                false,
+            ),
+        ] {
+            let m = method(source);
+            assert_eq!(m.output_text, text, "{source}");
+            assert_eq!(m.returns_result, is_result, "{source}");
         }
     }
 

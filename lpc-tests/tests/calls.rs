@@ -253,6 +253,9 @@ fn an_unknown_method_id_is_no_such_method() {
         name: "missing",
         id: 0x1234_5678,
         signature: "fn missing(&self)",
+        params: &[],
+        output: "()",
+        returns_result: false,
     };
     let dir = TempDir::new().unwrap();
     let _service = start(dir.path(), &["probe"]);

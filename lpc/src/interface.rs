@@ -31,6 +31,23 @@ pub struct MethodDescriptor {
     pub id: u32,
     /// The signature as written in Rust, e.g. `fn add(&self, a: i32, b: i32) -> i32`.
     pub signature: &'static str,
+    /// The parameters after `&self`, in order.
+    pub params: &'static [ParamDescriptor],
+    /// The return type as written (`()` when there is none), e.g. `Result<u64, MyError>`.
+    pub output: &'static str,
+    /// True when the return type is `Result<T, E>`: `E` is an application error.
+    pub returns_result: bool,
+}
+
+/// Static description of one parameter.
+#[derive(Debug)]
+pub struct ParamDescriptor {
+    /// The parameter name, e.g. `info`.
+    pub name: &'static str,
+    /// The type as written, e.g. `&mut MyInfo`.
+    pub ty: &'static str,
+    /// True for `&mut T`: the service's new value comes back to the caller.
+    pub out: bool,
 }
 
 impl InterfaceDescriptor {
@@ -56,6 +73,17 @@ impl InterfaceDescriptor {
                     name: m.name.to_owned(),
                     id: m.id,
                     signature: m.signature.to_owned(),
+                    params: m
+                        .params
+                        .iter()
+                        .map(|p| ParamInfo {
+                            name: p.name.to_owned(),
+                            ty: p.ty.to_owned(),
+                            out: p.out,
+                        })
+                        .collect(),
+                    output: m.output.to_owned(),
+                    returns_result: m.returns_result,
                 })
                 .collect(),
         }
@@ -82,6 +110,30 @@ pub struct MethodInfo {
     pub id: u32,
     /// The Rust signature.
     pub signature: String,
+    /// The parameters after `&self`.
+    pub params: Vec<ParamInfo>,
+    /// The return type as written.
+    pub output: String,
+    /// Whether the return type is `Result<T, E>`.
+    pub returns_result: bool,
+}
+
+/// Owned form of [`ParamDescriptor`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParamInfo {
+    /// The parameter name.
+    pub name: String,
+    /// The type as written.
+    pub ty: String,
+    /// Whether it is an `&mut` (in/out) parameter.
+    pub out: bool,
+}
+
+impl InterfaceInfo {
+    /// The method with this name, if any.
+    pub fn method(&self, name: &str) -> Option<&MethodInfo> {
+        self.methods.iter().find(|m| m.name == name)
+    }
 }
 
 /// Why a dispatcher could not run a call.
@@ -112,6 +164,26 @@ pub trait Dispatch: Send + Sync + 'static {
         args: &[u8],
         reply: &mut Vec<u8>,
     ) -> Result<(), DispatchError>;
+
+    /// Runs method `method_id` with JSON `args` — an array of the arguments in order, or an
+    /// object by parameter name — and appends the JSON reply to `reply`: `{"result": R}`, or
+    /// `{"error": E}` when a method returning `Result<T, E>` fails, plus `"out": {name: value}`
+    /// with the new values of the `&mut` parameters. This is how tools and other languages
+    /// call a service without compiled stubs; the generated dispatchers implement it.
+    fn dispatch_json(
+        &self,
+        method_id: u32,
+        args: &[u8],
+        reply: &mut Vec<u8>,
+    ) -> Result<(), DispatchError> {
+        let _ = (args, reply);
+        match self.interface().method(method_id) {
+            Some(_) => Err(DispatchError::BadArguments(
+                "this service does not accept JSON calls".into(),
+            )),
+            None => Err(DispatchError::NoSuchMethod),
+        }
+    }
 }
 
 /// FNV-1a, 64 bits: the fingerprint hash. The macro computes the same function at compile time.

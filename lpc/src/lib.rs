@@ -48,6 +48,7 @@ pub mod client;
 mod error;
 #[doc(hidden)]
 pub mod floor;
+pub mod info;
 mod interface;
 pub mod registry;
 pub mod server;
@@ -55,11 +56,11 @@ mod shm;
 mod sys;
 mod wire;
 
-pub use client::{Client, ClientOptions, WaitStrategy};
+pub use client::{query, Client, ClientOptions, WaitStrategy};
 pub use error::{CallPhase, Error, Result};
 pub use interface::{
     fnv1a64, method_id, Dispatch, DispatchError, InterfaceDescriptor, InterfaceInfo,
-    MethodDescriptor, MethodInfo, RESERVED_METHOD_IDS,
+    MethodDescriptor, MethodInfo, ParamDescriptor, ParamInfo, RESERVED_METHOD_IDS,
 };
 pub use lpc_macros::service;
 pub use server::{Server, ServerHandle, ServerOptions};
@@ -73,6 +74,131 @@ pub mod __private {
     pub use serde_bytes;
 
     use crate::DispatchError;
+
+    /// Support for the generated `dispatch_json`.
+    pub mod json {
+        pub use serde_json::Value;
+
+        use crate::{DispatchError, MethodDescriptor};
+
+        /// The arguments of a JSON call, one value per parameter, in order.
+        pub struct Args {
+            values: Vec<Option<Value>>,
+            method: &'static MethodDescriptor,
+        }
+
+        impl Args {
+            /// Parses `bytes` (an array in parameter order, or an object by parameter name)
+            /// and checks it has exactly the parameters of `method`.
+            pub fn parse(
+                bytes: &[u8],
+                method: &'static MethodDescriptor,
+            ) -> Result<Args, DispatchError> {
+                let bad = |m: String| DispatchError::BadArguments(m);
+                let expected = || {
+                    let list: Vec<String> = method
+                        .params
+                        .iter()
+                        .map(|p| format!("{}: {}", p.name, p.ty))
+                        .collect();
+                    format!(
+                        "`{}` takes {} argument{} ({})",
+                        method.name,
+                        list.len(),
+                        if list.len() == 1 { "" } else { "s" },
+                        list.join(", ")
+                    )
+                };
+                let value: Value = serde_json::from_slice(bytes)
+                    .map_err(|e| bad(format!("the arguments are not valid JSON: {e}")))?;
+                let values = match value {
+                    Value::Array(items) => {
+                        if items.len() != method.params.len() {
+                            return Err(bad(format!("{}, got {}", expected(), items.len())));
+                        }
+                        items.into_iter().map(Some).collect()
+                    }
+                    Value::Object(mut map) => {
+                        let values = method
+                            .params
+                            .iter()
+                            .map(|p| map.remove(p.name))
+                            .collect::<Vec<_>>();
+                        if let Some(missing) =
+                            method.params.iter().zip(&values).find(|(_, v)| v.is_none())
+                        {
+                            return Err(bad(format!(
+                                "{}; `{}` is missing",
+                                expected(),
+                                missing.0.name
+                            )));
+                        }
+                        if let Some(unknown) = map.keys().next() {
+                            return Err(bad(format!(
+                                "{}; there is no parameter `{unknown}`",
+                                expected()
+                            )));
+                        }
+                        values
+                    }
+                    Value::Null if method.params.is_empty() => Vec::new(),
+                    other => {
+                        return Err(bad(format!(
+                            "{}; send an array or an object, not {other}",
+                            expected()
+                        )))
+                    }
+                };
+                Ok(Args { values, method })
+            }
+
+            /// Decodes argument `index` as `T`.
+            pub fn take<T: serde::de::DeserializeOwned>(
+                &mut self,
+                index: usize,
+            ) -> Result<T, DispatchError> {
+                let param = &self.method.params[index];
+                let value = self.values[index].take().unwrap_or(Value::Null);
+                serde_json::from_value(value).map_err(|e| {
+                    DispatchError::BadArguments(format!(
+                        "argument `{}` ({}): {e}",
+                        param.name, param.ty
+                    ))
+                })
+            }
+        }
+
+        /// Converts one `&mut` parameter's new value for [`reply`].
+        pub fn out<T: serde::Serialize + ?Sized>(
+            name: &'static str,
+            value: &T,
+        ) -> Result<(&'static str, Value), DispatchError> {
+            serde_json::to_value(value)
+                .map(|v| (name, v))
+                .map_err(|e| DispatchError::Encode(e.to_string()))
+        }
+
+        /// Writes `{"result": value, "out": {...}}` (or `"error"` when `is_error`) to `reply`.
+        pub fn reply<T: serde::Serialize + ?Sized>(
+            reply: &mut Vec<u8>,
+            is_error: bool,
+            value: &T,
+            outs: Vec<(&'static str, Value)>,
+        ) -> Result<(), DispatchError> {
+            let mut map = serde_json::Map::new();
+            let value =
+                serde_json::to_value(value).map_err(|e| DispatchError::Encode(e.to_string()))?;
+            map.insert(if is_error { "error" } else { "result" }.to_owned(), value);
+            if !outs.is_empty() {
+                map.insert(
+                    "out".to_owned(),
+                    Value::Object(outs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()),
+                );
+            }
+            serde_json::to_writer(reply, &Value::Object(map))
+                .map_err(|e| DispatchError::Encode(e.to_string()))
+        }
+    }
 
     /// Decodes a call's arguments (a tuple) in the service.
     #[inline]

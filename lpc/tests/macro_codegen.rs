@@ -1,5 +1,6 @@
 //! What `#[lpc::service]` generates, tested in one process: the interface descriptor, and the
-//! dispatcher fed with encoded arguments directly (no connection, no runtime).
+//! dispatchers (`dispatch` with postcard, `dispatch_json` with JSON) fed with encoded arguments
+//! directly (no connection, no runtime).
 
 // `m<'a>` spells out its lifetime on purpose: the signature text keeps it.
 #![allow(clippy::needless_lifetimes)]
@@ -9,6 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use lpc::__private::postcard;
 use lpc::{Dispatch, DispatchError};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MyInfo {
@@ -450,4 +452,348 @@ fn client_api_shape() {
         Ok(())
     }
     let _ = _compiles;
+}
+
+// ---- `dispatch_json` ----
+
+/// Dispatches `method` with the JSON text `args` and returns the parsed JSON reply, or the error.
+fn call_json_raw(
+    server: &impl Dispatch,
+    method: &str,
+    args: &[u8],
+) -> Result<serde_json::Value, DispatchError> {
+    let id = server
+        .interface()
+        .method_by_name(method)
+        .unwrap_or_else(|| panic!("no method {method}"))
+        .id;
+    let mut reply = Vec::new();
+    server.dispatch_json(id, args, &mut reply)?;
+    Ok(serde_json::from_slice(&reply).expect("the reply is JSON"))
+}
+
+/// Dispatches `method` with `args` (a JSON value) and returns the parsed JSON reply.
+fn call_json(server: &impl Dispatch, method: &str, args: serde_json::Value) -> serde_json::Value {
+    let args = serde_json::to_vec(&args).expect("encode args");
+    call_json_raw(server, method, &args).unwrap_or_else(|e| panic!("{method}: {e:?}"))
+}
+
+/// The message of the `BadArguments` error that `args` (JSON text) gives.
+fn bad_json(server: &impl Dispatch, method: &str, args: &str) -> String {
+    match call_json_raw(server, method, args.as_bytes()) {
+        Err(DispatchError::BadArguments(message)) => message,
+        other => panic!("{method}({args}): expected BadArguments, got {other:?}"),
+    }
+}
+
+#[test]
+fn json_positional_and_named_arguments() {
+    let server = server();
+    assert_eq!(
+        call_json(&server, "add", json!([10, 20])),
+        json!({"result": 30})
+    );
+    assert_eq!(
+        call_json(&server, "add", json!({"b": 2, "a": 40})),
+        json!({"result": 42})
+    );
+}
+
+#[test]
+fn json_mut_parameter_comes_back_in_out() {
+    let server = server();
+    assert_eq!(
+        call_json(&server, "compare", json!([{"rounds": 2, "note": "x"}])),
+        json!({"result": "Better", "out": {"info": {"rounds": 3, "note": "x seen"}}})
+    );
+    assert_eq!(
+        call_json(
+            &server,
+            "compare",
+            json!({"info": {"rounds": 0, "note": ""}})
+        ),
+        json!({"result": "Worse", "out": {"info": {"rounds": 1, "note": " seen"}}})
+    );
+    // Several `&mut` parameters, in order, and a `()` return as `null`.
+    assert_eq!(
+        call_json(&server, "two_updates", json!([7, "label", ["a"]])),
+        json!({"result": null, "out": {"a": 70, "b": ["a", "label"]}})
+    );
+    // Bytes returned with an update.
+    assert_eq!(
+        call_json(&server, "bytes_and_update", json!([2])),
+        json!({"result": [255, 255, 255], "out": {"counter": 3}})
+    );
+}
+
+#[test]
+fn json_result_method_gives_result_or_error() {
+    let server = server();
+    assert_eq!(
+        call_json(&server, "get", json!(["fruit"])),
+        json!({"result": ["apple", "pear"]})
+    );
+    assert_eq!(
+        call_json(&server, "get", json!({"key": "meat"})),
+        json!({"error": {"NotFound": "meat"}})
+    );
+}
+
+#[test]
+fn json_bytes_are_arrays_of_numbers() {
+    let server = server();
+    assert_eq!(
+        call_json(&server, "blur", json!([[0, 1, 255], 1])),
+        json!({"result": [1, 2, 0]})
+    );
+    assert_eq!(
+        call_json(&server, "take", json!([[1, 2, 3], {"x": 10, "y": 20}])),
+        json!({"result": 33})
+    );
+    let message = bad_json(&server, "blur", r#"[[256], 1]"#);
+    assert!(message.contains("argument `image` (&[u8])"), "{message}");
+}
+
+#[test]
+fn json_strings_and_slices() {
+    let extras = extras();
+    assert_eq!(
+        call_json(&extras, "join", json!([["a", "b", "c"], "-"])),
+        json!({"result": "a-b-c"})
+    );
+    assert_eq!(
+        call_json(&extras, "join", json!({"parts": [], "sep": ","})),
+        json!({"result": ""})
+    );
+    // A slice of options, into a map.
+    let reply = call_json(&server(), "m", json!([[3, null]]));
+    assert_eq!(reply, json!({"result": {"Some(3)": 3, "None": 0}}));
+}
+
+#[test]
+fn json_borrowed_parameter_types() {
+    let server = extras();
+    assert_eq!(
+        call_json(&server, "borrowed", json!(["four", ["a", "bc"]])),
+        json!({"result": 7})
+    );
+    assert_eq!(
+        call_json(&server, "borrowed", json!([null, []])),
+        json!({"result": 0})
+    );
+    assert_eq!(
+        call_json(&server, "cow", json!(["text"])),
+        json!({"result": "TEXT"})
+    );
+    // The message has the same form as for owned types.
+    let message = bad_json(&server, "borrowed", r#"[5, []]"#);
+    assert!(
+        message.starts_with("argument `text` (Option<&'a str>): "),
+        "{message}"
+    );
+    // `std::result::Result` is a `Result` too.
+    assert_eq!(
+        call_json(&server, "check", json!([0])),
+        json!({"error": {"NotFound": "zero"}})
+    );
+    assert_eq!(
+        call_json(&server, "check", json!([4])),
+        json!({"result": 2})
+    );
+}
+
+#[test]
+fn json_zero_arguments() {
+    let server = server();
+    assert_eq!(
+        call_json(&server, "name", json!([])),
+        json!({"result": "calc"})
+    );
+    assert_eq!(
+        call_json(&server, "ping", json!({})),
+        json!({"result": null})
+    );
+    assert_eq!(
+        call_json(&server, "ping", json!(null)),
+        json!({"result": null})
+    );
+    assert_eq!(call_json(&server, "pings", json!([])), json!({"result": 2}));
+}
+
+#[test]
+fn json_bad_arguments() {
+    let server = server();
+    let message = bad_json(&server, "add", "[1]");
+    assert!(
+        message.contains("takes 2 arguments (a: i32, b: i32), got 1"),
+        "{message}"
+    );
+    let message = bad_json(&server, "add", r#"[1, "two"]"#);
+    assert!(message.contains("argument `b` (i32)"), "{message}");
+    let message = bad_json(&server, "add", r#"{"a": 1}"#);
+    assert!(message.contains("is missing"), "{message}");
+    assert!(message.contains("`b`"), "{message}");
+    let message = bad_json(&server, "add", r#"{"a": 1, "b": 2, "c": 3}"#);
+    assert!(message.contains("there is no parameter"), "{message}");
+    assert!(message.contains("`c`"), "{message}");
+    let message = bad_json(&server, "add", "1, 2");
+    assert!(message.contains("not valid JSON"), "{message}");
+    let message = bad_json(&server, "compare", r#"[{"rounds": -1, "note": ""}]"#);
+    assert!(
+        message.contains("argument `info` (&mut MyInfo)"),
+        "{message}"
+    );
+    let message = bad_json(&server, "name", "[1]");
+    assert!(message.contains("takes 0 arguments (), got 1"), "{message}");
+}
+
+#[test]
+fn json_unknown_method() {
+    let server = server();
+    let mut reply = Vec::new();
+    assert_eq!(
+        server.dispatch_json(0x7fff_fffe, b"[]", &mut reply),
+        Err(DispatchError::NoSuchMethod)
+    );
+    assert_eq!(
+        server.dispatch_json(lpc::RESERVED_METHOD_IDS, b"[]", &mut reply),
+        Err(DispatchError::NoSuchMethod)
+    );
+    assert!(reply.is_empty());
+}
+
+#[test]
+fn descriptor_parameters_and_output() {
+    let params = |name: &str| -> Vec<(&str, &str, bool)> {
+        CALC_INTERFACE
+            .method_by_name(name)
+            .expect("method")
+            .params
+            .iter()
+            .map(|p| (p.name, p.ty, p.out))
+            .collect()
+    };
+    let method = |name: &str| CALC_INTERFACE.method_by_name(name).expect("method");
+
+    assert_eq!(params("add"), [("a", "i32", false), ("b", "i32", false)]);
+    assert_eq!(method("add").output, "i32");
+    assert!(!method("add").returns_result);
+
+    assert_eq!(params("compare"), [("info", "&mut MyInfo", true)]);
+    assert_eq!(method("compare").output, "Verdict");
+
+    assert_eq!(params("ping"), []);
+    assert_eq!(method("ping").output, "()");
+    assert!(!method("ping").returns_result);
+
+    assert_eq!(
+        params("blur"),
+        [("image", "&[u8]", false), ("width", "u32", false)]
+    );
+    assert_eq!(method("blur").output, "Vec<u8>");
+
+    assert_eq!(params("get"), [("key", "&str", false)]);
+    assert_eq!(method("get").output, "Result<Vec<String>, MyError>");
+    assert!(method("get").returns_result);
+
+    assert_eq!(params("m"), [("x", "&'a [Option<u8>]", false)]);
+    assert_eq!(method("m").output, "std::collections::HashMap<String, u32>");
+
+    assert_eq!(
+        params("two_updates"),
+        [
+            ("a", "&mut u32", true),
+            ("label", "&str", false),
+            ("b", "&mut Vec<String>", true)
+        ]
+    );
+    assert_eq!(method("two_updates").output, "()");
+
+    let extras = |name: &str| EXTRAS_INTERFACE.method_by_name(name).expect("method");
+    assert!(extras("check").returns_result);
+    assert_eq!(extras("check").output, "std::result::Result<u8, MyError>");
+    assert!(!extras("not_a_result").returns_result);
+    assert_eq!(extras("unit").output, "()");
+    let raw = extras("match");
+    assert_eq!(raw.params[0].name, "type");
+    assert_eq!(raw.params[0].ty, "u8");
+
+    // The owned copy carries the same.
+    let info = CALC_INTERFACE.to_info();
+    let two = info.method("two_updates").expect("method");
+    assert_eq!(two.params[2].name, "b");
+    assert!(two.params[2].out);
+    assert!(info.method("get").expect("method").returns_result);
+}
+
+/// Parameter and return types the JSON dispatcher handles specially.
+#[lpc::service]
+pub trait Extras {
+    fn join(&self, parts: &[String], sep: &str) -> String;
+    fn borrowed<'a>(&self, text: Option<&'a str>, items: &'a [&'a str]) -> usize;
+    fn cow(&self, text: std::borrow::Cow<'_, str>) -> String;
+    fn check(&self, n: u8) -> std::result::Result<u8, MyError>;
+    fn not_a_result(&self) -> Option<Result<u8, MyError>>;
+    fn unit(&self) -> ();
+    fn r#match(&self, r#type: u8) -> u8;
+}
+
+struct MyExtras;
+
+impl Extras for MyExtras {
+    fn join(&self, parts: &[String], sep: &str) -> String {
+        parts.join(sep)
+    }
+
+    fn borrowed<'a>(&self, text: Option<&'a str>, items: &'a [&'a str]) -> usize {
+        text.map_or(0, str::len) + items.iter().map(|s| s.len()).sum::<usize>()
+    }
+
+    fn cow(&self, text: std::borrow::Cow<'_, str>) -> String {
+        text.to_uppercase()
+    }
+
+    fn check(&self, n: u8) -> std::result::Result<u8, MyError> {
+        match n {
+            0 => Err(MyError::NotFound("zero".to_owned())),
+            n => Ok(n / 2),
+        }
+    }
+
+    fn not_a_result(&self) -> Option<Result<u8, MyError>> {
+        Some(Ok(1))
+    }
+
+    fn unit(&self) {}
+
+    fn r#match(&self, r#type: u8) -> u8 {
+        r#type
+    }
+}
+
+fn extras() -> ExtrasServer<MyExtras> {
+    ExtrasServer::new(MyExtras)
+}
+
+#[test]
+fn json_extras_round_trip() {
+    let server = extras();
+    assert_eq!(
+        call_json(&server, "not_a_result", json!([])),
+        json!({"result": {"Ok": 1}})
+    );
+    assert_eq!(
+        call_json(&server, "unit", json!([])),
+        json!({"result": null})
+    );
+    assert_eq!(
+        call_json(&server, "match", json!({"type": 9})),
+        json!({"result": 9})
+    );
+    // The postcard dispatcher still borrows what it can.
+    let id = lpc::method_id("borrowed");
+    let args = postcard::to_allocvec(&(Some("ab"), &["c"][..])).expect("encode");
+    let mut reply = Vec::new();
+    server.dispatch(id, &args, &mut reply).expect("dispatch");
+    assert_eq!(decode::<usize>(&reply), 3);
 }

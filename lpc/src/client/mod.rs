@@ -22,7 +22,7 @@ use crate::interface::{InterfaceDescriptor, InterfaceInfo, MethodDescriptor};
 use crate::shm::layout::{ConnectionMemory, Geometry};
 use crate::shm::Region;
 use crate::sys::Stream;
-use crate::wire::frame::Status;
+use crate::wire::frame::{Status, FLAG_JSON};
 use crate::wire::handshake::{Hello, Message, Welcome, MAX_MESSAGE, PROTOCOL_VERSION};
 use crate::wire::{codec, FrameHeader};
 use crate::{registry, Error, Result};
@@ -364,10 +364,6 @@ impl Client {
         R: DeserializeOwned,
     {
         let conn = &*self.conn;
-        let err_method = || Some(method.to_owned());
-        if conn.dead.load(Ordering::Relaxed) {
-            return Err(conn.disconnected(method, CallPhase::NotSent));
-        }
         request.clear();
         codec::encode_into(args, request).map_err(|e| {
             Error::protocol(
@@ -376,6 +372,63 @@ impl Client {
                 format!("cannot encode the arguments: {e}"),
             )
         })?;
+        self.exchange(method_id, method, 0, request, reply)?;
+        codec::decode_exact(reply).map_err(|e| {
+            Error::protocol(
+                &conn.service,
+                Some(method),
+                format!("cannot decode the result: {e}"),
+            )
+        })
+    }
+
+    /// Calls `method` by name with JSON arguments — an array in parameter order, or an object
+    /// by parameter name — decoded by the service itself. Returns the service's JSON reply:
+    /// `{"result": R}` (or `{"error": E}` when a method returning `Result<T, E>` fails), with
+    /// `"out": {name: new value}` for `&mut` parameters. No compiled stubs needed: this is
+    /// what `lpc call` uses.
+    pub fn call_json(&self, method: &str, args: &serde_json::Value) -> Result<serde_json::Value> {
+        let conn = &*self.conn;
+        let id = conn
+            .remote
+            .method(method)
+            .map(|m| m.id)
+            .ok_or_else(|| Error::NoSuchMethod {
+                service: conn.service.clone(),
+                method: method.to_owned(),
+            })?;
+        let request = serde_json::to_vec(args).map_err(|e| {
+            Error::protocol(
+                &conn.service,
+                Some(method),
+                format!("cannot encode the arguments: {e}"),
+            )
+        })?;
+        let mut reply = Vec::new();
+        self.exchange(id, method, FLAG_JSON, &request, &mut reply)?;
+        serde_json::from_slice(&reply).map_err(|e| {
+            Error::protocol(
+                &conn.service,
+                Some(method),
+                format!("the reply is not JSON: {e}"),
+            )
+        })
+    }
+
+    /// Sends the encoded `request` and leaves the encoded result in `reply`.
+    fn exchange(
+        &self,
+        method_id: u32,
+        method: &str,
+        extra_flags: u32,
+        request: &[u8],
+        reply: &mut Vec<u8>,
+    ) -> Result<()> {
+        let conn = &*self.conn;
+        let err_method = || Some(method.to_owned());
+        if conn.dead.load(Ordering::Relaxed) {
+            return Err(conn.disconnected(method, CallPhase::NotSent));
+        }
         if request.len() as u64 > conn.max_request {
             return Err(Error::TooLarge {
                 service: conn.service.clone(),
@@ -408,7 +461,7 @@ impl Client {
         conn.call_ids[slot as usize].store(call_id, Ordering::Relaxed);
         let header = FrameHeader {
             method: method_id,
-            flags,
+            flags: flags | extra_flags,
             call_id,
             len: request.len() as u64,
             spill_generation,
@@ -463,13 +516,7 @@ impl Client {
         conn.slots.release(slot);
         let status = result?;
         match status {
-            Status::Ok => codec::decode_exact(reply).map_err(|e| {
-                Error::protocol(
-                    &conn.service,
-                    Some(method),
-                    format!("cannot decode the result: {e}"),
-                )
-            }),
+            Status::Ok => Ok(()),
             Status::NoSuchMethod => Err(Error::NoSuchMethod {
                 service: conn.service.clone(),
                 method: method.to_owned(),
@@ -555,6 +602,21 @@ impl Connection {
             .map_err(|e| self.channel_error(e, method, CallPhase::ReplyLost))?;
         Ok(header.status)
     }
+}
+
+/// Asks service `name` who it is and how it is doing: pid, uid, uptime, interface, connected
+/// clients and per-method statistics. Uses no call slot and leaves no connection behind.
+pub fn query(name: &str, options: &ClientOptions) -> Result<crate::info::ServiceInfo> {
+    registry::validate_name(name)?;
+    let dir = options
+        .runtime_dir
+        .clone()
+        .unwrap_or_else(registry::default_runtime_dir);
+    registry::query_at(
+        name,
+        &registry::socket_path(&dir, name),
+        options.connect_timeout,
+    )
 }
 
 /// Compares the interface this client was built against with the one the service announced.

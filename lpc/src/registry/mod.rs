@@ -9,8 +9,12 @@
 //! while it decides, so two services starting at once cannot both take a name.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use crate::{Error, Result};
+use crate::info::ServiceInfo;
+use crate::sys::{DirLock, Stream};
+use crate::wire::handshake::{Message, MAX_MESSAGE};
+use crate::{CallPhase, Error, Result};
 
 /// Longest service name.
 pub const MAX_NAME_LEN: usize = 64;
@@ -67,6 +71,162 @@ pub fn ensure_runtime_dir(dir: &Path) -> Result<()> {
             e,
         )
     })
+}
+
+/// Asks the service listening at `path` who it is and how it is doing. The service answers
+/// from its reactor's connection thread without setting up shared memory.
+pub fn query_at(name: &str, path: &Path, timeout: Duration) -> Result<ServiceInfo> {
+    let deadline = Instant::now() + timeout;
+    let timed_out = || Error::Timeout {
+        service: name.to_owned(),
+        method: None,
+        after: timeout,
+        phase: CallPhase::NotSent,
+    };
+    let stream = match Stream::connect(path, deadline) {
+        Ok(s) => s,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Err(Error::NotFound {
+                service: name.to_owned(),
+                path: path.to_owned(),
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Err(timed_out()),
+        Err(e) => {
+            return Err(Error::io(
+                name,
+                format!("connecting to {}", path.display()),
+                e,
+            ))
+        }
+    };
+    stream
+        .send(&Message::Query.encode(), None)
+        .map_err(|e| Error::io(name, "sending a query", e))?;
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let n = match stream.recv(&mut buf, Some(deadline)) {
+        Ok((0, _)) => {
+            return Err(Error::Disconnected {
+                service: name.to_owned(),
+                method: None,
+                phase: CallPhase::NotSent,
+            })
+        }
+        Ok((n, None)) => n,
+        Ok((_, Some(_))) => {
+            return Err(Error::protocol(
+                name,
+                None,
+                "the answer to a query carried shared memory",
+            ))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Err(timed_out()),
+        Err(e) => return Err(Error::io(name, "receiving the answer to a query", e)),
+    };
+    match Message::decode(&buf[..n]) {
+        Ok(Message::Info(info)) => Ok(*info),
+        Ok(Message::Refused(reason)) => Err(Error::Denied {
+            service: name.to_owned(),
+            reason,
+        }),
+        Ok(other) => Err(Error::protocol(
+            name,
+            None,
+            format!("expected service information, got {other:?}"),
+        )),
+        Err(e) => Err(Error::protocol(name, None, e)),
+    }
+}
+
+/// A socket found in a runtime directory.
+#[derive(Debug, Clone)]
+pub struct Listing {
+    /// The service name (the socket's file name without `.sock`).
+    pub name: String,
+    /// The socket path.
+    pub path: PathBuf,
+    /// What answered there.
+    pub state: ListingState,
+}
+
+/// What answered on a listed socket.
+#[derive(Debug, Clone)]
+pub enum ListingState {
+    /// A live service.
+    Live(Box<ServiceInfo>),
+    /// Nobody: the socket of a service that died. `prune` removes it; the next `bind` of the
+    /// name replaces it.
+    Stale,
+    /// Something is there but did not answer properly (busy, another program, another
+    /// version): the error says what happened.
+    Unresponsive(String),
+}
+
+/// The services of runtime directory `dir`, sorted by name, each asked who it is (waiting at
+/// most `timeout` per service). A missing directory lists nothing.
+pub fn list(dir: &Path, timeout: Duration) -> Result<Vec<Listing>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(Error::io(
+                "",
+                format!("reading runtime directory {}", dir.display()),
+                e,
+            ))
+        }
+    };
+    let mut listings: Vec<Listing> = entries
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            let name = path
+                .file_name()?
+                .to_str()?
+                .strip_suffix(SOCKET_SUFFIX)?
+                .to_owned();
+            validate_name(&name).ok()?;
+            Some((name, path))
+        })
+        .map(|(name, path)| {
+            let state = match query_at(&name, &path, timeout) {
+                Ok(info) => ListingState::Live(Box::new(info)),
+                Err(Error::NotFound { .. }) => ListingState::Stale,
+                Err(e) => ListingState::Unresponsive(e.to_string()),
+            };
+            Listing { name, path, state }
+        })
+        .collect();
+    listings.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(listings)
+}
+
+/// Removes the sockets of dead services from `dir`; returns their names. Holds the
+/// directory's bind lock, so a service binding at the same moment is never removed.
+pub fn prune(dir: &Path) -> Result<Vec<String>> {
+    let _lock = match DirLock::acquire(dir) {
+        Ok(lock) => lock,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("", format!("locking {}", dir.display()), e)),
+    };
+    let mut removed = Vec::new();
+    for listing in list(dir, Duration::from_millis(500))? {
+        if let ListingState::Stale = listing.state {
+            std::fs::remove_file(&listing.path).map_err(|e| {
+                Error::io(
+                    &listing.name,
+                    format!("removing {}", listing.path.display()),
+                    e,
+                )
+            })?;
+            removed.push(listing.name);
+        }
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]

@@ -5,25 +5,41 @@ use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use super::stats::ConnectionStats;
 use super::Shared;
 use crate::channel::spin::SpinBudget;
 use crate::channel::{state, Channel, ChannelError};
 use crate::interface::DispatchError;
+use crate::interface::InterfaceDescriptor;
 use crate::shm::layout::ConnectionMemory;
 use crate::shm::Region;
-use crate::sys::{PeerCredentials, SharedMemory, Stream};
+use crate::sys::{process_name, PeerCredentials, SharedMemory, Stream};
 use crate::wire::frame::Status;
+use crate::wire::frame::FLAG_JSON;
 use crate::wire::handshake::{Message, Welcome, MAX_MESSAGE, PROTOCOL_VERSION};
 use crate::wire::FrameHeader;
 
 /// What the reactor and the connection thread share.
-#[derive(Debug)]
 pub(super) struct ConnectionShared {
     stream: Arc<Stream>,
     /// Who connected, as the kernel recorded it at `connect`.
     pub(super) peer: Option<PeerCredentials>,
+    /// The peer's process name at connect.
+    pub(super) process: String,
+    pub(super) connected_at: Instant,
+    pub(super) stats: ConnectionStats,
+    /// Set once the handshake made this a calling connection (not a query).
+    pub(super) calling: AtomicBool,
     stop: AtomicBool,
     channel: OnceLock<Arc<Channel>>,
+}
+
+impl std::fmt::Debug for ConnectionShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionShared")
+            .field("peer", &self.peer)
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for Channel {
@@ -35,11 +51,15 @@ impl std::fmt::Debug for Channel {
 }
 
 impl ConnectionShared {
-    pub(super) fn new(stream: Stream) -> ConnectionShared {
+    pub(super) fn new(stream: Stream, interface: &InterfaceDescriptor) -> ConnectionShared {
         let peer = stream.peer_credentials().ok();
         ConnectionShared {
             stream: Arc::new(stream),
+            process: peer.map(|p| process_name(p.pid)).unwrap_or_default(),
             peer,
+            connected_at: Instant::now(),
+            stats: ConnectionStats::new(interface),
+            calling: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             channel: OnceLock::new(),
         }
@@ -86,6 +106,7 @@ pub(super) fn run(shared: &Shared, conn: &ConnectionShared) {
         }
     };
     tracing::debug!(service, ?pid, "client connected");
+    conn.calling.store(true, Ordering::Relaxed);
     let _ = conn.channel.set(channel.clone());
     fence(Ordering::SeqCst);
     match serve(shared, conn, &channel) {
@@ -116,6 +137,11 @@ fn handshake(shared: &Shared, conn: &ConnectionShared) -> Result<Channel, String
     }
     let hello = match Message::decode(&buf[..n]) {
         Ok(Message::Hello(hello)) => hello,
+        Ok(Message::Query) => {
+            let info = Message::Info(Box::new(shared.info()));
+            let _ = conn.stream.send(&info.encode(), None);
+            return Err(String::new());
+        }
         Ok(_) => return Err(refuse("bad handshake: expected a hello".into())),
         Err(e) => return Err(refuse(format!("bad handshake: {e}"))),
     };
@@ -163,7 +189,7 @@ fn serve(shared: &Shared, conn: &ConnectionShared, channel: &Channel) -> Result<
         }
         if let Some(slot) = channel.find_request(hint) {
             hint = slot;
-            serve_one(shared, channel, slot, &mut args, &mut reply)?;
+            serve_one(shared, conn, channel, slot, &mut args, &mut reply)?;
             if args.capacity() > 1 << 20 {
                 args = Vec::new();
             }
@@ -220,6 +246,7 @@ const BROKEN_STATE: &str = "the client changed the state of a slot the service w
 
 fn serve_one(
     shared: &Shared,
+    conn: &ConnectionShared,
     channel: &Channel,
     slot: u32,
     args: &mut Vec<u8>,
@@ -253,11 +280,16 @@ fn serve_one(
                 (Status::TooLarge, header.method, header.call_id)
             }
             Err(e) => return Err(e.into()),
-            Ok(()) => (
-                dispatch(shared, header.method, args, reply),
-                header.method,
-                header.call_id,
-            ),
+            Ok(()) => {
+                let started = conn.stats.sample_next().then(Instant::now);
+                let json = header.flags & FLAG_JSON != 0;
+                let status = dispatch(shared, header.method, json, args, reply);
+                let index = shared.method_index(header.method);
+                let failed = status != Status::Ok;
+                conn.stats
+                    .record(index, failed, started.map(|s| s.elapsed()));
+                (status, header.method, header.call_id)
+            }
         },
     };
     if status == Status::Ok && reply.len() as u64 > channel.peer_limit() {
@@ -297,9 +329,13 @@ fn serve_one(
 }
 
 /// Runs the handler; a panic becomes a `Panicked` status with its message.
-fn dispatch(shared: &Shared, method: u32, args: &[u8], reply: &mut Vec<u8>) -> Status {
+fn dispatch(shared: &Shared, method: u32, json: bool, args: &[u8], reply: &mut Vec<u8>) -> Status {
     let result = catch_unwind(AssertUnwindSafe(|| {
-        shared.dispatcher.dispatch(method, args, reply)
+        if json {
+            shared.dispatcher.dispatch_json(method, args, reply)
+        } else {
+            shared.dispatcher.dispatch(method, args, reply)
+        }
     }));
     match result {
         Ok(Ok(())) => Status::Ok,

@@ -8,6 +8,7 @@
 //! ```
 
 mod connection;
+mod stats;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,9 +17,12 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::info::{ClientInfo, ServiceInfo, MAX_LISTED_CLIENTS};
 use crate::interface::Dispatch;
 use crate::shm::layout::Geometry;
-use crate::sys::{file_identity, DirLock, Listener, Reactor, ReactorEvent, Stream};
+use crate::sys::{
+    current_uid, file_identity, DirLock, Listener, PeerCredentials, Reactor, ReactorEvent, Stream,
+};
 use crate::{registry, Error, Result};
 
 use self::connection::ConnectionShared;
@@ -314,6 +318,8 @@ struct Shared {
     stopping: AtomicBool,
     next_token: AtomicU64,
     connections: Mutex<ConnectionTable>,
+    started: Instant,
+    closed: stats::ClosedTotals,
 }
 
 impl std::fmt::Debug for dyn Dispatch {
@@ -331,16 +337,71 @@ impl Shared {
             .map_err(|e| Error::io(&server.name, "watching the socket", e))?;
         Ok(Shared {
             server,
-            dispatcher,
             reactor,
             stopping: AtomicBool::new(false),
             next_token: AtomicU64::new(0),
             connections: Mutex::new(HashMap::new()),
+            started: Instant::now(),
+            closed: stats::ClosedTotals::new(dispatcher.interface()),
+            dispatcher,
         })
     }
 
     fn connections(&self) -> std::sync::MutexGuard<'_, ConnectionTable> {
         self.connections.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The position of method `id` in the interface.
+    fn method_index(&self, id: u32) -> Option<usize> {
+        self.dispatcher
+            .interface()
+            .methods
+            .iter()
+            .position(|m| m.id == id)
+    }
+
+    /// Who we are and how we are doing, for a query.
+    fn info(&self) -> ServiceInfo {
+        let interface = self.dispatcher.interface();
+        let table = self.connections();
+        let (mut methods, mut unknown_calls) = self.closed.snapshot();
+        let mut clients = Vec::new();
+        let mut connections = 0;
+        for (conn, _) in table.values() {
+            if !conn.calling.load(Ordering::Relaxed) {
+                continue;
+            }
+            connections += 1;
+            unknown_calls += conn.stats.add_to(&mut methods);
+            if clients.len() < MAX_LISTED_CLIENTS {
+                let peer = conn.peer.unwrap_or(PeerCredentials {
+                    pid: 0,
+                    uid: 0,
+                    gid: 0,
+                });
+                clients.push(ClientInfo {
+                    pid: peer.pid,
+                    uid: peer.uid,
+                    gid: peer.gid,
+                    process: conn.process.clone(),
+                    connected_for: conn.connected_at.elapsed(),
+                    calls: conn.stats.total(),
+                });
+            }
+        }
+        drop(table);
+        clients.sort_by_key(|c| (c.pid, c.connected_for));
+        ServiceInfo {
+            service: self.server.name.clone(),
+            pid: std::process::id(),
+            uid: current_uid(),
+            uptime: self.started.elapsed(),
+            interface: interface.to_info(),
+            connections,
+            clients,
+            methods,
+            unknown_calls,
+        }
     }
 
     /// The reactor loop: accept, watch for hang-ups, until stopped.
@@ -384,7 +445,7 @@ impl Shared {
                 }
             };
             let token = self.next_token.fetch_add(1, Ordering::Relaxed);
-            let conn = Arc::new(ConnectionShared::new(stream));
+            let conn = Arc::new(ConnectionShared::new(stream, self.dispatcher.interface()));
             if self.reactor.watch_hangup(conn.stream(), token).is_err() {
                 continue;
             }
@@ -394,7 +455,11 @@ impl Shared {
                 .name(format!("lpc-{}-{token}", self.server.name))
                 .spawn(move || {
                     connection::run(&shared, &conn);
-                    shared.connections().remove(&token);
+                    // Under the table's lock, so that a query counts this connection's calls
+                    // exactly once: either live or among the closed.
+                    let mut table = shared.connections();
+                    table.remove(&token);
+                    shared.closed.absorb(&conn.stats);
                 });
             match spawned {
                 Ok(handle) => {

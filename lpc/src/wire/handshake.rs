@@ -7,22 +7,29 @@
 //!                                          (or Refused {reason})
 //! then, in either direction, whenever a slot's spill buffer is replaced:
 //!   SpillNotice {slot, generation}     <-> + spill memfd
+//!
+//! or, for tools that only look (`lpc list`, `lpc monitor`):
+//!   Query                              ->
+//!                                      <-  Info {pid, uid, uptime, interface, clients, stats}
 //! ```
 //! Messages are postcard-encoded behind a one-byte tag; each fits in [`MAX_MESSAGE`] bytes.
 
 use serde::{Deserialize, Serialize};
 
+use crate::info::ServiceInfo;
 use crate::interface::InterfaceInfo;
 
 /// Version of the wire protocol; the handshake refuses any other.
 pub(crate) const PROTOCOL_VERSION: u32 = 1;
 /// Largest socket message either side sends or accepts.
-pub(crate) const MAX_MESSAGE: usize = 64 * 1024;
+pub(crate) const MAX_MESSAGE: usize = 192 * 1024;
 
 const TAG_HELLO: u8 = 1;
 const TAG_WELCOME: u8 = 2;
 const TAG_REFUSED: u8 = 3;
 const TAG_SPILL: u8 = 4;
+const TAG_QUERY: u8 = 5;
+const TAG_INFO: u8 = 6;
 
 /// The client's first message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,7 +56,7 @@ pub(crate) struct Welcome {
 }
 
 /// A message on the socket.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Message {
     Hello(Hello),
     Welcome(Welcome),
@@ -59,6 +66,10 @@ pub(crate) enum Message {
         slot: u32,
         generation: u32,
     },
+    /// A tool asks who the service is and how it is doing (instead of a hello).
+    Query,
+    /// The answer to a query.
+    Info(Box<ServiceInfo>),
 }
 
 impl Message {
@@ -70,6 +81,8 @@ impl Message {
             Message::Spill { slot, generation } => {
                 (TAG_SPILL, postcard::to_stdvec(&(slot, generation)))
             }
+            Message::Query => (TAG_QUERY, Ok(Vec::new())),
+            Message::Info(info) => (TAG_INFO, postcard::to_stdvec(info)),
         };
         let mut out = vec![tag];
         out.extend(body.expect("handshake messages always encode"));
@@ -95,6 +108,9 @@ impl Message {
                 let (slot, generation) = whole(body)?;
                 Message::Spill { slot, generation }
             }
+            TAG_QUERY if body.is_empty() => Message::Query,
+            TAG_QUERY => return Err("a query carries no body".into()),
+            TAG_INFO => Message::Info(Box::new(whole(body)?)),
             other => return Err(format!("unknown message tag {other}")),
         })
     }

@@ -95,3 +95,10 @@ pub(crate) fn file_identity(path: &Path) -> io::Result<(u64, u64)> {
     let meta = std::fs::symlink_metadata(path)?;
     Ok((meta.dev(), meta.ino()))
 }
+
+/// The name of process `pid` (`/proc/<pid>/comm`), or empty if it cannot be read.
+pub(crate) fn process_name(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|s| s.trim_end().to_owned())
+        .unwrap_or_default()
+}

@@ -1,0 +1,138 @@
+//! What a running service tells about itself: identity, interface, clients and per-method
+//! statistics. Fetched with [`crate::query`]; shown by `lpc list` and `lpc monitor`.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::interface::InterfaceInfo;
+
+/// A service's answer to [`crate::query`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceInfo {
+    /// The service name.
+    pub service: String,
+    /// The service's process id.
+    pub pid: u32,
+    /// The service's user id.
+    pub uid: u32,
+    /// How long the service has been serving.
+    pub uptime: Duration,
+    /// Its interface.
+    pub interface: InterfaceInfo,
+    /// Connections open now (may exceed `clients.len()`, which is capped).
+    pub connections: u64,
+    /// The connected clients (at most [`MAX_LISTED_CLIENTS`]).
+    pub clients: Vec<ClientInfo>,
+    /// Per-method statistics since the service started, in interface order.
+    pub methods: Vec<MethodStats>,
+    /// Calls whose method id the service did not know.
+    pub unknown_calls: u64,
+}
+
+/// At most this many clients are listed in a [`ServiceInfo`].
+pub const MAX_LISTED_CLIENTS: usize = 256;
+
+/// One connected client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientInfo {
+    /// Process id (from the kernel, at connect).
+    pub pid: u32,
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+    /// The process name (`/proc/<pid>/comm` at connect), if known.
+    pub process: String,
+    /// How long it has been connected.
+    pub connected_for: Duration,
+    /// Calls it has made.
+    pub calls: u64,
+}
+
+/// Statistics of one method.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MethodStats {
+    /// The method name.
+    pub name: String,
+    /// Calls served.
+    pub calls: u64,
+    /// Calls that failed in the service (panic, bad arguments, result too large or not
+    /// encodable). Application errors (`Err` of a `Result` method) are successful calls.
+    pub errors: u64,
+    /// Service-side duration of a sample of calls.
+    pub latency: LatencyHistogram,
+}
+
+/// Number of buckets of a [`LatencyHistogram`].
+pub const LATENCY_BUCKETS: usize = 40;
+
+/// A histogram of durations in power-of-two buckets: bucket `i` counts durations in
+/// `[2^i, 2^(i+1))` nanoseconds (bucket 0 also holds zero).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LatencyHistogram {
+    /// The counts, one per bucket.
+    pub buckets: Vec<u64>,
+}
+
+impl LatencyHistogram {
+    /// The bucket of a duration of `ns` nanoseconds.
+    pub fn bucket_of(ns: u64) -> usize {
+        (63 - ns.max(1).leading_zeros() as usize).min(LATENCY_BUCKETS - 1)
+    }
+
+    /// Number of samples.
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().sum()
+    }
+
+    /// The duration below which a fraction `p` (0 to 1) of the samples fall, as the upper
+    /// bound of the bucket that holds it (so within a factor of 2 above the true value).
+    pub fn percentile(&self, p: f64) -> Option<Duration> {
+        let total = self.count();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((total as f64) * p.clamp(0.0, 1.0)).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, &n) in self.buckets.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                return Some(Duration::from_nanos(1u64 << (i + 1).min(63)));
+            }
+        }
+        None
+    }
+
+    /// Adds `other`'s counts to this one.
+    pub fn merge(&mut self, other: &LatencyHistogram) {
+        if self.buckets.len() < other.buckets.len() {
+            self.buckets.resize(other.buckets.len(), 0);
+        }
+        for (a, b) in self.buckets.iter_mut().zip(&other.buckets) {
+            *a += b;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_come_from_bucket_bounds() {
+        let mut h = LatencyHistogram {
+            buckets: vec![0; LATENCY_BUCKETS],
+        };
+        for ns in [100u64, 150, 200, 5000] {
+            h.buckets[LatencyHistogram::bucket_of(ns)] += 1;
+        }
+        assert_eq!(LatencyHistogram::bucket_of(0), 0);
+        assert_eq!(LatencyHistogram::bucket_of(1), 0);
+        assert_eq!(LatencyHistogram::bucket_of(1024), 10);
+        assert_eq!(h.count(), 4);
+        assert_eq!(h.percentile(0.5), Some(Duration::from_nanos(256)));
+        assert_eq!(h.percentile(1.0), Some(Duration::from_nanos(8192)));
+        assert_eq!(LatencyHistogram::default().percentile(0.5), None);
+    }
+}
