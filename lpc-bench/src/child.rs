@@ -39,8 +39,11 @@ pub fn exit_with_parent() {
 }
 
 /// Child side: serves the calc example in `dir` under `name` until the parent leaves.
-pub fn serve_calc(dir: &Path, name: &str, block: bool) -> Result<(), String> {
-    let options = ServerOptions::new().runtime_dir(dir).spin(!block);
+pub fn serve_calc(dir: &Path, name: &str, block: bool, statistics: bool) -> Result<(), String> {
+    let options = ServerOptions::new()
+        .runtime_dir(dir)
+        .spin(!block)
+        .statistics(statistics);
     let server = Server::bind_with(name, options).map_err(|e| e.to_string())?;
     ready();
     server

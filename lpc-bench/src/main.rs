@@ -86,6 +86,8 @@ enum ChildCommand {
         #[arg(long)]
         block: bool,
         #[arg(long)]
+        no_stats: bool,
+        #[arg(long)]
         cpu: Option<usize>,
     },
 }
@@ -95,6 +97,8 @@ enum ChildCommand {
 pub enum System {
     RawSpin,
     LpcAdaptive,
+    #[value(name = "lpc-adaptive-nostats")]
+    LpcNoStats,
     RawFutex,
     LpcBlock,
     #[value(name = "raw-futex-1cpu")]
@@ -104,9 +108,10 @@ pub enum System {
 }
 
 impl System {
-    const ALL: [System; 6] = [
+    const ALL: [System; 7] = [
         System::RawSpin,
         System::LpcAdaptive,
+        System::LpcNoStats,
         System::RawFutex,
         System::LpcBlock,
         System::RawFutex1cpu,
@@ -117,6 +122,7 @@ impl System {
         match self {
             System::RawSpin => "raw-spin",
             System::LpcAdaptive => "lpc-adaptive",
+            System::LpcNoStats => "lpc-adaptive-nostats",
             System::RawFutex => "raw-futex",
             System::LpcBlock => "lpc-block",
             System::RawFutex1cpu => "raw-futex-1cpu",
@@ -127,7 +133,7 @@ impl System {
     /// Where parent and child run (see [`affinity`]).
     fn placement(self) -> Placement {
         match self {
-            System::RawSpin | System::LpcAdaptive => Placement::Unpinned,
+            System::RawSpin | System::LpcAdaptive | System::LpcNoStats => Placement::Unpinned,
             System::RawFutex | System::LpcBlock => Placement::Apart,
             System::RawFutex1cpu | System::LpcBlock1cpu => Placement::Together,
         }
@@ -161,8 +167,12 @@ fn run_child(command: &ChildCommand) -> Result<(), String> {
             floor::answer(file, if *futex { Mode::Futex } else { Mode::Spin })
         }
         ChildCommand::ChildService {
-            dir, name, block, ..
-        } => child::serve_calc(dir, name, *block),
+            dir,
+            name,
+            block,
+            no_stats,
+            ..
+        } => child::serve_calc(dir, name, *block, !*no_stats),
     }
 }
 
@@ -223,6 +233,10 @@ impl Bench {
             System::RawSpin => self.raw(system, Mode::Spin, child_args),
             System::RawFutex | System::RawFutex1cpu => self.raw(system, Mode::Futex, child_args),
             System::LpcAdaptive => self.lpc(system, false, child_args),
+            System::LpcNoStats => {
+                child_args.push("--no-stats".into());
+                self.lpc(system, false, child_args)
+            }
             System::LpcBlock | System::LpcBlock1cpu => self.lpc(system, true, child_args),
         }?;
         Ok((summary, placement))

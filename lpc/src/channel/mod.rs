@@ -375,9 +375,8 @@ impl Channel {
     /// Service side: the index of a slot holding a request, looking first at `hint`.
     pub(crate) fn find_request(&self, hint: u32) -> Option<u32> {
         let count = self.memory.geometry().slot_count;
-        (0..count)
-            .map(|i| (hint + i) % count)
-            .find(|&i| self.slot(i).state().load(Ordering::SeqCst) == state::REQUEST)
+        let hint = if hint < count { hint } else { 0 };
+        (hint..count).chain(0..hint).find(|&i| self.has_request(i))
     }
 
     /// Service side: sleeps on the doorbell unless a request is already waiting or `stop()`

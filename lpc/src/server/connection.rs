@@ -183,13 +183,24 @@ fn serve(shared: &Shared, conn: &ConnectionShared, channel: &Channel) -> Result<
     let mut args = Vec::new();
     let mut reply = Vec::new();
     let mut hint = 0;
+    // The last method called and its position in the interface: a client calling in a loop
+    // calls the same method, so the statistics' lookup is one comparison.
+    let mut last_method = (u32::MAX, None);
     loop {
         if conn.stopped() {
             return Ok(());
         }
         if let Some(slot) = channel.find_request(hint) {
             hint = slot;
-            serve_one(shared, conn, channel, slot, &mut args, &mut reply)?;
+            serve_one(
+                shared,
+                conn,
+                channel,
+                slot,
+                &mut args,
+                &mut reply,
+                &mut last_method,
+            )?;
             if args.capacity() > 1 << 20 {
                 args = Vec::new();
             }
@@ -251,6 +262,7 @@ fn serve_one(
     slot: u32,
     args: &mut Vec<u8>,
     reply: &mut Vec<u8>,
+    last_method: &mut (u32, Option<usize>),
 ) -> Result<(), Close> {
     let view = channel.slot(slot);
     if view
@@ -284,7 +296,10 @@ fn serve_one(
                 let started = conn.stats.sample_next().then(Instant::now);
                 let json = header.flags & FLAG_JSON != 0;
                 let status = dispatch(shared, header.method, json, args, reply);
-                let index = shared.method_index(header.method);
+                if last_method.0 != header.method {
+                    *last_method = (header.method, shared.method_index(header.method));
+                }
+                let index = last_method.1;
                 let failed = status != Status::Ok;
                 conn.stats
                     .record(index, failed, started.map(|s| s.elapsed()));

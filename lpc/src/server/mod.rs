@@ -39,6 +39,7 @@ pub struct ServerOptions {
     max_payload: u64,
     spin: bool,
     handshake_timeout: Duration,
+    statistics: bool,
 }
 
 impl Default for ServerOptions {
@@ -50,6 +51,7 @@ impl Default for ServerOptions {
             max_payload: DEFAULT_MAX_PAYLOAD,
             spin: true,
             handshake_timeout: Duration::from_secs(5),
+            statistics: true,
         }
     }
 }
@@ -90,6 +92,13 @@ impl ServerOptions {
     /// true; never on a single usable CPU).
     pub fn spin(mut self, spin: bool) -> Self {
         self.spin = spin;
+        self
+    }
+
+    /// Whether to keep per-method statistics for [`crate::query`] and `lpc monitor` (default
+    /// true; they cost a few nanoseconds per call, see `docs/benchmarks.md`).
+    pub fn statistics(mut self, on: bool) -> Self {
+        self.statistics = on;
         self
     }
 
@@ -320,6 +329,8 @@ struct Shared {
     connections: Mutex<ConnectionTable>,
     started: Instant,
     closed: stats::ClosedTotals,
+    /// The dispatcher's interface, kept here to avoid a virtual call per call.
+    interface: &'static crate::interface::InterfaceDescriptor,
 }
 
 impl std::fmt::Debug for dyn Dispatch {
@@ -343,6 +354,7 @@ impl Shared {
             connections: Mutex::new(HashMap::new()),
             started: Instant::now(),
             closed: stats::ClosedTotals::new(dispatcher.interface()),
+            interface: dispatcher.interface(),
             dispatcher,
         })
     }
@@ -353,16 +365,12 @@ impl Shared {
 
     /// The position of method `id` in the interface.
     fn method_index(&self, id: u32) -> Option<usize> {
-        self.dispatcher
-            .interface()
-            .methods
-            .iter()
-            .position(|m| m.id == id)
+        self.interface.methods.iter().position(|m| m.id == id)
     }
 
     /// Who we are and how we are doing, for a query.
     fn info(&self) -> ServiceInfo {
-        let interface = self.dispatcher.interface();
+        let interface = self.interface;
         let table = self.connections();
         let (mut methods, mut unknown_calls) = self.closed.snapshot();
         let mut clients = Vec::new();
