@@ -52,6 +52,8 @@ pub mod info;
 mod interface;
 pub mod registry;
 pub mod server;
+#[doc(hidden)]
+pub mod testing;
 mod shm;
 mod sys;
 mod wire;
