@@ -1,32 +1,156 @@
 //! `lpc`: the command-line tool of lpc.
 
+mod bench;
+mod call;
+mod common;
 mod demo;
+mod describe;
+mod list;
+mod monitor;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+
+use crate::common::{parse_duration, CliError, Ctx, EXIT_OK};
+
+const CALL_HELP: &str = "\
+Example:
+  lpc call calc add 10 20
+  lpc call calc add --args '{\"a\": 10, \"b\": 20}'
+  lpc call calc sum '[1, 2, 3]'
+  lpc call compare compare_image '{\"red\": 3333.0, \"blue\": 20.01}'
+  lpc call greeter greet '\"world\"'      (strings are JSON: quoted, inside shell quotes)
+
+Output: the result as JSON on stdout, then `name = value` for each `&mut` parameter.
+With --json, the service's whole reply: {\"result\": ..., \"out\": {...}} or {\"error\": ...}.
+
+Exit codes:
+  0  the call succeeded
+  1  lpc or usage error: no such service or method, bad JSON, wrong arguments, disconnected, ...
+  2  the command line did not parse (unknown option, missing SERVICE or METHOD)
+  3  the call went through, but the method returned an application error (`Err` of its Result)";
 
 #[derive(Parser)]
 #[command(
     name = "lpc",
     version,
-    about = "Local procedure calls: call functions in another process"
+    about = "Local procedure calls: call functions in another process",
+    after_help = "Example:\n  lpc list\n  lpc describe calc\n  lpc call calc add 10 20\n\n\
+                  Colour is used only on a terminal (NO_COLOR turns it off, CLICOLOR_FORCE=1 on)."
 )]
 struct Cli {
+    /// The runtime directory where services put their sockets [default: $LPC_RUNTIME_DIR,
+    /// else $XDG_RUNTIME_DIR/lpc, else /tmp/lpc-UID].
+    #[arg(long, global = true, value_name = "DIR")]
+    runtime_dir: Option<PathBuf>,
+
+    /// How long to wait for a service to accept a connection or answer a query
+    /// (e.g. `500ms`, `5s`).
+    #[arg(long, global = true, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    timeout: Duration,
+
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// List the services of the runtime directory: name, pid, uid, interface, methods,
+    /// clients, uptime; sockets left by dead services show as stale.
+    #[command(
+        after_help = "Example:\n  lpc list\n  lpc list --prune\n  lpc --runtime-dir /tmp/my-lpc list --json"
+    )]
+    List {
+        /// Remove the sockets left by services that died.
+        #[arg(long)]
+        prune: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Show a service's interface: every method's Rust signature.
+    #[command(after_help = "Example:\n  lpc describe calc\n  lpc describe calc --json")]
+    Describe {
+        /// The service name (see `lpc list`).
+        service: String,
+        /// Print JSON (names, ids, parameters with their types, return types).
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Call a method with JSON arguments and print its JSON result.
+    ///
+    /// Each positional argument is one JSON value (strict: strings must be quoted JSON);
+    /// or give them all with `--args` as an array or an object by parameter name.
+    #[command(after_help = CALL_HELP)]
+    Call {
+        #[command(flatten)]
+        target: call::Target,
+        /// Print JSON on one line.
+        #[arg(long)]
+        compact: bool,
+        /// Print the service's whole JSON reply (result, error and `&mut` values).
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Watch a service: per-method calls, rates, latency percentiles, errors, and its clients.
+    #[command(
+        after_help = "Example:\n  lpc monitor calc\n  lpc monitor calc --interval 500ms\n  lpc monitor calc --once"
+    )]
+    Monitor {
+        /// The service name (see `lpc list`).
+        service: String,
+        /// How often to refresh (rates are over this interval).
+        #[arg(long, default_value = "1s", value_parser = parse_duration)]
+        interval: Duration,
+        /// Print one frame (rates over one interval) and exit.
+        #[arg(long)]
+        once: bool,
+    },
+
+    /// Load a method with JSON calls from threads sharing one client; print calls/s and a
+    /// latency histogram with percentiles.
+    #[command(
+        after_help = "Example:\n  lpc bench calc add 1 2 --calls 100000 --concurrency 4\n  lpc bench calc sum '[1, 2, 3]' --duration 5s"
+    )]
+    Bench {
+        #[command(flatten)]
+        target: call::Target,
+        /// How many calls to make [default: 10000].
+        #[arg(long, conflicts_with = "duration")]
+        calls: Option<u64>,
+        /// Call for this long instead (e.g. `5s`, `1m`).
+        #[arg(long, value_parser = parse_duration)]
+        duration: Option<Duration>,
+        /// Threads calling at once, sharing one client.
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
+    },
+
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Example:\n  lpc completions bash > ~/.local/share/bash-completion/completions/lpc\n  lpc completions zsh > ~/.zfunc/_lpc\n  lpc completions fish > ~/.config/fish/completions/lpc.fish"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+
     /// Start an embedded calc service in a child process, call it, and show the latency.
     ///
     /// Example: `lpc demo --calls 100000`
+    #[command(after_help = "Example:\n  lpc demo --calls 100000")]
     Demo {
         /// How many `add` calls to time.
         #[arg(long, default_value_t = 100_000)]
         calls: u32,
     },
+
     /// The demo's service process (started by `lpc demo`).
     #[command(hide = true, name = "__demo-service")]
     DemoService {
@@ -37,15 +161,53 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Demo { calls } => demo::run(calls),
-        Command::DemoService { name } => demo::service(&name),
+    let ctx = Ctx {
+        runtime_dir: cli
+            .runtime_dir
+            .unwrap_or_else(lpc::registry::default_runtime_dir),
+        timeout: cli.timeout,
+    };
+    let result: Result<u8, CliError> = match cli.command {
+        Command::List { prune, json } => list::run(&ctx, prune, json).map(|()| EXIT_OK),
+        Command::Describe { service, json } => {
+            describe::run(&ctx, &service, json).map(|()| EXIT_OK)
+        }
+        Command::Call {
+            target,
+            compact,
+            json,
+        } => call::run(&ctx, &target, compact, json),
+        Command::Monitor {
+            service,
+            interval,
+            once,
+        } => monitor::run(&ctx, &service, interval, once).map(|()| EXIT_OK),
+        Command::Bench {
+            target,
+            calls,
+            duration,
+            concurrency,
+        } => {
+            let load = match (calls, duration) {
+                (_, Some(d)) => bench::Load::Duration(d),
+                (n, None) => bench::Load::Calls(n.unwrap_or(10_000)),
+            };
+            bench::run(&ctx, &target, load, concurrency).map(|()| EXIT_OK)
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "lpc", &mut std::io::stdout());
+            Ok(EXIT_OK)
+        }
+        Command::Demo { calls } => demo::run(calls).map(|()| EXIT_OK).map_err(CliError::from),
+        Command::DemoService { name } => demo::service(&name)
+            .map(|()| EXIT_OK)
+            .map_err(CliError::from),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
+            e.print();
+            ExitCode::from(e.code)
         }
     }
 }

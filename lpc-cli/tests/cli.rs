@@ -1,0 +1,456 @@
+//! The `lpc` command against real services: each test starts `lpc __demo-service NAME` (which
+//! serves `NAME-calc` and `NAME-compare`) in its own runtime directory and runs `lpc` on it.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command as StdCommand, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use assert_cmd::assert::Assert;
+use assert_cmd::Command;
+use predicates::str::contains;
+use tempfile::TempDir;
+
+const LPC: &str = env!("CARGO_BIN_EXE_lpc");
+
+/// A `lpc __demo-service` child process in a fresh runtime directory; killed on drop.
+struct Service {
+    name: String,
+    child: Child,
+    dir: TempDir,
+}
+
+impl Service {
+    fn start(name: &str) -> Service {
+        let dir = TempDir::new().unwrap();
+        let mut child = StdCommand::new(LPC)
+            .args(["__demo-service", name])
+            .env("LPC_RUNTIME_DIR", dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        // Keeps draining the child's stdout (compare_image prints there) after `ready`.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let service = Service {
+            name: name.to_owned(),
+            child,
+            dir,
+        };
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) if line == "ready" => service,
+            other => panic!("the service process did not start: {other:?}"),
+        }
+    }
+
+    fn calc(&self) -> String {
+        format!("{}-calc", self.name)
+    }
+
+    fn compare(&self) -> String {
+        format!("{}-compare", self.name)
+    }
+
+    fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs `lpc --runtime-dir DIR ARGS...`.
+    fn lpc(&self, args: &[&str]) -> Assert {
+        lpc_in(self.dir(), args)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn lpc_in(dir: &Path, args: &[&str]) -> Assert {
+    Command::new(LPC)
+        .arg("--runtime-dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("LPC_RUNTIME_DIR")
+        .timeout(Duration::from_secs(60))
+        .assert()
+}
+
+fn stdout(a: &Assert) -> String {
+    String::from_utf8_lossy(&a.get_output().stdout).into_owned()
+}
+
+fn stderr(a: &Assert) -> String {
+    String::from_utf8_lossy(&a.get_output().stderr).into_owned()
+}
+
+/// The whitespace-separated cells of the first line of `text` whose first cell is `first`.
+fn row<'a>(text: &'a str, first: &str) -> Vec<&'a str> {
+    text.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|cells| cells.first() == Some(&first))
+        .unwrap_or_else(|| panic!("no row `{first}` in:\n{text}"))
+}
+
+#[test]
+fn list_shows_live_services_then_stale_ones_and_prunes_them() {
+    let mut svc = Service::start("ls");
+    let out = svc.lpc(&["list"]).success();
+    let text = stdout(&out);
+    let calc = row(&text, "ls-calc");
+    assert_eq!(calc[1], svc.pid().to_string(), "{text}");
+    assert_eq!(calc[3], "Calc", "{text}");
+    assert_eq!(calc[4].len(), 16, "fingerprint in hex: {text}");
+    assert_eq!(calc[5], "3", "three methods: {text}");
+    assert_eq!(calc[6], "0", "no clients: {text}");
+    assert_eq!(row(&text, "ls-compare")[3], "Compare", "{text}");
+    assert!(text.contains("NAME") && text.contains("UPTIME"), "{text}");
+    // No colour when piped.
+    assert!(!text.contains('\x1b'), "{text:?}");
+
+    let json = stdout(&svc.lpc(&["list", "--json"]).success());
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["services"][0]["name"], "ls-calc");
+    assert_eq!(v["services"][0]["pid"], svc.pid());
+
+    // SIGKILL leaves the sockets behind.
+    svc.child.kill().unwrap();
+    svc.child.wait().unwrap();
+    let text = stdout(&svc.lpc(&["list"]).success());
+    assert!(row(&text, "ls-calc").join(" ").contains("stale"), "{text}");
+    assert!(
+        row(&text, "ls-compare").join(" ").contains("stale"),
+        "{text}"
+    );
+    assert!(text.contains("`lpc list --prune` removes them"), "{text}");
+
+    // Calling it says what to do.
+    svc.lpc(&["call", "ls-calc", "add", "1", "2"])
+        .code(1)
+        .stderr(contains("left over from a service that died"))
+        .stderr(contains("lpc list --prune"));
+
+    let text = stdout(&svc.lpc(&["list", "--prune"]).success());
+    assert!(
+        text.contains("removed the stale socket of `ls-calc`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("removed the stale socket of `ls-compare`"),
+        "{text}"
+    );
+    assert!(text.contains("no services in"), "{text}");
+    let sockets = std::fs::read_dir(svc.dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".sock"))
+        .count();
+    assert_eq!(sockets, 0);
+}
+
+#[test]
+fn describe_shows_rust_signatures_and_json() {
+    let svc = Service::start("ds");
+    let text = stdout(&svc.lpc(&["describe", &svc.calc()]).success());
+    assert!(text.contains("interface Calc"), "{text}");
+    assert!(
+        text.contains("fn add(&self, a: i32, b: i32) -> i32"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fn checked_div(&self, a: i32, b: i32) -> Result<i32, CalcError>"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fn sum(&self, values: &[i64]) -> i64"),
+        "{text}"
+    );
+    assert!(
+        text.contains("lpc call ds-calc add <a: i32> <b: i32>"),
+        "{text}"
+    );
+
+    let json = stdout(&svc.lpc(&["describe", &svc.compare(), "--json"]).success());
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["interface"], "Compare");
+    let m = &v["methods"][0];
+    assert_eq!(m["name"], "compare_image");
+    assert_eq!(m["params"][0]["name"], "info");
+    assert_eq!(m["params"][0]["ty"], "&mut MyInfo");
+    assert_eq!(m["params"][0]["out"], true);
+    assert_eq!(m["output"], "Verdict");
+
+    let json = stdout(&svc.lpc(&["describe", &svc.calc(), "--json"]).success());
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let names: Vec<&str> = v["methods"][0]["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+}
+
+#[test]
+fn call_prints_results_out_values_and_application_errors() {
+    let svc = Service::start("cl");
+    let calc = svc.calc();
+    svc.lpc(&["call", &calc, "add", "10", "20"])
+        .success()
+        .stdout("30\n");
+    svc.lpc(&["call", &calc, "add", "--args", r#"{"a":10,"b":20}"#])
+        .success()
+        .stdout("30\n");
+    svc.lpc(&["call", &calc, "add", "--args", "[10, 20]"])
+        .success()
+        .stdout("30\n");
+    svc.lpc(&["call", &calc, "add", "-5", "-7"])
+        .success()
+        .stdout("-12\n");
+    svc.lpc(&["call", &calc, "sum", "[1, 2, 3, 40]"])
+        .success()
+        .stdout("46\n");
+
+    // `&mut`: the service's new value comes back.
+    let out = svc
+        .lpc(&[
+            "call",
+            &svc.compare(),
+            "compare_image",
+            r#"{"red": 3333.0, "blue": 20.01}"#,
+        ])
+        .success();
+    let text = stdout(&out);
+    assert!(text.starts_with("\"Different\"\n"), "{text}");
+    assert!(text.contains("info = {"), "{text}");
+    assert!(text.contains("\"red\": 2.0"), "{text}");
+    assert!(text.contains("\"blue\": 1.0"), "{text}");
+    let out = svc
+        .lpc(&[
+            "call",
+            &svc.compare(),
+            "compare_image",
+            "--json",
+            "--compact",
+            r#"{"red": 2.1, "blue": 1.1}"#,
+        ])
+        .success();
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["result"], "Similar");
+    assert_eq!(v["out"]["info"]["red"], 2.0);
+    assert_eq!(v["out"]["info"]["blue"], 1.0);
+
+    // An application error: exit code 3.
+    let out = svc.lpc(&["call", &calc, "checked_div", "1", "0"]).code(3);
+    let err = stderr(&out);
+    assert!(err.contains("returned an application error"), "{err}");
+    assert!(err.contains("\"DivisionByZero\""), "{err}");
+    assert!(err.contains("Result<i32, CalcError>"), "{err}");
+    let out = svc
+        .lpc(&["call", &calc, "checked_div", "1", "0", "--json"])
+        .code(3);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["error"], "DivisionByZero");
+    svc.lpc(&["call", &calc, "checked_div", "7", "2"])
+        .success()
+        .stdout("3\n");
+}
+
+#[test]
+fn call_errors_say_what_to_do() {
+    let svc = Service::start("er");
+    let calc = svc.calc();
+    let dir = svc.dir().display().to_string();
+
+    // Unknown service.
+    let out = svc.lpc(&["call", "nope", "add", "1", "2"]).code(1);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "no service `nope` in {dir}; `lpc list` shows the live ones"
+        )),
+        "{err}"
+    );
+    svc.lpc(&["describe", "nope"])
+        .code(1)
+        .stderr(contains("no service `nope`"));
+
+    // Unknown method.
+    let out = svc.lpc(&["call", &calc, "ad", "1", "2"]).code(1);
+    let err = stderr(&out);
+    assert!(err.contains("has no method `ad`"), "{err}");
+    assert!(err.contains("did you mean `add`?"), "{err}");
+    assert!(err.contains("its methods: add, checked_div, sum"), "{err}");
+    assert!(err.contains("`lpc describe er-calc`"), "{err}");
+
+    // Bad JSON: which argument, what was wrong, how to quote.
+    let out = svc.lpc(&["call", &calc, "add", "1", "hello"]).code(1);
+    let err = stderr(&out);
+    assert!(
+        err.contains("argument 2 `b` (i32) is not valid JSON"),
+        "{err}"
+    );
+    assert!(err.contains("got: hello"), "{err}");
+    assert!(err.contains(r#"'"text"'"#), "{err}");
+    let out = svc
+        .lpc(&["call", &calc, "add", "--args", "{a: 1, b: 2}"])
+        .code(1);
+    let err = stderr(&out);
+    assert!(err.contains("`--args` is not valid JSON"), "{err}");
+
+    // Wrong number of arguments: checked before calling, with the usage.
+    let out = svc.lpc(&["call", &calc, "add", "1"]).code(1);
+    let err = stderr(&out);
+    assert!(
+        err.contains("`add` takes 2 arguments (a: i32, b: i32), got 1"),
+        "{err}"
+    );
+    assert!(
+        err.contains("usage: lpc call er-calc add <a: i32> <b: i32>"),
+        "{err}"
+    );
+    let out = svc
+        .lpc(&["call", &calc, "add", "--args", r#"{"a": 1}"#])
+        .code(1);
+    assert!(stderr(&out).contains("has no `b`"), "{}", stderr(&out));
+
+    // Wrong types: the service's message names the argument; we add the signature.
+    let out = svc.lpc(&["call", &calc, "add", "1", r#""two""#]).code(1);
+    let err = stderr(&out);
+    assert!(
+        err.contains("argument `b` (i32): invalid type: string"),
+        "{err}"
+    );
+    assert!(
+        err.contains("signature: fn add(&self, a: i32, b: i32) -> i32"),
+        "{err}"
+    );
+    let out = svc.lpc(&["call", &calc, "sum", r#"[1, "x"]"#]).code(1);
+    let err = stderr(&out);
+    assert!(err.contains("argument `values` (&[i64])"), "{err}");
+
+    // A command line clap cannot parse: exit code 2.
+    svc.lpc(&["call", &calc]).code(2);
+    svc.lpc(&["frobnicate"]).code(2);
+    // Errors are not coloured when piped.
+    assert!(!err.contains('\x1b'), "{err:?}");
+}
+
+#[test]
+fn monitor_once_shows_calls_and_clients() {
+    let svc = Service::start("mo");
+    let options = lpc::ClientOptions::new().runtime_dir(svc.dir());
+    let client = lpc::Client::connect_dynamic(&svc.calc(), &options).unwrap();
+    for i in 0..5 {
+        let reply = client.call_json("add", &serde_json::json!([i, 1])).unwrap();
+        assert_eq!(reply["result"], i + 1);
+    }
+    let out = svc
+        .lpc(&["monitor", &svc.calc(), "--once", "--interval", "100ms"])
+        .success();
+    let text = stdout(&out);
+    assert!(
+        !text.contains('\x1b'),
+        "no screen control when piped: {text:?}"
+    );
+    assert!(text.contains(&format!("pid {}", svc.pid())), "{text}");
+    let add = row(&text, "add");
+    assert_eq!(add[1], "5", "five calls of add: {text}");
+    assert_eq!(add[2], "0.0", "none during the interval: {text}");
+    assert_eq!(add[3], "0", "no errors: {text}");
+    assert!(add[4].starts_with('≤'), "a p50: {text}");
+    assert_eq!(row(&text, "sum")[1], "0", "{text}");
+    // This test process is the connected client.
+    let me = std::process::id().to_string();
+    let client_row = row(&text, &me);
+    let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+    assert_eq!(client_row[3], comm.trim(), "{text}");
+    assert_eq!(client_row[5], "5", "its calls: {text}");
+    drop(client);
+}
+
+#[test]
+fn bench_prints_percentiles_and_rate() {
+    let svc = Service::start("be");
+    let out = svc
+        .lpc(&[
+            "bench",
+            &svc.calc(),
+            "add",
+            "1",
+            "2",
+            "--calls",
+            "2000",
+            "--concurrency",
+            "2",
+        ])
+        .success();
+    let text = stdout(&out);
+    assert!(text.contains("2 threads sharing one client"), "{text}");
+    assert!(text.contains("JSON calls"), "{text}");
+    assert!(text.contains("2000 calls in "), "{text}");
+    assert!(text.contains("calls/s"), "{text}");
+    for label in ["p50", "p90", "p99", "p99.9", "max"] {
+        row(&text, label);
+    }
+    assert!(text.contains("histogram"), "{text}");
+    // The service counted them (and the first, checking call).
+    let text = stdout(
+        &svc.lpc(&["monitor", &svc.calc(), "--once", "--interval", "10ms"])
+            .success(),
+    );
+    assert_eq!(row(&text, "add")[1], "2001", "{text}");
+
+    // A wrong argument is reported once, like `lpc call`, before the load starts.
+    svc.lpc(&["bench", &svc.calc(), "add", "1", "x", "--calls", "10"])
+        .code(1)
+        .stderr(contains("argument 2 `b` (i32) is not valid JSON"));
+}
+
+#[test]
+fn completions_and_help() {
+    let dir = TempDir::new().unwrap();
+    let out = lpc_in(dir.path(), &["completions", "bash"]).success();
+    let script = stdout(&out);
+    assert!(script.contains("lpc"), "{script}");
+    assert!(script.len() > 100);
+    lpc_in(dir.path(), &["completions", "zsh"])
+        .success()
+        .stdout(contains("#compdef lpc"));
+    for cmd in [
+        "list",
+        "describe",
+        "call",
+        "monitor",
+        "bench",
+        "completions",
+        "demo",
+    ] {
+        lpc_in(dir.path(), &[cmd, "--help"])
+            .success()
+            .stdout(contains("Example:"));
+    }
+    let help = stdout(&lpc_in(dir.path(), &["call", "--help"]).success());
+    assert!(help.contains("Exit codes"), "{help}");
+    assert!(help.contains("3  the call went through"), "{help}");
+    let help = stdout(&lpc_in(dir.path(), &["--help"]).success());
+    assert!(help.contains("--runtime-dir"), "{help}");
+    assert!(help.contains("--timeout"), "{help}");
+    // An empty runtime directory lists nothing.
+    lpc_in(dir.path(), &["list"])
+        .success()
+        .stdout(contains("no services in"));
+}
