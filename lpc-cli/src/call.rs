@@ -163,20 +163,19 @@ pub fn call_once(ctx: &Ctx, service: &str, p: &Prepared) -> CliResult<Value> {
 
 pub fn call_error(ctx: &Ctx, service: &str, method: &MethodInfo, e: lpc::Error) -> CliError {
     match e {
-        lpc::Error::Remote { ref message, .. } if message.contains("does not accept JSON") => {
+        lpc::Error::BadArguments { ref message, .. }
+            if message.contains("does not accept JSON") =>
+        {
             CliError::new(e.to_string()).hint(
                 "the service was built without JSON dispatch; rebuild it with this version of lpc",
             )
         }
-        lpc::Error::Remote { ref message, .. } => {
-            let err =
-                CliError::new(e.to_string()).detail(format!("signature: {}", signature(method)));
-            if message.starts_with("the arguments do not match") || message.contains("argument `") {
-                err.detail(format!("usage: {}", usage("call", service, method)))
-                    .hint("the JSON of an argument must match its Rust type (see the signature)")
-            } else {
-                err
-            }
+        lpc::Error::BadArguments { .. } => CliError::new(e.to_string())
+            .detail(format!("signature: {}", signature(method)))
+            .detail(format!("usage: {}", usage("call", service, method)))
+            .hint("the JSON of an argument must match its Rust type (see the signature)"),
+        lpc::Error::Remote { .. } => {
+            CliError::new(e.to_string()).detail(format!("signature: {}", signature(method)))
         }
         e => ctx.lpc_error(e),
     }

@@ -85,9 +85,11 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn options(&self) -> ClientOptions {
+        // `lpc bench` may run more threads than a connection has call slots: they take turns.
         ClientOptions::new()
             .runtime_dir(&self.runtime_dir)
             .connect_timeout(self.timeout)
+            .queue_for_slot(Duration::from_secs(3600))
     }
 
     /// Connects to service `name` whatever its interface.

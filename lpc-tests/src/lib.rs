@@ -58,6 +58,13 @@ pub trait Probe {
     fn bump(&self, record: &Record) -> Record;
     /// Does nothing.
     fn nothing(&self);
+    /// `lpc::caller()` as (pid, uid, gid).
+    fn whoami(&self) -> (u32, u32, u32);
+    /// Milliseconds left until the caller's deadline (`lpc::deadline()`), if it set one.
+    fn deadline_left_ms(&self) -> Option<u64>;
+    /// Prints `waiting`, then polls `lpc::cancelled()` for up to `max_ms`; returns whether it
+    /// saw the call cancelled, and prints `cancelled` when it does.
+    fn wait_for_cancel(&self, max_ms: u64) -> bool;
 }
 
 /// What the test service runs.
@@ -113,6 +120,28 @@ impl Probe for ProbeService {
         r
     }
     fn nothing(&self) {}
+    fn whoami(&self) -> (u32, u32, u32) {
+        let c = lpc::caller().expect("inside a call");
+        (c.pid, c.uid, c.gid)
+    }
+    fn deadline_left_ms(&self) -> Option<u64> {
+        lpc::deadline().map(|d| {
+            d.saturating_duration_since(std::time::Instant::now())
+                .as_millis() as u64
+        })
+    }
+    fn wait_for_cancel(&self, max_ms: u64) -> bool {
+        println!("waiting");
+        let until = std::time::Instant::now() + Duration::from_millis(max_ms);
+        while std::time::Instant::now() < until {
+            if lpc::cancelled() {
+                println!("cancelled");
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        false
+    }
 }
 
 /// Another version of the interface, for mismatch tests: same trait name, other signatures.

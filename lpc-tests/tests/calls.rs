@@ -108,7 +108,8 @@ fn one_client_shared_by_many_threads() {
     let dir = TempDir::new().unwrap();
     // Fewer slots than threads: threads also wait for each other's slots.
     let _service = start(dir.path(), &["probe", "--slots", "3"]);
-    let probe = Arc::new(connect(dir.path(), "probe"));
+    let options = client_options(dir.path()).queue_for_slot(Duration::from_secs(60));
+    let probe = Arc::new(ProbeClient::connect_with("probe", &options).unwrap());
     let threads: Vec<_> = (0..8)
         .map(|t| {
             let probe = probe.clone();
@@ -191,7 +192,8 @@ fn too_large_requests_and_replies_are_refused_cleanly() {
 fn a_call_past_its_deadline_times_out_and_the_connection_recovers() {
     let dir = TempDir::new().unwrap();
     let _service = start(dir.path(), &["probe", "--slots", "1"]);
-    let probe = connect(dir.path(), "probe");
+    let options = client_options(dir.path()).queue_for_slot(Duration::from_secs(60));
+    let probe = ProbeClient::connect_with("probe", &options).unwrap();
     let err = probe
         .with_timeout(Duration::from_millis(100))
         .sleep_ms(1000)
@@ -270,7 +272,7 @@ fn an_unknown_method_id_is_no_such_method() {
 }
 
 #[test]
-fn arguments_that_do_not_decode_are_a_remote_error() {
+fn arguments_that_do_not_decode_are_bad_arguments() {
     let dir = TempDir::new().unwrap();
     let _service = start(dir.path(), &["probe"]);
     let client = lpc::Client::connect_dynamic("probe", &client_options(dir.path())).unwrap();
@@ -278,7 +280,7 @@ fn arguments_that_do_not_decode_are_a_remote_error() {
     // `add` takes two i32; send a string instead.
     let err = client.call::<_, i32>(add, &("not numbers",)).unwrap_err();
     assert!(
-        matches!(&err, Error::Remote { method, message, .. } if method == "add" && message.contains("arguments")),
+        matches!(&err, Error::BadArguments { method, message, .. } if method == "add" && message.contains("arguments do not decode")),
         "{err:?}"
     );
 }
@@ -367,7 +369,8 @@ fn connect_times_out_when_the_service_never_answers_the_handshake() {
 fn a_large_reply_to_an_abandoned_call_does_not_confuse_later_calls() {
     let dir = TempDir::new().unwrap();
     let _service = start(dir.path(), &["probe", "--slots", "1"]);
-    let probe = connect(dir.path(), "probe");
+    let options = client_options(dir.path()).queue_for_slot(Duration::from_secs(60));
+    let probe = ProbeClient::connect_with("probe", &options).unwrap();
     // The service finishes this call after the client gave up, writing its 200 kB result into
     // a new spill buffer that the client never reads.
     let err = probe

@@ -77,13 +77,13 @@ fn bad_json_calls_get_errors_that_say_what_is_wrong() {
     let _service = start(dir.path());
     let client = dynamic(dir.path());
     let remote = |args: serde_json::Value| match client.call_json("add", &args).unwrap_err() {
-        Error::Remote {
+        Error::BadArguments {
             method, message, ..
         } => {
             assert_eq!(method, "add");
             message
         }
-        other => panic!("expected Remote, got {other:?}"),
+        other => panic!("expected BadArguments, got {other:?}"),
     };
     let m = remote(json!([1]));
     assert!(

@@ -106,6 +106,18 @@ pub enum Error {
         method: String,
     },
 
+    /// A limit is reached: the service's connections (at connect), or this connection's call
+    /// slots (at call). Nothing was sent; retry later.
+    #[error("service `{service}`{} is busy: {reason}", In(method))]
+    Busy {
+        /// The service name.
+        service: String,
+        /// The method being called, if any.
+        method: Option<String>,
+        /// Which limit.
+        reason: String,
+    },
+
     /// The service refused this client.
     #[error("service `{service}` denied access: {reason}")]
     Denied {
@@ -115,7 +127,20 @@ pub enum Error {
         reason: String,
     },
 
-    /// The handler failed inside the service (it panicked, or its arguments did not decode).
+    /// The arguments do not fit the method's parameters (wrong number or types): the handler
+    /// did not run. Only dynamic callers (JSON, `lpc call`) can get this; compiled stubs of
+    /// the same interface cannot.
+    #[error("service `{service}` cannot run method `{method}`: {message}")]
+    BadArguments {
+        /// The service name.
+        service: String,
+        /// The method name.
+        method: String,
+        /// Which argument is wrong, and how.
+        message: String,
+    },
+
+    /// The handler failed inside the service: it panicked, or its result could not be encoded.
     #[error("service `{service}` failed in method `{method}`: {message}")]
     Remote {
         /// The service name.
@@ -187,7 +212,9 @@ impl Error {
             | Error::InterfaceMismatch { service, .. }
             | Error::NoSuchMethod { service, .. }
             | Error::Denied { service, .. }
+            | Error::Busy { service, .. }
             | Error::Remote { service, .. }
+            | Error::BadArguments { service, .. }
             | Error::TooLarge { service, .. }
             | Error::NameTaken { service, .. }
             | Error::Protocol { service, .. }
@@ -199,11 +226,14 @@ impl Error {
     pub fn method(&self) -> Option<&str> {
         match self {
             Error::Disconnected { method, .. }
+            | Error::Busy { method, .. }
             | Error::Timeout { method, .. }
             | Error::TooLarge { method, .. }
             | Error::Protocol { method, .. }
             | Error::Io { method, .. } => method.as_deref(),
-            Error::NoSuchMethod { method, .. } | Error::Remote { method, .. } => Some(method),
+            Error::NoSuchMethod { method, .. }
+            | Error::Remote { method, .. }
+            | Error::BadArguments { method, .. } => Some(method),
             _ => None,
         }
     }

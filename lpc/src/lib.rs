@@ -52,10 +52,10 @@ pub mod info;
 mod interface;
 pub mod registry;
 pub mod server;
-#[doc(hidden)]
-pub mod testing;
 mod shm;
 mod sys;
+#[doc(hidden)]
+pub mod testing;
 mod wire;
 
 pub use client::{query, Client, ClientOptions, WaitStrategy};
@@ -65,7 +65,7 @@ pub use interface::{
     MethodDescriptor, MethodInfo, ParamDescriptor, ParamInfo, RESERVED_METHOD_IDS,
 };
 pub use lpc_macros::service;
-pub use server::{Server, ServerHandle, ServerOptions};
+pub use server::{caller, cancelled, deadline, AccessCheck, Server, ServerHandle, ServerOptions};
 pub use sys::PeerCredentials;
 
 /// Support for the code that `#[lpc::service]` generates. Not a public API.
@@ -205,7 +205,11 @@ pub mod __private {
     /// Decodes a call's arguments (a tuple) in the service.
     #[inline]
     pub fn decode_args<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, DispatchError> {
-        crate::wire::codec::decode_exact(bytes).map_err(DispatchError::BadArguments)
+        crate::wire::codec::decode_exact(bytes).map_err(|e| {
+            DispatchError::BadArguments(format!(
+                "the arguments do not decode as the method's parameters: {e}"
+            ))
+        })
     }
 
     /// Encodes a call's result in the service.

@@ -23,7 +23,9 @@ pub fn decode_message(bytes: &[u8]) -> Result<(), String> {
 /// Decodes a frame header as the service would (for fuzzing the frame decoder). Inputs of
 /// the wrong length are rejected like a short read.
 pub fn decode_frame(bytes: &[u8]) -> Result<(), String> {
-    let array = bytes.try_into().map_err(|_| "frame of the wrong size".to_string())?;
+    let array = bytes
+        .try_into()
+        .map_err(|_| "frame of the wrong size".to_string())?;
     FrameHeader::decode(array).map(|_| ())
 }
 
@@ -39,7 +41,9 @@ impl RawSocket {
     /// Connects to service `name` in `dir` without a handshake.
     pub fn connect(dir: &Path, name: &str) -> io::Result<RawSocket> {
         let path = crate::registry::socket_path(dir, name);
-        Ok(RawSocket { stream: Stream::connect(&path, Instant::now() + Duration::from_secs(5))? })
+        Ok(RawSocket {
+            stream: Stream::connect(&path, Instant::now() + Duration::from_secs(5))?,
+        })
     }
 
     /// Sends `bytes` as one message.
@@ -73,10 +77,17 @@ impl RawSocket {
 
     /// Completes a valid handshake (no interface check) and maps the connection's region.
     pub fn handshake(self) -> io::Result<RawPeer> {
-        let hello = Hello { version: PROTOCOL_VERSION, service: String::new(), interface: None, max_reply: 1 << 30 };
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            service: String::new(),
+            interface: None,
+            max_reply: 1 << 30,
+        };
         self.stream.send(&Message::Hello(hello).encode(), None)?;
         let mut buf = vec![0u8; MAX_MESSAGE];
-        let (n, shm) = self.stream.recv(&mut buf, Some(Instant::now() + Duration::from_secs(5)))?;
+        let (n, shm) = self
+            .stream
+            .recv(&mut buf, Some(Instant::now() + Duration::from_secs(5)))?;
         let welcome = match Message::decode(&buf[..n]) {
             Ok(Message::Welcome(w)) => w,
             other => return Err(io::Error::other(format!("no welcome: {other:?}"))),
@@ -86,7 +97,10 @@ impl RawSocket {
         Ok(RawPeer {
             socket: self,
             region,
-            geometry: Geometry { slot_count: welcome.slot_count, slot_size: welcome.slot_size },
+            geometry: Geometry {
+                slot_count: welcome.slot_count,
+                slot_size: welcome.slot_size,
+            },
         })
     }
 }
@@ -142,7 +156,9 @@ impl RawPeer {
 
     /// Atomically stores `value` in the 32-bit word at `offset` (4-aligned, in the region).
     pub fn store(&self, offset: usize, value: u32) {
-        self.region.atomic_u32(offset).store(value, Ordering::SeqCst);
+        self.region
+            .atomic_u32(offset)
+            .store(value, Ordering::SeqCst);
     }
 
     /// Loads the 32-bit word at `offset`.

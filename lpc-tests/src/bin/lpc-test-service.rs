@@ -1,4 +1,5 @@
-//! `lpc-test-service NAME [--slots N] [--max-payload BYTES] [--no-spin]`: serves `Probe` in
+//! `lpc-test-service NAME [--slots N] [--max-payload BYTES] [--max-connections N]
+//! [--allow-uid UID] [--no-spin]`: serves `Probe` in
 //! `$LPC_RUNTIME_DIR`; prints `ready <pid>` once clients can connect.
 
 use lpc_tests::{ProbeServer, ProbeService};
@@ -18,6 +19,12 @@ fn main() -> Result<(), lpc::Error> {
     }
     if let Some(max) = value("--max-payload") {
         options = options.max_payload(max);
+    }
+    if let Some(n) = value("--max-connections") {
+        options = options.max_connections(n as usize);
+    }
+    if let Some(uid) = value("--allow-uid") {
+        options = options.allow_uid(uid as u32);
     }
     if args.iter().any(|a| a == "--no-spin") {
         options = options.spin(false);

@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -23,7 +23,9 @@ use crate::shm::layout::{ConnectionMemory, Geometry};
 use crate::shm::Region;
 use crate::sys::Stream;
 use crate::wire::frame::{Status, FLAG_JSON};
-use crate::wire::handshake::{Hello, Message, Welcome, MAX_MESSAGE, PROTOCOL_VERSION};
+use crate::wire::handshake::{
+    Hello, Message, Refusal, RefusalKind, Welcome, MAX_MESSAGE, PROTOCOL_VERSION,
+};
 use crate::wire::{codec, FrameHeader};
 use crate::{registry, Error, Result};
 
@@ -49,6 +51,8 @@ pub struct ClientOptions {
     call_timeout: Option<Duration>,
     wait: WaitStrategy,
     max_reply: u64,
+    slot_wait: Option<Duration>,
+    reconnect: bool,
 }
 
 impl Default for ClientOptions {
@@ -59,6 +63,8 @@ impl Default for ClientOptions {
             call_timeout: None,
             wait: WaitStrategy::Adaptive,
             max_reply: crate::server::DEFAULT_MAX_PAYLOAD,
+            slot_wait: None,
+            reconnect: false,
         }
     }
 }
@@ -100,6 +106,23 @@ impl ClientOptions {
         self.max_reply = bytes;
         self
     }
+
+    /// When every call slot of the connection is taken by other threads' calls, wait up to
+    /// `wait` (and never past the call's deadline) for one to free up. By default a call
+    /// that finds no free slot fails at once with [`Error::Busy`]: the service's limit on
+    /// calls in flight per connection is reached.
+    pub fn queue_for_slot(mut self, wait: Duration) -> Self {
+        self.slot_wait = Some(wait);
+        self
+    }
+
+    /// After the connection is lost, let the next call connect again (to the same name,
+    /// checking the interface again). The call that found the connection lost still fails
+    /// with [`Error::Disconnected`]: lpc never repeats a call that may have run.
+    pub fn reconnect(mut self, on: bool) -> Self {
+        self.reconnect = on;
+        self
+    }
 }
 
 /// A connection to a service. Clone it freely: clones share the connection.
@@ -107,6 +130,43 @@ impl ClientOptions {
 pub struct Client {
     conn: Arc<Connection>,
     call_timeout: Option<Duration>,
+    slot_wait: Option<Duration>,
+    reconnect: Option<Arc<Reconnector>>,
+}
+
+/// What a reconnecting client needs to connect again, and the connection it uses now.
+struct Reconnector {
+    name: String,
+    interface: Option<&'static InterfaceDescriptor>,
+    options: ClientOptions,
+    current: Mutex<Arc<Connection>>,
+}
+
+impl Reconnector {
+    /// The live connection: the current one, or a new one if it is lost.
+    fn connection(&self) -> Result<Arc<Connection>> {
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if current.dead.load(Ordering::Relaxed) {
+            *current = Arc::new(Client::open(&self.name, self.interface, &self.options)?);
+        }
+        Ok(current.clone())
+    }
+}
+
+/// The connection a call uses: the client's own, or the one its reconnector made.
+enum Live<'a> {
+    Own(&'a Connection),
+    Renewed(Arc<Connection>),
+}
+
+impl std::ops::Deref for Live<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        match self {
+            Live::Own(c) => c,
+            Live::Renewed(c) => c,
+        }
+    }
 }
 
 impl fmt::Debug for Client {
@@ -152,9 +212,7 @@ impl Client {
         interface: &'static InterfaceDescriptor,
         options: &ClientOptions,
     ) -> Result<Client> {
-        let client = Self::connect_any(name, Some(interface), options)?;
-        check_interface(name, interface, &client.conn.remote)?;
-        Ok(client)
+        Self::connect_any(name, Some(interface), options)
     }
 
     /// Connects to service `name` whatever its interface (for tools that discover it; see
@@ -168,6 +226,29 @@ impl Client {
         interface: Option<&'static InterfaceDescriptor>,
         options: &ClientOptions,
     ) -> Result<Client> {
+        let conn = Arc::new(Self::open(name, interface, options)?);
+        let reconnect = options.reconnect.then(|| {
+            Arc::new(Reconnector {
+                name: name.to_owned(),
+                interface,
+                options: options.clone(),
+                current: Mutex::new(conn.clone()),
+            })
+        });
+        Ok(Client {
+            conn,
+            call_timeout: options.call_timeout,
+            slot_wait: options.slot_wait,
+            reconnect,
+        })
+    }
+
+    /// Connects and runs the handshake (checking `interface` if given).
+    fn open(
+        name: &str,
+        interface: Option<&'static InterfaceDescriptor>,
+        options: &ClientOptions,
+    ) -> Result<Connection> {
         registry::validate_name(name)?;
         let dir = options
             .runtime_dir
@@ -195,6 +276,15 @@ impl Client {
                 })
             }
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Err(timeout()),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(Error::Denied {
+                    service: name.to_owned(),
+                    reason: format!(
+                        "no permission to connect to {}: the service admits only its own user",
+                        path.display()
+                    ),
+                })
+            }
             Err(e) => {
                 return Err(Error::io(
                     name,
@@ -234,12 +324,7 @@ impl Client {
         }
         let welcome: Welcome = match Message::decode(&buf[..n]) {
             Ok(Message::Welcome(w)) => w,
-            Ok(Message::Refused(reason)) => {
-                return Err(Error::Denied {
-                    service: name.to_owned(),
-                    reason,
-                })
-            }
+            Ok(Message::Refused(refusal)) => return Err(refused(name, refusal)),
             Ok(other) => {
                 return Err(Error::protocol(
                     name,
@@ -290,17 +375,29 @@ impl Client {
                 .map(|_| AtomicU64::new(0))
                 .collect(),
         };
-        Ok(Client {
-            conn: Arc::new(conn),
-            call_timeout: options.call_timeout,
-        })
+        if let Some(interface) = interface {
+            check_interface(name, interface, &conn.remote)?;
+        }
+        Ok(conn)
+    }
+
+    /// The connection to use for a call: ours while it lives; after it is lost, a new one if
+    /// this client reconnects.
+    fn live(&self, method: &str) -> Result<Live<'_>> {
+        if !self.conn.dead.load(Ordering::Relaxed) {
+            return Ok(Live::Own(&self.conn));
+        }
+        match &self.reconnect {
+            Some(reconnector) => reconnector.connection().map(Live::Renewed),
+            None => Err(self.conn.disconnected(method, CallPhase::NotSent)),
+        }
     }
 
     /// A handle to the same connection whose calls give up after `timeout`.
     pub fn with_timeout(&self, timeout: Duration) -> Client {
         Client {
-            conn: self.conn.clone(),
             call_timeout: Some(timeout),
+            ..self.clone()
         }
     }
 
@@ -315,9 +412,17 @@ impl Client {
     }
 
     /// True once the connection is known to be lost; every later call fails with
-    /// [`Error::Disconnected`].
+    /// [`Error::Disconnected`] (or, with [`ClientOptions::reconnect`], connects again).
     pub fn is_disconnected(&self) -> bool {
-        self.conn.dead.load(Ordering::Relaxed)
+        match &self.reconnect {
+            Some(r) => r
+                .current
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .dead
+                .load(Ordering::Relaxed),
+            None => self.conn.dead.load(Ordering::Relaxed),
+        }
     }
 
     /// Calls `method` with `args` (a tuple of the arguments) and decodes the result as `R`.
@@ -372,7 +477,8 @@ impl Client {
                 format!("cannot encode the arguments: {e}"),
             )
         })?;
-        self.exchange(method_id, method, 0, request, reply)?;
+        let conn = self.live(method)?;
+        self.exchange_on(&conn, method_id, method, 0, request, reply)?;
         codec::decode_exact(reply).map_err(|e| {
             Error::protocol(
                 &conn.service,
@@ -388,7 +494,7 @@ impl Client {
     /// `"out": {name: new value}` for `&mut` parameters. No compiled stubs needed: this is
     /// what `lpc call` uses.
     pub fn call_json(&self, method: &str, args: &serde_json::Value) -> Result<serde_json::Value> {
-        let conn = &*self.conn;
+        let conn = self.live(method)?;
         let id = conn
             .remote
             .method(method)
@@ -405,7 +511,7 @@ impl Client {
             )
         })?;
         let mut reply = Vec::new();
-        self.exchange(id, method, FLAG_JSON, &request, &mut reply)?;
+        self.exchange_on(&conn, id, method, FLAG_JSON, &request, &mut reply)?;
         serde_json::from_slice(&reply).map_err(|e| {
             Error::protocol(
                 &conn.service,
@@ -416,15 +522,15 @@ impl Client {
     }
 
     /// Sends the encoded `request` and leaves the encoded result in `reply`.
-    fn exchange(
+    fn exchange_on(
         &self,
+        conn: &Connection,
         method_id: u32,
         method: &str,
         extra_flags: u32,
         request: &[u8],
         reply: &mut Vec<u8>,
     ) -> Result<()> {
-        let conn = &*self.conn;
         let err_method = || Some(method.to_owned());
         if conn.dead.load(Ordering::Relaxed) {
             return Err(conn.disconnected(method, CallPhase::NotSent));
@@ -444,10 +550,37 @@ impl Client {
             after: self.call_timeout.unwrap_or_default(),
             phase,
         };
-        let slot = conn
-            .slots
-            .acquire(&conn.channel, deadline)
-            .ok_or_else(|| timeout(CallPhase::NotSent))?;
+        let slot = match conn.slots.try_acquire(&conn.channel) {
+            Some(slot) => slot,
+            None => {
+                let Some(wait) = self.slot_wait else {
+                    return Err(Error::Busy {
+                        service: conn.service.clone(),
+                        method: err_method(),
+                        reason: format!(
+                            "all {} call slots of this connection are in use by other calls; retry, \
+                             or let calls wait with ClientOptions::queue_for_slot",
+                            conn.channel.memory().geometry().slot_count
+                        ),
+                    });
+                };
+                let until = Instant::now() + wait;
+                let until = deadline.map_or(until, |d| d.min(until));
+                conn.slots
+                    .acquire(&conn.channel, Some(until))
+                    .ok_or_else(|| {
+                        if deadline.is_some_and(|d| d <= until) {
+                            timeout(CallPhase::NotSent)
+                        } else {
+                            Error::Busy {
+                                service: conn.service.clone(),
+                                method: err_method(),
+                                reason: format!("no call slot freed up within {wait:?}"),
+                            }
+                        }
+                    })?
+            }
+        };
         let (flags, spill_generation) = match conn.channel.write_payload(slot, request) {
             Ok(r) => r,
             Err(e) => {
@@ -466,7 +599,11 @@ impl Client {
             len: request.len() as u64,
             spill_generation,
             status: Status::Ok,
-            deadline_ns: 0,
+            // The service sees the caller's deadline (`lpc::deadline()`): CLOCK_MONOTONIC is
+            // shared by all processes of the machine.
+            deadline_ns: self.call_timeout.map_or(0, |t| {
+                crate::sys::monotonic_ns().saturating_add(t.as_nanos() as u64)
+            }),
         };
         let view = conn.channel.slot(slot);
         view.write_frame(&header.encode());
@@ -521,7 +658,12 @@ impl Client {
                 service: conn.service.clone(),
                 method: method.to_owned(),
             }),
-            Status::BadArguments | Status::Panicked | Status::EncodeFailed => Err(Error::Remote {
+            Status::BadArguments => Err(Error::BadArguments {
+                service: conn.service.clone(),
+                method: method.to_owned(),
+                message: String::from_utf8_lossy(reply).into_owned(),
+            }),
+            Status::Panicked | Status::EncodeFailed => Err(Error::Remote {
                 service: conn.service.clone(),
                 method: method.to_owned(),
                 message: String::from_utf8_lossy(reply).into_owned(),
@@ -601,6 +743,25 @@ impl Connection {
             .read_payload(slot, &header, self.max_reply.max(64), out)
             .map_err(|e| self.channel_error(e, method, CallPhase::ReplyLost))?;
         Ok(header.status)
+    }
+}
+
+/// The error for a service's refusal.
+pub(crate) fn refused(service: &str, refusal: Refusal) -> Error {
+    let service = service.to_owned();
+    let reason = refusal.reason;
+    match refusal.kind {
+        RefusalKind::Denied => Error::Denied { service, reason },
+        RefusalKind::Busy => Error::Busy {
+            service,
+            method: None,
+            reason,
+        },
+        RefusalKind::Protocol => Error::Protocol {
+            service,
+            method: None,
+            detail: reason,
+        },
     }
 }
 

@@ -46,7 +46,19 @@ impl SlotPool {
         }
     }
 
-    fn try_acquire(&self) -> Option<u32> {
+    /// A free slot, if any, without waiting (quarantined slots the service has freed since
+    /// count as free).
+    pub(crate) fn try_acquire(&self, channel: &Channel) -> Option<u32> {
+        if let Some(index) = self.take_free() {
+            return Some(index);
+        }
+        if self.abandoned_count.load(Ordering::Relaxed) > 0 && self.reclaim(channel) {
+            return self.take_free();
+        }
+        None
+    }
+
+    fn take_free(&self) -> Option<u32> {
         let hint = LAST_SLOT.with(Cell::get) % self.count;
         let mut free = self.free.load(Ordering::Acquire);
         while free != 0 {
@@ -74,11 +86,8 @@ impl SlotPool {
     /// A free slot, waiting up to `deadline` (forever if `None`) while all are busy.
     pub(crate) fn acquire(&self, channel: &Channel, deadline: Option<Instant>) -> Option<u32> {
         loop {
-            if let Some(index) = self.try_acquire() {
+            if let Some(index) = self.try_acquire(channel) {
                 return Some(index);
-            }
-            if self.abandoned_count.load(Ordering::Relaxed) > 0 && self.reclaim(channel) {
-                continue;
             }
             let mut wait = Duration::from_millis(10);
             if let Some(deadline) = deadline {

@@ -97,6 +97,12 @@ pub fn query_at(name: &str, path: &Path, timeout: Duration) -> Result<ServiceInf
             })
         }
         Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Err(timed_out()),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Err(Error::Denied {
+                service: name.to_owned(),
+                reason: format!("no permission to connect to {}", path.display()),
+            })
+        }
         Err(e) => {
             return Err(Error::io(
                 name,
@@ -130,10 +136,7 @@ pub fn query_at(name: &str, path: &Path, timeout: Duration) -> Result<ServiceInf
     };
     match Message::decode(&buf[..n]) {
         Ok(Message::Info(info)) => Ok(*info),
-        Ok(Message::Refused(reason)) => Err(Error::Denied {
-            service: name.to_owned(),
-            reason,
-        }),
+        Ok(Message::Refused(refusal)) => Err(crate::client::refused(name, refusal)),
         Ok(other) => Err(Error::protocol(
             name,
             None,

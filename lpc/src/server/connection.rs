@@ -5,6 +5,7 @@ use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use super::context::{CallScope, ConnectionScope};
 use super::stats::ConnectionStats;
 use super::Shared;
 use crate::channel::spin::SpinBudget;
@@ -13,10 +14,12 @@ use crate::interface::DispatchError;
 use crate::interface::InterfaceDescriptor;
 use crate::shm::layout::ConnectionMemory;
 use crate::shm::Region;
-use crate::sys::{process_name, PeerCredentials, SharedMemory, Stream};
+use crate::sys::{monotonic_ns, process_name, PeerCredentials, SharedMemory, Stream};
 use crate::wire::frame::Status;
 use crate::wire::frame::FLAG_JSON;
-use crate::wire::handshake::{Message, Welcome, MAX_MESSAGE, PROTOCOL_VERSION};
+use crate::wire::handshake::{
+    Message, Refusal, RefusalKind, Welcome, MAX_MESSAGE, PROTOCOL_VERSION,
+};
 use crate::wire::FrameHeader;
 
 /// What the reactor and the connection thread share.
@@ -87,13 +90,13 @@ impl ConnectionShared {
         }
     }
 
-    fn stopped(&self) -> bool {
+    pub(super) fn stopped(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
     }
 }
 
 /// Serves one connection until the client leaves, breaks the protocol, or the service stops.
-pub(super) fn run(shared: &Shared, conn: &ConnectionShared) {
+pub(super) fn run(shared: &Shared, conn: &Arc<ConnectionShared>) {
     let service = shared.server.name.as_str();
     let pid = conn.peer.map(|p| p.pid);
     let channel = match handshake(shared, conn) {
@@ -109,6 +112,7 @@ pub(super) fn run(shared: &Shared, conn: &ConnectionShared) {
     conn.calling.store(true, Ordering::Relaxed);
     let _ = conn.channel.set(channel.clone());
     fence(Ordering::SeqCst);
+    let _scope = ConnectionScope::enter(channel.clone(), conn.clone());
     match serve(shared, conn, &channel) {
         Ok(()) => tracing::debug!(service, ?pid, "client disconnected"),
         Err(Close(reason)) => tracing::warn!(service, ?pid, %reason, "dropped a client"),
@@ -121,12 +125,15 @@ fn handshake(shared: &Shared, conn: &ConnectionShared) -> Result<Channel, String
     let options = &shared.server.options;
     let deadline = Instant::now() + options.handshake_timeout;
     let mut buf = vec![0u8; MAX_MESSAGE];
-    let refuse = |reason: String| {
-        let _ = conn
-            .stream
-            .send(&Message::Refused(reason.clone()).encode(), None);
+    let refuse_as = |kind: RefusalKind, reason: String| {
+        let refusal = Refusal {
+            kind,
+            reason: reason.clone(),
+        };
+        let _ = conn.stream.send(&Message::Refused(refusal).encode(), None);
         reason
     };
+    let refuse = |reason: String| refuse_as(RefusalKind::Protocol, reason);
     let (n, shm) = match conn.stream.recv(&mut buf, Some(deadline)) {
         Ok((0, _)) => return Err(String::new()),
         Ok(r) => r,
@@ -134,6 +141,11 @@ fn handshake(shared: &Shared, conn: &ConnectionShared) -> Result<Channel, String
     };
     if shm.is_some() {
         return Err(refuse("bad handshake: unexpected shared memory".into()));
+    }
+    // Checked after the first message is read: closing a socket with unread data would
+    // reset the connection before the client could read why.
+    if let Err(reason) = shared.admit(conn.peer) {
+        return Err(refuse_as(RefusalKind::Denied, reason));
     }
     let hello = match Message::decode(&buf[..n]) {
         Ok(Message::Hello(hello)) => hello,
@@ -145,6 +157,9 @@ fn handshake(shared: &Shared, conn: &ConnectionShared) -> Result<Channel, String
         Ok(_) => return Err(refuse("bad handshake: expected a hello".into())),
         Err(e) => return Err(refuse(format!("bad handshake: {e}"))),
     };
+    if let Err(reason) = shared.within_limits(conn.peer) {
+        return Err(refuse_as(RefusalKind::Busy, reason));
+    }
     if hello.version != PROTOCOL_VERSION {
         return Err(refuse(format!(
             "protocol version {} is not supported; this service speaks version {PROTOCOL_VERSION}",
@@ -295,6 +310,11 @@ fn serve_one(
             Ok(()) => {
                 let started = conn.stats.sample_next().then(Instant::now);
                 let json = header.flags & FLAG_JSON != 0;
+                let deadline = (header.deadline_ns != 0).then(|| {
+                    let left = header.deadline_ns.saturating_sub(monotonic_ns());
+                    Instant::now() + Duration::from_nanos(left)
+                });
+                let _call = CallScope::enter(slot, deadline);
                 let status = dispatch(shared, header.method, json, args, reply);
                 if last_method.0 != header.method {
                     *last_method = (header.method, shared.method_index(header.method));
@@ -359,9 +379,7 @@ fn dispatch(shared: &Shared, method: u32, json: bool, args: &[u8], reply: &mut V
             match e {
                 DispatchError::NoSuchMethod => Status::NoSuchMethod,
                 DispatchError::BadArguments(m) => {
-                    reply.extend_from_slice(
-                        format!("the arguments do not match the method: {m}").as_bytes(),
-                    );
+                    reply.extend_from_slice(m.as_bytes());
                     Status::BadArguments
                 }
                 DispatchError::Encode(m) => {

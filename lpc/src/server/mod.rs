@@ -8,7 +8,10 @@
 //! ```
 
 mod connection;
+mod context;
 mod stats;
+
+pub use context::{caller, cancelled, deadline};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -21,7 +24,8 @@ use crate::info::{ClientInfo, ServiceInfo, MAX_LISTED_CLIENTS};
 use crate::interface::Dispatch;
 use crate::shm::layout::Geometry;
 use crate::sys::{
-    current_uid, file_identity, DirLock, Listener, PeerCredentials, Reactor, ReactorEvent, Stream,
+    current_uid, file_identity, make_reachable, DirLock, Listener, PeerCredentials, Reactor,
+    ReactorEvent, Stream,
 };
 use crate::{registry, Error, Result};
 
@@ -29,9 +33,14 @@ use self::connection::ConnectionShared;
 
 /// Default largest payload, in either direction: 1 GiB.
 pub const DEFAULT_MAX_PAYLOAD: u64 = 1 << 30;
+/// Default largest number of open connections (also per user).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+/// A callback deciding from a client's credentials whether it may connect.
+pub type AccessCheck = Arc<dyn Fn(&PeerCredentials) -> bool + Send + Sync>;
 
 /// Options for [`Server::bind_with`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServerOptions {
     runtime_dir: Option<PathBuf>,
     slots: u32,
@@ -40,6 +49,29 @@ pub struct ServerOptions {
     spin: bool,
     handshake_timeout: Duration,
     statistics: bool,
+    allowed_uids: Vec<u32>,
+    allowed_gids: Vec<u32>,
+    access_check: Option<AccessCheck>,
+    max_connections: usize,
+    max_connections_per_uid: usize,
+}
+
+impl std::fmt::Debug for ServerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerOptions")
+            .field("runtime_dir", &self.runtime_dir)
+            .field("slots", &self.slots)
+            .field("slot_size", &self.slot_size)
+            .field("max_payload", &self.max_payload)
+            .field("spin", &self.spin)
+            .field("statistics", &self.statistics)
+            .field("allowed_uids", &self.allowed_uids)
+            .field("allowed_gids", &self.allowed_gids)
+            .field("access_check", &self.access_check.is_some())
+            .field("max_connections", &self.max_connections)
+            .field("max_connections_per_uid", &self.max_connections_per_uid)
+            .finish()
+    }
 }
 
 impl Default for ServerOptions {
@@ -52,6 +84,11 @@ impl Default for ServerOptions {
             spin: true,
             handshake_timeout: Duration::from_secs(5),
             statistics: true,
+            allowed_uids: Vec::new(),
+            allowed_gids: Vec::new(),
+            access_check: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_uid: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -100,6 +137,52 @@ impl ServerOptions {
     pub fn statistics(mut self, on: bool) -> Self {
         self.statistics = on;
         self
+    }
+
+    /// Also admit processes of user `uid` (by default only the service's own user may
+    /// connect). Makes the socket reachable by other users (see [`ServerOptions::access`]).
+    pub fn allow_uid(mut self, uid: u32) -> Self {
+        self.allowed_uids.push(uid);
+        self
+    }
+
+    /// Also admit processes whose primary group is `gid`.
+    pub fn allow_gid(mut self, gid: u32) -> Self {
+        self.allowed_gids.push(gid);
+        self
+    }
+
+    /// Also admit the processes for which `check` returns true; it sees the pid, uid and gid
+    /// the kernel recorded at connect (`SO_PEERCRED`).
+    ///
+    /// When any other user may be admitted, the service makes its socket connectable by all
+    /// (mode 0666) and the runtime directory traversable (mode 0711: others can reach a known
+    /// name but not list the directory); every connection is then checked against the policy
+    /// and refused with [`Error::Denied`] unless admitted.
+    pub fn access(
+        mut self,
+        check: impl Fn(&PeerCredentials) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.access_check = Some(Arc::new(check));
+        self
+    }
+
+    /// Refuse connections beyond `n` open ones with [`Error::Busy`] (default 1024).
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n;
+        self
+    }
+
+    /// Refuse a user's connections beyond `n` open ones with [`Error::Busy`] (default 1024).
+    pub fn max_connections_per_uid(mut self, n: usize) -> Self {
+        self.max_connections_per_uid = n;
+        self
+    }
+
+    fn admits_others(&self) -> bool {
+        !self.allowed_uids.is_empty()
+            || !self.allowed_gids.is_empty()
+            || self.access_check.is_some()
     }
 
     /// How long a new client has to complete its handshake.
@@ -188,6 +271,15 @@ impl Server {
         }
         let listener = Listener::bind(&path)
             .map_err(|e| Error::io(name, format!("binding {}", path.display()), e))?;
+        if options.admits_others() {
+            make_reachable(&dir, &path).map_err(|e| {
+                Error::io(
+                    name,
+                    format!("opening {} to other users", path.display()),
+                    e,
+                )
+            })?;
+        }
         let identity = file_identity(&path)
             .map_err(|e| Error::io(name, format!("reading {}", path.display()), e))?;
         Ok(Server {
@@ -361,6 +453,54 @@ impl Shared {
 
     fn connections(&self) -> std::sync::MutexGuard<'_, ConnectionTable> {
         self.connections.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the access policy admits a client with these credentials.
+    fn admit(&self, peer: Option<PeerCredentials>) -> std::result::Result<(), String> {
+        let options = &self.server.options;
+        let Some(peer) = peer else {
+            return Err("the client's credentials are unknown".into());
+        };
+        let admitted = peer.uid == current_uid()
+            || options.allowed_uids.contains(&peer.uid)
+            || options.allowed_gids.contains(&peer.gid)
+            || options
+                .access_check
+                .as_ref()
+                .is_some_and(|check| check(&peer));
+        if admitted {
+            Ok(())
+        } else {
+            Err(format!(
+                "user {} (group {}, pid {}) is not admitted by service `{}`",
+                peer.uid, peer.gid, peer.pid, self.server.name
+            ))
+        }
+    }
+
+    /// Whether one more connection (this one, already in the table) stays within the limits.
+    fn within_limits(&self, peer: Option<PeerCredentials>) -> std::result::Result<(), String> {
+        let options = &self.server.options;
+        let table = self.connections();
+        if table.len() > options.max_connections {
+            return Err(format!(
+                "it has {} connections, its limit",
+                options.max_connections
+            ));
+        }
+        if let Some(peer) = peer {
+            let mine = table
+                .values()
+                .filter(|(c, _)| c.peer.map(|p| p.uid) == Some(peer.uid))
+                .count();
+            if mine > options.max_connections_per_uid {
+                return Err(format!(
+                    "user {} has {} connections, the limit per user",
+                    peer.uid, options.max_connections_per_uid
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The position of method `id` in the interface.

@@ -55,12 +55,30 @@ pub(crate) struct Welcome {
     pub(crate) max_request: u64,
 }
 
+/// Why a service refused a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum RefusalKind {
+    /// The handshake was malformed or of another protocol version.
+    Protocol,
+    /// The service's access policy does not admit this client.
+    Denied,
+    /// A connection limit is reached; try again later.
+    Busy,
+}
+
+/// A refusal and its reason, for the client to show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Refusal {
+    pub(crate) kind: RefusalKind,
+    pub(crate) reason: String,
+}
+
 /// A message on the socket.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Message {
     Hello(Hello),
     Welcome(Welcome),
-    Refused(String),
+    Refused(Refusal),
     /// The sender replaced `slot`'s spill buffer; the new one is attached.
     Spill {
         slot: u32,
@@ -129,7 +147,10 @@ mod tests {
                 interface: Some(("Calc".into(), 42)),
                 max_reply: 10,
             }),
-            Message::Refused("no".into()),
+            Message::Refused(Refusal {
+                kind: RefusalKind::Busy,
+                reason: "no".into(),
+            }),
             Message::Spill {
                 slot: 3,
                 generation: 9,

@@ -67,9 +67,13 @@ pub(crate) fn create_private_dir(path: &Path) -> io::Result<()> {
             ),
         ));
     }
-    if meta.mode() & 0o077 != 0 {
-        // We own it: close it to others rather than fail.
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+    if meta.mode() & 0o066 != 0 {
+        // We own it: close it to others rather than fail. (Search permission alone, 0711,
+        // is what `make_reachable` grants for services that admit other users.)
+        std::fs::set_permissions(
+            path,
+            std::fs::Permissions::from_mode(0o700 | (meta.mode() & 0o011)),
+        )?;
     }
     Ok(())
 }
@@ -101,4 +105,22 @@ pub(crate) fn process_name(pid: u32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/comm"))
         .map(|s| s.trim_end().to_owned())
         .unwrap_or_default()
+}
+
+/// Lets other users reach the socket at `socket` inside `dir`: the socket becomes
+/// connectable by all (0666) and the directory traversable but not listable by others (0711).
+/// Who may actually use the service is then decided by its access policy at connect.
+pub(crate) fn make_reachable(dir: &Path, socket: &Path) -> io::Result<()> {
+    let mode = std::fs::metadata(dir)?.mode() & 0o7777;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o011))?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o666))
+}
+
+/// `clock_gettime(CLOCK_MONOTONIC)` in nanoseconds: a clock both processes of a connection
+/// share, for deadlines that cross between them.
+pub(crate) fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    (t.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(t.tv_nsec as u64)
 }
