@@ -4,22 +4,25 @@
 //! The service side is driven by `server::connection`, the client side by `client`; both go
 //! through this type so that the rules of the shared region live in one place.
 
+pub(crate) mod protocol;
 pub(crate) mod spin;
 pub(crate) mod state;
 
 use std::collections::HashMap;
 use std::io;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::shm::layout::{ConnectionMemory, SlotView};
 use crate::shm::Region;
-use crate::sys::{self, SharedMemory, Stream, WaitOutcome};
+use crate::sys::{SharedMemory, Stream, WaitOutcome};
 use crate::wire::frame::FLAG_SPILL;
 use crate::wire::handshake::Message;
 use crate::wire::FrameHeader;
 
+pub(crate) use self::protocol::Cancel;
+use self::protocol::{Doorbell, Slot, Step, SysFutex};
 use self::spin::SpinBudget;
 use self::state::REPLY;
 
@@ -257,25 +260,40 @@ impl Channel {
         }
     }
 
+    fn words(&self, slot: u32) -> Slot<'_, AtomicU32> {
+        let view = self.slot(slot);
+        Slot {
+            state: view.state(),
+            client_waiting: view.client_waiting(),
+        }
+    }
+
+    fn doorbell(&self) -> Doorbell<'_, AtomicU32> {
+        Doorbell {
+            bell: self.memory.doorbell(),
+            service_sleeping: self.memory.service_sleeping(),
+        }
+    }
+
     /// Client side: publishes a written request on `slot` and rings the doorbell if the
     /// service sleeps.
     pub(crate) fn submit(&self, slot: u32) {
-        // SeqCst store, then SeqCst load of the flag: pairs with the service's SeqCst store of
-        // the flag then load of the states (see `service_sleep`), so that either we see it
-        // asleep and ring, or it sees our request before it sleeps.
-        self.slot(slot)
-            .state()
-            .store(state::REQUEST, Ordering::SeqCst);
-        if self.memory.service_sleeping().load(Ordering::SeqCst) != 0 {
-            self.ring();
-        }
+        protocol::submit(&SysFutex, &self.words(slot), &self.doorbell());
     }
 
     /// Wakes the service's connection thread.
     pub(crate) fn ring(&self) {
-        let bell = self.memory.doorbell();
-        bell.fetch_add(1, Ordering::SeqCst);
-        sys::wake(bell, 1);
+        protocol::ring(&SysFutex, &self.doorbell());
+    }
+
+    /// Client side: gives up on the call in `slot`.
+    pub(crate) fn cancel(&self, slot: u32) -> Cancel {
+        protocol::cancel(&self.words(slot))
+    }
+
+    /// Client side: the reply in `slot` is read; the slot is free for the next call.
+    pub(crate) fn release(&self, slot: u32) {
+        protocol::release(&self.words(slot));
     }
 
     /// Client side: waits until `slot` holds a reply, the deadline passes, or the service dies.
@@ -285,8 +303,7 @@ impl Channel {
         spin: &SpinBudget,
         deadline: Option<Instant>,
     ) -> WaitEnd {
-        let view = self.slot(slot);
-        let state = view.state();
+        let words = self.words(slot);
         let budget = spin.current_ns();
         if budget > 0 {
             // The reply usually comes within the first rounds: read the clock only after 64
@@ -295,7 +312,7 @@ impl Channel {
             let mut start = None;
             let mut spins = 0u32;
             loop {
-                if state.load(Ordering::Acquire) == REPLY {
+                if words.state.load(Ordering::Acquire) == REPLY {
                     spin.spin_succeeded();
                     return WaitEnd::Reply;
                 }
@@ -310,66 +327,45 @@ impl Channel {
             }
             spin.spin_failed();
         }
-        let waiting = view.client_waiting();
         let end = loop {
-            // SeqCst pairs with the service's SeqCst state swap then flag load in `complete`.
-            waiting.store(1, Ordering::SeqCst);
-            let seen = state.load(Ordering::SeqCst);
-            if seen == REPLY {
-                break WaitEnd::Reply;
-            }
             let mut slice = LIVENESS_SLICE;
             if let Some(deadline) = deadline {
                 let now = Instant::now();
                 if now >= deadline {
-                    break WaitEnd::TimedOut(seen);
+                    break WaitEnd::TimedOut(words.state.load(Ordering::SeqCst));
                 }
                 slice = slice.min(deadline - now);
             }
-            if sys::wait(state, seen, Some(slice)) == WaitOutcome::TimedOut
-                && self.stream.peer_closed()
-            {
-                break WaitEnd::PeerGone(state.load(Ordering::SeqCst));
+            match protocol::block_once(&SysFutex, &words, Some(slice)) {
+                Step::Reply => break WaitEnd::Reply,
+                Step::Waited(WaitOutcome::TimedOut, _) if self.stream.peer_closed() => {
+                    break WaitEnd::PeerGone(words.state.load(Ordering::SeqCst))
+                }
+                Step::Waited(..) => {}
             }
         };
-        waiting.store(0, Ordering::Relaxed);
-        if end == WaitEnd::Reply {
-            // A reply can also land just as the liveness check fires; prefer the reply.
-            return end;
-        }
-        if state.load(Ordering::SeqCst) == REPLY {
+        protocol::stop_waiting(&words);
+        // A reply can also land just as the deadline or the liveness check fires: prefer it.
+        if end != WaitEnd::Reply && words.state.load(Ordering::SeqCst) == REPLY {
             return WaitEnd::Reply;
         }
         end
     }
 
+    /// Service side: takes the request in `slot`, unless the client withdrew it.
+    pub(crate) fn take(&self, slot: u32) -> bool {
+        protocol::take(&self.words(slot))
+    }
+
     /// Service side: publishes the reply on `slot` (which it holds in SERVING) and wakes the
     /// client if it sleeps. Returns false if the client broke the state machine.
     pub(crate) fn complete(&self, slot: u32) -> bool {
-        let view = self.slot(slot);
-        match view.state().compare_exchange(
-            state::SERVING,
-            REPLY,
-            Ordering::SeqCst,
-            Ordering::SeqCst,
-        ) {
-            Ok(_) => {
-                if view.client_waiting().load(Ordering::SeqCst) != 0 {
-                    sys::wake(view.state(), 1);
-                }
-                true
-            }
-            Err(state::ABANDONED) => {
-                view.state().store(state::FREE, Ordering::SeqCst);
-                true
-            }
-            Err(_) => false,
-        }
+        protocol::complete(&SysFutex, &self.words(slot))
     }
 
     /// Service side: whether `slot` holds a request.
     pub(crate) fn has_request(&self, slot: u32) -> bool {
-        self.slot(slot).state().load(Ordering::SeqCst) == state::REQUEST
+        self.slot(slot).state().load(Ordering::Acquire) == state::REQUEST
     }
 
     /// Service side: the index of a slot holding a request, looking first at `hint`.
@@ -382,14 +378,12 @@ impl Channel {
     /// Service side: sleeps on the doorbell unless a request is already waiting or `stop()`
     /// holds. Returns at once, or when rung.
     pub(crate) fn service_sleep(&self, stop: impl Fn() -> bool) {
-        let sleeping = self.memory.service_sleeping();
-        let bell = self.memory.doorbell();
-        sleeping.store(1, Ordering::SeqCst);
-        let seen = bell.load(Ordering::SeqCst);
-        if self.find_request(0).is_none() && !stop() {
-            sys::wait(bell, seen, None);
-        }
-        sleeping.store(0, Ordering::SeqCst);
+        protocol::sleep(
+            &SysFutex,
+            &self.doorbell(),
+            || self.find_request(0).is_some(),
+            stop,
+        );
     }
 }
 

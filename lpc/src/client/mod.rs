@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::channel::spin::SpinBudget;
-use crate::channel::{state, Channel, ChannelError, WaitEnd};
+use crate::channel::{state, Cancel, Channel, ChannelError, WaitEnd};
 use crate::error::CallPhase;
 use crate::interface::{InterfaceDescriptor, InterfaceInfo, MethodDescriptor};
 use crate::shm::layout::{ConnectionMemory, Geometry};
@@ -611,36 +611,27 @@ impl Client {
 
         match conn.channel.wait_for_reply(slot, &conn.spin, deadline) {
             WaitEnd::Reply => {}
-            WaitEnd::TimedOut(_) => {
-                let state = view.state();
-                // Withdraw the request if the service has not taken it; otherwise leave the
-                // slot to the service, which frees it when the handler returns.
-                if state
-                    .compare_exchange(
-                        state::REQUEST,
-                        state::FREE,
-                        Ordering::SeqCst,
-                        Ordering::SeqCst,
-                    )
-                    .is_ok()
-                {
+            WaitEnd::TimedOut(_) => match conn.channel.cancel(slot) {
+                // The service had not taken it: withdrawn, it never runs.
+                Cancel::Withdrawn => {
                     conn.slots.release(slot);
                     return Err(timeout(CallPhase::NotTaken));
                 }
-                if state
-                    .compare_exchange(
-                        state::SERVING,
-                        state::ABANDONED,
-                        Ordering::SeqCst,
-                        Ordering::SeqCst,
-                    )
-                    .is_ok()
-                {
+                // The service runs it: the slot is the service's until the handler returns.
+                Cancel::Abandoned => {
                     conn.slots.quarantine(slot);
                     return Err(timeout(CallPhase::Executing));
                 }
                 // The reply arrived just now: take it.
-            }
+                Cancel::Replied => {}
+                Cancel::Broken(state) => {
+                    return Err(conn.channel_error(
+                        ChannelError::Protocol(format!("slot {slot} left in state {state}")),
+                        method,
+                        CallPhase::Executing,
+                    ))
+                }
+            },
             WaitEnd::PeerGone(seen) => {
                 // The slot stays taken: the connection is dead.
                 return Err(conn.disconnected(method, state::phase_of(seen)));
@@ -649,7 +640,7 @@ impl Client {
 
         // The reply is ours until we set the slot FREE.
         let result = conn.read_reply(slot, call_id, method, reply);
-        view.state().store(state::FREE, Ordering::Release);
+        conn.channel.release(slot);
         conn.slots.release(slot);
         let status = result?;
         match status {

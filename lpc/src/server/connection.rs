@@ -9,7 +9,7 @@ use super::context::{CallScope, ConnectionScope};
 use super::stats::ConnectionStats;
 use super::Shared;
 use crate::channel::spin::SpinBudget;
-use crate::channel::{state, Channel, ChannelError};
+use crate::channel::{Channel, ChannelError};
 use crate::interface::DispatchError;
 use crate::interface::InterfaceDescriptor;
 use crate::shm::layout::ConnectionMemory;
@@ -280,16 +280,7 @@ fn serve_one(
     last_method: &mut (u32, Option<usize>),
 ) -> Result<(), Close> {
     let view = channel.slot(slot);
-    if view
-        .state()
-        .compare_exchange(
-            state::REQUEST,
-            state::SERVING,
-            Ordering::SeqCst,
-            Ordering::SeqCst,
-        )
-        .is_err()
-    {
+    if !channel.take(slot) {
         // Withdrawn by the client in the meantime.
         return Ok(());
     }

@@ -1,0 +1,429 @@
+//! The synchronisation protocol of a call slot and of the service's doorbell, written once
+//! over abstract 32-bit words and a futex, so that the same code runs on shared memory (with
+//! `futex(2)`) and under the loom model checker (with a modelled futex) — see the tests at the
+//! bottom, which explore every interleaving of a client and a service thread.
+//!
+//! Two "Dekker" pairs make sure no wake-up is lost while no system call is made when the
+//! other side is awake:
+//!
+//! * request: the client stores REQUEST then loads the service-sleeping flag; the service
+//!   stores the flag then re-checks the slots before sleeping on the doorbell;
+//! * reply: the service swaps the state to REPLY then loads the client-waiting flag; the
+//!   client stores the flag then re-checks the state before sleeping on it.
+//!
+//! Each side of a pair does its store, then a SeqCst fence, then its load, so at least one side
+//! sees the other's store. (Fences rather than SeqCst accesses: they are what the C11 model
+//! guarantees this for, and what loom checks; on x86 either costs one fenced instruction.)
+
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Release, SeqCst};
+use std::time::Duration;
+
+use super::state::{ABANDONED, FREE, REPLY, REQUEST, SERVING};
+use crate::sys::WaitOutcome;
+
+/// A 32-bit atomic word.
+pub(crate) trait Word {
+    /// Acquire load.
+    fn load(&self) -> u32;
+    /// Release store.
+    fn store(&self, value: u32);
+    /// AcqRel compare-and-swap.
+    fn compare_exchange(&self, current: u32, new: u32) -> Result<u32, u32>;
+    /// AcqRel add.
+    fn fetch_add(&self, value: u32) -> u32;
+    /// A SeqCst fence (of the memory model these words live in).
+    fn fence();
+}
+
+impl Word for std::sync::atomic::AtomicU32 {
+    #[inline]
+    fn load(&self) -> u32 {
+        self.load(Acquire)
+    }
+    #[inline]
+    fn store(&self, value: u32) {
+        self.store(value, Release)
+    }
+    #[inline]
+    fn compare_exchange(&self, current: u32, new: u32) -> Result<u32, u32> {
+        self.compare_exchange(current, new, AcqRel, Acquire)
+    }
+    #[inline]
+    fn fetch_add(&self, value: u32) -> u32 {
+        self.fetch_add(value, AcqRel)
+    }
+    #[inline]
+    fn fence() {
+        std::sync::atomic::fence(SeqCst)
+    }
+}
+
+/// Sleeping on a word and waking its sleepers.
+pub(crate) trait Futex<W: ?Sized> {
+    /// Sleeps while `*word == expected`, until woken or `timeout`; may return spuriously.
+    fn wait(&self, word: &W, expected: u32, timeout: Option<Duration>) -> WaitOutcome;
+    /// Wakes up to `n` sleepers of `word`.
+    fn wake(&self, word: &W, n: u32);
+}
+
+/// The real thing: `futex(2)` on shared memory.
+pub(crate) struct SysFutex;
+
+impl Futex<std::sync::atomic::AtomicU32> for SysFutex {
+    #[inline]
+    fn wait(
+        &self,
+        word: &std::sync::atomic::AtomicU32,
+        expected: u32,
+        timeout: Option<Duration>,
+    ) -> WaitOutcome {
+        crate::sys::wait(word, expected, timeout)
+    }
+    #[inline]
+    fn wake(&self, word: &std::sync::atomic::AtomicU32, n: u32) {
+        crate::sys::wake(word, n)
+    }
+}
+
+/// The two words of a call slot.
+pub(crate) struct Slot<'a, W: ?Sized> {
+    pub(crate) state: &'a W,
+    pub(crate) client_waiting: &'a W,
+}
+
+/// The service's two words.
+pub(crate) struct Doorbell<'a, W: ?Sized> {
+    pub(crate) bell: &'a W,
+    pub(crate) service_sleeping: &'a W,
+}
+
+/// Client: publishes a request written into the slot; rings if the service sleeps.
+#[inline]
+pub(crate) fn submit<W: Word + ?Sized, F: Futex<W>>(
+    futex: &F,
+    slot: &Slot<'_, W>,
+    door: &Doorbell<'_, W>,
+) {
+    slot.state.store(REQUEST);
+    W::fence();
+    if door.service_sleeping.load() != 0 {
+        ring(futex, door);
+    }
+}
+
+/// Wakes the service.
+#[inline]
+pub(crate) fn ring<W: Word + ?Sized, F: Futex<W>>(futex: &F, door: &Doorbell<'_, W>) {
+    door.bell.fetch_add(1);
+    futex.wake(door.bell, 1);
+}
+
+/// One blocking step of a client waiting for its reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// The reply is there.
+    Reply,
+    /// Slept (or returned at once); the state was last seen as this.
+    Waited(WaitOutcome, u32),
+}
+
+/// Client: announces it sleeps, re-checks, and sleeps on the state for up to `timeout`.
+/// Call [`stop_waiting`] once done.
+#[inline]
+pub(crate) fn block_once<W: Word + ?Sized, F: Futex<W>>(
+    futex: &F,
+    slot: &Slot<'_, W>,
+    timeout: Option<Duration>,
+) -> Step {
+    slot.client_waiting.store(1);
+    W::fence();
+    let seen = slot.state.load();
+    if seen == REPLY {
+        return Step::Reply;
+    }
+    Step::Waited(futex.wait(slot.state, seen, timeout), seen)
+}
+
+/// Client: no longer sleeping on this slot.
+#[inline]
+pub(crate) fn stop_waiting<W: Word + ?Sized>(slot: &Slot<'_, W>) {
+    slot.client_waiting.store(0);
+}
+
+/// What became of a call the client gave up on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cancel {
+    /// The service had not taken it: withdrawn, the slot is FREE again, the handler never ran.
+    Withdrawn,
+    /// The service is running it: left ABANDONED; the service frees the slot when done.
+    Abandoned,
+    /// The reply arrived meanwhile: read it as usual.
+    Replied,
+    /// The state was none of those: the peer broke the protocol.
+    Broken(u32),
+}
+
+/// Client: gives up on the call in the slot.
+#[inline]
+pub(crate) fn cancel<W: Word + ?Sized>(slot: &Slot<'_, W>) -> Cancel {
+    if slot.state.compare_exchange(REQUEST, FREE).is_ok() {
+        return Cancel::Withdrawn;
+    }
+    match slot.state.compare_exchange(SERVING, ABANDONED) {
+        Ok(_) => Cancel::Abandoned,
+        Err(REPLY) => Cancel::Replied,
+        Err(other) => Cancel::Broken(other),
+    }
+}
+
+/// Client: has read the reply; the slot is FREE for its next call.
+#[inline]
+pub(crate) fn release<W: Word + ?Sized>(slot: &Slot<'_, W>) {
+    slot.state.store(FREE);
+}
+
+/// Service: takes the request in the slot, if there still is one.
+#[inline]
+pub(crate) fn take<W: Word + ?Sized>(slot: &Slot<'_, W>) -> bool {
+    slot.state.compare_exchange(REQUEST, SERVING).is_ok()
+}
+
+/// Service: publishes the reply written into the slot, or frees an abandoned slot; wakes the
+/// client if it sleeps. False if the client broke the state machine.
+#[inline]
+pub(crate) fn complete<W: Word + ?Sized, F: Futex<W>>(futex: &F, slot: &Slot<'_, W>) -> bool {
+    match slot.state.compare_exchange(SERVING, REPLY) {
+        Ok(_) => {
+            W::fence();
+            if slot.client_waiting.load() != 0 {
+                futex.wake(slot.state, 1);
+            }
+            true
+        }
+        Err(ABANDONED) => {
+            slot.state.store(FREE);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// Service: sleeps on the doorbell unless `has_work()` or `stop()` says otherwise.
+#[inline]
+pub(crate) fn sleep<W: Word + ?Sized, F: Futex<W>>(
+    futex: &F,
+    door: &Doorbell<'_, W>,
+    has_work: impl Fn() -> bool,
+    stop: impl Fn() -> bool,
+) {
+    door.service_sleeping.store(1);
+    W::fence();
+    let seen = door.bell.load();
+    if !has_work() && !stop() {
+        futex.wait(door.bell, seen, None);
+    }
+    door.service_sleeping.store(0);
+}
+
+/// Model checking with loom: every interleaving of a client and a service thread (bounded
+/// preemptions), over the very functions above, with a modelled futex.
+#[cfg(test)]
+mod model {
+    use loom::sync::atomic::AtomicU32;
+    use loom::sync::{Arc, Condvar, Mutex};
+    use loom::thread;
+
+    use super::*;
+
+    impl Word for AtomicU32 {
+        fn load(&self) -> u32 {
+            AtomicU32::load(self, Acquire)
+        }
+        fn store(&self, value: u32) {
+            AtomicU32::store(self, value, Release)
+        }
+        fn compare_exchange(&self, current: u32, new: u32) -> Result<u32, u32> {
+            AtomicU32::compare_exchange(self, current, new, AcqRel, Acquire)
+        }
+        fn fetch_add(&self, value: u32) -> u32 {
+            AtomicU32::fetch_add(self, value, AcqRel)
+        }
+        fn fence() {
+            loom::sync::atomic::fence(SeqCst)
+        }
+    }
+
+    /// A futex: the value check and the sleep are atomic with respect to wakers, as in the
+    /// kernel. A wait with a timeout returns at once (the timer may fire at any moment).
+    #[derive(Default)]
+    struct ModelFutex {
+        lock: Mutex<()>,
+        woken: Condvar,
+    }
+
+    impl Futex<AtomicU32> for ModelFutex {
+        fn wait(&self, word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> WaitOutcome {
+            let guard = self.lock.lock().unwrap();
+            if Word::load(word) != expected {
+                return WaitOutcome::Woken;
+            }
+            if timeout.is_some() {
+                return WaitOutcome::TimedOut;
+            }
+            drop(self.woken.wait(guard).unwrap());
+            WaitOutcome::Woken
+        }
+        fn wake(&self, _word: &AtomicU32, _n: u32) {
+            let _guard = self.lock.lock().unwrap();
+            self.woken.notify_all();
+        }
+    }
+
+    #[derive(Default)]
+    struct Shared {
+        futex: ModelFutex,
+        state: AtomicU32,
+        client_waiting: AtomicU32,
+        bell: AtomicU32,
+        service_sleeping: AtomicU32,
+        /// Times the "handler" ran, and times a reply was read.
+        ran: AtomicU32,
+        read: AtomicU32,
+    }
+
+    impl Shared {
+        fn slot(&self) -> Slot<'_, AtomicU32> {
+            Slot {
+                state: &self.state,
+                client_waiting: &self.client_waiting,
+            }
+        }
+        fn door(&self) -> Doorbell<'_, AtomicU32> {
+            Doorbell {
+                bell: &self.bell,
+                service_sleeping: &self.service_sleeping,
+            }
+        }
+    }
+
+    fn model(f: impl Fn() + Sync + Send + 'static) {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(3);
+        builder.check(f);
+    }
+
+    /// The service loop of one call: sleep until there is a request, serve it.
+    fn serve_one(s: &Shared) {
+        loop {
+            if take(&s.slot()) {
+                Word::fetch_add(&s.ran, 1);
+                assert!(complete(&s.futex, &s.slot()));
+                return;
+            }
+            sleep(
+                &s.futex,
+                &s.door(),
+                || Word::load(&s.state) == REQUEST,
+                || false,
+            );
+        }
+    }
+
+    /// No lost wake-up on either side: a client and a sleeping service always finish the
+    /// call (loom reports a deadlock otherwise), the handler runs once, the reply is read once.
+    #[test]
+    fn a_call_always_completes() {
+        model(|| {
+            let s = Arc::new(Shared::default());
+            let service = {
+                let s = s.clone();
+                thread::spawn(move || serve_one(&s))
+            };
+            submit(&s.futex, &s.slot(), &s.door());
+            while block_once(&s.futex, &s.slot(), None) != Step::Reply {}
+            stop_waiting(&s.slot());
+            Word::fetch_add(&s.read, 1);
+            release(&s.slot());
+            service.join().unwrap();
+            assert_eq!((Word::load(&s.ran), Word::load(&s.read)), (1, 1));
+            assert_eq!(Word::load(&s.state), FREE);
+        });
+    }
+
+    /// A client that gives up races the service taking and completing the call: whatever the
+    /// interleaving, the slot ends FREE, the handler ran at most once, and a withdrawn call
+    /// never ran.
+    #[test]
+    fn cancellation_never_double_completes() {
+        model(|| {
+            let s = Arc::new(Shared::default());
+            submit(&s.futex, &s.slot(), &s.door());
+            let service = {
+                let s = s.clone();
+                thread::spawn(move || {
+                    if take(&s.slot()) {
+                        Word::fetch_add(&s.ran, 1);
+                        assert!(complete(&s.futex, &s.slot()));
+                    }
+                })
+            };
+            // The deadline passes after one (timed) wait.
+            let outcome = match block_once(&s.futex, &s.slot(), Some(Duration::from_millis(1))) {
+                Step::Reply => Cancel::Replied,
+                Step::Waited(..) => cancel(&s.slot()),
+            };
+            stop_waiting(&s.slot());
+            if outcome == Cancel::Replied {
+                Word::fetch_add(&s.read, 1);
+                release(&s.slot());
+            }
+            service.join().unwrap();
+            let (ran, read) = (Word::load(&s.ran), Word::load(&s.read));
+            match outcome {
+                Cancel::Withdrawn => assert_eq!((ran, read), (0, 0)),
+                Cancel::Abandoned => assert_eq!((ran, read), (1, 0)),
+                Cancel::Replied => assert_eq!((ran, read), (1, 1)),
+                Cancel::Broken(state) => panic!("broken state {state}"),
+            }
+            assert_eq!(Word::load(&s.state), FREE);
+        });
+    }
+
+    /// After an abandoned call the slot is reused only once the service has freed it, and the
+    /// next call completes normally.
+    #[test]
+    fn an_abandoned_slot_is_reused_safely() {
+        model(|| {
+            let s = Arc::new(Shared::default());
+            submit(&s.futex, &s.slot(), &s.door());
+            assert!(take(&s.slot()));
+            let service = {
+                let s = s.clone();
+                thread::spawn(move || {
+                    // Finish the first call (possibly abandoned), then serve the second.
+                    assert!(complete(&s.futex, &s.slot()));
+                    serve_one(&s);
+                })
+            };
+            let first = cancel(&s.slot());
+            assert!(
+                matches!(first, Cancel::Abandoned | Cancel::Replied),
+                "{first:?}"
+            );
+            if first == Cancel::Replied {
+                release(&s.slot());
+            } else {
+                // Quarantined until the service frees it.
+                while Word::load(&s.state) != FREE {
+                    thread::yield_now();
+                }
+            }
+            submit(&s.futex, &s.slot(), &s.door());
+            while block_once(&s.futex, &s.slot(), None) != Step::Reply {}
+            stop_waiting(&s.slot());
+            release(&s.slot());
+            service.join().unwrap();
+            assert_eq!(Word::load(&s.state), FREE);
+        });
+    }
+}
