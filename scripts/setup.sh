@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
-# Installs what lpc's build and tests need beyond a Rust toolchain. Today that is nothing but
-# the toolchain's own components; this script checks them so that a missing one fails with a
-# clear message rather than deep inside the build.
+# Installs what lpc's build and tests need beyond a Rust toolchain: the toolchain's rustfmt
+# and clippy, and valgrind (for the instruction-count guard, scripts/icount.sh). A missing
+# piece is installed, or fails here with a clear message rather than deep inside the build.
 set -euo pipefail
 need() { command -v "$1" >/dev/null 2>&1 || { echo "setup: '$1' is required: $2" >&2; exit 1; }; }
 need cargo "install Rust from https://rustup.rs"
 if ! cargo fmt --version >/dev/null 2>&1; then rustup component add rustfmt; fi
 if ! cargo clippy --version >/dev/null 2>&1; then rustup component add clippy; fi
+if ! command -v valgrind >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    apt-get install -y valgrind >/dev/null || { apt-get update >/dev/null && apt-get install -y valgrind >/dev/null; }
+  else
+    echo "setup: valgrind is required for scripts/icount.sh; install it with your package manager" >&2
+    exit 1
+  fi
+fi

@@ -270,6 +270,7 @@ impl From<ChannelError> for Close {
 
 const BROKEN_STATE: &str = "the client changed the state of a slot the service was serving";
 
+#[inline(never)] // a stable symbol for the instruction-count guard (scripts/icount.sh)
 fn serve_one(
     shared: &Shared,
     conn: &ConnectionShared,
