@@ -199,7 +199,7 @@ impl<'a> SlotView<'a> {
 
     pub(crate) fn write_frame(&self, frame: &[u8; FRAME_SIZE]) {
         self.region
-            .copy_in(self.base + FRAME_OFFSET, frame)
+            .write_array(self.base + FRAME_OFFSET, frame)
             .expect("slot frame inside the validated region")
     }
 

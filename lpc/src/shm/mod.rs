@@ -99,6 +99,20 @@ impl Region {
         Ok(out)
     }
 
+    /// Copies an array of `N` bytes into the region at `offset` (a fixed-size copy the
+    /// compiler inlines, unlike a call to `memcpy`).
+    pub(crate) fn write_array<const N: usize>(
+        &self,
+        offset: usize,
+        bytes: &[u8; N],
+    ) -> Result<(), OutOfBounds> {
+        self.check(offset, N)?;
+        // SAFETY: destination in bounds (checked); the source is a private array that cannot
+        // overlap the mapping. As in `copy_in`, the peer validates what it reads.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.map.as_ptr().add(offset), N) };
+        Ok(())
+    }
+
     /// Copies `bytes` into the region at `offset`.
     pub(crate) fn copy_in(&self, offset: usize, bytes: &[u8]) -> Result<(), OutOfBounds> {
         self.check(offset, bytes.len())?;
