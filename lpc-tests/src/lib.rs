@@ -65,6 +65,13 @@ pub trait Probe {
     /// Prints `waiting`, then polls `lpc::cancelled()` for up to `max_ms`; returns whether it
     /// saw the call cancelled, and prints `cancelled` when it does.
     fn wait_for_cancel(&self, max_ms: u64) -> bool;
+    /// The length, first and last byte of a loan, read in place (touches 2 bytes of it).
+    fn loan_peek(&self, data: &lpc::Loan) -> (u64, u8, u8);
+    /// The sum of a loan's bytes (reads all of it).
+    fn loan_sum(&self, data: &lpc::Loan) -> u64;
+    /// A loan of `len` bytes whose first and last bytes are `byte` (writes 2 bytes of it, or
+    /// all of it when `fill`).
+    fn loan_make(&self, len: u64, byte: u8, fill: bool) -> lpc::Loan;
 }
 
 /// What the test service runs.
@@ -129,6 +136,25 @@ impl Probe for ProbeService {
             d.saturating_duration_since(std::time::Instant::now())
                 .as_millis() as u64
         })
+    }
+    fn loan_peek(&self, data: &lpc::Loan) -> (u64, u8, u8) {
+        let first = data.first().copied().unwrap_or(0);
+        let last = data.last().copied().unwrap_or(0);
+        (data.len() as u64, first, last)
+    }
+    fn loan_sum(&self, data: &lpc::Loan) -> u64 {
+        data.iter().map(|&b| u64::from(b)).sum()
+    }
+    fn loan_make(&self, len: u64, byte: u8, fill: bool) -> lpc::Loan {
+        let mut loan = lpc::Loan::new(len as usize).expect("a loan");
+        let bytes = loan.as_mut().expect("our own loan");
+        if fill {
+            bytes.fill(byte);
+        } else if let (Some(_), n) = (bytes.first(), bytes.len()) {
+            bytes[0] = byte;
+            bytes[n - 1] = byte;
+        }
+        loan
     }
     fn wait_for_cancel(&self, max_ms: u64) -> bool {
         println!("waiting");

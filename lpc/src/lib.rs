@@ -50,6 +50,7 @@ mod error;
 pub mod floor;
 pub mod info;
 mod interface;
+mod loan;
 pub mod registry;
 pub mod server;
 mod shm;
@@ -64,6 +65,7 @@ pub use interface::{
     fnv1a64, method_id, Dispatch, DispatchError, InterfaceDescriptor, InterfaceInfo,
     MethodDescriptor, MethodInfo, ParamDescriptor, ParamInfo, RESERVED_METHOD_IDS,
 };
+pub use loan::Loan;
 pub use lpc_macros::service;
 pub use server::{caller, cancelled, deadline, AccessCheck, Server, ServerHandle, ServerOptions};
 pub use sys::PeerCredentials;

@@ -4,6 +4,7 @@
 //! The service side is driven by `server::connection`, the client side by `client`; both go
 //! through this type so that the rules of the shared region live in one place.
 
+pub(crate) mod bulk;
 pub(crate) mod protocol;
 pub(crate) mod spin;
 pub(crate) mod state;
@@ -80,6 +81,18 @@ struct Spill {
     region: Option<Region>,
 }
 
+/// Buffers received from the peer but not yet claimed.
+#[derive(Default)]
+struct Inbox {
+    /// Spill buffers by slot: (generation, memory).
+    spills: HashMap<u32, (u32, SharedMemory)>,
+    /// Bulk buffers by id.
+    bulks: HashMap<u32, SharedMemory>,
+}
+
+/// At most this many bulk buffers may be announced by a peer per connection.
+pub(crate) const MAX_BULK_BUFFERS: usize = 64;
+
 /// One connection's shared region, socket and spill buffers.
 pub(crate) struct Channel {
     memory: ConnectionMemory,
@@ -87,10 +100,18 @@ pub(crate) struct Channel {
     outgoing: Box<[Mutex<Spill>]>,
     incoming: Box<[Mutex<Spill>]>,
     /// Spill buffers received from the peer but not yet claimed by their slot.
-    inbox: Mutex<HashMap<u32, (u32, SharedMemory)>>,
+    inbox: Mutex<Inbox>,
+    /// Bulk buffers for loans, both directions.
+    pub(crate) bulk: bulk::BulkTable,
     /// The largest payload the peer accepts from us.
     peer_limit: u64,
+    /// The largest payload we accept from the peer.
+    receive_limit: u64,
+    /// Unique in this process: tells which connection a loan belongs to.
+    id: u64,
 }
+
+static NEXT_CHANNEL_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl Channel {
     pub(crate) fn new(memory: ConnectionMemory, stream: Arc<Stream>) -> Channel {
@@ -100,9 +121,26 @@ impl Channel {
             incoming: (0..slots).map(|_| Mutex::default()).collect(),
             memory,
             stream,
-            inbox: Mutex::new(HashMap::new()),
+            inbox: Mutex::new(Inbox::default()),
+            bulk: bulk::BulkTable::default(),
             peer_limit: u64::MAX,
+            receive_limit: u64::MAX,
+            id: NEXT_CHANNEL_ID.fetch_add(1, Ordering::Relaxed),
         }
+    }
+
+    /// Sets the largest payload we accept from the peer (for spill and bulk buffers).
+    pub(crate) fn set_receive_limit(&mut self, limit: u64) {
+        self.receive_limit = limit;
+    }
+
+    pub(crate) fn receive_limit(&self) -> u64 {
+        self.receive_limit
+    }
+
+    /// This connection's identity in this process.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
     pub(crate) fn set_peer_limit(&mut self, limit: u64) {
@@ -219,45 +257,68 @@ impl Channel {
     /// if another thread already received it).
     fn receive_spill(&self, slot: u32, generation: u32) -> Result<SharedMemory, ChannelError> {
         let mut inbox = self.inbox.lock().unwrap_or_else(|p| p.into_inner());
-        let deadline = Instant::now() + SPILL_NOTICE_TIMEOUT;
         loop {
-            if let Some((g, shm)) = inbox.remove(&slot) {
+            if let Some((g, shm)) = inbox.spills.remove(&slot) {
                 if g == generation {
                     return Ok(shm);
                 }
                 // An older buffer superseded before it was used: drop it.
             }
-            let mut buf = [0u8; 64];
-            let (n, shm) = match self.stream.recv(&mut buf, Some(deadline)) {
-                Ok(r) => r,
-                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                    return Err(ChannelError::Protocol(format!(
-                        "frame on slot {slot} names spill buffer {generation}, which never arrived"
-                    )))
-                }
-                Err(e) => return Err(e.into()),
-            };
-            if n == 0 {
-                return Err(ChannelError::PeerGone);
-            }
-            match (Message::decode(&buf[..n]), shm) {
-                (
-                    Ok(Message::Spill {
-                        slot: s,
-                        generation: g,
-                    }),
-                    Some(shm),
-                ) if s < self.memory.geometry().slot_count => {
-                    inbox.insert(s, (g, shm));
-                }
-                (Ok(other), _) => {
-                    return Err(ChannelError::Protocol(format!(
-                        "unexpected message on the socket: {other:?}"
-                    )))
-                }
-                (Err(e), _) => return Err(ChannelError::Protocol(e)),
-            }
+            self.receive_one(&mut inbox, || {
+                format!("frame on slot {slot} names spill buffer {generation}, which never arrived")
+            })?;
         }
+    }
+
+    /// Takes bulk buffer `id` from the socket (or the inbox).
+    pub(crate) fn receive_bulk(&self, id: u32) -> Result<SharedMemory, ChannelError> {
+        let mut inbox = self.inbox.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(shm) = inbox.bulks.remove(&id) {
+                return Ok(shm);
+            }
+            self.receive_one(&mut inbox, || {
+                format!("a loan names bulk buffer {id}, which never arrived")
+            })?;
+        }
+    }
+
+    /// Receives one buffer notice from the socket into the inbox. The peer sends a notice
+    /// before the frame that uses it, so it is normally queued already.
+    fn receive_one(
+        &self,
+        inbox: &mut Inbox,
+        missing: impl Fn() -> String,
+    ) -> Result<(), ChannelError> {
+        let deadline = Instant::now() + SPILL_NOTICE_TIMEOUT;
+        let mut buf = [0u8; 64];
+        let (n, shm) = match self.stream.recv(&mut buf, Some(deadline)) {
+            Ok(r) => r,
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                return Err(ChannelError::Protocol(missing()))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if n == 0 {
+            return Err(ChannelError::PeerGone);
+        }
+        match (Message::decode(&buf[..n]), shm) {
+            (Ok(Message::Spill { slot, generation }), Some(shm))
+                if slot < self.memory.geometry().slot_count =>
+            {
+                inbox.spills.insert(slot, (generation, shm));
+            }
+            (Ok(Message::Bulk { id }), Some(shm)) if (id as usize) < MAX_BULK_BUFFERS => {
+                inbox.bulks.insert(id, shm);
+            }
+            (Ok(other), _) => {
+                return Err(ChannelError::Protocol(format!(
+                    "unexpected message on the socket: {other:?}"
+                )))
+            }
+            (Err(e), _) => return Err(ChannelError::Protocol(e)),
+        }
+        Ok(())
     }
 
     fn words(&self, slot: u32) -> Slot<'_, AtomicU32> {

@@ -198,6 +198,16 @@ thread_local! {
     static BUFFERS: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
+scoped_tls::scoped_thread_local! {
+    /// The connection whose call this thread is encoding or decoding (for `Loan`s).
+    static CALLING: Channel
+}
+
+/// Runs `f` with the connection this thread is encoding or decoding a call for, if any.
+pub(crate) fn with_calling_channel<R>(f: impl FnOnce(&Channel) -> R) -> Option<R> {
+    CALLING.is_set().then(|| CALLING.with(f))
+}
+
 /// Largest buffer kept between calls; larger ones are freed after use.
 const KEEP_BUFFER: usize = 1 << 20;
 
@@ -362,9 +372,12 @@ impl Client {
         let memory = ConnectionMemory::open(Region::new(mapping), geometry)
             .map_err(|e| Error::protocol(name, None, e))?;
         let service_pid = stream.peer_credentials().ok().map(|c| c.pid);
+        let mut channel = Channel::new(memory, Arc::new(stream));
+        channel.set_peer_limit(welcome.max_request);
+        channel.set_receive_limit(options.max_reply);
         let conn = Connection {
             service: name.to_owned(),
-            channel: Channel::new(memory, Arc::new(stream)),
+            channel,
             slots: SlotPool::new(geometry.slot_count),
             remote: welcome.interface,
             max_request: welcome.max_request,
@@ -425,6 +438,13 @@ impl Client {
         }
     }
 
+    /// A buffer of `len` bytes in this connection's shared memory, to fill in place and pass
+    /// as a `&Loan` argument: the service reads it where it is (see [`crate::Loan`]).
+    pub fn loan(&self, len: usize) -> Result<crate::Loan> {
+        let conn = self.live("(loan)")?;
+        crate::loan::claim(&conn.channel, &conn.service, len, conn.max_request)
+    }
+
     /// Calls `method` with `args` (a tuple of the arguments) and decodes the result as `R`.
     /// This is what generated client methods call.
     pub fn call<A, R>(&self, method: &'static MethodDescriptor, args: &A) -> Result<R>
@@ -468,24 +488,30 @@ impl Client {
         A: Serialize + ?Sized,
         R: DeserializeOwned,
     {
-        let conn = &*self.conn;
-        request.clear();
-        codec::encode_into(args, request).map_err(|e| {
-            Error::protocol(
-                &conn.service,
-                Some(method),
-                format!("cannot encode the arguments: {e}"),
-            )
-        })?;
         let conn = self.live(method)?;
+        request.clear();
+        // Loans among the arguments check that they belong to this connection.
+        CALLING
+            .set(&conn.channel, || codec::encode_into(args, request))
+            .map_err(|e| {
+                let why = crate::loan::take_error().map_or_else(|| e.to_string(), str::to_owned);
+                Error::protocol(
+                    &conn.service,
+                    Some(method),
+                    format!("cannot encode the arguments: {why}"),
+                )
+            })?;
         self.exchange_on(&conn, method_id, method, 0, request, reply)?;
-        codec::decode_exact(reply).map_err(|e| {
-            Error::protocol(
-                &conn.service,
-                Some(method),
-                format!("cannot decode the result: {e}"),
-            )
-        })
+        // Loans in the result are mapped from this connection.
+        CALLING
+            .set(&conn.channel, || codec::decode_exact(reply))
+            .map_err(|e| {
+                Error::protocol(
+                    &conn.service,
+                    Some(method),
+                    format!("cannot decode the result: {e}"),
+                )
+            })
     }
 
     /// Calls `method` by name with JSON arguments — an array in parameter order, or an object

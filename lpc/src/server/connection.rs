@@ -112,7 +112,11 @@ pub(super) fn run(shared: &Shared, conn: &Arc<ConnectionShared>) {
     conn.calling.store(true, Ordering::Relaxed);
     let _ = conn.channel.set(channel.clone());
     fence(Ordering::SeqCst);
-    let _scope = ConnectionScope::enter(channel.clone(), conn.clone());
+    let _scope = ConnectionScope::enter(
+        channel.clone(),
+        conn.clone(),
+        shared.server.name.as_str().into(),
+    );
     match serve(shared, conn, &channel) {
         Ok(()) => tracing::debug!(service, ?pid, "client disconnected"),
         Err(Close(reason)) => tracing::warn!(service, ?pid, %reason, "dropped a client"),
@@ -189,6 +193,7 @@ fn handshake(shared: &Shared, conn: &ConnectionShared) -> Result<Channel, String
         .map_err(|e| format!("sending the welcome: {e}"))?;
     let mut channel = Channel::new(memory, conn.stream.clone());
     channel.set_peer_limit(hello.max_reply);
+    channel.set_receive_limit(options.max_payload);
     Ok(channel)
 }
 

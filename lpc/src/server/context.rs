@@ -17,6 +17,7 @@ use crate::sys::PeerCredentials;
 struct ConnectionContext {
     channel: Arc<Channel>,
     conn: Arc<ConnectionShared>,
+    service: Arc<str>,
 }
 
 #[derive(Clone, Copy)]
@@ -34,8 +35,18 @@ thread_local! {
 pub(super) struct ConnectionScope(());
 
 impl ConnectionScope {
-    pub(super) fn enter(channel: Arc<Channel>, conn: Arc<ConnectionShared>) -> ConnectionScope {
-        CONNECTION.with(|c| *c.borrow_mut() = Some(ConnectionContext { channel, conn }));
+    pub(super) fn enter(
+        channel: Arc<Channel>,
+        conn: Arc<ConnectionShared>,
+        service: Arc<str>,
+    ) -> ConnectionScope {
+        CONNECTION.with(|c| {
+            *c.borrow_mut() = Some(ConnectionContext {
+                channel,
+                conn,
+                service,
+            })
+        });
         ConnectionScope(())
     }
 }
@@ -101,4 +112,9 @@ pub fn cancelled() -> bool {
                 || c.channel.slot(call.slot).state().load(Ordering::Acquire) == state::ABANDONED
         })
     })
+}
+
+/// Runs `f` with the connection this thread serves (and the service name), if it serves one.
+pub(crate) fn with_current_channel<R>(f: impl FnOnce(&Channel, &str) -> R) -> Option<R> {
+    CONNECTION.with(|c| c.borrow().as_ref().map(|c| f(&c.channel, &c.service)))
 }

@@ -11,6 +11,7 @@ mod connection;
 mod context;
 mod stats;
 
+pub(crate) use context::with_current_channel;
 pub use context::{caller, cancelled, deadline};
 
 use std::collections::HashMap;

@@ -12,6 +12,7 @@
 //! length on every access; a length read from shared memory is validated by the caller before
 //! it is used for anything but a bounds-checked copy.
 
+pub(crate) mod bulk;
 pub(crate) mod layout;
 
 use std::sync::atomic::AtomicU32;

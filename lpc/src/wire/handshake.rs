@@ -8,6 +8,9 @@
 //! then, in either direction, whenever a slot's spill buffer is replaced:
 //!   SpillNotice {slot, generation}     <-> + spill memfd
 //!
+//! and whenever a side creates a bulk buffer for loans (`lpc::Loan`):
+//!   Bulk {id}                          <-> + bulk memfd
+//!
 //! or, for tools that only look (`lpc list`, `lpc monitor`):
 //!   Query                              ->
 //!                                      <-  Info {pid, uid, uptime, interface, clients, stats}
@@ -30,6 +33,7 @@ const TAG_REFUSED: u8 = 3;
 const TAG_SPILL: u8 = 4;
 const TAG_QUERY: u8 = 5;
 const TAG_INFO: u8 = 6;
+const TAG_BULK: u8 = 7;
 
 /// The client's first message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +92,10 @@ pub(crate) enum Message {
     Query,
     /// The answer to a query.
     Info(Box<ServiceInfo>),
+    /// The sender created bulk buffer `id` (for loans); it is attached.
+    Bulk {
+        id: u32,
+    },
 }
 
 impl Message {
@@ -100,6 +108,7 @@ impl Message {
                 (TAG_SPILL, postcard::to_stdvec(&(slot, generation)))
             }
             Message::Query => (TAG_QUERY, Ok(Vec::new())),
+            Message::Bulk { id } => (TAG_BULK, postcard::to_stdvec(id)),
             Message::Info(info) => (TAG_INFO, postcard::to_stdvec(info)),
         };
         let mut out = vec![tag];
@@ -129,6 +138,7 @@ impl Message {
             TAG_QUERY if body.is_empty() => Message::Query,
             TAG_QUERY => return Err("a query carries no body".into()),
             TAG_INFO => Message::Info(Box::new(whole(body)?)),
+            TAG_BULK => Message::Bulk { id: whole(body)? },
             other => return Err(format!("unknown message tag {other}")),
         })
     }

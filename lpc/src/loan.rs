@@ -1,0 +1,292 @@
+//! Loaned buffers: large byte payloads written once, in place, in shared memory, and read in
+//! place by the other side — no copy, whatever the size.
+//!
+//! A [`Loan`] is a byte buffer inside a connection's shared memory. Pass `&Loan` as an
+//! argument, or return a `Loan` as a result, and only a handle (buffer id and length) crosses;
+//! the bytes stay where the sender wrote them:
+//!
+//! ```no_run
+//! use lpc::Loan;
+//!
+//! #[lpc::service]
+//! pub trait Images {
+//!     /// Reads the image in place.
+//!     fn checksum(&self, image: &Loan) -> u64;
+//!     /// Renders into a buffer the caller then reads in place.
+//!     fn render(&self, width: u32, height: u32) -> Loan;
+//! }
+//!
+//! struct Renderer;
+//! impl Images for Renderer {
+//!     fn checksum(&self, image: &Loan) -> u64 {
+//!         image.iter().map(|&b| u64::from(b)).sum()
+//!     }
+//!     fn render(&self, width: u32, height: u32) -> Loan {
+//!         // Inside a handler, a loan comes from the caller's connection.
+//!         let mut out = Loan::new(width as usize * height as usize).expect("memory");
+//!         out.as_mut().expect("our own loan").fill(0x80);
+//!         out
+//!     }
+//! }
+//!
+//! # fn main() -> Result<(), lpc::Error> {
+//! let images = ImagesClient::connect("images")?;
+//! let mut frame = images.client().loan(64 << 20)?; // 64 MiB, in shared memory
+//! frame.as_mut().expect("our own loan").fill(7); // written once, in place
+//! let sum = images.checksum(&frame)?; // the service reads it where it is
+//! let picture = images.render(1920, 1080)?; // read in place, too
+//! assert_eq!(picture.len(), 1920 * 1080);
+//! # Ok(()) }
+//! ```
+//!
+//! Buffers are reused: after the first call of a size, later calls touch no new memory, so a
+//! call with a 64 MiB loan costs about what one with 1 KiB costs. A buffer goes back to its
+//! creator when the receiving side drops its `Loan`; the sender does not reuse it before.
+//!
+//! The bytes of a received loan are shared with the process that wrote them: treat them as
+//! input to validate, like any data from another process (a misbehaving peer could still
+//! change them while you read; it cannot make them longer or shorter).
+
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use serde::de::Error as _;
+use serde::ser::SerializeTuple;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::channel::{Channel, ChannelError};
+use crate::shm::bulk::{BulkClaim, PeerBulk};
+use crate::Error;
+
+/// A byte buffer in a connection's shared memory; see the [module docs](self).
+pub struct Loan {
+    inner: Inner,
+    len: usize,
+    /// The connection it belongs to (`Channel::id`).
+    channel: u64,
+}
+
+enum Inner {
+    /// Made here: ours to fill.
+    Ours(BulkClaim),
+    /// Received from the peer: read in place.
+    Theirs(Arc<PeerBulk>),
+}
+
+impl Loan {
+    /// A loan of `len` bytes for the result of the call this handler runs (in the caller's
+    /// connection). Outside a handler, use [`crate::Client::loan`].
+    pub fn new(len: usize) -> Result<Loan, Error> {
+        crate::server::with_current_channel(|channel, service| {
+            claim(channel, service, len, channel.peer_limit())
+        })
+        .unwrap_or_else(|| {
+            Err(Error::io(
+                "",
+                "Loan::new outside a handler",
+                std::io::Error::other(
+                    "a loan belongs to a connection: use Client::loan outside handlers",
+                ),
+            ))
+        })
+    }
+
+    /// The length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it holds no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The bytes, to fill: `Some` for a loan made in this process, `None` for one received.
+    pub fn as_mut(&mut self) -> Option<&mut [u8]> {
+        match &mut self.inner {
+            Inner::Ours(claim) => Some(claim.data_mut(self.len)),
+            Inner::Theirs(_) => None,
+        }
+    }
+
+    /// Shortens the loan to `len` bytes (no effect if it is not longer).
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+}
+
+impl Deref for Loan {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match &self.inner {
+            Inner::Ours(claim) => claim.data(self.len),
+            Inner::Theirs(bulk) => bulk.data(self.len).expect("length checked when received"),
+        }
+    }
+}
+
+impl fmt::Debug for Loan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (side, id) = match &self.inner {
+            Inner::Ours(claim) => ("ours", claim.buffer().id()),
+            Inner::Theirs(_) => ("received", u32::MAX),
+        };
+        f.debug_struct("Loan")
+            .field("len", &self.len)
+            .field("side", &side)
+            .field("buffer", &id)
+            .finish()
+    }
+}
+
+impl Drop for Loan {
+    fn drop(&mut self) {
+        if let Inner::Theirs(bulk) = &self.inner {
+            bulk.give_back();
+        }
+    }
+}
+
+thread_local! {
+    /// Why the last loan failed to serialize (postcard keeps only "custom error").
+    static LAST_ERROR: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
+}
+
+/// Why the last loan on this thread failed to serialize, if one did.
+pub(crate) fn take_error() -> Option<&'static str> {
+    LAST_ERROR.with(|e| e.take())
+}
+
+fn refuse<E: serde::ser::Error>(why: &'static str) -> E {
+    LAST_ERROR.with(|e| e.set(Some(why)));
+    E::custom(why)
+}
+
+/// In a binary lpc call only the handle crosses: (buffer id, length). In a human-readable
+/// format (a JSON call, `lpc call`) the bytes themselves are written, and nothing is lent.
+impl Serialize for Loan {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            return serde_bytes::Bytes::new(self).serialize(serializer);
+        }
+        let Inner::Ours(claim) = &self.inner else {
+            return Err(refuse(
+                "a received loan cannot be sent on: copy it into a loan of your own",
+            ));
+        };
+        match current_channel(|c| c.id()) {
+            Some(id) if id == self.channel => {}
+            Some(_) => {
+                return Err(refuse(
+                    "this loan belongs to another connection: make it with the client you call",
+                ))
+            }
+            None => return Err(refuse("a Loan can only be sent in an lpc call")),
+        }
+        claim.lend();
+        let mut tuple = serializer.serialize_tuple(2)?;
+        tuple.serialize_element(&claim.buffer().id())?;
+        tuple.serialize_element(&(self.len as u64))?;
+        tuple.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Loan {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Loan, D::Error> {
+        if deserializer.is_human_readable() {
+            // A JSON call: the bytes come by value; copy them into a loan of the connection.
+            let bytes = serde_bytes::ByteBuf::deserialize(deserializer)?;
+            let mut loan =
+                current_channel(|channel| claim(channel, "", bytes.len(), channel.receive_limit()))
+                    .ok_or_else(|| D::Error::custom("a Loan can only be received in an lpc call"))?
+                    .map_err(|e| D::Error::custom(e.to_string()))?;
+            loan.as_mut().expect("our own loan").copy_from_slice(&bytes);
+            return Ok(loan);
+        }
+        let (id, len) = <(u32, u64)>::deserialize(deserializer)?;
+        let len = usize::try_from(len)
+            .map_err(|_| D::Error::custom("loan length does not fit in memory"))?;
+        let received = current_channel(|channel| {
+            (
+                channel.bulk_theirs(id, channel.receive_limit()),
+                channel.id(),
+            )
+        });
+        let (bulk, channel) = match received {
+            Some((Ok(bulk), channel)) => (bulk, channel),
+            Some((Err(e), _)) => {
+                return Err(D::Error::custom(format!(
+                    "cannot map loaned buffer {id}: {e:?}"
+                )))
+            }
+            None => {
+                return Err(D::Error::custom(
+                    "a Loan can only be received as an argument or result of an lpc call",
+                ))
+            }
+        };
+        if bulk.data(len).is_none() {
+            return Err(D::Error::custom(format!(
+                "loan of {len} bytes exceeds its {} byte buffer",
+                bulk.capacity()
+            )));
+        }
+        Ok(Loan {
+            inner: Inner::Theirs(bulk),
+            len,
+            channel,
+        })
+    }
+}
+
+fn bulk_error(service: &str, e: ChannelError) -> Error {
+    match e {
+        ChannelError::Io(source) => Error::io(service, "making a loan", source),
+        ChannelError::PeerGone => Error::Disconnected {
+            service: service.to_owned(),
+            method: None,
+            phase: crate::CallPhase::NotSent,
+        },
+        ChannelError::TooLarge { size, limit } => Error::TooLarge {
+            service: service.to_owned(),
+            method: None,
+            size,
+            limit,
+        },
+        ChannelError::Protocol(detail) => Error::protocol(service, None, detail),
+    }
+}
+
+/// A loan of `len` bytes in `channel`, at most `limit` (what the peer accepts).
+pub(crate) fn claim(
+    channel: &Channel,
+    service: &str,
+    len: usize,
+    limit: u64,
+) -> Result<Loan, Error> {
+    if len as u64 > limit {
+        return Err(Error::TooLarge {
+            service: service.to_owned(),
+            method: None,
+            size: len as u64,
+            limit,
+        });
+    }
+    channel
+        .bulk_claim(len)
+        .map(|c| Loan {
+            inner: Inner::Ours(c),
+            len,
+            channel: channel.id(),
+        })
+        .map_err(|e| bulk_error(service, e))
+}
+
+/// The connection whose call this thread is encoding or decoding: a client's call first (a
+/// handler may itself call other services), else the connection this thread serves.
+fn current_channel<R>(f: impl FnOnce(&Channel) -> R) -> Option<R> {
+    let mut f = Some(f);
+    crate::client::with_calling_channel(|c| (f.take().expect("called once"))(c))
+        .or_else(|| crate::server::with_current_channel(|c, _| (f.take().expect("called once"))(c)))
+}
