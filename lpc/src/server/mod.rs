@@ -408,6 +408,23 @@ impl Drop for ServerHandle {
     }
 }
 
+/// The connections a service can hold: `configured`, or fewer when the descriptor limit
+/// (raised to its hard maximum first) would run out — each connection holds one descriptor,
+/// and receiving a buffer needs one more for a moment, so a reserve stays free. Past this,
+/// clients are refused with `Busy` instead of established clients losing buffers.
+/// Returns (admitted connections, accepted connections).
+fn descriptor_budget(configured: usize) -> (usize, usize) {
+    let limit = crate::sys::raise_open_file_limit();
+    let reserve = 16 + limit / 8;
+    let fit = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    let admitted = configured.min(fit(limit.saturating_sub(reserve)));
+    let accepted = admitted.saturating_add(configured.min(fit(reserve / 2)).max(1));
+    (
+        admitted,
+        accepted.min(fit(limit.saturating_sub(reserve / 2))),
+    )
+}
+
 /// Open connections by reactor token, with their threads (`None` until started).
 type ConnectionTable = HashMap<u64, (Arc<ConnectionShared>, Option<JoinHandle<()>>)>;
 
@@ -424,6 +441,13 @@ struct Shared {
     closed: stats::ClosedTotals,
     /// The dispatcher's interface, kept here to avoid a virtual call per call.
     interface: &'static crate::interface::InterfaceDescriptor,
+    /// Connections admitted at most: the configured limit, or fewer if the process's
+    /// descriptor limit would run out first.
+    max_connections: usize,
+    /// Connections accepted at most (admitted ones plus those still in their handshake, to
+    /// be refused as busy): beyond it, a new connection is closed at once, so that silent
+    /// clients cannot use up the descriptors established clients need.
+    accept_cap: usize,
 }
 
 impl std::fmt::Debug for dyn Dispatch {
@@ -434,6 +458,7 @@ impl std::fmt::Debug for dyn Dispatch {
 
 impl Shared {
     fn new(server: Server, dispatcher: Arc<dyn Dispatch>) -> Result<Shared> {
+        let (max_connections, accept_cap) = descriptor_budget(server.options.max_connections);
         let reactor =
             Reactor::new().map_err(|e| Error::io(&server.name, "creating the event loop", e))?;
         reactor
@@ -448,6 +473,8 @@ impl Shared {
             started: Instant::now(),
             closed: stats::ClosedTotals::new(dispatcher.interface()),
             interface: dispatcher.interface(),
+            max_connections,
+            accept_cap,
             dispatcher,
         })
     }
@@ -483,10 +510,10 @@ impl Shared {
     fn within_limits(&self, peer: Option<PeerCredentials>) -> std::result::Result<(), String> {
         let options = &self.server.options;
         let table = self.connections();
-        if table.len() > options.max_connections {
+        if table.len() > self.max_connections {
             return Err(format!(
                 "it has {} connections, its limit",
-                options.max_connections
+                self.max_connections
             ));
         }
         if let Some(peer) = peer {
@@ -593,6 +620,11 @@ impl Shared {
                     return;
                 }
             };
+            if self.connections().len() >= self.accept_cap {
+                // Far past the limit: no descriptor to spare for even a refusal.
+                drop(stream);
+                continue;
+            }
             let token = self.next_token.fetch_add(1, Ordering::Relaxed);
             let conn = Arc::new(ConnectionShared::new(stream, self.dispatcher.interface()));
             if self.reactor.watch_hangup(conn.stream(), token).is_err() {

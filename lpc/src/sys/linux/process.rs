@@ -124,3 +124,21 @@ pub(crate) fn monotonic_ns() -> u64 {
         .saturating_mul(1_000_000_000)
         .saturating_add(t.tv_nsec as u64)
 }
+
+/// Raises this process's soft limit on open descriptors to its hard limit (a service holds one
+/// per connection, and briefly one more per buffer received) and returns the limit now in
+/// force (`u64::MAX` when unlimited).
+pub(crate) fn raise_open_file_limit() -> u64 {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: limit.maximum,
+                maximum: limit.maximum,
+            },
+        );
+    }
+    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
+}
