@@ -15,11 +15,17 @@ fn client_call(probe: &ProbeClient, i: i32) -> i32 {
 }
 
 fn main() {
-    let calls: i32 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(10_000);
+    let calls: i32 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(10_000);
     let dir = std::env::temp_dir().join(format!("lpc-icount-{}", std::process::id()));
     let service = lpc::Server::bind_with(
         "icount",
-        lpc::ServerOptions::new().runtime_dir(&dir).spin(false).statistics(true),
+        lpc::ServerOptions::new()
+            .runtime_dir(&dir)
+            .spin(false)
+            .statistics(true),
     )
     .expect("bind")
     .spawn(ProbeServer::new(ProbeService))

@@ -30,6 +30,8 @@ use self::state::REPLY;
 /// How long a blocked client sleeps before checking that the service is still alive.
 /// A call in flight learns of the service's death within about this long.
 const LIVENESS_SLICE: Duration = Duration::from_millis(20);
+/// How long a sleeping connection thread goes without re-checking that it should stop.
+const SERVICE_RECHECK: Duration = Duration::from_secs(5);
 /// Smallest spill buffer: below this, growing again soon is likely.
 const MIN_SPILL: usize = 64 * 1024;
 /// How long to wait for a spill buffer that the peer announced in a frame (it sends the
@@ -225,6 +227,13 @@ impl Channel {
         }
         let len = usize::try_from(header.len)
             .map_err(|_| ChannelError::Protocol("payload length does not fit in memory".into()))?;
+        // An allocation failure must fail this call, not abort the process.
+        out.try_reserve(len).map_err(|_| {
+            ChannelError::Io(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                format!("no memory for a {len} byte payload"),
+            ))
+        })?;
         if !header.spilled() {
             return self.slot(slot).copy_inline_out(len, out).map_err(|_| {
                 ChannelError::Protocol(format!("inline payload length {len} exceeds the slot"))
@@ -437,13 +446,17 @@ impl Channel {
     }
 
     /// Service side: sleeps on the doorbell unless a request is already waiting or `stop()`
-    /// holds. Returns at once, or when rung.
+    /// holds. Returns at once, when rung, or after a few seconds.
     pub(crate) fn service_sleep(&self, stop: impl Fn() -> bool) {
+        // The doorbell is shared memory the client can write: a client rewriting it at the
+        // wrong moment could swallow the reactor's wake-up. Waking every few seconds to
+        // re-check `stop` bounds that, at a negligible cost for idle connections.
         protocol::sleep(
             &SysFutex,
             &self.doorbell(),
             || self.find_request(0).is_some(),
             stop,
+            Some(SERVICE_RECHECK),
         );
     }
 }

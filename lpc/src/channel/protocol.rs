@@ -208,19 +208,21 @@ pub(crate) fn complete<W: Word + ?Sized, F: Futex<W>>(futex: &F, slot: &Slot<'_,
     }
 }
 
-/// Service: sleeps on the doorbell unless `has_work()` or `stop()` says otherwise.
+/// Service: sleeps on the doorbell (up to `timeout`) unless `has_work()` or `stop()` says
+/// otherwise.
 #[inline]
 pub(crate) fn sleep<W: Word + ?Sized, F: Futex<W>>(
     futex: &F,
     door: &Doorbell<'_, W>,
     has_work: impl Fn() -> bool,
     stop: impl Fn() -> bool,
+    timeout: Option<Duration>,
 ) {
     door.service_sleeping.store(1);
     W::fence();
     let seen = door.bell.load();
     if !has_work() && !stop() {
-        futex.wait(door.bell, seen, None);
+        futex.wait(door.bell, seen, timeout);
     }
     door.service_sleeping.store(0);
 }
@@ -325,6 +327,7 @@ mod model {
                 &s.door(),
                 || Word::load(&s.state) == REQUEST,
                 || false,
+                None,
             );
         }
     }
