@@ -285,9 +285,20 @@ fn client_method(
         })
         .collect();
 
+    // A result that holds a `lpc::Loan` is decoded where loans can be mapped; every other
+    // method takes the plain path, which pays nothing for loans.
+    let returns_loan = method
+        .output_text
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .any(|word| word == "Loan");
+    let call_fn = if returns_loan {
+        quote!(call_loaned)
+    } else {
+        quote!(call)
+    };
     let call = |wire: TokenStream| {
         quote! {
-            self.inner.call::<_, #wire>(&#interface.methods[#index], #call_args)
+            self.inner.#call_fn::<_, #wire>(&#interface.methods[#index], #call_args)
         }
     };
 

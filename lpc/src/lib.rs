@@ -208,8 +208,9 @@ pub mod __private {
     #[inline]
     pub fn decode_args<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, DispatchError> {
         crate::wire::codec::decode_exact(bytes).map_err(|e| {
+            let why = crate::loan::take_error().unwrap_or(e);
             DispatchError::BadArguments(format!(
-                "the arguments do not decode as the method's parameters: {e}"
+                "the arguments do not decode as the method's parameters: {why}"
             ))
         })
     }

@@ -63,8 +63,8 @@ use crate::Error;
 pub struct Loan {
     inner: Inner,
     len: usize,
-    /// The connection it belongs to (`Channel::id`).
-    channel: u64,
+    /// The token of the connection it belongs to (`Channel::token`).
+    token: u64,
 }
 
 enum Inner {
@@ -149,18 +149,24 @@ impl Drop for Loan {
 }
 
 thread_local! {
-    /// Why the last loan failed to serialize (postcard keeps only "custom error").
-    static LAST_ERROR: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
+    /// Why the last loan failed to encode or decode (postcard keeps only "custom error").
+    static LAST_ERROR: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
 }
 
-/// Why the last loan on this thread failed to serialize, if one did.
-pub(crate) fn take_error() -> Option<&'static str> {
-    LAST_ERROR.with(|e| e.take())
+/// Why the last loan on this thread failed to encode or decode, if one did.
+pub(crate) fn take_error() -> Option<String> {
+    LAST_ERROR.with(|e| e.borrow_mut().take())
 }
 
 fn refuse<E: serde::ser::Error>(why: &'static str) -> E {
-    LAST_ERROR.with(|e| e.set(Some(why)));
+    LAST_ERROR.with(|e| *e.borrow_mut() = Some(why.to_owned()));
     E::custom(why)
+}
+
+fn refuse_de<E: serde::de::Error>(why: String) -> E {
+    let error = E::custom(&why);
+    LAST_ERROR.with(|e| *e.borrow_mut() = Some(why));
+    error
 }
 
 /// In a binary lpc call only the handle crosses: (buffer id, length). In a human-readable
@@ -175,17 +181,9 @@ impl Serialize for Loan {
                 "a received loan cannot be sent on: copy it into a loan of your own",
             ));
         };
-        match current_channel(|c| c.id()) {
-            Some(id) if id == self.channel => {}
-            Some(_) => {
-                return Err(refuse(
-                    "this loan belongs to another connection: make it with the client you call",
-                ))
-            }
-            None => return Err(refuse("a Loan can only be sent in an lpc call")),
-        }
         claim.lend();
-        let mut tuple = serializer.serialize_tuple(2)?;
+        let mut tuple = serializer.serialize_tuple(3)?;
+        tuple.serialize_element(&self.token)?;
         tuple.serialize_element(&claim.buffer().id())?;
         tuple.serialize_element(&(self.len as u64))?;
         tuple.end()
@@ -204,30 +202,31 @@ impl<'de> Deserialize<'de> for Loan {
             loan.as_mut().expect("our own loan").copy_from_slice(&bytes);
             return Ok(loan);
         }
-        let (id, len) = <(u32, u64)>::deserialize(deserializer)?;
+        let (token, id, len) = <(u64, u32, u64)>::deserialize(deserializer)?;
         let len = usize::try_from(len)
             .map_err(|_| D::Error::custom("loan length does not fit in memory"))?;
         let received = current_channel(|channel| {
-            (
-                channel.bulk_theirs(id, channel.receive_limit()),
-                channel.id(),
-            )
+            (channel.token() == token).then(|| channel.bulk_theirs(id, channel.receive_limit()))
         });
-        let (bulk, channel) = match received {
-            Some((Ok(bulk), channel)) => (bulk, channel),
-            Some((Err(e), _)) => {
-                return Err(D::Error::custom(format!(
-                    "cannot map loaned buffer {id}: {e:?}"
-                )))
+        let bulk = match received {
+            Some(Some(Ok(bulk))) => bulk,
+            Some(Some(Err(e))) => {
+                return Err(refuse_de(format!("cannot map loaned buffer {id}: {e:?}")))
+            }
+            Some(None) => {
+                return Err(refuse_de(
+                    "this loan belongs to another connection: make it with the client you call"
+                        .into(),
+                ))
             }
             None => {
-                return Err(D::Error::custom(
-                    "a Loan can only be received as an argument or result of an lpc call",
+                return Err(refuse_de(
+                    "a Loan can only be received as an argument or result of an lpc call".into(),
                 ))
             }
         };
         if bulk.data(len).is_none() {
-            return Err(D::Error::custom(format!(
+            return Err(refuse_de(format!(
                 "loan of {len} bytes exceeds its {} byte buffer",
                 bulk.capacity()
             )));
@@ -235,7 +234,7 @@ impl<'de> Deserialize<'de> for Loan {
         Ok(Loan {
             inner: Inner::Theirs(bulk),
             len,
-            channel,
+            token,
         })
     }
 }
@@ -278,7 +277,7 @@ pub(crate) fn claim(
         .map(|c| Loan {
             inner: Inner::Ours(c),
             len,
-            channel: channel.id(),
+            token: channel.token(),
         })
         .map_err(|e| bulk_error(service, e))
 }

@@ -168,14 +168,15 @@ mod client {
     //! `THREADS` calling threads on one reconnecting client. Every 200 ms it prints
     //! `report k=v ...` with its cumulative counters. Commands on stdin: `pause` (the threads
     //! finish their call and wait; the client makes sure its connection is live and answers
-    //! `paused fds=.. memfd_maps=.. memfd_kb=.. rss_anon_kb=..`), `resume`, `stop` (or end of
-    //! input: finish, print `final k=v ...`, exit 0).
+    //! `paused live=.. fds=.. sockets=.. memfd_fds=.. memfd_maps=.. memfd_kb=.. rss_anon_kb=..
+    //! reconnecting_calls=..`), `resume`, `stop` (or end of input: finish, print
+    //! `final k=v ...`, exit 0).
 
     use super::*;
 
     /// Counters of one client process; maxima are the keys starting with `max_`.
     #[derive(Default)]
-    pub(super) struct Stats {
+    struct Stats {
         values: BTreeMap<&'static str, u64>,
         /// First message of each unexpected error kind, printed once.
         reported: Vec<&'static str>,
@@ -199,27 +200,21 @@ mod client {
     }
 
     /// The counter of an error.
-    pub(super) fn error_kind(e: &Error) -> &'static str {
-        let phase = |p: &CallPhase| match p {
-            CallPhase::NotSent => "not_sent",
-            CallPhase::NotTaken => "not_taken",
-            CallPhase::Executing => "executing",
-            CallPhase::ReplyLost => "reply_lost",
-        };
+    fn error_kind(e: &Error) -> &'static str {
         match e {
-            Error::Disconnected { phase: p, .. } => match phase(p) {
-                "not_sent" => "err_disconnected_not_sent",
-                "not_taken" => "err_disconnected_not_taken",
-                "executing" => "err_disconnected_executing",
-                _ => "err_disconnected_reply_lost",
+            Error::Disconnected { phase, .. } => match phase {
+                CallPhase::NotSent => "err_disconnected_not_sent",
+                CallPhase::NotTaken => "err_disconnected_not_taken",
+                CallPhase::Executing => "err_disconnected_executing",
+                CallPhase::ReplyLost => "err_disconnected_reply_lost",
             },
             // A timeout while (re)connecting has no method.
             Error::Timeout { method: None, .. } => "err_timeout_connecting",
-            Error::Timeout { phase: p, .. } => match phase(p) {
-                "not_sent" => "err_timeout_not_sent",
-                "not_taken" => "err_timeout_not_taken",
-                "executing" => "err_timeout_executing",
-                _ => "err_timeout_reply_lost",
+            Error::Timeout { phase, .. } => match phase {
+                CallPhase::NotSent => "err_timeout_not_sent",
+                CallPhase::NotTaken => "err_timeout_not_taken",
+                CallPhase::Executing => "err_timeout_executing",
+                CallPhase::ReplyLost => "err_timeout_reply_lost",
             },
             Error::NotFound { .. } => "err_not_found",
             Error::Busy { .. } => "err_busy",
@@ -504,6 +499,19 @@ mod client {
         false
     }
 
+    /// Time spent in timed sections.
+    #[derive(Default)]
+    struct Stopwatch(Duration);
+
+    impl Stopwatch {
+        fn time<T>(&mut self, f: impl FnOnce() -> T) -> T {
+            let start = Instant::now();
+            let r = f();
+            self.0 += start.elapsed();
+            r
+        }
+    }
+
     /// One calling thread.
     fn work(shared: &Shared, probe: &ProbeClient, mut rng: Rng) {
         let control = &shared.control;
@@ -532,135 +540,128 @@ mod client {
             let p = probe.with_timeout(deadline);
             let reconnecting = probe.client().is_disconnected();
             let pick = rng.range(0, 99);
-            let (op, start, result): (&'static str, Instant, Result<Option<String>, Error>) =
-                match pick {
-                    // add, checked.
-                    0..=24 => {
-                        let (a, b) = (rng.next() as i32, rng.next() as i32);
-                        let start = Instant::now();
-                        let r = p.add(a, b).map(|s| {
-                            (s != a.wrapping_add(b)).then(|| format!("add({a}, {b}) returned {s}"))
-                        });
-                        ("add", start, r)
-                    }
-                    // echo: inline (≤ 4000 B), spilled (4 KiB–256 KiB) or large (≤ 2 MiB).
-                    25..=54 => {
-                        let (op, len) = match pick {
-                            25..=41 => ("echo", rng.range(0, 4000)),
-                            42..=52 => ("echo_spilled", rng.range(4097, 256 << 10)),
-                            _ => ("echo_large", rng.range(256 << 10, 2 << 20)),
-                        };
-                        buf.resize(len as usize, 0);
-                        rng.fill(&mut buf);
-                        let start = Instant::now();
-                        let r = p.echo(&buf).map(|back| {
-                            (back != buf).then(|| {
-                                let at = back.iter().zip(&buf).position(|(x, y)| x != y);
-                                format!(
-                                    "echo of {len} bytes returned {} bytes, \
+            // Time spent in lpc, not in making or checking the data.
+            let mut sw = Stopwatch::default();
+            let (op, result): (&'static str, Result<Option<String>, Error>) = match pick {
+                // add, checked.
+                0..=24 => {
+                    let (a, b) = (rng.next() as i32, rng.next() as i32);
+                    let r = sw.time(|| p.add(a, b)).map(|s| {
+                        (s != a.wrapping_add(b)).then(|| format!("add({a}, {b}) returned {s}"))
+                    });
+                    ("add", r)
+                }
+                // echo: inline (≤ 4000 B), spilled (4 KiB–256 KiB) or large (≤ 2 MiB).
+                25..=54 => {
+                    let (op, len) = match pick {
+                        25..=41 => ("echo", rng.range(0, 4000)),
+                        42..=52 => ("echo_spilled", rng.range(4097, 256 << 10)),
+                        _ => ("echo_large", rng.range(256 << 10, 2 << 20)),
+                    };
+                    buf.resize(len as usize, 0);
+                    rng.fill(&mut buf);
+                    let r = sw.time(|| p.echo(&buf)).map(|back| {
+                        (back != buf).then(|| {
+                            let at = back.iter().zip(&buf).position(|(x, y)| x != y);
+                            format!(
+                                "echo of {len} bytes returned {} bytes, \
                                      first difference at {at:?}",
-                                    back.len()
-                                )
-                            })
-                        });
-                        (op, start, r)
-                    }
-                    // touch: &mut parameters come back updated.
-                    55..=72 => {
-                        let id = rng.next() as u32 >> 1;
-                        let count = rng.range(0, 32) as usize;
-                        let values: Vec<f64> =
-                            (0..count).map(|_| (rng.next() >> 11) as f64).collect();
-                        let name = format!("client {} call {n}", shared.slot);
-                        let mut record = Record {
-                            id,
-                            name: name.clone(),
-                            values: values.clone(),
-                        };
-                        let counter0 = rng.next() >> 1;
-                        let mut counter = counter0;
-                        let start = Instant::now();
-                        let r = p.touch(&mut record, &mut counter).map(|len| {
-                            let doubled: Vec<f64> = values.iter().map(|v| v * 2.0).collect();
-                            (len != count
-                                || record.id != id + 1
-                                || record.name != format!("{name} (touched)")
-                                || record.values != doubled
-                                || counter != counter0 + 1)
-                                .then(|| {
-                                    format!(
-                                        "touch returned {len}, record {record:?}, \
+                                back.len()
+                            )
+                        })
+                    });
+                    (op, r)
+                }
+                // touch: &mut parameters come back updated.
+                55..=72 => {
+                    let id = rng.next() as u32 >> 1;
+                    let count = rng.range(0, 32) as usize;
+                    let values: Vec<f64> = (0..count).map(|_| (rng.next() >> 11) as f64).collect();
+                    let name = format!("client {} call {n}", shared.slot);
+                    let mut record = Record {
+                        id,
+                        name: name.clone(),
+                        values: values.clone(),
+                    };
+                    let counter0 = rng.next() >> 1;
+                    let mut counter = counter0;
+                    let r = sw.time(|| p.touch(&mut record, &mut counter)).map(|len| {
+                        let doubled: Vec<f64> = values.iter().map(|v| v * 2.0).collect();
+                        (len != count
+                            || record.id != id + 1
+                            || record.name != format!("{name} (touched)")
+                            || record.values != doubled
+                            || counter != counter0 + 1)
+                            .then(|| {
+                                format!(
+                                    "touch returned {len}, record {record:?}, \
                                          counter {counter} (sent id {id}, {count} values, \
                                          counter {counter0})"
-                                    )
-                                })
-                        });
-                        ("touch", start, r)
-                    }
-                    // An application error travels as a value.
-                    73..=76 => {
-                        let x = -(rng.range(1, 1 << 40) as i64);
-                        let start = Instant::now();
-                        let r = p.checked_sqrt(x).map(|r| {
-                            (r != Err(ProbeError::Negative(x)))
-                                .then(|| format!("checked_sqrt({x}) returned {r:?}"))
-                        });
-                        ("sqrt", start, r)
-                    }
-                    // A loan (up to 1 MiB) filled in place and summed by the service in place.
-                    77..=83 => {
-                        let len = rng.range(1, 1 << 20) as usize;
-                        let start = Instant::now();
-                        let r = p.client().loan(len).and_then(|mut loan| {
-                            let bytes = loan.as_mut().expect("our own loan");
-                            rng.fill(bytes);
-                            let sum: u64 = bytes.iter().map(|&b| u64::from(b)).sum();
-                            p.loan_sum(&loan).map(|back| {
-                                (back != sum).then(|| {
-                                    format!("loan_sum of {len} bytes returned {back}, not {sum}")
-                                })
-                            })
-                        });
-                        ("loan_sum", start, r)
-                    }
-                    // A loan made by the service and read here in place.
-                    84..=89 => {
-                        let len = rng.range(0, 1 << 20);
-                        let byte = rng.next() as u8;
-                        let fill = len <= 64 << 10;
-                        let start = Instant::now();
-                        let r = p.loan_make(len, byte, fill).map(|loan| {
-                            let ends = loan.first().is_none_or(|&b| b == byte)
-                                && loan.last().is_none_or(|&b| b == byte);
-                            let all = !fill || loan.iter().all(|&b| b == byte);
-                            (loan.len() as u64 != len || !ends || !all).then(|| {
-                                format!(
-                                    "loan_make({len}, {byte}, {fill}) returned {} bytes, \
-                                     first {:?}, last {:?}, all filled: {all}",
-                                    loan.len(),
-                                    loan.first(),
-                                    loan.last()
                                 )
                             })
-                        });
-                        ("loan_make", start, r)
-                    }
-                    // sleep_ms: short, or (1 in 5) past the deadline, to time out while the
-                    // handler runs.
-                    _ => {
-                        let ms = if rng.chance(1, 5) {
-                            deadline.as_millis() as u64 + rng.range(20, 300)
-                        } else {
-                            rng.range(0, 20)
-                        };
-                        let start = Instant::now();
-                        let r = p.sleep_ms(ms).map(|back| {
-                            (back != ms).then(|| format!("sleep_ms({ms}) returned {back}"))
-                        });
-                        ("sleep_ms", start, r)
-                    }
-                };
-            let wall = start.elapsed();
+                    });
+                    ("touch", r)
+                }
+                // An application error travels as a value.
+                73..=76 => {
+                    let x = -(rng.range(1, 1 << 40) as i64);
+                    let r = sw.time(|| p.checked_sqrt(x)).map(|r| {
+                        (r != Err(ProbeError::Negative(x)))
+                            .then(|| format!("checked_sqrt({x}) returned {r:?}"))
+                    });
+                    ("sqrt", r)
+                }
+                // A loan (up to 1 MiB) filled in place and summed by the service in place.
+                77..=83 => {
+                    let len = rng.range(1, 1 << 20) as usize;
+                    let r = sw.time(|| p.client().loan(len)).and_then(|mut loan| {
+                        let bytes = loan.as_mut().expect("our own loan");
+                        rng.fill(bytes);
+                        let sum: u64 = bytes.iter().map(|&b| u64::from(b)).sum();
+                        sw.time(|| p.loan_sum(&loan)).map(|back| {
+                            (back != sum).then(|| {
+                                format!("loan_sum of {len} bytes returned {back}, not {sum}")
+                            })
+                        })
+                    });
+                    ("loan_sum", r)
+                }
+                // A loan made by the service and read here in place.
+                84..=89 => {
+                    let len = rng.range(0, 1 << 20);
+                    let byte = rng.next() as u8;
+                    let fill = len <= 64 << 10;
+                    let r = sw.time(|| p.loan_make(len, byte, fill)).map(|loan| {
+                        let ends = loan.first().is_none_or(|&b| b == byte)
+                            && loan.last().is_none_or(|&b| b == byte);
+                        let all = !fill || loan.iter().all(|&b| b == byte);
+                        (loan.len() as u64 != len || !ends || !all).then(|| {
+                            format!(
+                                "loan_make({len}, {byte}, {fill}) returned {} bytes, \
+                                     first {:?}, last {:?}, all filled: {all}",
+                                loan.len(),
+                                loan.first(),
+                                loan.last()
+                            )
+                        })
+                    });
+                    ("loan_make", r)
+                }
+                // sleep_ms: short, or (1 in 5) past the deadline, to time out while the
+                // handler runs.
+                _ => {
+                    let ms = if rng.chance(1, 5) {
+                        deadline.as_millis() as u64 + rng.range(20, 300)
+                    } else {
+                        rng.range(0, 20)
+                    };
+                    let r = sw.time(|| p.sleep_ms(ms)).map(|back| {
+                        (back != ms).then(|| format!("sleep_ms({ms}) returned {back}"))
+                    });
+                    ("sleep_ms", r)
+                }
+            };
+            let wall = sw.0;
             let outcome = match result {
                 Ok(None) => Outcome::Ok,
                 Ok(Some(wrong)) => Outcome::Wrong(wrong),
@@ -1263,9 +1264,9 @@ mod driver {
                 continue;
             }
             next = Instant::now() + Duration::from_millis(rng.range(100, 800));
-            // The service 1 time in 6, and at least every 8th kill while it may be killed.
+            // The service 1 time in 6, and at least every 6th kill while it may be killed.
             let kill_service =
-                Instant::now() < service_kills_end && (rng.chance(1, 6) || since_service_kill >= 7);
+                Instant::now() < service_kills_end && (rng.chance(1, 6) || since_service_kill >= 5);
             if kill_service {
                 since_service_kill = 0;
                 if let Some(mut s) = d.service.take() {

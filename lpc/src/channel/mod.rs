@@ -109,11 +109,9 @@ pub(crate) struct Channel {
     peer_limit: u64,
     /// The largest payload we accept from the peer.
     receive_limit: u64,
-    /// Unique in this process: tells which connection a loan belongs to.
-    id: u64,
+    /// Shared by both ends (chosen by the service): names the connection in loan handles.
+    token: u64,
 }
-
-static NEXT_CHANNEL_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl Channel {
     pub(crate) fn new(memory: ConnectionMemory, stream: Arc<Stream>) -> Channel {
@@ -127,8 +125,17 @@ impl Channel {
             bulk: bulk::BulkTable::default(),
             peer_limit: u64::MAX,
             receive_limit: u64::MAX,
-            id: NEXT_CHANNEL_ID.fetch_add(1, Ordering::Relaxed),
+            token: 0,
         }
+    }
+
+    /// Sets the connection's token (see `Welcome::token`).
+    pub(crate) fn set_token(&mut self, token: u64) {
+        self.token = token;
+    }
+
+    pub(crate) fn token(&self) -> u64 {
+        self.token
     }
 
     /// Sets the largest payload we accept from the peer (for spill and bulk buffers).
@@ -138,11 +145,6 @@ impl Channel {
 
     pub(crate) fn receive_limit(&self) -> u64 {
         self.receive_limit
-    }
-
-    /// This connection's identity in this process.
-    pub(crate) fn id(&self) -> u64 {
-        self.id
     }
 
     pub(crate) fn set_peer_limit(&mut self, limit: u64) {

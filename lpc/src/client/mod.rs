@@ -128,10 +128,18 @@ impl ClientOptions {
 /// A connection to a service. Clone it freely: clones share the connection.
 #[derive(Clone)]
 pub struct Client {
-    conn: Arc<Connection>,
+    link: Link,
     call_timeout: Option<Duration>,
     slot_wait: Option<Duration>,
-    reconnect: Option<Arc<Reconnector>>,
+}
+
+/// How a client reaches its connection.
+#[derive(Clone)]
+enum Link {
+    /// One connection for the client's life: no indirection on the call path.
+    Fixed(Arc<Connection>),
+    /// A connection replaced after it is lost (each call takes the reconnector's lock).
+    Reconnecting(Arc<Reconnector>),
 }
 
 /// What a reconnecting client needs to connect again, and the connection it uses now.
@@ -139,6 +147,8 @@ struct Reconnector {
     name: String,
     interface: Option<&'static InterfaceDescriptor>,
     options: ClientOptions,
+    /// The interface announced at the first connection.
+    remote: InterfaceInfo,
     current: Mutex<Arc<Connection>>,
 }
 
@@ -172,8 +182,8 @@ impl std::ops::Deref for Live<'_> {
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
-            .field("service", &self.conn.service)
-            .field("interface", &self.conn.remote.name)
+            .field("service", &self.service_name())
+            .field("interface", &self.interface().name)
             .field("call_timeout", &self.call_timeout)
             .finish()
     }
@@ -199,7 +209,7 @@ thread_local! {
 }
 
 scoped_tls::scoped_thread_local! {
-    /// The connection whose call this thread is encoding or decoding (for `Loan`s).
+    /// The connection whose result this thread is decoding (for `Loan`s).
     static CALLING: Channel
 }
 
@@ -237,19 +247,21 @@ impl Client {
         options: &ClientOptions,
     ) -> Result<Client> {
         let conn = Arc::new(Self::open(name, interface, options)?);
-        let reconnect = options.reconnect.then(|| {
-            Arc::new(Reconnector {
+        let link = if options.reconnect {
+            Link::Reconnecting(Arc::new(Reconnector {
                 name: name.to_owned(),
                 interface,
                 options: options.clone(),
-                current: Mutex::new(conn.clone()),
-            })
-        });
+                remote: conn.remote.clone(),
+                current: Mutex::new(conn),
+            }))
+        } else {
+            Link::Fixed(conn)
+        };
         Ok(Client {
-            conn,
+            link,
             call_timeout: options.call_timeout,
             slot_wait: options.slot_wait,
-            reconnect,
         })
     }
 
@@ -309,9 +321,29 @@ impl Client {
             interface: interface.map(|i| (i.name.to_owned(), i.fingerprint)),
             max_reply: options.max_reply,
         };
+        let gone = |e: &std::io::Error| {
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::NotConnected
+            )
+        };
+        // The service dying during the handshake is a lost connection, like any other.
+        let disconnected = || Error::Disconnected {
+            service: name.to_owned(),
+            method: None,
+            phase: CallPhase::NotSent,
+        };
         stream
             .send(&Message::Hello(hello).encode(), None)
-            .map_err(|e| Error::io(name, "sending the handshake", e))?;
+            .map_err(|e| {
+                if gone(&e) {
+                    disconnected()
+                } else {
+                    Error::io(name, "sending the handshake", e)
+                }
+            })?;
         let mut buf = vec![0u8; MAX_MESSAGE];
         let (n, shm) = match stream.recv(&mut buf, Some(deadline)) {
             Ok(r) => r,
@@ -323,6 +355,7 @@ impl Client {
                     format!("bad handshake reply: {e}"),
                 ))
             }
+            Err(e) if gone(&e) => return Err(disconnected()),
             Err(e) => return Err(Error::io(name, "receiving the handshake", e)),
         };
         if n == 0 {
@@ -375,6 +408,7 @@ impl Client {
         let mut channel = Channel::new(memory, Arc::new(stream));
         channel.set_peer_limit(welcome.max_request);
         channel.set_receive_limit(options.max_reply);
+        channel.set_token(welcome.token);
         let conn = Connection {
             service: name.to_owned(),
             channel,
@@ -397,12 +431,10 @@ impl Client {
     /// The connection to use for a call: ours while it lives; after it is lost, a new one if
     /// this client reconnects.
     fn live(&self, method: &str) -> Result<Live<'_>> {
-        if !self.conn.dead.load(Ordering::Relaxed) {
-            return Ok(Live::Own(&self.conn));
-        }
-        match &self.reconnect {
-            Some(reconnector) => reconnector.connection().map(Live::Renewed),
-            None => Err(self.conn.disconnected(method, CallPhase::NotSent)),
+        match &self.link {
+            Link::Fixed(conn) if !conn.dead.load(Ordering::Relaxed) => Ok(Live::Own(conn)),
+            Link::Fixed(conn) => Err(conn.disconnected(method, CallPhase::NotSent)),
+            Link::Reconnecting(reconnector) => reconnector.connection().map(Live::Renewed),
         }
     }
 
@@ -416,25 +448,31 @@ impl Client {
 
     /// The service name this client connected to.
     pub fn service_name(&self) -> &str {
-        &self.conn.service
+        match &self.link {
+            Link::Fixed(conn) => &conn.service,
+            Link::Reconnecting(r) => &r.name,
+        }
     }
 
     /// The interface the service announced at the handshake.
     pub fn interface(&self) -> &InterfaceInfo {
-        &self.conn.remote
+        match &self.link {
+            Link::Fixed(conn) => &conn.remote,
+            Link::Reconnecting(r) => &r.remote,
+        }
     }
 
     /// True once the connection is known to be lost; every later call fails with
     /// [`Error::Disconnected`] (or, with [`ClientOptions::reconnect`], connects again).
     pub fn is_disconnected(&self) -> bool {
-        match &self.reconnect {
-            Some(r) => r
+        match &self.link {
+            Link::Fixed(conn) => conn.dead.load(Ordering::Relaxed),
+            Link::Reconnecting(r) => r
                 .current
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .dead
                 .load(Ordering::Relaxed),
-            None => self.conn.dead.load(Ordering::Relaxed),
         }
     }
 
@@ -452,10 +490,34 @@ impl Client {
         A: Serialize + ?Sized,
         R: DeserializeOwned,
     {
+        self.call_inner(method, args, false)
+    }
+
+    /// Like [`Client::call`], for methods whose result holds a [`crate::Loan`]: decodes the
+    /// result where the loan's buffer can be mapped. Generated clients use it for methods whose
+    /// return type names `Loan`.
+    pub fn call_loaned<A, R>(&self, method: &'static MethodDescriptor, args: &A) -> Result<R>
+    where
+        A: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
+        self.call_inner(method, args, true)
+    }
+
+    fn call_inner<A, R>(
+        &self,
+        method: &'static MethodDescriptor,
+        args: &A,
+        loans: bool,
+    ) -> Result<R>
+    where
+        A: Serialize + ?Sized,
+        R: DeserializeOwned,
+    {
         BUFFERS.with(|cell| match cell.try_borrow_mut() {
             Ok(mut bufs) => {
                 let (request, reply) = &mut *bufs;
-                let result = self.call_with(method.id, method.name, args, request, reply);
+                let result = self.call_with(method.id, method.name, args, request, reply, loans);
                 if request.capacity() > KEEP_BUFFER {
                     *request = Vec::new();
                 }
@@ -472,6 +534,7 @@ impl Client {
                 args,
                 &mut Vec::new(),
                 &mut Vec::new(),
+                loans,
             ),
         })
     }
@@ -483,6 +546,7 @@ impl Client {
         args: &A,
         request: &mut Vec<u8>,
         reply: &mut Vec<u8>,
+        loans: bool,
     ) -> Result<R>
     where
         A: Serialize + ?Sized,
@@ -490,28 +554,33 @@ impl Client {
     {
         let conn = self.live(method)?;
         request.clear();
-        // Loans among the arguments check that they belong to this connection.
-        CALLING
-            .set(&conn.channel, || codec::encode_into(args, request))
-            .map_err(|e| {
-                let why = crate::loan::take_error().map_or_else(|| e.to_string(), str::to_owned);
-                Error::protocol(
-                    &conn.service,
-                    Some(method),
-                    format!("cannot encode the arguments: {why}"),
-                )
-            })?;
+        codec::encode_into(args, request).map_err(|e| {
+            let why = crate::loan::take_error().unwrap_or_else(|| e.to_string());
+            Error::protocol(
+                &conn.service,
+                Some(method),
+                format!("cannot encode the arguments: {why}"),
+            )
+        })?;
         self.exchange_on(&conn, method_id, method, 0, request, reply)?;
-        // Loans in the result are mapped from this connection.
-        CALLING
-            .set(&conn.channel, || codec::decode_exact(reply))
-            .map_err(|e| {
-                Error::protocol(
-                    &conn.service,
-                    Some(method),
-                    format!("cannot decode the result: {e}"),
-                )
-            })
+        let decode = || codec::decode_exact(reply);
+        let decoded = if loans {
+            CALLING.set(&conn.channel, decode)
+        } else {
+            decode()
+        };
+        decoded.map_err(|e| {
+            let why = if loans {
+                crate::loan::take_error()
+            } else {
+                None
+            };
+            Error::protocol(
+                &conn.service,
+                Some(method),
+                format!("cannot decode the result: {}", why.unwrap_or(e)),
+            )
+        })
     }
 
     /// Calls `method` by name with JSON arguments — an array in parameter order, or an object

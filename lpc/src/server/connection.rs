@@ -187,13 +187,16 @@ fn handshake(shared: &Shared, conn: &ConnectionShared) -> Result<Channel, String
         slot_count: geometry.slot_count,
         slot_size: geometry.slot_size,
         max_request: options.max_payload,
+        token: connection_token(),
     };
+    let welcome_token = welcome.token;
     conn.stream
         .send(&Message::Welcome(welcome).encode(), Some(&shm))
         .map_err(|e| format!("sending the welcome: {e}"))?;
     let mut channel = Channel::new(memory, conn.stream.clone());
     channel.set_peer_limit(hello.max_reply);
     channel.set_receive_limit(options.max_payload);
+    channel.set_token(welcome_token);
     Ok(channel)
 }
 
@@ -398,4 +401,19 @@ fn dispatch(shared: &Shared, method: u32, json: bool, args: &[u8], reply: &mut V
             Status::Panicked
         }
     }
+}
+
+/// A token naming a new connection in loan handles: unique among this process's connections,
+/// and unlikely to collide with another service's (it mixes in the pid and the time).
+fn connection_token() -> u64 {
+    static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNT.fetch_add(1, Ordering::Relaxed);
+    crate::interface::fnv1a64(
+        &[
+            n.to_le_bytes(),
+            u64::from(std::process::id()).to_le_bytes(),
+            monotonic_ns().to_le_bytes(),
+        ]
+        .concat(),
+    )
 }

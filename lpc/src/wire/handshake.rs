@@ -57,6 +57,9 @@ pub(crate) struct Welcome {
     pub(crate) slot_size: u32,
     /// The largest request payload the service accepts.
     pub(crate) max_request: u64,
+    /// Names this connection in loan handles, so that a loan made on another connection is
+    /// recognised as such.
+    pub(crate) token: u64,
 }
 
 /// Why a service refused a connection.
