@@ -102,6 +102,17 @@ fn connections_past_the_limit_are_busy() {
 }
 
 #[test]
+fn connections_past_the_per_user_limit_are_busy() {
+    let dir = TempDir::new().unwrap();
+    let _service = start(dir.path(), &["probe", "--max-per-uid", "1"]);
+    let first = ProbeClient::connect_with("probe", &client_options(dir.path())).unwrap();
+    let err = ProbeClient::connect_with("probe", &client_options(dir.path())).unwrap_err();
+    assert!(matches!(&err, Error::Busy { .. }), "{err:?}");
+    assert!(err.to_string().contains("limit per user"), "{err}");
+    assert_eq!(first.add(2, 2).unwrap(), 4);
+}
+
+#[test]
 fn a_call_finding_every_slot_taken_is_busy_at_once() {
     let dir = TempDir::new().unwrap();
     let mut service = start(dir.path(), &["probe", "--slots", "1"]);

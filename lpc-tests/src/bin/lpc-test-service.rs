@@ -1,5 +1,5 @@
 //! `lpc-test-service NAME [--slots N] [--max-payload BYTES] [--max-connections N]
-//! [--allow-uid UID] [--no-spin]`: serves `Probe` in
+//! [--max-per-uid N] [--allow-uid UID] [--no-spin]`: serves `Probe` in
 //! `$LPC_RUNTIME_DIR`; prints `ready <pid>` once clients can connect.
 
 use lpc_tests::{ProbeServer, ProbeService};
@@ -22,6 +22,9 @@ fn main() -> Result<(), lpc::Error> {
     }
     if let Some(n) = value("--max-connections") {
         options = options.max_connections(n as usize);
+    }
+    if let Some(n) = value("--max-per-uid") {
+        options = options.max_connections_per_uid(n as usize);
     }
     if let Some(uid) = value("--allow-uid") {
         options = options.allow_uid(uid as u32);
