@@ -1,51 +1,5 @@
-//! Loaned buffers: large byte payloads written once, in place, in shared memory, and read in
-//! place by the other side — no copy, whatever the size.
-//!
-//! A [`Loan`] is a byte buffer inside a connection's shared memory. Pass `&Loan` as an
-//! argument, or return a `Loan` as a result, and only a handle (buffer id and length) crosses;
-//! the bytes stay where the sender wrote them:
-//!
-//! ```no_run
-//! use lpc::Loan;
-//!
-//! #[lpc::service]
-//! pub trait Images {
-//!     /// Reads the image in place.
-//!     fn checksum(&self, image: &Loan) -> u64;
-//!     /// Renders into a buffer the caller then reads in place.
-//!     fn render(&self, width: u32, height: u32) -> Loan;
-//! }
-//!
-//! struct Renderer;
-//! impl Images for Renderer {
-//!     fn checksum(&self, image: &Loan) -> u64 {
-//!         image.iter().map(|&b| u64::from(b)).sum()
-//!     }
-//!     fn render(&self, width: u32, height: u32) -> Loan {
-//!         // Inside a handler, a loan comes from the caller's connection.
-//!         let mut out = Loan::new(width as usize * height as usize).expect("memory");
-//!         out.as_mut().expect("our own loan").fill(0x80);
-//!         out
-//!     }
-//! }
-//!
-//! # fn main() -> Result<(), lpc::Error> {
-//! let images = ImagesClient::connect("images")?;
-//! let mut frame = images.client().loan(64 << 20)?; // 64 MiB, in shared memory
-//! frame.as_mut().expect("our own loan").fill(7); // written once, in place
-//! let sum = images.checksum(&frame)?; // the service reads it where it is
-//! let picture = images.render(1920, 1080)?; // read in place, too
-//! assert_eq!(picture.len(), 1920 * 1080);
-//! # Ok(()) }
-//! ```
-//!
-//! Buffers are reused: after the first call of a size, later calls touch no new memory, so a
-//! call with a 64 MiB loan costs about what one with 1 KiB costs. A buffer goes back to its
-//! creator when the receiving side drops its `Loan`; the sender does not reuse it before.
-//!
-//! The bytes of a received loan are shared with the process that wrote them: treat them as
-//! input to validate, like any data from another process (a misbehaving peer could still
-//! change them while you read; it cannot make them longer or shorter).
+//! Loaned buffers (see [`Loan`]): large byte payloads read and written in place in shared
+//! memory.
 
 use std::fmt;
 use std::ops::Deref;
@@ -59,7 +13,54 @@ use crate::channel::{Channel, ChannelError};
 use crate::shm::bulk::{BulkClaim, PeerBulk};
 use crate::Error;
 
-/// A byte buffer in a connection's shared memory; see the [module docs](self).
+/// Loaned buffers: large byte payloads written once, in place, in shared memory, and read in
+/// place by the other side — no copy, whatever the size.
+///
+/// A [`Loan`] is a byte buffer inside a connection's shared memory. Pass `&Loan` as an
+/// argument, or return a `Loan` as a result, and only a handle (buffer id and length) crosses;
+/// the bytes stay where the sender wrote them:
+///
+/// ```no_run
+/// use lpc::Loan;
+///
+/// #[lpc::service]
+/// pub trait Images {
+///     /// Reads the image in place.
+///     fn checksum(&self, image: &Loan) -> u64;
+///     /// Renders into a buffer the caller then reads in place.
+///     fn render(&self, width: u32, height: u32) -> Loan;
+/// }
+///
+/// struct Renderer;
+/// impl Images for Renderer {
+///     fn checksum(&self, image: &Loan) -> u64 {
+///         image.iter().map(|&b| u64::from(b)).sum()
+///     }
+///     fn render(&self, width: u32, height: u32) -> Loan {
+///         // Inside a handler, a loan comes from the caller's connection.
+///         let mut out = Loan::new(width as usize * height as usize).expect("memory");
+///         out.as_mut().expect("our own loan").fill(0x80);
+///         out
+///     }
+/// }
+///
+/// # fn main() -> Result<(), lpc::Error> {
+/// let images = ImagesClient::connect("images")?;
+/// let mut frame = images.client().loan(64 << 20)?; // 64 MiB, in shared memory
+/// frame.as_mut().expect("our own loan").fill(7); // written once, in place
+/// let sum = images.checksum(&frame)?; // the service reads it where it is
+/// let picture = images.render(1920, 1080)?; // read in place, too
+/// assert_eq!(picture.len(), 1920 * 1080);
+/// # Ok(()) }
+/// ```
+///
+/// Buffers are reused: after the first call of a size, later calls touch no new memory, so a
+/// call with a 64 MiB loan costs about what one with 1 KiB costs. A buffer goes back to its
+/// creator when the receiving side drops its `Loan`; the sender does not reuse it before.
+///
+/// The bytes of a received loan are shared with the process that wrote them: treat them as
+/// input to validate, like any data from another process (a misbehaving peer could still
+/// change them while you read; it cannot make them longer or shorter).
 pub struct Loan {
     inner: Inner,
     len: usize,
