@@ -207,8 +207,7 @@ pub mod __private {
     /// Decodes a call's arguments (a tuple) in the service.
     #[inline]
     pub fn decode_args<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, DispatchError> {
-        crate::wire::codec::decode_exact(bytes).map_err(|e| {
-            let why = crate::loan::take_error().unwrap_or(e);
+        crate::wire::codec::decode_exact(bytes).map_err(|why| {
             DispatchError::BadArguments(format!(
                 "the arguments do not decode as the method's parameters: {why}"
             ))
@@ -221,8 +220,7 @@ pub mod __private {
         value: &T,
         out: &mut Vec<u8>,
     ) -> Result<(), DispatchError> {
-        crate::wire::codec::encode_into(value, out)
-            .map_err(|e| DispatchError::Encode(e.to_string()))
+        crate::wire::codec::encode_into(value, out).map_err(DispatchError::Encode)
     }
 }
 

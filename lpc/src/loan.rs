@@ -149,24 +149,14 @@ impl Drop for Loan {
     }
 }
 
-thread_local! {
-    /// Why the last loan failed to encode or decode (postcard keeps only "custom error").
-    static LAST_ERROR: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
-}
-
-/// Why the last loan on this thread failed to encode or decode, if one did.
-pub(crate) fn take_error() -> Option<String> {
-    LAST_ERROR.with(|e| e.borrow_mut().take())
-}
-
 fn refuse<E: serde::ser::Error>(why: &'static str) -> E {
-    LAST_ERROR.with(|e| *e.borrow_mut() = Some(why.to_owned()));
+    crate::wire::codec::note_custom_reason(why.to_owned());
     E::custom(why)
 }
 
 fn refuse_de<E: serde::de::Error>(why: String) -> E {
     let error = E::custom(&why);
-    LAST_ERROR.with(|e| *e.borrow_mut() = Some(why));
+    crate::wire::codec::note_custom_reason(why);
     error
 }
 

@@ -554,8 +554,7 @@ impl Client {
     {
         let conn = self.live(method)?;
         request.clear();
-        codec::encode_into(args, request).map_err(|e| {
-            let why = crate::loan::take_error().unwrap_or_else(|| e.to_string());
+        codec::encode_into(args, request).map_err(|why| {
             Error::protocol(
                 &conn.service,
                 Some(method),
@@ -569,16 +568,11 @@ impl Client {
         } else {
             decode()
         };
-        decoded.map_err(|e| {
-            let why = if loans {
-                crate::loan::take_error()
-            } else {
-                None
-            };
+        decoded.map_err(|why| {
             Error::protocol(
                 &conn.service,
                 Some(method),
-                format!("cannot decode the result: {}", why.unwrap_or(e)),
+                format!("cannot decode the result: {why}"),
             )
         })
     }

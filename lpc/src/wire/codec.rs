@@ -26,18 +26,41 @@ impl postcard::ser_flavors::Flavor for AppendTo<'_> {
     }
 }
 
+thread_local! {
+    /// The message of the last custom serde error raised on this thread (postcard keeps only
+    /// "custom error"); taken by the next failure that reports it.
+    static CUSTOM_REASON: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Records why a `Serialize`/`Deserialize` impl is about to fail with a custom error.
+pub(crate) fn note_custom_reason(why: String) {
+    CUSTOM_REASON.with(|r| *r.borrow_mut() = Some(why));
+}
+
+/// A postcard error's message: for a custom error, the reason noted just before it. Only
+/// failures read the note (nothing on the success path), and every failure clears it.
+fn explain(e: postcard::Error) -> String {
+    let noted = CUSTOM_REASON.with(|r| r.borrow_mut().take());
+    match e {
+        postcard::Error::SerdeSerCustom | postcard::Error::SerdeDeCustom => {
+            noted.unwrap_or_else(|| e.to_string())
+        }
+        _ => e.to_string(),
+    }
+}
+
 /// Appends the postcard encoding of `value` to `out`.
 #[inline]
 pub(crate) fn encode_into<T: Serialize + ?Sized>(
     value: &T,
     out: &mut Vec<u8>,
-) -> postcard::Result<()> {
-    postcard::serialize_with_flavor(value, AppendTo(out))
+) -> Result<(), String> {
+    postcard::serialize_with_flavor(value, AppendTo(out)).map_err(explain)
 }
 
 /// Decodes `bytes` as exactly one `T`: trailing bytes mean the peer encoded something else.
 pub(crate) fn decode_exact<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, String> {
-    let (value, rest) = postcard::take_from_bytes(bytes).map_err(|e| e.to_string())?;
+    let (value, rest) = postcard::take_from_bytes(bytes).map_err(explain)?;
     if !rest.is_empty() {
         return Err(format!("{} unexpected trailing bytes", rest.len()));
     }
@@ -60,5 +83,25 @@ mod tests {
         assert!(decode_exact::<u32>(&[1, 2])
             .unwrap_err()
             .contains("trailing"));
+    }
+
+    #[test]
+    fn a_noted_reason_explains_only_a_custom_error_and_never_a_later_one() {
+        note_custom_reason("stale".into());
+        // A non-custom failure clears the note without using it.
+        let err = decode_exact::<u64>(&[]).unwrap_err();
+        assert!(!err.contains("stale"), "{err}");
+        note_custom_reason("the real reason".into());
+        let err = decode_exact::<Refuser>(&[0]).unwrap_err();
+        assert_eq!(err, "the real reason");
+    }
+
+    #[derive(Debug)]
+    struct Refuser;
+
+    impl<'de> serde::Deserialize<'de> for Refuser {
+        fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+            Err(serde::de::Error::custom("the real reason"))
+        }
     }
 }
