@@ -26,10 +26,20 @@ impl Channel {
     /// new one if none is free.
     pub(crate) fn bulk_claim(&self, len: usize) -> Result<BulkClaim, ChannelError> {
         let mut ours = self.bulk.ours.lock().unwrap_or_else(|p| p.into_inner());
-        let mut fitting: Vec<&Arc<BulkBuffer>> =
-            ours.iter().filter(|b| b.capacity() >= len).collect();
-        fitting.sort_by_key(|b| b.capacity());
-        if let Some(claim) = fitting.into_iter().find_map(|b| b.try_claim()) {
+        // The smallest free buffer that fits (no allocation: this runs once per loan).
+        let mut best: Option<BulkClaim> = None;
+        for buffer in ours.iter().filter(|b| b.capacity() >= len) {
+            if best
+                .as_ref()
+                .is_some_and(|c| c.buffer().capacity() <= buffer.capacity())
+            {
+                continue;
+            }
+            if let Some(claim) = buffer.try_claim() {
+                best = Some(claim); // dropping the previous best releases it
+            }
+        }
+        if let Some(claim) = best {
             return Ok(claim);
         }
         if ours.len() >= MAX_BULK_BUFFERS {
