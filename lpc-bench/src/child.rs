@@ -6,15 +6,11 @@
 //! child outlives its parent.
 
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::Path;
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-
-use lpc::{Server, ServerOptions};
-use lpc_examples::calc::{CalcServer, Calculator};
 
 /// Child side: announces readiness to the parent.
 pub fn ready() {
@@ -24,31 +20,28 @@ pub fn ready() {
 }
 
 /// Child side: exits the process when stdin reaches end of file (the parent closed it or
-/// died).
-pub fn exit_with_parent() {
-    std::thread::spawn(|| {
-        let mut buf = [0u8; 64];
-        let mut stdin = std::io::stdin();
+/// died). The lines the parent sends before that arrive on the returned receiver.
+pub fn exit_with_parent() -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = std::io::stdin().lock().lines();
         loop {
-            match stdin.read(&mut buf) {
-                Ok(0) | Err(_) => std::process::exit(0),
-                Ok(_) => {}
+            match lines.next() {
+                Some(Ok(line)) => {
+                    let _ = tx.send(line);
+                }
+                None | Some(Err(_)) => std::process::exit(0),
             }
         }
     });
+    rx
 }
 
-/// Child side: serves the calc example in `dir` under `name` until the parent leaves.
-pub fn serve_calc(dir: &Path, name: &str, block: bool, statistics: bool) -> Result<(), String> {
-    let options = ServerOptions::new()
-        .runtime_dir(dir)
-        .spin(!block)
-        .statistics(statistics);
-    let server = Server::bind_with(name, options).map_err(|e| e.to_string())?;
-    ready();
-    server
-        .serve(CalcServer::new(Calculator))
-        .map_err(|e| e.to_string())
+/// Child side: prints one line for the parent (see [`Peer::next_line`]).
+pub fn tell_parent(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
 }
 
 /// Parent side: a child process running one of the hidden subcommands. Dropping it kills and
@@ -68,7 +61,17 @@ impl Peer {
     /// Runs this executable with `args`; the watchdog kills the child after `limit`.
     pub fn spawn(what: &str, args: &[OsString], limit: Duration) -> Result<Peer, String> {
         let exe = std::env::current_exe().map_err(|e| format!("finding this executable: {e}"))?;
-        let mut child = Command::new(exe)
+        Peer::spawn_program(&exe, what, args, limit)
+    }
+
+    /// Runs `program` with `args`; the watchdog kills the child after `limit`.
+    pub fn spawn_program(
+        program: &std::path::Path,
+        what: &str,
+        args: &[OsString],
+        limit: Duration,
+    ) -> Result<Peer, String> {
+        let mut child = Command::new(program)
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -127,6 +130,29 @@ impl Peer {
                 "the {} child exited before it was ready",
                 self.what
             )),
+        }
+    }
+
+    /// Sends `line` to the child (see [`exit_with_parent`]).
+    pub fn send_line(&mut self, line: &str) -> Result<(), String> {
+        let stdin = self.stdin.as_mut().ok_or("stdin already closed")?;
+        writeln!(stdin, "{line}")
+            .and_then(|()| stdin.flush())
+            .map_err(|e| format!("writing to the {} child: {e}", self.what))
+    }
+
+    /// The next line the child prints (waiting at most `timeout`).
+    pub fn next_line(&self, timeout: Duration) -> Result<String, String> {
+        match self.lines.recv_timeout(timeout) {
+            Ok(Ok(line)) => Ok(line),
+            Ok(Err(e)) => Err(format!("reading the {} child's output: {e}", self.what)),
+            Err(RecvTimeoutError::Timeout) => Err(format!(
+                "the {} child said nothing within {timeout:?}",
+                self.what
+            )),
+            Err(RecvTimeoutError::Disconnected) => {
+                Err(format!("the {} child exited early", self.what))
+            }
         }
     }
 

@@ -1,6 +1,8 @@
 //! The floors: the least two processes can do to pass a value to each other and back through
 //! shared memory. `raw-spin` busy-waits on both sides; `raw-futex` always sleeps on a futex
-//! and always wakes the peer (no spinning at all). lpc's calls are compared against these.
+//! and always wakes the peer (no spinning at all). lpc's calls are compared against these,
+//! and against two more floors at the end of this file: a Unix-socket ping-pong (`raw-unix`)
+//! and `memcpy` bandwidth.
 //!
 //! Layout of the shared words (a file mapped by both processes):
 //!
@@ -11,11 +13,14 @@
 //!
 //! The parent stores an odd value `v` in ping; the child answers `v + 1` in pong.
 
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use lpc::floor::{futex_wait, futex_wake, SharedWords};
+use lpc_bench::stats::{measure, Budget, Summary};
 
 /// Index of the ping word.
 const PING: usize = 0;
@@ -138,7 +143,7 @@ impl Pinger {
 /// The child's side: answers pings until told to stop.
 pub fn answer(path: &Path, mode: Mode) -> Result<(), String> {
     let words = SharedWords::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
-    crate::child::ready();
+    lpc_bench::child::ready();
     let (ping, pong) = (words.word(PING), words.word(PONG));
     let mut last = 0;
     loop {
@@ -150,4 +155,76 @@ pub fn answer(path: &Path, mode: Mode) -> Result<(), String> {
         signal(pong, value.wrapping_add(1), mode);
         last = value;
     }
+}
+
+/// The Unix-socket floor, parent side: a connected `UnixStream` to a child that echoes every
+/// `size` bytes it reads.
+pub struct UnixPinger {
+    stream: UnixStream,
+    out: Vec<u8>,
+    back: Vec<u8>,
+}
+
+impl UnixPinger {
+    /// Connects to the child listening at `path`; each round trip sends and receives `size`
+    /// bytes.
+    pub fn connect(path: &Path, size: usize) -> std::io::Result<UnixPinger> {
+        let stream = UnixStream::connect(path)?;
+        stream.set_read_timeout(Some(PEER_TIMEOUT))?;
+        stream.set_write_timeout(Some(PEER_TIMEOUT))?;
+        let mut out = vec![0u8; size];
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        Ok(UnixPinger {
+            stream,
+            out,
+            back: vec![0u8; size],
+        })
+    }
+
+    /// Writes the message and reads the echo; checks its ends.
+    pub fn round_trip(&mut self) -> Result<(), String> {
+        self.out[0] = self.out[0].wrapping_add(1);
+        self.stream
+            .write_all(&self.out)
+            .and_then(|()| self.stream.read_exact(&mut self.back))
+            .map_err(|e| format!("unix socket: {e}"))?;
+        if self.back.first() != self.out.first() || self.back.last() != self.out.last() {
+            return Err("unix socket: the echo differs".into());
+        }
+        Ok(())
+    }
+}
+
+/// The Unix-socket floor, child side: accepts one connection at `path` and echoes each
+/// `size`-byte message until the parent closes it.
+pub fn answer_unix(path: &Path, size: usize) -> Result<(), String> {
+    let listener =
+        UnixListener::bind(path).map_err(|e| format!("binding {}: {e}", path.display()))?;
+    lpc_bench::child::ready();
+    let (mut stream, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
+    let mut buf = vec![0u8; size];
+    loop {
+        match stream.read_exact(&mut buf) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(format!("unix socket: {e}")),
+        }
+        stream
+            .write_all(&buf)
+            .map_err(|e| format!("unix socket: {e}"))?;
+    }
+}
+
+/// The bandwidth floor: single-threaded `memcpy` of `size` bytes between two buffers of this
+/// process (both touched beforehand, so no page fault is timed).
+pub fn memcpy(budget: &Budget, size: usize) -> Result<Summary, String> {
+    let src = vec![0x5au8; size];
+    let mut dst = vec![0u8; size];
+    measure(budget, || {
+        dst.copy_from_slice(std::hint::black_box(&src));
+        std::hint::black_box(&mut dst);
+        Ok(())
+    })
 }

@@ -1,97 +1,442 @@
-//! The results as a markdown table, the target ratios, and the full report.
+//! The results as markdown: the tables with their ratio columns, the issue's targets with
+//! their verdicts, and the full report (`docs/benchmarks.md`).
 
 use std::fmt::Write as _;
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::affinity::Placement;
-use crate::stats::Summary;
-use crate::System;
+use lpc_bench::record::{size_label, Record, Workload};
+use lpc_bench::stats::Summary;
+use serde::{Deserialize, Serialize};
 
-/// One measured system.
-pub struct Row {
-    pub system: System,
-    pub placement: Placement,
-    pub summary: Summary,
-}
-
-/// An lpc system and its floor; with the issue's target (`system`'s p50 at most `limit` times
-/// `floor`'s), if it has one.
-pub struct Comparison {
-    pub system: System,
-    pub floor: System,
-    pub limit: Option<f64>,
-    /// Judge by the batch mean rather than the p50 (for small differences, where the
-    /// p50's 10 ns clock steps are too coarse).
-    pub by_batch: bool,
-}
-
-pub const COMPARISONS: [Comparison; 4] = [
-    Comparison {
-        system: System::LpcAdaptive,
-        floor: System::RawSpin,
-        limit: Some(3.0),
-        by_batch: false,
-    },
-    Comparison {
-        system: System::LpcAdaptive,
-        floor: System::LpcNoStats,
-        limit: Some(1.05),
-        by_batch: true,
-    },
-    Comparison {
-        system: System::LpcBlock,
-        floor: System::RawFutex,
-        limit: Some(1.5),
-        by_batch: false,
-    },
-    Comparison {
-        system: System::LpcBlock1cpu,
-        floor: System::RawFutex1cpu,
-        limit: None,
-        by_batch: false,
-    },
-];
+use crate::peers;
 
 /// The run's settings, for the report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settings {
+    pub command: String,
+    pub quick: bool,
     pub samples: usize,
     pub warmup: usize,
+    pub seconds: f64,
     pub timer_overhead_ns: u64,
 }
 
-fn find(rows: &[Row], system: System) -> Option<&Summary> {
-    rows.iter().find(|r| r.system == system).map(|r| &r.summary)
+/// What an idle service cost.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Idle {
+    pub clients: usize,
+    pub seconds: u64,
+    pub cpu_seconds: f64,
+    pub tick_seconds: f64,
+    /// RSS with `clients` idle clients connected.
+    pub rss_kib: u64,
+    /// That RSS split as `/proc/<pid>/status` does: anonymous, file-backed, shared memory.
+    #[serde(default)]
+    pub rss_parts_kib: [u64; 3],
+    /// The service's threads with the clients connected.
+    #[serde(default)]
+    pub threads: u64,
+    /// RSS before any client connected.
+    pub rss_alone_kib: u64,
+    /// Shared memory the service maps per connection, in bytes.
+    pub shm_per_connection: u64,
 }
 
-/// The p50 ratio and the batch-mean ratio of a comparison, if both systems ran.
-fn ratio(rows: &[Row], c: &Comparison) -> Option<(f64, f64)> {
-    let (s, f) = (find(rows, c.system)?, find(rows, c.floor)?);
-    (f.p50 > 0 && f.batch_mean > 0.0)
-        .then(|| (s.p50 as f64 / f.p50 as f64, s.batch_mean / f.batch_mean))
+/// Everything one run measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Results {
+    pub settings: Settings,
+    pub machine: String,
+    pub kernel: String,
+    pub date: String,
+    pub load_before: String,
+    pub load_after: String,
+    pub records: Vec<Record>,
+    pub idle: Option<Idle>,
+    /// Why the peers are missing, if they are.
+    pub peer_note: Option<String>,
 }
 
-/// The results table (markdown).
-pub fn table(rows: &[Row]) -> String {
-    let mut out = String::new();
-    out.push_str(
-        "| system | CPUs | p50 | p99 | p99.9 | max | batch mean | calls/s | p50 ÷ floor |\n",
-    );
-    out.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
-    for row in rows {
-        let s = &row.summary;
-        let vs_floor = COMPARISONS
+impl Results {
+    fn get(&self, system: &str, workload: Workload) -> Option<&Summary> {
+        self.records
             .iter()
-            .find(|c| c.system == row.system)
-            .and_then(|c| Some((ratio(rows, c)?.0, c.floor)))
-            .map_or_else(
-                || "—".to_owned(),
-                |(r, floor)| format!("{r:.2}× `{}`", floor.name()),
+            .find(|r| r.system == system && r.workload == workload)
+            .and_then(|r| r.summary.as_ref())
+    }
+
+    fn record(&self, system: &str, workload: Workload) -> Option<&Record> {
+        self.records
+            .iter()
+            .find(|r| r.system == system && r.workload == workload)
+    }
+}
+
+/// The floor each lpc system of the small call is compared with.
+const SMALL_FLOORS: [(&str, &str); 7] = [
+    ("lpc-adaptive", "raw-spin"),
+    ("lpc-adaptive-nostats", "raw-spin"),
+    ("lpc-block", "raw-futex"),
+    ("lpc-block-1cpu", "raw-futex-1cpu"),
+    ("lpc-adaptive-1cpu", "raw-futex-1cpu"),
+    ("lpc-adaptive", "raw-unix"),
+    ("lpc-adaptive", "raw-unix-1cpu"),
+];
+
+/// The lpc system every peer is compared with.
+const LPC: &str = "lpc-adaptive";
+/// lpc's payloads through loaned buffers (compared with the peers too).
+const LOAN: &str = "lpc-loan";
+
+/// One line of progress for stderr.
+pub fn progress_line(r: &Record) -> String {
+    match &r.summary {
+        Some(s) => format!(
+            "{} {}: p50 {} p99 {} ({} calls/s)",
+            r.system,
+            r.workload.label(),
+            micros(s.p50 as f64),
+            micros(s.p99 as f64),
+            thousands(s.calls_per_sec)
+        ),
+        None => format!(
+            "{} {}: skipped ({})",
+            r.system,
+            r.workload.label(),
+            r.note.as_deref().unwrap_or("no reason given")
+        ),
+    }
+}
+
+/// One of the issue's targets, judged.
+pub struct Target {
+    pub what: &'static str,
+    pub figure: String,
+    /// `None`: not measured in this run.
+    pub met: Option<bool>,
+}
+
+fn ratio(a: f64, b: f64) -> Option<f64> {
+    (b > 0.0 && a.is_finite() && b.is_finite()).then(|| a / b)
+}
+
+/// The targets of the issue, with this run's figures.
+pub fn targets(r: &Results) -> Vec<Target> {
+    let mut out = Vec::new();
+    let p50 = |system: &str, w: Workload| r.get(system, w).map(|s| s.p50 as f64);
+    let small_ratio = |a: &str, b: &str| ratio(p50(a, Workload::Small)?, p50(b, Workload::Small)?);
+
+    let mut limit_target = |what, figure_of: Option<f64>, a: &str, b: &str, limit: f64| {
+        out.push(match figure_of {
+            Some(x) => Target {
+                what,
+                figure: format!("`{a}` p50 ÷ `{b}` p50 = {x:.2}×"),
+                met: Some(x <= limit),
+            },
+            None => not_measured(what),
+        });
+    };
+    limit_target(
+        "small call p50 ≤ 2× raw spin ping-pong (adaptive)",
+        small_ratio("lpc-adaptive", "raw-spin"),
+        "lpc-adaptive",
+        "raw-spin",
+        2.0,
+    );
+    limit_target(
+        "small call p50 ≤ 1.2× raw futex ping-pong (always-block, 2 CPUs)",
+        small_ratio("lpc-block", "raw-futex"),
+        "lpc-block",
+        "raw-futex",
+        1.2,
+    );
+    limit_target(
+        "small call pinned to one CPU costs about the always-block figure (adaptive ≤ 1.5× block, both on 1 CPU)",
+        small_ratio("lpc-adaptive-1cpu", "lpc-block-1cpu"),
+        "lpc-adaptive-1cpu",
+        "lpc-block-1cpu",
+        1.5,
+    );
+
+    // Faster than iceoryx2 at every size, at p50 and at p99: with the plain `Vec<u8>` API,
+    // and with loans for the payloads (the small call is the same in both).
+    for (lpc, what) in [
+        (
+            LPC,
+            "faster than iceoryx2 request-response at every payload size, p50 and p99 (`Vec<u8>` API)",
+        ),
+        (
+            LOAN,
+            "faster than iceoryx2 request-response at every payload size, p50 and p99 (`Loan` API for payloads)",
+        ),
+    ] {
+        let mut workloads = vec![Workload::Small];
+        workloads.extend(Workload::ECHO_SIZES.iter().map(|&n| Workload::Echo(n)));
+        let mut parts = Vec::new();
+        let mut all = Some(true);
+        for w in workloads {
+            let system = if w == Workload::Small { LPC } else { lpc };
+            match (r.get(system, w), r.get("iceoryx2", w)) {
+                (Some(l), Some(i)) => {
+                    let ok = l.p50 < i.p50 && l.p99 < i.p99;
+                    parts.push(format!(
+                        "{}: {:.2}× / {:.2}×{}",
+                        w.label(),
+                        l.p50 as f64 / i.p50.max(1) as f64,
+                        l.p99 as f64 / i.p99.max(1) as f64,
+                        if ok { "" } else { " ✗" }
+                    ));
+                    all = all.map(|a| a && ok);
+                }
+                _ => all = None,
+            }
+        }
+        out.push(Target {
+            what,
+            figure: if all.is_some() {
+                format!("`{lpc}` ÷ `iceoryx2` (p50 / p99): {}", parts.join("; "))
+            } else {
+                "not measured at every size in this run".into()
+            },
+            met: all,
+        });
+    }
+
+    // Against the peer's (or floor's) faster placement: unpinned or both on one CPU.
+    let mut faster_target = |what, peer: &str, times: f64| {
+        let best = best_placement(r, peer, Workload::Small);
+        out.push(match (best, r.get(LPC, Workload::Small)) {
+            (Some((p, name)), Some(l)) if l.p50 > 0 => {
+                let x = p.p50 as f64 / l.p50 as f64;
+                Target {
+                    what,
+                    figure: format!("`{name}` p50 ÷ `{LPC}` p50 = {x:.1}× (its faster placement)"),
+                    met: Some(x >= times),
+                }
+            }
+            _ => not_measured(what),
+        });
+    };
+    faster_target(
+        "small call ≥ 30× faster than tarpc over a Unix socket",
+        "tarpc",
+        30.0,
+    );
+    faster_target(
+        "small call ≥ 10× faster than a raw Unix-socket ping-pong",
+        "raw-unix",
+        10.0,
+    );
+
+    let big = Workload::Echo(16 << 20);
+    for (lpc, what) in [
+        (
+            LPC,
+            "16 MiB argument + 16 MiB result at ≥ 0.5× memcpy bandwidth (`Vec<u8>` API)",
+        ),
+        (
+            LOAN,
+            "16 MiB argument + 16 MiB result at ≥ 0.5× memcpy bandwidth (`Loan` API)",
+        ),
+    ] {
+        out.push(
+            match (
+                r.record(lpc, big).and_then(Record::gb_per_sec),
+                r.record("memcpy", big).and_then(Record::gb_per_sec),
+            ) {
+                (Some(l), Some(m)) => Target {
+                    what,
+                    figure: format!("`{lpc}` {l:.2} GB/s ÷ `memcpy` {m:.2} GB/s = {:.2}×", l / m),
+                    met: Some(l / m >= 0.5),
+                },
+                _ => not_measured(what),
+            },
+        );
+    }
+
+    let what = "≥ 3 million calls/s from one client thread";
+    out.push(match r.get(LPC, Workload::Small) {
+        Some(s) => Target {
+            what,
+            figure: format!(
+                "`{LPC}` small call: {} calls/s (batch)",
+                thousands(s.calls_per_sec)
+            ),
+            met: Some(s.calls_per_sec >= 3e6),
+        },
+        None => not_measured(what),
+    });
+
+    let what = "2 client processes (2 cores): each keeps ≥ 40% of the one-client rate";
+    out.push(
+        match (
+            r.get(LPC, Workload::Procs(1)),
+            r.get(LPC, Workload::Procs(2)),
+        ) {
+            (Some(one), Some(two)) => {
+                let each = two.calls_per_sec / 2.0;
+                let share = each / one.calls_per_sec;
+                Target {
+                    what,
+                    figure: format!(
+                        "{} calls/s each ÷ {} calls/s alone = {:.0}%",
+                        thousands(each),
+                        thousands(one.calls_per_sec),
+                        share * 100.0
+                    ),
+                    met: Some(share >= 0.4),
+                }
+            }
+            _ => not_measured(what),
+        },
+    );
+
+    let what = "default shared memory per connection ≤ 256 KiB";
+    out.push(match &r.idle {
+        Some(idle) => Target {
+            what,
+            figure: format!(
+                "{} mapped per connection by the service",
+                size_label_fraction(idle.shm_per_connection)
+            ),
+            met: Some(idle.shm_per_connection <= 256 << 10),
+        },
+        None => not_measured(what),
+    });
+    let what = "idle service RSS ≤ 8 MiB (no client connected)";
+    out.push(match &r.idle {
+        Some(idle) => Target {
+            what,
+            figure: format!("{:.1} MiB", idle.rss_alone_kib as f64 / 1024.0),
+            met: Some(idle.rss_alone_kib <= 8 << 10),
+        },
+        None => not_measured(what),
+    });
+    let what = "idle service RSS ≤ 8 MiB (with idle clients connected)";
+    out.push(match &r.idle {
+        Some(idle) => Target {
+            what,
+            figure: format!(
+                "{:.1} MiB with {} clients ({})",
+                idle.rss_kib as f64 / 1024.0,
+                idle.clients,
+                rss_parts(idle)
+            ),
+            met: Some(idle.rss_kib <= 8 << 10),
+        },
+        None => not_measured(what),
+    });
+    let what = "idle service with idle clients uses < 1% of a core";
+    out.push(match &r.idle {
+        Some(idle) => {
+            let share = idle.cpu_seconds / idle.seconds as f64 * 100.0;
+            Target {
+                what,
+                figure: format!(
+                    "{:.3} s of CPU over {} s with {} clients = {share:.2}% (resolution {:.0} ms)",
+                    idle.cpu_seconds,
+                    idle.seconds,
+                    idle.clients,
+                    idle.tick_seconds * 1000.0
+                ),
+                met: Some(share < 1.0),
+            }
+        }
+        None => not_measured(what),
+    });
+    let what = "per-method statistics cost ≤ 5% of a small call (batch mean)";
+    out.push(
+        match (
+            r.get("lpc-adaptive", Workload::Small),
+            r.get("lpc-adaptive-nostats", Workload::Small),
+        ) {
+            (Some(on), Some(off)) if off.batch_mean > 0.0 => {
+                let x = on.batch_mean / off.batch_mean;
+                Target {
+                    what,
+                    figure: format!("`lpc-adaptive` ÷ `lpc-adaptive-nostats` batch mean = {x:.3}×"),
+                    met: Some(x <= 1.05),
+                }
+            }
+            _ => not_measured(what),
+        },
+    );
+    out
+}
+
+/// `anonymous 4.1 MiB, file 2.0 MiB, shared memory 3.4 MiB`.
+fn rss_parts(idle: &Idle) -> String {
+    let [anon, file, shmem] = idle.rss_parts_kib.map(|k| k as f64 / 1024.0);
+    format!("anonymous {anon:.1} MiB, file {file:.1} MiB, shared memory {shmem:.1} MiB")
+}
+
+fn not_measured(what: &'static str) -> Target {
+    Target {
+        what,
+        figure: "not measured in this run".into(),
+        met: None,
+    }
+}
+
+fn verdict(met: Option<bool>) -> &'static str {
+    match met {
+        Some(true) => "**met**",
+        Some(false) => "**NOT met**",
+        None => "—",
+    }
+}
+
+/// The targets table.
+pub fn targets_table(r: &Results) -> String {
+    let mut out = String::from("| target | this run | verdict |\n|---|---|---|\n");
+    for t in targets(r) {
+        let _ = writeln!(out, "| {} | {} | {} |", t.what, t.figure, verdict(t.met));
+    }
+    out
+}
+
+/// `floor` as a column entry: `1.84× raw-spin`.
+fn versus(x: Option<f64>, name: &str) -> String {
+    x.map_or_else(String::new, |x| format!("{x:.2}× `{name}`"))
+}
+
+/// The small-call table.
+fn small_table(r: &Results) -> String {
+    let mut out = String::from(
+        "| system | CPUs | p50 | p99 | p99.9 | max | batch mean | calls/s | lpc ÷ floor (p50) | peer ÷ lpc (p50 / p99) |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let lpc = r.get(LPC, Workload::Small);
+    for rec in r.records.iter().filter(|x| x.workload == Workload::Small) {
+        let Some(s) = &rec.summary else {
+            let _ = writeln!(
+                out,
+                "| `{}` | — | skipped: {} | | | | | | | |",
+                rec.system,
+                rec.note.as_deref().unwrap_or("")
             );
+            continue;
+        };
+        let vs_floor = SMALL_FLOORS
+            .iter()
+            .filter(|(sys, _)| *sys == rec.system)
+            .filter_map(|(_, floor)| {
+                let f = r.get(floor, Workload::Small)?;
+                Some(versus(ratio(s.p50 as f64, f.p50 as f64), floor))
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let vs_lpc = if is_peer(&rec.system) {
+            lpc.map_or_else(String::new, |l| peer_ratio(s, l))
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "| `{}` | {} | {} | {} | {} | {} | {} | {} | {} |",
-            row.system.name(),
-            row.placement.describe(),
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            shown(rec),
+            rec.cpus,
             micros(s.p50 as f64),
             micros(s.p99 as f64),
             micros(s.p999 as f64),
@@ -99,115 +444,437 @@ pub fn table(rows: &[Row]) -> String {
             micros(s.batch_mean),
             thousands(s.calls_per_sec),
             vs_floor,
+            vs_lpc,
         );
     }
     out
 }
 
-/// One line per comparison: the p50 ratio, the target and whether it is met, and the
-/// batch-mean ratio (free of timer overhead) for context.
-pub fn target_lines(rows: &[Row]) -> Vec<String> {
-    COMPARISONS
-        .iter()
-        .filter_map(|c| {
-            let (p50, batch) = ratio(rows, c)?;
-            let judged = if c.by_batch { batch } else { p50 };
-            let verdict = match c.limit {
-                Some(limit) if judged <= limit => format!("target ≤ {limit}×: **met**"),
-                Some(limit) => format!("target ≤ {limit}×: **NOT met**"),
-                None => "no target".to_owned(),
-            };
-            let (s, f) = (c.system.name(), c.floor.name());
-            Some(if c.by_batch {
-                format!(
-                    "`{s}` batch mean ÷ `{f}` batch mean = **{batch:.3}×** ({verdict}); p50 ratio {p50:.2}×"
-                )
-            } else {
-                format!("`{s}` p50 ÷ `{f}` p50 = **{p50:.2}×** ({verdict}); batch-mean ratio {batch:.2}×")
-            })
-        })
-        .collect()
+/// The system's name for a table: `tarpc` (mt server) when its record says how it ran.
+fn shown(rec: &Record) -> String {
+    let flavour = match rec.note.as_deref() {
+        Some(n) if rec.summary.is_some() && n.contains("multi-thread") => " (mt server)",
+        Some(n) if rec.summary.is_some() && n.contains("current-thread") => " (ct server)",
+        _ => "",
+    };
+    format!("`{}`{flavour}", rec.system)
 }
 
-/// What an idle service cost.
-pub struct Idle {
-    pub clients: usize,
-    pub seconds: u64,
-    pub cpu_seconds: f64,
-    pub tick_seconds: f64,
-    pub rss_kib: u64,
+fn peer_ratio(s: &Summary, lpc: &Summary) -> String {
+    format!(
+        "{:.1}× / {:.1}×",
+        s.p50 as f64 / lpc.p50.max(1) as f64,
+        s.p99 as f64 / lpc.p99.max(1) as f64
+    )
 }
 
-impl Idle {
-    /// One line with the target.
-    pub fn line(&self) -> String {
-        let share = self.cpu_seconds / self.seconds as f64 * 100.0;
-        let verdict = if share < 1.0 {
-            "**met**"
-        } else {
-            "**NOT met**"
-        };
-        format!(
-            "Idle service with {} connected idle clients: {:.3} s of CPU over {} s = **{share:.2}%** of a core \
-             (resolution {:.0} ms; target < 1%: {verdict}); RSS {:.1} MiB",
-            self.clients,
-            self.cpu_seconds,
-            self.seconds,
-            self.tick_seconds * 1000.0,
-            self.rss_kib as f64 / 1024.0
-        )
-    }
+fn is_peer(system: &str) -> bool {
+    peers::SYSTEMS.contains(&system.strip_suffix("-1cpu").unwrap_or(system))
 }
 
-/// The full markdown report.
-pub fn full(rows: &[Row], settings: &Settings, idle: Option<&Idle>) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "# lpc benchmarks: call round-trip latency\n");
-    let _ = writeln!(out, "Generated by:\n");
-    let _ = writeln!(
-        out,
-        "```sh\ncargo run --release -p lpc-bench -- --markdown docs/benchmarks.md\n```\n"
+/// The faster (by p50) of `system` unpinned and `system-1cpu`, with the name it ran under.
+fn best_placement<'a>(r: &'a Results, system: &str, w: Workload) -> Option<(&'a Summary, String)> {
+    let pinned = format!("{system}-1cpu");
+    [system, pinned.as_str()]
+        .into_iter()
+        .filter_map(|name| Some((r.get(name, w)?, name.to_owned())))
+        .min_by_key(|(s, _)| s.p50)
+}
+
+/// The payload table: every size, every system.
+fn echo_table(r: &Results) -> String {
+    let mut out = String::from(
+        "| size each way | system | CPUs | p50 | p99 | p99.9 | calls/s | GB/s | lpc ÷ floor | peer ÷ lpc (p50 / p99) |\n\
+         |---|---|---|---:|---:|---:|---:|---:|---:|---:|\n",
     );
-    let _ = writeln!(out, "- Machine: {}", machine());
-    let _ = writeln!(out, "- Kernel: {}", kernel());
-    let _ = writeln!(out, "- Date: {} (UTC)", today());
+    let mut sizes: Vec<u64> = r
+        .records
+        .iter()
+        .filter_map(|x| match x.workload {
+            Workload::Echo(n) => Some(n),
+            _ => None,
+        })
+        .collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    for n in sizes {
+        let w = Workload::Echo(n);
+        let lpc = r.get(LPC, w);
+        let loan = r.get(LOAN, w);
+        let memcpy_gbs = r.record("memcpy", w).and_then(Record::gb_per_sec);
+        for rec in r.records.iter().filter(|x| x.workload == w) {
+            let Some(s) = &rec.summary else {
+                let _ = writeln!(
+                    out,
+                    "| {} | `{}` | — | skipped: {} | | | | | | |",
+                    size_label(n),
+                    rec.system,
+                    rec.note.as_deref().unwrap_or("")
+                );
+                continue;
+            };
+            let gbs = rec.gb_per_sec();
+            let vs_floor = if rec.system.starts_with("lpc") {
+                let unix = best_placement(r, "raw-unix", w)
+                    .and_then(|(u, name)| Some((ratio(s.p50 as f64, u.p50 as f64)?, name)));
+                let copy = gbs.zip(memcpy_gbs).and_then(|(g, m)| ratio(g, m));
+                [
+                    unix.map(|(x, name)| format!("p50 {x:.2}× `{name}`")),
+                    copy.map(|x| format!("GB/s {x:.2}× `memcpy`")),
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(", ")
+            } else {
+                String::new()
+            };
+            let vs_lpc = if is_peer(&rec.system) {
+                [(lpc, LPC), (loan, LOAN)]
+                    .iter()
+                    .filter_map(|(l, name)| Some(format!("{} `{name}`", peer_ratio(s, (*l)?))))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                size_label(n),
+                shown(rec),
+                rec.cpus,
+                micros(s.p50 as f64),
+                micros(s.p99 as f64),
+                micros(s.p999 as f64),
+                thousands(s.calls_per_sec),
+                gbs.map_or_else(String::new, |g| format!("{g:.2}")),
+                vs_floor,
+                vs_lpc,
+            );
+        }
+    }
+    out
+}
+
+/// Threads sharing one client, or client processes.
+fn concurrency_table(r: &Results, threads: bool) -> String {
+    let (unit, units) = if threads {
+        ("thread", "threads")
+    } else {
+        ("process", "processes")
+    };
+    let mut out = format!(
+        "| {units} | p50 | p99 | p99.9 | max | calls/s, all | calls/s per {unit} | per {unit} ÷ one alone |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    );
+    let pick = |w: Workload| match w {
+        Workload::Threads(n) if threads => Some(n),
+        Workload::Procs(n) if !threads => Some(n),
+        _ => None,
+    };
+    let one = r
+        .records
+        .iter()
+        .find(|x| pick(x.workload) == Some(1))
+        .and_then(|x| x.summary.as_ref())
+        .map(|s| s.calls_per_sec);
+    for rec in r.records.iter().filter(|x| x.system == LPC) {
+        let (Some(n), Some(s)) = (pick(rec.workload), &rec.summary) else {
+            continue;
+        };
+        let each = s.calls_per_sec / f64::from(n);
+        let _ = writeln!(
+            out,
+            "| {n} | {} | {} | {} | {} | {} | {} | {} |",
+            micros(s.p50 as f64),
+            micros(s.p99 as f64),
+            micros(s.p999 as f64),
+            micros(s.max as f64),
+            thousands(s.calls_per_sec),
+            thousands(each),
+            one.and_then(|o| ratio(each, o))
+                .map_or_else(String::new, |x| format!("{:.0}%", x * 100.0)),
+        );
+    }
+    out
+}
+
+fn connect_table(r: &Results) -> String {
+    let mut out = String::from(
+        "| system | p50 | p99 | max | samples | peer ÷ lpc (p50) |\n|---|---:|---:|---:|---:|---:|\n",
+    );
+    let lpc = r.get(LPC, Workload::Connect);
+    for rec in r.records.iter().filter(|x| x.workload == Workload::Connect) {
+        let Some(s) = &rec.summary else {
+            let _ = writeln!(
+                out,
+                "| `{}` | skipped: {} | | | | |",
+                rec.system,
+                rec.note.as_deref().unwrap_or("")
+            );
+            continue;
+        };
+        let vs = if is_peer(&rec.system) {
+            lpc.and_then(|l| ratio(s.p50 as f64, l.p50 as f64))
+                .map_or_else(String::new, |x| format!("{x:.1}×"))
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {vs} |",
+            shown(rec),
+            micros(s.p50 as f64),
+            micros(s.p99 as f64),
+            micros(s.max as f64),
+            s.samples
+        );
+    }
+    out
+}
+
+fn pinned_table(r: &Results) -> String {
+    let mut out = String::from(
+        "| system | CPUs | p50 | p99 | p99.9 | batch mean |\n|---|---|---:|---:|---:|---:|\n",
+    );
+    for system in [
+        "lpc-adaptive",
+        "lpc-adaptive-1cpu",
+        "lpc-block-1cpu",
+        "raw-futex-1cpu",
+    ] {
+        if let Some(rec) = r.record(system, Workload::Small) {
+            if let Some(s) = &rec.summary {
+                let _ = writeln!(
+                    out,
+                    "| `{system}` | {} | {} | {} | {} | {} |",
+                    rec.cpus,
+                    micros(s.p50 as f64),
+                    micros(s.p99 as f64),
+                    micros(s.p999 as f64),
+                    micros(s.batch_mean)
+                );
+            }
+        }
+    }
+    out
+}
+
+/// The full markdown report. `chart` is linked relative to `markdown`'s directory.
+pub fn full(r: &Results, chart: Option<&Path>, markdown: Option<&Path>) -> String {
+    let mut out = String::new();
+    let s = &r.settings;
+    out.push_str("# lpc benchmarks\n\n");
+    out.push_str(
+        "lpc against the floors of this machine (raw shared-memory ping-pong by spinning and by \
+         futex, a raw Unix-socket ping-pong, `memcpy`) and against peers (iceoryx2, tarpc, \
+         ipc-channel, tonic) on the same workloads, all measured in **one run** of one command:\n\n",
+    );
+    out.push_str(
+        "```sh\nscripts/bench.sh            # scripts/bench.sh --quick for a smoke run\n```\n\n",
+    );
+    let _ = writeln!(out, "- This run: `{}`", s.command);
+    let _ = writeln!(out, "- Machine: {}", r.machine);
+    let _ = writeln!(out, "- Kernel: {}", r.kernel);
+    let _ = writeln!(out, "- Date: {} (UTC)", r.date);
     let _ = writeln!(
         out,
-        "- Round trips per system: {} warm-up, {} timed one by one, {} more timed as one batch",
-        thousands(settings.warmup as f64),
-        thousands(settings.samples as f64),
-        thousands(settings.samples as f64)
+        "- Load average (1, 5, 15 min) before the run: {}; after: {}",
+        r.load_before, r.load_after
+    );
+    let _ = writeln!(
+        out,
+        "- Per measurement: up to {} warm-up round trips, then up to {} timed one by one \
+         (stopping after {:.1} s, never under 20), then as many again timed as one batch{}",
+        thousands(s.warmup as f64),
+        thousands(s.samples as f64),
+        s.seconds,
+        if s.quick {
+            " (**--quick** smoke run)"
+        } else {
+            ""
+        }
     );
     let _ = writeln!(
         out,
         "- Timer overhead (median of an empty `Instant::now()`…`elapsed()`): {} ns, included in \
          every per-call percentile alike, not in the batch mean\n",
-        settings.timer_overhead_ns
+        s.timer_overhead_ns
     );
-    let _ = writeln!(out, "## Results\n");
-    out.push_str(&table(rows));
-    out.push('\n');
-    for line in target_lines(rows) {
-        let _ = writeln!(out, "- {line}");
-    }
-    if let Some(idle) = idle {
-        let _ = writeln!(out, "- {}", idle.line());
-    }
-    out.push('\n');
     out.push_str(
-        "Absolute numbers drift from run to run, by tens of percent on a small shared VM; \
-         compare systems within one run, where a floor and its lpc counterpart are measured \
-         back to back under the same conditions.\n\n",
+        "Absolute numbers drift from run to run, by tens of percent on this small shared VM; \
+         every ratio below compares two figures of the same run.\n\n",
     );
+
+    out.push_str("## Targets\n\n");
+    out.push_str(&targets_table(r));
+    out.push_str(
+        "\nWhere a target is not met, [Why targets are not met](#why-targets-are-not-met) \
+         gives the profile and the reason.\n\n",
+    );
+
+    out.push_str("## Small call\n\n");
+    out.push_str(
+        "`add(i32, i32) -> i32` for lpc and the peers; one 8-byte message each way for \
+         `raw-unix`; one 4-byte word each way for the raw shared-memory floors. The \
+         socket-based systems (`raw-unix`, tarpc, ipc-channel, tonic) also run with both \
+         processes on one CPU (`…-1cpu`): on this VM a wake-up across CPUs costs tens of \
+         microseconds, so they are faster there; targets against them use their faster \
+         placement.\n\n",
+    );
+    out.push_str(&small_table(r));
+    if let Some(note) = &r.peer_note {
+        let _ = writeln!(out, "\nPeers: {note}.");
+    }
+
+    out.push_str("\n## Payloads\n\n");
+    out.push_str(
+        "`echo(Vec<u8>) -> Vec<u8>`: n bytes in, the same n bytes out (the result becomes the \
+         next call's argument, so no allocation is timed that the API does not force). GB/s = \
+         (bytes in + bytes out) ÷ batch mean; for `memcpy`, bytes copied ÷ time. `lpc ÷ floor` \
+         gives lpc's p50 against `raw-unix` moving the same bytes, and lpc's GB/s against \
+         `memcpy` of the same size (against the faster placement of `raw-unix`). `lpc-loan` is the same echo through loaned buffers (`lpc::Loan`, \
+         see below); peers are compared with both.\n\n",
+    );
+    if let Some(chart) = chart {
+        let link = relative_link(chart, markdown);
+        let _ = writeln!(
+            out,
+            "![p50 latency against payload size, log-log, one line per system]({link})\n"
+        );
+    }
+    out.push_str(&echo_table(r));
+
+    out.push_str("\n## Threads sharing one client\n\n");
+    out.push_str(
+        "The small call from n threads of one process, all using one `BenchClient` (one \
+         connection, 16 call slots), against one service process; `lpc-adaptive`, unpinned, \
+         each thread calling for the measurement's time.\n\n",
+    );
+    out.push_str(&concurrency_table(r, true));
+
+    out.push_str("\n## Client processes\n\n");
+    out.push_str(
+        "The small call from n client processes at once, each with its own connection to one \
+         service process (which serves each connection on its own thread); `lpc-adaptive`, \
+         unpinned. On this 2-core machine, two clients mean four busy threads on two cores.\n\n",
+    );
+    out.push_str(&concurrency_table(r, false));
+
+    out.push_str("\n## Connect plus first call\n\n");
+    out.push_str(
+        "A new client connects (socket, handshake, interface check, mapping the connection's \
+         memory), makes one small call, and disconnects; timed one by one.\n\n",
+    );
+    out.push_str(&connect_table(r));
+
+    out.push_str("\n## Pinned to one CPU\n\n");
+    out.push_str(
+        "Client and service restricted to the same single CPU (`sched_setaffinity`, as \
+         `taskset -c 0` does, before the service starts its threads and before the client \
+         connects). lpc must not spin against a peer on its own CPU: `lpc-adaptive-1cpu` (the \
+         default options) should cost what always-blocking costs, not a scheduler time \
+         slice.\n\n",
+    );
+    out.push_str(&pinned_table(r));
+
+    if let Some(idle) = &r.idle {
+        out.push_str("\n## Idle service and memory\n\n");
+        let _ = writeln!(
+            out,
+            "- RSS of a service process with no client: {:.1} MiB; with {} connected idle \
+             clients (one call each, then nothing): {:.1} MiB ({}; {} threads).",
+            idle.rss_alone_kib as f64 / 1024.0,
+            idle.clients,
+            idle.rss_kib as f64 / 1024.0,
+            rss_parts(idle),
+            idle.threads
+        );
+        let _ = writeln!(
+            out,
+            "- CPU time of that service over {} s with the {} idle clients: {:.3} s (utime + \
+             stime, resolution {:.0} ms).",
+            idle.seconds,
+            idle.clients,
+            idle.cpu_seconds,
+            idle.tick_seconds * 1000.0
+        );
+        let _ = writeln!(
+            out,
+            "- Shared memory per connection with the default options: {} (the connection \
+             memfds mapped by the service, divided by the connections; spill buffers for large \
+             payloads come on top, only while used).",
+            size_label_fraction(idle.shm_per_connection)
+        );
+    }
+
+    out.push('\n');
     out.push_str(HOW_MEASURED);
+    out.push('\n');
+    out.push_str(PEERS_HOW);
+    let skipped: Vec<&Record> = r
+        .records
+        .iter()
+        .filter(|x| x.summary.is_none() && is_peer(&x.system))
+        .collect();
+    if !skipped.is_empty() {
+        out.push_str("\nSkipped in this run:\n\n");
+        // One line per (system, reason), listing its workloads.
+        let mut lines: Vec<(&str, &str, Vec<String>)> = Vec::new();
+        for rec in skipped {
+            let why = rec.note.as_deref().unwrap_or("no reason given");
+            match lines
+                .iter_mut()
+                .find(|(s, w, _)| *s == rec.system && *w == why)
+            {
+                Some((_, _, workloads)) => workloads.push(rec.workload.label()),
+                None => lines.push((&rec.system, why, vec![rec.workload.label()])),
+            }
+        }
+        for (system, why, workloads) in lines {
+            let _ = writeln!(out, "- `{system}` ({}): {why}", workloads.join(", "));
+        }
+    }
+    out.push('\n');
+    out.push_str(ANALYSIS);
     out
+}
+
+/// The path of `target` as seen from the directory of `from` (when both are given and
+/// share that directory; otherwise `target` as given).
+fn relative_link(target: &Path, from: Option<&Path>) -> String {
+    let dir = from.and_then(Path::parent);
+    match dir {
+        Some(dir) => target
+            .strip_prefix(dir)
+            .unwrap_or(target)
+            .display()
+            .to_string(),
+        None => target.display().to_string(),
+    }
 }
 
 const HOW_MEASURED: &str = "## How it is measured
 
 Every system is a round trip between **two processes**: `lpc-bench` re-executes itself as a
 child (a hidden subcommand), waits (bounded) for the child's `ready` line, and drives it from
-the parent. Each system gets a fresh child; a floor and its lpc counterpart run back to back.
+the parent; the peers' executable, `bench-peers`, does the same for its own systems and prints
+one JSON line per result for `lpc-bench` to merge. Each system gets a fresh child.
+
+For each measurement: a warm-up, then every round trip timed individually with
+`std::time::Instant` (p50, p99, p99.9 and max are nearest-rank percentiles of the sorted
+samples), then a separate batch of as many untimed round trips, whose total time gives the
+batch mean and calls/s (for threads and processes: all calls of all callers over the wall
+time, no separate batch). Release builds; the same harness for lpc, floors and peers.
+
+The blocking small-call systems of one placement (`raw-futex` and `lpc-block` on 2 CPUs;
+`raw-futex-1cpu`, `lpc-block-1cpu` and `lpc-adaptive-1cpu` on 1 CPU) are alive at the same
+time and measured **interleaved**: ten rounds, each timing a tenth of every system's samples
+in turn. Their wake-ups cross the hypervisor, whose cost drifts by tens of percent within
+minutes on this VM; interleaving makes that drift weigh on a floor and its lpc counterpart
+alike. The spinning systems cannot be interleaved (the spinning floor's child spins while
+idle) and run one after the other.
 
 - `raw-spin`: the floor for spinning. Parent and child map the same file
   (`lpc::floor::SharedWords`). The parent stores an odd sequence number in a ping word; the
@@ -219,46 +886,99 @@ the parent. Each system gets a fresh child; a floor and its lpc counterpart run 
   (always: the floor keeps no \"is the peer asleep\" flag, so it pays for a wake even when
   the peer is not asleep yet; lpc skips that call, which is how it can beat this floor when
   both processes share a CPU).
-- `lpc-adaptive`: a real lpc call, `CalcClient::add(i, 1)` of the `calc` example, with the
-  result checked: arguments encoded, framed and written to a call slot, the service's
-  connection thread dispatching it, the result decoded. Default client and service options
-  (apart from the runtime directory): both sides spin adaptively before sleeping.
-- `lpc-adaptive-nostats`: the same as `lpc-adaptive` with the service's per-method
-  statistics off (`ServerOptions::statistics(false)`): the difference is what `lpc monitor`'s
-  statistics cost a small call (target ≤ 5%, judged on the batch mean, whose resolution is
-  finer than the p50's 10 ns clock steps).
-- `lpc-block`: the same call with the service's `ServerOptions::spin(false)` and the client's
+- `raw-unix`: a connected `std::os::unix::net::UnixStream`; the parent writes the message
+  (8 bytes for the small call, n bytes for a payload), the child reads all of it and writes it
+  back, the parent reads all of it. Blocking reads and writes, default socket buffers.
+- `memcpy`: `copy_from_slice` of n bytes between two buffers of one process, both touched
+  before timing: the bandwidth floor for moving bytes at all.
+- `lpc-adaptive`: a real lpc call through a service defined with `#[lpc::service]` in
+  lpc-bench (`add(i32, i32) -> i32`, `echo(Vec<u8>) -> Vec<u8>`), results checked: arguments
+  encoded, written to a call slot (or a spill buffer), the service's connection thread
+  dispatching, the result decoded. Default client and service options (apart from the runtime
+  directory): both sides spin adaptively before sleeping.
+- `lpc-adaptive-nostats`: the same with the service's per-method statistics off
+  (`ServerOptions::statistics(false)`): the difference is what `lpc monitor`'s statistics
+  cost a small call (judged on the batch mean, whose resolution is finer than the p50's 10 ns
+  clock steps).
+- `lpc-loan`: payloads through loaned buffers (`lpc::Loan`, `echo_loan(&Loan) -> Loan`): the
+  caller takes a loan of n bytes from its connection (`Client::loan`) and copies its bytes in
+  (timed: the data starts in the caller's own buffer, as for the other systems), the service
+  reads them in place and copies them into a loan of its own for the result, which the caller
+  reads in place. Two copies of n bytes per call, like iceoryx2 below; the `Vec<u8>` API makes
+  more (encode, copy out of shared memory, decode, on each side).
+- `lpc-block`: the service's `ServerOptions::spin(false)` and the client's
   `WaitStrategy::Block`: both sides always sleep on futexes.
-- `raw-futex-1cpu`, `lpc-block-1cpu`: the blocking pair again, with both processes on one CPU.
-- Idle: a calc service process with 50 connections (one call each, then nothing) for 10 s;
-  its CPU time is the growth of utime + stime in `/proc/<pid>/stat` (clock-tick resolution),
-  its memory the `VmRSS` of `/proc/<pid>/status` at the end.
+- `…-1cpu`: both processes on the same single CPU.
+- Threads: one client shared by n threads (`std::thread::scope`); processes: n client
+  processes started together on a `go` line, each writing its latencies to a file.
+- Idle: a service process; its RSS (`VmRSS` of `/proc/<pid>/status`) alone, then with 50
+  connections (one call each, then nothing) for the idle time; its CPU time is the growth of
+  utime + stime in `/proc/<pid>/stat` (clock-tick resolution); shared memory per connection
+  is the size of the `memfd:lpc:…` mappings in `/proc/<pid>/maps` divided by the connections.
 
-The **CPUs** column says where the two processes ran. The spinning systems are not pinned
-(two busy processes stay on separate CPUs by themselves; lpc never spins in a process allowed
-only one CPU). The blocking systems are pinned, parent and child on two different CPUs
-(\"2 CPUs\") or both on the same one (\"1 CPU\"), because a futex wake-up costs very
-different amounts in the two cases (on a VM, waking a sleeper on another, idle, vCPU means the
-hypervisor must wake that vCPU, tens of microseconds), and unpinned the pair would land on one
-or the other at the scheduler's whim.
-
-For each system: a warm-up, then every round trip timed individually with
-`std::time::Instant` (p50, p99, p99.9 and max are nearest-rank percentiles of the sorted
-samples), then a separate batch of untimed round trips whose total time gives the batch mean
-and calls/s. The ratio column divides lpc's p50 by its floor's p50; the targets are
-`lpc-adaptive` ≤ 3× `raw-spin` and `lpc-block` ≤ 1.5× `raw-futex`. The batch-mean ratio is
-given alongside: it carries no timer overhead, but for the blocking systems on a VM the batch
-is more exposed to how the hypervisor happens to wake idle vCPUs, so the p50 is the figure
-to compare there.
+The **CPUs** column says where the two processes ran. The spinning systems, the Unix socket and
+the peers are not pinned (two busy processes stay on separate CPUs by themselves; lpc never
+spins in a process allowed only one CPU). The futex systems are pinned, parent and child on two
+different CPUs (\"2 CPUs\") or both on the same one (\"1 CPU\"), because a futex wake-up costs
+very different amounts in the two cases (on a VM, waking a sleeper on another, idle, vCPU means
+the hypervisor must wake that vCPU: tens of microseconds), and unpinned the pair would land on
+one or the other at the scheduler's whim.
 ";
 
+const PEERS_HOW: &str = "## Peers: how they are run
+
+All four are built by `bench-peers` (a crate outside the workspace, `cargo build --release`),
+each in its fastest reasonable configuration for one synchronous caller, on the same workloads:
+the small call as `add(i32, i32) -> i32`, the payloads as an echo of n bytes, and connect plus
+first call. The server is a child process of the client process, both unpinned except in the
+`…-1cpu` runs. The peers are not run on the two concurrency workloads (threads sharing one
+client, several client processes): those measure lpc's own scaling targets, and bench-peers
+does not implement them for the peers, so the report has no peer figures there.
+
+- `iceoryx2` 0.10, `ipc::Service` request-response: the client loans a request from shared
+  memory, writes the arguments (for payloads, copies the n bytes in: the caller's data is in
+  its own buffer, as it is for lpc), sends, and busy-polls its pending response; the server
+  busy-polls for requests, loans a response, writes the sum (or copies the request's bytes
+  into it) and sends. The client reads the response in place (zero-copy: no copy out).
+  Busy-polling on both sides is what iceoryx2's own request-response benchmark does and is
+  its lowest-latency mode. Payload services use `[u8]` slices with room for the largest size
+  (`initial_max_slice_len`), so no reallocation happens while timing.
+- `tarpc` 0.38 over a Unix socket (`tarpc::serde_transport`, length-delimited frames up to
+  64 MiB, bincode; bytes as `serde_bytes::ByteBuf`), the client on a tokio current-thread
+  runtime (`block_on` per call).
+- `ipc-channel` 0.23: a request channel and a reply channel set up through an
+  `IpcOneShotServer`; the small call as typed messages (`IpcSender<(i32, i32)>` /
+  `IpcSender<i32>`, bincode), the payloads as raw bytes (`IpcBytesSender`).
+- `tonic` 0.14 gRPC over a Unix socket (hyper HTTP/2, `tonic-prost` codec with messages
+  written as `prost` structs and `bytes::Bytes` payloads, no `protoc` needed), the client on a
+  tokio current-thread runtime (`block_on` per call); message size limits raised to 64 MiB and
+  the HTTP/2 stream and connection windows to 32 MiB for the large payloads (the defaults cap
+  messages at 4 MiB).
+- The socket-based peers (tarpc, ipc-channel, tonic) run once more, with client and server
+  restricted to one CPU (`…-1cpu`, the affinity set before either starts, as `taskset` does),
+  because blocking wake-ups are much cheaper on one CPU of this VM; the targets and the chart
+  use each one's faster placement. iceoryx2 is not run on one CPU: it busy-polls on both
+  sides, which on one CPU only spins away the time slice the other side needs.
+- The tarpc and tonic servers run twice, once on a tokio current-thread runtime and once on
+  tokio's default multi-thread runtime, and each workload keeps the faster of the two by p50,
+  marked (ct server) or (mt server): neither is best everywhere on this machine (the
+  multi-thread server is slower for small calls and faster for large payloads).
+";
+
+/// Written by hand from the profiles of the last full run (see `lpc-bench/analysis.md`).
+const ANALYSIS: &str = include_str!("../analysis.md");
+
 /// `123.4 ns` as `0.123 µs`.
-fn micros(ns: f64) -> String {
-    format!("{:.3} µs", ns / 1000.0)
+pub fn micros(ns: f64) -> String {
+    if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else {
+        format!("{:.3} µs", ns / 1000.0)
+    }
 }
 
 /// An integer with thousands separators.
-fn thousands(value: f64) -> String {
+pub fn thousands(value: f64) -> String {
     if !value.is_finite() {
         return "∞".into();
     }
@@ -273,21 +993,44 @@ fn thousands(value: f64) -> String {
     out
 }
 
-/// CPU model (from `lscpu`, else /proc/cpuinfo) and the CPUs this process may use.
-fn machine() -> String {
-    let from_lscpu = std::process::Command::new("lscpu")
+/// `69,760 bytes (68.1 KiB)`.
+fn size_label_fraction(bytes: u64) -> String {
+    format!(
+        "{} bytes ({:.1} KiB)",
+        thousands(bytes as f64),
+        bytes as f64 / 1024.0
+    )
+}
+
+/// CPU model (from `lscpu`, else /proc/cpuinfo), cores, and the CPUs this process may use.
+pub fn machine() -> String {
+    let lscpu = std::process::Command::new("lscpu")
         .env("LC_ALL", "C")
         .output()
         .ok()
-        .and_then(|o| field(&String::from_utf8_lossy(&o.stdout), "Model name"));
-    let model = from_lscpu
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let model = field(&lscpu, "Model name")
         .or_else(|| {
             let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
             field(&info, "model name")
         })
         .unwrap_or_else(|| "unknown CPU".into());
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    format!("{model}, {cpus} CPU{}", if cpus == 1 { "" } else { "s" })
+    let mut out = format!("{model}, {cpus} CPU{}", if cpus == 1 { "" } else { "s" });
+    let detail: Vec<String> = [
+        ("Core(s) per socket", "cores per socket"),
+        ("Thread(s) per core", "threads per core"),
+        ("Socket(s)", "sockets"),
+        ("Hypervisor vendor", "hypervisor"),
+    ]
+    .iter()
+    .filter_map(|(k, name)| Some(format!("{name}: {}", field(&lscpu, k)?)))
+    .collect();
+    if !detail.is_empty() {
+        let _ = write!(out, " (lscpu: {})", detail.join(", "));
+    }
+    out
 }
 
 fn field(text: &str, name: &str) -> Option<String> {
@@ -297,14 +1040,21 @@ fn field(text: &str, name: &str) -> Option<String> {
         .map(|(_, v)| v.trim().to_owned())
 }
 
-fn kernel() -> String {
+pub fn kernel() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| format!("Linux {}", s.trim()))
         .unwrap_or_else(|_| "unknown".into())
 }
 
+/// The 1, 5 and 15 minute load averages.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(", "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
 /// Today's date (UTC) as YYYY-MM-DD.
-fn today() -> String {
+pub fn today() -> String {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -342,5 +1092,18 @@ mod tests {
         assert_eq!(thousands(1_234_567.4), "1,234,567");
         assert_eq!(thousands(999.0), "999");
         assert_eq!(micros(1234.0), "1.234 µs");
+        assert_eq!(micros(12_345_678.0), "12.35 ms");
+    }
+
+    #[test]
+    fn links() {
+        assert_eq!(
+            relative_link(
+                Path::new("docs/bench-latency.png"),
+                Some(Path::new("docs/benchmarks.md"))
+            ),
+            "bench-latency.png"
+        );
+        assert_eq!(relative_link(Path::new("x.png"), None), "x.png");
     }
 }

@@ -3,42 +3,137 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-/// The summary of one system's run.
-#[derive(Debug, Clone, Copy)]
+use serde::{Deserialize, Serialize};
+
+/// The summary of one measurement.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct Summary {
+    /// Round trips timed one by one.
+    pub samples: usize,
     /// Per-round-trip latency percentiles, in nanoseconds.
     pub p50: u64,
     pub p99: u64,
     pub p999: u64,
     pub max: u64,
     /// Mean of a separate batch of untimed round trips: total time / count, in nanoseconds.
+    /// (For several threads or processes: wall time / all their round trips.)
     pub batch_mean: f64,
-    /// Round trips per second in the batch.
+    /// Round trips per second in the batch (all threads or processes together).
     pub calls_per_sec: f64,
 }
 
-/// Runs `warmup` round trips, then `samples` individually timed ones, then `samples` more
-/// timed only as a batch.
+/// How much to measure: at most `samples` round trips timed one by one (and as many again
+/// as one batch), stopping early once the timed ones took `time` (but never with fewer than
+/// [`MIN_SAMPLES`]); before them, up to `warmup` round trips or a quarter of `time`.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    pub warmup: usize,
+    pub samples: usize,
+    pub time: Duration,
+}
+
+/// Fewest round trips timed, whatever the time budget.
+pub const MIN_SAMPLES: usize = 20;
+
+impl Budget {
+    /// The same budget with at most `samples` timed round trips.
+    pub fn at_most(self, samples: usize) -> Budget {
+        Budget {
+            samples: self.samples.min(samples),
+            warmup: self.warmup.min(samples),
+            ..self
+        }
+    }
+}
+
+/// Warms up, times round trips one by one, then times as many again as one batch.
 pub fn measure(
-    warmup: usize,
-    samples: usize,
+    budget: &Budget,
     mut round_trip: impl FnMut() -> Result<(), String>,
 ) -> Result<Summary, String> {
-    for _ in 0..warmup {
+    let start = Instant::now();
+    let warmup_time = budget.time / 4;
+    for i in 0..budget.warmup {
         round_trip()?;
+        if i % 16 == 15 && start.elapsed() > warmup_time {
+            break;
+        }
     }
-    let mut latencies = Vec::with_capacity(samples);
-    for _ in 0..samples {
+    let min_samples = budget.samples.min(MIN_SAMPLES);
+    let mut latencies = Vec::with_capacity(budget.samples.min(1 << 22));
+    let timed = Instant::now();
+    while latencies.len() < budget.samples {
         let start = Instant::now();
         round_trip()?;
-        latencies.push(duration_ns(start.elapsed()));
+        let elapsed = start.elapsed();
+        latencies.push(duration_ns(elapsed));
+        if latencies.len() >= min_samples && start + elapsed - timed > budget.time {
+            break;
+        }
     }
+    let n = latencies.len();
     let start = Instant::now();
-    for _ in 0..samples {
+    for _ in 0..n {
         round_trip()?;
     }
     let batch = start.elapsed();
-    Ok(summarise(latencies, batch))
+    Ok(summarise(latencies, n, batch))
+}
+
+/// Like [`measure`] for several systems at once, alternating between them: each round times
+/// a slice of every system's round trips (one by one, then as a batch) before the next round,
+/// so that a drift of the machine (another process, the hypervisor) during the run weighs on
+/// all of them alike. The budget's samples and time are spread over `rounds`.
+pub fn measure_interleaved(
+    budget: &Budget,
+    rounds: usize,
+    ops: &mut [&mut dyn FnMut() -> Result<(), String>],
+) -> Result<Vec<Summary>, String> {
+    let rounds = rounds.max(1);
+    let per_round = Budget {
+        warmup: 0,
+        samples: budget.samples.div_ceil(rounds),
+        time: budget.time / rounds as u32,
+    };
+    let min_samples = per_round.samples.min(MIN_SAMPLES.div_ceil(rounds));
+    for op in ops.iter_mut() {
+        let start = Instant::now();
+        for i in 0..budget.warmup {
+            op()?;
+            if i % 16 == 15 && start.elapsed() > budget.time / 4 {
+                break;
+            }
+        }
+    }
+    let mut latencies: Vec<Vec<u64>> = vec![Vec::new(); ops.len()];
+    let mut batches = vec![(0usize, Duration::ZERO); ops.len()];
+    for _ in 0..rounds {
+        for (i, op) in ops.iter_mut().enumerate() {
+            let timed = Instant::now();
+            let mut n = 0;
+            while n < per_round.samples {
+                let start = Instant::now();
+                op()?;
+                let elapsed = start.elapsed();
+                latencies[i].push(duration_ns(elapsed));
+                n += 1;
+                if n >= min_samples && start + elapsed - timed > per_round.time {
+                    break;
+                }
+            }
+            let start = Instant::now();
+            for _ in 0..n {
+                op()?;
+            }
+            batches[i].0 += n;
+            batches[i].1 += start.elapsed();
+        }
+    }
+    Ok(latencies
+        .into_iter()
+        .zip(batches)
+        .map(|(l, (count, wall))| summarise(l, count, wall))
+        .collect())
 }
 
 /// The cost of the timing itself: the median of `Instant::now()` + `elapsed()` around nothing.
@@ -54,18 +149,24 @@ pub fn timer_overhead_ns() -> u64 {
     percentile(&latencies, 0.5)
 }
 
-fn summarise(mut latencies: Vec<u64>, batch: Duration) -> Summary {
+/// Summarises `latencies` (in any order) of individually timed round trips, with `count`
+/// round trips taking `wall` in all for the mean and the rate.
+pub fn summarise(mut latencies: Vec<u64>, count: usize, wall: Duration) -> Summary {
     latencies.sort_unstable();
-    let n = latencies.len();
-    let secs = batch.as_secs_f64();
+    let secs = wall.as_secs_f64();
     Summary {
+        samples: latencies.len(),
         p50: percentile(&latencies, 0.5),
         p99: percentile(&latencies, 0.99),
         p999: percentile(&latencies, 0.999),
         max: latencies.last().copied().unwrap_or(0),
-        batch_mean: secs * 1e9 / n as f64,
+        batch_mean: if count > 0 {
+            secs * 1e9 / count as f64
+        } else {
+            0.0
+        },
         calls_per_sec: if secs > 0.0 {
-            n as f64 / secs
+            count as f64 / secs
         } else {
             f64::INFINITY
         },
@@ -73,7 +174,7 @@ fn summarise(mut latencies: Vec<u64>, batch: Duration) -> Summary {
 }
 
 /// Nearest-rank percentile `p` (0 < p ≤ 1) of sorted `values`.
-fn percentile(sorted: &[u64], p: f64) -> u64 {
+pub fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
     }
@@ -81,7 +182,8 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-fn duration_ns(d: Duration) -> u64 {
+/// A duration in whole nanoseconds (saturating).
+pub fn duration_ns(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
@@ -102,9 +204,51 @@ mod tests {
 
     #[test]
     fn summary() {
-        let s = summarise(vec![3, 1, 2, 4], Duration::from_micros(4));
-        assert_eq!((s.p50, s.p99, s.max), (2, 4, 4));
+        let s = summarise(vec![3, 1, 2, 4], 4, Duration::from_micros(4));
+        assert_eq!((s.samples, s.p50, s.p99, s.max), (4, 2, 4, 4));
         assert!((s.batch_mean - 1000.0).abs() < 1e-9);
         assert!((s.calls_per_sec - 1e6).abs() < 1e-3);
+    }
+
+    #[test]
+    fn budget_limits_samples_and_time() {
+        let budget = Budget {
+            warmup: 10,
+            samples: 1000,
+            time: Duration::from_millis(50),
+        };
+        let mut calls = 0;
+        let s = measure(&budget, || {
+            calls += 1;
+            std::thread::sleep(Duration::from_millis(1));
+            Ok(())
+        })
+        .unwrap();
+        assert!(s.samples >= MIN_SAMPLES && s.samples < 100, "{}", s.samples);
+        let s = measure(&budget.at_most(5), || Ok(())).unwrap();
+        assert_eq!(s.samples, 5);
+    }
+
+    #[test]
+    fn interleaved_rounds_share_the_budget() {
+        let budget = Budget {
+            warmup: 3,
+            samples: 100,
+            time: Duration::from_secs(10),
+        };
+        let (mut a, mut b) = (0, 0);
+        let mut op_a = || -> Result<(), String> {
+            a += 1;
+            Ok(())
+        };
+        let mut op_b = || -> Result<(), String> {
+            b += 1;
+            Ok(())
+        };
+        let summaries = measure_interleaved(&budget, 4, &mut [&mut op_a, &mut op_b]).unwrap();
+        assert_eq!(summaries.len(), 2);
+        assert!(summaries.iter().all(|s| s.samples == 100));
+        // Warm-up, then 100 timed and 100 in batches each.
+        assert_eq!((a, b), (203, 203));
     }
 }

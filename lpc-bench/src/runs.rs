@@ -1,0 +1,826 @@
+//! The measurements of lpc and of the floors, each against a fresh child process.
+
+use std::ffi::OsString;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::Receiver;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use lpc::{ClientOptions, WaitStrategy};
+use lpc_bench::affinity::{self, Pinned, Placement};
+use lpc_bench::child::{self, Peer};
+use lpc_bench::record::{Record, Workload};
+use lpc_bench::stats::{self, measure, Budget, Summary};
+
+use crate::floor::{self, Mode, Pinger, UnixPinger};
+use crate::report::Idle;
+use crate::service::BenchClient;
+
+/// How long a child has to print its ready line.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a child has to exit once told to.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most connections timed by the connect measurement.
+const CONNECT_SAMPLES: usize = 500;
+/// Rounds of an interleaved measurement.
+const INTERLEAVE_ROUNDS: usize = 10;
+
+/// A member of an interleaved group: a raw futex floor, or an lpc service (always-block or
+/// not).
+#[derive(Clone, Copy)]
+enum Member {
+    Raw(&'static str),
+    Lpc(&'static str, bool),
+}
+
+impl Member {
+    fn name(self) -> &'static str {
+        match self {
+            Member::Raw(name) | Member::Lpc(name, _) => name,
+        }
+    }
+}
+
+/// A private temporary directory, removed (with its contents) when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Result<TempDir, String> {
+        let path = std::env::temp_dir().join(format!("lpc-bench-{}", std::process::id()));
+        // A leftover of a dead run that had our pid: ours to clear.
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&path)
+            .map_err(|e| format!("creating {}: {e}", path.display()))?;
+        Ok(TempDir(path))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The parent's side of every lpc and floor measurement.
+pub struct Runner {
+    dir: TempDir,
+    budget: Budget,
+    /// Only these systems (all if empty).
+    systems: Vec<String>,
+}
+
+/// A placement made real: the parent thread pinned (until dropped) and the child's arguments.
+struct Placed {
+    placement: Placement,
+    _pinned: Option<Pinned>,
+    child_args: Vec<OsString>,
+}
+
+impl Placed {
+    /// Pins the calling thread as `wanted` asks and says how to pin the child; unpinned if
+    /// there are not enough CPUs for it.
+    fn new(wanted: Placement) -> Result<Placed, String> {
+        let cpus = affinity::allowed_cpus();
+        let (placement, parent_cpu, child_cpu) = match (wanted, cpus.as_slice()) {
+            (Placement::Apart, [a, b, ..]) => (Placement::Apart, Some(*a), Some(*b)),
+            (Placement::Together, [a, ..]) => (Placement::Together, Some(*a), Some(*a)),
+            _ => (Placement::Unpinned, None, None),
+        };
+        let pinned = match parent_cpu {
+            Some(cpu) => Some(Pinned::new(cpu).map_err(|e| format!("pinning to CPU {cpu}: {e}"))?),
+            None => None,
+        };
+        let child_args = child_cpu
+            .map(|cpu| vec!["--cpu".into(), cpu.to_string().into()])
+            .unwrap_or_default();
+        Ok(Placed {
+            placement,
+            _pinned: pinned,
+            child_args,
+        })
+    }
+
+    fn cpus(&self) -> &'static str {
+        self.placement.describe()
+    }
+}
+
+impl Runner {
+    pub fn new(budget: Budget, systems: Vec<String>) -> Result<Runner, String> {
+        Ok(Runner {
+            dir: TempDir::new()?,
+            budget,
+            systems,
+        })
+    }
+
+    /// Whether `system` is to be measured.
+    pub fn wants(&self, system: &str) -> bool {
+        self.systems.is_empty() || self.systems.iter().any(|s| s == system)
+    }
+
+    fn dir(&self) -> &Path {
+        &self.dir.0
+    }
+
+    /// Generous time limit for one child: far beyond any plausible run.
+    fn child_limit(&self) -> Duration {
+        Duration::from_secs(120) + self.budget.time * 100
+    }
+
+    /// The small call: each floor next to its lpc counterpart.
+    pub fn small(&self) -> Result<Vec<Record>, String> {
+        let small = [Workload::Small];
+        let mut out = Vec::new();
+        // The spinning floor cannot share the machine with anything (its child spins while
+        // idle), so the spinning systems run one after the other.
+        if self.wants("raw-spin") {
+            out.push(self.raw("raw-spin", Mode::Spin, Placement::Unpinned)?);
+        }
+        out.extend(self.lpc("lpc-adaptive", Placement::Unpinned, false, true, &small)?);
+        out.extend(self.lpc(
+            "lpc-adaptive-nostats",
+            Placement::Unpinned,
+            false,
+            false,
+            &small,
+        )?);
+        // The blocking systems sleep while idle: each floor is measured interleaved with its
+        // lpc counterparts, so that the machine's drift weighs on both alike.
+        out.extend(self.blocking_group(
+            Placement::Apart,
+            &[Member::Raw("raw-futex"), Member::Lpc("lpc-block", true)],
+        )?);
+        out.extend(self.blocking_group(
+            Placement::Together,
+            &[
+                Member::Raw("raw-futex-1cpu"),
+                Member::Lpc("lpc-block-1cpu", true),
+                Member::Lpc("lpc-adaptive-1cpu", false),
+            ],
+        )?);
+        if self.wants("raw-unix") {
+            out.push(self.unix(Workload::Small, 8, Placement::Unpinned)?);
+        }
+        if self.wants("raw-unix-1cpu") {
+            out.push(self.unix(Workload::Small, 8, Placement::Together)?);
+        }
+        Ok(out)
+    }
+
+    /// The small call of `members`, all alive at once in `wanted` placement and measured
+    /// interleaved (see [`stats::measure_interleaved`]).
+    fn blocking_group(&self, wanted: Placement, members: &[Member]) -> Result<Vec<Record>, String> {
+        let members: Vec<Member> = members
+            .iter()
+            .copied()
+            .filter(|m| self.wants(m.name()))
+            .collect();
+        if members.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names: Vec<&str> = members.iter().map(|m| m.name()).collect();
+        eprintln!("lpc-bench: {} (interleaved)…", names.join(", "));
+        let placed = Placed::new(wanted)?;
+        let mut raws: Vec<(Pinger, Peer, PathBuf)> = Vec::new();
+        let mut lpcs: Vec<(BenchClient, Peer)> = Vec::new();
+        for member in &members {
+            match *member {
+                Member::Raw(system) => {
+                    let path = self.dir().join(format!("{system}.words"));
+                    let pinger = Pinger::create(&path, Mode::Futex)
+                        .map_err(|e| format!("creating {}: {e}", path.display()))?;
+                    let mut args: Vec<OsString> = vec![
+                        "child-raw".into(),
+                        "--file".into(),
+                        path.clone().into(),
+                        "--futex".into(),
+                    ];
+                    args.extend(placed.child_args.iter().cloned());
+                    let peer = Peer::spawn(system, &args, self.child_limit())?;
+                    peer.wait_ready(READY_TIMEOUT)?;
+                    raws.push((pinger, peer, path));
+                }
+                Member::Lpc(system, block) => {
+                    let (peer, name) = self.service(system, block, true, &placed.child_args)?;
+                    let wait = if block {
+                        WaitStrategy::Block
+                    } else {
+                        WaitStrategy::Adaptive
+                    };
+                    let client = BenchClient::connect_with(&name, &self.options().wait(wait))
+                        .map_err(|e| e.to_string())?;
+                    lpcs.push((client, peer));
+                }
+            }
+        }
+        let summaries = {
+            let mut raw_ops: Vec<Box<dyn FnMut() -> Result<(), String> + '_>> = raws
+                .iter_mut()
+                .map(|(pinger, _, _)| {
+                    Box::new(move || pinger.round_trip())
+                        as Box<dyn FnMut() -> Result<(), String> + '_>
+                })
+                .collect();
+            let mut lpc_ops: Vec<Box<dyn FnMut() -> Result<(), String> + '_>> = lpcs
+                .iter()
+                .map(|(client, _)| {
+                    let mut i: i32 = 0;
+                    Box::new(move || {
+                        let a = std::hint::black_box(i);
+                        let sum = client.add(a, 1).map_err(|e| e.to_string())?;
+                        if sum != a.wrapping_add(1) {
+                            return Err(format!("add({a}, 1) returned {sum}"));
+                        }
+                        i = i.wrapping_add(1);
+                        Ok(())
+                    }) as Box<dyn FnMut() -> Result<(), String> + '_>
+                })
+                .collect();
+            // In the members' order.
+            let (mut raw_iter, mut lpc_iter) = (raw_ops.iter_mut(), lpc_ops.iter_mut());
+            let mut ops: Vec<&mut dyn FnMut() -> Result<(), String>> = members
+                .iter()
+                .map(|m| match m {
+                    Member::Raw(_) => raw_iter.next().expect("one op per raw member").as_mut(),
+                    Member::Lpc(..) => lpc_iter.next().expect("one op per lpc member").as_mut(),
+                })
+                .map(|op| op as &mut dyn FnMut() -> Result<(), String>)
+                .collect();
+            stats::measure_interleaved(&self.budget, INTERLEAVE_ROUNDS, &mut ops)
+                .map_err(|e| format!("{}: {e}", names.join(", ")))?
+        };
+        for (pinger, peer, path) in raws {
+            pinger.stop();
+            peer.finish(EXIT_TIMEOUT)?;
+            let _ = std::fs::remove_file(&path);
+        }
+        for (client, peer) in lpcs {
+            drop(client);
+            peer.finish(EXIT_TIMEOUT)?;
+        }
+        Ok(names
+            .iter()
+            .zip(summaries)
+            .map(|(name, summary)| Record::measured(name, Workload::Small, placed.cpus(), summary))
+            .collect())
+    }
+
+    /// `sizes` bytes each way: memcpy and Unix-socket floors, lpc adaptive and always-block.
+    pub fn echo(&self, sizes: &[u64]) -> Result<Vec<Record>, String> {
+        let mut out = Vec::new();
+        for &n in sizes.iter().filter(|_| self.wants("memcpy")) {
+            eprintln!("lpc-bench: memcpy {}…", Workload::Echo(n).label());
+            let summary = floor::memcpy(&self.budget, n as usize)?;
+            out.push(Record::measured(
+                "memcpy",
+                Workload::Echo(n),
+                Placement::Unpinned.describe(),
+                summary,
+            ));
+        }
+        for &n in sizes.iter().filter(|_| self.wants("raw-unix")) {
+            out.push(self.unix(Workload::Echo(n), n as usize, Placement::Unpinned)?);
+        }
+        for &n in sizes.iter().filter(|_| self.wants("raw-unix-1cpu")) {
+            out.push(self.unix(Workload::Echo(n), n as usize, Placement::Together)?);
+        }
+        let workloads: Vec<Workload> = sizes.iter().map(|&n| Workload::Echo(n)).collect();
+        out.extend(self.lpc("lpc-adaptive", Placement::Unpinned, false, true, &workloads)?);
+        out.extend(self.lpc("lpc-block", Placement::Apart, true, true, &workloads)?);
+        out.extend(self.lpc("lpc-loan", Placement::Unpinned, false, true, &workloads)?);
+        Ok(out)
+    }
+
+    /// A raw ping-pong floor on shared words.
+    fn raw(&self, system: &str, mode: Mode, wanted: Placement) -> Result<Record, String> {
+        eprintln!("lpc-bench: {system}…");
+        let placed = Placed::new(wanted)?;
+        let path = self.dir().join(format!("{system}.words"));
+        let mut pinger =
+            Pinger::create(&path, mode).map_err(|e| format!("creating {}: {e}", path.display()))?;
+        let mut args: Vec<OsString> =
+            vec!["child-raw".into(), "--file".into(), path.clone().into()];
+        if mode == Mode::Futex {
+            args.push("--futex".into());
+        }
+        args.extend(placed.child_args.iter().cloned());
+        let peer = Peer::spawn(system, &args, self.child_limit())?;
+        peer.wait_ready(READY_TIMEOUT)?;
+        let summary =
+            measure(&self.budget, || pinger.round_trip()).map_err(|e| format!("{system}: {e}"))?;
+        pinger.stop();
+        peer.finish(EXIT_TIMEOUT)?;
+        let _ = std::fs::remove_file(&path);
+        Ok(Record::measured(
+            system,
+            Workload::Small,
+            placed.cpus(),
+            summary,
+        ))
+    }
+
+    /// The Unix-socket floor: `size` bytes each way between two processes, unpinned or both
+    /// on one CPU (`raw-unix-1cpu`).
+    fn unix(&self, workload: Workload, size: usize, wanted: Placement) -> Result<Record, String> {
+        let system = if wanted == Placement::Together {
+            "raw-unix-1cpu"
+        } else {
+            "raw-unix"
+        };
+        eprintln!("lpc-bench: {system} {}…", workload.label());
+        let placed = Placed::new(wanted)?;
+        let path = self.dir().join(format!("{system}-{size}.sock"));
+        let mut args: Vec<OsString> = vec![
+            "child-unix".into(),
+            "--path".into(),
+            path.clone().into(),
+            "--size".into(),
+            size.to_string().into(),
+        ];
+        args.extend(placed.child_args.iter().cloned());
+        let peer = Peer::spawn(system, &args, self.child_limit())?;
+        peer.wait_ready(READY_TIMEOUT)?;
+        let mut pinger = UnixPinger::connect(&path, size)
+            .map_err(|e| format!("connecting to {}: {e}", path.display()))?;
+        let summary =
+            measure(&self.budget, || pinger.round_trip()).map_err(|e| format!("{system}: {e}"))?;
+        drop(pinger);
+        peer.finish(EXIT_TIMEOUT)?;
+        let _ = std::fs::remove_file(&path);
+        Ok(Record::measured(system, workload, placed.cpus(), summary))
+    }
+
+    /// Starts a bench service child named after `system`.
+    fn service(
+        &self,
+        system: &str,
+        block: bool,
+        stats: bool,
+        extra: &[OsString],
+    ) -> Result<(Peer, String), String> {
+        let name = format!("bench-{system}");
+        let mut args: Vec<OsString> = vec![
+            "child-service".into(),
+            "--dir".into(),
+            self.dir().into(),
+            "--name".into(),
+            name.clone().into(),
+        ];
+        if block {
+            args.push("--block".into());
+        }
+        if !stats {
+            args.push("--no-stats".into());
+        }
+        args.extend(extra.iter().cloned());
+        let peer = Peer::spawn(system, &args, self.child_limit())?;
+        peer.wait_ready(READY_TIMEOUT)?;
+        Ok((peer, name))
+    }
+
+    fn options(&self) -> ClientOptions {
+        ClientOptions::new().runtime_dir(self.dir())
+    }
+
+    /// lpc calls: `workloads` (small and echo only) on one connection to a fresh service.
+    fn lpc(
+        &self,
+        system: &str,
+        wanted: Placement,
+        block: bool,
+        stats: bool,
+        workloads: &[Workload],
+    ) -> Result<Vec<Record>, String> {
+        if !self.wants(system) {
+            return Ok(Vec::new());
+        }
+        let placed = Placed::new(wanted)?;
+        let (peer, name) = self.service(system, block, stats, &placed.child_args)?;
+        let wait = if block {
+            WaitStrategy::Block
+        } else {
+            WaitStrategy::Adaptive
+        };
+        let client = BenchClient::connect_with(&name, &self.options().wait(wait))
+            .map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        for &workload in workloads {
+            eprintln!("lpc-bench: {system} {}…", workload.label());
+            let summary = match workload {
+                Workload::Small => small_calls(&client, &self.budget),
+                Workload::Echo(n) if system == "lpc-loan" => {
+                    loan_calls(&client, &self.budget, n as usize)
+                }
+                Workload::Echo(n) => echo_calls(&client, &self.budget, n as usize),
+                other => return Err(format!("{other:?} is not a call workload")),
+            }
+            .map_err(|e| format!("{system} {}: {e}", workload.label()))?;
+            out.push(Record::measured(system, workload, placed.cpus(), summary));
+        }
+        drop(client);
+        peer.finish(EXIT_TIMEOUT)?;
+        Ok(out)
+    }
+
+    /// The small call from `counts` threads sharing one client (adaptive, unpinned).
+    pub fn threads(&self, counts: &[u32]) -> Result<Vec<Record>, String> {
+        let system = "lpc-adaptive";
+        let (peer, name) = self.service("threads", false, true, &[])?;
+        let client =
+            BenchClient::connect_with(&name, &self.options()).map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        for &n in counts {
+            let workload = Workload::Threads(n);
+            eprintln!("lpc-bench: {system} {}…", workload.label());
+            let barrier = Barrier::new(n as usize + 1);
+            let (latencies, wall) = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..n)
+                    .map(|t| {
+                        let (client, barrier, budget) = (&client, &barrier, &self.budget);
+                        scope.spawn(move || {
+                            timed_loop(client, budget, t as i32, || {
+                                barrier.wait();
+                            })
+                        })
+                    })
+                    .collect();
+                barrier.wait();
+                let start = Instant::now();
+                let mut all = Vec::new();
+                for handle in handles {
+                    match handle.join() {
+                        Ok(Ok(latencies)) => all.extend(latencies),
+                        Ok(Err(e)) => return Err(e),
+                        Err(_) => return Err("a calling thread panicked".to_owned()),
+                    }
+                }
+                Ok((all, start.elapsed()))
+            })?;
+            let count = latencies.len();
+            let summary = stats::summarise(latencies, count, wall);
+            out.push(Record::measured(
+                system,
+                workload,
+                Placement::Unpinned.describe(),
+                summary,
+            ));
+        }
+        drop(client);
+        peer.finish(EXIT_TIMEOUT)?;
+        Ok(out)
+    }
+
+    /// The small call from `counts` client processes at once, each with its own connection
+    /// to one service (adaptive, unpinned).
+    pub fn procs(&self, counts: &[u32]) -> Result<Vec<Record>, String> {
+        let system = "lpc-adaptive";
+        let (service, name) = self.service("procs", false, true, &[])?;
+        let mut out = Vec::new();
+        for &k in counts {
+            let workload = Workload::Procs(k);
+            eprintln!("lpc-bench: {system} {}…", workload.label());
+            let mut clients = Vec::new();
+            for i in 0..k {
+                let file = self.dir().join(format!("latencies-{k}-{i}"));
+                let args: Vec<OsString> = vec![
+                    "child-client".into(),
+                    "--dir".into(),
+                    self.dir().into(),
+                    "--name".into(),
+                    name.clone().into(),
+                    "--seconds".into(),
+                    self.budget.time.as_secs_f64().to_string().into(),
+                    "--warmup".into(),
+                    self.budget.warmup.to_string().into(),
+                    "--out".into(),
+                    file.clone().into(),
+                ];
+                let peer = Peer::spawn("client", &args, self.child_limit())?;
+                clients.push((peer, file));
+            }
+            for (peer, _) in &clients {
+                peer.wait_ready(READY_TIMEOUT + self.budget.time)?;
+            }
+            for (peer, _) in &mut clients {
+                peer.send_line("go")?;
+            }
+            let mut latencies = Vec::new();
+            let (mut count, mut wall, mut rate) = (0usize, Duration::ZERO, 0.0);
+            for (peer, file) in clients {
+                let line = peer.next_line(READY_TIMEOUT + self.budget.time * 4)?;
+                let (calls, ns) = parse_done(&line)?;
+                count += calls;
+                wall = wall.max(Duration::from_nanos(ns));
+                rate += calls as f64 * 1e9 / ns.max(1) as f64;
+                let bytes = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+                latencies.extend(
+                    bytes
+                        .chunks_exact(8)
+                        .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))),
+                );
+                let _ = std::fs::remove_file(&file);
+                peer.finish(EXIT_TIMEOUT)?;
+            }
+            let mut summary = stats::summarise(latencies, count, wall);
+            // Each process's own rate, added up (they all ran for the same time at once).
+            summary.calls_per_sec = rate;
+            summary.batch_mean = 1e9 / rate;
+            out.push(Record::measured(
+                system,
+                workload,
+                Placement::Unpinned.describe(),
+                summary,
+            ));
+        }
+        service.finish(EXIT_TIMEOUT)?;
+        Ok(out)
+    }
+
+    /// Connecting plus the first call (and the disconnect), timed one by one.
+    pub fn connect(&self) -> Result<Record, String> {
+        let system = "lpc-adaptive";
+        eprintln!("lpc-bench: {system} connect…");
+        let (peer, name) = self.service("connect", false, true, &[])?;
+        let options = self.options();
+        let once = || -> Result<(), String> {
+            let client = BenchClient::connect_with(&name, &options).map_err(|e| e.to_string())?;
+            let sum = client.add(20, 22).map_err(|e| e.to_string())?;
+            if sum != 42 {
+                return Err(format!("add(20, 22) returned {sum}"));
+            }
+            Ok(())
+        };
+        let budget = self.budget.at_most(CONNECT_SAMPLES);
+        for _ in 0..budget.warmup.min(20) {
+            once()?;
+        }
+        let mut latencies = Vec::new();
+        let started = Instant::now();
+        while latencies.len() < budget.samples {
+            let start = Instant::now();
+            once()?;
+            latencies.push(stats::duration_ns(start.elapsed()));
+            if latencies.len() >= stats::MIN_SAMPLES && started.elapsed() > budget.time {
+                break;
+            }
+        }
+        let count = latencies.len();
+        let summary = stats::summarise(latencies, count, started.elapsed());
+        peer.finish(EXIT_TIMEOUT)?;
+        Ok(Record::measured(
+            system,
+            Workload::Connect,
+            Placement::Unpinned.describe(),
+            summary,
+        ))
+    }
+
+    /// What an idle service costs: its memory alone; then its CPU time and memory while
+    /// `clients` connections stay open and make no call, over `seconds`; and the shared
+    /// memory each connection maps.
+    pub fn idle(&self, clients: usize, seconds: u64) -> Result<Idle, String> {
+        let (peer, name) = self.service("idle", false, true, &[])?;
+        let pid = peer.pid();
+        std::thread::sleep(Duration::from_millis(200));
+        let rss_alone_kib = status_kib(pid, "VmRSS")?;
+        let options = self.options();
+        let connections = (0..clients)
+            .map(|i| {
+                let client =
+                    BenchClient::connect_with(&name, &options).map_err(|e| e.to_string())?;
+                client.add(i as i32, 1).map_err(|e| e.to_string())?;
+                Ok(client)
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        // Let the service's connection threads finish their post-call spin.
+        std::thread::sleep(Duration::from_millis(200));
+        let shm_per_connection = memfd_bytes(pid)? / clients.max(1) as u64;
+        let before = cpu_ticks(pid)?;
+        std::thread::sleep(Duration::from_secs(seconds));
+        let after = cpu_ticks(pid)?;
+        let rss_kib = status_kib(pid, "VmRSS")?;
+        let rss_parts_kib = [
+            status_kib(pid, "RssAnon")?,
+            status_kib(pid, "RssFile")?,
+            status_kib(pid, "RssShmem")?,
+        ];
+        let threads = status_kib(pid, "Threads")?;
+        drop(connections);
+        peer.finish(EXIT_TIMEOUT)?;
+        let ticks_per_second = rustix::param::clock_ticks_per_second() as f64;
+        Ok(Idle {
+            clients,
+            seconds,
+            cpu_seconds: (after - before) as f64 / ticks_per_second,
+            tick_seconds: 1.0 / ticks_per_second,
+            rss_kib,
+            rss_parts_kib,
+            threads,
+            rss_alone_kib,
+            shm_per_connection,
+        })
+    }
+}
+
+/// Small calls, each result checked.
+fn small_calls(client: &BenchClient, budget: &Budget) -> Result<Summary, String> {
+    let mut i: i32 = 0;
+    measure(budget, || {
+        let a = std::hint::black_box(i);
+        let sum = client.add(a, 1).map_err(|e| e.to_string())?;
+        if sum != a.wrapping_add(1) {
+            return Err(format!("add({a}, 1) returned {sum}"));
+        }
+        i = i.wrapping_add(1);
+        Ok(())
+    })
+}
+
+/// `size` bytes echoed: each call's result is the next call's argument.
+fn echo_calls(client: &BenchClient, budget: &Budget, size: usize) -> Result<Summary, String> {
+    let mut data = Some(vec![0xa5u8; size]);
+    let mut stamp = 0u8;
+    measure(budget, || {
+        let mut bytes = data.take().unwrap_or_default();
+        stamp = stamp.wrapping_add(1);
+        if let Some(first) = bytes.first_mut() {
+            *first = stamp;
+        }
+        let back = client.echo(bytes).map_err(|e| e.to_string())?;
+        if back.len() != size || back.first().is_some_and(|&b| b != stamp) {
+            return Err(format!("echo of {size} bytes came back different"));
+        }
+        data = Some(back);
+        Ok(())
+    })
+}
+
+/// `size` bytes echoed through loaned buffers: the caller copies its bytes into a loan (as it
+/// would from wherever they are), the service copies them into a loan of its own, and the
+/// caller reads that in place.
+fn loan_calls(client: &BenchClient, budget: &Budget, size: usize) -> Result<Summary, String> {
+    let source = vec![0xa5u8; size];
+    let mut stamp = 0u8;
+    measure(budget, || {
+        let mut loan = client.client().loan(size).map_err(|e| e.to_string())?;
+        let bytes = loan.as_mut().ok_or("a fresh loan is not writable")?;
+        bytes.copy_from_slice(&source);
+        stamp = stamp.wrapping_add(1);
+        if let Some(first) = bytes.first_mut() {
+            *first = stamp;
+        }
+        let back = client.echo_loan(&loan).map_err(|e| e.to_string())?;
+        if back.len() != size || back.first().is_some_and(|&b| b != stamp) {
+            return Err(format!("loan echo of {size} bytes came back different"));
+        }
+        Ok(())
+    })
+}
+
+/// One caller of several: warms up, waits at `start`, then calls for the budget's time,
+/// timing each call.
+fn timed_loop(
+    client: &BenchClient,
+    budget: &Budget,
+    seed: i32,
+    start: impl FnOnce(),
+) -> Result<Vec<u64>, String> {
+    let call = |a: i32| -> Result<(), String> {
+        let sum = client.add(a, 1).map_err(|e| e.to_string())?;
+        if sum != a.wrapping_add(1) {
+            return Err(format!("add({a}, 1) returned {sum}"));
+        }
+        Ok(())
+    };
+    let warm = Instant::now();
+    for i in 0..budget.warmup {
+        call(seed.wrapping_add(i as i32))?;
+        if warm.elapsed() > budget.time / 4 {
+            break;
+        }
+    }
+    start();
+    let started = Instant::now();
+    let mut latencies = Vec::with_capacity(1 << 16);
+    let mut a = seed;
+    loop {
+        let start = Instant::now();
+        call(a)?;
+        let elapsed = start.elapsed();
+        latencies.push(stats::duration_ns(elapsed));
+        a = a.wrapping_add(1);
+        if start + elapsed - started > budget.time {
+            return Ok(latencies);
+        }
+    }
+}
+
+/// Child side of the multi-process measurement: connect, warm up, say ready, wait for `go`,
+/// call for `seconds`, write the latencies (little-endian u64 nanoseconds) to `out`, and say
+/// `done <calls> <elapsed ns>`.
+pub fn client_process(
+    dir: &Path,
+    name: &str,
+    seconds: f64,
+    warmup: usize,
+    out: &Path,
+    from_parent: &Receiver<String>,
+) -> Result<(), String> {
+    let client = BenchClient::connect_with(name, &ClientOptions::new().runtime_dir(dir))
+        .map_err(|e| e.to_string())?;
+    let budget = Budget {
+        warmup,
+        samples: usize::MAX,
+        time: Duration::from_secs_f64(seconds),
+    };
+    let started = std::cell::Cell::new(Instant::now());
+    let latencies = timed_loop(&client, &budget, std::process::id() as i32, || {
+        child::ready();
+        match from_parent.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) if line == "go" => {}
+            _ => std::process::exit(2),
+        }
+        started.set(Instant::now());
+    })?;
+    let elapsed = started.get().elapsed();
+    let bytes: Vec<u8> = latencies.iter().flat_map(|l| l.to_le_bytes()).collect();
+    std::fs::write(out, bytes).map_err(|e| format!("{}: {e}", out.display()))?;
+    child::tell_parent(&format!(
+        "done {} {}",
+        latencies.len(),
+        stats::duration_ns(elapsed)
+    ));
+    Ok(())
+}
+
+/// `done <calls> <ns>`.
+fn parse_done(line: &str) -> Result<(usize, u64), String> {
+    let mut words = line.split_whitespace();
+    match (words.next(), words.next(), words.next()) {
+        (Some("done"), Some(calls), Some(ns)) => Ok((
+            calls.parse().map_err(|_| format!("bad line {line:?}"))?,
+            ns.parse().map_err(|_| format!("bad line {line:?}"))?,
+        )),
+        _ => Err(format!("expected `done`, got {line:?}")),
+    }
+}
+
+/// utime + stime of process `pid`, in clock ticks (`/proc/<pid>/stat` fields 14 and 15).
+fn cpu_ticks(pid: u32) -> Result<u64, String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| e.to_string())?;
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or("malformed /proc stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| -> Result<u64, String> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse().ok())
+            .ok_or_else(|| "malformed /proc stat".to_string())
+    };
+    // Fields 14 and 15 overall are the 12th and 13th after the name (field 3 is index 0).
+    Ok(field(11)? + field(12)?)
+}
+
+/// A numeric field of `/proc/<pid>/status` (the number before any unit).
+fn status_kib(pid: u32, name: &str) -> Result<u64, String> {
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| format!("no {name} in /proc/{pid}/status"))
+}
+
+/// Bytes of connection memory (memfds named `lpc:<service>`) process `pid` maps.
+fn memfd_bytes(pid: u32) -> Result<u64, String> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).map_err(|e| e.to_string())?;
+    Ok(maps
+        .lines()
+        .filter(|l| l.contains("/memfd:lpc:"))
+        .filter_map(|l| {
+            let (start, end) = l.split_whitespace().next()?.split_once('-')?;
+            let start = u64::from_str_radix(start, 16).ok()?;
+            let end = u64::from_str_radix(end, 16).ok()?;
+            Some(end - start)
+        })
+        .sum())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn done_lines() {
+        assert_eq!(parse_done("done 12 3400").unwrap(), (12, 3400));
+        assert!(parse_done("ready").is_err());
+    }
+}

@@ -1,0 +1,86 @@
+//! A smoke run of the benchmark (lpc and the floors, no peers): tiny budgets, checking that
+//! every section runs and reports, not the figures.
+
+use std::process::Command;
+
+#[test]
+fn tiny_run_reports_every_section() {
+    let dir = std::env::temp_dir().join(format!("lpc-bench-smoke-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("results.json");
+    let markdown = dir.join("report.md");
+    let out = Command::new(env!("CARGO_BIN_EXE_lpc-bench"))
+        .args([
+            "--quick",
+            "--samples",
+            "200",
+            "--warmup",
+            "20",
+            "--seconds",
+            "0.02",
+            "--sizes",
+            "1024,1048576",
+            "--idle-seconds",
+            "1",
+            "--idle-clients",
+            "4",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .arg("--markdown")
+        .arg(&markdown)
+        .output()
+        .expect("lpc-bench runs");
+    assert!(
+        out.status.success(),
+        "lpc-bench failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let records = results["records"].as_array().unwrap();
+    let has = |system: &str, workload: serde_json::Value| {
+        records.iter().any(|r| {
+            r["system"] == system && r["workload"] == workload && r["summary"]["p50"].is_u64()
+        })
+    };
+    for system in [
+        "raw-spin",
+        "lpc-adaptive",
+        "lpc-adaptive-nostats",
+        "raw-futex",
+        "lpc-block",
+        "raw-futex-1cpu",
+        "lpc-block-1cpu",
+        "lpc-adaptive-1cpu",
+        "raw-unix",
+    ] {
+        assert!(has(system, "small".into()), "no small call for {system}");
+    }
+    for system in [
+        "memcpy",
+        "raw-unix",
+        "lpc-adaptive",
+        "lpc-block",
+        "lpc-loan",
+    ] {
+        assert!(
+            has(system, serde_json::json!({"echo": 1048576})),
+            "no 1 MiB echo for {system}"
+        );
+    }
+    assert!(has("lpc-adaptive", serde_json::json!({"threads": 2})));
+    assert!(has("lpc-adaptive", serde_json::json!({"procs": 2})));
+    assert!(has("lpc-adaptive", "connect".into()));
+    assert!(results["idle"]["shm_per_connection"].as_u64().unwrap() > 0);
+    let report = std::fs::read_to_string(&markdown).unwrap();
+    for heading in [
+        "## Targets",
+        "## Small call",
+        "## Payloads",
+        "## Pinned to one CPU",
+    ] {
+        assert!(report.contains(heading), "no {heading:?} in the report");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
