@@ -399,6 +399,7 @@ impl Channel {
             }
             spin.spin_failed();
         }
+        let blocked_at = spin.is_enabled().then(Instant::now);
         let end = loop {
             let mut slice = LIVENESS_SLICE;
             if let Some(deadline) = deadline {
@@ -420,6 +421,9 @@ impl Channel {
         // A reply can also land just as the deadline or the liveness check fires: prefer it.
         if end != WaitEnd::Reply && words.state.load(Ordering::SeqCst) == REPLY {
             return WaitEnd::Reply;
+        }
+        if let (WaitEnd::Reply, Some(blocked_at)) = (end, blocked_at) {
+            spin.reply_took(u64::from(budget) + blocked_at.elapsed().as_nanos() as u64);
         }
         end
     }

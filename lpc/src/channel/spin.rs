@@ -32,6 +32,11 @@ impl SpinBudget {
         }
     }
 
+    /// Whether this budget ever spins (adaptive waiting, peers able to run apart).
+    pub(crate) fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
     pub(crate) fn current_ns(&self) -> u32 {
         if self.enabled {
             self.ns.load(Ordering::Relaxed)
@@ -45,6 +50,19 @@ impl SpinBudget {
         let ns = self.ns.load(Ordering::Relaxed);
         if ns < MAX_SPIN_NS {
             self.ns.store((ns * 2).min(MAX_SPIN_NS), Ordering::Relaxed);
+        }
+    }
+
+    /// The last wait had to sleep, but its reply came after `ns` in all: if spinning that
+    /// long would have caught it, spin that long (with a margin) next time. Without this, a
+    /// budget that once decayed to its floor would never catch replies of a few microseconds
+    /// again.
+    pub(crate) fn reply_took(&self, ns: u64) {
+        if self.enabled && ns < u64::from(MAX_SPIN_NS) {
+            let want = (ns.saturating_mul(2) as u32).clamp(MIN_SPIN_NS, MAX_SPIN_NS);
+            if want > self.ns.load(Ordering::Relaxed) {
+                self.ns.store(want, Ordering::Relaxed);
+            }
         }
     }
 

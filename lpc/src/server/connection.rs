@@ -224,10 +224,11 @@ fn serve(shared: &Shared, conn: &ConnectionShared, channel: &Channel) -> Result<
                 &mut reply,
                 &mut last_method,
             )?;
-            if args.capacity() > 1 << 20 {
+            // Kept up to 32 MiB, like the client's buffers (see `client::KEEP_BUFFER`).
+            if args.capacity() > 32 << 20 {
                 args = Vec::new();
             }
-            if reply.capacity() > 1 << 20 {
+            if reply.capacity() > 32 << 20 {
                 reply = Vec::new();
             }
             continue;
