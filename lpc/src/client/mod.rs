@@ -21,7 +21,6 @@ use crate::error::CallPhase;
 use crate::interface::{InterfaceDescriptor, InterfaceInfo, MethodDescriptor};
 use crate::shm::layout::{ConnectionMemory, Geometry};
 use crate::shm::Region;
-use crate::sys::Stream;
 use crate::wire::frame::{Status, FLAG_JSON};
 use crate::wire::handshake::{
     Hello, Message, Refusal, RefusalKind, Welcome, MAX_MESSAGE, PROTOCOL_VERSION,
@@ -286,37 +285,7 @@ impl Client {
             after: options.connect_timeout,
             phase: CallPhase::NotSent,
         };
-        let stream = match Stream::connect(&path, deadline) {
-            Ok(s) => s,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-                ) =>
-            {
-                return Err(Error::NotFound {
-                    service: name.to_owned(),
-                    path,
-                })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Err(timeout()),
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                return Err(Error::Denied {
-                    service: name.to_owned(),
-                    reason: format!(
-                        "no permission to connect to {}: the service admits only its own user",
-                        path.display()
-                    ),
-                })
-            }
-            Err(e) => {
-                return Err(Error::io(
-                    name,
-                    format!("connecting to {}", path.display()),
-                    e,
-                ))
-            }
-        };
+        let stream = registry::connect(name, &path, options.connect_timeout)?;
         let hello = Hello {
             version: PROTOCOL_VERSION,
             service: name.to_owned(),

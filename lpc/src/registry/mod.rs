@@ -73,44 +73,38 @@ pub fn ensure_runtime_dir(dir: &Path) -> Result<()> {
     })
 }
 
+/// Connects to service `name` at `path` within `timeout`, with the error a user can act on:
+/// `NotFound` (nobody listens), `Denied` (no permission on the socket), `Timeout` (the accept
+/// queue stayed full), else `Io`. Used by clients and by queries alike.
+pub(crate) fn connect(name: &str, path: &Path, timeout: Duration) -> Result<Stream> {
+    use std::io::ErrorKind;
+    Stream::connect(path, Instant::now() + timeout).map_err(|e| match e.kind() {
+        ErrorKind::NotFound | ErrorKind::ConnectionRefused => Error::NotFound {
+            service: name.to_owned(),
+            path: path.to_owned(),
+        },
+        ErrorKind::TimedOut => Error::Timeout {
+            service: name.to_owned(),
+            method: None,
+            after: timeout,
+            phase: CallPhase::NotSent,
+        },
+        ErrorKind::PermissionDenied => Error::Denied {
+            service: name.to_owned(),
+            reason: format!(
+                "no permission to connect to {}: the service does not admit other users",
+                path.display()
+            ),
+        },
+        _ => Error::io(name, format!("connecting to {}", path.display()), e),
+    })
+}
+
 /// Asks the service listening at `path` who it is and how it is doing. The service answers
 /// from its reactor's connection thread without setting up shared memory.
 pub fn query_at(name: &str, path: &Path, timeout: Duration) -> Result<ServiceInfo> {
     let deadline = Instant::now() + timeout;
-    let timed_out = || Error::Timeout {
-        service: name.to_owned(),
-        method: None,
-        after: timeout,
-        phase: CallPhase::NotSent,
-    };
-    let stream = match Stream::connect(path, deadline) {
-        Ok(s) => s,
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-            ) =>
-        {
-            return Err(Error::NotFound {
-                service: name.to_owned(),
-                path: path.to_owned(),
-            })
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Err(timed_out()),
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            return Err(Error::Denied {
-                service: name.to_owned(),
-                reason: format!("no permission to connect to {}", path.display()),
-            })
-        }
-        Err(e) => {
-            return Err(Error::io(
-                name,
-                format!("connecting to {}", path.display()),
-                e,
-            ))
-        }
-    };
+    let stream = connect(name, path, timeout)?;
     stream
         .send(&Message::Query.encode(), None)
         .map_err(|e| Error::io(name, "sending a query", e))?;
@@ -131,7 +125,14 @@ pub fn query_at(name: &str, path: &Path, timeout: Duration) -> Result<ServiceInf
                 "the answer to a query carried shared memory",
             ))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Err(timed_out()),
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+            return Err(Error::Timeout {
+                service: name.to_owned(),
+                method: None,
+                after: timeout,
+                phase: CallPhase::NotSent,
+            })
+        }
         Err(e) => return Err(Error::io(name, "receiving the answer to a query", e)),
     };
     match Message::decode(&buf[..n]) {
