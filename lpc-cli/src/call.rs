@@ -122,18 +122,7 @@ impl Target {
 
 /// "`add` takes 2 arguments (a: i32, b: i32)".
 fn expected(method: &MethodInfo) -> String {
-    let list: Vec<String> = method
-        .params
-        .iter()
-        .map(|p| format!("{}: {}", p.name, p.ty))
-        .collect();
-    format!(
-        "`{}` takes {} argument{} ({})",
-        method.name,
-        list.len(),
-        if list.len() == 1 { "" } else { "s" },
-        list.join(", ")
-    )
+    method.takes()
 }
 
 /// "argument 2 `b` (i32) is not valid JSON: ..." with the text and a caret under the error.

@@ -210,3 +210,31 @@ pub const fn method_id(name: &str) -> u32 {
     }
     hash & (RESERVED_METHOD_IDS - 1)
 }
+
+/// "`add` takes 2 arguments (a: i32, b: i32)": what a dynamic caller must send.
+fn takes<'a>(method: &str, params: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let list: Vec<String> = params.map(|(name, ty)| format!("{name}: {ty}")).collect();
+    let plural = if list.len() == 1 { "" } else { "s" };
+    format!(
+        "`{method}` takes {} argument{plural} ({})",
+        list.len(),
+        list.join(", ")
+    )
+}
+
+impl MethodDescriptor {
+    /// "`add` takes 2 arguments (a: i32, b: i32)".
+    pub fn takes(&self) -> String {
+        takes(self.name, self.params.iter().map(|p| (p.name, p.ty)))
+    }
+}
+
+impl MethodInfo {
+    /// "`add` takes 2 arguments (a: i32, b: i32)".
+    pub fn takes(&self) -> String {
+        takes(
+            &self.name,
+            self.params.iter().map(|p| (p.name.as_str(), p.ty.as_str())),
+        )
+    }
+}

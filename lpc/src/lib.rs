@@ -99,20 +99,7 @@ pub mod __private {
                 method: &'static MethodDescriptor,
             ) -> Result<Args, DispatchError> {
                 let bad = |m: String| DispatchError::BadArguments(m);
-                let expected = || {
-                    let list: Vec<String> = method
-                        .params
-                        .iter()
-                        .map(|p| format!("{}: {}", p.name, p.ty))
-                        .collect();
-                    format!(
-                        "`{}` takes {} argument{} ({})",
-                        method.name,
-                        list.len(),
-                        if list.len() == 1 { "" } else { "s" },
-                        list.join(", ")
-                    )
-                };
+                let expected = || method.takes();
                 let value: Value = serde_json::from_slice(bytes)
                     .map_err(|e| bad(format!("the arguments are not valid JSON: {e}")))?;
                 let values = match value {
