@@ -17,13 +17,15 @@ command -v valgrind >/dev/null || { echo "icount: valgrind is required (scripts/
 cargo build --quiet --release -p lpc-tests --bin lpc-icount
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
+# Exact names: a pattern that also matched a closure inside one of them would toggle
+# collection off again on entering it.
 valgrind --tool=callgrind --callgrind-out-file="$out/cg" \
-  --toggle-collect='*client_call*' --toggle-collect='*serve_one*' \
+  --toggle-collect='*::client_call' --toggle-collect='*::serve_one' \
   target/release/lpc-icount "$calls" >/dev/null 2>"$out/log" || { cat "$out/log" >&2; exit 1; }
 annotated=$(callgrind_annotate --inclusive=yes "$out/cg" 2>/dev/null)
 count() { echo "$annotated" | awk -v f="$1" '$0 ~ f { gsub(",", "", $1); print $1; exit }'; }
-client=$(( $(count 'client_call') / calls ))
-dispatch=$(( $(count 'serve_one') / calls ))
+client=$(( $(count '::client_call \\[') / calls ))
+dispatch=$(( $(count '::serve_one \\[') / calls ))
 echo "icount: per call: client path $client instructions, dispatch path $dispatch instructions"
 
 if [ "${1:-}" = "--update" ]; then

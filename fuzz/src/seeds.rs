@@ -384,7 +384,7 @@ pub fn check(services: &Services) {
         let dispatcher: &dyn Dispatch = services.dispatcher(usize::from(selector % 4));
         let methods = dispatcher.interface().methods;
         let id = methods[usize::from(selector / 4) % methods.len()].id;
-        let ok = dispatcher.dispatch(id, args, &mut Vec::new()).is_ok()
+        let ok = dispatcher.dispatch(id, lpc::EncodedArgs::from_bytes(args), &mut lpc::EncodedReply::to_vec(&mut Vec::new())).is_ok()
             || dispatcher.dispatch_json(id, args, &mut Vec::new()).is_ok();
         // A loan can only be received in a connection's call: outside, always refused.
         let takes_loan = name.contains("checksum");

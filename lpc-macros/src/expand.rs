@@ -201,8 +201,8 @@ pub fn expand(service: &Service) -> TokenStream {
             fn dispatch(
                 &self,
                 #method_id: u32,
-                #args: &[u8],
-                #reply: &mut ::std::vec::Vec<u8>,
+                #args: ::lpc::EncodedArgs<'_>,
+                #reply: &mut ::lpc::EncodedReply<'_>,
             ) -> ::core::result::Result<(), ::lpc::DispatchError> {
                 match #method_id {
                     #(#arms)*
@@ -272,7 +272,10 @@ fn client_method(
 
     let (returns, wire_return) = match &method.output {
         Output::Unit => (quote!(()), quote!(())),
-        Output::ByteVec => (quote!(::std::vec::Vec<u8>), quote!(#serde_bytes::ByteBuf)),
+        Output::ByteVec => (
+            quote!(::std::vec::Vec<u8>),
+            quote!(::lpc::__private::WireBytes),
+        ),
         Output::Type(ty) => (ty.to_token_stream(), ty.to_token_stream()),
     };
 
@@ -305,7 +308,7 @@ fn client_method(
     let body = if updated.is_empty() {
         let call = call(wire_return);
         match &method.output {
-            Output::ByteVec => quote!(#call.map(#serde_bytes::ByteBuf::into_vec)),
+            Output::ByteVec => quote!(#call.map(::lpc::__private::WireBytes::into_vec)),
             Output::Unit | Output::Type(_) => call,
         }
     } else {
@@ -341,7 +344,7 @@ fn client_method(
 /// Which dispatcher a piece of code is for: the two decode the arguments differently.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Codec {
-    /// `dispatch`: postcard, with `&[u8]` and `Vec<u8>` as raw bytes (`ByteBuf`).
+    /// `dispatch`: postcard, with `&[u8]` and `Vec<u8>` as raw bytes (`WireBytes`).
     Postcard,
     /// `dispatch_json`: JSON, with bytes as arrays of numbers (`Vec<u8>`).
     Json,
@@ -352,10 +355,8 @@ fn owned_type(param: &Param, codec: Codec) -> TokenStream {
     let ty = match &param.kind {
         ParamKind::Value => param.ty.to_token_stream(),
         ParamKind::ByteVec | ParamKind::ByteSlice => match codec {
-            Codec::Postcard => {
-                let serde_bytes = serde_bytes();
-                quote!(#serde_bytes::ByteBuf)
-            }
+            // Decoded with one copy, straight from shared memory (see `WireBytes`).
+            Codec::Postcard => quote!(::lpc::__private::WireBytes),
             Codec::Json => quote!(::std::vec::Vec<u8>),
         },
         ParamKind::Str => quote!(::std::string::String),

@@ -86,11 +86,11 @@ pub struct Param {
 pub enum ParamKind {
     /// `T` by value: the service decodes a `T`.
     Value,
-    /// `Vec<u8>` by value: sent as bytes, decoded as a `ByteBuf`.
+    /// `Vec<u8>` by value: sent as bytes, decoded as `WireBytes` (one copy).
     ByteVec,
     /// `&str`: the service decodes a `String`.
     Str,
-    /// `&[u8]`: sent as bytes, decoded as a `ByteBuf`.
+    /// `&[u8]`: sent as bytes, decoded as `WireBytes` (one copy).
     ByteSlice,
     /// `&[T]`: the service decodes a `Vec<T>`.
     Slice(Type),

@@ -1280,8 +1280,15 @@ fn hold_connections(rig: &mut Rig, count: usize, limit: usize) {
         started.elapsed()
     );
     drop(peers);
-    // Once they are gone, new clients get in again.
-    let fresh = ProbeClient::connect_with(NAME, &good_options(rig.dir())).unwrap();
+    // Once they are gone, new clients get in again. The service frees a connection when it
+    // sees the hang-up, which may come just after our drop: wait (bounded) for that.
+    let until = Instant::now() + Duration::from_secs(10);
+    let fresh = loop {
+        match ProbeClient::connect_with(NAME, &good_options(rig.dir())) {
+            Err(lpc::Error::Busy { .. }) if Instant::now() < until => std::thread::yield_now(),
+            other => break other.expect("a client after the held connections left"),
+        }
+    };
     check_calls(&fresh, 2).unwrap();
     drop(fresh);
     rig.assert_recovered(&format!("{count} connections"));

@@ -7,6 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::channel::payload::PayloadWriter;
+use crate::channel::Payload;
+
 /// Method ids at or above this value are reserved for the runtime itself.
 pub const RESERVED_METHOD_IDS: u32 = 0x8000_0000;
 
@@ -147,6 +150,53 @@ pub enum DispatchError {
     Encode(String),
 }
 
+/// The encoded arguments of one call, as the runtime hands them to [`Dispatch::dispatch`]:
+/// copied out of the call slot, or, for a large payload, still in shared memory, where the
+/// decoder copies each value out once (a byte buffer straight into the `Vec` the handler
+/// gets). Build one from bytes to call a dispatcher directly, as tests and fuzzers do.
+pub struct EncodedArgs<'a>(pub(crate) Payload<'a>);
+
+impl<'a> EncodedArgs<'a> {
+    /// Arguments already in private memory.
+    pub fn from_bytes(bytes: &'a [u8]) -> EncodedArgs<'a> {
+        EncodedArgs(Payload::Local(bytes))
+    }
+}
+
+impl<'a> From<&'a [u8]> for EncodedArgs<'a> {
+    fn from(bytes: &'a [u8]) -> Self {
+        EncodedArgs::from_bytes(bytes)
+    }
+}
+
+impl<'a> From<&'a Vec<u8>> for EncodedArgs<'a> {
+    fn from(bytes: &'a Vec<u8>) -> Self {
+        EncodedArgs::from_bytes(bytes)
+    }
+}
+
+/// Where [`Dispatch::dispatch`] writes the encoded result: the caller's call slot (the
+/// runtime's case: a large result goes straight into shared memory), or a `Vec`.
+pub struct EncodedReply<'a>(pub(crate) ReplyTarget<'a>);
+
+pub(crate) enum ReplyTarget<'a> {
+    Vec(&'a mut Vec<u8>),
+    Slot(PayloadWriter<'a>),
+}
+
+impl<'a> EncodedReply<'a> {
+    /// A reply appended to `out`.
+    pub fn to_vec(out: &'a mut Vec<u8>) -> EncodedReply<'a> {
+        EncodedReply(ReplyTarget::Vec(out))
+    }
+}
+
+impl<'a> From<&'a mut Vec<u8>> for EncodedReply<'a> {
+    fn from(out: &'a mut Vec<u8>) -> Self {
+        EncodedReply::to_vec(out)
+    }
+}
+
 /// The service side of an interface: decodes arguments, runs the handler, encodes the result.
 ///
 /// Implemented by the `XxxServer<T>` type that `#[lpc::service]` generates; the runtime calls
@@ -156,13 +206,13 @@ pub trait Dispatch: Send + Sync + 'static {
     /// The interface this dispatcher serves.
     fn interface(&self) -> &'static InterfaceDescriptor;
 
-    /// Runs method `method_id` with the postcard-encoded `args` and appends the
+    /// Runs method `method_id` with the postcard-encoded `args` and writes the
     /// postcard-encoded result to `reply` (which is empty on entry).
     fn dispatch(
         &self,
         method_id: u32,
-        args: &[u8],
-        reply: &mut Vec<u8>,
+        args: EncodedArgs<'_>,
+        reply: &mut EncodedReply<'_>,
     ) -> Result<(), DispatchError>;
 
     /// Runs method `method_id` with JSON `args` — an array of the arguments in order, or an

@@ -62,8 +62,8 @@ mod wire;
 pub use client::{query, Client, ClientOptions, WaitStrategy};
 pub use error::{CallPhase, Error, Result};
 pub use interface::{
-    fnv1a64, method_id, Dispatch, DispatchError, InterfaceDescriptor, InterfaceInfo,
-    MethodDescriptor, MethodInfo, ParamDescriptor, ParamInfo, RESERVED_METHOD_IDS,
+    fnv1a64, method_id, Dispatch, DispatchError, EncodedArgs, EncodedReply, InterfaceDescriptor,
+    InterfaceInfo, MethodDescriptor, MethodInfo, ParamDescriptor, ParamInfo, RESERVED_METHOD_IDS,
 };
 pub use loan::Loan;
 pub use lpc_macros::service;
@@ -76,6 +76,8 @@ pub mod __private {
     pub use postcard;
     pub use serde;
     pub use serde_bytes;
+
+    pub use crate::wire::codec::WireBytes;
 
     use crate::DispatchError;
 
@@ -193,8 +195,10 @@ pub mod __private {
 
     /// Decodes a call's arguments (a tuple) in the service.
     #[inline]
-    pub fn decode_args<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, DispatchError> {
-        crate::wire::codec::decode_exact(bytes).map_err(|why| {
+    pub fn decode_args<'a, T: serde::Deserialize<'a>>(
+        args: crate::EncodedArgs<'a>,
+    ) -> Result<T, DispatchError> {
+        args.0.decode().map_err(|why| {
             DispatchError::BadArguments(format!(
                 "the arguments do not decode as the method's parameters: {why}"
             ))
@@ -205,9 +209,14 @@ pub mod __private {
     #[inline]
     pub fn encode_reply<T: serde::Serialize + ?Sized>(
         value: &T,
-        out: &mut Vec<u8>,
+        out: &mut crate::EncodedReply<'_>,
     ) -> Result<(), DispatchError> {
-        crate::wire::codec::encode_into(value, out).map_err(DispatchError::Encode)
+        use crate::interface::ReplyTarget;
+        let encoded = match &mut out.0 {
+            ReplyTarget::Vec(vec) => crate::wire::codec::encode_into(value, *vec),
+            ReplyTarget::Slot(writer) => crate::wire::codec::encode_into(value, writer),
+        };
+        encoded.map_err(DispatchError::Encode)
     }
 }
 

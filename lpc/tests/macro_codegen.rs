@@ -126,7 +126,11 @@ fn call<A: Serialize>(server: &impl Dispatch, method: &str, args: &A) -> Vec<u8>
     let args = postcard::to_allocvec(args).expect("encode args");
     let mut reply = Vec::new();
     server
-        .dispatch(id, &args, &mut reply)
+        .dispatch(
+            id,
+            lpc::EncodedArgs::from_bytes(&args),
+            &mut lpc::EncodedReply::to_vec(&mut reply),
+        )
         .unwrap_or_else(|e| panic!("{method}: {e:?}"));
     reply
 }
@@ -247,11 +251,19 @@ fn unknown_method() {
     let server = server();
     let mut reply = Vec::new();
     assert_eq!(
-        server.dispatch(0x7fff_fffe, &[], &mut reply),
+        server.dispatch(
+            0x7fff_fffe,
+            lpc::EncodedArgs::from_bytes(&[]),
+            &mut lpc::EncodedReply::to_vec(&mut reply)
+        ),
         Err(DispatchError::NoSuchMethod)
     );
     assert_eq!(
-        server.dispatch(lpc::RESERVED_METHOD_IDS, &[], &mut reply),
+        server.dispatch(
+            lpc::RESERVED_METHOD_IDS,
+            lpc::EncodedArgs::from_bytes(&[]),
+            &mut lpc::EncodedReply::to_vec(&mut reply)
+        ),
         Err(DispatchError::NoSuchMethod)
     );
 }
@@ -262,20 +274,32 @@ fn garbage_arguments() {
     let mut reply = Vec::new();
     let add = lpc::method_id("add");
     // Truncated: one varint of two.
-    let result = server.dispatch(add, &[0x02], &mut reply);
+    let result = server.dispatch(
+        add,
+        lpc::EncodedArgs::from_bytes(&[0x02]),
+        &mut lpc::EncodedReply::to_vec(&mut reply),
+    );
     assert!(
         matches!(result, Err(DispatchError::BadArguments(_))),
         "{result:?}"
     );
     // Not UTF-8 where a `&str` is expected.
     let get = lpc::method_id("get");
-    let result = server.dispatch(get, &[2, 0xff, 0xfe], &mut reply);
+    let result = server.dispatch(
+        get,
+        lpc::EncodedArgs::from_bytes(&[2, 0xff, 0xfe]),
+        &mut lpc::EncodedReply::to_vec(&mut reply),
+    );
     assert!(
         matches!(result, Err(DispatchError::BadArguments(_))),
         "{result:?}"
     );
     // A varint that never ends.
-    let result = server.dispatch(add, &[0xff; 12], &mut reply);
+    let result = server.dispatch(
+        add,
+        lpc::EncodedArgs::from_bytes(&[0xff; 12]),
+        &mut lpc::EncodedReply::to_vec(&mut reply),
+    );
     assert!(
         matches!(result, Err(DispatchError::BadArguments(_))),
         "{result:?}"
@@ -794,6 +818,12 @@ fn json_extras_round_trip() {
     let id = lpc::method_id("borrowed");
     let args = postcard::to_allocvec(&(Some("ab"), &["c"][..])).expect("encode");
     let mut reply = Vec::new();
-    server.dispatch(id, &args, &mut reply).expect("dispatch");
+    server
+        .dispatch(
+            id,
+            lpc::EncodedArgs::from_bytes(&args),
+            &mut lpc::EncodedReply::to_vec(&mut reply),
+        )
+        .expect("dispatch");
     assert_eq!(decode::<usize>(&reply), 3);
 }

@@ -5,6 +5,7 @@
 //! through this type so that the rules of the shared region live in one place.
 
 pub(crate) mod bulk;
+pub(crate) mod payload;
 pub(crate) mod protocol;
 pub(crate) mod spin;
 pub(crate) mod state;
@@ -18,7 +19,6 @@ use std::time::{Duration, Instant};
 use crate::shm::layout::{ConnectionMemory, SlotView};
 use crate::shm::Region;
 use crate::sys::{SharedMemory, Stream, WaitOutcome};
-use crate::wire::frame::FLAG_SPILL;
 use crate::wire::handshake::Message;
 use crate::wire::FrameHeader;
 
@@ -94,6 +94,31 @@ struct Inbox {
 
 /// At most this many bulk buffers may be announced by a peer per connection.
 pub(crate) const MAX_BULK_BUFFERS: usize = 64;
+
+/// A payload to decode: in private memory, or in a spill buffer.
+pub(crate) enum Payload<'a> {
+    Local(&'a [u8]),
+    Spilled(payload::SpillSource<'a>),
+}
+
+impl<'a> Payload<'a> {
+    /// Decodes the payload as exactly one `T`.
+    #[inline]
+    pub(crate) fn decode<T: serde::Deserialize<'a>>(self) -> Result<T, String> {
+        match self {
+            Payload::Local(bytes) => crate::wire::codec::decode_exact(bytes),
+            Payload::Spilled(source) => crate::wire::codec::decode_exact_from(source),
+        }
+    }
+
+    /// The whole payload in private memory (copied out if it is spilled).
+    pub(crate) fn into_local(self) -> io::Result<&'a [u8]> {
+        match self {
+            Payload::Local(bytes) => Ok(bytes),
+            Payload::Spilled(mut source) => source.localize(),
+        }
+    }
+}
 
 /// One connection's shared region, socket and spill buffers.
 pub(crate) struct Channel {
@@ -171,76 +196,27 @@ impl Channel {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Writes `payload` for `slot`, inline if it fits, else into the slot's spill buffer
-    /// (replacing it with a larger one, sent to the peer, when needed). Returns the frame
-    /// flags and spill generation to publish with it.
-    pub(crate) fn write_payload(
-        &self,
-        slot: u32,
-        payload: &[u8],
-    ) -> Result<(u32, u32), ChannelError> {
-        let view = self.slot(slot);
-        if payload.len() <= view.inline_capacity() {
-            view.copy_inline_in(payload)
-                .expect("length checked against inline capacity");
-            return Ok((0, 0));
-        }
-        let mut spill = Self::spill(&self.outgoing, slot);
-        let fits = spill
-            .region
-            .as_ref()
-            .is_some_and(|r| r.len() >= payload.len());
-        if !fits {
-            let size = payload
-                .len()
-                .checked_next_power_of_two()
-                .unwrap_or(payload.len())
-                .max(MIN_SPILL);
-            let shm = SharedMemory::create("lpc-spill", size)?;
-            let region = Region::new(shm.map()?);
-            let generation = spill.generation.wrapping_add(1);
-            self.stream
-                .send(&Message::Spill { slot, generation }.encode(), Some(&shm))?;
-            spill.generation = generation;
-            spill.region = Some(region);
-            // `shm` (the descriptor) closes here; the mapping keeps the memory alive.
-        }
-        let region = spill.region.as_ref().expect("spill buffer present");
-        region
-            .copy_in(0, payload)
-            .expect("spill buffer large enough");
-        Ok((FLAG_SPILL, spill.generation))
-    }
-
-    /// Copies the payload that `header` (already validated) describes for `slot` into `out`.
-    /// `limit` is the largest payload this side accepts.
-    pub(crate) fn read_payload(
-        &self,
-        slot: u32,
-        header: &FrameHeader,
-        limit: u64,
-        out: &mut Vec<u8>,
-    ) -> Result<(), ChannelError> {
+    /// Checks `header`'s length against `limit` (the largest payload this side accepts) and
+    /// against memory.
+    fn payload_len(header: &FrameHeader, limit: u64) -> Result<usize, ChannelError> {
         if header.len > limit {
             return Err(ChannelError::TooLarge {
                 size: header.len,
                 limit,
             });
         }
-        let len = usize::try_from(header.len)
-            .map_err(|_| ChannelError::Protocol("payload length does not fit in memory".into()))?;
-        // An allocation failure must fail this call, not abort the process.
-        out.try_reserve(len).map_err(|_| {
-            ChannelError::Io(io::Error::new(
-                io::ErrorKind::OutOfMemory,
-                format!("no memory for a {len} byte payload"),
-            ))
-        })?;
-        if !header.spilled() {
-            return self.slot(slot).copy_inline_out(len, out).map_err(|_| {
-                ChannelError::Protocol(format!("inline payload length {len} exceeds the slot"))
-            });
-        }
+        usize::try_from(header.len)
+            .map_err(|_| ChannelError::Protocol("payload length does not fit in memory".into()))
+    }
+
+    /// The slot's incoming spill buffer that `header` names (mapped if new), holding `len`.
+    fn incoming_spill(
+        &self,
+        slot: u32,
+        header: &FrameHeader,
+        limit: u64,
+        len: usize,
+    ) -> Result<MutexGuard<'_, Spill>, ChannelError> {
         let mut spill = Self::spill(&self.incoming, slot);
         if spill.generation != header.spill_generation || spill.region.is_none() {
             let shm = self.receive_spill(slot, header.spill_generation)?;
@@ -255,13 +231,69 @@ impl Channel {
             spill.region = Some(Region::new(shm.map()?));
             spill.generation = header.spill_generation;
         }
-        let region = spill.region.as_ref().expect("spill buffer present");
-        region.copy_out(0, len, out).map_err(|_| {
-            ChannelError::Protocol(format!(
-                "payload length {len} exceeds the {} byte spill buffer",
-                region.len()
+        let size = spill.region.as_ref().map_or(0, Region::len);
+        if len > size {
+            return Err(ChannelError::Protocol(format!(
+                "payload length {len} exceeds the {size} byte spill buffer"
+            )));
+        }
+        Ok(spill)
+    }
+
+    /// Runs `f` on the payload that `header` (already validated) describes for `slot`: an
+    /// inline payload copied into `scratch`, a spilled one where it lies (see
+    /// [`payload::SpillSource`]). `limit` is the largest payload this side accepts.
+    #[inline]
+    pub(crate) fn with_payload<R>(
+        &self,
+        slot: u32,
+        header: &FrameHeader,
+        limit: u64,
+        scratch: &mut Vec<u8>,
+        f: impl FnOnce(Payload<'_>) -> R,
+    ) -> Result<R, ChannelError> {
+        let len = Self::payload_len(header, limit)?;
+        if !header.spilled() {
+            scratch.clear();
+            self.slot(slot).copy_inline_out(len, scratch).map_err(|_| {
+                ChannelError::Protocol(format!("inline payload length {len} exceeds the slot"))
+            })?;
+            return Ok(f(Payload::Local(scratch)));
+        }
+        let spill = self.incoming_spill(slot, header, limit, len)?;
+        let region = spill.region.as_ref().expect("checked by incoming_spill");
+        Ok(f(Payload::Spilled(payload::SpillSource::new(
+            region, len, scratch,
+        ))))
+    }
+
+    /// Copies the payload that `header` (already validated) describes for `slot` into `out`.
+    /// `limit` is the largest payload this side accepts.
+    pub(crate) fn read_payload(
+        &self,
+        slot: u32,
+        header: &FrameHeader,
+        limit: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ChannelError> {
+        let len = Self::payload_len(header, limit)?;
+        // An allocation failure must fail this call, not abort the process.
+        out.try_reserve(len).map_err(|_| {
+            ChannelError::Io(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                format!("no memory for a {len} byte payload"),
             ))
-        })
+        })?;
+        if !header.spilled() {
+            return self.slot(slot).copy_inline_out(len, out).map_err(|_| {
+                ChannelError::Protocol(format!("inline payload length {len} exceeds the slot"))
+            });
+        }
+        let spill = self.incoming_spill(slot, header, limit, len)?;
+        let region = spill.region.as_ref().expect("checked by incoming_spill");
+        region
+            .copy_out(0, len, out)
+            .map_err(|_| ChannelError::Protocol("payload outside its spill buffer".into()))
     }
 
     /// Takes the spill buffer of `generation` for `slot` from the socket (or from the inbox,
@@ -471,7 +503,7 @@ impl Channel {
 mod tests {
     use super::*;
     use crate::shm::layout::Geometry;
-    use crate::wire::frame::Status;
+    use crate::wire::frame::{Status, FLAG_SPILL};
 
     const GEOMETRY: Geometry = Geometry {
         slot_count: 4,
@@ -509,10 +541,15 @@ mod tests {
         for len in [0, 1, 208, 209, 5000, 70_000, 1 << 20] {
             let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
             let written = client.write_payload(2, &data).unwrap();
-            assert_eq!(written.0 == FLAG_SPILL, len > 208, "len {len}");
+            assert_eq!(written.flags == FLAG_SPILL, len > 208, "len {len}");
             let mut out = Vec::new();
             service
-                .read_payload(2, &header(len, written), 1 << 30, &mut out)
+                .read_payload(
+                    2,
+                    &header(len, (written.flags, written.spill_generation)),
+                    1 << 30,
+                    &mut out,
+                )
                 .unwrap();
             assert_eq!(out, data, "len {len}");
         }
@@ -542,8 +579,12 @@ mod tests {
     fn a_length_beyond_the_spill_buffer_is_a_protocol_error() {
         let (service, client) = connected();
         let written = client.write_payload(1, &[7u8; 1000]).unwrap();
-        let err =
-            service.read_payload(1, &header(MIN_SPILL + 1, written), 1 << 30, &mut Vec::new());
+        let err = service.read_payload(
+            1,
+            &header(MIN_SPILL + 1, (written.flags, written.spill_generation)),
+            1 << 30,
+            &mut Vec::new(),
+        );
         assert!(matches!(err, Err(ChannelError::Protocol(m)) if m.contains("spill buffer")));
     }
 
@@ -623,5 +664,125 @@ mod tests {
             client.wait_for_reply(0, &spin, Some(deadline)),
             WaitEnd::TimedOut(state::REQUEST)
         );
+    }
+
+    /// Encodes `value` for `slot` with a writer, as a call does.
+    fn encode<T: serde::Serialize>(
+        channel: &Channel,
+        slot: u32,
+        limit: u64,
+        value: &T,
+    ) -> Result<payload::Written, ChannelError> {
+        let mut stage = Vec::new();
+        let mut writer = channel.writer(slot, limit, &mut stage);
+        crate::wire::codec::encode_into(value, &mut writer).expect("encodes");
+        writer.finish()
+    }
+
+    type Mixed = (String, crate::wire::codec::WireBytes, Vec<u32>, u8);
+
+    fn mixed(n: usize) -> (String, serde_bytes::ByteBuf, Vec<u32>, u8) {
+        (
+            "name".repeat(25),
+            serde_bytes::ByteBuf::from((0..n).map(|i| (i % 253) as u8).collect::<Vec<u8>>()),
+            (0..1000).map(|i| i * 7919).collect(),
+            9,
+        )
+    }
+
+    #[test]
+    fn an_encoder_writes_into_the_spill_buffer_growing_it_midway_and_the_decoder_reads_there() {
+        let (service, client) = connected();
+        for n in [10, 100_000, 300_000, 5_000] {
+            let value = mixed(n);
+            let written = encode(&client, 1, 1 << 30, &value).unwrap();
+            assert_eq!(written.flags, FLAG_SPILL, "n {n}");
+            let header = header(
+                written.len as usize,
+                (written.flags, written.spill_generation),
+            );
+            let mut scratch = Vec::new();
+            let back: Mixed = service
+                .with_payload(1, &header, 1 << 30, &mut scratch, |p| p.decode())
+                .unwrap()
+                .unwrap();
+            assert_eq!(back.0, value.0);
+            assert_eq!(back.1 .0, value.1.into_vec(), "n {n}");
+            assert_eq!((back.2, back.3), (value.2, value.3));
+            // Nothing borrowed, so nothing was copied whole into the scratch buffer.
+            assert!(scratch.is_empty(), "n {n}");
+        }
+        // Buffers only grow: 300,000 bytes needed the third one, and the last call reused it.
+        let generation = Channel::spill(&client.outgoing, 1).generation;
+        assert_eq!(generation, 3);
+    }
+
+    #[test]
+    fn a_small_payload_stays_inline() {
+        let (service, client) = connected();
+        let written = encode(&client, 0, 1 << 30, &(7u32, "x")).unwrap();
+        assert_eq!((written.flags, written.len), (0, 3));
+        let header = header(3, (0, 0));
+        let back: (u32, String) = service
+            .with_payload(0, &header, 1 << 30, &mut Vec::new(), |p| p.decode())
+            .unwrap()
+            .unwrap();
+        assert_eq!(back, (7, "x".to_owned()));
+    }
+
+    #[test]
+    fn a_spilled_payload_decodes_types_that_borrow_from_it() {
+        let (service, client) = connected();
+        let text = "é".repeat(3000);
+        let written = encode(&client, 2, 1 << 30, &(5u8, text.as_str(), 6u8)).unwrap();
+        assert_eq!(written.flags, FLAG_SPILL);
+        let header = header(
+            written.len as usize,
+            (written.flags, written.spill_generation),
+        );
+        let mut scratch = Vec::new();
+        service
+            .with_payload(2, &header, 1 << 30, &mut scratch, |p| {
+                let back: (u8, &str, u8) = p.decode().unwrap();
+                assert_eq!(back, (5, text.as_str(), 6));
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn past_its_limit_the_writer_counts_and_refuses() {
+        let (_service, client) = connected();
+        let bytes = serde_bytes::ByteBuf::from(vec![1u8; 5000]);
+        let err = encode(&client, 0, 1000, &bytes).unwrap_err();
+        // The full size (a two-byte length, then the bytes), not where writing stopped.
+        assert!(
+            matches!(
+                err,
+                ChannelError::TooLarge {
+                    size: 5002,
+                    limit: 1000
+                }
+            ),
+            "{err:?}"
+        );
+        // Nothing was spilled for it.
+        assert!(Channel::spill(&client.outgoing, 0).region.is_none());
+    }
+
+    #[test]
+    fn a_byte_buffer_claiming_more_than_the_payload_is_refused_without_allocating_it() {
+        let (service, client) = connected();
+        // A length of 2^40 bytes, followed by a few thousand.
+        let mut forged = vec![0x80, 0x80, 0x80, 0x80, 0x80, 0x20];
+        forged.extend(std::iter::repeat_n(0u8, 5000));
+        let written = client.write_payload(3, &forged).unwrap();
+        let header = header(
+            written.len as usize,
+            (written.flags, written.spill_generation),
+        );
+        let result: Result<crate::wire::codec::WireBytes, String> = service
+            .with_payload(3, &header, 1 << 30, &mut Vec::new(), |p| p.decode())
+            .unwrap();
+        assert!(result.is_err());
     }
 }

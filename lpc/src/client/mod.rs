@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::channel::payload::Written;
 use crate::channel::spin::SpinBudget;
 use crate::channel::{state, Cancel, Channel, ChannelError, WaitEnd};
 use crate::error::CallPhase;
@@ -524,28 +525,60 @@ impl Client {
         R: DeserializeOwned,
     {
         let conn = self.live(method)?;
-        request.clear();
-        codec::encode_into(args, request).map_err(|why| {
-            Error::protocol(
-                &conn.service,
-                Some(method),
-                format!("cannot encode the arguments: {why}"),
-            )
-        })?;
-        self.exchange_on(&conn, method_id, method, 0, request, reply)?;
-        let decode = || codec::decode_exact(reply);
-        let decoded = if loans {
-            CALLING.set(&conn.channel, decode)
-        } else {
-            decode()
+        let deadline = self.call_timeout.map(|t| Instant::now() + t);
+        let slot = self.acquire(&conn, method, deadline)?;
+        // The arguments are encoded straight into the slot (or its spill buffer).
+        let mut writer = conn.channel.writer(slot, conn.max_request, request);
+        let written = match codec::encode_into(args, &mut writer) {
+            Ok(()) => writer.finish(),
+            Err(why) => match writer.take_failure() {
+                Some(e) => Err(e),
+                None => {
+                    drop(writer);
+                    conn.slots.release(slot);
+                    return Err(Error::protocol(
+                        &conn.service,
+                        Some(method),
+                        format!("cannot encode the arguments: {why}"),
+                    ));
+                }
+            },
         };
-        decoded.map_err(|why| {
-            Error::protocol(
-                &conn.service,
-                Some(method),
-                format!("cannot decode the result: {why}"),
-            )
-        })
+        let written = match written {
+            Ok(written) => written,
+            Err(e) => {
+                conn.slots.release(slot);
+                return Err(conn.channel_error(e, method, CallPhase::NotSent));
+            }
+        };
+        let header = self.submit(&conn, slot, method_id, method, written, 0, deadline)?;
+        // The reply is ours until we set the slot FREE.
+        let result = if header.status == Status::Ok {
+            conn.channel
+                .with_payload(slot, &header, conn.max_reply, reply, |payload| {
+                    let decode = || payload.decode::<R>();
+                    if loans {
+                        CALLING.set(&conn.channel, decode)
+                    } else {
+                        decode()
+                    }
+                })
+                .map_err(|e| conn.channel_error(e, method, CallPhase::ReplyLost))
+                .and_then(|decoded| {
+                    decoded.map_err(|why| {
+                        Error::protocol(
+                            &conn.service,
+                            Some(method),
+                            format!("cannot decode the result: {why}"),
+                        )
+                    })
+                })
+        } else {
+            conn.failure(slot, &header, method, reply)
+        };
+        conn.channel.release(slot);
+        conn.slots.release(slot);
+        result
     }
 
     /// Calls `method` by name with JSON arguments — an array in parameter order, or an object
@@ -581,83 +614,76 @@ impl Client {
         })
     }
 
-    /// Sends the encoded `request` and leaves the encoded result in `reply`.
-    fn exchange_on(
-        &self,
-        conn: &Connection,
-        method_id: u32,
-        method: &str,
-        extra_flags: u32,
-        request: &[u8],
-        reply: &mut Vec<u8>,
-    ) -> Result<()> {
-        let err_method = || Some(method.to_owned());
+    /// Takes a call slot of `conn` for one call (waiting for one only if the options say so).
+    #[inline]
+    fn acquire(&self, conn: &Connection, method: &str, deadline: Option<Instant>) -> Result<u32> {
         if conn.dead.load(Ordering::Relaxed) {
             return Err(conn.disconnected(method, CallPhase::NotSent));
         }
-        if request.len() as u64 > conn.max_request {
-            return Err(Error::TooLarge {
-                service: conn.service.clone(),
-                method: err_method(),
-                size: request.len() as u64,
-                limit: conn.max_request,
-            });
+        if let Some(slot) = conn.slots.try_acquire(&conn.channel) {
+            return Ok(slot);
         }
-        let deadline = self.call_timeout.map(|t| Instant::now() + t);
-        let timeout = |phase| Error::Timeout {
+        let Some(wait) = self.slot_wait else {
+            return Err(Error::Busy {
+                service: conn.service.clone(),
+                method: Some(method.to_owned()),
+                reason: format!(
+                    "all {} call slots of this connection are in use by other calls; retry, \
+                     or let calls wait with ClientOptions::queue_for_slot",
+                    conn.channel.memory().geometry().slot_count
+                ),
+            });
+        };
+        let until = Instant::now() + wait;
+        let until = deadline.map_or(until, |d| d.min(until));
+        conn.slots
+            .acquire(&conn.channel, Some(until))
+            .ok_or_else(|| {
+                if deadline.is_some_and(|d| d <= until) {
+                    self.timeout(conn, method, CallPhase::NotSent)
+                } else {
+                    Error::Busy {
+                        service: conn.service.clone(),
+                        method: Some(method.to_owned()),
+                        reason: format!("no call slot freed up within {wait:?}"),
+                    }
+                }
+            })
+    }
+
+    fn timeout(&self, conn: &Connection, method: &str, phase: CallPhase) -> Error {
+        Error::Timeout {
             service: conn.service.clone(),
-            method: err_method(),
+            method: Some(method.to_owned()),
             after: self.call_timeout.unwrap_or_default(),
             phase,
-        };
-        let slot = match conn.slots.try_acquire(&conn.channel) {
-            Some(slot) => slot,
-            None => {
-                let Some(wait) = self.slot_wait else {
-                    return Err(Error::Busy {
-                        service: conn.service.clone(),
-                        method: err_method(),
-                        reason: format!(
-                            "all {} call slots of this connection are in use by other calls; retry, \
-                             or let calls wait with ClientOptions::queue_for_slot",
-                            conn.channel.memory().geometry().slot_count
-                        ),
-                    });
-                };
-                let until = Instant::now() + wait;
-                let until = deadline.map_or(until, |d| d.min(until));
-                conn.slots
-                    .acquire(&conn.channel, Some(until))
-                    .ok_or_else(|| {
-                        if deadline.is_some_and(|d| d <= until) {
-                            timeout(CallPhase::NotSent)
-                        } else {
-                            Error::Busy {
-                                service: conn.service.clone(),
-                                method: err_method(),
-                                reason: format!("no call slot freed up within {wait:?}"),
-                            }
-                        }
-                    })?
-            }
-        };
-        let (flags, spill_generation) = match conn.channel.write_payload(slot, request) {
-            Ok(r) => r,
-            Err(e) => {
-                conn.slots.release(slot);
-                return Err(conn.channel_error(e, method, CallPhase::NotSent));
-            }
-        };
+        }
+    }
+
+    /// Publishes the request already `written` into `slot` and waits for the reply. Returns
+    /// the reply's validated header with the slot still ours (the caller reads the payload,
+    /// then frees the slot); on an error the slot is taken care of here.
+    #[allow(clippy::too_many_arguments)]
+    fn submit(
+        &self,
+        conn: &Connection,
+        slot: u32,
+        method_id: u32,
+        method: &str,
+        written: Written,
+        extra_flags: u32,
+        deadline: Option<Instant>,
+    ) -> Result<FrameHeader> {
         let call_id = conn.call_ids[slot as usize]
             .load(Ordering::Relaxed)
             .wrapping_add(1);
         conn.call_ids[slot as usize].store(call_id, Ordering::Relaxed);
         let header = FrameHeader {
             method: method_id,
-            flags: flags | extra_flags,
+            flags: written.flags | extra_flags,
             call_id,
-            len: request.len() as u64,
-            spill_generation,
+            len: written.len,
+            spill_generation: written.spill_generation,
             status: Status::Ok,
             // The service sees the caller's deadline (`lpc::deadline()`): CLOCK_MONOTONIC is
             // shared by all processes of the machine.
@@ -675,12 +701,12 @@ impl Client {
                 // The service had not taken it: withdrawn, it never runs.
                 Cancel::Withdrawn => {
                     conn.slots.release(slot);
-                    return Err(timeout(CallPhase::NotTaken));
+                    return Err(self.timeout(conn, method, CallPhase::NotTaken));
                 }
                 // The service runs it: the slot is the service's until the handler returns.
                 Cancel::Abandoned => {
                     conn.slots.quarantine(slot);
-                    return Err(timeout(CallPhase::Executing));
+                    return Err(self.timeout(conn, method, CallPhase::Executing));
                 }
                 // The reply arrived just now: take it.
                 Cancel::Replied => {}
@@ -697,40 +723,58 @@ impl Client {
                 return Err(conn.disconnected(method, state::phase_of(seen)));
             }
         }
-
-        // The reply is ours until we set the slot FREE.
-        let result = conn.read_reply(slot, call_id, method, reply);
-        conn.channel.release(slot);
-        conn.slots.release(slot);
-        let status = result?;
-        match status {
-            Status::Ok => Ok(()),
-            Status::NoSuchMethod => Err(Error::NoSuchMethod {
-                service: conn.service.clone(),
-                method: method.to_owned(),
-            }),
-            Status::BadArguments => Err(Error::BadArguments {
-                service: conn.service.clone(),
-                method: method.to_owned(),
-                message: String::from_utf8_lossy(reply).into_owned(),
-            }),
-            Status::Panicked | Status::EncodeFailed => Err(Error::Remote {
-                service: conn.service.clone(),
-                method: method.to_owned(),
-                message: String::from_utf8_lossy(reply).into_owned(),
-            }),
-            Status::TooLarge => {
-                let size = reply
-                    .get(..8)
-                    .map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
-                Err(Error::TooLarge {
-                    service: conn.service.clone(),
-                    method: err_method(),
-                    size,
-                    limit: conn.max_reply,
-                })
+        match conn.reply_header(slot, call_id, method) {
+            Ok(header) => Ok(header),
+            Err(e) => {
+                conn.channel.release(slot);
+                conn.slots.release(slot);
+                Err(e)
             }
         }
+    }
+
+    /// Sends the encoded `request` and leaves the encoded result in `reply`.
+    fn exchange_on(
+        &self,
+        conn: &Connection,
+        method_id: u32,
+        method: &str,
+        extra_flags: u32,
+        request: &[u8],
+        reply: &mut Vec<u8>,
+    ) -> Result<()> {
+        let deadline = self.call_timeout.map(|t| Instant::now() + t);
+        let slot = self.acquire(conn, method, deadline)?;
+        let mut stage = Vec::new();
+        let mut writer = conn.channel.writer(slot, conn.max_request, &mut stage);
+        let _ = codec::Sink::put_all(&mut writer, request);
+        let written = match writer.finish() {
+            Ok(written) => written,
+            Err(e) => {
+                conn.slots.release(slot);
+                return Err(conn.channel_error(e, method, CallPhase::NotSent));
+            }
+        };
+        let header = self.submit(
+            conn,
+            slot,
+            method_id,
+            method,
+            written,
+            extra_flags,
+            deadline,
+        )?;
+        let result = if header.status == Status::Ok {
+            reply.clear();
+            conn.channel
+                .read_payload(slot, &header, conn.max_reply, reply)
+                .map_err(|e| conn.channel_error(e, method, CallPhase::ReplyLost))
+        } else {
+            conn.failure(slot, &header, method, reply)
+        };
+        conn.channel.release(slot);
+        conn.slots.release(slot);
+        result
     }
 }
 
@@ -767,14 +811,8 @@ impl Connection {
         }
     }
 
-    /// Reads and validates the reply in `slot` into `out`; returns its status.
-    fn read_reply(
-        &self,
-        slot: u32,
-        call_id: u64,
-        method: &str,
-        out: &mut Vec<u8>,
-    ) -> Result<Status> {
+    /// Reads and validates the header of the reply in `slot`.
+    fn reply_header(&self, slot: u32, call_id: u64, method: &str) -> Result<FrameHeader> {
         let header = FrameHeader::decode(&self.channel.slot(slot).read_frame()).map_err(|e| {
             self.channel_error(ChannelError::Protocol(e), method, CallPhase::ReplyLost)
         })?;
@@ -788,12 +826,49 @@ impl Connection {
                 CallPhase::ReplyLost,
             ));
         }
-        out.clear();
-        // A TooLarge status carries only the size; everything else is bounded by our limit.
+        Ok(header)
+    }
+
+    /// The error that a reply with a failure status in `slot` reports (its payload, read into
+    /// `scratch`, is a message or a size).
+    fn failure<T>(
+        &self,
+        slot: u32,
+        header: &FrameHeader,
+        method: &str,
+        scratch: &mut Vec<u8>,
+    ) -> Result<T> {
+        scratch.clear();
+        // Failure payloads are short: a message, or the size of a result that was too large.
         self.channel
-            .read_payload(slot, &header, self.max_reply.max(64), out)
+            .read_payload(slot, header, self.max_reply.max(64), scratch)
             .map_err(|e| self.channel_error(e, method, CallPhase::ReplyLost))?;
-        Ok(header.status)
+        let text = || String::from_utf8_lossy(scratch).into_owned();
+        Err(match header.status {
+            Status::Ok => unreachable!("failure() is for failed calls"),
+            Status::NoSuchMethod => Error::NoSuchMethod {
+                service: self.service.clone(),
+                method: method.to_owned(),
+            },
+            Status::BadArguments => Error::BadArguments {
+                service: self.service.clone(),
+                method: method.to_owned(),
+                message: text(),
+            },
+            Status::Panicked | Status::EncodeFailed => Error::Remote {
+                service: self.service.clone(),
+                method: method.to_owned(),
+                message: text(),
+            },
+            Status::TooLarge => Error::TooLarge {
+                service: self.service.clone(),
+                method: Some(method.to_owned()),
+                size: scratch
+                    .get(..8)
+                    .map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes"))),
+                limit: self.max_reply,
+            },
+        })
     }
 }
 

@@ -8,13 +8,16 @@ use std::time::{Duration, Instant};
 use super::context::{CallScope, ConnectionScope};
 use super::stats::ConnectionStats;
 use super::Shared;
+use crate::channel::payload::Written;
 use crate::channel::spin::SpinBudget;
-use crate::channel::{Channel, ChannelError};
-use crate::interface::DispatchError;
-use crate::interface::InterfaceDescriptor;
+use crate::channel::{Channel, ChannelError, Payload};
+use crate::interface::{
+    DispatchError, EncodedArgs, EncodedReply, InterfaceDescriptor, ReplyTarget,
+};
 use crate::shm::layout::ConnectionMemory;
 use crate::shm::Region;
 use crate::sys::{monotonic_ns, process_name, PeerCredentials, SharedMemory, Stream};
+use crate::wire::codec::Sink;
 use crate::wire::frame::Status;
 use crate::wire::frame::FLAG_JSON;
 use crate::wire::handshake::{Message, Refusal, RefusalKind, Welcome, PROTOCOL_VERSION};
@@ -299,64 +302,64 @@ fn serve_one(
         return Ok(());
     }
     let options = &shared.server.options;
-    reply.clear();
-    args.clear();
-    let (mut status, method, call_id) = match FrameHeader::decode(&view.read_frame()) {
-        Err(e) => {
-            reply.extend_from_slice(format!("malformed request frame: {e}").as_bytes());
-            (Status::BadArguments, 0, 0)
-        }
-        Ok(header) => match channel.read_payload(slot, &header, options.max_payload, args) {
-            Err(ChannelError::TooLarge { size, .. }) => {
-                reply.extend_from_slice(&size.to_le_bytes());
-                (Status::TooLarge, header.method, header.call_id)
-            }
-            Err(e) => return Err(e.into()),
-            Ok(()) => {
+    let (outcome, method, call_id) = match FrameHeader::decode(&view.read_frame()) {
+        Err(e) => (
+            Outcome::Failed(
+                Status::BadArguments,
+                format!("malformed request frame: {e}").into_bytes(),
+            ),
+            0,
+            0,
+        ),
+        Ok(header) => {
+            let ran = channel.with_payload(slot, &header, options.max_payload, args, |payload| {
                 let started = conn.stats.sample_next().then(Instant::now);
-                let json = header.flags & FLAG_JSON != 0;
                 let deadline = (header.deadline_ns != 0).then(|| {
                     let left = header.deadline_ns.saturating_sub(monotonic_ns());
                     Instant::now() + Duration::from_nanos(left)
                 });
                 let _call = CallScope::enter(slot, deadline);
-                let status = dispatch(shared, header.method, json, args, reply);
+                let outcome = if header.flags & FLAG_JSON != 0 {
+                    dispatch_json(shared, channel, slot, header.method, payload, reply)
+                } else {
+                    dispatch(shared, channel, slot, header.method, payload, reply)
+                };
                 if last_method.0 != header.method {
                     *last_method = (header.method, shared.method_index(header.method));
                 }
-                let index = last_method.1;
-                let failed = status != Status::Ok;
+                let failed = !matches!(outcome, Ok(Outcome::Written(_)));
                 conn.stats
-                    .record(index, failed, started.map(|s| s.elapsed()));
-                (status, header.method, header.call_id)
-            }
-        },
-    };
-    if status == Status::Ok && reply.len() as u64 > channel.peer_limit() {
-        let size = reply.len() as u64;
-        reply.clear();
-        reply.extend_from_slice(&size.to_le_bytes());
-        status = Status::TooLarge;
-    }
-    let (flags, spill_generation) = match channel.write_payload(slot, reply) {
-        Ok(written) => written,
-        Err(ChannelError::Io(e)) => {
-            // No memory for a spill buffer: report that instead, inline.
-            let mut msg =
-                format!("the service could not allocate memory for the result: {e}").into_bytes();
-            msg.truncate(view.inline_capacity());
-            *reply = msg;
-            status = Status::EncodeFailed;
-            channel.write_payload(slot, reply)?
+                    .record(last_method.1, failed, started.map(|s| s.elapsed()));
+                outcome
+            });
+            let outcome = match ran {
+                Ok(outcome) => outcome?,
+                Err(ChannelError::TooLarge { size, .. }) => {
+                    Outcome::Failed(Status::TooLarge, size.to_le_bytes().to_vec())
+                }
+                Err(e) => return Err(e.into()),
+            };
+            (outcome, header.method, header.call_id)
         }
-        Err(e) => return Err(e.into()),
+    };
+    let (status, written) = match outcome {
+        Outcome::Written(written) => (Status::Ok, written),
+        Outcome::Failed(status, mut message) => match channel.write_payload(slot, &message) {
+            Ok(written) => (status, written),
+            Err(ChannelError::Io(_)) => {
+                // No memory for a spill buffer: the start of the message, inline.
+                message.truncate(view.inline_capacity());
+                (status, channel.write_payload(slot, &message)?)
+            }
+            Err(e) => return Err(e.into()),
+        },
     };
     let header = FrameHeader {
         method,
-        flags,
+        flags: written.flags,
         call_id,
-        len: reply.len() as u64,
-        spill_generation,
+        len: written.len,
+        spill_generation: written.spill_generation,
         status,
         deadline_ns: 0,
     };
@@ -368,42 +371,117 @@ fn serve_one(
     }
 }
 
-/// Runs the handler; a panic becomes a `Panicked` status with its message.
-fn dispatch(shared: &Shared, method: u32, json: bool, args: &[u8], reply: &mut Vec<u8>) -> Status {
+/// What a call produced: a result already in the slot, or a failure to report.
+enum Outcome {
+    Written(Written),
+    Failed(Status, Vec<u8>),
+}
+
+/// Runs the handler of a postcard call, which encodes its result straight into the slot
+/// (`stage` gathers its small writes); a panic becomes a `Panicked` status with its message.
+#[inline]
+fn dispatch(
+    shared: &Shared,
+    channel: &Channel,
+    slot: u32,
+    method: u32,
+    args: Payload<'_>,
+    stage: &mut Vec<u8>,
+) -> Result<Outcome, Close> {
+    let mut reply = EncodedReply(ReplyTarget::Slot(channel.writer(
+        slot,
+        channel.peer_limit(),
+        stage,
+    )));
     let result = catch_unwind(AssertUnwindSafe(|| {
-        if json {
-            shared.dispatcher.dispatch_json(method, args, reply)
-        } else {
-            shared.dispatcher.dispatch(method, args, reply)
-        }
+        shared
+            .dispatcher
+            .dispatch(method, EncodedArgs(args), &mut reply)
     }));
+    let ReplyTarget::Slot(writer) = reply.0 else {
+        unreachable!("built as a slot writer above")
+    };
     match result {
-        Ok(Ok(())) => Status::Ok,
+        Ok(Ok(())) => finish(writer.finish()),
         Ok(Err(e)) => {
-            reply.clear();
-            match e {
-                DispatchError::NoSuchMethod => Status::NoSuchMethod,
-                DispatchError::BadArguments(m) => {
-                    reply.extend_from_slice(m.as_bytes());
-                    Status::BadArguments
-                }
-                DispatchError::Encode(m) => {
-                    reply.extend_from_slice(
-                        format!("the result could not be encoded: {m}").as_bytes(),
-                    );
-                    Status::EncodeFailed
-                }
+            // A writer that failed (no memory for a spill buffer) is why encoding failed.
+            let mut writer = writer;
+            match writer.take_failure() {
+                Some(failure) => finish(Err(failure)),
+                None => Ok(failed(Err(e))),
             }
         }
-        Err(panic) => {
-            reply.clear();
+        Err(panic) => Ok(failed(Ok(panic))),
+    }
+}
+
+/// Runs the handler of a JSON call (its arguments copied out whole, its reply built in a
+/// `Vec`, then written to the slot).
+fn dispatch_json(
+    shared: &Shared,
+    channel: &Channel,
+    slot: u32,
+    method: u32,
+    args: Payload<'_>,
+    stage: &mut Vec<u8>,
+) -> Result<Outcome, Close> {
+    let args = match args.into_local() {
+        Ok(args) => args,
+        Err(e) => return finish(Err(ChannelError::Io(e))),
+    };
+    let mut json = Vec::new();
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        shared.dispatcher.dispatch_json(method, args, &mut json)
+    }));
+    match result {
+        Ok(Ok(())) => {
+            let mut writer = channel.writer(slot, channel.peer_limit(), stage);
+            let _ = Sink::put_all(&mut writer, &json);
+            finish(writer.finish())
+        }
+        Ok(Err(e)) => Ok(failed(Err(e))),
+        Err(panic) => Ok(failed(Ok(panic))),
+    }
+}
+
+/// The outcome of a result written to the slot: too large for the client, or no memory for
+/// it, becomes a failure to report; a client that vanished ends the connection.
+#[inline]
+fn finish(written: Result<Written, ChannelError>) -> Result<Outcome, Close> {
+    match written {
+        Ok(written) => Ok(Outcome::Written(written)),
+        Err(ChannelError::TooLarge { size, .. }) => Ok(Outcome::Failed(
+            Status::TooLarge,
+            size.to_le_bytes().to_vec(),
+        )),
+        Err(ChannelError::Io(e)) => Ok(Outcome::Failed(
+            Status::EncodeFailed,
+            format!("the service could not allocate memory for the result: {e}").into_bytes(),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The failure report of a dispatcher error or a handler's panic.
+#[cold]
+fn failed(why: Result<Box<dyn std::any::Any + Send>, DispatchError>) -> Outcome {
+    match why {
+        Err(DispatchError::NoSuchMethod) => Outcome::Failed(Status::NoSuchMethod, Vec::new()),
+        Err(DispatchError::BadArguments(m)) => Outcome::Failed(Status::BadArguments, m.into()),
+        Err(DispatchError::Encode(m)) => Outcome::Failed(
+            Status::EncodeFailed,
+            format!("the result could not be encoded: {m}").into_bytes(),
+        ),
+        Ok(panic) => {
             let message = panic
                 .downcast_ref::<&str>()
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "(non-string panic payload)".to_owned());
-            reply.extend_from_slice(format!("the handler panicked: {message}").as_bytes());
-            Status::Panicked
+            Outcome::Failed(
+                Status::Panicked,
+                format!("the handler panicked: {message}").into_bytes(),
+            )
         }
     }
 }

@@ -88,6 +88,31 @@ impl Region {
         Ok(())
     }
 
+    /// Copies `len` bytes at `offset` of this region to `dst_offset` of `dst` (another
+    /// mapping: used when a spill buffer is replaced by a larger one mid-write).
+    pub(crate) fn copy_to(
+        &self,
+        offset: usize,
+        dst: &Region,
+        dst_offset: usize,
+        len: usize,
+    ) -> Result<(), OutOfBounds> {
+        self.check(offset, len)?;
+        dst.check(dst_offset, len)?;
+        // SAFETY: both ranges are inside their mappings (checked above). Two distinct
+        // mappings may alias the same pages only if they map the same memory object, and
+        // callers copy between a buffer and its fresh, larger replacement (different objects).
+        // `copy` (memmove) stays defined even if they did overlap. Plain bytes, any value valid.
+        unsafe {
+            std::ptr::copy(
+                self.map.as_ptr().add(offset),
+                dst.map.as_ptr().add(dst_offset),
+                len,
+            )
+        };
+        Ok(())
+    }
+
     /// Copies `N` bytes at `offset` into an array.
     pub(crate) fn read_array<const N: usize>(&self, offset: usize) -> Result<[u8; N], OutOfBounds> {
         self.check(offset, N)?;

@@ -1,28 +1,127 @@
 //! The payload codec: postcard (a compact, well-kept serde format with a stable wire spec).
+//!
+//! Payloads are encoded into a [`Sink`] and decoded from a [`Source`] so that the channel can
+//! put large payloads straight into shared memory and read them from there: a byte buffer
+//! crosses with one copy on each side (see [`WireBytes`]), not the three of an encode into a
+//! private buffer, a copy into shared memory, a copy out and a decode.
 
+use std::cell::Cell;
+
+use serde::de::{Deserialize, Deserializer, Visitor};
 use serde::Serialize;
 
-/// A postcard output that appends to a borrowed `Vec`, keeping its capacity across calls
-/// (postcard's own `to_extend` pushes through an iterator one byte at a time).
-struct AppendTo<'a>(&'a mut Vec<u8>);
+/// Where an encoder writes: a private `Vec`, or a channel's payload writer. A sink that
+/// cannot take more (its memory failed) returns `Err(())` and keeps the reason itself.
+pub(crate) trait Sink {
+    fn put(&mut self, byte: u8) -> Result<(), ()>;
+    fn put_all(&mut self, bytes: &[u8]) -> Result<(), ()>;
+}
 
-impl postcard::ser_flavors::Flavor for AppendTo<'_> {
+impl Sink for Vec<u8> {
+    #[inline]
+    fn put(&mut self, byte: u8) -> Result<(), ()> {
+        self.push(byte);
+        Ok(())
+    }
+
+    #[inline]
+    fn put_all(&mut self, bytes: &[u8]) -> Result<(), ()> {
+        self.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
+/// A postcard output over a [`Sink`] (postcard's own `to_extend` pushes through an iterator
+/// one byte at a time).
+struct SinkFlavor<'a, S: Sink>(&'a mut S);
+
+impl<S: Sink> postcard::ser_flavors::Flavor for SinkFlavor<'_, S> {
     type Output = ();
 
     #[inline]
     fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
-        self.0.push(byte);
-        Ok(())
+        self.0
+            .put(byte)
+            .map_err(|()| postcard::Error::SerializeBufferFull)
     }
 
     #[inline]
     fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
-        self.0.extend_from_slice(bytes);
-        Ok(())
+        self.0
+            .put_all(bytes)
+            .map_err(|()| postcard::Error::SerializeBufferFull)
     }
 
     fn finalize(self) -> postcard::Result<()> {
         Ok(())
+    }
+}
+
+/// Where a decoder reads a payload that is not in private memory (a spill buffer). It hands
+/// out copies: shared memory is never borrowed.
+pub(crate) trait Source<'de>: 'de {
+    /// The next byte, if any.
+    fn pop(&mut self) -> Option<u8>;
+    /// Copies of the next `n` bytes, valid until the next call (`None` if fewer remain).
+    fn take_temp(&mut self, n: usize) -> Option<&[u8]>;
+    /// The next `n` bytes in a buffer borrowed for the whole decode (for types that borrow
+    /// from their input).
+    fn take_borrowed(&mut self, n: usize) -> Option<&'de [u8]>;
+    /// The next `n` bytes, copied once into a `Vec` of their own (see [`WireBytes`]).
+    fn take_owned(&mut self, n: usize) -> Result<Vec<u8>, String>;
+    /// Bytes not yet taken.
+    fn remaining(&self) -> usize;
+}
+
+/// A postcard input over a [`Source`].
+struct SourceFlavor<S>(S);
+
+fn end_of_input() -> postcard::Error {
+    postcard::Error::DeserializeUnexpectedEnd
+}
+
+impl<'de, S: Source<'de>> postcard::de_flavors::Flavor<'de> for SourceFlavor<S> {
+    type Remainder = usize;
+    type Source = S;
+
+    #[inline]
+    fn pop(&mut self) -> postcard::Result<u8> {
+        self.0.pop().ok_or_else(end_of_input)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.0.remaining())
+    }
+
+    fn try_take_n(&mut self, ct: usize) -> postcard::Result<&'de [u8]> {
+        self.0.take_borrowed(ct).ok_or_else(end_of_input)
+    }
+
+    fn try_take_n_temp<'a>(&'a mut self, ct: usize) -> postcard::Result<&'a [u8]>
+    where
+        'de: 'a,
+    {
+        if OWNED_WANTED.replace(false) {
+            if ct > self.0.remaining() {
+                return Err(end_of_input());
+            }
+            match self.0.take_owned(ct) {
+                Ok(bytes) => {
+                    HANDED_OVER.set(Some(bytes));
+                    // The visitor takes the bytes from `HANDED_OVER`, not from this slice.
+                    return Ok(&[]);
+                }
+                Err(why) => {
+                    note_custom_reason(why);
+                    return Err(postcard::Error::SerdeDeCustom);
+                }
+            }
+        }
+        self.0.take_temp(ct).ok_or_else(end_of_input)
+    }
+
+    fn finalize(self) -> postcard::Result<usize> {
+        Ok(self.0.remaining())
     }
 }
 
@@ -49,13 +148,14 @@ fn explain(e: postcard::Error) -> String {
     }
 }
 
-/// Appends the postcard encoding of `value` to `out`.
+/// Writes the postcard encoding of `value` to `sink` (a `Vec` appends it). A sink failure
+/// comes back as "sink full": the sink itself knows why.
 #[inline]
-pub(crate) fn encode_into<T: Serialize + ?Sized>(
+pub(crate) fn encode_into<T: Serialize + ?Sized, S: Sink>(
     value: &T,
-    out: &mut Vec<u8>,
+    sink: &mut S,
 ) -> Result<(), String> {
-    postcard::serialize_with_flavor(value, AppendTo(out)).map_err(explain)
+    postcard::serialize_with_flavor(value, SinkFlavor(sink)).map_err(explain)
 }
 
 /// Decodes `bytes` as exactly one `T`: trailing bytes mean the peer encoded something else.
@@ -65,6 +165,94 @@ pub(crate) fn decode_exact<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Re
         return Err(format!("{} unexpected trailing bytes", rest.len()));
     }
     Ok(value)
+}
+
+/// Decodes the whole of `source` as exactly one `T`.
+pub(crate) fn decode_exact_from<'de, T: Deserialize<'de>, S: Source<'de>>(
+    source: S,
+) -> Result<T, String> {
+    let mut deserializer = postcard::Deserializer::from_flavor(SourceFlavor(source));
+    let value = T::deserialize(&mut deserializer).map_err(explain)?;
+    let rest = deserializer.finalize().map_err(explain)?;
+    if rest != 0 {
+        return Err(format!("{rest} unexpected trailing bytes"));
+    }
+    Ok(value)
+}
+
+thread_local! {
+    /// Set by [`WireBytes`] just before it asks the decoder for its bytes: a [`Source`] then
+    /// copies them once into a `Vec` of their own and leaves it in `HANDED_OVER`, instead of
+    /// copying them into a temporary buffer for the visitor to copy again.
+    static OWNED_WANTED: Cell<bool> = const { Cell::new(false) };
+    static HANDED_OVER: Cell<Option<Vec<u8>>> = const { Cell::new(None) };
+}
+
+/// A byte buffer as generated code sends it (`Vec<u8>` and `&[u8]` parameters and results):
+/// postcard's `bytes` on the wire (a length, then the bytes), decoded with one copy from
+/// wherever the payload is.
+#[doc(hidden)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WireBytes(pub Vec<u8>);
+
+impl WireBytes {
+    pub fn into_vec(self) -> Vec<u8> {
+        self.0
+    }
+}
+
+impl std::ops::Deref for WireBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for WireBytes {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        /// Clears the request however the decode ends (an error, a panic in a visitor), so
+        /// that it can never apply to a later, unrelated take.
+        struct Wanted;
+        impl Drop for Wanted {
+            fn drop(&mut self) {
+                OWNED_WANTED.set(false);
+                HANDED_OVER.set(None);
+            }
+        }
+        let _wanted = Wanted;
+        OWNED_WANTED.set(true);
+        deserializer.deserialize_byte_buf(WireBytesVisitor)
+    }
+}
+
+struct WireBytesVisitor;
+
+impl<'de> Visitor<'de> for WireBytesVisitor {
+    type Value = WireBytes;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("bytes")
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<WireBytes, E> {
+        // A `Source` handed the bytes over whole; any other input lends them to be copied.
+        Ok(WireBytes(
+            HANDED_OVER.take().unwrap_or_else(|| bytes.to_vec()),
+        ))
+    }
+
+    fn visit_byte_buf<E: serde::de::Error>(self, bytes: Vec<u8>) -> Result<WireBytes, E> {
+        Ok(WireBytes(bytes))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<WireBytes, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+        while let Some(byte) = seq.next_element()? {
+            out.push(byte);
+        }
+        Ok(WireBytes(out))
+    }
 }
 
 #[cfg(test)]
@@ -94,6 +282,65 @@ mod tests {
         note_custom_reason("the real reason".into());
         let err = decode_exact::<Refuser>(&[0]).unwrap_err();
         assert_eq!(err, "the real reason");
+    }
+
+    /// A [`Source`] over private bytes that records how the decoder took them.
+    struct Recorder<'a> {
+        bytes: &'a [u8],
+        owned: &'a mut Vec<usize>,
+        temp: &'a mut Vec<usize>,
+    }
+
+    impl<'a> Source<'a> for Recorder<'a> {
+        fn pop(&mut self) -> Option<u8> {
+            let (&b, rest) = self.bytes.split_first()?;
+            self.bytes = rest;
+            Some(b)
+        }
+        fn take_temp(&mut self, n: usize) -> Option<&[u8]> {
+            self.temp.push(n);
+            self.take_borrowed(n)
+        }
+        fn take_borrowed(&mut self, n: usize) -> Option<&'a [u8]> {
+            let bytes = self.bytes;
+            let (taken, rest) = bytes.split_at_checked(n)?;
+            self.bytes = rest;
+            Some(taken)
+        }
+        fn take_owned(&mut self, n: usize) -> Result<Vec<u8>, String> {
+            self.owned.push(n);
+            Ok(self.take_borrowed(n).ok_or("short")?.to_vec())
+        }
+        fn remaining(&self) -> usize {
+            self.bytes.len()
+        }
+    }
+
+    #[test]
+    fn wire_bytes_are_handed_over_whole_and_other_takes_are_not() {
+        let value = (
+            "abc",
+            serde_bytes::Bytes::new(&[9u8; 300]),
+            String::from("de"),
+            serde_bytes::Bytes::new(&[]),
+        );
+        let encoded = postcard::to_stdvec(&value).unwrap();
+        let (mut owned, mut temp) = (Vec::new(), Vec::new());
+        let recorder = Recorder {
+            bytes: &encoded,
+            owned: &mut owned,
+            temp: &mut temp,
+        };
+        let back: (String, WireBytes, String, WireBytes) = decode_exact_from(recorder).unwrap();
+        assert_eq!(back.0, "abc");
+        assert_eq!(back.1 .0, vec![9u8; 300]);
+        assert_eq!((back.2.as_str(), back.3 .0.len()), ("de", 0));
+        // Each byte buffer was taken once, owned; the strings went through temporary copies.
+        assert_eq!(owned, vec![300, 0]);
+        assert_eq!(temp, vec![3, 2]);
+        // The request never outlives a WireBytes decode, even a failed one.
+        assert!(decode_exact::<WireBytes>(&[5, 1]).is_err());
+        assert!(!OWNED_WANTED.get());
     }
 
     #[derive(Debug)]

@@ -1,0 +1,414 @@
+//! Payloads written straight into a slot and read straight out of it: the encoder writes into
+//! the slot's inline area or spill buffer ([`PayloadWriter`]), and the decoder reads a spilled
+//! payload where it lies ([`SpillSource`]), so that a large byte buffer is copied once on each
+//! side instead of three times.
+
+use std::io;
+use std::sync::MutexGuard;
+
+use super::{Channel, ChannelError, Spill, MIN_SPILL};
+use crate::shm::Region;
+use crate::sys::SharedMemory;
+use crate::wire::codec::{Sink, Source};
+use crate::wire::frame::FLAG_SPILL;
+use crate::wire::handshake::Message;
+
+/// Small writes are gathered in a private buffer and flushed to the spill buffer this many
+/// bytes at a time; a write at least this large goes straight into shared memory.
+const STAGE: usize = 4096;
+
+/// Where a finished payload is: what its frame must say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Written {
+    pub(crate) len: u64,
+    pub(crate) flags: u32,
+    pub(crate) spill_generation: u32,
+}
+
+/// Writes one payload for `slot`: into a private staging buffer while it is small enough to
+/// travel inline, then into the slot's spill buffer (replaced by a larger one, announced to
+/// the peer, when it runs out). Bytes past `limit` are counted, not kept, so that the caller
+/// learns the full size of what it may not send.
+pub(crate) struct PayloadWriter<'a> {
+    channel: &'a Channel,
+    slot: u32,
+    limit: u64,
+    stage: &'a mut Vec<u8>,
+    /// The slot's outgoing spill buffer, once the payload is known not to fit inline.
+    spill: Option<MutexGuard<'a, Spill>>,
+    /// Bytes already in the spill buffer (they precede those in `stage`).
+    flushed: usize,
+    /// Bytes written past the limit: counted, not kept.
+    dropped: u64,
+    /// Boxed: rare, and the writer is moved around on every call.
+    failed: Option<Box<ChannelError>>,
+}
+
+impl Channel {
+    /// A writer for the payload of `slot`, which the caller owns. `stage` is a private buffer
+    /// to gather small writes in (cleared here; kept by the caller for the next payload).
+    pub(crate) fn writer<'a>(
+        &'a self,
+        slot: u32,
+        limit: u64,
+        stage: &'a mut Vec<u8>,
+    ) -> PayloadWriter<'a> {
+        stage.clear();
+        PayloadWriter {
+            channel: self,
+            slot,
+            limit,
+            stage,
+            spill: None,
+            flushed: 0,
+            dropped: 0,
+            failed: None,
+        }
+    }
+
+    /// Writes `payload` for `slot` whole.
+    pub(crate) fn write_payload(&self, slot: u32, payload: &[u8]) -> Result<Written, ChannelError> {
+        let mut stage = Vec::new();
+        let mut writer = self.writer(slot, u64::MAX, &mut stage);
+        let _ = writer.put_all(payload);
+        writer.finish()
+    }
+}
+
+impl PayloadWriter<'_> {
+    /// Makes the spill buffer hold at least `end` bytes, keeping the `flushed` ones.
+    fn reserve(&mut self, end: usize) -> Result<(), ChannelError> {
+        let spill = match &mut self.spill {
+            Some(spill) => spill,
+            None => self
+                .spill
+                .insert(Channel::spill(&self.channel.outgoing, self.slot)),
+        };
+        if spill.region.as_ref().is_some_and(|r| r.len() >= end) {
+            return Ok(());
+        }
+        let size = end
+            .checked_next_power_of_two()
+            .unwrap_or(end)
+            .max(MIN_SPILL);
+        let shm = SharedMemory::create("lpc-spill", size)?;
+        let region = Region::new(shm.map()?);
+        if let Some(old) = &spill.region {
+            old.copy_to(0, &region, 0, self.flushed)
+                .expect("flushed bytes fit both buffers");
+        }
+        let generation = spill.generation.wrapping_add(1);
+        // Announced now, before any frame names it; the descriptor closes when `shm` drops,
+        // the mapping keeps the memory alive.
+        self.channel.stream.send(
+            &Message::Spill {
+                slot: self.slot,
+                generation,
+            }
+            .encode(),
+            Some(&shm),
+        )?;
+        spill.generation = generation;
+        spill.region = Some(region);
+        Ok(())
+    }
+
+    /// Copies `bytes` into the spill buffer after the flushed ones.
+    fn spill_bytes(&mut self, bytes: &[u8]) -> Result<(), ChannelError> {
+        let end = self.flushed + bytes.len();
+        self.reserve(end)?;
+        let spill = self.spill.as_ref().expect("reserved above");
+        spill
+            .region
+            .as_ref()
+            .expect("reserved above")
+            .copy_in(self.flushed, bytes)
+            .expect("reserved above");
+        self.flushed = end;
+        Ok(())
+    }
+
+    /// Bytes written so far, including those past the limit.
+    fn total(&self) -> u64 {
+        (self.flushed + self.stage.len()) as u64 + self.dropped
+    }
+
+    /// Whether `more` bytes would take the payload past the limit; if so they (and all that
+    /// follow) are only counted.
+    fn over_limit(&mut self, more: usize) -> bool {
+        if self.dropped == 0 && self.total() + more as u64 <= self.limit {
+            return false;
+        }
+        self.dropped += more as u64;
+        true
+    }
+
+    /// Moves the staged bytes into the spill buffer.
+    fn flush(&mut self) -> Result<(), ChannelError> {
+        let stage = std::mem::take(self.stage);
+        let staged = stage.len();
+        let result = if self.over_limit(0) {
+            self.dropped += staged as u64;
+            Ok(())
+        } else {
+            self.spill_bytes(&stage)
+        };
+        *self.stage = stage;
+        self.stage.clear();
+        result
+    }
+
+    fn fail(&mut self, e: ChannelError) -> Result<(), ()> {
+        self.failed = Some(Box::new(e));
+        Err(())
+    }
+
+    /// Takes the failure that stopped the writer, if any (the encoder only sees "full").
+    pub(crate) fn take_failure(&mut self) -> Option<ChannelError> {
+        self.failed.take().map(|e| *e)
+    }
+
+    /// Publishes nothing yet: puts the payload where the frame will say it is and returns what
+    /// the frame must say. `TooLarge` if more than the limit was written.
+    #[inline(always)]
+    pub(crate) fn finish(self) -> Result<Written, ChannelError> {
+        if self.spill.is_none() && self.dropped == 0 && self.failed.is_none() {
+            let view = self.channel.slot(self.slot);
+            let len = self.stage.len();
+            if len <= view.inline_capacity() && len as u64 <= self.limit {
+                view.copy_inline_in(self.stage)
+                    .expect("length checked against inline capacity");
+                // Nothing left to drop (no spill lock, no failure; the rest are borrows):
+                // skipping the drop glue keeps the small call's path short.
+                std::mem::forget(self);
+                return Ok(Written {
+                    len: len as u64,
+                    flags: 0,
+                    spill_generation: 0,
+                });
+            }
+        }
+        self.finish_spilled()
+    }
+
+    #[cold]
+    fn finish_spilled(mut self) -> Result<Written, ChannelError> {
+        if let Some(e) = self.failed.take() {
+            return Err(*e);
+        }
+        let total = self.total();
+        if total > self.limit {
+            return Err(ChannelError::TooLarge {
+                size: total,
+                limit: self.limit,
+            });
+        }
+        self.flush()?;
+        let generation = self.spill.as_ref().expect("flushed above").generation;
+        Ok(Written {
+            len: total,
+            flags: FLAG_SPILL,
+            spill_generation: generation,
+        })
+    }
+}
+
+impl PayloadWriter<'_> {
+    #[cold]
+    fn put_slow(&mut self, bytes: &[u8]) -> Result<(), ()> {
+        if self.over_limit(bytes.len()) {
+            return Ok(());
+        }
+        let result = self.flush().and_then(|()| {
+            if bytes.len() < STAGE {
+                self.stage.extend_from_slice(bytes);
+                Ok(())
+            } else {
+                self.spill_bytes(bytes)
+            }
+        });
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) => self.fail(e),
+        }
+    }
+}
+
+impl Sink for PayloadWriter<'_> {
+    #[inline]
+    fn put(&mut self, byte: u8) -> Result<(), ()> {
+        if self.stage.len() < STAGE {
+            self.stage.push(byte);
+            return Ok(());
+        }
+        self.put_slow(&[byte])
+    }
+
+    #[inline]
+    fn put_all(&mut self, bytes: &[u8]) -> Result<(), ()> {
+        if self.stage.len() + bytes.len() < STAGE {
+            self.stage.extend_from_slice(bytes);
+            return Ok(());
+        }
+        self.put_slow(bytes)
+    }
+}
+
+/// Small reads are served from a private copy of this many bytes at a time.
+const CHUNK: usize = 256;
+
+/// A spilled payload read where it lies: every byte is copied out before it is looked at, and
+/// each at most once, so a peer that rewrites the buffer meanwhile can only make the payload
+/// fail to decode (as any bad payload would), never change a value after it was checked.
+pub(crate) struct SpillSource<'a> {
+    region: &'a Region,
+    /// Next unread byte of the region (after those in `chunk`).
+    pos: usize,
+    end: usize,
+    /// Read-ahead for small reads (allocated on first use, so that a payload read only in
+    /// large pieces never needs it).
+    chunk: Vec<u8>,
+    chunk_pos: usize,
+    /// Private copies handed out by `take_temp`.
+    temp: Vec<u8>,
+    /// Where the rest of the payload is copied if a type needs to borrow from it; once that
+    /// happened, `local` holds the unread rest.
+    spare: Option<&'a mut Vec<u8>>,
+    local: Option<&'a [u8]>,
+}
+
+impl<'a> SpillSource<'a> {
+    pub(crate) fn new(region: &'a Region, len: usize, spare: &'a mut Vec<u8>) -> SpillSource<'a> {
+        spare.clear();
+        SpillSource {
+            region,
+            pos: 0,
+            end: len,
+            chunk: Vec::new(),
+            chunk_pos: 0,
+            temp: Vec::new(),
+            spare: Some(spare),
+            local: None,
+        }
+    }
+
+    fn buffered(&self) -> usize {
+        self.chunk.len() - self.chunk_pos
+    }
+
+    /// Appends the next `n` bytes (from the chunk, then the region) to `out`, which has room.
+    fn read_to(&mut self, n: usize, out: &mut Vec<u8>) {
+        let from_chunk = self.buffered().min(n);
+        out.extend_from_slice(&self.chunk[self.chunk_pos..self.chunk_pos + from_chunk]);
+        self.chunk_pos += from_chunk;
+        let rest = n - from_chunk;
+        if rest > 0 {
+            self.region
+                .copy_out(self.pos, rest, out)
+                .expect("length checked against the payload, inside the region");
+            self.pos += rest;
+        }
+    }
+
+    /// The rest of the payload, copied once into private memory borrowed for `'a`.
+    pub(crate) fn localize(&mut self) -> Result<&'a [u8], io::Error> {
+        if let Some(local) = self.local {
+            return Ok(local);
+        }
+        let spare = self.spare.take().expect("localized only once");
+        let n = self.remaining();
+        spare.clear();
+        spare.try_reserve(n).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                format!("no memory for a {n} byte payload"),
+            )
+        })?;
+        self.read_to(n, spare);
+        let local: &'a [u8] = spare;
+        self.local = Some(local);
+        Ok(local)
+    }
+
+    /// The payload bytes left, the first `n` of which the caller is about to take.
+    fn has(&self, n: usize) -> bool {
+        n <= self.remaining()
+    }
+}
+
+impl<'a> Source<'a> for SpillSource<'a> {
+    #[inline]
+    fn pop(&mut self) -> Option<u8> {
+        if let Some(local) = &mut self.local {
+            let (&first, rest) = local.split_first()?;
+            *local = rest;
+            return Some(first);
+        }
+        if self.chunk_pos == self.chunk.len() {
+            let n = (self.end - self.pos).min(CHUNK);
+            if n == 0 {
+                return None;
+            }
+            self.chunk.clear();
+            self.region
+                .copy_out(self.pos, n, &mut self.chunk)
+                .expect("inside the payload, inside the region");
+            self.pos += n;
+            self.chunk_pos = 0;
+        }
+        let byte = self.chunk[self.chunk_pos];
+        self.chunk_pos += 1;
+        Some(byte)
+    }
+
+    fn take_temp(&mut self, n: usize) -> Option<&[u8]> {
+        if !self.has(n) {
+            return None;
+        }
+        if let Some(local) = &mut self.local {
+            let (taken, rest) = local.split_at(n);
+            *local = rest;
+            return Some(taken);
+        }
+        let mut temp = std::mem::take(&mut self.temp);
+        temp.clear();
+        // `has` bounds `n` by the payload, itself bounded by the receive limit.
+        temp.reserve(n);
+        self.read_to(n, &mut temp);
+        self.temp = temp;
+        Some(&self.temp)
+    }
+
+    fn take_borrowed(&mut self, n: usize) -> Option<&'a [u8]> {
+        if !self.has(n) {
+            return None;
+        }
+        let local = self.localize().ok()?;
+        let (taken, rest) = local.split_at(n);
+        self.local = Some(rest);
+        Some(taken)
+    }
+
+    fn take_owned(&mut self, n: usize) -> Result<Vec<u8>, String> {
+        if !self.has(n) {
+            return Err("the payload ends inside a byte buffer".into());
+        }
+        if let Some(local) = &mut self.local {
+            let (taken, rest) = local.split_at(n);
+            *local = rest;
+            return Ok(taken.to_vec());
+        }
+        let mut out = Vec::new();
+        out.try_reserve_exact(n)
+            .map_err(|_| format!("no memory for a {n} byte buffer"))?;
+        self.read_to(n, &mut out);
+        Ok(out)
+    }
+
+    fn remaining(&self) -> usize {
+        match self.local {
+            Some(local) => local.len(),
+            None => self.buffered() + (self.end - self.pos),
+        }
+    }
+}
