@@ -812,6 +812,55 @@ fn scribbling_over_a_call_while_it_is_served() {
     rig.assert_recovered("scribbling over calls being served");
 }
 
+#[test]
+fn a_spilled_request_that_lies_about_its_byte_buffer_is_refused_and_never_allocated() {
+    let mut rig = Rig::start();
+    let peer = rig.peer();
+    let echo = |what: &str, generation: u32, contents: &[u8]| {
+        peer.socket()
+            .send_with_contents(&spill_notice(0, generation), 64 << 10, contents)
+            .unwrap();
+        let frame = Frame {
+            flags: FLAG_SPILL,
+            generation,
+            len: contents.len() as u64,
+            ..request("echo", &[])
+        };
+        call(&peer, 0, frame, &[]);
+        reply(&peer, 0, what)
+    };
+    let bytes = |n: usize| (0..n).map(|i| i as u8).collect::<Vec<u8>>();
+    let cases: [(&str, Vec<u8>); 3] = [
+        // The service would need a terabyte for it: refused before any allocation.
+        ("a length of 2^40", [varint(1 << 40), bytes(5000)].concat()),
+        (
+            "a length one past the end",
+            [varint(5001), bytes(5000)].concat(),
+        ),
+        ("a length one short", [varint(4999), bytes(5000)].concat()),
+    ];
+    for (i, (what, contents)) in cases.iter().enumerate() {
+        let (frame, payload) = echo(what, i as u32 + 1, contents);
+        let message = String::from_utf8_lossy(&payload);
+        assert_eq!(frame.status, BAD_ARGUMENTS, "{what}: {message}");
+        assert!(message.contains("do not decode"), "{what}: {message}");
+        assert!(!peer.socket().closed_by_peer(), "{what}");
+        rig.assert_alive(what);
+    }
+    // The same path with an honest length works: the bytes are read where they lie.
+    let (frame, payload) = echo(
+        "an honest spilled echo",
+        9,
+        &[varint(100), bytes(100)].concat(),
+    );
+    assert_eq!(
+        (frame.status, payload),
+        (OK, [varint(100), bytes(100)].concat())
+    );
+    drop(peer);
+    rig.assert_recovered("spilled requests with forged byte-buffer lengths");
+}
+
 // ---------------------------------------------------------------------------------------------
 // 2. Malformed handshakes, and garbage on the socket afterwards.
 

@@ -57,6 +57,16 @@ impl RawSocket {
         self.stream.send(bytes, Some(&shm))
     }
 
+    /// Sends `bytes` with a fresh shared-memory object of `len` bytes attached, which starts
+    /// with `contents` (a forged spill buffer, say).
+    pub fn send_with_contents(&self, bytes: &[u8], len: usize, contents: &[u8]) -> io::Result<()> {
+        let shm = SharedMemory::create("lpc-test", len)?;
+        crate::shm::Region::new(shm.map()?)
+            .copy_in(0, contents)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "contents exceed len"))?;
+        self.stream.send(bytes, Some(&shm))
+    }
+
     /// Receives one message (its bytes; empty when the service closed), waiting up to `timeout`.
     pub fn recv(&self, timeout: Duration) -> io::Result<Vec<u8>> {
         let mut buf = vec![0u8; MAX_MESSAGE];
