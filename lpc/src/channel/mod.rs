@@ -395,11 +395,6 @@ impl Channel {
         protocol::cancel(&self.words(slot))
     }
 
-    /// Client side: the reply in `slot` is read; the slot is free for the next call.
-    pub(crate) fn release(&self, slot: u32) {
-        protocol::release(&self.words(slot));
-    }
-
     /// Client side: waits until `slot` holds a reply, the deadline passes, or the service dies.
     pub(crate) fn wait_for_reply(
         &self,

@@ -176,11 +176,12 @@ pub(crate) fn cancel<W: Word + ?Sized>(slot: &Slot<'_, W>) -> Cancel {
     }
 }
 
-/// Client: has read the reply; the slot is FREE for its next call.
-#[inline]
-pub(crate) fn release<W: Word + ?Sized>(slot: &Slot<'_, W>) {
-    slot.state.store(FREE);
-}
+// After reading a reply the client leaves the slot in REPLY: its next request on the slot
+// overwrites that state with REQUEST (the service acts only on REQUEST). Storing FREE in
+// between would cost an extra cache-line transfer per call, since the service keeps reading
+// the state word while it waits: the benchmarks showed the small call about 15% faster
+// without it. FREE is the state of a fresh slot and of one the client withdrew or the service
+// freed after an abandoned call.
 
 /// Service: takes the request in the slot, if there still is one.
 #[inline]
@@ -346,16 +347,40 @@ mod model {
             while block_once(&s.futex, &s.slot(), None) != Step::Reply {}
             stop_waiting(&s.slot());
             Word::fetch_add(&s.read, 1);
-            release(&s.slot());
             service.join().unwrap();
             assert_eq!((Word::load(&s.ran), Word::load(&s.read)), (1, 1));
-            assert_eq!(Word::load(&s.state), FREE);
+            assert_eq!(Word::load(&s.state), REPLY);
+        });
+    }
+
+    /// A slot left in REPLY is reused straight away: the next request overwrites the state,
+    /// and the service, looping, serves each call exactly once.
+    #[test]
+    fn back_to_back_calls_reuse_the_slot_from_reply() {
+        model(|| {
+            let s = Arc::new(Shared::default());
+            let service = {
+                let s = s.clone();
+                thread::spawn(move || {
+                    serve_one(&s);
+                    serve_one(&s);
+                })
+            };
+            for call in 1..=2 {
+                submit(&s.futex, &s.slot(), &s.door());
+                while block_once(&s.futex, &s.slot(), None) != Step::Reply {}
+                stop_waiting(&s.slot());
+                Word::fetch_add(&s.read, 1);
+                assert_eq!(Word::load(&s.ran), call);
+            }
+            service.join().unwrap();
+            assert_eq!((Word::load(&s.ran), Word::load(&s.read)), (2, 2));
         });
     }
 
     /// A client that gives up races the service taking and completing the call: whatever the
-    /// interleaving, the slot ends FREE, the handler ran at most once, and a withdrawn call
-    /// never ran.
+    /// interleaving, the handler ran at most once, a withdrawn call never ran, and the slot
+    /// ends FREE (or REPLY, read, when the reply won the race).
     #[test]
     fn cancellation_never_double_completes() {
         model(|| {
@@ -378,17 +403,16 @@ mod model {
             stop_waiting(&s.slot());
             if outcome == Cancel::Replied {
                 Word::fetch_add(&s.read, 1);
-                release(&s.slot());
             }
             service.join().unwrap();
             let (ran, read) = (Word::load(&s.ran), Word::load(&s.read));
+            let end = Word::load(&s.state);
             match outcome {
-                Cancel::Withdrawn => assert_eq!((ran, read), (0, 0)),
-                Cancel::Abandoned => assert_eq!((ran, read), (1, 0)),
-                Cancel::Replied => assert_eq!((ran, read), (1, 1)),
+                Cancel::Withdrawn => assert_eq!((ran, read, end), (0, 0, FREE)),
+                Cancel::Abandoned => assert_eq!((ran, read, end), (1, 0, FREE)),
+                Cancel::Replied => assert_eq!((ran, read, end), (1, 1, REPLY)),
                 Cancel::Broken(state) => panic!("broken state {state}"),
             }
-            assert_eq!(Word::load(&s.state), FREE);
         });
     }
 
@@ -413,9 +437,7 @@ mod model {
                 matches!(first, Cancel::Abandoned | Cancel::Replied),
                 "{first:?}"
             );
-            if first == Cancel::Replied {
-                release(&s.slot());
-            } else {
+            if first == Cancel::Abandoned {
                 // Quarantined until the service frees it.
                 while Word::load(&s.state) != FREE {
                     thread::yield_now();
@@ -424,9 +446,8 @@ mod model {
             submit(&s.futex, &s.slot(), &s.door());
             while block_once(&s.futex, &s.slot(), None) != Step::Reply {}
             stop_waiting(&s.slot());
-            release(&s.slot());
             service.join().unwrap();
-            assert_eq!(Word::load(&s.state), FREE);
+            assert_eq!(Word::load(&s.state), REPLY);
         });
     }
 }

@@ -3,19 +3,22 @@
 //! ```text
 //!            client writes request         service takes it
 //!   FREE ─────────────────────────> REQUEST ───────────────> SERVING
-//!    ^  <──────── client cancels ──────┘                       │  │
-//!    │            (timeout, never taken)        service replies │  │ client gives up
-//!    │                                                         v  v
-//!    └──────────── client has read the reply ──────────── REPLY  ABANDONED
+//!    ^  <──────── client cancels ──────┘ ^                     │  │
+//!    │            (timeout, never taken) │      service replies │  │ client gives up
+//!    │                                   │                     v  v
+//!    │        client writes its next request on the slot ─ REPLY  ABANDONED
 //!    └──────────── service finishes an abandoned call ─────────────┘
 //! ```
+//!
+//! A slot whose reply the client has read stays in REPLY (the client owns it, as in FREE):
+//! going back to FREE would cost a cache-line transfer per call (see `protocol`).
 //!
 //! Each side only makes the transitions it owns, with compare-and-swap where the other side
 //! may race it. The service never trusts the state it reads: anything but REQUEST when it looks
 //! for work is ignored, and a failed SERVING → REPLY swap that does not find ABANDONED is a
 //! protocol violation that closes the connection.
 
-/// The client owns the slot.
+/// The client owns the slot (fresh, or its last call withdrawn or abandoned).
 pub(crate) const FREE: u32 = 0;
 /// A request is written; the service may take it.
 pub(crate) const REQUEST: u32 = 1;

@@ -576,7 +576,8 @@ impl Client {
         } else {
             conn.failure(slot, &header, method, reply)
         };
-        conn.channel.release(slot);
+        // The slot stays in REPLY: the next request on it overwrites that state (see
+        // `protocol::release` for why not FREE).
         conn.slots.release(slot);
         result
     }
@@ -726,7 +727,6 @@ impl Client {
         match conn.reply_header(slot, call_id, method) {
             Ok(header) => Ok(header),
             Err(e) => {
-                conn.channel.release(slot);
                 conn.slots.release(slot);
                 Err(e)
             }
@@ -772,7 +772,8 @@ impl Client {
         } else {
             conn.failure(slot, &header, method, reply)
         };
-        conn.channel.release(slot);
+        // The slot stays in REPLY: the next request on it overwrites that state (see
+        // `protocol::release` for why not FREE).
         conn.slots.release(slot);
         result
     }
