@@ -24,7 +24,7 @@ use crate::wire::FrameHeader;
 
 pub(crate) use self::protocol::Cancel;
 use self::protocol::{Doorbell, Slot, Step, SysFutex};
-use self::spin::SpinBudget;
+use self::spin::{SpinBudget, Spinner};
 use self::state::REPLY;
 
 /// How long a blocked client sleeps before checking that the service is still alive.
@@ -405,23 +405,14 @@ impl Channel {
         let words = self.words(slot);
         let budget = spin.current_ns();
         if budget > 0 {
-            // The reply usually comes within the first rounds: read the clock only after 64
-            // of them, and every 64 after that.
-            let budget = Duration::from_nanos(budget.into());
-            let mut start = None;
-            let mut spins = 0u32;
+            let mut spinner = Spinner::new(spin);
             loop {
                 if words.state.load(Ordering::Acquire) == REPLY {
-                    spin.spin_succeeded();
+                    spin.spin_succeeded(&spinner);
                     return WaitEnd::Reply;
                 }
-                std::hint::spin_loop();
-                spins = spins.wrapping_add(1);
-                if spins.is_multiple_of(64) {
-                    let start = *start.get_or_insert_with(Instant::now);
-                    if start.elapsed() >= budget {
-                        break;
-                    }
+                if !spinner.round() {
+                    break;
                 }
             }
             spin.spin_failed();

@@ -9,7 +9,7 @@ use super::context::{CallScope, ConnectionScope};
 use super::stats::ConnectionStats;
 use super::Shared;
 use crate::channel::payload::Written;
-use crate::channel::spin::SpinBudget;
+use crate::channel::spin::{SpinBudget, Spinner};
 use crate::channel::{Channel, ChannelError, Payload};
 use crate::interface::{
     DispatchError, EncodedArgs, EncodedReply, InterfaceDescriptor, ReplyTarget,
@@ -239,29 +239,36 @@ fn serve(shared: &Shared, conn: &ConnectionShared, channel: &Channel) -> Result<
         }
         // Idle: spin a little in case the client calls again at once (it usually does when
         // it is busy). Watch the slot of the last call, which a client thread calling in a
-        // loop reuses, scan all slots every 16 rounds, and read the clock every 64.
-        let budget = Duration::from_nanos(spin.current_ns().into());
-        if !budget.is_zero() {
-            let start = Instant::now();
-            let mut rounds = 0u32;
+        // loop reuses, and scan all slots every 16 rounds. The budget adapts as the client's
+        // does: it grows while the next call comes during the spin, and shrinks when the
+        // service has to sleep anyway, unless the call came soon after (see `SpinBudget`).
+        let budget = spin.current_ns();
+        if budget > 0 {
+            let mut spinner = Spinner::new(&spin);
             let found = loop {
                 if channel.has_request(hint) {
                     break true;
                 }
-                std::hint::spin_loop();
-                rounds = rounds.wrapping_add(1);
+                if !spinner.round() {
+                    break false;
+                }
+                let rounds = spinner.rounds();
                 if rounds.is_multiple_of(16) && channel.find_request(hint).is_some() {
                     break true;
                 }
-                if rounds.is_multiple_of(64) && (start.elapsed() >= budget || conn.stopped()) {
+                if rounds.is_multiple_of(64) && conn.stopped() {
                     break false;
                 }
             };
             if found {
+                spin.spin_succeeded(&spinner);
                 continue;
             }
+            spin.spin_failed();
         }
+        let slept_at = Instant::now();
         channel.service_sleep(|| conn.stopped());
+        spin.reply_took(u64::from(budget) + slept_at.elapsed().as_nanos() as u64);
     }
 }
 
