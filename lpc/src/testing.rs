@@ -104,6 +104,10 @@ impl RawSocket {
         };
         let shm = shm.ok_or_else(|| io::Error::other("welcome without memory"))?;
         let region = Region::new(shm.map()?);
+        // A raw peer may use any slot: have the service look at all of them.
+        region
+            .write_array(24, &welcome.slot_count.to_le_bytes())
+            .map_err(|_| io::Error::other("region too small for its header"))?;
         Ok(RawPeer {
             socket: self,
             region,

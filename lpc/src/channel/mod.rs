@@ -462,11 +462,27 @@ impl Channel {
         self.slot(slot).state().load(Ordering::Acquire) == state::REQUEST
     }
 
-    /// Service side: the index of a slot holding a request, looking first at `hint`.
+    /// Service side: the index of a slot holding a request, looking first at `hint`, among
+    /// the slots the client says it has used.
     pub(crate) fn find_request(&self, hint: u32) -> Option<u32> {
-        let count = self.memory.geometry().slot_count;
+        let count = self
+            .memory
+            .slots_used()
+            .load(Ordering::Acquire)
+            .min(self.memory.geometry().slot_count);
         let hint = if hint < count { hint } else { 0 };
         (hint..count).chain(0..hint).find(|&i| self.has_request(i))
+    }
+
+    /// Client side: about to use `slot`; makes sure the service looks at it. (The service
+    /// reads the mark after its SeqCst fence before sleeping, and the client stores it before
+    /// its REQUEST store, so a request is never hidden from a service about to sleep.)
+    #[inline]
+    pub(crate) fn use_slot(&self, slot: u32) {
+        let used = self.memory.slots_used();
+        if slot >= used.load(Ordering::Relaxed) {
+            used.fetch_max(slot + 1, Ordering::Release);
+        }
     }
 
     /// Service side: sleeps on the doorbell unless a request is already waiting or `stop()`
@@ -626,7 +642,12 @@ mod tests {
         let spin = SpinBudget::new(false, None);
         assert_eq!(service.find_request(0), None);
         client.submit(3);
+        // The service looks only at the slots the client said it used.
+        assert_eq!(service.find_request(0), None);
+        client.use_slot(3);
         assert_eq!(service.find_request(0), Some(3));
+        client.use_slot(1);
+        assert_eq!(client.memory.slots_used().load(Ordering::SeqCst), 4);
         let slot = service.slot(3);
         slot.state().store(state::SERVING, Ordering::SeqCst);
         assert!(service.complete(3));

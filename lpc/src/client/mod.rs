@@ -622,6 +622,7 @@ impl Client {
             return Err(conn.disconnected(method, CallPhase::NotSent));
         }
         if let Some(slot) = conn.slots.try_acquire(&conn.channel) {
+            conn.channel.use_slot(slot);
             return Ok(slot);
         }
         let Some(wait) = self.slot_wait else {
@@ -639,6 +640,7 @@ impl Client {
         let until = deadline.map_or(until, |d| d.min(until));
         conn.slots
             .acquire(&conn.channel, Some(until))
+            .inspect(|&slot| conn.channel.use_slot(slot))
             .ok_or_else(|| {
                 if deadline.is_some_and(|d| d <= until) {
                     self.timeout(conn, method, CallPhase::NotSent)

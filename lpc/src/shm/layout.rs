@@ -5,6 +5,7 @@
 //!        0  magic "LPC1"      4  layout version
 //!        8  slot count       12  slot size (bytes, multiple of 64)
 //!       16  region length (u64)
+//!       24  slots used (client: one past the highest slot it has ever used)
 //!       64  doorbell (futex word: bumped by the client when the service sleeps)
 //!       68  service-sleeping flag
 //! 128  slot 0, slot 1, ... each `slot size` bytes:
@@ -24,13 +25,14 @@ use std::sync::atomic::AtomicU32;
 use super::{OutOfBounds, Region};
 
 pub(crate) const MAGIC: u32 = u32::from_le_bytes(*b"LPC1");
-pub(crate) const LAYOUT_VERSION: u32 = 2;
+pub(crate) const LAYOUT_VERSION: u32 = 3;
 pub(crate) const HEADER_SIZE: usize = 128;
 /// State, waiting flag and frame header; the inline payload starts right after, so that a
 /// small payload (up to 16 bytes) shares the cache line of the state word.
 pub(crate) const SLOT_HEADER_SIZE: usize = 48;
 pub(crate) const FRAME_SIZE: usize = SLOT_HEADER_SIZE - FRAME_OFFSET;
 const FRAME_OFFSET: usize = 8;
+const SLOTS_USED: usize = 24;
 const DOORBELL: usize = 64;
 const SERVICE_SLEEPING: usize = 68;
 
@@ -143,6 +145,14 @@ impl ConnectionMemory {
 
     pub(crate) fn geometry(&self) -> Geometry {
         self.geometry
+    }
+
+    /// How many slots, from slot 0, the client has ever used: the service looks for requests
+    /// in those only, so that an idle connection keeps only the pages of the slots it used
+    /// resident, not all of them. Written by the client before its first request in a slot;
+    /// a client that lies only hides its own requests (the service clamps it to the count).
+    pub(crate) fn slots_used(&self) -> &AtomicU32 {
+        self.region.atomic_u32(SLOTS_USED)
     }
 
     /// The service's doorbell word.
