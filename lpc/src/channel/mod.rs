@@ -683,7 +683,8 @@ mod tests {
         let mut stage = Vec::new();
         let mut writer = channel.writer(slot, limit, &mut stage);
         crate::wire::codec::encode_into(value, &mut writer).expect("encodes");
-        writer.finish()
+        let written = writer.finish()?;
+        Ok(channel.unstage(slot, written, &stage))
     }
 
     type Mixed = (String, crate::wire::codec::WireBytes, Vec<u32>, u8);

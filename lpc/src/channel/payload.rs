@@ -23,6 +23,11 @@ pub(crate) struct Written {
     pub(crate) len: u64,
     pub(crate) flags: u32,
     pub(crate) spill_generation: u32,
+    /// An inline payload still in the writer's staging buffer: copied into the slot only
+    /// when the frame is published ([`Channel::unstage`], just before the frame), so that all the stores to the
+    /// slot's first cache line come in one burst (the peer keeps reading that line while it
+    /// waits; every store that finds the line taken away costs another transfer).
+    pub(crate) staged: bool,
 }
 
 /// Writes one payload for `slot`: into a private staging buffer while it is small enough to
@@ -66,12 +71,28 @@ impl Channel {
         }
     }
 
-    /// Writes `payload` for `slot` whole.
+    /// Writes `payload` for `slot` whole (inline ones too, at once).
     pub(crate) fn write_payload(&self, slot: u32, payload: &[u8]) -> Result<Written, ChannelError> {
         let mut stage = Vec::new();
         let mut writer = self.writer(slot, u64::MAX, &mut stage);
         let _ = writer.put_all(payload);
-        writer.finish()
+        let written = writer.finish()?;
+        Ok(self.unstage(slot, written, &stage))
+    }
+
+    /// Copies a staged inline payload (from `stage`, the writer's staging buffer) into the
+    /// slot; the frame is written next.
+    #[inline]
+    pub(crate) fn unstage(&self, slot: u32, written: Written, stage: &[u8]) -> Written {
+        if written.staged {
+            self.slot(slot)
+                .copy_inline_in(stage)
+                .expect("staged payloads fit inline");
+        }
+        Written {
+            staged: false,
+            ..written
+        }
     }
 }
 
@@ -168,16 +189,15 @@ impl PayloadWriter<'_> {
         self.failed.take().map(|e| *e)
     }
 
-    /// Publishes nothing yet: puts the payload where the frame will say it is and returns what
-    /// the frame must say. `TooLarge` if more than the limit was written.
+    /// Publishes nothing yet: puts a spilled payload where the frame will say it is (an inline
+    /// one stays staged, see [`Written::staged`]) and returns what the frame must say.
+    /// `TooLarge` if more than the limit was written.
     #[inline(always)]
     pub(crate) fn finish(self) -> Result<Written, ChannelError> {
         if self.spill.is_none() && self.dropped == 0 && self.failed.is_none() {
             let view = self.channel.slot(self.slot);
             let len = self.stage.len();
             if len <= view.inline_capacity() && len as u64 <= self.limit {
-                view.copy_inline_in(self.stage)
-                    .expect("length checked against inline capacity");
                 // Nothing left to drop (no spill lock, no failure; the rest are borrows):
                 // skipping the drop glue keeps the small call's path short.
                 std::mem::forget(self);
@@ -185,6 +205,7 @@ impl PayloadWriter<'_> {
                     len: len as u64,
                     flags: 0,
                     spill_generation: 0,
+                    staged: true,
                 });
             }
         }
@@ -209,6 +230,7 @@ impl PayloadWriter<'_> {
             len: total,
             flags: FLAG_SPILL,
             spill_generation: generation,
+            staged: false,
         })
     }
 }

@@ -532,7 +532,10 @@ impl Client {
         let written = match codec::encode_into(args, &mut writer) {
             Ok(()) => writer.finish(),
             Err(why) => match writer.take_failure() {
-                Some(e) => Err(e),
+                Some(e) => {
+                    drop(writer);
+                    Err(e)
+                }
                 None => {
                     drop(writer);
                     conn.slots.release(slot);
@@ -551,8 +554,9 @@ impl Client {
                 return Err(conn.channel_error(e, method, CallPhase::NotSent));
             }
         };
+        let written = conn.channel.unstage(slot, written, request);
         let header = self.submit(&conn, slot, method_id, method, written, 0, deadline)?;
-        // The reply is ours until we set the slot FREE.
+        // The reply is ours until our next request on the slot.
         let result = if header.status == Status::Ok {
             conn.channel
                 .with_payload(slot, &header, conn.max_reply, reply, |payload| {
@@ -757,6 +761,7 @@ impl Client {
                 return Err(conn.channel_error(e, method, CallPhase::NotSent));
             }
         };
+        let written = conn.channel.unstage(slot, written, &stage);
         let header = self.submit(
             conn,
             slot,

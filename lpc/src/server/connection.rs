@@ -309,6 +309,7 @@ fn serve_one(
         return Ok(());
     }
     let options = &shared.server.options;
+    let mut record = None;
     let (outcome, method, call_id) = match FrameHeader::decode(&view.read_frame()) {
         Err(e) => (
             Outcome::Failed(
@@ -331,16 +332,18 @@ fn serve_one(
                 } else {
                     dispatch(shared, channel, slot, header.method, payload, reply)
                 };
-                if last_method.0 != header.method {
-                    *last_method = (header.method, shared.method_index(header.method));
-                }
-                let failed = !matches!(outcome, Ok(Outcome::Written(_)));
-                conn.stats
-                    .record(last_method.1, failed, started.map(|s| s.elapsed()));
-                outcome
+                (outcome, started.map(|s| s.elapsed()))
             });
+            if last_method.0 != header.method {
+                *last_method = (header.method, shared.method_index(header.method));
+            }
             let outcome = match ran {
-                Ok(outcome) => outcome?,
+                Ok((outcome, elapsed)) => {
+                    let outcome = outcome?;
+                    // Counted once the reply is out: the caller does not wait for it.
+                    record = Some((matches!(outcome, Outcome::Failed(..)), elapsed));
+                    outcome
+                }
                 Err(ChannelError::TooLarge { size, .. }) => {
                     Outcome::Failed(Status::TooLarge, size.to_le_bytes().to_vec())
                 }
@@ -350,7 +353,7 @@ fn serve_one(
         }
     };
     let (status, written) = match outcome {
-        Outcome::Written(written) => (Status::Ok, written),
+        Outcome::Written(written) => (Status::Ok, channel.unstage(slot, written, reply)),
         Outcome::Failed(status, mut message) => match channel.write_payload(slot, &message) {
             Ok(written) => (status, written),
             Err(ChannelError::Io(_)) => {
@@ -371,7 +374,11 @@ fn serve_one(
         deadline_ns: 0,
     };
     view.write_frame(&header.encode());
-    if channel.complete(slot) {
+    let completed = channel.complete(slot);
+    if let Some((failed, elapsed)) = record {
+        conn.stats.record(last_method.1, failed, elapsed);
+    }
+    if completed {
         Ok(())
     } else {
         Err(Close(BROKEN_STATE.into()))

@@ -19,6 +19,39 @@ use std::sync::atomic::AtomicU32;
 
 use crate::sys::Mapping;
 
+/// Copies `len` bytes from `src` to `dst` like `ptr::copy_nonoverlapping`, but without a call
+/// to `memcpy` for the few bytes of a small call's arguments or result (a call costs more than
+/// the copy at these sizes).
+///
+/// # Safety
+/// As for `ptr::copy_nonoverlapping`: `src` valid for reads and `dst` for writes of `len`
+/// bytes, the two ranges not overlapping.
+#[inline(always)]
+unsafe fn copy_bytes(src: *const u8, dst: *mut u8, len: usize) {
+    // SAFETY (all branches): every access is within the first `len` bytes of `src` and `dst`,
+    // which the caller guarantees valid and disjoint; unaligned accesses are explicit.
+    unsafe {
+        if len > 16 {
+            std::ptr::copy_nonoverlapping(src, dst, len);
+        } else if len >= 8 {
+            // Two 8-byte copies, overlapping in the middle when len < 16.
+            let head = src.cast::<u64>().read_unaligned();
+            let tail = src.add(len - 8).cast::<u64>().read_unaligned();
+            dst.cast::<u64>().write_unaligned(head);
+            dst.add(len - 8).cast::<u64>().write_unaligned(tail);
+        } else if len >= 4 {
+            let head = src.cast::<u32>().read_unaligned();
+            let tail = src.add(len - 4).cast::<u32>().read_unaligned();
+            dst.cast::<u32>().write_unaligned(head);
+            dst.add(len - 4).cast::<u32>().write_unaligned(tail);
+        } else {
+            for i in 0..len {
+                dst.add(i).write(src.add(i).read());
+            }
+        }
+    }
+}
+
 /// An access fell outside the region.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct OutOfBounds;
@@ -78,7 +111,7 @@ impl Region {
         // shared mapping. The bytes may be changing under a hostile peer: we take a snapshot
         // of plain bytes, where any value is valid, and validate the copy afterwards.
         unsafe {
-            std::ptr::copy_nonoverlapping(
+            copy_bytes(
                 self.map.as_ptr().add(offset),
                 out.as_mut_ptr().add(old),
                 len,
@@ -146,7 +179,7 @@ impl Region {
         // overlap the mapping. Writing plain bytes that the peer may read concurrently is the
         // purpose of the region; the peer validates what it reads.
         unsafe {
-            std::ptr::copy_nonoverlapping(
+            copy_bytes(
                 bytes.as_ptr(),
                 self.map.as_ptr().add(offset),
                 bytes.len(),
