@@ -326,8 +326,9 @@ fn closed_by_service(socket: &RawSocket, within: Duration) -> bool {
     eventually(within, || socket.closed_by_peer())
 }
 
+/// The inline payload area: after the frame, up to the slot's last cache line (the taken word).
 fn inline_capacity(peer: &RawPeer) -> usize {
-    peer.slot_offset(1) - peer.slot_offset(0) - PAYLOAD
+    peer.slot_offset(1) - peer.slot_offset(0) - PAYLOAD - 64
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -730,6 +731,17 @@ fn every_slot_state_value_and_every_bad_frame_field_is_survived() {
 
 #[test]
 fn scribbling_over_a_call_while_it_is_served() {
+    scribble_over_calls_being_served(true);
+}
+
+/// The same for calls without a deadline, which the service takes without changing the state
+/// (it stays REQUEST while the call runs; the slot's taken word names the call).
+#[test]
+fn scribbling_over_a_call_without_deadline_while_it_is_served() {
+    scribble_over_calls_being_served(false);
+}
+
+fn scribble_over_calls_being_served(with_deadline: bool) {
     #[derive(Debug, Clone, Copy)]
     enum Scribble {
         /// Frame header and payload, leaving the state SERVING.
@@ -750,9 +762,15 @@ fn scribbling_over_a_call_while_it_is_served() {
     let mut rng = Rng::new(0xca11);
     let sleep = lpc::method_id("sleep_ms");
     let peers: Vec<RawPeer> = variants.iter().map(|_| rig.peer()).collect();
+    let served_state = if with_deadline { SERVING } else { REQUEST };
     for (i, peer) in peers.iter().enumerate() {
         let args = varint(400 + i as u64);
-        call(peer, 0, request("sleep_ms", &args), &args);
+        let frame = Frame {
+            // Far in the future: the call is withdrawable, but never times out.
+            deadline_ns: if with_deadline { u64::MAX } else { 0 },
+            ..request("sleep_ms", &args)
+        };
+        call(peer, 0, frame, &args);
     }
     // Every call is executing once the service printed its line.
     let mut sleeping = HashSet::new();
@@ -760,8 +778,13 @@ fn scribbling_over_a_call_while_it_is_served() {
         sleeping.insert(rig.service.expect_line("sleeping", PROMPT));
     }
     for (peer, variant) in peers.iter().zip(variants) {
-        assert_eq!(peer.state(0), SERVING, "{variant:?}");
+        assert_eq!(peer.state(0), served_state, "{variant:?}");
         let base = peer.slot_offset(0);
+        if !with_deadline {
+            // The taken word, on the slot's last cache line, names the call (id 1).
+            let taken = peer.slot_offset(1) - 64;
+            assert_eq!(peer.load(taken), 1, "{variant:?}");
+        }
         match variant {
             Scribble::FrameAndPayload => {
                 peer.write(base + FRAME, &rng.bytes(FRAME_SIZE + 64));
@@ -799,6 +822,11 @@ fn scribbling_over_a_call_while_it_is_served() {
                 call(peer, 1, request("add", &add_args(2, 3)), &add_args(2, 3));
                 let (frame, payload) = reply(peer, 1, "after an abandoned call");
                 assert_eq!((frame.status, payload), (OK, vec![zigzag(5)]));
+            }
+            Scribble::State(REQUEST) if !with_deadline => {
+                // The state the call was served in, written again: nothing changed.
+                let (frame, payload) = reply(peer, 0, "state REQUEST written again");
+                assert_eq!((frame.status, payload), (OK, varint(ms)), "{frame:?}");
             }
             Scribble::State(value) => {
                 assert!(

@@ -451,10 +451,28 @@ impl Channel {
         protocol::take(&self.words(slot))
     }
 
-    /// Service side: publishes the reply on `slot` (which it holds in SERVING) and wakes the
-    /// client if it sleeps. Returns false if the client broke the state machine.
-    pub(crate) fn complete(&self, slot: u32) -> bool {
-        protocol::complete(&SysFutex, &self.words(slot))
+    /// Service side: takes the request in `slot` of call `call_id`, which its client cannot
+    /// withdraw (see `protocol::take_unwithdrawable`).
+    pub(crate) fn take_unwithdrawable(&self, slot: u32, call_id: u64) {
+        protocol::take_unwithdrawable(self.slot(slot).taken(), call_id as u32);
+    }
+
+    /// Client side: whether the service took call `call_id` in `slot` without changing its
+    /// state (asked when the service died with the state at REQUEST).
+    pub(crate) fn was_taken(&self, slot: u32, call_id: u64) -> bool {
+        self.slot(slot).taken().load(Ordering::Acquire) == call_id as u32
+    }
+
+    /// Service side: publishes the reply on `slot` (which it took as a withdrawable call, in
+    /// SERVING, or not) and wakes the client if it sleeps. Returns false if the client broke
+    /// the state machine.
+    pub(crate) fn complete(&self, slot: u32, withdrawable: bool) -> bool {
+        let from = if withdrawable {
+            state::SERVING
+        } else {
+            state::REQUEST
+        };
+        protocol::complete(&SysFutex, &self.words(slot), from)
     }
 
     /// Service side: whether `slot` holds a request.
@@ -540,10 +558,10 @@ mod tests {
     #[test]
     fn payloads_cross_inline_and_through_spill_buffers() {
         let (service, client) = connected();
-        for len in [0, 1, 208, 209, 5000, 70_000, 1 << 20] {
+        for len in [0, 1, 144, 145, 5000, 70_000, 1 << 20] {
             let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
             let written = client.write_payload(2, &data).unwrap();
-            assert_eq!(written.flags == FLAG_SPILL, len > 208, "len {len}");
+            assert_eq!(written.flags == FLAG_SPILL, len > 144, "len {len}");
             let mut out = Vec::new();
             service
                 .read_payload(
@@ -560,7 +578,7 @@ mod tests {
     #[test]
     fn a_length_beyond_the_slot_is_a_protocol_error() {
         let (service, _client) = connected();
-        let err = service.read_payload(0, &header(209, (0, 0)), 1 << 30, &mut Vec::new());
+        let err = service.read_payload(0, &header(145, (0, 0)), 1 << 30, &mut Vec::new());
         assert!(matches!(err, Err(ChannelError::Protocol(m)) if m.contains("exceeds the slot")));
     }
 
@@ -650,15 +668,15 @@ mod tests {
         assert_eq!(client.memory.slots_used().load(Ordering::SeqCst), 4);
         let slot = service.slot(3);
         slot.state().store(state::SERVING, Ordering::SeqCst);
-        assert!(service.complete(3));
+        assert!(service.complete(3, true));
         assert_eq!(client.wait_for_reply(3, &spin, None), WaitEnd::Reply);
         // An abandoned call is freed, not answered.
         slot.state().store(state::ABANDONED, Ordering::SeqCst);
-        assert!(service.complete(3));
+        assert!(service.complete(3, true));
         assert_eq!(slot.state().load(Ordering::SeqCst), state::FREE);
         // A client that scribbles over a slot being served breaks the connection.
         slot.state().store(state::REQUEST, Ordering::SeqCst);
-        assert!(!service.complete(3));
+        assert!(!service.complete(3, true));
     }
 
     #[test]

@@ -189,11 +189,27 @@ pub(crate) fn take<W: Word + ?Sized>(slot: &Slot<'_, W>) -> bool {
     slot.state.compare_exchange(REQUEST, SERVING).is_ok()
 }
 
-/// Service: publishes the reply written into the slot, or frees an abandoned slot; wakes the
-/// client if it sleeps. False if the client broke the state machine.
+/// Service: takes the request of a call its client cannot withdraw (it set no deadline, and
+/// a client cancels only at its deadline). The state stays REQUEST: a compare-and-swap on it
+/// would take the cache line away from the client, which reads it while it waits, and cost a
+/// transfer each way per call. Instead the call is marked taken on a word of its own line,
+/// which the client reads only if the service dies, to tell whether the call may have run.
 #[inline]
-pub(crate) fn complete<W: Word + ?Sized, F: Futex<W>>(futex: &F, slot: &Slot<'_, W>) -> bool {
-    match slot.state.compare_exchange(SERVING, REPLY) {
+pub(crate) fn take_unwithdrawable<W: Word + ?Sized>(taken: &W, call: u32) {
+    taken.store(call);
+}
+
+/// Service: publishes the reply written into the slot, or frees an abandoned slot; wakes the
+/// client if it sleeps. `from` is the state the service left the slot in when it took the
+/// call: SERVING, or REQUEST for [`take_unwithdrawable`]. False if the client broke the state
+/// machine.
+#[inline]
+pub(crate) fn complete<W: Word + ?Sized, F: Futex<W>>(
+    futex: &F,
+    slot: &Slot<'_, W>,
+    from: u32,
+) -> bool {
+    match slot.state.compare_exchange(from, REPLY) {
         Ok(_) => {
             W::fence();
             if slot.client_waiting.load() != 0 {
@@ -287,6 +303,7 @@ mod model {
         futex: ModelFutex,
         state: AtomicU32,
         client_waiting: AtomicU32,
+        taken: AtomicU32,
         bell: AtomicU32,
         service_sleeping: AtomicU32,
         /// Times the "handler" ran, and times a reply was read.
@@ -320,7 +337,7 @@ mod model {
         loop {
             if take(&s.slot()) {
                 Word::fetch_add(&s.ran, 1);
-                assert!(complete(&s.futex, &s.slot()));
+                assert!(complete(&s.futex, &s.slot(), SERVING));
                 return;
             }
             sleep(
@@ -349,6 +366,40 @@ mod model {
             Word::fetch_add(&s.read, 1);
             service.join().unwrap();
             assert_eq!((Word::load(&s.ran), Word::load(&s.read)), (1, 1));
+            assert_eq!(Word::load(&s.state), REPLY);
+        });
+    }
+
+    /// A call taken without a compare-and-swap (no deadline) completes like any other, with no
+    /// lost wake-up, and is marked taken.
+    #[test]
+    fn a_call_without_deadline_completes_without_touching_the_state_until_the_reply() {
+        model(|| {
+            let s = Arc::new(Shared::default());
+            let service = {
+                let s = s.clone();
+                thread::spawn(move || loop {
+                    if Word::load(&s.state) == REQUEST {
+                        take_unwithdrawable(&s.taken, 7);
+                        Word::fetch_add(&s.ran, 1);
+                        assert!(complete(&s.futex, &s.slot(), REQUEST));
+                        return;
+                    }
+                    sleep(
+                        &s.futex,
+                        &s.door(),
+                        || Word::load(&s.state) == REQUEST,
+                        || false,
+                        None,
+                    );
+                })
+            };
+            submit(&s.futex, &s.slot(), &s.door());
+            while block_once(&s.futex, &s.slot(), None) != Step::Reply {}
+            stop_waiting(&s.slot());
+            service.join().unwrap();
+            assert_eq!(Word::load(&s.ran), 1);
+            assert_eq!(Word::load(&s.taken), 7);
             assert_eq!(Word::load(&s.state), REPLY);
         });
     }
@@ -391,7 +442,7 @@ mod model {
                 thread::spawn(move || {
                     if take(&s.slot()) {
                         Word::fetch_add(&s.ran, 1);
-                        assert!(complete(&s.futex, &s.slot()));
+                        assert!(complete(&s.futex, &s.slot(), SERVING));
                     }
                 })
             };
@@ -428,7 +479,7 @@ mod model {
                 let s = s.clone();
                 thread::spawn(move || {
                     // Finish the first call (possibly abandoned), then serve the second.
-                    assert!(complete(&s.futex, &s.slot()));
+                    assert!(complete(&s.futex, &s.slot(), SERVING));
                     serve_one(&s);
                 })
             };

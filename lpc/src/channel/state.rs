@@ -13,6 +13,12 @@
 //! A slot whose reply the client has read stays in REPLY (the client owns it, as in FREE):
 //! going back to FREE would cost a cache-line transfer per call (see `protocol`).
 //!
+//! A call without a deadline skips SERVING: its client never cancels, so the service takes it
+//! without a compare-and-swap (REQUEST ──> REPLY when the reply is out) and records it on the
+//! slot's taken word instead, which tells the client, if the service dies, that the call may
+//! have run. The state line then changes hands once each way per call, as in the raw
+//! ping-pong floor.
+//!
 //! Each side only makes the transitions it owns, with compare-and-swap where the other side
 //! may race it. The service never trusts the state it reads: anything but REQUEST when it looks
 //! for work is ignored, and a failed SERVING → REPLY swap that does not find ABANDONED is a

@@ -726,8 +726,14 @@ impl Client {
                 }
             },
             WaitEnd::PeerGone(seen) => {
-                // The slot stays taken: the connection is dead.
-                return Err(conn.disconnected(method, state::phase_of(seen)));
+                // The slot stays taken: the connection is dead. A call without a deadline is
+                // taken without a state change: its taken word tells whether it may have run.
+                let phase = if seen == state::REQUEST && conn.channel.was_taken(slot, call_id) {
+                    CallPhase::Executing
+                } else {
+                    state::phase_of(seen)
+                };
+                return Err(conn.disconnected(method, phase));
             }
         }
         match conn.reply_header(slot, call_id, method) {

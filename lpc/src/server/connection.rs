@@ -304,13 +304,26 @@ fn serve_one(
     last_method: &mut (u32, Option<usize>),
 ) -> Result<(), Close> {
     let view = channel.slot(slot);
-    if !channel.take(slot) {
-        // Withdrawn by the client in the meantime.
-        return Ok(());
-    }
+    // A call without a deadline cannot be withdrawn (its client cancels only at a deadline):
+    // it is taken without touching the state word the client is watching. Any other call is
+    // taken with a compare-and-swap, and its frame read again after it: the client may have
+    // withdrawn it and put another call in the slot since the first read.
+    let first = FrameHeader::decode(&view.read_frame());
+    let withdrawable = !matches!(first, Ok(h) if h.deadline_ns == 0);
+    let frame = if withdrawable {
+        if !channel.take(slot) {
+            // Withdrawn by the client in the meantime.
+            return Ok(());
+        }
+        FrameHeader::decode(&view.read_frame())
+    } else {
+        let header = first.expect("matched above");
+        channel.take_unwithdrawable(slot, header.call_id);
+        Ok(header)
+    };
     let options = &shared.server.options;
     let mut record = None;
-    let (outcome, method, call_id) = match FrameHeader::decode(&view.read_frame()) {
+    let (outcome, method, call_id) = match frame {
         Err(e) => (
             Outcome::Failed(
                 Status::BadArguments,
@@ -374,7 +387,7 @@ fn serve_one(
         deadline_ns: 0,
     };
     view.write_frame(&header.encode());
-    let completed = channel.complete(slot);
+    let completed = channel.complete(slot, withdrawable);
     if let Some((failed, elapsed)) = record {
         conn.stats.record(last_method.1, failed, elapsed);
     }

@@ -12,7 +12,9 @@
 //!        0  state (futex word: FREE, REQUEST, SERVING, REPLY, ABANDONED)
 //!        4  client-waiting flag
 //!        8  frame header (wire::FrameHeader, 40 bytes)
-//!       48  inline payload (slot size - 48 bytes)
+//!       48  inline payload (slot size - 112 bytes)
+//!     size - 64  taken (the low 32 bits of the call id the service last took without a
+//!                compare-and-swap on the state; on its own cache line, see `channel::protocol`)
 //! ```
 //!
 //! Each slot starts on its own cache line so that concurrent calls on different slots do not
@@ -31,6 +33,8 @@ pub(crate) const HEADER_SIZE: usize = 128;
 /// small payload (up to 16 bytes) shares the cache line of the state word.
 pub(crate) const SLOT_HEADER_SIZE: usize = 48;
 pub(crate) const FRAME_SIZE: usize = SLOT_HEADER_SIZE - FRAME_OFFSET;
+/// The slot's last cache line: the taken word.
+const SLOT_TRAILER_SIZE: usize = 64;
 const FRAME_OFFSET: usize = 8;
 const SLOTS_USED: usize = 24;
 const DOORBELL: usize = 64;
@@ -75,7 +79,7 @@ impl Geometry {
     }
 
     pub(crate) fn inline_capacity(self) -> usize {
-        self.slot_size as usize - SLOT_HEADER_SIZE
+        self.slot_size as usize - SLOT_HEADER_SIZE - SLOT_TRAILER_SIZE
     }
 
     fn slot_offset(self, index: u32) -> usize {
@@ -178,6 +182,8 @@ impl ConnectionMemory {
             region: &self.region,
             base: self.geometry.slot_offset(index),
             inline_capacity: self.geometry.inline_capacity(),
+            taken: self.geometry.slot_offset(index) + self.geometry.slot_size as usize
+                - SLOT_TRAILER_SIZE,
         }
     }
 }
@@ -188,12 +194,18 @@ pub(crate) struct SlotView<'a> {
     region: &'a Region,
     base: usize,
     inline_capacity: usize,
+    taken: usize,
 }
 
 impl<'a> SlotView<'a> {
     /// The state word (also the futex the client sleeps on).
     pub(crate) fn state(&self) -> &'a AtomicU32 {
         self.region.atomic_u32(self.base)
+    }
+
+    /// The call (low 32 bits of its id) the service last took without changing the state.
+    pub(crate) fn taken(&self) -> &'a AtomicU32 {
+        self.region.atomic_u32(self.taken)
     }
 
     /// Nonzero while the client sleeps on the state word.

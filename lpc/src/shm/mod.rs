@@ -28,7 +28,7 @@ use crate::sys::Mapping;
 /// bytes, the two ranges not overlapping.
 #[inline(always)]
 unsafe fn copy_bytes(src: *const u8, dst: *mut u8, len: usize) {
-    // SAFETY (all branches): every access is within the first `len` bytes of `src` and `dst`,
+    // SAFETY: (all branches) every access is within the first `len` bytes of `src` and `dst`,
     // which the caller guarantees valid and disjoint; unaligned accesses are explicit.
     unsafe {
         if len > 16 {
@@ -178,13 +178,7 @@ impl Region {
         // SAFETY: destination in bounds (checked); the source is private memory that cannot
         // overlap the mapping. Writing plain bytes that the peer may read concurrently is the
         // purpose of the region; the peer validates what it reads.
-        unsafe {
-            copy_bytes(
-                bytes.as_ptr(),
-                self.map.as_ptr().add(offset),
-                bytes.len(),
-            )
-        };
+        unsafe { copy_bytes(bytes.as_ptr(), self.map.as_ptr().add(offset), bytes.len()) };
         Ok(())
     }
 }
