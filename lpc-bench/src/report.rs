@@ -893,8 +893,10 @@ idle) and run one after the other.
   before timing: the bandwidth floor for moving bytes at all.
 - `lpc-adaptive`: a real lpc call through a service defined with `#[lpc::service]` in
   lpc-bench (`add(i32, i32) -> i32`, `echo(Vec<u8>) -> Vec<u8>`), results checked: arguments
-  encoded, written to a call slot (or a spill buffer), the service's connection thread
-  dispatching, the result decoded. Default client and service options (apart from the runtime
+  encoded into a call slot (or straight into a spill buffer), the service's connection thread
+  dispatching, the result decoded. For the echo that is four copies of the n bytes in all (the
+  caller's `Vec` into shared memory, out into the handler's `Vec`, and the same back), the
+  least a `Vec<u8>` API allows. Default client and service options (apart from the runtime
   directory): both sides spin adaptively before sleeping.
 - `lpc-adaptive-nostats`: the same with the service's per-method statistics off
   (`ServerOptions::statistics(false)`): the difference is what `lpc monitor`'s statistics
@@ -905,7 +907,7 @@ idle) and run one after the other.
   (timed: the data starts in the caller's own buffer, as for the other systems), the service
   reads them in place and copies them into a loan of its own for the result, which the caller
   reads in place. Two copies of n bytes per call, like iceoryx2 below; the `Vec<u8>` API makes
-  more (encode, copy out of shared memory, decode, on each side).
+  four.
 - `lpc-block`: the service's `ServerOptions::spin(false)` and the client's
   `WaitStrategy::Block`: both sides always sleep on futexes.
 - `…-1cpu`: both processes on the same single CPU.
