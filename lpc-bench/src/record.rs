@@ -19,11 +19,17 @@ pub enum Workload {
     Procs(u32),
     /// Connecting plus the first small call.
     Connect,
+    /// A loan of `n` bytes, written once before timing, passed to the service, which reads
+    /// its first and last bytes in place and returns a loan of `n` bytes of its own with those
+    /// two written: what a zero-copy call costs apart from touching the data.
+    LoanPass(u64),
 }
 
 impl Workload {
     /// The payload sizes measured by default.
     pub const ECHO_SIZES: [u64; 4] = [1 << 10, 64 << 10, 1 << 20, 16 << 20];
+    /// The loan sizes of [`Workload::LoanPass`].
+    pub const LOAN_PASS_SIZES: [u64; 5] = [1 << 10, 64 << 10, 1 << 20, 16 << 20, 64 << 20];
 
     /// Bytes moved per operation, counted for GB/s (in + out; once for `memcpy`).
     pub fn bytes(self, system: &str) -> u64 {
@@ -44,6 +50,7 @@ impl Workload {
             Workload::Procs(1) => "1 process".into(),
             Workload::Procs(n) => format!("{n} processes"),
             Workload::Connect => "connect + first call".into(),
+            Workload::LoanPass(n) => format!("loan of {}", size_label(n)),
         }
     }
 
@@ -55,6 +62,7 @@ impl Workload {
             Workload::Threads(n) => format!("threads:{n}"),
             Workload::Procs(n) => format!("procs:{n}"),
             Workload::Connect => "connect".into(),
+            Workload::LoanPass(n) => format!("pass:{n}"),
         }
     }
 
@@ -67,6 +75,7 @@ impl Workload {
             Some(("echo", n)) => Workload::Echo(number(n)?),
             Some(("threads", n)) => Workload::Threads(number(n)? as u32),
             Some(("procs", n)) => Workload::Procs(number(n)? as u32),
+            Some(("pass", n)) => Workload::LoanPass(number(n)?),
             _ => return Err(format!("unknown workload {s:?}")),
         })
     }

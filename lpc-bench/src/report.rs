@@ -255,6 +255,25 @@ pub fn targets(r: &Results) -> Vec<Target> {
         );
     }
 
+    let what = "zero-copy path: a call passing a 64 MiB loan each way costs about what one \
+                with 1 KiB costs (p50 ≤ 1.5×)";
+    let pass = |n: u64| r.get(LOAN, Workload::LoanPass(n));
+    out.push(match (pass(1 << 10), pass(64 << 20)) {
+        (Some(small), Some(big)) => {
+            let x = big.p50 as f64 / small.p50.max(1) as f64;
+            Target {
+                what,
+                figure: format!(
+                    "`{LOAN}` loan of 64 MiB p50 {} ÷ loan of 1 KiB p50 {} = {x:.2}×",
+                    micros(big.p50 as f64),
+                    micros(small.p50 as f64)
+                ),
+                met: Some(x <= 1.5),
+            }
+        }
+        _ => not_measured(what),
+    });
+
     let what = "≥ 3 million calls/s from one client thread";
     out.push(match r.get(LPC, Workload::Small) {
         Some(s) => Target {
@@ -746,6 +765,16 @@ pub fn full(r: &Results, chart: Option<&Path>, markdown: Option<&Path>) -> Strin
     }
     out.push_str(&echo_table(r));
 
+    out.push_str("\n## Loans passed both ways\n\n");
+    out.push_str(
+        "The zero-copy path on its own: the caller fills a loan of n bytes once, before timing; \
+         each call writes its first byte in place, passes it (`pass_loan(&Loan, u64) -> Loan`), \
+         and gets back a loan of n bytes of the service's, which reads the first and last bytes \
+         of the caller's in place and writes them at the ends of its own. Only handles cross; \
+         the cost should not grow with n.\n\n",
+    );
+    out.push_str(&loan_pass_table(r));
+
     out.push_str("\n## Threads sharing one client\n\n");
     out.push_str(
         "The small call from n threads of one process, all using one `BenchClient` (one \
@@ -969,6 +998,40 @@ does not implement them for the peers, so the report has no peer figures there.
 
 /// Written by hand from the profiles of the last full run (see `lpc-bench/analysis.md`).
 const ANALYSIS: &str = include_str!("../analysis.md");
+
+/// The `LoanPass` measurements, with each p50 against the smallest loan's.
+fn loan_pass_table(r: &Results) -> String {
+    let mut out = String::from(
+        "| loan | p50 | p99 | p99.9 | calls/s | p50 ÷ p50 of the smallest |\n\
+         |---|---:|---:|---:|---:|---:|\n",
+    );
+    let mut rows: Vec<(u64, &Summary)> = r
+        .records
+        .iter()
+        .filter_map(|rec| match rec.workload {
+            Workload::LoanPass(n) if rec.system == LOAN => rec.summary.as_ref().map(|s| (n, s)),
+            _ => None,
+        })
+        .collect();
+    rows.sort_by_key(|&(n, _)| n);
+    let base = rows.first().map(|(_, s)| s.p50.max(1) as f64);
+    for (n, s) in &rows {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            size_label(*n),
+            micros(s.p50 as f64),
+            micros(s.p99 as f64),
+            micros(s.p999 as f64),
+            thousands(s.calls_per_sec),
+            base.map_or(String::new(), |b| format!("{:.2}×", s.p50 as f64 / b)),
+        );
+    }
+    if rows.is_empty() {
+        out.push_str("| not measured in this run | | | | | |\n");
+    }
+    out
+}
 
 /// `123.4 ns` as `0.123 µs`.
 pub fn micros(ns: f64) -> String {

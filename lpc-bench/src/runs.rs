@@ -291,7 +291,9 @@ impl Runner {
         let workloads: Vec<Workload> = sizes.iter().map(|&n| Workload::Echo(n)).collect();
         out.extend(self.lpc("lpc-adaptive", Placement::Unpinned, false, true, &workloads)?);
         out.extend(self.lpc("lpc-block", Placement::Apart, true, true, &workloads)?);
-        out.extend(self.lpc("lpc-loan", Placement::Unpinned, false, true, &workloads)?);
+        let mut loans = workloads;
+        loans.extend(Workload::LOAN_PASS_SIZES.map(Workload::LoanPass));
+        out.extend(self.lpc("lpc-loan", Placement::Unpinned, false, true, &loans)?);
         Ok(out)
     }
 
@@ -416,6 +418,7 @@ impl Runner {
                     loan_calls(&client, &self.budget, n as usize)
                 }
                 Workload::Echo(n) => echo_calls(&client, &self.budget, n as usize),
+                Workload::LoanPass(n) => loan_pass_calls(&client, &self.budget, n as usize),
                 other => return Err(format!("{other:?} is not a call workload")),
             }
             .map_err(|e| format!("{system} {}: {e}", workload.label()))?;
@@ -676,6 +679,35 @@ fn loan_calls(client: &BenchClient, budget: &Budget, size: usize) -> Result<Summ
         let back = client.echo_loan(&loan).map_err(|e| e.to_string())?;
         if back.len() != size || back.first().is_some_and(|&b| b != stamp) {
             return Err(format!("loan echo of {size} bytes came back different"));
+        }
+        Ok(())
+    })
+}
+
+/// A loan of `size` bytes, filled once before timing, passed to the service and one of `size`
+/// bytes received back, each side touching only the first and last bytes: the cost of the
+/// zero-copy call itself, which should not grow with the size.
+fn loan_pass_calls(client: &BenchClient, budget: &Budget, size: usize) -> Result<Summary, String> {
+    let mut loan = client.client().loan(size).map_err(|e| e.to_string())?;
+    loan.as_mut()
+        .ok_or("a fresh loan is not writable")?
+        .fill(0xa5);
+    let mut stamp = 0u8;
+    measure(budget, || {
+        stamp = stamp.wrapping_add(1);
+        // The caller writes in place (here one byte: the rest was written before timing).
+        let bytes = loan
+            .as_mut()
+            .ok_or("the loan is not writable after the call")?;
+        if let Some(first) = bytes.first_mut() {
+            *first = stamp;
+        }
+        let back = client
+            .pass_loan(&loan, size as u64)
+            .map_err(|e| e.to_string())?;
+        let expect = (size > 0).then_some(stamp);
+        if back.len() != size || back.first().copied() != expect {
+            return Err(format!("loan pass of {size} bytes came back different"));
         }
         Ok(())
     })

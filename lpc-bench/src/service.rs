@@ -14,6 +14,9 @@ pub trait Bench {
     /// The same through loaned buffers: the service reads `data` in place and copies it into
     /// a loan of its own, which the caller reads in place.
     fn echo_loan(&self, data: &Loan) -> Loan;
+    /// A loan passed both ways without touching its bytes but the first and last: reads those
+    /// of `data` in place and returns a loan of `len` bytes with them written at its ends.
+    fn pass_loan(&self, data: &Loan, len: u64) -> Loan;
 }
 
 /// The service's implementation.
@@ -32,6 +35,19 @@ impl Bench for Bencher {
         // A failure here (no memory) reaches the caller as `Error::Remote`.
         let mut out = Loan::new(data.len()).expect("a loan for the result");
         out.as_mut().expect("our own loan").copy_from_slice(data);
+        out
+    }
+
+    fn pass_loan(&self, data: &Loan, len: u64) -> Loan {
+        let ends = (data.first().copied(), data.last().copied());
+        let mut out = Loan::new(len as usize).expect("a loan for the result");
+        let bytes = out.as_mut().expect("our own loan");
+        if let (Some(first), Some(b)) = (ends.0, bytes.first_mut()) {
+            *b = first;
+        }
+        if let (Some(last), Some(b)) = (ends.1, bytes.last_mut()) {
+            *b = last;
+        }
         out
     }
 }
