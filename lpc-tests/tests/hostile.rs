@@ -35,6 +35,8 @@ const SERVICE_TIMEOUT: Duration = Duration::from_secs(10);
 // inline payload.
 const FRAME: usize = 8;
 const PAYLOAD: usize = FRAME + FRAME_SIZE;
+/// A slot's last cache line, which holds the taken word (after the inline payload area).
+const TRAILER: usize = 64;
 
 // Slot states (lpc/src/channel/state.rs).
 const FREE: u32 = 0;
@@ -328,7 +330,7 @@ fn closed_by_service(socket: &RawSocket, within: Duration) -> bool {
 
 /// The inline payload area: after the frame, up to the slot's last cache line (the taken word).
 fn inline_capacity(peer: &RawPeer) -> usize {
-    peer.slot_offset(1) - peer.slot_offset(0) - PAYLOAD - 64
+    peer.slot_offset(1) - peer.slot_offset(0) - PAYLOAD - TRAILER
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -782,7 +784,7 @@ fn scribble_over_calls_being_served(with_deadline: bool) {
         let base = peer.slot_offset(0);
         if !with_deadline {
             // The taken word, on the slot's last cache line, names the call (id 1).
-            let taken = peer.slot_offset(1) - 64;
+            let taken = peer.slot_offset(1) - TRAILER;
             assert_eq!(peer.load(taken), 1, "{variant:?}");
         }
         match variant {
@@ -1359,13 +1361,20 @@ fn hold_connections(rig: &mut Rig, count: usize, limit: usize) {
     drop(peers);
     // Once they are gone, new clients get in again. The service frees a connection when it
     // sees the hang-up, which may come just after our drop: wait (bounded) for that.
-    let until = Instant::now() + Duration::from_secs(10);
-    let fresh = loop {
-        match ProbeClient::connect_with(NAME, &good_options(rig.dir())) {
-            Err(lpc::Error::Busy { .. }) if Instant::now() < until => std::thread::yield_now(),
-            other => break other.expect("a client after the held connections left"),
+    let mut connected = None;
+    eventually(Duration::from_secs(10), || match ProbeClient::connect_with(
+        NAME,
+        &good_options(rig.dir()),
+    ) {
+        Err(lpc::Error::Busy { .. }) => false,
+        other => {
+            connected = Some(other);
+            true
         }
-    };
+    });
+    let fresh = connected
+        .expect("still Busy 10 s after the held connections left")
+        .expect("a client after the held connections left");
     check_calls(&fresh, 2).unwrap();
     drop(fresh);
     rig.assert_recovered(&format!("{count} connections"));

@@ -106,7 +106,10 @@ impl RawSocket {
         let region = Region::new(shm.map()?);
         // A raw peer may use any slot: have the service look at all of them.
         region
-            .write_array(24, &welcome.slot_count.to_le_bytes())
+            .write_array(
+                crate::shm::layout::SLOTS_USED,
+                &welcome.slot_count.to_le_bytes(),
+            )
             .map_err(|_| io::Error::other("region too small for its header"))?;
         Ok(RawPeer {
             socket: self,

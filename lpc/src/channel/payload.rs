@@ -352,7 +352,7 @@ impl<'a> SpillSource<'a> {
         Ok(local)
     }
 
-    /// The payload bytes left, the first `n` of which the caller is about to take.
+    /// Whether at least `n` payload bytes are left to take.
     fn has(&self, n: usize) -> bool {
         n <= self.remaining()
     }

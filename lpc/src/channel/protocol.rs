@@ -334,10 +334,25 @@ mod model {
 
     /// The service loop of one call: sleep until there is a request, serve it.
     fn serve_one(s: &Shared) {
+        serve_one_taking(s, true);
+    }
+
+    /// [`serve_one`], taking the call with the compare-and-swap to SERVING if `withdrawable`,
+    /// else as a call without a deadline ([`take_unwithdrawable`], marked 7).
+    fn serve_one_taking(s: &Shared, withdrawable: bool) {
         loop {
-            if take(&s.slot()) {
+            let taken = if withdrawable {
+                take(&s.slot())
+            } else if Word::load(&s.state) == REQUEST {
+                take_unwithdrawable(&s.taken, 7);
+                true
+            } else {
+                false
+            };
+            if taken {
                 Word::fetch_add(&s.ran, 1);
-                assert!(complete(&s.futex, &s.slot(), SERVING));
+                let from = if withdrawable { SERVING } else { REQUEST };
+                assert!(complete(&s.futex, &s.slot(), from));
                 return;
             }
             sleep(
@@ -378,21 +393,7 @@ mod model {
             let s = Arc::new(Shared::default());
             let service = {
                 let s = s.clone();
-                thread::spawn(move || loop {
-                    if Word::load(&s.state) == REQUEST {
-                        take_unwithdrawable(&s.taken, 7);
-                        Word::fetch_add(&s.ran, 1);
-                        assert!(complete(&s.futex, &s.slot(), REQUEST));
-                        return;
-                    }
-                    sleep(
-                        &s.futex,
-                        &s.door(),
-                        || Word::load(&s.state) == REQUEST,
-                        || false,
-                        None,
-                    );
-                })
+                thread::spawn(move || serve_one_taking(&s, false))
             };
             submit(&s.futex, &s.slot(), &s.door());
             while block_once(&s.futex, &s.slot(), None) != Step::Reply {}

@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::channel::payload::Written;
+use crate::channel::payload::{PayloadWriter, Written};
 use crate::channel::spin::SpinBudget;
-use crate::channel::{state, Cancel, Channel, ChannelError, WaitEnd};
+use crate::channel::{state, Cancel, Channel, ChannelError, Payload, WaitEnd};
 use crate::error::CallPhase;
 use crate::interface::{InterfaceDescriptor, InterfaceInfo, MethodDescriptor};
 use crate::shm::layout::{ConnectionMemory, Geometry};
@@ -525,65 +525,35 @@ impl Client {
         R: DeserializeOwned,
     {
         let conn = self.live(method)?;
-        let deadline = self.call_timeout.map(|t| Instant::now() + t);
-        let slot = self.acquire(&conn, method, deadline)?;
-        // The arguments are encoded straight into the slot (or its spill buffer).
-        let mut writer = conn.channel.writer(slot, conn.max_request, request);
-        let written = match codec::encode_into(args, &mut writer) {
-            Ok(()) => writer.finish(),
-            Err(why) => match writer.take_failure() {
-                Some(e) => {
-                    drop(writer);
-                    Err(e)
-                }
-                None => {
-                    drop(writer);
-                    conn.slots.release(slot);
-                    return Err(Error::protocol(
+        self.exchange(
+            &conn,
+            (method_id, method, 0),
+            (request, reply),
+            |writer| {
+                codec::encode_into(args, writer).map_err(|why| {
+                    Error::protocol(
                         &conn.service,
                         Some(method),
                         format!("cannot encode the arguments: {why}"),
-                    ));
-                }
+                    )
+                })
             },
-        };
-        let written = match written {
-            Ok(written) => written,
-            Err(e) => {
-                conn.slots.release(slot);
-                return Err(conn.channel_error(e, method, CallPhase::NotSent));
-            }
-        };
-        let written = conn.channel.unstage(slot, written, request);
-        let header = self.submit(&conn, slot, method_id, method, written, 0, deadline)?;
-        // The reply is ours until our next request on the slot.
-        let result = if header.status == Status::Ok {
-            conn.channel
-                .with_payload(slot, &header, conn.max_reply, reply, |payload| {
-                    let decode = || payload.decode::<R>();
-                    if loans {
-                        CALLING.set(&conn.channel, decode)
-                    } else {
-                        decode()
-                    }
+            |payload| {
+                let decode = || payload.decode::<R>();
+                let decoded = if loans {
+                    CALLING.set(&conn.channel, decode)
+                } else {
+                    decode()
+                };
+                decoded.map_err(|why| {
+                    Error::protocol(
+                        &conn.service,
+                        Some(method),
+                        format!("cannot decode the result: {why}"),
+                    )
                 })
-                .map_err(|e| conn.channel_error(e, method, CallPhase::ReplyLost))
-                .and_then(|decoded| {
-                    decoded.map_err(|why| {
-                        Error::protocol(
-                            &conn.service,
-                            Some(method),
-                            format!("cannot decode the result: {why}"),
-                        )
-                    })
-                })
-        } else {
-            conn.failure(slot, &header, method, reply)
-        };
-        // The slot stays in REPLY: the next request on it overwrites that state (see
-        // `protocol::release` for why not FREE).
-        conn.slots.release(slot);
-        result
+            },
+        )
     }
 
     /// Calls `method` by name with JSON arguments — an array in parameter order, or an object
@@ -608,15 +578,27 @@ impl Client {
                 format!("cannot encode the arguments: {e}"),
             )
         })?;
-        let mut reply = Vec::new();
-        self.exchange_on(&conn, id, method, FLAG_JSON, &request, &mut reply)?;
-        serde_json::from_slice(&reply).map_err(|e| {
-            Error::protocol(
-                &conn.service,
-                Some(method),
-                format!("the reply is not JSON: {e}"),
-            )
-        })
+        self.exchange(
+            &conn,
+            (id, method, FLAG_JSON),
+            (&mut Vec::new(), &mut Vec::new()),
+            |writer| {
+                // A failure to write is kept by the writer, which reports it when finished.
+                let _ = codec::Sink::put_all(writer, &request);
+                Ok(())
+            },
+            |payload| {
+                let not_json = |e: String| {
+                    Error::protocol(
+                        &conn.service,
+                        Some(method),
+                        format!("the reply is not JSON: {e}"),
+                    )
+                };
+                let bytes = payload.into_local().map_err(|e| not_json(e.to_string()))?;
+                serde_json::from_slice(bytes).map_err(|e| not_json(e.to_string()))
+            },
+        )
     }
 
     /// Takes a call slot of `conn` for one call (waiting for one only if the options say so).
@@ -745,29 +727,42 @@ impl Client {
         }
     }
 
-    /// Sends the encoded `request` and leaves the encoded result in `reply`.
-    fn exchange_on(
+    /// One call on `conn`: takes a slot, lets `encode` write the request into it (straight
+    /// into shared memory), publishes it, waits, and lets `decode` read a successful reply where
+    /// it lies. `id` is the method's id, name and the frame flags to add; `buffers` are the
+    /// staging buffer for small writes and the scratch buffer for an inline reply, kept by the
+    /// caller across calls.
+    fn exchange<T>(
         &self,
         conn: &Connection,
-        method_id: u32,
-        method: &str,
-        extra_flags: u32,
-        request: &[u8],
-        reply: &mut Vec<u8>,
-    ) -> Result<()> {
+        (method_id, method, extra_flags): (u32, &str, u32),
+        (stage, scratch): (&mut Vec<u8>, &mut Vec<u8>),
+        encode: impl FnOnce(&mut PayloadWriter<'_>) -> Result<()>,
+        decode: impl FnOnce(Payload<'_>) -> Result<T>,
+    ) -> Result<T> {
         let deadline = self.call_timeout.map(|t| Instant::now() + t);
         let slot = self.acquire(conn, method, deadline)?;
-        let mut stage = Vec::new();
-        let mut writer = conn.channel.writer(slot, conn.max_request, &mut stage);
-        let _ = codec::Sink::put_all(&mut writer, request);
-        let written = match writer.finish() {
-            Ok(written) => written,
+        let written = {
+            let mut writer = conn.channel.writer(slot, conn.max_request, stage);
+            match encode(&mut writer) {
+                Ok(()) => writer.finish(),
+                // The writer's own failure (no memory for a spill buffer) is why, if it had one.
+                Err(e) => match writer.take_failure() {
+                    Some(failure) => Err(failure),
+                    None => {
+                        conn.slots.release(slot);
+                        return Err(e);
+                    }
+                },
+            }
+        };
+        let written = match written {
+            Ok(written) => conn.channel.unstage(slot, written, stage),
             Err(e) => {
                 conn.slots.release(slot);
                 return Err(conn.channel_error(e, method, CallPhase::NotSent));
             }
         };
-        let written = conn.channel.unstage(slot, written, &stage);
         let header = self.submit(
             conn,
             slot,
@@ -778,15 +773,15 @@ impl Client {
             deadline,
         )?;
         let result = if header.status == Status::Ok {
-            reply.clear();
             conn.channel
-                .read_payload(slot, &header, conn.max_reply, reply)
+                .with_payload(slot, &header, conn.max_reply, scratch, decode)
                 .map_err(|e| conn.channel_error(e, method, CallPhase::ReplyLost))
+                .and_then(|decoded| decoded)
         } else {
-            conn.failure(slot, &header, method, reply)
+            conn.failure(slot, &header, method, scratch)
         };
         // The slot stays in REPLY: the next request on it overwrites that state (see
-        // `protocol::release` for why not FREE).
+        // `channel::state` for why not FREE).
         conn.slots.release(slot);
         result
     }

@@ -425,20 +425,16 @@ fn dispatch(
             .dispatcher
             .dispatch(method, EncodedArgs(args), &mut reply)
     }));
-    let ReplyTarget::Slot(writer) = reply.0 else {
+    let ReplyTarget::Slot(mut writer) = reply.0 else {
         unreachable!("built as a slot writer above")
     };
     match result {
         Ok(Ok(())) => finish(writer.finish()),
-        Ok(Err(e)) => {
-            // A writer that failed (no memory for a spill buffer) is why encoding failed.
-            let mut writer = writer;
-            match writer.take_failure() {
-                Some(failure) => finish(Err(failure)),
-                None => Ok(failed(Err(e))),
-            }
-        }
-        Err(panic) => Ok(failed(Ok(panic))),
+        // A writer that failed (no memory for a spill buffer) is why encoding failed.
+        Ok(Err(e)) => writer
+            .take_failure()
+            .map_or_else(|| Ok(refused(e)), |failure| finish(Err(failure))),
+        Err(panic) => Ok(panicked(panic)),
     }
 }
 
@@ -466,8 +462,8 @@ fn dispatch_json(
             let _ = Sink::put_all(&mut writer, &json);
             finish(writer.finish())
         }
-        Ok(Err(e)) => Ok(failed(Err(e))),
-        Err(panic) => Ok(failed(Ok(panic))),
+        Ok(Err(e)) => Ok(refused(e)),
+        Err(panic) => Ok(panicked(panic)),
     }
 }
 
@@ -489,28 +485,31 @@ fn finish(written: Result<Written, ChannelError>) -> Result<Outcome, Close> {
     }
 }
 
-/// The failure report of a dispatcher error or a handler's panic.
+/// The failure report of a dispatcher error.
 #[cold]
-fn failed(why: Result<Box<dyn std::any::Any + Send>, DispatchError>) -> Outcome {
-    match why {
-        Err(DispatchError::NoSuchMethod) => Outcome::Failed(Status::NoSuchMethod, Vec::new()),
-        Err(DispatchError::BadArguments(m)) => Outcome::Failed(Status::BadArguments, m.into()),
-        Err(DispatchError::Encode(m)) => Outcome::Failed(
+fn refused(e: DispatchError) -> Outcome {
+    match e {
+        DispatchError::NoSuchMethod => Outcome::Failed(Status::NoSuchMethod, Vec::new()),
+        DispatchError::BadArguments(m) => Outcome::Failed(Status::BadArguments, m.into()),
+        DispatchError::Encode(m) => Outcome::Failed(
             Status::EncodeFailed,
             format!("the result could not be encoded: {m}").into_bytes(),
         ),
-        Ok(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "(non-string panic payload)".to_owned());
-            Outcome::Failed(
-                Status::Panicked,
-                format!("the handler panicked: {message}").into_bytes(),
-            )
-        }
     }
+}
+
+/// The failure report of a handler's panic.
+#[cold]
+fn panicked(panic: Box<dyn std::any::Any + Send>) -> Outcome {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(non-string panic payload)".to_owned());
+    Outcome::Failed(
+        Status::Panicked,
+        format!("the handler panicked: {message}").into_bytes(),
+    )
 }
 
 /// A token naming a new connection in loan handles: unique among this process's connections,

@@ -36,7 +36,7 @@ pub(crate) const FRAME_SIZE: usize = SLOT_HEADER_SIZE - FRAME_OFFSET;
 /// The slot's last cache line: the taken word.
 const SLOT_TRAILER_SIZE: usize = 64;
 const FRAME_OFFSET: usize = 8;
-const SLOTS_USED: usize = 24;
+pub(crate) const SLOTS_USED: usize = 24;
 const DOORBELL: usize = 64;
 const SERVICE_SLEEPING: usize = 68;
 
