@@ -9,9 +9,10 @@ use serde::de::Error as _;
 use serde::ser::SerializeTuple;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::channel::{Channel, ChannelError};
+use crate::channel::{scope, Channel};
+use crate::error::{CallPhase, Error};
 use crate::shm::bulk::{BulkClaim, PeerBulk};
-use crate::Error;
+use crate::wire::codec::note_custom_reason;
 
 /// Loaned buffers: large byte payloads written once, in place, in shared memory, and read in
 /// place by the other side — no copy, whatever the size.
@@ -79,9 +80,7 @@ impl Loan {
     /// A loan of `len` bytes for the result of the call this handler runs (in the caller's
     /// connection). Outside a handler, use [`crate::Client::loan`].
     pub fn new(len: usize) -> Result<Loan, Error> {
-        crate::server::with_current_channel(|channel, service| {
-            claim(channel, service, len, channel.peer_limit())
-        })
+        scope::served(|channel| claim(channel, len, channel.peer_limit()))
         .unwrap_or_else(|| {
             Err(Error::io(
                 "",
@@ -150,13 +149,13 @@ impl Drop for Loan {
 }
 
 fn refuse<E: serde::ser::Error>(why: &'static str) -> E {
-    crate::wire::codec::note_custom_reason(why.to_owned());
+    note_custom_reason(why.to_owned());
     E::custom(why)
 }
 
 fn refuse_de<E: serde::de::Error>(why: String) -> E {
     let error = E::custom(&why);
-    crate::wire::codec::note_custom_reason(why);
+    note_custom_reason(why);
     error
 }
 
@@ -187,7 +186,7 @@ impl<'de> Deserialize<'de> for Loan {
             // A JSON call: the bytes come by value; copy them into a loan of the connection.
             let bytes = serde_bytes::ByteBuf::deserialize(deserializer)?;
             let mut loan =
-                current_channel(|channel| claim(channel, "", bytes.len(), channel.receive_limit()))
+                scope::current(|channel| claim(channel, bytes.len(), channel.receive_limit()))
                     .ok_or_else(|| D::Error::custom("a Loan can only be received in an lpc call"))?
                     .map_err(|e| D::Error::custom(e.to_string()))?;
             loan.as_mut().expect("our own loan").copy_from_slice(&bytes);
@@ -196,7 +195,7 @@ impl<'de> Deserialize<'de> for Loan {
         let (token, id, len) = <(u64, u32, u64)>::deserialize(deserializer)?;
         let len = usize::try_from(len)
             .map_err(|_| D::Error::custom("loan length does not fit in memory"))?;
-        let received = current_channel(|channel| {
+        let received = scope::current(|channel| {
             (channel.token() == token).then(|| channel.bulk_theirs(id, channel.receive_limit()))
         });
         let bulk = match received {
@@ -230,34 +229,11 @@ impl<'de> Deserialize<'de> for Loan {
     }
 }
 
-fn bulk_error(service: &str, e: ChannelError) -> Error {
-    match e {
-        ChannelError::Io(source) => Error::io(service, "making a loan", source),
-        ChannelError::PeerGone => Error::Disconnected {
-            service: service.to_owned(),
-            method: None,
-            phase: crate::CallPhase::NotSent,
-        },
-        ChannelError::TooLarge { size, limit } => Error::TooLarge {
-            service: service.to_owned(),
-            method: None,
-            size,
-            limit,
-        },
-        ChannelError::Protocol(detail) => Error::protocol(service, None, detail),
-    }
-}
-
 /// A loan of `len` bytes in `channel`, at most `limit` (what the peer accepts).
-pub(crate) fn claim(
-    channel: &Channel,
-    service: &str,
-    len: usize,
-    limit: u64,
-) -> Result<Loan, Error> {
+pub(crate) fn claim(channel: &Channel, len: usize, limit: u64) -> Result<Loan, Error> {
     if len as u64 > limit {
         return Err(Error::TooLarge {
-            service: service.to_owned(),
+            service: channel.service().to_owned(),
             method: None,
             size: len as u64,
             limit,
@@ -270,13 +246,5 @@ pub(crate) fn claim(
             len,
             token: channel.token(),
         })
-        .map_err(|e| bulk_error(service, e))
-}
-
-/// The connection whose call this thread is encoding or decoding: a client's call first (a
-/// handler may itself call other services), else the connection this thread serves.
-fn current_channel<R>(f: impl FnOnce(&Channel) -> R) -> Option<R> {
-    let mut f = Some(f);
-    crate::client::with_calling_channel(|c| (f.take().expect("called once"))(c))
-        .or_else(|| crate::server::with_current_channel(|c, _| (f.take().expect("called once"))(c)))
+        .map_err(|e| e.into_error(channel.service(), None, CallPhase::NotSent))
 }

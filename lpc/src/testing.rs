@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 use crate::shm::layout::{Geometry, HEADER_SIZE};
 use crate::shm::Region;
 use crate::sys::{self, SharedMemory, Stream};
-use crate::wire::handshake::{Hello, Message, MAX_MESSAGE, PROTOCOL_VERSION};
+use crate::wire::handshake::{Hello, Message, MAX_MESSAGE};
 use crate::wire::FrameHeader;
 
 /// Decodes one socket message as the service would (for fuzzing the handshake decoder).
 pub fn decode_message(bytes: &[u8]) -> Result<(), String> {
-    Message::decode(bytes).map(|_| ())
+    Message::decode(bytes).map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// Decodes a frame header as the service would (for fuzzing the frame decoder). Inputs of
@@ -88,7 +88,6 @@ impl RawSocket {
     /// Completes a valid handshake (no interface check) and maps the connection's region.
     pub fn handshake(self) -> io::Result<RawPeer> {
         let hello = Hello {
-            version: PROTOCOL_VERSION,
             service: String::new(),
             interface: None,
             max_reply: 1 << 30,

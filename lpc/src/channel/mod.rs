@@ -7,15 +7,18 @@
 pub(crate) mod bulk;
 pub(crate) mod payload;
 pub(crate) mod protocol;
+pub(crate) mod scope;
 pub(crate) mod spin;
 pub(crate) mod state;
 
 use std::collections::HashMap;
+use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::error::{CallPhase, Error};
 use crate::shm::layout::{ConnectionMemory, SlotView};
 use crate::shm::Region;
 use crate::sys::{SharedMemory, Stream, WaitOutcome};
@@ -53,13 +56,65 @@ pub(crate) enum ChannelError {
 
 impl From<io::Error> for ChannelError {
     fn from(e: io::Error) -> Self {
+        if crate::sys::is_hangup(&e) {
+            return ChannelError::PeerGone;
+        }
         match e.kind() {
-            io::ErrorKind::BrokenPipe
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::NotConnected => ChannelError::PeerGone,
             io::ErrorKind::InvalidData => ChannelError::Protocol(e.to_string()),
             _ => ChannelError::Io(e),
         }
+    }
+}
+
+/// For logs: why the connection failed.
+impl fmt::Display for ChannelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChannelError::PeerGone => f.write_str("the peer left during a transfer"),
+            ChannelError::TooLarge { size, limit } => {
+                write!(f, "payload of {size} bytes over the limit of {limit}")
+            }
+            ChannelError::Protocol(detail) => f.write_str(detail),
+            ChannelError::Io(e) => write!(f, "I/O error: {e}"),
+        }
+    }
+}
+
+impl ChannelError {
+    /// The public error for this failure of a call (or, with `method` `None`, of something
+    /// else on the connection) with service `service`; `phase` is where the call stood.
+    pub(crate) fn into_error(self, service: &str, method: Option<&str>, phase: CallPhase) -> Error {
+        let service = service.to_owned();
+        let method = method.map(str::to_owned);
+        match self {
+            ChannelError::PeerGone => Error::Disconnected {
+                service,
+                method,
+                phase,
+            },
+            ChannelError::TooLarge { size, limit } => Error::TooLarge {
+                service,
+                method,
+                size,
+                limit,
+            },
+            ChannelError::Protocol(detail) => Error::Protocol {
+                service,
+                method,
+                detail,
+            },
+            ChannelError::Io(source) => Error::Io {
+                service,
+                method,
+                context: "moving data through shared memory".into(),
+                source,
+            },
+        }
+    }
+
+    /// Whether nothing more on the connection can be trusted after it.
+    pub(crate) fn breaks_connection(&self) -> bool {
+        matches!(self, ChannelError::PeerGone | ChannelError::Protocol(_))
     }
 }
 
@@ -122,6 +177,8 @@ impl<'a> Payload<'a> {
 
 /// One connection's shared region, socket and spill buffers.
 pub(crate) struct Channel {
+    /// The service's name, for errors.
+    service: Arc<str>,
     memory: ConnectionMemory,
     stream: Arc<Stream>,
     outgoing: Box<[Mutex<Spill>]>,
@@ -138,10 +195,21 @@ pub(crate) struct Channel {
     token: u64,
 }
 
+impl fmt::Debug for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Channel")
+            .field("service", &self.service)
+            .field("geometry", &self.memory.geometry())
+            .finish()
+    }
+}
+
 impl Channel {
-    pub(crate) fn new(memory: ConnectionMemory, stream: Arc<Stream>) -> Channel {
+    /// The channel of a connection with service `service`.
+    pub(crate) fn new(service: &str, memory: ConnectionMemory, stream: Arc<Stream>) -> Channel {
         let slots = memory.geometry().slot_count;
         Channel {
+            service: service.into(),
             outgoing: (0..slots).map(|_| Mutex::default()).collect(),
             incoming: (0..slots).map(|_| Mutex::default()).collect(),
             memory,
@@ -152,6 +220,11 @@ impl Channel {
             receive_limit: u64::MAX,
             token: 0,
         }
+    }
+
+    /// The service's name.
+    pub(crate) fn service(&self) -> &str {
+        &self.service
     }
 
     /// Sets the connection's token (see `Welcome::token`).
@@ -359,7 +432,7 @@ impl Channel {
                     "unexpected message on the socket: {other:?}"
                 )))
             }
-            (Err(e), _) => return Err(ChannelError::Protocol(e)),
+            (Err(e), _) => return Err(ChannelError::Protocol(e.to_string())),
         }
         Ok(())
     }
@@ -538,8 +611,8 @@ mod tests {
         let client = ConnectionMemory::open(Region::new(shm.map().unwrap()), GEOMETRY).unwrap();
         let (a, b) = Stream::pair().unwrap();
         (
-            Channel::new(service, Arc::new(a)),
-            Channel::new(client, Arc::new(b)),
+            Channel::new("test", service, Arc::new(a)),
+            Channel::new("test", client, Arc::new(b)),
         )
     }
 

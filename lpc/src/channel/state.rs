@@ -24,6 +24,8 @@
 //! for work is ignored, and a failed SERVING → REPLY swap that does not find ABANDONED is a
 //! protocol violation that closes the connection.
 
+use crate::error::CallPhase;
+
 /// The client owns the slot (fresh, or its last call withdrawn or abandoned).
 pub(crate) const FREE: u32 = 0;
 /// A request is written; the service may take it.
@@ -37,11 +39,11 @@ pub(crate) const REPLY: u32 = 3;
 pub(crate) const ABANDONED: u32 = 4;
 
 /// Where a call stood, from the state word the client last saw.
-pub(crate) fn phase_of(state: u32) -> crate::CallPhase {
+pub(crate) fn phase_of(state: u32) -> CallPhase {
     match state {
-        REQUEST => crate::CallPhase::NotTaken,
-        SERVING | ABANDONED => crate::CallPhase::Executing,
-        REPLY => crate::CallPhase::ReplyLost,
-        _ => crate::CallPhase::NotSent,
+        REQUEST => CallPhase::NotTaken,
+        SERVING | ABANDONED => CallPhase::Executing,
+        REPLY => CallPhase::ReplyLost,
+        _ => CallPhase::NotSent,
     }
 }

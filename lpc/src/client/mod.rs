@@ -17,19 +17,19 @@ use serde::Serialize;
 
 use crate::channel::payload::{PayloadWriter, Written};
 use crate::channel::spin::SpinBudget;
-use crate::channel::{state, Cancel, Channel, ChannelError, Payload, WaitEnd};
-use crate::error::CallPhase;
-use crate::interface::{InterfaceDescriptor, InterfaceInfo, MethodDescriptor};
+use crate::channel::{scope, state, Cancel, Channel, ChannelError, Payload, WaitEnd};
+use crate::error::{CallPhase, Error, Result};
+use crate::loan::{self, Loan};
+use crate::registry;
 use crate::shm::layout::{ConnectionMemory, Geometry};
 use crate::shm::Region;
 use crate::wire::frame::{Status, FLAG_JSON};
-use crate::wire::handshake::{
-    Hello, Message, Refusal, RefusalKind, Welcome, MAX_MESSAGE, PROTOCOL_VERSION,
-};
-use crate::wire::{codec, FrameHeader};
-use crate::{registry, Error, Result};
+use crate::wire::handshake::{Hello, Message};
+use crate::wire::info::ServiceInfo;
+use crate::wire::interface::{InterfaceDescriptor, InterfaceInfo, MethodDescriptor};
+use crate::wire::{codec, FrameHeader, DEFAULT_MAX_PAYLOAD};
 
-use self::slots::SlotPool;
+use self::slots::{SlotGuard, SlotPool};
 
 /// How a client waits for a reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -62,7 +62,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(5),
             call_timeout: None,
             wait: WaitStrategy::Adaptive,
-            max_reply: crate::server::DEFAULT_MAX_PAYLOAD,
+            max_reply: DEFAULT_MAX_PAYLOAD,
             slot_wait: None,
             reconnect: false,
         }
@@ -208,16 +208,6 @@ thread_local! {
     static BUFFERS: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
-scoped_tls::scoped_thread_local! {
-    /// The connection whose result this thread is decoding (for `Loan`s).
-    static CALLING: Channel
-}
-
-/// Runs `f` with the connection this thread is encoding or decoding a call for, if any.
-pub(crate) fn with_calling_channel<R>(f: impl FnOnce(&Channel) -> R) -> Option<R> {
-    CALLING.is_set().then(|| CALLING.with(f))
-}
-
 /// Largest buffer kept between calls; larger ones are freed after use. Keeping up to 32 MiB
 /// per calling thread spares repeated large calls the page faults of fresh memory (the
 /// benchmarks showed them dominating a 1 MiB call); use `Loan` to avoid the copies entirely.
@@ -280,91 +270,29 @@ impl Client {
             .unwrap_or_else(registry::default_runtime_dir);
         let path = registry::socket_path(&dir, name);
         let deadline = Instant::now() + options.connect_timeout;
-        let timeout = || Error::Timeout {
-            service: name.to_owned(),
-            method: None,
-            after: options.connect_timeout,
-            phase: CallPhase::NotSent,
-        };
         let stream = registry::connect(name, &path, options.connect_timeout)?;
-        let hello = Hello {
-            version: PROTOCOL_VERSION,
+        let hello = Message::Hello(Hello {
             service: name.to_owned(),
             interface: interface.map(|i| (i.name.to_owned(), i.fingerprint)),
             max_reply: options.max_reply,
-        };
-        let gone = |e: &std::io::Error| {
-            matches!(
-                e.kind(),
-                std::io::ErrorKind::ConnectionReset
-                    | std::io::ErrorKind::BrokenPipe
-                    | std::io::ErrorKind::NotConnected
-            )
-        };
-        // The service dying during the handshake is a lost connection, like any other.
-        let disconnected = || Error::Disconnected {
-            service: name.to_owned(),
-            method: None,
-            phase: CallPhase::NotSent,
-        };
-        stream
-            .send(&Message::Hello(hello).encode(), None)
-            .map_err(|e| {
-                if gone(&e) {
-                    disconnected()
-                } else {
-                    Error::io(name, "sending the handshake", e)
-                }
-            })?;
-        let mut buf = vec![0u8; MAX_MESSAGE];
-        let (n, shm) = match stream.recv(&mut buf, Some(deadline)) {
-            Ok(r) => r,
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Err(timeout()),
-            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                return Err(Error::protocol(
-                    name,
-                    None,
-                    format!("bad handshake reply: {e}"),
-                ))
-            }
-            Err(e) if gone(&e) => return Err(disconnected()),
-            Err(e) => return Err(Error::io(name, "receiving the handshake", e)),
-        };
-        if n == 0 {
-            return Err(Error::Disconnected {
-                service: name.to_owned(),
-                method: None,
-                phase: CallPhase::NotSent,
-            });
-        }
-        let welcome: Welcome = match Message::decode(&buf[..n]) {
-            Ok(Message::Welcome(w)) => w,
-            Ok(Message::Refused(refusal)) => return Err(refused(name, refusal)),
-            Ok(other) => {
+        });
+        let welcome = match registry::exchange(
+            name,
+            &stream,
+            &hello,
+            deadline,
+            options.connect_timeout,
+        )? {
+            (Message::Welcome(welcome), shm) => (welcome, shm),
+            (other, _) => {
                 return Err(Error::protocol(
                     name,
                     None,
                     format!("expected a welcome, got {other:?}"),
                 ))
             }
-            Err(e) => {
-                return Err(Error::protocol(
-                    name,
-                    None,
-                    format!("bad handshake reply: {e}"),
-                ))
-            }
         };
-        if welcome.version != PROTOCOL_VERSION {
-            return Err(Error::protocol(
-                name,
-                None,
-                format!(
-                    "service speaks protocol {}, this client {PROTOCOL_VERSION}",
-                    welcome.version
-                ),
-            ));
-        }
+        let (welcome, shm) = welcome;
         let shm =
             shm.ok_or_else(|| Error::protocol(name, None, "handshake carried no shared memory"))?;
         let geometry = Geometry {
@@ -376,8 +304,8 @@ impl Client {
             .map_err(|e| Error::io(name, "mapping the connection's shared memory", e))?;
         let memory = ConnectionMemory::open(Region::new(mapping), geometry)
             .map_err(|e| Error::protocol(name, None, e))?;
-        let service_pid = stream.peer_credentials().ok().map(|c| c.pid);
-        let mut channel = Channel::new(memory, Arc::new(stream));
+        let service_pid = stream.peer_credentials().ok().map(|c| c.pid());
+        let mut channel = Channel::new(name, memory, Arc::new(stream));
         channel.set_peer_limit(welcome.max_request);
         channel.set_receive_limit(options.max_reply);
         channel.set_token(welcome.token);
@@ -450,9 +378,9 @@ impl Client {
 
     /// A buffer of `len` bytes in this connection's shared memory, to fill in place and pass
     /// as a `&Loan` argument: the service reads it where it is (see [`crate::Loan`]).
-    pub fn loan(&self, len: usize) -> Result<crate::Loan> {
+    pub fn loan(&self, len: usize) -> Result<Loan> {
         let conn = self.live("(loan)")?;
-        crate::loan::claim(&conn.channel, &conn.service, len, conn.max_request)
+        loan::claim(&conn.channel, len, conn.max_request)
     }
 
     /// Calls `method` with `args` (a tuple of the arguments) and decodes the result as `R`.
@@ -541,7 +469,7 @@ impl Client {
             |payload| {
                 let decode = || payload.decode::<R>();
                 let decoded = if loans {
-                    CALLING.set(&conn.channel, decode)
+                    scope::calling(&conn.channel, decode)
                 } else {
                     decode()
                 };
@@ -603,12 +531,17 @@ impl Client {
 
     /// Takes a call slot of `conn` for one call (waiting for one only if the options say so).
     #[inline]
-    fn acquire(&self, conn: &Connection, method: &str, deadline: Option<Instant>) -> Result<u32> {
+    fn acquire<'c>(
+        &self,
+        conn: &'c Connection,
+        method: &str,
+        deadline: Option<Instant>,
+    ) -> Result<SlotGuard<'c>> {
         if conn.dead.load(Ordering::Relaxed) {
             return Err(conn.disconnected(method, CallPhase::NotSent));
         }
         if let Some(slot) = conn.slots.try_acquire(&conn.channel) {
-            conn.channel.use_slot(slot);
+            conn.channel.use_slot(slot.index());
             return Ok(slot);
         }
         let Some(wait) = self.slot_wait else {
@@ -626,7 +559,7 @@ impl Client {
         let until = deadline.map_or(until, |d| d.min(until));
         conn.slots
             .acquire(&conn.channel, Some(until))
-            .inspect(|&slot| conn.channel.use_slot(slot))
+            .inspect(|slot| conn.channel.use_slot(slot.index()))
             .ok_or_else(|| {
                 if deadline.is_some_and(|d| d <= until) {
                     self.timeout(conn, method, CallPhase::NotSent)
@@ -649,58 +582,48 @@ impl Client {
         }
     }
 
-    /// Publishes the request already `written` into `slot` and waits for the reply. Returns
-    /// the reply's validated header with the slot still ours (the caller reads the payload,
-    /// then frees the slot); on an error the slot is taken care of here.
-    #[allow(clippy::too_many_arguments)]
-    fn submit(
-        &self,
-        conn: &Connection,
-        slot: u32,
-        method_id: u32,
-        method: &str,
-        written: Written,
-        extra_flags: u32,
-        deadline: Option<Instant>,
-    ) -> Result<FrameHeader> {
+    /// Publishes the request already `written` into the call's slot and waits for the reply.
+    /// Returns the reply's validated header, the slot still held by `call` (the caller reads
+    /// the payload); on an error the slot is released, quarantined or, with the connection
+    /// lost, left taken, by `call`'s guard.
+    fn submit(&self, call: &mut Call<'_>, written: Written) -> Result<FrameHeader> {
+        let conn = call.conn;
+        let slot = call.slot.index();
         let call_id = conn.call_ids[slot as usize]
             .load(Ordering::Relaxed)
             .wrapping_add(1);
         conn.call_ids[slot as usize].store(call_id, Ordering::Relaxed);
         let header = FrameHeader {
-            method: method_id,
-            flags: written.flags | extra_flags,
+            method: call.method_id,
+            flags: written.flags | call.flags,
             call_id,
             len: written.len,
             spill_generation: written.spill_generation,
             status: Status::Ok,
-            // The service sees the caller's deadline (`lpc::deadline()`): CLOCK_MONOTONIC is
-            // shared by all processes of the machine.
+            // The service sees the caller's deadline (`lpc::deadline()`): the monotonic clock
+            // is shared by all processes of the machine.
             deadline_ns: self.call_timeout.map_or(0, |t| {
                 crate::sys::monotonic_ns().saturating_add(t.as_nanos() as u64)
             }),
         };
-        let view = conn.channel.slot(slot);
-        view.write_frame(&header.encode());
+        conn.channel.slot(slot).write_frame(&header.encode());
         conn.channel.submit(slot);
 
-        match conn.channel.wait_for_reply(slot, &conn.spin, deadline) {
+        let method = call.method;
+        match conn.channel.wait_for_reply(slot, &conn.spin, call.deadline) {
             WaitEnd::Reply => {}
             WaitEnd::TimedOut(_) => match conn.channel.cancel(slot) {
-                // The service had not taken it: withdrawn, it never runs.
-                Cancel::Withdrawn => {
-                    conn.slots.release(slot);
-                    return Err(self.timeout(conn, method, CallPhase::NotTaken));
-                }
+                // The service had not taken it: withdrawn, it never runs; the slot is free.
+                Cancel::Withdrawn => return Err(self.timeout(conn, method, CallPhase::NotTaken)),
                 // The service runs it: the slot is the service's until the handler returns.
                 Cancel::Abandoned => {
-                    conn.slots.quarantine(slot);
+                    call.slot.quarantine();
                     return Err(self.timeout(conn, method, CallPhase::Executing));
                 }
                 // The reply arrived just now: take it.
                 Cancel::Replied => {}
                 Cancel::Broken(state) => {
-                    return Err(conn.channel_error(
+                    return Err(conn.fail(
                         ChannelError::Protocol(format!("slot {slot} left in state {state}")),
                         method,
                         CallPhase::Executing,
@@ -710,6 +633,7 @@ impl Client {
             WaitEnd::PeerGone(seen) => {
                 // The slot stays taken: the connection is dead. A call without a deadline is
                 // taken without a state change: its taken word tells whether it may have run.
+                call.slot.keep_taken();
                 let phase = if seen == state::REQUEST && conn.channel.was_taken(slot, call_id) {
                     CallPhase::Executing
                 } else {
@@ -718,13 +642,7 @@ impl Client {
                 return Err(conn.disconnected(method, phase));
             }
         }
-        match conn.reply_header(slot, call_id, method) {
-            Ok(header) => Ok(header),
-            Err(e) => {
-                conn.slots.release(slot);
-                Err(e)
-            }
-        }
+        conn.reply_header(slot, call_id, method)
     }
 
     /// One call on `conn`: takes a slot, lets `encode` write the request into it (straight
@@ -735,56 +653,56 @@ impl Client {
     fn exchange<T>(
         &self,
         conn: &Connection,
-        (method_id, method, extra_flags): (u32, &str, u32),
+        (method_id, method, flags): (u32, &str, u32),
         (stage, scratch): (&mut Vec<u8>, &mut Vec<u8>),
         encode: impl FnOnce(&mut PayloadWriter<'_>) -> Result<()>,
         decode: impl FnOnce(Payload<'_>) -> Result<T>,
     ) -> Result<T> {
         let deadline = self.call_timeout.map(|t| Instant::now() + t);
-        let slot = self.acquire(conn, method, deadline)?;
+        let mut call = Call {
+            conn,
+            slot: self.acquire(conn, method, deadline)?,
+            method_id,
+            method,
+            flags,
+            deadline,
+        };
+        let slot = call.slot.index();
         let written = {
             let mut writer = conn.channel.writer(slot, conn.max_request, stage);
             match encode(&mut writer) {
                 Ok(()) => writer.finish(),
                 // The writer's own failure (no memory for a spill buffer) is why, if it had one.
-                Err(e) => match writer.take_failure() {
-                    Some(failure) => Err(failure),
-                    None => {
-                        conn.slots.release(slot);
-                        return Err(e);
-                    }
-                },
+                Err(e) => Err(writer.take_failure().ok_or(e)?),
             }
         };
         let written = match written {
             Ok(written) => conn.channel.unstage(slot, written, stage),
-            Err(e) => {
-                conn.slots.release(slot);
-                return Err(conn.channel_error(e, method, CallPhase::NotSent));
-            }
+            Err(e) => return Err(conn.fail(e, method, CallPhase::NotSent)),
         };
-        let header = self.submit(
-            conn,
-            slot,
-            method_id,
-            method,
-            written,
-            extra_flags,
-            deadline,
-        )?;
-        let result = if header.status == Status::Ok {
+        let header = self.submit(&mut call, written)?;
+        if header.status == Status::Ok {
             conn.channel
                 .with_payload(slot, &header, conn.max_reply, scratch, decode)
-                .map_err(|e| conn.channel_error(e, method, CallPhase::ReplyLost))
-                .and_then(|decoded| decoded)
+                .map_err(|e| conn.fail(e, method, CallPhase::ReplyLost))?
         } else {
             conn.failure(slot, &header, method, scratch)
-        };
-        // The slot stays in REPLY: the next request on it overwrites that state (see
-        // `channel::state` for why not FREE).
-        conn.slots.release(slot);
-        result
+        }
+        // Dropping the guard frees the slot, which stays in REPLY: the next request on it
+        // overwrites that state (see `channel::state` for why not FREE).
     }
+}
+
+/// One call in progress: its connection, its slot (freed when the call is dropped, unless
+/// it was quarantined or the connection lost), what it calls and until when.
+struct Call<'c> {
+    conn: &'c Connection,
+    slot: SlotGuard<'c>,
+    method_id: u32,
+    method: &'c str,
+    /// Frame flags beyond the payload's own (`FLAG_JSON`).
+    flags: u32,
+    deadline: Option<Instant>,
 }
 
 impl Connection {
@@ -797,36 +715,22 @@ impl Connection {
         }
     }
 
-    fn channel_error(&self, e: ChannelError, method: &str, phase: CallPhase) -> Error {
-        match e {
-            ChannelError::PeerGone => self.disconnected(method, phase),
-            ChannelError::TooLarge { size, limit } => Error::TooLarge {
-                service: self.service.clone(),
-                method: Some(method.to_owned()),
-                size,
-                limit,
-            },
-            ChannelError::Protocol(detail) => {
-                // After a protocol violation nothing on this connection can be trusted.
-                self.dead.store(true, Ordering::Relaxed);
-                Error::protocol(&self.service, Some(method), detail)
-            }
-            ChannelError::Io(source) => Error::Io {
-                service: self.service.clone(),
-                method: Some(method.to_owned()),
-                context: "moving the payload through shared memory".into(),
-                source,
-            },
+    /// The error for a failure of the channel during a call of `method`; after a lost
+    /// connection or a protocol violation nothing on this connection can be trusted, and
+    /// later calls fail at once.
+    fn fail(&self, e: ChannelError, method: &str, phase: CallPhase) -> Error {
+        if e.breaks_connection() {
+            self.dead.store(true, Ordering::Relaxed);
         }
+        e.into_error(&self.service, Some(method), phase)
     }
 
     /// Reads and validates the header of the reply in `slot`.
     fn reply_header(&self, slot: u32, call_id: u64, method: &str) -> Result<FrameHeader> {
-        let header = FrameHeader::decode(&self.channel.slot(slot).read_frame()).map_err(|e| {
-            self.channel_error(ChannelError::Protocol(e), method, CallPhase::ReplyLost)
-        })?;
+        let header = FrameHeader::decode(&self.channel.slot(slot).read_frame())
+            .map_err(|e| self.fail(ChannelError::Protocol(e), method, CallPhase::ReplyLost))?;
         if header.call_id != call_id {
-            return Err(self.channel_error(
+            return Err(self.fail(
                 ChannelError::Protocol(format!(
                     "reply is for call {}, expected {call_id}",
                     header.call_id
@@ -851,7 +755,7 @@ impl Connection {
         // Failure payloads are short: a message, or the size of a result that was too large.
         self.channel
             .read_payload(slot, header, self.max_reply.max(64), scratch)
-            .map_err(|e| self.channel_error(e, method, CallPhase::ReplyLost))?;
+            .map_err(|e| self.fail(e, method, CallPhase::ReplyLost))?;
         let text = || String::from_utf8_lossy(scratch).into_owned();
         Err(match header.status {
             Status::Ok => unreachable!("failure() is for failed calls"),
@@ -881,28 +785,9 @@ impl Connection {
     }
 }
 
-/// The error for a service's refusal.
-pub(crate) fn refused(service: &str, refusal: Refusal) -> Error {
-    let service = service.to_owned();
-    let reason = refusal.reason;
-    match refusal.kind {
-        RefusalKind::Denied => Error::Denied { service, reason },
-        RefusalKind::Busy => Error::Busy {
-            service,
-            method: None,
-            reason,
-        },
-        RefusalKind::Protocol => Error::Protocol {
-            service,
-            method: None,
-            detail: reason,
-        },
-    }
-}
-
 /// Asks service `name` who it is and how it is doing: pid, uid, uptime, interface, connected
 /// clients and per-method statistics. Uses no call slot and leaves no connection behind.
-pub fn query(name: &str, options: &ClientOptions) -> Result<crate::info::ServiceInfo> {
+pub fn query(name: &str, options: &ClientOptions) -> Result<ServiceInfo> {
     registry::validate_name(name)?;
     let dir = options
         .runtime_dir

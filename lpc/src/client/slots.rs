@@ -2,7 +2,8 @@
 //!
 //! A lock-free bitmap for the common case; a condition variable for threads that find every
 //! slot busy; and a quarantine for slots whose call was abandoned while the service was still
-//! running it (they come back when the service marks them FREE).
+//! running it (they come back when the service marks them FREE). A slot is held through a
+//! [`SlotGuard`], which frees it on every path out of a call unless told otherwise.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -48,7 +49,16 @@ impl SlotPool {
 
     /// A free slot, if any, without waiting (quarantined slots the service has freed since
     /// count as free).
-    pub(crate) fn try_acquire(&self, channel: &Channel) -> Option<u32> {
+    #[inline]
+    pub(crate) fn try_acquire(&self, channel: &Channel) -> Option<SlotGuard<'_>> {
+        self.try_acquire_index(channel).map(|index| SlotGuard {
+            pool: self,
+            index,
+            fate: Fate::Release,
+        })
+    }
+
+    fn try_acquire_index(&self, channel: &Channel) -> Option<u32> {
         if let Some(index) = self.take_free() {
             return Some(index);
         }
@@ -84,10 +94,14 @@ impl SlotPool {
     }
 
     /// A free slot, waiting up to `deadline` (forever if `None`) while all are busy.
-    pub(crate) fn acquire(&self, channel: &Channel, deadline: Option<Instant>) -> Option<u32> {
+    pub(crate) fn acquire(
+        &self,
+        channel: &Channel,
+        deadline: Option<Instant>,
+    ) -> Option<SlotGuard<'_>> {
         loop {
-            if let Some(index) = self.try_acquire(channel) {
-                return Some(index);
+            if let Some(guard) = self.try_acquire(channel) {
+                return Some(guard);
             }
             let mut wait = Duration::from_millis(10);
             if let Some(deadline) = deadline {
@@ -107,7 +121,7 @@ impl SlotPool {
         }
     }
 
-    pub(crate) fn release(&self, index: u32) {
+    fn release(&self, index: u32) {
         self.free.fetch_or(1 << index, Ordering::SeqCst);
         if self.waiters.load(Ordering::SeqCst) > 0 {
             let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
@@ -116,7 +130,7 @@ impl SlotPool {
     }
 
     /// Parks a slot whose call was abandoned while the service ran it.
-    pub(crate) fn quarantine(&self, index: u32) {
+    fn quarantine(&self, index: u32) {
         self.abandoned
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -140,5 +154,54 @@ impl SlotPool {
         self.abandoned_count
             .fetch_sub(returned as u32, Ordering::Relaxed);
         returned > 0
+    }
+}
+
+/// What becomes of a slot when its [`SlotGuard`] drops.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    /// Free for the next call (the call ended, whatever its outcome).
+    Release,
+    /// Parked until the service frees it: the call was abandoned while the service ran it.
+    Quarantine,
+    /// Left taken: the connection is lost, and no call will use it again.
+    KeepTaken,
+}
+
+/// One call's hold on a slot. Dropping it frees the slot, quarantines it, or leaves it
+/// taken, as the call decided; every way out of a call passes here.
+pub(crate) struct SlotGuard<'a> {
+    pool: &'a SlotPool,
+    index: u32,
+    fate: Fate,
+}
+
+impl SlotGuard<'_> {
+    /// The slot's index.
+    #[inline]
+    pub(crate) fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// The call was abandoned while the service runs it: the slot comes back only once the
+    /// service has freed it.
+    pub(crate) fn quarantine(&mut self) {
+        self.fate = Fate::Quarantine;
+    }
+
+    /// The connection is lost: the slot is never used again.
+    pub(crate) fn keep_taken(&mut self) {
+        self.fate = Fate::KeepTaken;
+    }
+}
+
+impl Drop for SlotGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        match self.fate {
+            Fate::Release => self.pool.release(self.index),
+            Fate::Quarantine => self.pool.quarantine(self.index),
+            Fate::KeepTaken => {}
+        }
     }
 }

@@ -11,10 +11,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::info::ServiceInfo;
-use crate::sys::{DirLock, Stream};
-use crate::wire::handshake::{Message, MAX_MESSAGE};
-use crate::{CallPhase, Error, Result};
+use crate::error::{CallPhase, Error, Result};
+use crate::sys::{DirLock, SharedMemory, Stream};
+use crate::wire::handshake::{Message, Refusal, RefusalKind, MAX_MESSAGE};
+use crate::wire::info::ServiceInfo;
 
 /// Longest service name.
 pub const MAX_NAME_LEN: usize = 64;
@@ -28,7 +28,7 @@ pub fn default_runtime_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir).join("lpc");
     }
-    PathBuf::from(format!("/tmp/lpc-{}", crate::sys::current_uid()))
+    PathBuf::from(format!("/tmp/lpc-{}", crate::sys::current_user()))
 }
 
 /// Checks that `name` can name a service: 1 to 64 of `A-Z a-z 0-9 . _ -`, not starting with
@@ -100,31 +100,34 @@ pub(crate) fn connect(name: &str, path: &Path, timeout: Duration) -> Result<Stre
     })
 }
 
-/// Asks the service listening at `path` who it is and how it is doing. The service answers
-/// from its reactor's connection thread without setting up shared memory.
-pub fn query_at(name: &str, path: &Path, timeout: Duration) -> Result<ServiceInfo> {
-    let deadline = Instant::now() + timeout;
-    let stream = connect(name, path, timeout)?;
-    stream
-        .send(&Message::Query.encode(), None)
-        .map_err(|e| Error::io(name, "sending a query", e))?;
+/// The first exchange on a new connection: sends `message` (a hello or a query) and
+/// receives the service's answer by `deadline` (`timeout` is what the caller allowed, for the
+/// error), with the shared memory attached to it. A refusal, a lost connection, a malformed
+/// answer or one of another protocol version each become the error a user can act on.
+pub(crate) fn exchange(
+    name: &str,
+    stream: &Stream,
+    message: &Message,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<(Message, Option<SharedMemory>)> {
+    // The service dying during the handshake is a lost connection, like any other.
+    let disconnected = || Error::Disconnected {
+        service: name.to_owned(),
+        method: None,
+        phase: CallPhase::NotSent,
+    };
+    stream.send(&message.encode(), None).map_err(|e| {
+        if crate::sys::is_hangup(&e) {
+            disconnected()
+        } else {
+            Error::io(name, "sending the handshake", e)
+        }
+    })?;
     let mut buf = vec![0u8; MAX_MESSAGE];
-    let n = match stream.recv(&mut buf, Some(deadline)) {
-        Ok((0, _)) => {
-            return Err(Error::Disconnected {
-                service: name.to_owned(),
-                method: None,
-                phase: CallPhase::NotSent,
-            })
-        }
-        Ok((n, None)) => n,
-        Ok((_, Some(_))) => {
-            return Err(Error::protocol(
-                name,
-                None,
-                "the answer to a query carried shared memory",
-            ))
-        }
+    let (n, shm) = match stream.recv(&mut buf, Some(deadline)) {
+        Ok((0, _)) => return Err(disconnected()),
+        Ok(received) => received,
         Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
             return Err(Error::Timeout {
                 service: name.to_owned(),
@@ -133,17 +136,63 @@ pub fn query_at(name: &str, path: &Path, timeout: Duration) -> Result<ServiceInf
                 phase: CallPhase::NotSent,
             })
         }
-        Err(e) => return Err(Error::io(name, "receiving the answer to a query", e)),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            return Err(Error::protocol(
+                name,
+                None,
+                format!("bad handshake answer: {e}"),
+            ))
+        }
+        Err(e) if crate::sys::is_hangup(&e) => return Err(disconnected()),
+        Err(e) => return Err(Error::io(name, "receiving the handshake answer", e)),
     };
     match Message::decode(&buf[..n]) {
-        Ok(Message::Info(info)) => Ok(*info),
-        Ok(Message::Refused(refusal)) => Err(crate::client::refused(name, refusal)),
-        Ok(other) => Err(Error::protocol(
+        Ok(Message::Refused(refusal)) => Err(refused(name, refusal)),
+        Ok(answer) => Ok((answer, shm)),
+        Err(e) => Err(Error::protocol(
+            name,
+            None,
+            format!("bad handshake answer: {e}"),
+        )),
+    }
+}
+
+/// The error for a service's refusal.
+fn refused(service: &str, refusal: Refusal) -> Error {
+    let service = service.to_owned();
+    let reason = refusal.reason;
+    match refusal.kind {
+        RefusalKind::Denied => Error::Denied { service, reason },
+        RefusalKind::Busy => Error::Busy {
+            service,
+            method: None,
+            reason,
+        },
+        RefusalKind::Protocol => Error::Protocol {
+            service,
+            method: None,
+            detail: reason,
+        },
+    }
+}
+
+/// Asks the service listening at `path` who it is and how it is doing. The service answers
+/// from its reactor's connection thread without setting up shared memory.
+pub fn query_at(name: &str, path: &Path, timeout: Duration) -> Result<ServiceInfo> {
+    let deadline = Instant::now() + timeout;
+    let stream = connect(name, path, timeout)?;
+    match exchange(name, &stream, &Message::Query, deadline, timeout)? {
+        (Message::Info(info), None) => Ok(*info),
+        (Message::Info(_), Some(_)) => Err(Error::protocol(
+            name,
+            None,
+            "the answer to a query carried shared memory",
+        )),
+        (other, _) => Err(Error::protocol(
             name,
             None,
             format!("expected service information, got {other:?}"),
         )),
-        Err(e) => Err(Error::protocol(name, None, e)),
     }
 }
 

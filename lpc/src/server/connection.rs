@@ -6,21 +6,19 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::context::{CallScope, ConnectionScope};
+use super::dispatch::{DispatchError, EncodedArgs, EncodedReply, ReplyTarget};
 use super::stats::ConnectionStats;
 use super::Shared;
 use crate::channel::payload::Written;
 use crate::channel::spin::{SpinBudget, Spinner};
 use crate::channel::{Channel, ChannelError, Payload};
-use crate::interface::{
-    DispatchError, EncodedArgs, EncodedReply, InterfaceDescriptor, ReplyTarget,
-};
 use crate::shm::layout::ConnectionMemory;
 use crate::shm::Region;
 use crate::sys::{monotonic_ns, process_name, PeerCredentials, SharedMemory, Stream};
 use crate::wire::codec::Sink;
-use crate::wire::frame::Status;
-use crate::wire::frame::FLAG_JSON;
-use crate::wire::handshake::{Message, Refusal, RefusalKind, Welcome, PROTOCOL_VERSION};
+use crate::wire::frame::{Status, FLAG_JSON};
+use crate::wire::handshake::{Message, Refusal, RefusalKind, Welcome};
+use crate::wire::interface::{fnv1a64, InterfaceDescriptor};
 use crate::wire::FrameHeader;
 
 /// What the reactor and the connection thread share.
@@ -34,7 +32,8 @@ pub(super) struct ConnectionShared {
     pub(super) stats: ConnectionStats,
     /// Set once the handshake made this a calling connection (not a query).
     pub(super) calling: AtomicBool,
-    stop: AtomicBool,
+    /// Set when the connection must end; shared with the handlers' context (`cancelled()`).
+    stop: Arc<AtomicBool>,
     channel: OnceLock<Arc<Channel>>,
 }
 
@@ -46,25 +45,20 @@ impl std::fmt::Debug for ConnectionShared {
     }
 }
 
-impl std::fmt::Debug for Channel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Channel")
-            .field("geometry", &self.memory().geometry())
-            .finish()
-    }
-}
-
 impl ConnectionShared {
     pub(super) fn new(stream: Stream, interface: &InterfaceDescriptor) -> ConnectionShared {
         let peer = stream.peer_credentials().ok();
         ConnectionShared {
             stream: Arc::new(stream),
-            process: peer.map(|p| process_name(p.pid)).unwrap_or_default(),
+            process: peer
+                .as_ref()
+                .map(|p| process_name(p.pid()))
+                .unwrap_or_default(),
             peer,
             connected_at: Instant::now(),
             stats: ConnectionStats::new(interface),
             calling: AtomicBool::new(false),
-            stop: AtomicBool::new(false),
+            stop: Arc::new(AtomicBool::new(false)),
             channel: OnceLock::new(),
         }
     }
@@ -99,7 +93,7 @@ impl ConnectionShared {
 /// Serves one connection until the client leaves, breaks the protocol, or the service stops.
 pub(super) fn run(shared: &Shared, conn: &Arc<ConnectionShared>) {
     let service = shared.server.name.as_str();
-    let pid = conn.peer.map(|p| p.pid);
+    let pid = conn.peer.as_ref().map(PeerCredentials::pid);
     let channel = match handshake(shared, conn) {
         Ok(channel) => Arc::new(channel),
         Err(reason) => {
@@ -113,11 +107,7 @@ pub(super) fn run(shared: &Shared, conn: &Arc<ConnectionShared>) {
     conn.calling.store(true, Ordering::Relaxed);
     let _ = conn.channel.set(channel.clone());
     fence(Ordering::SeqCst);
-    let _scope = ConnectionScope::enter(
-        channel.clone(),
-        conn.clone(),
-        shared.server.name.as_str().into(),
-    );
+    let _scope = ConnectionScope::enter(channel.clone(), conn.peer.clone(), conn.stop.clone());
     match serve(shared, conn, &channel) {
         Ok(()) => tracing::debug!(service, ?pid, "client disconnected"),
         Err(Close(reason)) => tracing::warn!(service, ?pid, %reason, "dropped a client"),
@@ -152,7 +142,7 @@ fn handshake(shared: &Shared, conn: &ConnectionShared) -> Result<Channel, String
     }
     // Checked after the first message is read: closing a socket with unread data would
     // reset the connection before the client could read why.
-    if let Err(reason) = shared.admit(conn.peer) {
+    if let Err(reason) = shared.admit(conn.peer.as_ref()) {
         return Err(refuse_as(RefusalKind::Denied, reason));
     }
     let hello = match Message::decode(&buf[..n]) {
@@ -165,14 +155,8 @@ fn handshake(shared: &Shared, conn: &ConnectionShared) -> Result<Channel, String
         Ok(_) => return Err(refuse("bad handshake: expected a hello".into())),
         Err(e) => return Err(refuse(format!("bad handshake: {e}"))),
     };
-    if let Err(reason) = shared.within_limits(conn.peer) {
+    if let Err(reason) = shared.within_limits(conn.peer.as_ref()) {
         return Err(refuse_as(RefusalKind::Busy, reason));
-    }
-    if hello.version != PROTOCOL_VERSION {
-        return Err(refuse(format!(
-            "protocol version {} is not supported; this service speaks version {PROTOCOL_VERSION}",
-            hello.version
-        )));
     }
     let geometry = shared.server.geometry;
     let no_memory =
@@ -185,7 +169,6 @@ fn handshake(shared: &Shared, conn: &ConnectionShared) -> Result<Channel, String
     let region = Region::new(shm.map().map_err(no_memory)?);
     let memory = ConnectionMemory::initialize(region, geometry).map_err(refuse)?;
     let welcome = Welcome {
-        version: PROTOCOL_VERSION,
         service: shared.server.name.clone(),
         interface: shared.dispatcher.interface().to_info(),
         slot_count: geometry.slot_count,
@@ -197,7 +180,7 @@ fn handshake(shared: &Shared, conn: &ConnectionShared) -> Result<Channel, String
     conn.stream
         .send(&Message::Welcome(welcome).encode(), Some(&shm))
         .map_err(|e| format!("sending the welcome: {e}"))?;
-    let mut channel = Channel::new(memory, conn.stream.clone());
+    let mut channel = Channel::new(&shared.server.name, memory, conn.stream.clone());
     channel.set_peer_limit(hello.max_reply);
     channel.set_receive_limit(options.max_payload);
     channel.set_token(welcome_token);
@@ -206,7 +189,10 @@ fn handshake(shared: &Shared, conn: &ConnectionShared) -> Result<Channel, String
 
 /// The call loop: returns when the connection ends, with the reason if the client broke it.
 fn serve(shared: &Shared, conn: &ConnectionShared, channel: &Channel) -> Result<(), Close> {
-    let spin = SpinBudget::new(shared.server.options.spin, conn.peer.map(|p| p.pid));
+    let spin = SpinBudget::new(
+        shared.server.options.spin,
+        conn.peer.as_ref().map(PeerCredentials::pid),
+    );
     let mut args = Vec::new();
     let mut reply = Vec::new();
     let mut hint = 0;
@@ -277,14 +263,7 @@ struct Close(String);
 
 impl From<ChannelError> for Close {
     fn from(e: ChannelError) -> Close {
-        Close(match e {
-            ChannelError::PeerGone => "the client left during a transfer".into(),
-            ChannelError::TooLarge { size, limit } => {
-                format!("payload of {size} bytes over the limit of {limit}")
-            }
-            ChannelError::Protocol(detail) => detail,
-            ChannelError::Io(e) => format!("I/O error: {e}"),
-        })
+        Close(e.to_string())
     }
 }
 
@@ -517,7 +496,7 @@ fn panicked(panic: Box<dyn std::any::Any + Send>) -> Outcome {
 fn connection_token() -> u64 {
     static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNT.fetch_add(1, Ordering::Relaxed);
-    crate::interface::fnv1a64(
+    fnv1a64(
         &[
             n.to_le_bytes(),
             u64::from(std::process::id()).to_le_bytes(),

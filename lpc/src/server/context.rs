@@ -6,18 +6,18 @@
 //! two plain writes, so it costs nothing measurable on the call path.
 
 use std::cell::{Cell, RefCell};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::connection::ConnectionShared;
+use crate::channel::scope::{self, Serving};
 use crate::channel::{state, Channel};
 use crate::sys::PeerCredentials;
 
 struct ConnectionContext {
-    channel: Arc<Channel>,
-    conn: Arc<ConnectionShared>,
-    service: Arc<str>,
+    peer: Option<PeerCredentials>,
+    /// Set when the connection must end (the client hung up, or the service stops).
+    stop: Arc<AtomicBool>,
 }
 
 #[derive(Clone, Copy)]
@@ -31,23 +31,22 @@ thread_local! {
     static CALL: Cell<Option<CallContext>> = const { Cell::new(None) };
 }
 
-/// Marks this thread as serving `conn` until dropped.
-pub(super) struct ConnectionScope(());
+/// Marks this thread as serving the connection of `channel`, with client `peer`, until
+/// dropped; `stop` is the connection's flag that it must end.
+pub(super) struct ConnectionScope {
+    _serving: Serving,
+}
 
 impl ConnectionScope {
     pub(super) fn enter(
         channel: Arc<Channel>,
-        conn: Arc<ConnectionShared>,
-        service: Arc<str>,
+        peer: Option<PeerCredentials>,
+        stop: Arc<AtomicBool>,
     ) -> ConnectionScope {
-        CONNECTION.with(|c| {
-            *c.borrow_mut() = Some(ConnectionContext {
-                channel,
-                conn,
-                service,
-            })
-        });
-        ConnectionScope(())
+        CONNECTION.with(|c| *c.borrow_mut() = Some(ConnectionContext { peer, stop }));
+        ConnectionScope {
+            _serving: Serving::enter(channel),
+        }
     }
 }
 
@@ -84,13 +83,13 @@ impl Drop for CallScope {
 /// impl Vault for MyVault {
 ///     fn open(&self) -> bool {
 ///         // Only root may open the vault, whatever the access policy admits.
-///         lpc::caller().is_some_and(|c| c.uid == 0)
+///         lpc::caller().is_some_and(|c| c.uid() == Some(0))
 ///     }
 /// }
 /// ```
 pub fn caller() -> Option<PeerCredentials> {
     CALL.with(Cell::get)?;
-    CONNECTION.with(|c| c.borrow().as_ref().and_then(|c| c.conn.peer))
+    CONNECTION.with(|c| c.borrow().as_ref().and_then(|c| c.peer.clone()))
 }
 
 /// When the caller stops waiting for this call (its `with_timeout` deadline), if it set one.
@@ -106,15 +105,14 @@ pub fn cancelled() -> bool {
     let Some(call) = CALL.with(Cell::get) else {
         return false;
     };
-    CONNECTION.with(|c| {
-        c.borrow().as_ref().is_some_and(|c| {
-            c.conn.stopped()
-                || c.channel.slot(call.slot).state().load(Ordering::Acquire) == state::ABANDONED
+    let stopped = CONNECTION.with(|c| {
+        c.borrow()
+            .as_ref()
+            .is_some_and(|c| c.stop.load(Ordering::SeqCst))
+    });
+    stopped
+        || scope::served(|channel| {
+            channel.slot(call.slot).state().load(Ordering::Acquire) == state::ABANDONED
         })
-    })
-}
-
-/// Runs `f` with the connection this thread serves (and the service name), if it serves one.
-pub(crate) fn with_current_channel<R>(f: impl FnOnce(&Channel, &str) -> R) -> Option<R> {
-    CONNECTION.with(|c| c.borrow().as_ref().map(|c| f(&c.channel, &c.service)))
+        .unwrap_or(false)
 }

@@ -9,10 +9,13 @@
 
 mod connection;
 mod context;
+pub(crate) mod dispatch;
+pub(crate) mod json;
 mod stats;
 
-pub(crate) use context::with_current_channel;
 pub use context::{caller, cancelled, deadline};
+pub use dispatch::{Dispatch, DispatchError, EncodedArgs, EncodedReply};
+pub use crate::wire::DEFAULT_MAX_PAYLOAD;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -21,19 +24,17 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::info::{ClientInfo, ServiceInfo, MAX_LISTED_CLIENTS};
-use crate::interface::Dispatch;
+use crate::error::{Error, Result};
+use crate::registry;
 use crate::shm::layout::Geometry;
 use crate::sys::{
-    current_uid, file_identity, make_reachable, DirLock, Listener, PeerCredentials, Reactor,
-    ReactorEvent, Stream,
+    current_user, file_identity, open_to_other_users, DirLock, FileIdentity, Listener,
+    PeerCredentials, Reactor, ReactorEvent, Stream, UserId,
 };
-use crate::{registry, Error, Result};
+use crate::wire::info::{ClientInfo, ServiceInfo, MAX_LISTED_CLIENTS};
+use crate::wire::interface::InterfaceDescriptor;
 
 use self::connection::ConnectionShared;
-
-/// Default largest payload, in either direction: 1 GiB.
-pub const DEFAULT_MAX_PAYLOAD: u64 = 1 << 30;
 /// Default largest number of open connections (also per user).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
@@ -50,7 +51,7 @@ pub struct ServerOptions {
     spin: bool,
     handshake_timeout: Duration,
     statistics: bool,
-    allowed_uids: Vec<u32>,
+    allowed_users: Vec<UserId>,
     allowed_gids: Vec<u32>,
     access_check: Option<AccessCheck>,
     max_connections: usize,
@@ -66,7 +67,7 @@ impl std::fmt::Debug for ServerOptions {
             .field("max_payload", &self.max_payload)
             .field("spin", &self.spin)
             .field("statistics", &self.statistics)
-            .field("allowed_uids", &self.allowed_uids)
+            .field("allowed_users", &self.allowed_users)
             .field("allowed_gids", &self.allowed_gids)
             .field("access_check", &self.access_check.is_some())
             .field("max_connections", &self.max_connections)
@@ -85,7 +86,7 @@ impl Default for ServerOptions {
             spin: true,
             handshake_timeout: Duration::from_secs(5),
             statistics: true,
-            allowed_uids: Vec::new(),
+            allowed_users: Vec::new(),
             allowed_gids: Vec::new(),
             access_check: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
@@ -140,21 +141,26 @@ impl ServerOptions {
         self
     }
 
-    /// Also admit processes of user `uid` (by default only the service's own user may
+    /// Also admit processes of user `user` (by default only the service's own user may
     /// connect). Makes the socket reachable by other users (see [`ServerOptions::access`]).
-    pub fn allow_uid(mut self, uid: u32) -> Self {
-        self.allowed_uids.push(uid);
+    pub fn allow_user(mut self, user: UserId) -> Self {
+        self.allowed_users.push(user);
         self
     }
 
-    /// Also admit processes whose primary group is `gid`.
+    /// Also admit processes of Unix user `uid` (see [`ServerOptions::allow_user`]).
+    pub fn allow_uid(self, uid: u32) -> Self {
+        self.allow_user(UserId::from_uid(uid))
+    }
+
+    /// Also admit processes whose primary group is `gid` (Unix).
     pub fn allow_gid(mut self, gid: u32) -> Self {
         self.allowed_gids.push(gid);
         self
     }
 
-    /// Also admit the processes for which `check` returns true; it sees the pid, uid and gid
-    /// the kernel recorded at connect (`SO_PEERCRED`).
+    /// Also admit the processes for which `check` returns true; it sees the credentials the
+    /// kernel recorded at connect (pid, user and, on Unix, group: `SO_PEERCRED`).
     ///
     /// When any other user may be admitted, the service makes its socket connectable by all
     /// (mode 0666) and the runtime directory traversable (mode 0711: others can reach a known
@@ -181,7 +187,7 @@ impl ServerOptions {
     }
 
     fn admits_others(&self) -> bool {
-        !self.allowed_uids.is_empty()
+        !self.allowed_users.is_empty()
             || !self.allowed_gids.is_empty()
             || self.access_check.is_some()
     }
@@ -213,7 +219,7 @@ impl ServerOptions {
 pub struct Server {
     name: String,
     path: PathBuf,
-    identity: (u64, u64),
+    identity: FileIdentity,
     listener: Listener,
     options: ServerOptions,
     geometry: Geometry,
@@ -273,7 +279,7 @@ impl Server {
         let listener = Listener::bind(&path)
             .map_err(|e| Error::io(name, format!("binding {}", path.display()), e))?;
         if options.admits_others() {
-            make_reachable(&dir, &path).map_err(|e| {
+            open_to_other_users(&dir, &path).map_err(|e| {
                 Error::io(
                     name,
                     format!("opening {} to other users", path.display()),
@@ -372,11 +378,11 @@ impl ServerHandle {
 
     /// The processes connected now, with the credentials the kernel recorded when they
     /// connected.
-    pub fn clients(&self) -> Vec<crate::PeerCredentials> {
+    pub fn clients(&self) -> Vec<PeerCredentials> {
         self.shared
             .connections()
             .values()
-            .filter_map(|(c, _)| c.peer)
+            .filter_map(|(c, _)| c.peer.clone())
             .collect()
     }
 
@@ -440,7 +446,7 @@ struct Shared {
     started: Instant,
     closed: stats::ClosedTotals,
     /// The dispatcher's interface, kept here to avoid a virtual call per call.
-    interface: &'static crate::interface::InterfaceDescriptor,
+    interface: &'static InterfaceDescriptor,
     /// Connections admitted at most: the configured limit, or fewer if the process's
     /// descriptor limit would run out first.
     max_connections: usize,
@@ -484,30 +490,30 @@ impl Shared {
     }
 
     /// Whether the access policy admits a client with these credentials.
-    fn admit(&self, peer: Option<PeerCredentials>) -> std::result::Result<(), String> {
+    fn admit(&self, peer: Option<&PeerCredentials>) -> std::result::Result<(), String> {
         let options = &self.server.options;
         let Some(peer) = peer else {
             return Err("the client's credentials are unknown".into());
         };
-        let admitted = peer.uid == current_uid()
-            || options.allowed_uids.contains(&peer.uid)
-            || options.allowed_gids.contains(&peer.gid)
+        let admitted = *peer.user() == current_user()
+            || options.allowed_users.contains(peer.user())
+            || peer.gid().is_some_and(|gid| options.allowed_gids.contains(&gid))
             || options
                 .access_check
                 .as_ref()
-                .is_some_and(|check| check(&peer));
+                .is_some_and(|check| check(peer));
         if admitted {
             Ok(())
         } else {
             Err(format!(
-                "user {} (group {}, pid {}) is not admitted by service `{}`",
-                peer.uid, peer.gid, peer.pid, self.server.name
+                "{peer} is not admitted by service `{}`",
+                self.server.name
             ))
         }
     }
 
     /// Whether one more connection (this one, already in the table) stays within the limits.
-    fn within_limits(&self, peer: Option<PeerCredentials>) -> std::result::Result<(), String> {
+    fn within_limits(&self, peer: Option<&PeerCredentials>) -> std::result::Result<(), String> {
         let options = &self.server.options;
         let table = self.connections();
         if table.len() > self.max_connections {
@@ -519,12 +525,13 @@ impl Shared {
         if let Some(peer) = peer {
             let mine = table
                 .values()
-                .filter(|(c, _)| c.peer.map(|p| p.uid) == Some(peer.uid))
+                .filter(|(c, _)| c.peer.as_ref().map(PeerCredentials::user) == Some(peer.user()))
                 .count();
             if mine > options.max_connections_per_uid {
                 return Err(format!(
                     "user {} has {} connections, the limit per user",
-                    peer.uid, options.max_connections_per_uid
+                    peer.user(),
+                    options.max_connections_per_uid
                 ));
             }
         }
@@ -550,15 +557,11 @@ impl Shared {
             connections += 1;
             unknown_calls += conn.stats.add_to(&mut methods);
             if clients.len() < MAX_LISTED_CLIENTS {
-                let peer = conn.peer.unwrap_or(PeerCredentials {
-                    pid: 0,
-                    uid: 0,
-                    gid: 0,
-                });
+                let peer = conn.peer.as_ref();
                 clients.push(ClientInfo {
-                    pid: peer.pid,
-                    uid: peer.uid,
-                    gid: peer.gid,
+                    pid: peer.map_or(0, PeerCredentials::pid),
+                    user: peer.map(|p| p.user().to_string()).unwrap_or_default(),
+                    gid: peer.and_then(PeerCredentials::gid),
                     process: conn.process.clone(),
                     connected_for: conn.connected_at.elapsed(),
                     calls: conn.stats.total(),
@@ -570,7 +573,7 @@ impl Shared {
         ServiceInfo {
             service: self.server.name.clone(),
             pid: std::process::id(),
-            uid: current_uid(),
+            user: current_user().to_string(),
             uptime: self.started.elapsed(),
             interface: interface.to_info(),
             connections,

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::info::{LatencyHistogram, MethodStats, LATENCY_BUCKETS};
-use crate::interface::InterfaceDescriptor;
+use crate::wire::info::{LatencyHistogram, MethodStats, LATENCY_BUCKETS};
+use crate::wire::interface::InterfaceDescriptor;
 
 /// One call in this many is timed.
 pub(crate) const SAMPLE_EVERY: u64 = 16;

@@ -1,30 +1,46 @@
 //! The operating-system layer: the only place that talks to the kernel.
 //!
-//! Everything above this module sees portable types — [`SharedMemory`], [`Mapping`],
-//! [`Listener`], [`Stream`], [`Reactor`], the futex-style [`wait`]/[`wake`] on a 32-bit word —
-//! never a file descriptor. One submodule per operating system implements them; the Linux one
-//! is built on `rustix`, and most of its calls are safe wrappers. The `unsafe` that remains
-//! (mapping memory) is confined here, each block with its justification.
+//! # The contract
+//!
+//! An OS backend is one submodule (`linux` today; `windows` next) that provides the types and
+//! functions below, with exactly these signatures: the `CONTRACT` block at the end of this
+//! file names each one, so that a backend missing one, or giving it another signature, does not
+//! compile. Everything above this layer uses only these names, never a descriptor, a uid or a
+//! file mode; the conformance tests (`conformance.rs`) exercise a backend only through them.
+//!
+//! | piece | what it is | Linux | Windows (planned) |
+//! |---|---|---|---|
+//! | [`SharedMemory`] | a shared-memory object of fixed size: `create(name, len)`, `len()`, `map()`; received from a peer only through [`Stream::recv`], which checks its kind, seals and size before handing it out | sealed `memfd_create(2)` | pagefile-backed section, `DuplicateHandle` |
+//! | [`Mapping`] | a live mapping of one, unmapped on drop: `as_ptr()`, `len()` | `mmap(2)` | `MapViewOfFile` |
+//! | [`wait`] / [`wake`] | the doorbell: sleep while a 32-bit word of shared memory holds a value (with a timeout), wake its sleepers | `futex(2)`, shared | spin, then events, with a "sleeping" flag |
+//! | [`Listener`] / [`Stream`] | a local endpoint: bind an address, accept, connect; send and receive one message with at most one attached [`SharedMemory`]; the peer's [`PeerCredentials`]; whether the peer hung up; shut down | Unix `SOCK_SEQPACKET`, `SCM_RIGHTS`, `SO_PEERCRED` | named pipes in message mode, token SID |
+//! | [`Reactor`] | waits for connections to accept and for peers to hang up, and can be woken | `epoll(7)`, `eventfd(2)` | I/O completion port |
+//! | [`DirLock`], [`create_private_dir`], [`open_to_other_users`], [`file_identity`] | the place endpoints are named in: private to the user, locked while a name is bound | directory mode 0700, `flock(2)` | per-user pipe prefix, DACL |
+//! | [`current_user`], [`monotonic_ns`], [`can_run_apart`], [`process_name`], [`process_alive`], [`raise_open_file_limit`], [`spawn_with_endpoint`] | the process: who we are, a clock both peers share, CPU placement, another process's name and liveness, the descriptor budget, children that inherit one endpoint | `getuid`, `CLOCK_MONOTONIC`, `sched_getaffinity`, `/proc`, `pidfd`/`kill(0)`, `RLIMIT_NOFILE`, `fork`+`exec` with one inherited descriptor | token SID, `QueryPerformanceCounter`, `OpenProcess`, `PROC_THREAD_ATTRIBUTE_HANDLE_LIST` |
+//!
+//! The Linux backend is built on `rustix`; most of its calls are safe wrappers. The `unsafe`
+//! that remains (mapping memory, the child side of a spawn) is confined here, each block with
+//! its justification.
+
+use std::fmt;
 
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]
-pub(crate) use linux::*;
+use linux as os;
 
 #[cfg(not(target_os = "linux"))]
-compile_error!("lpc supports Linux; the Windows backend is planned behind this same interface");
+compile_error!("lpc supports Linux; the Windows backend is planned behind this same contract");
 
-/// The credentials of the process at the other end of a connection, as the kernel recorded
-/// them when it connected (not anything the peer wrote).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PeerCredentials {
-    /// Process id.
-    pub pid: u32,
-    /// User id.
-    pub uid: u32,
-    /// Group id.
-    pub gid: u32,
-}
+#[cfg(test)]
+mod conformance;
+
+pub(crate) use os::{
+    can_run_apart, create_private_dir, current_user, file_identity, monotonic_ns,
+    open_to_other_users, process_alive, process_name, raise_open_file_limit, spawn_with_endpoint,
+    wait, wake, DirLock, FileIdentity, Listener, Mapping, Reactor, ReactorEvent, SharedMemory,
+    Stream, ENDPOINT_ENV,
+};
 
 /// How a [`wait`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,3 +50,169 @@ pub(crate) enum WaitOutcome {
     /// The timeout passed.
     TimedOut,
 }
+
+/// Whether an I/O error means the peer is gone (it closed its end, exited or crashed), as
+/// opposed to a failure of our own. Every backend reports a hang-up as one of these kinds.
+pub(crate) fn is_hangup(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::BrokenPipe
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::NotConnected
+            | std::io::ErrorKind::UnexpectedEof
+    )
+}
+
+/// A user, as the operating system identifies users: a numeric uid on Unix, a security
+/// identifier (SID) on Windows. Displays as the number or the `S-1-…` string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UserId(UserRepr);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum UserRepr {
+    Uid(u32),
+    Sid(String),
+}
+
+impl UserId {
+    /// The Unix user `uid`.
+    pub fn from_uid(uid: u32) -> UserId {
+        UserId(UserRepr::Uid(uid))
+    }
+
+    /// The Windows user with security identifier `sid` (`S-1-5-21-…`).
+    pub fn from_sid(sid: impl Into<String>) -> UserId {
+        UserId(UserRepr::Sid(sid.into()))
+    }
+
+    /// The Unix uid, if this is a Unix user.
+    pub fn uid(&self) -> Option<u32> {
+        match self.0 {
+            UserRepr::Uid(uid) => Some(uid),
+            UserRepr::Sid(_) => None,
+        }
+    }
+
+    /// The Windows SID, if this is a Windows user.
+    pub fn sid(&self) -> Option<&str> {
+        match &self.0 {
+            UserRepr::Sid(sid) => Some(sid),
+            UserRepr::Uid(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            UserRepr::Uid(uid) => write!(f, "{uid}"),
+            UserRepr::Sid(sid) => f.write_str(sid),
+        }
+    }
+}
+
+/// The credentials of the process at the other end of a connection, as the kernel recorded
+/// them when it connected (not anything the peer wrote): `SO_PEERCRED` on Linux, the client's
+/// token on Windows.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PeerCredentials {
+    pid: u32,
+    user: UserId,
+    gid: Option<u32>,
+}
+
+impl PeerCredentials {
+    /// Credentials of process `pid` running as `user`, with primary group `gid` (Unix).
+    pub fn new(pid: u32, user: UserId, gid: Option<u32>) -> PeerCredentials {
+        PeerCredentials { pid, user, gid }
+    }
+
+    /// Process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The user it runs as.
+    pub fn user(&self) -> &UserId {
+        &self.user
+    }
+
+    /// The Unix user id, if this is a Unix process.
+    pub fn uid(&self) -> Option<u32> {
+        self.user.uid()
+    }
+
+    /// The Unix primary group id, if this is a Unix process.
+    pub fn gid(&self) -> Option<u32> {
+        self.gid
+    }
+}
+
+impl fmt::Display for PeerCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pid {}, user {}", self.pid, self.user)?;
+        if let Some(gid) = self.gid {
+            write!(f, ", group {gid}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The contract, checked by the compiler: every item an OS backend provides, with its
+/// signature. (Never called; it only has to type-check.)
+#[allow(dead_code, clippy::type_complexity)]
+const CONTRACT: () = {
+    use std::io::Result;
+    use std::path::Path;
+    use std::sync::atomic::AtomicU32;
+    use std::time::{Duration, Instant};
+
+    fn contract() {
+        // Shared memory.
+        let _: fn(&str, usize) -> Result<SharedMemory> = SharedMemory::create;
+        let _: fn(&SharedMemory) -> usize = SharedMemory::len;
+        let _: fn(&SharedMemory) -> Result<Mapping> = SharedMemory::map;
+        let _: fn(&Mapping) -> *mut u8 = Mapping::as_ptr;
+        let _: fn(&Mapping) -> usize = Mapping::len;
+        // The doorbell.
+        let _: fn(&AtomicU32, u32, Option<Duration>) -> WaitOutcome = wait;
+        let _: fn(&AtomicU32, u32) = wake;
+        // The local endpoint.
+        let _: fn(&Path) -> Result<Listener> = Listener::bind;
+        let _: fn(&Listener) -> Result<Option<Stream>> = Listener::accept;
+        let _: fn(&Path, Instant) -> Result<Stream> = Stream::connect;
+        let _: fn() -> Result<(Stream, Stream)> = Stream::pair;
+        let _: fn(&Stream, &[u8], Option<&SharedMemory>) -> Result<()> = Stream::send;
+        let _: for<'a> fn(
+            &Stream,
+            &'a mut [u8],
+            Option<Instant>,
+        ) -> Result<(usize, Option<SharedMemory>)> = Stream::recv;
+        let _: fn(&Stream) -> Result<PeerCredentials> = Stream::peer_credentials;
+        let _: fn(&Stream) -> bool = Stream::peer_closed;
+        let _: fn(&Stream) = Stream::shutdown;
+        let _: fn() -> Result<Option<Stream>> = Stream::inherited;
+        // Hang-up notices.
+        let _: fn() -> Result<Reactor> = Reactor::new;
+        let _: fn(&Reactor, &Listener) -> Result<()> = Reactor::watch_listener;
+        let _: fn(&Reactor, &Stream, u64) -> Result<()> = Reactor::watch_hangup;
+        let _: fn(&Reactor) = Reactor::wake;
+        let _: fn(&Reactor, &mut Vec<ReactorEvent>, Option<Duration>) -> Result<()> =
+            Reactor::wait;
+        // Where endpoints are named.
+        let _: fn(&Path) -> Result<DirLock> = DirLock::acquire;
+        let _: fn(&Path) -> Result<()> = create_private_dir;
+        let _: fn(&Path, &Path) -> Result<()> = open_to_other_users;
+        let _: fn(&Path) -> Result<FileIdentity> = file_identity;
+        // The process.
+        let _: fn() -> UserId = current_user;
+        let _: fn() -> u64 = monotonic_ns;
+        let _: fn(Option<u32>) -> bool = can_run_apart;
+        let _: fn(u32) -> String = process_name;
+        let _: fn(u32) -> bool = process_alive;
+        let _: fn() -> u64 = raise_open_file_limit;
+        let _: fn(&mut std::process::Command, &Stream) -> Result<std::process::Child> =
+            spawn_with_endpoint;
+        let _: &str = ENDPOINT_ENV;
+    }
+};

@@ -13,7 +13,7 @@ use crate::shm::layout::FRAME_SIZE;
 
 /// The payload is in the slot's spill buffer, not inline.
 pub(crate) const FLAG_SPILL: u32 = 1;
-/// Reserved: arguments and result are JSON (for calls without compiled stubs).
+/// Arguments and result are JSON (calls without compiled stubs: `Client::call_json`, `lpc call`).
 pub(crate) const FLAG_JSON: u32 = 2;
 /// Reserved: a one-way call; no reply is written.
 pub(crate) const FLAG_ONEWAY: u32 = 4;

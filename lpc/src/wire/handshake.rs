@@ -15,15 +15,27 @@
 //!   Query                              ->
 //!                                      <-  Info {pid, uid, uptime, interface, clients, stats}
 //! ```
-//! Messages are postcard-encoded behind a one-byte tag; each fits in [`MAX_MESSAGE`] bytes.
+//! Every message starts with a fixed prefix — a one-byte tag, then the sender's protocol
+//! version (u32, little-endian) — and its postcard-encoded body follows. The version is read
+//! before the body, so that a peer of another version, whose messages may have other fields,
+//! is told "protocol version N, this side speaks M" rather than "malformed". Each message fits
+//! in [`MAX_MESSAGE`] bytes.
+
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::info::ServiceInfo;
-use crate::interface::InterfaceInfo;
+use super::info::ServiceInfo;
+use super::interface::InterfaceInfo;
 
-/// Version of the wire protocol; the handshake refuses any other.
-pub(crate) const PROTOCOL_VERSION: u32 = 1;
+/// Version of the wire protocol; a message of any other is refused before its body is read.
+/// (2: the version moved from the hello's and welcome's bodies into every message's prefix.)
+pub(crate) const PROTOCOL_VERSION: u32 = 2;
+/// Bytes before a message's body: the tag and the version.
+pub(crate) const PREFIX_LEN: usize = 5;
+/// Default largest payload, in either direction: 1 GiB. Each side announces its own limit in
+/// the handshake (the client's `max_reply`, the service's `max_request`).
+pub const DEFAULT_MAX_PAYLOAD: u64 = 1 << 30;
 /// Largest socket message either side sends or accepts.
 pub(crate) const MAX_MESSAGE: usize = 192 * 1024;
 
@@ -38,7 +50,6 @@ const TAG_BULK: u8 = 7;
 /// The client's first message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Hello {
-    pub(crate) version: u32,
     /// The service name the client asked for.
     pub(crate) service: String,
     /// The interface name and fingerprint the client was compiled against, if any.
@@ -50,7 +61,6 @@ pub(crate) struct Hello {
 /// The service's answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Welcome {
-    pub(crate) version: u32,
     pub(crate) service: String,
     pub(crate) interface: InterfaceInfo,
     pub(crate) slot_count: u32,
@@ -101,6 +111,29 @@ pub(crate) enum Message {
     },
 }
 
+/// Why a received message was not understood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum MessageError {
+    /// The peer speaks another protocol version (read from the prefix; the body is not
+    /// looked at, since its layout may differ).
+    Version(u32),
+    /// The message is not a well-formed message of this version.
+    Malformed(String),
+}
+
+impl fmt::Display for MessageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MessageError::Version(theirs) => write!(
+                f,
+                "the peer speaks protocol version {theirs}, this side speaks version \
+                 {PROTOCOL_VERSION}"
+            ),
+            MessageError::Malformed(why) => f.write_str(why),
+        }
+    }
+}
+
 impl Message {
     pub(crate) fn encode(&self) -> Vec<u8> {
         let (tag, body) = match self {
@@ -114,19 +147,36 @@ impl Message {
             Message::Bulk { id } => (TAG_BULK, postcard::to_stdvec(id)),
             Message::Info(info) => (TAG_INFO, postcard::to_stdvec(info)),
         };
-        let mut out = vec![tag];
-        out.extend(body.expect("handshake messages always encode"));
+        let body = body.expect("handshake messages always encode");
+        let mut out = Vec::with_capacity(PREFIX_LEN + body.len());
+        out.push(tag);
+        out.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
+        out.extend(body);
         out
     }
 
-    /// Decodes one received message. Trailing bytes are an error.
-    pub(crate) fn decode(bytes: &[u8]) -> Result<Message, String> {
-        let (&tag, body) = bytes.split_first().ok_or("empty message")?;
-        fn whole<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, String> {
-            let (value, rest) =
-                postcard::take_from_bytes(body).map_err(|e| format!("malformed message: {e}"))?;
+    /// Decodes one received message: its prefix first (a peer of another version gets
+    /// [`MessageError::Version`]), then its body. Trailing bytes are an error.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Message, MessageError> {
+        let malformed = |why: String| MessageError::Malformed(why);
+        let (&tag, rest) = bytes
+            .split_first()
+            .ok_or_else(|| malformed("empty message".into()))?;
+        let (version, body) = rest
+            .split_first_chunk::<4>()
+            .ok_or_else(|| malformed(format!("message of {} bytes has no version", bytes.len())))?;
+        let version = u32::from_le_bytes(*version);
+        if version != PROTOCOL_VERSION {
+            return Err(MessageError::Version(version));
+        }
+        fn whole<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, MessageError> {
+            let (value, rest) = postcard::take_from_bytes(body)
+                .map_err(|e| MessageError::Malformed(format!("malformed message: {e}")))?;
             if !rest.is_empty() {
-                return Err(format!("{} trailing bytes after message", rest.len()));
+                return Err(MessageError::Malformed(format!(
+                    "{} trailing bytes after message",
+                    rest.len()
+                )));
             }
             Ok(value)
         }
@@ -139,10 +189,10 @@ impl Message {
                 Message::Spill { slot, generation }
             }
             TAG_QUERY if body.is_empty() => Message::Query,
-            TAG_QUERY => return Err("a query carries no body".into()),
+            TAG_QUERY => return Err(malformed("a query carries no body".into())),
             TAG_INFO => Message::Info(Box::new(whole(body)?)),
             TAG_BULK => Message::Bulk { id: whole(body)? },
-            other => return Err(format!("unknown message tag {other}")),
+            other => return Err(malformed(format!("unknown message tag {other}"))),
         })
     }
 }
@@ -155,7 +205,6 @@ mod tests {
     fn round_trips() {
         let msgs = [
             Message::Hello(Hello {
-                version: 1,
                 service: "calc".into(),
                 interface: Some(("Calc".into(), 42)),
                 max_reply: 10,
@@ -174,17 +223,43 @@ mod tests {
         }
     }
 
+    fn text(e: MessageError) -> String {
+        e.to_string()
+    }
+
+    #[test]
+    fn the_version_is_read_before_the_body() {
+        // A future hello with fields this side does not know: told apart by its prefix.
+        let mut future = vec![TAG_HELLO];
+        future.extend_from_slice(&3u32.to_le_bytes());
+        future.extend_from_slice(&[0xff; 40]);
+        let err = Message::decode(&future).unwrap_err();
+        assert_eq!(err, MessageError::Version(3));
+        assert_eq!(
+            text(err),
+            format!("the peer speaks protocol version 3, this side speaks version {PROTOCOL_VERSION}")
+        );
+        // Too short to hold the version at all: malformed, not another version.
+        assert!(matches!(
+            Message::decode(&[TAG_HELLO, 2, 0]),
+            Err(MessageError::Malformed(m)) if m.contains("no version")
+        ));
+    }
+
     #[test]
     fn rejects_garbage() {
+        let v = PROTOCOL_VERSION.to_le_bytes();
         assert!(Message::decode(&[]).is_err());
-        assert!(Message::decode(&[99, 1, 2]).unwrap_err().contains("tag"));
+        let unknown = [&[99u8][..], &v, &[1, 2]].concat();
+        assert!(text(Message::decode(&unknown).unwrap_err()).contains("tag"));
         let mut m = Message::Spill {
             slot: 1,
             generation: 2,
         }
         .encode();
         m.push(0);
-        assert!(Message::decode(&m).unwrap_err().contains("trailing"));
-        assert!(Message::decode(&[TAG_HELLO, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).is_err());
+        assert!(text(Message::decode(&m).unwrap_err()).contains("trailing"));
+        let bad_length = [&[TAG_HELLO][..], &v, &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff]].concat();
+        assert!(Message::decode(&bad_length).is_err());
     }
 }

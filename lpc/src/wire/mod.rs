@@ -1,5 +1,6 @@
 //! What travels between client and service: the frame header of a call (in a slot), the
-//! handshake and notices (over the socket), and the payload codec.
+//! handshake and notices (over the socket), the interface and service descriptions they
+//! carry, and the payload codec.
 //!
 //! Every decoder here takes bytes already copied out of shared memory or received from the
 //! socket, and validates them completely: it returns an error for anything it does not
@@ -8,5 +9,8 @@
 pub(crate) mod codec;
 pub(crate) mod frame;
 pub(crate) mod handshake;
+pub mod info;
+pub(crate) mod interface;
 
 pub(crate) use frame::FrameHeader;
+pub use handshake::DEFAULT_MAX_PAYLOAD;

@@ -61,7 +61,7 @@ impl SharedMemory {
     }
 
     /// The descriptor, to send to the peer.
-    pub(crate) fn as_fd(&self) -> BorrowedFd<'_> {
+    pub(super) fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
 
@@ -135,6 +135,7 @@ impl Drop for Mapping {
     }
 }
 
+#[cfg(feature = "test-util")]
 impl SharedMemory {
     /// Creates (or truncates) a regular file of `len` zero bytes at `path`, to be mapped by
     /// several processes that know the path. For benchmarks' raw floors; lpc connections use

@@ -9,8 +9,9 @@ mod socket;
 pub(crate) use futex::{wait, wake};
 pub(crate) use memory::{Mapping, SharedMemory};
 pub(crate) use process::{
-    can_run_apart, create_private_dir, current_uid, file_identity, make_reachable, monotonic_ns,
-    process_name, raise_open_file_limit, DirLock,
+    can_run_apart, create_private_dir, current_user, file_identity, monotonic_ns,
+    open_to_other_users, process_alive, process_name, raise_open_file_limit, spawn_with_endpoint,
+    DirLock, FileIdentity, ENDPOINT_ENV,
 };
 pub(crate) use reactor::{Reactor, ReactorEvent};
 pub(crate) use socket::{Listener, Stream};

@@ -1,15 +1,26 @@
-//! Process-level facts: user id, usable CPUs, private directories and directory locks.
+//! Process-level facts: user id, usable CPUs, private directories and directory locks, and
+//! children that inherit one endpoint.
 
 use std::fs::File;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 
 use rustix::fs::{flock, FlockOperation};
 
+use super::socket::Stream;
+use crate::sys::UserId;
+
 /// `getuid()`.
-pub(crate) fn current_uid() -> u32 {
+fn current_uid() -> u32 {
     rustix::process::getuid().as_raw()
+}
+
+/// This process's user (`getuid()`).
+pub(crate) fn current_user() -> UserId {
+    UserId::from_uid(current_uid())
 }
 
 /// The number of CPUs this process may run on (`sched_getaffinity`), at least 1.
@@ -69,7 +80,7 @@ pub(crate) fn create_private_dir(path: &Path) -> io::Result<()> {
     }
     if meta.mode() & 0o066 != 0 {
         // We own it: close it to others rather than fail. (Search permission alone, 0711,
-        // is what `make_reachable` grants for services that admit other users.)
+        // is what `open_to_other_users` grants for services that admit other users.)
         std::fs::set_permissions(
             path,
             std::fs::Permissions::from_mode(0o700 | (meta.mode() & 0o011)),
@@ -93,11 +104,21 @@ impl DirLock {
     }
 }
 
-/// The identity (device, inode) of the file at `path`, without following a symlink: tells
-/// whether a socket file is still the one we bound.
-pub(crate) fn file_identity(path: &Path) -> io::Result<(u64, u64)> {
+/// Which file a path names (device and inode on Unix): tells whether a socket file is still
+/// the one we bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileIdentity {
+    dev: u64,
+    ino: u64,
+}
+
+/// The identity of the file at `path`, without following a symlink.
+pub(crate) fn file_identity(path: &Path) -> io::Result<FileIdentity> {
     let meta = std::fs::symlink_metadata(path)?;
-    Ok((meta.dev(), meta.ino()))
+    Ok(FileIdentity {
+        dev: meta.dev(),
+        ino: meta.ino(),
+    })
 }
 
 /// The name of process `pid` (`/proc/<pid>/comm`), or empty if it cannot be read.
@@ -110,7 +131,7 @@ pub(crate) fn process_name(pid: u32) -> String {
 /// Lets other users reach the socket at `socket` inside `dir`: the socket becomes
 /// connectable by all (0666) and the directory traversable but not listable by others (0711).
 /// Who may actually use the service is then decided by its access policy at connect.
-pub(crate) fn make_reachable(dir: &Path, socket: &Path) -> io::Result<()> {
+pub(crate) fn open_to_other_users(dir: &Path, socket: &Path) -> io::Result<()> {
     let mode = std::fs::metadata(dir)?.mode() & 0o7777;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o011))?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o666))
@@ -141,4 +162,49 @@ pub(crate) fn raise_open_file_limit() -> u64 {
         );
     }
     getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
+}
+
+/// Whether process `pid` exists (`kill(pid, 0)`: a process of another user answers `EPERM`,
+/// which still means it exists; only `ESRCH` means it is gone).
+pub(crate) fn process_alive(pid: u32) -> bool {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return false;
+    };
+    !matches!(
+        rustix::process::test_kill_process(pid),
+        Err(rustix::io::Errno::SRCH)
+    )
+}
+
+/// The environment variable that tells a child started by [`spawn_with_endpoint`] which
+/// descriptor is its endpoint.
+pub(crate) const ENDPOINT_ENV: &str = "LPC_ENDPOINT_FD";
+
+/// Starts `command` with `endpoint` inherited: the one descriptor of the parent's that the
+/// child gets besides its standard streams (every descriptor lpc opens is close-on-exec, and
+/// this one is made inheritable only in the child, between `fork` and `exec`, so that a spawn
+/// on another thread at the same moment cannot inherit it). The child finds it with
+/// [`Stream::inherited`].
+pub(crate) fn spawn_with_endpoint(
+    command: &mut std::process::Command,
+    endpoint: &Stream,
+) -> io::Result<std::process::Child> {
+    let fd = endpoint.fd().as_raw_fd();
+    command.env(ENDPOINT_ENV, fd.to_string());
+    // SAFETY: the closure runs in the child between fork and exec, where only
+    // async-signal-safe calls are allowed: it makes one `fcntl(F_SETFD)` system call on a
+    // descriptor number (no allocation, no lock). The descriptor is open in the child, since
+    // fork copies the parent's table and `endpoint` is borrowed for the whole spawn.
+    unsafe {
+        command.pre_exec(move || {
+            // SAFETY: `fd` is open in the child (see above); borrowing it for one call.
+            let borrowed = std::os::fd::BorrowedFd::borrow_raw(fd);
+            rustix::io::fcntl_setfd(borrowed, rustix::io::FdFlags::empty())?;
+            Ok(())
+        });
+    }
+    command.spawn()
 }

@@ -20,7 +20,7 @@ use rustix::net::{
 };
 
 use super::memory::SharedMemory;
-use crate::sys::PeerCredentials;
+use crate::sys::{PeerCredentials, UserId};
 
 fn unix_addr(path: &Path) -> io::Result<SocketAddrUnix> {
     SocketAddrUnix::new(path).map_err(|_| {
@@ -80,8 +80,7 @@ pub(crate) struct Stream {
 const CMSG_SPACE: usize = rustix::cmsg_space!(ScmRights(1));
 
 impl Stream {
-    /// Two connected streams (`socketpair(2)`), for tests and for child processes.
-    #[cfg(test)]
+    /// Two connected streams (`socketpair(2)`): one end for a child process, or both for tests.
     pub(crate) fn pair() -> io::Result<(Stream, Stream)> {
         let (a, b) = rustix::net::socketpair(
             AddressFamily::UNIX,
@@ -247,11 +246,50 @@ impl Stream {
     /// The peer's pid, uid and gid, as the kernel recorded them at `connect` (`SO_PEERCRED`).
     pub(crate) fn peer_credentials(&self) -> io::Result<PeerCredentials> {
         let cred = sockopt::socket_peercred(&self.fd)?;
-        Ok(PeerCredentials {
-            pid: cred.pid.as_raw_nonzero().get() as u32,
-            uid: cred.uid.as_raw(),
-            gid: cred.gid.as_raw(),
-        })
+        Ok(PeerCredentials::new(
+            cred.pid.as_raw_nonzero().get() as u32,
+            UserId::from_uid(cred.uid.as_raw()),
+            Some(cred.gid.as_raw()),
+        ))
+    }
+
+    /// The endpoint this process inherited from the parent that started it with
+    /// [`super::spawn_with_endpoint`], if it was started so: taken once (a second call returns
+    /// `None`), checked to be a `SOCK_SEQPACKET` Unix socket, and made close-on-exec again.
+    pub(crate) fn inherited() -> io::Result<Option<Stream>> {
+        use std::os::fd::FromRawFd;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        static TAKEN: AtomicBool = AtomicBool::new(false);
+        let Some(value) = std::env::var_os(super::ENDPOINT_ENV) else {
+            return Ok(None);
+        };
+        let bad = |why: &str| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{}: {why}", super::ENDPOINT_ENV),
+            )
+        };
+        let fd: i32 = value
+            .to_str()
+            .and_then(|v| v.parse().ok())
+            .filter(|&fd| fd > 2)
+            .ok_or_else(|| bad("not a descriptor number above 2"))?;
+        // SAFETY: borrowed for the checks only, while no owner exists yet; `fcntl_getfd`
+        // fails with EBADF (and we stop) if the number is not open in this process.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        rustix::io::fcntl_getfd(borrowed).map_err(|_| bad("descriptor is not open"))?;
+        if sockopt::socket_type(borrowed).ok() != Some(SocketType::SEQPACKET) {
+            return Err(bad("descriptor is not an lpc endpoint (a SEQPACKET socket)"));
+        }
+        if TAKEN.swap(true, Ordering::SeqCst) {
+            return Ok(None);
+        }
+        rustix::io::fcntl_setfd(borrowed, rustix::io::FdFlags::CLOEXEC)?;
+        // SAFETY: the descriptor is open (checked) and nothing in this process owns it: it
+        // was inherited under the number the parent put in the environment, and the `TAKEN`
+        // flag lets only one caller ever adopt it.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Some(Stream { fd }))
     }
 
     /// Shuts both directions down, so that the peer sees a hang-up even while descriptors of

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::interface::InterfaceInfo;
+use super::interface::InterfaceInfo;
 
 /// A service's answer to [`crate::query`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -14,8 +14,8 @@ pub struct ServiceInfo {
     pub service: String,
     /// The service's process id.
     pub pid: u32,
-    /// The service's user id.
-    pub uid: u32,
+    /// The user it runs as (a uid on Unix, a SID on Windows).
+    pub user: String,
     /// How long the service has been serving.
     pub uptime: Duration,
     /// Its interface.
@@ -38,10 +38,10 @@ pub const MAX_LISTED_CLIENTS: usize = 256;
 pub struct ClientInfo {
     /// Process id (from the kernel, at connect).
     pub pid: u32,
-    /// User id.
-    pub uid: u32,
-    /// Group id.
-    pub gid: u32,
+    /// The user it runs as (a uid on Unix, a SID on Windows).
+    pub user: String,
+    /// Its primary group (Unix).
+    pub gid: Option<u32>,
     /// The process name (`/proc/<pid>/comm` at connect), if known.
     pub process: String,
     /// How long it has been connected.

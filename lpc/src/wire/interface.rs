@@ -1,14 +1,11 @@
-//! What a service offers: the interface descriptor and the dispatcher trait.
+//! What a service offers, as both sides describe it: the interface descriptor.
 //!
 //! `#[lpc::service]` generates, for a trait `Calc`, a static [`InterfaceDescriptor`]
-//! (`CALC_INTERFACE`), a dispatcher `CalcServer<T>` implementing [`Dispatch`], and a client
-//! proxy `CalcClient`. The runtime only ever sees these two types: it never needs to know the
-//! user's trait.
+//! (`CALC_INTERFACE`); the service sends its owned form, [`InterfaceInfo`], in the handshake,
+//! and the client compares it with its own. Method ids derive from the names
+//! ([`method_id`]), so both sides compute the same without agreeing on anything else.
 
 use serde::{Deserialize, Serialize};
-
-use crate::channel::payload::PayloadWriter;
-use crate::channel::Payload;
 
 /// Method ids at or above this value are reserved for the runtime itself.
 pub const RESERVED_METHOD_IDS: u32 = 0x8000_0000;
@@ -136,103 +133,6 @@ impl InterfaceInfo {
     /// The method with this name, if any.
     pub fn method(&self, name: &str) -> Option<&MethodInfo> {
         self.methods.iter().find(|m| m.name == name)
-    }
-}
-
-/// Why a dispatcher could not run a call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DispatchError {
-    /// No method has this id.
-    NoSuchMethod,
-    /// The argument bytes do not decode as the method's parameters.
-    BadArguments(String),
-    /// The result could not be encoded.
-    Encode(String),
-}
-
-/// The encoded arguments of one call, as the runtime hands them to [`Dispatch::dispatch`]:
-/// copied out of the call slot, or, for a large payload, still in shared memory, where the
-/// decoder copies each value out once (a byte buffer straight into the `Vec` the handler
-/// gets). Build one from bytes to call a dispatcher directly, as tests and fuzzers do.
-pub struct EncodedArgs<'a>(pub(crate) Payload<'a>);
-
-impl<'a> EncodedArgs<'a> {
-    /// Arguments already in private memory.
-    pub fn from_bytes(bytes: &'a [u8]) -> EncodedArgs<'a> {
-        EncodedArgs(Payload::Local(bytes))
-    }
-}
-
-impl<'a> From<&'a [u8]> for EncodedArgs<'a> {
-    fn from(bytes: &'a [u8]) -> Self {
-        EncodedArgs::from_bytes(bytes)
-    }
-}
-
-impl<'a> From<&'a Vec<u8>> for EncodedArgs<'a> {
-    fn from(bytes: &'a Vec<u8>) -> Self {
-        EncodedArgs::from_bytes(bytes)
-    }
-}
-
-/// Where [`Dispatch::dispatch`] writes the encoded result: the caller's call slot (the
-/// runtime's case: a large result goes straight into shared memory), or a `Vec`.
-pub struct EncodedReply<'a>(pub(crate) ReplyTarget<'a>);
-
-pub(crate) enum ReplyTarget<'a> {
-    Vec(&'a mut Vec<u8>),
-    Slot(PayloadWriter<'a>),
-}
-
-impl<'a> EncodedReply<'a> {
-    /// A reply appended to `out`.
-    pub fn to_vec(out: &'a mut Vec<u8>) -> EncodedReply<'a> {
-        EncodedReply(ReplyTarget::Vec(out))
-    }
-}
-
-impl<'a> From<&'a mut Vec<u8>> for EncodedReply<'a> {
-    fn from(out: &'a mut Vec<u8>) -> Self {
-        EncodedReply::to_vec(out)
-    }
-}
-
-/// The service side of an interface: decodes arguments, runs the handler, encodes the result.
-///
-/// Implemented by the `XxxServer<T>` type that `#[lpc::service]` generates; the runtime calls
-/// [`Dispatch::dispatch`] once per call, from the thread serving the caller's connection, inside
-/// `catch_unwind`.
-pub trait Dispatch: Send + Sync + 'static {
-    /// The interface this dispatcher serves.
-    fn interface(&self) -> &'static InterfaceDescriptor;
-
-    /// Runs method `method_id` with the postcard-encoded `args` and writes the
-    /// postcard-encoded result to `reply` (which is empty on entry).
-    fn dispatch(
-        &self,
-        method_id: u32,
-        args: EncodedArgs<'_>,
-        reply: &mut EncodedReply<'_>,
-    ) -> Result<(), DispatchError>;
-
-    /// Runs method `method_id` with JSON `args` — an array of the arguments in order, or an
-    /// object by parameter name — and appends the JSON reply to `reply`: `{"result": R}`, or
-    /// `{"error": E}` when a method returning `Result<T, E>` fails, plus `"out": {name: value}`
-    /// with the new values of the `&mut` parameters. This is how tools and other languages
-    /// call a service without compiled stubs; the generated dispatchers implement it.
-    fn dispatch_json(
-        &self,
-        method_id: u32,
-        args: &[u8],
-        reply: &mut Vec<u8>,
-    ) -> Result<(), DispatchError> {
-        let _ = (args, reply);
-        match self.interface().method(method_id) {
-            Some(_) => Err(DispatchError::BadArguments(
-                "this service does not accept JSON calls".into(),
-            )),
-            None => Err(DispatchError::NoSuchMethod),
-        }
     }
 }
 

@@ -1,0 +1,112 @@
+//! Support for the generated `dispatch_json`: JSON arguments checked against the method's
+//! parameters, each decoded with an error that names it, and the JSON reply.
+
+use serde_json::Value;
+
+use super::dispatch::DispatchError;
+use crate::wire::interface::MethodDescriptor;
+
+/// The arguments of a JSON call, one value per parameter, in order.
+pub struct Args {
+    values: Vec<Option<Value>>,
+    method: &'static MethodDescriptor,
+}
+
+impl Args {
+    /// Parses `bytes` (an array in parameter order, or an object by parameter name)
+    /// and checks it has exactly the parameters of `method`.
+    pub fn parse(
+        bytes: &[u8],
+        method: &'static MethodDescriptor,
+    ) -> Result<Args, DispatchError> {
+        let bad = |m: String| DispatchError::BadArguments(m);
+        let expected = || method.takes();
+        let value: Value = serde_json::from_slice(bytes)
+            .map_err(|e| bad(format!("the arguments are not valid JSON: {e}")))?;
+        let values = match value {
+            Value::Array(items) => {
+                if items.len() != method.params.len() {
+                    return Err(bad(format!("{}, got {}", expected(), items.len())));
+                }
+                items.into_iter().map(Some).collect()
+            }
+            Value::Object(mut map) => {
+                let values = method
+                    .params
+                    .iter()
+                    .map(|p| map.remove(p.name))
+                    .collect::<Vec<_>>();
+                if let Some(missing) =
+                    method.params.iter().zip(&values).find(|(_, v)| v.is_none())
+                {
+                    return Err(bad(format!(
+                        "{}; `{}` is missing",
+                        expected(),
+                        missing.0.name
+                    )));
+                }
+                if let Some(unknown) = map.keys().next() {
+                    return Err(bad(format!(
+                        "{}; there is no parameter `{unknown}`",
+                        expected()
+                    )));
+                }
+                values
+            }
+            Value::Null if method.params.is_empty() => Vec::new(),
+            other => {
+                return Err(bad(format!(
+                    "{}; send an array or an object, not {other}",
+                    expected()
+                )))
+            }
+        };
+        Ok(Args { values, method })
+    }
+
+    /// Decodes argument `index` as `T`.
+    pub fn take<T: serde::de::DeserializeOwned>(
+        &mut self,
+        index: usize,
+    ) -> Result<T, DispatchError> {
+        let param = &self.method.params[index];
+        let value = self.values[index].take().unwrap_or(Value::Null);
+        serde_json::from_value(value).map_err(|e| {
+            DispatchError::BadArguments(format!(
+                "argument `{}` ({}): {e}",
+                param.name, param.ty
+            ))
+        })
+    }
+}
+
+/// Converts one `&mut` parameter's new value for [`reply`].
+pub fn out<T: serde::Serialize + ?Sized>(
+    name: &'static str,
+    value: &T,
+) -> Result<(&'static str, Value), DispatchError> {
+    serde_json::to_value(value)
+        .map(|v| (name, v))
+        .map_err(|e| DispatchError::Encode(e.to_string()))
+}
+
+/// Writes `{"result": value, "out": {...}}` (or `"error"` when `is_error`) to `reply`.
+pub fn reply<T: serde::Serialize + ?Sized>(
+    reply: &mut Vec<u8>,
+    is_error: bool,
+    value: &T,
+    outs: Vec<(&'static str, Value)>,
+) -> Result<(), DispatchError> {
+    let mut map = serde_json::Map::new();
+    let value =
+        serde_json::to_value(value).map_err(|e| DispatchError::Encode(e.to_string()))?;
+    map.insert(if is_error { "error" } else { "result" }.to_owned(), value);
+    if !outs.is_empty() {
+        map.insert(
+            "out".to_owned(),
+            Value::Object(outs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()),
+        );
+    }
+    serde_json::to_writer(reply, &Value::Object(map))
+        .map_err(|e| DispatchError::Encode(e.to_string()))
+}
