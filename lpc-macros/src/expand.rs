@@ -1,4 +1,25 @@
 //! Generates the descriptor, the client proxy and the dispatcher of a checked service.
+//!
+//! [`expand`] emits the trait unchanged, then the items of [`ServiceGenerator`], one method
+//! per generated item (or piece of one), in this order:
+//!
+//! - [`interface_static`](ServiceGenerator::interface_static): the `XXX_INTERFACE` static,
+//!   whose methods come from [`method_descriptor`](ServiceGenerator::method_descriptor) and
+//!   their parameters from [`param_descriptor`](ServiceGenerator::param_descriptor);
+//! - [`client_struct`](ServiceGenerator::client_struct): `struct XxxClient`;
+//! - [`client_impl`](ServiceGenerator::client_impl): its inherent impl (`connect`,
+//!   `connect_with`, `from_client`, `client`, `with_timeout`), holding one
+//!   [`client_method`](ServiceGenerator::client_method) per service method, whose body is
+//!   [`client_body`](ServiceGenerator::client_body);
+//! - [`server_struct`](ServiceGenerator::server_struct): `struct XxxServer<T>`;
+//! - [`server_impl`](ServiceGenerator::server_impl): its inherent impl (`new`, `inner`);
+//! - [`dispatch_impl`](ServiceGenerator::dispatch_impl): `impl lpc::Dispatch for XxxServer<T>`,
+//!   with [`dispatch_fn`](ServiceGenerator::dispatch_fn) (one
+//!   [`dispatch_arm`](ServiceGenerator::dispatch_arm) per method, postcard) and
+//!   [`dispatch_json_fn`](ServiceGenerator::dispatch_json_fn) (one
+//!   [`json_arm`](ServiceGenerator::json_arm) per method, JSON, which decodes with
+//!   [`json_decode`](ServiceGenerator::json_decode) and replies with
+//!   [`json_respond`](ServiceGenerator::json_respond)).
 
 use proc_macro2::{Literal, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, ToTokens};
@@ -37,30 +58,97 @@ fn hex_literal(value: u64, digits: usize) -> LitInt {
     LitInt::new(&format!("0x{}", groups.join("_")), Span::call_site())
 }
 
-/// The code generated for one service.
+/// The code generated for one service: the trait as written, then the generated items.
 pub fn expand(service: &Service) -> TokenStream {
     let item = &service.item;
-    let vis = &service.vis;
-    let trait_ident = &service.ident;
-    let span = trait_ident.span();
-    let name = &service.name;
-    let interface = Ident::new(&format!("{}_INTERFACE", screaming_snake(name)), span);
-    let client = Ident::new(&format!("{name}Client"), span);
-    let server = Ident::new(&format!("{name}Server"), span);
+    let generated = ServiceGenerator::new(service);
+    quote! {
+        #item
+        #generated
+    }
+}
 
-    let fingerprint = hex_literal(service.fingerprint, 16);
-    let method_descriptors = service.methods.iter().map(|method| {
+/// Generates the items of one service from its description, one method per item.
+struct ServiceGenerator<'a> {
+    service: &'a Service,
+    /// `XXX_INTERFACE`, the descriptor static.
+    interface: Ident,
+    /// `XxxClient`, the client proxy.
+    client: Ident,
+    /// `XxxServer`, the dispatcher.
+    server: Ident,
+    /// The type parameter of the `Dispatch` impl: the implementation of the trait.
+    impl_ty: Ident,
+    /// The parameters of `dispatch` and `dispatch_json`, which the arms use. Hygienic
+    /// (`Span::mixed_site`), so that they cannot capture a name written in the trait's types
+    /// (an array length `[u8; args]` naming a constant).
+    method_id: Ident,
+    args: Ident,
+    reply: Ident,
+}
+
+impl ToTokens for ServiceGenerator<'_> {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        tokens.extend([
+            self.interface_static(),
+            self.client_struct(),
+            self.client_impl(),
+            self.server_struct(),
+            self.server_impl(),
+            self.dispatch_impl(),
+        ]);
+    }
+}
+
+impl<'a> ServiceGenerator<'a> {
+    fn new(service: &'a Service) -> Self {
+        // The generated names carry the trait name's span, so that an error about one (a name
+        // already taken) points at the trait.
+        let span = service.ident.span();
+        let name = &service.name;
+        Self {
+            service,
+            interface: Ident::new(&format!("{}_INTERFACE", screaming_snake(name)), span),
+            client: Ident::new(&format!("{name}Client"), span),
+            server: Ident::new(&format!("{name}Server"), span),
+            impl_ty: Ident::new("__LpcImpl", Span::call_site()),
+            method_id: Ident::new("method_id", Span::mixed_site()),
+            args: Ident::new("args", Span::mixed_site()),
+            reply: Ident::new("reply", Span::mixed_site()),
+        }
+    }
+
+    /// `pub static XXX_INTERFACE: lpc::InterfaceDescriptor`.
+    fn interface_static(&self) -> TokenStream {
+        let Service {
+            name,
+            vis,
+            fingerprint,
+            methods,
+            ..
+        } = self.service;
+        let interface = &self.interface;
+        let doc =
+            format!("The interface of the [`{name}`] service: its name, fingerprint and methods.");
+        let fingerprint = hex_literal(*fingerprint, 16);
+        let methods = methods.iter().map(Self::method_descriptor);
+        quote! {
+            #[doc = #doc]
+            #[allow(dead_code)]
+            #vis static #interface: ::lpc::InterfaceDescriptor = ::lpc::InterfaceDescriptor {
+                name: #name,
+                fingerprint: #fingerprint,
+                methods: &[#(#methods),*],
+            };
+        }
+    }
+
+    /// One `lpc::MethodDescriptor` of the interface static.
+    fn method_descriptor(method: &Method) -> TokenStream {
         let name = &method.name;
         let id = hex_literal(u64::from(method.id), 8);
         let signature = &method.signature;
-        let params = method.params.iter().map(|param| {
-            let name = &param.name;
-            let ty = &param.ty_text;
-            let out = matches!(param.kind, ParamKind::RefMut(_));
-            quote! {
-                ::lpc::ParamDescriptor { name: #name, ty: #ty, out: #out }
-            }
-        });
+        let params = method.params.iter().map(Self::param_descriptor);
         let output = &method.output_text;
         let returns_result = method.returns_result;
         quote! {
@@ -73,245 +161,182 @@ pub fn expand(service: &Service) -> TokenStream {
                 returns_result: #returns_result,
             }
         }
-    });
+    }
 
-    let interface_doc =
-        format!("The interface of the [`{name}`] service: its name, fingerprint and methods.");
-    let client_doc = format!(
-        "Client proxy for the [`{name}`] service: each method calls the service's method of the \
-         same name in the service process and returns its result, or the [`lpc::Error`] that \
-         prevented the call.\n\nCloning is cheap: the clones share the connection."
-    );
-    let server_doc = format!(
-        "Serves a [`{name}`] implementation: give it to `lpc::Server::spawn` (or any runtime \
-         entry point taking an [`lpc::Dispatch`])."
-    );
-
-    let client_methods = service
-        .methods
-        .iter()
-        .enumerate()
-        .map(|(index, method)| client_method(name, &interface, index, method));
-    let impl_ty = Ident::new("__LpcImpl", Span::call_site());
-    let method_id = Ident::new("method_id", Span::mixed_site());
-    let args = Ident::new("args", Span::mixed_site());
-    let reply = Ident::new("reply", Span::mixed_site());
-    let arms = service
-        .methods
-        .iter()
-        .map(|method| dispatch_arm(trait_ident, &impl_ty, method, &args, &reply));
-    let json_arms = service.methods.iter().enumerate().map(|(index, method)| {
-        json_arm(
-            trait_ident,
-            &impl_ty,
-            &interface,
-            index,
-            method,
-            &args,
-            &reply,
-        )
-    });
-
-    quote! {
-        #item
-
-        #[doc = #interface_doc]
-        #[allow(dead_code)]
-        #vis static #interface: ::lpc::InterfaceDescriptor = ::lpc::InterfaceDescriptor {
-            name: #name,
-            fingerprint: #fingerprint,
-            methods: &[#(#method_descriptors),*],
-        };
-
-        #[doc = #client_doc]
-        #[derive(Clone, Debug)]
-        #[allow(dead_code)]
-        #vis struct #client {
-            inner: ::lpc::Client,
+    /// One `lpc::ParamDescriptor` of a method descriptor.
+    fn param_descriptor(param: &Param) -> TokenStream {
+        let name = &param.name;
+        let ty = &param.ty_text;
+        let out = matches!(param.kind, ParamKind::RefMut(_));
+        quote! {
+            ::lpc::ParamDescriptor { name: #name, ty: #ty, out: #out }
         }
+    }
 
-        #[allow(
-            dead_code,
-            clippy::too_many_arguments,
-            clippy::needless_lifetimes,
-            clippy::ptr_arg,
-            clippy::type_complexity
-        )]
-        impl #client {
-            /// Connects to the service registered under `name`, with default options.
-            pub fn connect(name: &str) -> ::core::result::Result<Self, ::lpc::Error> {
-                Self::connect_with(name, &::lpc::ClientOptions::default())
-            }
-
-            /// Connects to the service registered under `name`.
-            pub fn connect_with(
-                name: &str,
-                options: &::lpc::ClientOptions,
-            ) -> ::core::result::Result<Self, ::lpc::Error> {
-                ::lpc::Client::connect(name, &#interface, options).map(|inner| Self { inner })
-            }
-
-            /// Wraps a connected client (whose interface must be this one).
-            pub fn from_client(inner: ::lpc::Client) -> Self {
-                Self { inner }
-            }
-
-            /// The underlying untyped client.
-            pub fn client(&self) -> &::lpc::Client {
-                &self.inner
-            }
-
-            /// A handle on the same connection whose calls each fail after `timeout`.
-            pub fn with_timeout(&self, timeout: ::std::time::Duration) -> Self {
-                Self {
-                    inner: self.inner.with_timeout(timeout),
-                }
-            }
-
-            #(#client_methods)*
-        }
-
-        #[doc = #server_doc]
-        #[allow(dead_code)]
-        #vis struct #server<T> {
-            inner: T,
-        }
-
-        #[allow(dead_code)]
-        impl<T> #server<T> {
-            /// Wraps the implementation that will serve the calls.
-            pub fn new(inner: T) -> Self {
-                Self { inner }
-            }
-
-            /// The implementation.
-            pub fn inner(&self) -> &T {
-                &self.inner
-            }
-        }
-
-        impl<#impl_ty> ::lpc::Dispatch for #server<#impl_ty>
-        where
-            #impl_ty: #trait_ident + ::core::marker::Send + ::core::marker::Sync + 'static,
-        {
-            fn interface(&self) -> &'static ::lpc::InterfaceDescriptor {
-                &#interface
-            }
-
-            fn dispatch(
-                &self,
-                #method_id: u32,
-                #args: ::lpc::EncodedArgs<'_>,
-                #reply: &mut ::lpc::EncodedReply<'_>,
-            ) -> ::core::result::Result<(), ::lpc::DispatchError> {
-                match #method_id {
-                    #(#arms)*
-                    _ => ::core::result::Result::Err(::lpc::DispatchError::NoSuchMethod),
-                }
-            }
-
-            fn dispatch_json(
-                &self,
-                #method_id: u32,
-                #args: &[u8],
-                #reply: &mut ::std::vec::Vec<u8>,
-            ) -> ::core::result::Result<(), ::lpc::DispatchError> {
-                match #method_id {
-                    #(#json_arms)*
-                    _ => ::core::result::Result::Err(::lpc::DispatchError::NoSuchMethod),
-                }
+    /// `pub struct XxxClient`.
+    fn client_struct(&self) -> TokenStream {
+        let Service { name, vis, .. } = self.service;
+        let client = &self.client;
+        let doc = format!(
+            "Client proxy for the [`{name}`] service: each method calls the service's method of \
+             the same name in the service process and returns its result, or the [`lpc::Error`] \
+             that prevented the call.\n\nCloning is cheap: the clones share the connection."
+        );
+        quote! {
+            #[doc = #doc]
+            #[derive(Clone, Debug)]
+            #[allow(dead_code)]
+            #vis struct #client {
+                inner: ::lpc::Client,
             }
         }
     }
-}
 
-/// The path of `serde_bytes` as re-exported by lpc.
-fn serde_bytes() -> TokenStream {
-    quote!(::lpc::__private::serde_bytes)
-}
-
-/// One method of the client proxy.
-fn client_method(
-    trait_name: &str,
-    interface: &Ident,
-    index: usize,
-    method: &Method,
-) -> TokenStream {
-    let serde_bytes = serde_bytes();
-    let default_doc = format!(
-        "Calls [`{trait_name}::{}`] in the service process.",
-        method.name
-    );
-    let docs = if method.docs.is_empty() {
-        quote!(#[doc = #default_doc])
-    } else {
-        let docs = &method.docs;
-        quote!(#(#docs)*)
-    };
-    let ident = &method.ident;
-    let generics = &method.generics;
-    let receiver_lifetime = &method.receiver_lifetime;
-    let index = Literal::usize_unsuffixed(index);
-
-    let params = method.params.iter().map(|param| {
-        let ident = &param.ident;
-        let ty = &param.ty;
-        quote!(#ident: #ty)
-    });
-    let arguments = method.params.iter().map(|param| {
-        let ident = &param.ident;
-        match &param.kind {
-            ParamKind::Value => quote!(&#ident),
-            ParamKind::ByteVec => quote!(#serde_bytes::Bytes::new(&#ident)),
-            ParamKind::Str | ParamKind::Slice(_) | ParamKind::Ref(_) => quote!(#ident),
-            ParamKind::ByteSlice => quote!(#serde_bytes::Bytes::new(#ident)),
-            ParamKind::RefMut(_) => quote!(&*#ident),
-        }
-    });
-    let call_args = quote!(&(#(#arguments,)*));
-
-    let (returns, wire_return) = match &method.output {
-        Output::Unit => (quote!(()), quote!(())),
-        Output::ByteVec => (
-            quote!(::std::vec::Vec<u8>),
-            quote!(::lpc::__private::WireBytes),
-        ),
-        Output::Type(ty) => (ty.to_token_stream(), ty.to_token_stream()),
-    };
-
-    let updated: Vec<(&Ident, &syn::Type)> = method
-        .params
-        .iter()
-        .filter_map(|param| match &param.kind {
-            ParamKind::RefMut(ty) => Some((&param.ident, ty)),
-            _ => None,
-        })
-        .collect();
-
-    // A result that holds a `lpc::Loan` is decoded where loans can be mapped; every other
-    // method takes the plain path, which pays nothing for loans.
-    let returns_loan = method
-        .output_text
-        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
-        .any(|word| word == "Loan");
-    let call_fn = if returns_loan {
-        quote!(call_loaned)
-    } else {
-        quote!(call)
-    };
-    let call = |wire: TokenStream| {
+    /// `impl XxxClient`: connecting, and one method per service method.
+    fn client_impl(&self) -> TokenStream {
+        let (client, interface) = (&self.client, &self.interface);
+        let methods = self
+            .service
+            .methods
+            .iter()
+            .enumerate()
+            .map(|(index, method)| self.client_method(index, method));
         quote! {
-            self.inner.#call_fn::<_, #wire>(&#interface.methods[#index], #call_args)
-        }
-    };
+            #[allow(
+                dead_code,
+                clippy::too_many_arguments,
+                clippy::needless_lifetimes,
+                clippy::ptr_arg,
+                clippy::type_complexity
+            )]
+            impl #client {
+                /// Connects to the service registered under `name`, with default options.
+                pub fn connect(name: &str) -> ::core::result::Result<Self, ::lpc::Error> {
+                    Self::connect_with(name, &::lpc::ClientOptions::default())
+                }
 
-    let body = if updated.is_empty() {
-        let call = call(wire_return);
-        match &method.output {
-            Output::ByteVec => quote!(#call.map(::lpc::__private::WireBytes::into_vec)),
-            Output::Unit | Output::Type(_) => call,
+                /// Connects to the service registered under `name`.
+                pub fn connect_with(
+                    name: &str,
+                    options: &::lpc::ClientOptions,
+                ) -> ::core::result::Result<Self, ::lpc::Error> {
+                    ::lpc::Client::connect(name, &#interface, options).map(|inner| Self { inner })
+                }
+
+                /// Wraps a connected client (whose interface must be this one).
+                pub fn from_client(inner: ::lpc::Client) -> Self {
+                    Self { inner }
+                }
+
+                /// The underlying untyped client.
+                pub fn client(&self) -> &::lpc::Client {
+                    &self.inner
+                }
+
+                /// A handle on the same connection whose calls each fail after `timeout`.
+                pub fn with_timeout(&self, timeout: ::std::time::Duration) -> Self {
+                    Self {
+                        inner: self.inner.with_timeout(timeout),
+                    }
+                }
+
+                #(#methods)*
+            }
         }
-    } else {
+    }
+
+    /// The client method for the service method at `index`: the trait method's signature
+    /// (with the result wrapped in `Result<_, lpc::Error>`) and docs.
+    fn client_method(&self, index: usize, method: &Method) -> TokenStream {
+        let default_doc = format!(
+            "Calls [`{}::{}`] in the service process.",
+            self.service.name, method.name
+        );
+        let docs = if method.docs.is_empty() {
+            quote!(#[doc = #default_doc])
+        } else {
+            let docs = &method.docs;
+            quote!(#(#docs)*)
+        };
+        let ident = &method.ident;
+        let generics = &method.generics;
+        let receiver_lifetime = &method.receiver_lifetime;
+        let params = method.params.iter().map(|param| {
+            let ident = &param.ident;
+            let ty = &param.ty;
+            quote!(#ident: #ty)
+        });
+        let returns = match &method.output {
+            Output::Unit => quote!(()),
+            Output::ByteVec => quote!(::std::vec::Vec<u8>),
+            Output::Type(ty) => ty.to_token_stream(),
+        };
+        let body = self.client_body(index, method);
+        quote! {
+            #docs
+            pub fn #ident #generics (&#receiver_lifetime self, #(#params),*)
+                -> ::core::result::Result<#returns, ::lpc::Error>
+            {
+                #body
+            }
+        }
+    }
+
+    /// The body of a client method: the call, then the `&mut` parameters' new values written
+    /// back.
+    fn client_body(&self, index: usize, method: &Method) -> TokenStream {
+        let serde_bytes = serde_bytes();
+        let interface = &self.interface;
+        let index = Literal::usize_unsuffixed(index);
+
+        let arguments = method.params.iter().map(|param| {
+            let ident = &param.ident;
+            match &param.kind {
+                ParamKind::Value => quote!(&#ident),
+                ParamKind::ByteVec => quote!(#serde_bytes::Bytes::new(&#ident)),
+                ParamKind::Str | ParamKind::Slice(_) | ParamKind::Ref(_) => quote!(#ident),
+                ParamKind::ByteSlice => quote!(#serde_bytes::Bytes::new(#ident)),
+                ParamKind::RefMut(_) => quote!(&*#ident),
+            }
+        });
+        let call_args = quote!(&(#(#arguments,)*));
+
+        let wire_return = match &method.output {
+            Output::Unit => quote!(()),
+            Output::ByteVec => quote!(::lpc::__private::WireBytes),
+            Output::Type(ty) => ty.to_token_stream(),
+        };
+
+        // A result that holds a `lpc::Loan` is decoded where loans can be mapped; every other
+        // method takes the plain path, which pays nothing for loans.
+        let call_fn = if method.returns_loan {
+            quote!(call_loaned)
+        } else {
+            quote!(call)
+        };
+        let call = |wire: TokenStream| {
+            quote! {
+                self.inner.#call_fn::<_, #wire>(&#interface.methods[#index], #call_args)
+            }
+        };
+
+        let updated: Vec<(&Ident, &syn::Type)> = method
+            .params
+            .iter()
+            .filter_map(|param| match &param.kind {
+                ParamKind::RefMut(ty) => Some((&param.ident, ty)),
+                _ => None,
+            })
+            .collect();
+        if updated.is_empty() {
+            let call = call(wire_return);
+            return match &method.output {
+                Output::ByteVec => quote!(#call.map(::lpc::__private::WireBytes::into_vec)),
+                Output::Unit | Output::Type(_) => call,
+            };
+        }
+
+        // The reply is the result followed by the `&mut` parameters' new values.
         let updated_types = updated.iter().map(|(_, ty)| ty);
         let call = call(quote!((#wire_return, #(#updated_types),*)));
         let fresh: Vec<Ident> = (0..updated.len())
@@ -329,16 +354,310 @@ fn client_method(
             #(*#targets = #fresh;)*
             ::core::result::Result::Ok(#ret_value)
         }
-    };
+    }
 
-    quote! {
-        #docs
-        pub fn #ident #generics (&#receiver_lifetime self, #(#params),*)
-            -> ::core::result::Result<#returns, ::lpc::Error>
-        {
-            #body
+    /// `pub struct XxxServer<T>`.
+    fn server_struct(&self) -> TokenStream {
+        let Service { name, vis, .. } = self.service;
+        let server = &self.server;
+        let doc = format!(
+            "Serves a [`{name}`] implementation: give it to `lpc::Server::spawn` (or any runtime \
+             entry point taking an [`lpc::Dispatch`])."
+        );
+        quote! {
+            #[doc = #doc]
+            #[allow(dead_code)]
+            #vis struct #server<T> {
+                inner: T,
+            }
         }
     }
+
+    /// `impl<T> XxxServer<T>`: `new` and `inner`.
+    fn server_impl(&self) -> TokenStream {
+        let server = &self.server;
+        quote! {
+            #[allow(dead_code)]
+            impl<T> #server<T> {
+                /// Wraps the implementation that will serve the calls.
+                pub fn new(inner: T) -> Self {
+                    Self { inner }
+                }
+
+                /// The implementation.
+                pub fn inner(&self) -> &T {
+                    &self.inner
+                }
+            }
+        }
+    }
+
+    /// `impl lpc::Dispatch for XxxServer<T>`.
+    fn dispatch_impl(&self) -> TokenStream {
+        let (server, impl_ty, interface) = (&self.server, &self.impl_ty, &self.interface);
+        let trait_ident = &self.service.ident;
+        let dispatch = self.dispatch_fn();
+        let dispatch_json = self.dispatch_json_fn();
+        quote! {
+            impl<#impl_ty> ::lpc::Dispatch for #server<#impl_ty>
+            where
+                #impl_ty: #trait_ident + ::core::marker::Send + ::core::marker::Sync + 'static,
+            {
+                fn interface(&self) -> &'static ::lpc::InterfaceDescriptor {
+                    &#interface
+                }
+
+                #dispatch
+
+                #dispatch_json
+            }
+        }
+    }
+
+    /// `Dispatch::dispatch`: postcard arguments and reply, as the client sends and expects.
+    fn dispatch_fn(&self) -> TokenStream {
+        let (method_id, args, reply) = (&self.method_id, &self.args, &self.reply);
+        let arms = self
+            .service
+            .methods
+            .iter()
+            .map(|method| self.dispatch_arm(method));
+        quote! {
+            fn dispatch(
+                &self,
+                #method_id: u32,
+                #args: ::lpc::EncodedArgs<'_>,
+                #reply: &mut ::lpc::EncodedReply<'_>,
+            ) -> ::core::result::Result<(), ::lpc::DispatchError> {
+                match #method_id {
+                    #(#arms)*
+                    _ => ::core::result::Result::Err(::lpc::DispatchError::NoSuchMethod),
+                }
+            }
+        }
+    }
+
+    /// `Dispatch::dispatch_json`: JSON arguments and reply, for tools.
+    fn dispatch_json_fn(&self) -> TokenStream {
+        let (method_id, args, reply) = (&self.method_id, &self.args, &self.reply);
+        let arms = self
+            .service
+            .methods
+            .iter()
+            .enumerate()
+            .map(|(index, method)| self.json_arm(index, method));
+        quote! {
+            fn dispatch_json(
+                &self,
+                #method_id: u32,
+                #args: &[u8],
+                #reply: &mut ::std::vec::Vec<u8>,
+            ) -> ::core::result::Result<(), ::lpc::DispatchError> {
+                match #method_id {
+                    #(#arms)*
+                    _ => ::core::result::Result::Err(::lpc::DispatchError::NoSuchMethod),
+                }
+            }
+        }
+    }
+
+    /// One arm of `dispatch`'s `match` on the method id.
+    fn dispatch_arm(&self, method: &Method) -> TokenStream {
+        let (args, reply) = (&self.args, &self.reply);
+        let serde_bytes = serde_bytes();
+        let id = hex_literal(u64::from(method.id), 8);
+        let locals = argument_locals(method);
+
+        let owned_types = method
+            .params
+            .iter()
+            .map(|param| owned_type(param, Codec::Postcard));
+        let bindings = method
+            .params
+            .iter()
+            .zip(&locals)
+            .map(|(param, local)| binding(param, local));
+        let decode = if method.params.is_empty() {
+            quote! {
+                ::lpc::__private::decode_args::<()>(#args)?;
+            }
+        } else {
+            quote! {
+                let (#(#bindings,)*) =
+                    ::lpc::__private::decode_args::<(#(#owned_types,)*)>(#args)?;
+            }
+        };
+
+        let call = self.handler_call(method, &locals, Codec::Postcard);
+        let ret = Ident::new("ret", Span::mixed_site());
+        // The run statement, and a reference to the value to encode.
+        let (run, encoded) = match &method.output {
+            Output::Unit => (quote!(#call;), quote!(&())),
+            Output::ByteVec => (
+                quote!(let #ret = #call;),
+                quote!(#serde_bytes::Bytes::new(&#ret)),
+            ),
+            Output::Type(_) => (quote!(let #ret = #call;), quote!(&#ret)),
+        };
+        let updated = updated_locals(method, &locals);
+        let encode = if updated.is_empty() {
+            quote!(::lpc::__private::encode_reply(#encoded, #reply))
+        } else {
+            quote!(::lpc::__private::encode_reply(&(#encoded, #(#updated),*), #reply))
+        };
+
+        quote! {
+            #id => {
+                #decode
+                #run
+                #encode
+            }
+        }
+    }
+
+    /// One arm of `dispatch_json`'s `match` on the method id: the arguments come as a JSON
+    /// array or object, the reply goes as `{"result": …, "out": {…}}` or `{"error": …}`.
+    fn json_arm(&self, index: usize, method: &Method) -> TokenStream {
+        let id = hex_literal(u64::from(method.id), 8);
+        let locals = argument_locals(method);
+        let decode = self.json_decode(index, method, &locals);
+        let call = self.handler_call(method, &locals, Codec::Json);
+        let respond = self.json_respond(method, &locals, call);
+        quote! {
+            #id => {
+                #decode
+                #respond
+            }
+        }
+    }
+
+    /// The statements of a JSON arm that parse the arguments into `locals`.
+    fn json_decode(&self, index: usize, method: &Method, locals: &[Ident]) -> TokenStream {
+        let json = json();
+        let (interface, args) = (&self.interface, &self.args);
+        let index = Literal::usize_unsuffixed(index);
+        let parsed = Ident::new("json_args", Span::mixed_site());
+
+        let parse = quote!(#json::Args::parse(#args, &#interface.methods[#index])?);
+        if method.params.is_empty() {
+            return quote!(#parse;);
+        }
+        let takes = method.params.iter().zip(locals).enumerate().map(
+            |(position, (param, local))| {
+                let owned = owned_type(param, Codec::Json);
+                let binding = binding(param, local);
+                let raw = format_ident!("raw{}", position, span = Span::mixed_site());
+                let position = Literal::usize_unsuffixed(position);
+                if !may_borrow(&owned) {
+                    return quote! {
+                        let #binding: #owned = #parsed.take::<#owned>(#position)?;
+                    };
+                }
+                // The same message as `Args::take`.
+                let message = format!(
+                    "{}{{}}",
+                    format!("argument `{}` ({}): ", param.name, param.ty_text)
+                        .replace('{', "{{")
+                        .replace('}', "}}")
+                );
+                quote! {
+                    let #raw = #parsed.take::<#json::Value>(#position)?;
+                    let #binding: #owned = ::lpc::__private::serde::Deserialize::deserialize(&#raw)
+                        .map_err(|error| {
+                            ::lpc::DispatchError::BadArguments(::std::format!(#message, error))
+                        })?;
+                }
+            },
+        );
+        quote! {
+            let mut #parsed = #parse;
+            #(#takes)*
+        }
+    }
+
+    /// The statements of a JSON arm that run the handler (`call`) and write the reply: the
+    /// result (or the error of a `Result`) and the `&mut` parameters' new values.
+    fn json_respond(&self, method: &Method, locals: &[Ident], call: TokenStream) -> TokenStream {
+        let json = json();
+        let reply = &self.reply;
+        let ret = Ident::new("ret", Span::mixed_site());
+        // The run statement, and a reference to the value of the reply.
+        let (run, value) = match &method.output {
+            Output::Unit => (quote!(#call;), quote!(&())),
+            Output::ByteVec | Output::Type(_) => (quote!(let #ret = #call;), quote!(&#ret)),
+        };
+
+        let outs = Ident::new("outs", Span::mixed_site());
+        let updated = method
+            .params
+            .iter()
+            .zip(locals)
+            .filter(|(param, _)| matches!(param.kind, ParamKind::RefMut(_)))
+            .map(|(param, local)| {
+                let name = &param.name;
+                quote!(#json::out(#name, &#local)?)
+            })
+            .collect::<Vec<_>>();
+        let collect = if updated.is_empty() {
+            quote!(let #outs = ::std::vec::Vec::new();)
+        } else {
+            quote!(let #outs = ::std::vec![#(#updated),*];)
+        };
+
+        let respond = if method.returns_result {
+            let (value, error) = (
+                Ident::new("value", Span::mixed_site()),
+                Ident::new("error", Span::mixed_site()),
+            );
+            quote! {
+                match #ret {
+                    ::core::result::Result::Ok(#value) => #json::reply(#reply, false, &#value, #outs),
+                    ::core::result::Result::Err(#error) => #json::reply(#reply, true, &#error, #outs),
+                }
+            }
+        } else {
+            quote!(#json::reply(#reply, false, #value, #outs))
+        };
+
+        quote! {
+            #run
+            #collect
+            #respond
+        }
+    }
+
+    /// The call of the handler with the decoded arguments in `locals`.
+    fn handler_call(&self, method: &Method, locals: &[Ident], codec: Codec) -> TokenStream {
+        let (trait_ident, impl_ty) = (&self.service.ident, &self.impl_ty);
+        let ident = &method.ident;
+        let call_args = method
+            .params
+            .iter()
+            .zip(locals)
+            .map(|(param, local)| match &param.kind {
+                ParamKind::Value => quote!(#local),
+                ParamKind::ByteVec => match codec {
+                    Codec::Postcard => quote!(#local.into_vec()),
+                    Codec::Json => quote!(#local),
+                },
+                ParamKind::Str | ParamKind::Ref(_) => quote!(&#local),
+                ParamKind::ByteSlice | ParamKind::Slice(_) => quote!(&#local[..]),
+                ParamKind::RefMut(_) => quote!(&mut #local),
+            });
+        quote! {
+            <#impl_ty as #trait_ident>::#ident(&self.inner, #(#call_args),*)
+        }
+    }
+}
+
+/// The path of `serde_bytes` as re-exported by lpc.
+fn serde_bytes() -> TokenStream {
+    quote!(::lpc::__private::serde_bytes)
+}
+
+/// The path of lpc's JSON helpers for `dispatch_json`.
+fn json() -> TokenStream {
+    quote!(::lpc::__private::json)
 }
 
 /// Which dispatcher a piece of code is for: the two decode the arguments differently.
@@ -382,34 +701,6 @@ fn binding(param: &Param, local: &Ident) -> TokenStream {
     }
 }
 
-/// The call of the handler with the decoded arguments in `locals`.
-fn handler_call(
-    trait_ident: &Ident,
-    impl_ty: &Ident,
-    method: &Method,
-    locals: &[Ident],
-    codec: Codec,
-) -> TokenStream {
-    let ident = &method.ident;
-    let call_args = method
-        .params
-        .iter()
-        .zip(locals)
-        .map(|(param, local)| match &param.kind {
-            ParamKind::Value => quote!(#local),
-            ParamKind::ByteVec => match codec {
-                Codec::Postcard => quote!(#local.into_vec()),
-                Codec::Json => quote!(#local),
-            },
-            ParamKind::Str | ParamKind::Ref(_) => quote!(&#local),
-            ParamKind::ByteSlice | ParamKind::Slice(_) => quote!(&#local[..]),
-            ParamKind::RefMut(_) => quote!(&mut #local),
-        });
-    quote! {
-        <#impl_ty as #trait_ident>::#ident(&self.inner, #(#call_args),*)
-    }
-}
-
 /// The locals of the `&mut` parameters, whose new values go back to the caller.
 fn updated_locals<'a>(method: &Method, locals: &'a [Ident]) -> Vec<&'a Ident> {
     method
@@ -419,65 +710,6 @@ fn updated_locals<'a>(method: &Method, locals: &'a [Ident]) -> Vec<&'a Ident> {
         .filter(|(param, _)| matches!(param.kind, ParamKind::RefMut(_)))
         .map(|(_, local)| local)
         .collect()
-}
-
-/// One arm of the dispatcher's `match` on the method id.
-fn dispatch_arm(
-    trait_ident: &Ident,
-    impl_ty: &Ident,
-    method: &Method,
-    args: &Ident,
-    reply: &Ident,
-) -> TokenStream {
-    let serde_bytes = serde_bytes();
-    let id = hex_literal(u64::from(method.id), 8);
-    let locals = argument_locals(method);
-
-    let owned_types = method
-        .params
-        .iter()
-        .map(|param| owned_type(param, Codec::Postcard));
-    let bindings = method
-        .params
-        .iter()
-        .zip(&locals)
-        .map(|(param, local)| binding(param, local));
-    let decode = if method.params.is_empty() {
-        quote! {
-            ::lpc::__private::decode_args::<()>(#args)?;
-        }
-    } else {
-        quote! {
-            let (#(#bindings,)*) =
-                ::lpc::__private::decode_args::<(#(#owned_types,)*)>(#args)?;
-        }
-    };
-
-    let call = handler_call(trait_ident, impl_ty, method, &locals, Codec::Postcard);
-    let ret = Ident::new("ret", Span::mixed_site());
-    // The run statement, and a reference to the value to encode.
-    let (run, encoded) = match &method.output {
-        Output::Unit => (quote!(#call;), quote!(&())),
-        Output::ByteVec => (
-            quote!(let #ret = #call;),
-            quote!(#serde_bytes::Bytes::new(&#ret)),
-        ),
-        Output::Type(_) => (quote!(let #ret = #call;), quote!(&#ret)),
-    };
-    let updated = updated_locals(method, &locals);
-    let encode = if updated.is_empty() {
-        quote!(::lpc::__private::encode_reply(#encoded, #reply))
-    } else {
-        quote!(::lpc::__private::encode_reply(&(#encoded, #(#updated),*), #reply))
-    };
-
-    quote! {
-        #id => {
-            #decode
-            #run
-            #encode
-        }
-    }
 }
 
 /// Whether a decoded type may borrow from the input (`&str`, `Option<&'a str>`,
@@ -500,110 +732,6 @@ fn may_borrow(tokens: &TokenStream) -> bool {
         }
     }
     false
-}
-
-/// One arm of `dispatch_json`'s `match` on the method id: the arguments come as a JSON array
-/// or object, the reply goes as `{"result": …, "out": {…}}` or `{"error": …}`.
-fn json_arm(
-    trait_ident: &Ident,
-    impl_ty: &Ident,
-    interface: &Ident,
-    index: usize,
-    method: &Method,
-    args: &Ident,
-    reply: &Ident,
-) -> TokenStream {
-    let json = quote!(::lpc::__private::json);
-    let id = hex_literal(u64::from(method.id), 8);
-    let index = Literal::usize_unsuffixed(index);
-    let locals = argument_locals(method);
-    let parsed = Ident::new("json_args", Span::mixed_site());
-
-    let parse = quote!(#json::Args::parse(#args, &#interface.methods[#index])?);
-    let decode = if method.params.is_empty() {
-        quote!(#parse;)
-    } else {
-        let takes = method.params.iter().zip(&locals).enumerate().map(
-            |(position, (param, local))| {
-                let owned = owned_type(param, Codec::Json);
-                let binding = binding(param, local);
-                let raw = format_ident!("raw{}", position, span = Span::mixed_site());
-                let position = Literal::usize_unsuffixed(position);
-                if !may_borrow(&owned) {
-                    return quote! {
-                        let #binding: #owned = #parsed.take::<#owned>(#position)?;
-                    };
-                }
-                // The same message as `Args::take`.
-                let message = format!(
-                    "{}{{}}",
-                    format!("argument `{}` ({}): ", param.name, param.ty_text)
-                        .replace('{', "{{")
-                        .replace('}', "}}")
-                );
-                quote! {
-                    let #raw = #parsed.take::<#json::Value>(#position)?;
-                    let #binding: #owned = ::lpc::__private::serde::Deserialize::deserialize(&#raw)
-                        .map_err(|error| {
-                            ::lpc::DispatchError::BadArguments(::std::format!(#message, error))
-                        })?;
-                }
-            },
-        );
-        quote! {
-            let mut #parsed = #parse;
-            #(#takes)*
-        }
-    };
-
-    let call = handler_call(trait_ident, impl_ty, method, &locals, Codec::Json);
-    let ret = Ident::new("ret", Span::mixed_site());
-    // The run statement, and a reference to the value of the reply.
-    let (run, value) = match &method.output {
-        Output::Unit => (quote!(#call;), quote!(&())),
-        Output::ByteVec | Output::Type(_) => (quote!(let #ret = #call;), quote!(&#ret)),
-    };
-
-    let outs = Ident::new("outs", Span::mixed_site());
-    let updated = method
-        .params
-        .iter()
-        .zip(&locals)
-        .filter(|(param, _)| matches!(param.kind, ParamKind::RefMut(_)))
-        .map(|(param, local)| {
-            let name = &param.name;
-            quote!(#json::out(#name, &#local)?)
-        })
-        .collect::<Vec<_>>();
-    let collect = if updated.is_empty() {
-        quote!(let #outs = ::std::vec::Vec::new();)
-    } else {
-        quote!(let #outs = ::std::vec![#(#updated),*];)
-    };
-
-    let respond = if method.returns_result {
-        let (value, error) = (
-            Ident::new("value", Span::mixed_site()),
-            Ident::new("error", Span::mixed_site()),
-        );
-        quote! {
-            match #ret {
-                ::core::result::Result::Ok(#value) => #json::reply(#reply, false, &#value, #outs),
-                ::core::result::Result::Err(#error) => #json::reply(#reply, true, &#error, #outs),
-            }
-        }
-    } else {
-        quote!(#json::reply(#reply, false, #value, #outs))
-    };
-
-    quote! {
-        #id => {
-            #decode
-            #run
-            #collect
-            #respond
-        }
-    }
 }
 
 #[cfg(test)]

@@ -145,6 +145,26 @@ mod tests {
     }
 
     #[test]
+    fn loan_results_take_the_loaned_call() {
+        let out = service_impl(
+            quote!(),
+            quote!(
+                pub trait Images {
+                    fn render(&self, width: u32) -> Option<lpc::Loan>;
+                    fn checksum(&self, image: &Loan) -> u64;
+                    fn statement(&self) -> bank::Loan;
+                }
+            ),
+        );
+        let text = out.to_string();
+        assert_eq!(text.matches("call_loaned").count(), 1, "{text}");
+        assert!(
+            text.contains("call_loaned :: < _ , Option < lpc :: Loan > >"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn expands_a_service() {
         let out = service_impl(
             quote!(),

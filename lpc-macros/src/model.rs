@@ -5,8 +5,8 @@ use quote::ToTokens;
 use syn::ext::IdentExt as _;
 use syn::{
     Attribute, FnArg, GenericArgument, GenericParam, Generics, Ident, ItemTrait, Lifetime, Pat,
-    PathArguments, ReceiverKind, ReturnType, Safety, Signature, TraitItem, TraitItemFn, Type,
-    Visibility,
+    PatType, Path, PathArguments, ReceiverKind, ReturnType, Safety, Signature, TraitItem,
+    TraitItemFn, Type, Visibility,
 };
 
 use crate::hash::{fnv1a64, method_id};
@@ -66,6 +66,9 @@ pub struct Method {
     /// Whether the return type is written `Result<T, E>` (`std::result::Result` or
     /// `core::result::Result`, possibly through its full path): `E` is an application error.
     pub returns_result: bool,
+    /// Whether the return type names `lpc::Loan` (see [`holds_loan`]): the client then decodes
+    /// the result where the loan's buffer can be mapped.
+    pub returns_loan: bool,
 }
 
 /// A method parameter.
@@ -112,13 +115,19 @@ pub enum Output {
 
 /// Errors gathered while checking, reported all at once.
 #[derive(Default)]
-struct Errors(Option<syn::Error>);
+struct Errors {
+    /// Every error so far, combined in the order found (the order the compiler shows them).
+    all: Option<syn::Error>,
+    /// How many were pushed: a check that pushed none passed.
+    count: usize,
+}
 
 impl Errors {
     fn push(&mut self, error: syn::Error) {
-        match &mut self.0 {
+        self.count += 1;
+        match &mut self.all {
             Some(all) => all.combine(error),
-            None => self.0 = Some(error),
+            None => self.all = Some(error),
         }
     }
 
@@ -126,8 +135,12 @@ impl Errors {
         self.push(syn::Error::new_spanned(tokens, message));
     }
 
+    fn count(&self) -> usize {
+        self.count
+    }
+
     fn finish<T>(self, value: T) -> syn::Result<T> {
-        match self.0 {
+        match self.all {
             Some(error) => Err(error),
             None => Ok(value),
         }
@@ -219,18 +232,45 @@ pub fn read_service(item: ItemTrait) -> syn::Result<Service> {
 }
 
 /// Checks one method. Returns `None` (with errors recorded) when it cannot be described.
+///
+/// Every check runs even when an earlier one failed, so that all of a method's problems are
+/// reported at once; the order of the calls is the order of the diagnostics.
 fn read_method(function: &TraitItemFn, errors: &mut Errors) -> Option<Method> {
     let sig = &function.sig;
-    let mut ok = true;
-    let mut fail = |errors: &mut Errors, tokens: &dyn ToTokens, message: &str| {
-        errors.spanned(tokens.to_token_stream(), message);
-        ok = false;
-    };
+    let errors_before = errors.count();
 
-    for attr in &function.attrs {
+    check_attributes(&function.attrs, errors);
+    check_qualifiers(sig, errors);
+    check_generics(&sig.generics, errors);
+    let name = read_name(&sig.ident, errors);
+    let receiver_lifetime = read_receiver(sig, errors);
+    let params = read_params(sig, errors);
+    let output = read_output(&sig.output, errors);
+
+    if errors.count() > errors_before {
+        return None;
+    }
+    Some(Method {
+        ident: sig.ident.clone(),
+        id: method_id(&name),
+        name,
+        signature: signature_text(sig, &params),
+        docs: read_docs(&function.attrs),
+        generics: sig.generics.clone(),
+        receiver_lifetime,
+        params,
+        output,
+        output_text: output_text(&sig.output),
+        returns_result: returns_result(&sig.output),
+        returns_loan: returns_loan(&sig.output),
+    })
+}
+
+/// Rejects `#[cfg]` and `#[cfg_attr]` on a method.
+fn check_attributes(attrs: &[Attribute], errors: &mut Errors) {
+    for attr in attrs {
         if attr.path().is_ident("cfg") || attr.path().is_ident("cfg_attr") {
-            fail(
-                errors,
+            errors.spanned(
                 attr,
                 "lpc service methods cannot be `#[cfg]`-gated: client and service must agree on \
                  the interface fingerprint, which is computed when the macro runs; gate the whole \
@@ -238,122 +278,166 @@ fn read_method(function: &TraitItemFn, errors: &mut Errors) -> Option<Method> {
             );
         }
     }
+}
+
+/// Rejects the qualifiers a remote call cannot honour: `const`, `async`, `unsafe`, `extern`
+/// and `...`.
+fn check_qualifiers(sig: &Signature, errors: &mut Errors) {
     if let Some(constness) = &sig.constness {
-        fail(
-            errors,
+        errors.spanned(
             constness,
             "lpc service methods cannot be `const`: remove `const`",
         );
     }
     if let Some(asyncness) = &sig.asyncness {
-        fail(
-            errors,
+        errors.spanned(
             asyncness,
             "lpc service methods cannot be `async`: calls are synchronous; make it a plain `fn` \
              (and block on any async work inside the implementation)",
         );
     }
     if let Safety::Unsafe(unsafety) = &sig.safety {
-        fail(
-            errors,
+        errors.spanned(
             unsafety,
             "lpc service methods cannot be `unsafe fn`: a caller in another process cannot \
              uphold safety conditions; make the method safe and check its inputs inside",
         );
     }
     if let Some(abi) = &sig.abi {
-        fail(
-            errors,
+        errors.spanned(
             abi,
             "lpc service methods cannot have an `extern` ABI: remove it",
         );
     }
     if let Some(variadic) = &sig.variadic {
-        fail(
-            errors,
+        errors.spanned(
             variadic,
             "lpc service methods cannot be variadic: take a `Vec<T>` or a slice `&[T]` instead",
         );
     }
-    for param in &sig.generics.params {
+}
+
+/// Allows lifetime parameters only: the dispatcher must name every type concretely.
+fn check_generics(generics: &Generics, errors: &mut Errors) {
+    for param in &generics.params {
         match param {
             GenericParam::Lifetime(_) => {}
-            GenericParam::Type(_) | GenericParam::Const(_) => fail(
-                errors,
+            GenericParam::Type(_) | GenericParam::Const(_) => errors.spanned(
                 param,
                 "lpc service methods cannot be generic: the dispatcher needs concrete types; \
                  use a concrete type, or an enum of the types you need",
             ),
         }
     }
-    if let Some(where_clause) = &sig.generics.where_clause {
-        fail(
-            errors,
+    if let Some(where_clause) = &generics.where_clause {
+        errors.spanned(
             where_clause,
             "lpc service methods cannot have a `where` clause: the dispatcher needs concrete \
              types; remove it",
         );
     }
+}
 
-    let name = sig.ident.unraw().to_string();
+/// The method name without `r#`; rejects the names of the generated client's own methods.
+fn read_name(ident: &Ident, errors: &mut Errors) -> String {
+    let name = ident.unraw().to_string();
     if CLIENT_METHODS.contains(&name.as_str()) {
-        fail(
-            errors,
-            &sig.ident,
-            &format!(
+        errors.spanned(
+            ident,
+            format!(
                 "`{name}` is a method of the generated client type (`connect`, `connect_with`, \
                  `from_client`, `client`, `with_timeout`); rename this service method"
             ),
         );
     }
+    name
+}
 
-    let receiver_lifetime = read_receiver(sig, &mut fail, errors);
-
-    let mut params = Vec::new();
-    let typed = sig.inputs.iter().filter_map(|arg| match arg {
-        FnArg::Typed(typed) => Some(typed),
-        FnArg::Receiver(_) => None,
-    });
-    for typed in typed {
-        let ident = match &*typed.pat {
-            Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => pat.ident.clone(),
-            other => {
-                fail(
-                    errors,
-                    other,
-                    "lpc service method parameters must be plain names (`name: Type`): the \
-                     generated client method reuses them; destructure inside the method body",
-                );
-                continue;
-            }
-        };
-        let ty = (*typed.ty).clone();
-        if let Some(problem) = type_problem(&ty) {
-            fail(errors, &ty, &problem);
-            continue;
+/// Checks that the method takes `&self`; returns the receiver's lifetime, if written.
+fn read_receiver(sig: &Signature, errors: &mut Errors) -> Option<Lifetime> {
+    const TAKE_REF_SELF: &str = "lpc service methods take `&self`; use interior mutability \
+                                 (Mutex, atomics) for state";
+    let Some(receiver) = sig.receiver() else {
+        // No receiver: point at the parentheses' contents, or at the name when they are empty.
+        match sig.inputs.first() {
+            Some(first) => errors.spanned(first, TAKE_REF_SELF),
+            None => errors.spanned(&sig.ident, TAKE_REF_SELF),
         }
-        match param_kind(&ty) {
-            Ok(kind) => params.push(Param {
-                name: ident.unraw().to_string(),
-                ty_text: pretty(ty.to_token_stream()),
-                ident,
-                ty,
-                kind,
-            }),
-            Err(message) => fail(errors, &ty, &message),
+        return None;
+    };
+    match &receiver.kind {
+        ReceiverKind::Reference(_, lifetime, None) if receiver.mutability.is_none() => {
+            lifetime.clone()
+        }
+        _ => {
+            errors.spanned(receiver, TAKE_REF_SELF);
+            None
         }
     }
+}
+
+/// The parameters after `&self` that can be described; checks that they fit the tuples they
+/// travel in.
+fn read_params(sig: &Signature, errors: &mut Errors) -> Vec<Param> {
+    let params: Vec<Param> = sig
+        .inputs
+        .iter()
+        .filter_map(|arg| match arg {
+            FnArg::Typed(typed) => read_param(typed, errors),
+            FnArg::Receiver(_) => None,
+        })
+        .collect();
+    check_param_counts(sig, &params, errors);
+    params
+}
+
+/// One parameter, or `None` (with the error recorded) when it cannot travel.
+fn read_param(typed: &PatType, errors: &mut Errors) -> Option<Param> {
+    let ident = match &*typed.pat {
+        Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => pat.ident.clone(),
+        other => {
+            errors.spanned(
+                other,
+                "lpc service method parameters must be plain names (`name: Type`): the \
+                 generated client method reuses them; destructure inside the method body",
+            );
+            return None;
+        }
+    };
+    let ty = &*typed.ty;
+    if let Some(problem) = type_problem(ty) {
+        errors.spanned(ty, problem);
+        return None;
+    }
+    match param_kind(ty) {
+        Ok(kind) => Some(Param {
+            name: ident.unraw().to_string(),
+            ty_text: pretty(ty.to_token_stream()),
+            ident,
+            ty: ty.clone(),
+            kind,
+        }),
+        Err(message) => {
+            errors.spanned(ty, message);
+            None
+        }
+    }
+}
+
+/// Checks that the arguments fit in one tuple, and the result and the `&mut` parameters' new
+/// values in another: serde (de)serializes tuples of up to [`MAX_PARAMS`] elements.
+fn check_param_counts(sig: &Signature, params: &[Param], errors: &mut Errors) {
     if params.len() > MAX_PARAMS {
+        // Point at the parameters beyond the limit.
         let extra: TokenStream = sig
             .inputs
             .iter()
             .skip(sig.inputs.len() - (params.len() - MAX_PARAMS))
             .map(ToTokens::to_token_stream)
             .collect();
-        fail(
-            errors,
-            &extra,
-            &format!(
+        errors.spanned(
+            extra,
+            format!(
                 "lpc service methods take at most {MAX_PARAMS} parameters besides `&self` (the \
                  arguments travel as one tuple); group some of them into a struct"
             ),
@@ -364,81 +448,53 @@ fn read_method(function: &TraitItemFn, errors: &mut Errors) -> Option<Method> {
         .filter(|p| matches!(p.kind, ParamKind::RefMut(_)))
         .count();
     if mut_count >= MAX_PARAMS {
-        fail(
-            errors,
+        errors.spanned(
             &sig.inputs,
-            &format!(
+            format!(
                 "lpc service methods take at most {} `&mut` parameters (the result and the \
                  updated values travel back as one tuple); group some of them into a struct",
                 MAX_PARAMS - 1
             ),
         );
     }
-
-    let (output_text, returns_result) = match &sig.output {
-        ReturnType::Default => ("()".to_owned(), false),
-        ReturnType::Type(_, ty) => (pretty(ty.to_token_stream()), is_result(ty)),
-    };
-    let output = match &sig.output {
-        ReturnType::Default => Output::Unit,
-        ReturnType::Type(_, ty) => match read_output(ty) {
-            Ok(output) => output,
-            Err(message) => {
-                fail(errors, ty, &message);
-                Output::Unit
-            }
-        },
-    };
-
-    if !ok {
-        return None;
-    }
-    let signature = signature_text(sig, &params);
-    Some(Method {
-        ident: sig.ident.clone(),
-        id: method_id(&name),
-        name,
-        signature,
-        docs: function
-            .attrs
-            .iter()
-            .filter(|attr| attr.path().is_ident("doc"))
-            .cloned()
-            .collect(),
-        generics: sig.generics.clone(),
-        receiver_lifetime,
-        params,
-        output,
-        output_text,
-        returns_result,
-    })
 }
 
-/// Checks that the method takes `&self`; returns the receiver's lifetime, if written.
-fn read_receiver(
-    sig: &Signature,
-    fail: &mut impl FnMut(&mut Errors, &dyn ToTokens, &str),
-    errors: &mut Errors,
-) -> Option<Lifetime> {
-    const TAKE_REF_SELF: &str = "lpc service methods take `&self`; use interior mutability \
-                                 (Mutex, atomics) for state";
-    let Some(receiver) = sig.receiver() else {
-        // No receiver: point at the parentheses' contents, or at the name when they are empty.
-        match sig.inputs.first() {
-            Some(first) => fail(errors, first, TAKE_REF_SELF),
-            None => fail(errors, &sig.ident, TAKE_REF_SELF),
-        }
-        return None;
-    };
-    match &receiver.kind {
-        ReceiverKind::Reference(_, lifetime, None) if receiver.mutability.is_none() => {
-            lifetime.clone()
-        }
-        _ => {
-            fail(errors, receiver, TAKE_REF_SELF);
-            None
-        }
+/// What the method returns; records why when it cannot return that.
+fn read_output(output: &ReturnType, errors: &mut Errors) -> Output {
+    match output {
+        ReturnType::Default => Output::Unit,
+        ReturnType::Type(_, ty) => output_kind(ty).unwrap_or_else(|message| {
+            errors.spanned(ty, message);
+            Output::Unit
+        }),
     }
+}
+
+/// The return type as a person writes it; `()` when there is none.
+fn output_text(output: &ReturnType) -> String {
+    match output {
+        ReturnType::Default => "()".to_owned(),
+        ReturnType::Type(_, ty) => pretty(ty.to_token_stream()),
+    }
+}
+
+/// Whether the return type is written `Result<T, E>` (see [`is_result`]).
+fn returns_result(output: &ReturnType) -> bool {
+    matches!(output, ReturnType::Type(_, ty) if is_result(ty))
+}
+
+/// Whether the return type holds an `lpc::Loan` (see [`holds_loan`]).
+fn returns_loan(output: &ReturnType) -> bool {
+    matches!(output, ReturnType::Type(_, ty) if holds_loan(ty))
+}
+
+/// The `#[doc]` attributes, which the client method repeats.
+fn read_docs(attrs: &[Attribute]) -> Vec<Attribute> {
+    attrs
+        .iter()
+        .filter(|attr| attr.path().is_ident("doc"))
+        .cloned()
+        .collect()
 }
 
 /// Why a type cannot appear in a service method at all, if it cannot.
@@ -550,6 +606,49 @@ fn is_result(ty: &Type) -> bool {
             .all(|arg| matches!(arg, GenericArgument::Type(_)))
 }
 
+/// Whether a value of type `ty` may hold an `lpc::Loan`: `ty` is one (see [`is_loan_path`]), or
+/// one appears among its elements or generic arguments (`Option<Loan>`, `Result<Loan, E>`,
+/// `(u32, Loan)`, `Vec<Loan>`, `[Loan; 2]`). Only what the signature spells is seen: a struct
+/// with a `Loan` field, or an alias of `Loan`, is not recognised.
+fn holds_loan(ty: &Type) -> bool {
+    match ty {
+        Type::Array(array) => holds_loan(&array.elem),
+        Type::Group(group) => holds_loan(&group.elem),
+        Type::Paren(paren) => holds_loan(&paren.elem),
+        Type::Reference(reference) => holds_loan(&reference.elem),
+        Type::Slice(slice) => holds_loan(&slice.elem),
+        Type::Tuple(tuple) => tuple.elems.iter().any(holds_loan),
+        Type::Path(path) => {
+            (path.qself.is_none() && is_loan_path(&path.path))
+                || path.path.segments.iter().any(|segment| {
+                    let PathArguments::AngleBracketed(args) = &segment.arguments else {
+                        return false;
+                    };
+                    args.args
+                        .iter()
+                        .any(|arg| matches!(arg, GenericArgument::Type(ty) if holds_loan(ty)))
+                })
+        }
+        _ => false,
+    }
+}
+
+/// Whether `path` names lpc's `Loan`: `Loan` (imported), `lpc::Loan` or `::lpc::Loan`. A path
+/// of several segments must start at `lpc`, so that another crate's type of the same name
+/// (`bank::Loan`) keeps the plain path; `::Loan` would be a crate named `Loan`.
+fn is_loan_path(path: &Path) -> bool {
+    let Some(last) = path.segments.last() else {
+        return false;
+    };
+    if last.ident != "Loan" || !last.arguments.is_none() {
+        return false;
+    }
+    match path.segments.first() {
+        Some(first) if path.segments.len() > 1 => first.ident == "lpc",
+        _ => path.leading_colon.is_none(),
+    }
+}
+
 /// How a parameter of type `ty` travels, or why it cannot.
 fn param_kind(ty: &Type) -> Result<ParamKind, String> {
     let Type::Reference(reference) = peel(ty) else {
@@ -594,8 +693,8 @@ fn param_kind(ty: &Type) -> Result<ParamKind, String> {
     Ok(ParamKind::Ref(elem.clone()))
 }
 
-/// What a method returns, or why it cannot return that.
-fn read_output(ty: &Type) -> Result<Output, String> {
+/// What a method returning `ty` returns, or why it cannot return that.
+fn output_kind(ty: &Type) -> Result<Output, String> {
     if let Some(problem) = type_problem(ty) {
         return Err(problem);
     }
@@ -675,6 +774,7 @@ pub fn erase_lifetimes(tokens: TokenStream) -> TokenStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use syn::parse_quote;
 
     fn method(source: &str) -> Method {
         let item: ItemTrait = syn::parse_str(&format!("trait T {{ {source} }}")).expect("trait");
@@ -882,6 +982,64 @@ mod tests {
         let many: Vec<String> = (0..17).map(|i| format!("a{i}: u8")).collect();
         let message = error(&format!("fn f(&self, {});", many.join(", ")));
         assert!(message.contains("at most 16"), "{message}");
+    }
+
+    #[test]
+    fn loans_are_recognised_by_their_path() {
+        let loans: [Type; 14] = [
+            parse_quote!(Loan),
+            parse_quote!(lpc::Loan),
+            parse_quote!(::lpc::Loan),
+            parse_quote!(Option<lpc::Loan>),
+            parse_quote!(Result<Loan, E>),
+            parse_quote!(Result<u8, Loan>),
+            parse_quote!((u32, Loan)),
+            parse_quote!(Vec<Loan>),
+            parse_quote!([Loan; 2]),
+            parse_quote!(&[Loan]),
+            parse_quote!((Loan)),
+            parse_quote!(std::collections::HashMap<String, Vec<Option<::lpc::Loan>>>),
+            parse_quote!(Box<Loan>),
+            parse_quote!(Option<(u8, [lpc::Loan; 4])>),
+        ];
+        for ty in &loans {
+            assert!(holds_loan(ty), "{}", pretty(ty.to_token_stream()));
+        }
+        let others: [Type; 15] = [
+            parse_quote!(MyLoan),
+            parse_quote!(Loaned),
+            parse_quote!(loans::Loaned),
+            parse_quote!(bank::Loan),
+            parse_quote!(::bank::Loan),
+            parse_quote!(my_lpc::Loan),
+            parse_quote!(::Loan),
+            parse_quote!(Loan<u8>),
+            parse_quote!(lpc::Loan<u8>),
+            parse_quote!(<T as Trait>::Loan),
+            parse_quote!(Option<bank::Loan>),
+            parse_quote!(Result<MyLoan, LoanError>),
+            parse_quote!((u32, loans::Loaned)),
+            parse_quote!(Vec<u8>),
+            parse_quote!(()),
+        ];
+        for ty in &others {
+            assert!(!holds_loan(ty), "{}", pretty(ty.to_token_stream()));
+        }
+    }
+
+    #[test]
+    fn loan_results_are_marked() {
+        for (source, returns_loan) in [
+            ("fn f(&self) -> lpc::Loan;", true),
+            ("fn f(&self) -> Result<Loan, MyError>;", true),
+            ("fn f(&self) -> bank::Loan;", false),
+            ("fn f(&self) -> MyLoan;", false),
+            // A loan argument is read in place by the service; only the result decides the call.
+            ("fn f(&self, image: &Loan) -> u64;", false),
+            ("fn f(&self);", false),
+        ] {
+            assert_eq!(method(source).returns_loan, returns_loan, "{source}");
+        }
     }
 
     #[test]
