@@ -18,7 +18,6 @@ use crate::{Inner, Kind, Outer, Point, Services};
 /// Mirror of lpc's `Hello`.
 #[derive(Serialize)]
 struct Hello {
-    version: u32,
     service: String,
     interface: Option<(String, u64)>,
     max_reply: u64,
@@ -27,7 +26,6 @@ struct Hello {
 /// Mirror of lpc's `Welcome`.
 #[derive(Serialize)]
 struct Welcome {
-    version: u32,
     service: String,
     interface: lpc::InterfaceInfo,
     slot_count: u32,
@@ -51,9 +49,13 @@ struct Refusal {
     reason: String,
 }
 
-/// `tag` followed by the postcard encoding of `body`.
+/// The protocol version lpc speaks (`PROTOCOL_VERSION` in `lpc/src/wire/handshake.rs`).
+const VERSION: u32 = 2;
+
+/// `tag` and the protocol version, followed by the postcard encoding of `body`.
 fn message<T: Serialize + ?Sized>(tag: u8, body: &T) -> Vec<u8> {
     let mut out = vec![tag];
+    out.extend_from_slice(&VERSION.to_le_bytes());
     out.extend(postcard::to_stdvec(body).expect("seeds encode"));
     out
 }
@@ -62,13 +64,11 @@ fn message<T: Serialize + ?Sized>(tag: u8, body: &T) -> Vec<u8> {
 pub fn handshake() -> Vec<(String, Vec<u8>)> {
     let calc = &lpc_examples::calc::CALC_INTERFACE;
     let hello = |interface: Option<&InterfaceDescriptor>| Hello {
-        version: 1,
         service: "calc".into(),
         interface: interface.map(|i| (i.name.to_owned(), i.fingerprint)),
         max_reply: 1 << 30,
     };
     let welcome = |interface: &InterfaceDescriptor| Welcome {
-        version: 1,
         service: "calc".into(),
         interface: interface.to_info(),
         slot_count: 4,
@@ -79,14 +79,14 @@ pub fn handshake() -> Vec<(String, Vec<u8>)> {
     let info = ServiceInfo {
         service: "calc".into(),
         pid: 1234,
-        uid: 1000,
+        user: "1000".into(),
         uptime: Duration::from_millis(1500),
         interface: calc.to_info(),
         connections: 1,
         clients: vec![ClientInfo {
             pid: 4321,
-            uid: 1000,
-            gid: 1000,
+            user: "1000".into(),
+            gid: Some(1000),
             process: "calc-client".into(),
             connected_for: Duration::from_secs(3),
             calls: 7,
@@ -130,7 +130,7 @@ pub fn handshake() -> Vec<(String, Vec<u8>)> {
             message(3, &refusal(RefusalKind::Busy, "too many clients")),
         ),
         ("spill".into(), message(4, &(3u32, 9u32))),
-        ("query".into(), vec![5]),
+        ("query".into(), message(5, &())),
         ("bulk".into(), message(7, &2u32)),
         ("info".into(), message(6, &info)),
     ]

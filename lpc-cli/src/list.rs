@@ -27,7 +27,7 @@ pub fn run(ctx: &Ctx, prune: bool, json: bool) -> CliResult {
                     "name": l.name,
                     "state": "live",
                     "pid": info.pid,
-                    "uid": info.uid,
+                    "user": info.user,
                     "interface": info.interface.name,
                     "fingerprint": format!("{:016x}", info.interface.fingerprint),
                     "methods": info.interface.methods.len(),
@@ -64,7 +64,7 @@ pub fn run(ctx: &Ctx, prune: bool, json: bool) -> CliResult {
             ListingState::Live(info) => vec![
                 (l.name.clone(), NAME),
                 (info.pid.to_string(), plain),
-                (info.uid.to_string(), plain),
+                (info.user.clone(), plain),
                 (info.interface.name.clone(), plain),
                 (format!("{:016x}", info.interface.fingerprint), DIM),
                 (info.interface.methods.len().to_string(), plain),
@@ -95,7 +95,7 @@ pub fn run(ctx: &Ctx, prune: bool, json: bool) -> CliResult {
             &[
                 "NAME",
                 "PID",
-                "UID",
+                "USER",
                 "INTERFACE",
                 "FINGERPRINT",
                 "METHODS",

@@ -73,10 +73,10 @@ fn frame(
     let mut out = String::new();
     let conns = cur.connections;
     out.push_str(&format!(
-        "{NAME}{}{NAME:#}  pid {}  uid {}  interface {} ({:016x})  up {}  {conns} connection{}\n",
+        "{NAME}{}{NAME:#}  pid {}  user {}  interface {} ({:016x})  up {}  {conns} connection{}\n",
         cur.service,
         cur.pid,
-        cur.uid,
+        cur.user,
         cur.interface.name,
         cur.interface.fingerprint,
         fmt_uptime(cur.uptime),
@@ -173,8 +173,8 @@ fn frame(
             .map(|c| {
                 vec![
                     (c.pid.to_string(), plain),
-                    (c.uid.to_string(), plain),
-                    (c.gid.to_string(), plain),
+                    (c.user.clone(), plain),
+                    (c.gid.map_or("-".into(), |g| g.to_string()), plain),
                     (
                         if c.process.is_empty() {
                             "?".into()
@@ -189,7 +189,7 @@ fn frame(
             })
             .collect();
         out.push_str(&table(
-            &["CLIENT PID", "UID", "GID", "PROCESS", "CONNECTED", "CALLS"],
+            &["CLIENT PID", "USER", "GID", "PROCESS", "CONNECTED", "CALLS"],
             &rows,
         ));
         if cur.connections > cur.clients.len() as u64 {

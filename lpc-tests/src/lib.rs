@@ -129,7 +129,8 @@ impl Probe for ProbeService {
     fn nothing(&self) {}
     fn whoami(&self) -> (u32, u32, u32) {
         let c = lpc::caller().expect("inside a call");
-        (c.pid, c.uid, c.gid)
+        let unix = "a Unix client has a uid and a gid";
+        (c.pid(), c.uid().expect(unix), c.gid().expect(unix))
     }
     fn deadline_left_ms(&self) -> Option<u64> {
         lpc::deadline().map(|d| {

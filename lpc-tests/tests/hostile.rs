@@ -58,6 +58,8 @@ const TAG_HELLO: u8 = 1;
 const TAG_WELCOME: u8 = 2;
 const TAG_REFUSED: u8 = 3;
 const TAG_SPILL: u8 = 4;
+/// The protocol version lpc speaks (`wire::handshake::PROTOCOL_VERSION`).
+const VERSION: u32 = 2;
 
 /// The service's default largest payload.
 const LIMIT: u64 = 1 << 30;
@@ -359,10 +361,14 @@ fn add_args(a: i32, b: i32) -> Vec<u8> {
     vec![zigzag(a), zigzag(b)]
 }
 
-/// A `Hello` as the client library encodes it (tag, then the postcard struct).
+/// The fixed start of every message: its tag, then the sender's protocol version.
+fn prefix(tag: u8, version: u32) -> Vec<u8> {
+    [&[tag][..], &version.to_le_bytes()].concat()
+}
+
+/// A `Hello` as the client library encodes it (prefix, then the postcard struct).
 fn hello(version: u32, service: &str, max_reply: u64) -> Vec<u8> {
-    let mut m = vec![TAG_HELLO];
-    m.extend(varint(version.into()));
+    let mut m = prefix(TAG_HELLO, version);
     m.extend(varint(service.len() as u64));
     m.extend(service.as_bytes());
     m.push(0); // no interface
@@ -372,7 +378,7 @@ fn hello(version: u32, service: &str, max_reply: u64) -> Vec<u8> {
 
 /// A spill notice for `slot` (its memfd goes alongside).
 fn spill_notice(slot: u32, generation: u32) -> Vec<u8> {
-    let mut m = vec![TAG_SPILL];
+    let mut m = prefix(TAG_SPILL, VERSION);
     m.extend(varint(slot.into()));
     m.extend(varint(generation.into()));
     m
@@ -935,17 +941,27 @@ fn malformed_handshakes_are_refused_without_harm() {
 
     // The hand-made hello is right: with it, the handshake succeeds.
     let control = rig.raw();
-    control.send(&hello(1, NAME, 1 << 20)).unwrap();
+    control.send(&hello(VERSION, NAME, 1 << 20)).unwrap();
     let welcome = control.recv(PROMPT).unwrap();
     assert_eq!(welcome.first(), Some(&TAG_WELCOME), "{welcome:?}");
     drop(control);
 
-    let good_hello = hello(1, NAME, 1 << 20);
+    let good_hello = hello(VERSION, NAME, 1 << 20);
     let mut refused: Vec<(String, Vec<u8>, &str)> = vec![
         (
             "an unknown tag".into(),
-            vec![99, 1, 2, 3],
+            [prefix(99, VERSION), vec![1, 2, 3]].concat(),
             "unknown message tag 99",
+        ),
+        (
+            "a hello of a future version, with fields this side does not know".into(),
+            [prefix(TAG_HELLO, VERSION + 1), vec![0xff; 40]].concat(),
+            "protocol version 3, this side speaks version 2",
+        ),
+        (
+            "a hello of the first version (its version inside the body)".into(),
+            vec![TAG_HELLO, 1, 4, b'c', b'a', b'l', b'c', 0, 0x80, 0x80, 0x40],
+            "bad handshake",
         ),
         (
             "trailing bytes after the hello".into(),
@@ -964,7 +980,7 @@ fn malformed_handshakes_are_refused_without_harm() {
         ),
         (
             "a welcome instead of a hello".into(),
-            vec![TAG_WELCOME, 1, 0],
+            [prefix(TAG_WELCOME, VERSION), vec![0]].concat(),
             "bad handshake",
         ),
         (
@@ -974,12 +990,12 @@ fn malformed_handshakes_are_refused_without_harm() {
         ),
         (
             "a string length beyond the message".into(),
-            vec![TAG_HELLO, 1, 0xff, 0xff, 0xff, 0xff, 0x0f],
+            [prefix(TAG_HELLO, VERSION), vec![0xff, 0xff, 0xff, 0xff, 0x0f]].concat(),
             "bad handshake",
         ),
         (
             "a 65 KiB message".into(),
-            [&[TAG_HELLO, 1][..], &vec![0x80; 65 * 1024]].concat(),
+            [prefix(TAG_HELLO, VERSION), vec![0x80; 65 * 1024]].concat(),
             "bad handshake",
         ),
         (
@@ -1086,7 +1102,7 @@ fn garbage_on_the_socket_after_the_handshake_drops_only_that_connection() {
     let cases: [(&str, &[u8], Option<usize>); 11] = [
         ("garbage bytes", &[0xee, 1, 2], None),
         ("an empty message", &[], None),
-        ("a second hello", &hello(1, NAME, 1), None),
+        ("a second hello", &hello(VERSION, NAME, 1), None),
         (
             "a spill notice for slot 1000",
             &spill_notice(1000, 1),
@@ -1112,7 +1128,11 @@ fn garbage_on_the_socket_after_the_handshake_drops_only_that_connection() {
             &huge_notice,
             Some((2 << 30) + 4096),
         ),
-        ("a message longer than a notice", &[TAG_SPILL; 100], None),
+        (
+            "a message longer than a notice",
+            &[prefix(TAG_SPILL, VERSION), vec![4; 95]].concat(),
+            None,
+        ),
         ("a spill notice with an empty memfd", &huge_notice, Some(0)),
         (
             "a spill buffer shorter than the frame says",
