@@ -990,7 +990,11 @@ fn malformed_handshakes_are_refused_without_harm() {
         ),
         (
             "a string length beyond the message".into(),
-            [prefix(TAG_HELLO, VERSION), vec![0xff, 0xff, 0xff, 0xff, 0x0f]].concat(),
+            [
+                prefix(TAG_HELLO, VERSION),
+                vec![0xff, 0xff, 0xff, 0xff, 0x0f],
+            ]
+            .concat(),
             "bad handshake",
         ),
         (

@@ -80,8 +80,7 @@ impl Loan {
     /// A loan of `len` bytes for the result of the call this handler runs (in the caller's
     /// connection). Outside a handler, use [`crate::Client::loan`].
     pub fn new(len: usize) -> Result<Loan, Error> {
-        scope::served(|channel| claim(channel, len, channel.peer_limit()))
-        .unwrap_or_else(|| {
+        scope::served(|channel| claim(channel, len, channel.peer_limit())).unwrap_or_else(|| {
             Err(Error::io(
                 "",
                 "Loan::new outside a handler",

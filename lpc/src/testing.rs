@@ -17,7 +17,9 @@ use crate::wire::FrameHeader;
 
 /// Decodes one socket message as the service would (for fuzzing the handshake decoder).
 pub fn decode_message(bytes: &[u8]) -> Result<(), String> {
-    Message::decode(bytes).map(|_| ()).map_err(|e| e.to_string())
+    Message::decode(bytes)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Decodes a frame header as the service would (for fuzzing the frame decoder). Inputs of

@@ -276,22 +276,17 @@ impl Client {
             interface: interface.map(|i| (i.name.to_owned(), i.fingerprint)),
             max_reply: options.max_reply,
         });
-        let welcome = match registry::exchange(
-            name,
-            &stream,
-            &hello,
-            deadline,
-            options.connect_timeout,
-        )? {
-            (Message::Welcome(welcome), shm) => (welcome, shm),
-            (other, _) => {
-                return Err(Error::protocol(
-                    name,
-                    None,
-                    format!("expected a welcome, got {other:?}"),
-                ))
-            }
-        };
+        let welcome =
+            match registry::exchange(name, &stream, &hello, deadline, options.connect_timeout)? {
+                (Message::Welcome(welcome), shm) => (welcome, shm),
+                (other, _) => {
+                    return Err(Error::protocol(
+                        name,
+                        None,
+                        format!("expected a welcome, got {other:?}"),
+                    ))
+                }
+            };
         let (welcome, shm) = welcome;
         let shm =
             shm.ok_or_else(|| Error::protocol(name, None, "handshake carried no shared memory"))?;
@@ -395,7 +390,7 @@ impl Client {
 
     /// Like [`Client::call`], for methods whose result holds a [`crate::Loan`]: decodes the
     /// result where the loan's buffer can be mapped. Generated clients use it for methods whose
-    /// return type names `Loan`.
+    /// return type holds an `lpc::Loan` (decided from the type's path, see `lpc-macros`).
     pub fn call_loaned<A, R>(&self, method: &'static MethodDescriptor, args: &A) -> Result<R>
     where
         A: Serialize + ?Sized,

@@ -107,7 +107,6 @@ pub trait Dispatch: Send + Sync + 'static {
     }
 }
 
-
 /// Decodes a call's arguments (a tuple) in the service: what generated dispatchers call.
 #[inline]
 pub fn decode_args<'a, T: serde::Deserialize<'a>>(

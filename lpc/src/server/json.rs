@@ -15,10 +15,7 @@ pub struct Args {
 impl Args {
     /// Parses `bytes` (an array in parameter order, or an object by parameter name)
     /// and checks it has exactly the parameters of `method`.
-    pub fn parse(
-        bytes: &[u8],
-        method: &'static MethodDescriptor,
-    ) -> Result<Args, DispatchError> {
+    pub fn parse(bytes: &[u8], method: &'static MethodDescriptor) -> Result<Args, DispatchError> {
         let bad = |m: String| DispatchError::BadArguments(m);
         let expected = || method.takes();
         let value: Value = serde_json::from_slice(bytes)
@@ -36,8 +33,7 @@ impl Args {
                     .iter()
                     .map(|p| map.remove(p.name))
                     .collect::<Vec<_>>();
-                if let Some(missing) =
-                    method.params.iter().zip(&values).find(|(_, v)| v.is_none())
+                if let Some(missing) = method.params.iter().zip(&values).find(|(_, v)| v.is_none())
                 {
                     return Err(bad(format!(
                         "{}; `{}` is missing",
@@ -72,10 +68,7 @@ impl Args {
         let param = &self.method.params[index];
         let value = self.values[index].take().unwrap_or(Value::Null);
         serde_json::from_value(value).map_err(|e| {
-            DispatchError::BadArguments(format!(
-                "argument `{}` ({}): {e}",
-                param.name, param.ty
-            ))
+            DispatchError::BadArguments(format!("argument `{}` ({}): {e}", param.name, param.ty))
         })
     }
 }
@@ -98,8 +91,7 @@ pub fn reply<T: serde::Serialize + ?Sized>(
     outs: Vec<(&'static str, Value)>,
 ) -> Result<(), DispatchError> {
     let mut map = serde_json::Map::new();
-    let value =
-        serde_json::to_value(value).map_err(|e| DispatchError::Encode(e.to_string()))?;
+    let value = serde_json::to_value(value).map_err(|e| DispatchError::Encode(e.to_string()))?;
     map.insert(if is_error { "error" } else { "result" }.to_owned(), value);
     if !outs.is_empty() {
         map.insert(

@@ -13,9 +13,9 @@ pub(crate) mod dispatch;
 pub(crate) mod json;
 mod stats;
 
+pub use crate::wire::DEFAULT_MAX_PAYLOAD;
 pub use context::{caller, cancelled, deadline};
 pub use dispatch::{Dispatch, DispatchError, EncodedArgs, EncodedReply};
-pub use crate::wire::DEFAULT_MAX_PAYLOAD;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -497,7 +497,9 @@ impl Shared {
         };
         let admitted = *peer.user() == current_user()
             || options.allowed_users.contains(peer.user())
-            || peer.gid().is_some_and(|gid| options.allowed_gids.contains(&gid))
+            || peer
+                .gid()
+                .is_some_and(|gid| options.allowed_gids.contains(&gid))
             || options
                 .access_check
                 .as_ref()

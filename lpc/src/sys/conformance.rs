@@ -254,7 +254,10 @@ fn the_naming_place_is_private_locked_and_tells_files_apart() {
     // new one may reuse its number only on another device, never here while both exist).
     let other = dir.0.join("other");
     std::fs::write(&other, b"x").unwrap();
-    assert_ne!(file_identity(&other).unwrap(), file_identity(&path).unwrap());
+    assert_ne!(
+        file_identity(&other).unwrap(),
+        file_identity(&path).unwrap()
+    );
 }
 
 #[test]
@@ -287,7 +290,9 @@ fn a_child_inherits_exactly_its_endpoint_and_its_death_is_seen() {
     let mut child = spawn_with_endpoint(&mut command, &theirs).unwrap();
     drop(theirs);
     let mut buf = [0u8; 4096];
-    let (n, _) = ours.recv(&mut buf, Some(Instant::now() + PATIENCE)).unwrap();
+    let (n, _) = ours
+        .recv(&mut buf, Some(Instant::now() + PATIENCE))
+        .unwrap();
     let listed = String::from_utf8_lossy(&buf[..n]).into_owned();
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");

@@ -197,8 +197,7 @@ const CONTRACT: () = {
         let _: fn(&Reactor, &Listener) -> Result<()> = Reactor::watch_listener;
         let _: fn(&Reactor, &Stream, u64) -> Result<()> = Reactor::watch_hangup;
         let _: fn(&Reactor) = Reactor::wake;
-        let _: fn(&Reactor, &mut Vec<ReactorEvent>, Option<Duration>) -> Result<()> =
-            Reactor::wait;
+        let _: fn(&Reactor, &mut Vec<ReactorEvent>, Option<Duration>) -> Result<()> = Reactor::wait;
         // Where endpoints are named.
         let _: fn(&Path) -> Result<DirLock> = DirLock::acquire;
         let _: fn(&Path) -> Result<()> = create_private_dir;

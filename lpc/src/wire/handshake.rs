@@ -237,7 +237,9 @@ mod tests {
         assert_eq!(err, MessageError::Version(3));
         assert_eq!(
             text(err),
-            format!("the peer speaks protocol version 3, this side speaks version {PROTOCOL_VERSION}")
+            format!(
+                "the peer speaks protocol version 3, this side speaks version {PROTOCOL_VERSION}"
+            )
         );
         // Too short to hold the version at all: malformed, not another version.
         assert!(matches!(

@@ -279,7 +279,9 @@ impl Stream {
         let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
         rustix::io::fcntl_getfd(borrowed).map_err(|_| bad("descriptor is not open"))?;
         if sockopt::socket_type(borrowed).ok() != Some(SocketType::SEQPACKET) {
-            return Err(bad("descriptor is not an lpc endpoint (a SEQPACKET socket)"));
+            return Err(bad(
+                "descriptor is not an lpc endpoint (a SEQPACKET socket)",
+            ));
         }
         if TAKEN.swap(true, Ordering::SeqCst) {
             return Ok(None);
