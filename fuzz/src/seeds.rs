@@ -70,7 +70,7 @@ pub fn handshake() -> Vec<(String, Vec<u8>)> {
     };
     let welcome = |interface: &InterfaceDescriptor| Welcome {
         service: "calc".into(),
-        interface: interface.to_info(),
+        interface: interface.info().expect("the examples trace").clone(),
         slot_count: 4,
         slot_size: 4096,
         max_request: 1 << 30,
@@ -81,7 +81,7 @@ pub fn handshake() -> Vec<(String, Vec<u8>)> {
         pid: 1234,
         user: "1000".into(),
         uptime: Duration::from_millis(1500),
-        interface: calc.to_info(),
+        interface: calc.info().expect("the examples trace").clone(),
         connections: 1,
         clients: vec![ClientInfo {
             pid: 4321,

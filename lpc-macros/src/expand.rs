@@ -25,7 +25,7 @@ use proc_macro2::{Literal, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, ToTokens};
 use syn::{Ident, LitInt};
 
-use crate::model::{erase_lifetimes, Method, Output, Param, ParamKind, Service};
+use crate::model::{erase_lifetimes, result_args, Method, Output, Param, ParamKind, Service};
 
 /// `ImageFilter` → `IMAGE_FILTER`, `HTTPServer` → `HTTP_SERVER`.
 pub fn screaming_snake(name: &str) -> String {
@@ -139,6 +139,7 @@ impl<'a> ServiceGenerator<'a> {
                 name: #name,
                 fingerprint: #fingerprint,
                 methods: &[#(#methods),*],
+                info: ::lpc::__private::InfoCache::new(),
             };
         }
     }
@@ -151,6 +152,7 @@ impl<'a> ServiceGenerator<'a> {
         let params = method.params.iter().map(Self::param_descriptor);
         let output = &method.output_text;
         let returns_result = method.returns_result;
+        let trace = Self::trace_fn(method);
         quote! {
             ::lpc::MethodDescriptor {
                 name: #name,
@@ -159,6 +161,43 @@ impl<'a> ServiceGenerator<'a> {
                 params: &[#(#params),*],
                 output: #output,
                 returns_result: #returns_result,
+                trace: #trace,
+            }
+        }
+    }
+
+    /// The `trace` function of a method descriptor: the shapes of the types the service
+    /// decodes for each parameter, and of the result the client decodes (`T` and `E` apart for
+    /// a `Result` method), traced at run time from their `Deserialize`.
+    fn trace_fn(method: &Method) -> TokenStream {
+        let tracer = Ident::new("tracer", Span::mixed_site());
+        let params = method.params.iter().map(|param| {
+            let owned = owned_type(param, Codec::Postcard);
+            quote!(#tracer.param::<#owned>()?;)
+        });
+        let result = match &method.output {
+            Output::Unit => quote!(#tracer.result::<()>()?;),
+            Output::ByteVec => quote!(#tracer.result::<::lpc::__private::WireBytes>()?;),
+            Output::Type(ty) => match result_args(ty) {
+                Some((ok, err)) if method.returns_result => {
+                    let (ok, err) = (
+                        erase_lifetimes(ok.to_token_stream()),
+                        erase_lifetimes(err.to_token_stream()),
+                    );
+                    quote!(#tracer.result::<#ok>()?; #tracer.error::<#err>()?;)
+                }
+                _ => {
+                    let ty = erase_lifetimes(ty.to_token_stream());
+                    quote!(#tracer.result::<#ty>()?;)
+                }
+            },
+        };
+        quote! {
+            |#tracer: &mut ::lpc::__private::MethodTracer<'_>|
+                -> ::std::result::Result<(), ::lpc::__private::ShapeError> {
+                #(#params)*
+                #result
+                ::std::result::Result::Ok(())
             }
         }
     }

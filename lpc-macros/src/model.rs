@@ -410,6 +410,15 @@ fn read_param(typed: &PatType, errors: &mut Errors) -> Option<Param> {
         return None;
     }
     match param_kind(ty) {
+        Ok(ParamKind::RefMut(inner)) if holds_loan(&inner) => {
+            errors.spanned(
+                ty,
+                "an `lpc::Loan` cannot travel in a `&mut` parameter: the loan the service \
+                 receives is the caller's, and cannot be sent back; take `&Loan` and return a \
+                 `Loan` of the service's own",
+            );
+            None
+        }
         Ok(kind) => Some(Param {
             name: ident.unraw().to_string(),
             ty_text: pretty(ty.to_token_stream()),
@@ -572,6 +581,24 @@ fn is_byte_vec(ty: &Type) -> bool {
 /// Whether `ty` is written `Result<T, E>`, `std::result::Result<T, E>` or
 /// `core::result::Result<T, E>`. A type alias with one parameter (`io::Result<T>`) or another
 /// name is not recognised: such a method returns its value as one opaque type.
+/// The `T` and `E` of a return type written `Result<T, E>` (see [`is_result`]).
+pub fn result_args(ty: &Type) -> Option<(Type, Type)> {
+    if !is_result(ty) {
+        return None;
+    }
+    let Type::Path(path) = peel(ty) else {
+        return None;
+    };
+    let PathArguments::AngleBracketed(args) = &path.path.segments.last()?.arguments else {
+        return None;
+    };
+    let mut types = args.args.iter().filter_map(|a| match a {
+        GenericArgument::Type(t) => Some(t.clone()),
+        _ => None,
+    });
+    Some((types.next()?, types.next()?))
+}
+
 fn is_result(ty: &Type) -> bool {
     let Type::Path(path) = peel(ty) else {
         return false;

@@ -125,8 +125,8 @@ fn a_query_reports_identity_interface_clients_and_statistics() {
     assert_eq!(info.pid, service.pid());
     assert_eq!(info.interface.name, "Probe");
     assert_eq!(
-        info.interface.fingerprint,
-        lpc_tests::PROBE_INTERFACE.fingerprint
+        &info.interface,
+        lpc_tests::PROBE_INTERFACE.info().expect("shapes")
     );
     assert_eq!(info.connections, 2);
     let pids: Vec<u32> = info.clients.iter().map(|c| c.pid).collect();

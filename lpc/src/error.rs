@@ -167,6 +167,17 @@ pub enum Error {
         limit: u64,
     },
 
+    /// The interface's types cannot be described, so they cannot be checked across processes:
+    /// a type's `Deserialize` refused lpc's tracer, or two types share a name. The message
+    /// names the type and what to do.
+    #[error("service `{service}`: the interface's types cannot be described: {detail}")]
+    Shape {
+        /// The service name.
+        service: String,
+        /// Which type, and why.
+        detail: String,
+    },
+
     /// The service name is already held by a live service.
     #[error("service name `{service}` is already taken by a live service at {}", path.display())]
     NameTaken {
@@ -217,6 +228,7 @@ impl Error {
             | Error::BadArguments { service, .. }
             | Error::TooLarge { service, .. }
             | Error::NameTaken { service, .. }
+            | Error::Shape { service, .. }
             | Error::Protocol { service, .. }
             | Error::Io { service, .. } => service,
         }

@@ -80,11 +80,21 @@ pub use server::{
     Server, ServerHandle, ServerOptions,
 };
 pub use sys::{PeerCredentials, UserId};
+pub use wire::hash::fnv1a64;
 pub use wire::info;
 pub use wire::interface::{
-    fnv1a64, method_id, InterfaceDescriptor, InterfaceInfo, MethodDescriptor, MethodInfo,
-    ParamDescriptor, ParamInfo, RESERVED_METHOD_IDS,
+    compare_interfaces, method_id, Comparison, InterfaceDescriptor, InterfaceInfo,
+    MethodDescriptor, MethodInfo, ParamDescriptor, ParamInfo, RESERVED_METHOD_IDS,
 };
+pub use wire::trace::ShapeError;
+
+/// The shapes of the types an interface carries (see `docs/shapes.md`).
+pub mod shape {
+    pub use crate::wire::shape::{
+        check_json, difference, example_json, fingerprint, referenced, Field, Shape, Side, TypeDef,
+        TypeTable, Variant, VariantFields,
+    };
+}
 
 /// Support for the code that `#[lpc::service]` generates. Not a public API.
 #[doc(hidden)]
@@ -94,6 +104,8 @@ pub mod __private {
     pub use serde_bytes;
 
     pub use crate::wire::codec::WireBytes;
+    pub use crate::wire::interface::{InfoCache, MethodTracer};
+    pub use crate::wire::trace::ShapeError;
 
     /// Support for the generated `dispatch_json`.
     pub mod json {

@@ -6,13 +6,14 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use serde::de::Error as _;
-use serde::ser::SerializeTuple;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::channel::{scope, Channel};
 use crate::error::{CallPhase, Error};
 use crate::shm::bulk::{BulkClaim, PeerBulk};
 use crate::wire::codec::note_custom_reason;
+use crate::wire::shape::LOAN_NAME;
+use crate::wire::trace::tracing;
 
 /// Loaned buffers: large byte payloads written once, in place, in shared memory, and read in
 /// place by the other side — no copy, whatever the size.
@@ -74,6 +75,8 @@ enum Inner {
     Ours(BulkClaim),
     /// Received from the peer: read in place.
     Theirs(Arc<PeerBulk>),
+    /// A stand-in, empty, that tracing a type's shape makes (it never leaves the tracer).
+    Traced,
 }
 
 impl Loan {
@@ -105,7 +108,7 @@ impl Loan {
     pub fn as_mut(&mut self) -> Option<&mut [u8]> {
         match &mut self.inner {
             Inner::Ours(claim) => Some(claim.data_mut(self.len)),
-            Inner::Theirs(_) => None,
+            Inner::Theirs(_) | Inner::Traced => None,
         }
     }
 
@@ -121,6 +124,7 @@ impl Deref for Loan {
         match &self.inner {
             Inner::Ours(claim) => claim.data(self.len),
             Inner::Theirs(bulk) => bulk.data(self.len).expect("length checked when received"),
+            Inner::Traced => &[],
         }
     }
 }
@@ -130,6 +134,7 @@ impl fmt::Debug for Loan {
         let (side, id) = match &self.inner {
             Inner::Ours(claim) => ("ours", claim.buffer().id()),
             Inner::Theirs(_) => ("received", u32::MAX),
+            Inner::Traced => ("traced", u32::MAX),
         };
         f.debug_struct("Loan")
             .field("len", &self.len)
@@ -171,11 +176,34 @@ impl Serialize for Loan {
             ));
         };
         claim.lend();
-        let mut tuple = serializer.serialize_tuple(3)?;
-        tuple.serialize_element(&self.token)?;
-        tuple.serialize_element(&claim.buffer().id())?;
-        tuple.serialize_element(&(self.len as u64))?;
-        tuple.end()
+        // A newtype of the handle (transparent in postcard), so that shapes name it.
+        serializer.serialize_newtype_struct(
+            LOAN_NAME,
+            &(self.token, claim.buffer().id(), self.len as u64),
+        )
+    }
+}
+
+/// Reads the handle of a binary call's loan.
+struct HandleVisitor;
+
+impl<'de> serde::de::Visitor<'de> for HandleVisitor {
+    type Value = Loan;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an lpc loan handle")
+    }
+
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, deserializer: D) -> Result<Loan, D::Error> {
+        let (token, id, len) = <(u64, u32, u64)>::deserialize(deserializer)?;
+        if tracing() {
+            return Ok(Loan {
+                inner: Inner::Traced,
+                len: 0,
+                token,
+            });
+        }
+        receive(token, id, len)
     }
 }
 
@@ -191,9 +219,15 @@ impl<'de> Deserialize<'de> for Loan {
             loan.as_mut().expect("our own loan").copy_from_slice(&bytes);
             return Ok(loan);
         }
-        let (token, id, len) = <(u64, u32, u64)>::deserialize(deserializer)?;
-        let len = usize::try_from(len)
-            .map_err(|_| D::Error::custom("loan length does not fit in memory"))?;
+        deserializer.deserialize_newtype_struct(LOAN_NAME, HandleVisitor)
+    }
+}
+
+/// The loan a binary call's handle names, mapped from the current connection.
+fn receive<E: serde::de::Error>(token: u64, id: u32, len: u64) -> Result<Loan, E> {
+    {
+        let len =
+            usize::try_from(len).map_err(|_| E::custom("loan length does not fit in memory"))?;
         let received = scope::current(|channel| {
             (channel.token() == token).then(|| channel.bulk_theirs(id, channel.receive_limit()))
         });
@@ -246,4 +280,42 @@ pub(crate) fn claim(channel: &Channel, len: usize, limit: u64) -> Result<Loan, E
             token: channel.token(),
         })
         .map_err(|e| e.into_error(channel.service(), None, CallPhase::NotSent))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::wire::interface::{InterfaceDescriptor, MethodDescriptor, ParamDescriptor};
+    use crate::wire::shape::Shape;
+
+    #[test]
+    fn a_loan_has_a_shape_of_its_own() {
+        static METHODS: [MethodDescriptor; 1] = [MethodDescriptor {
+            name: "lend",
+            id: 1,
+            signature: "fn lend(&self, a: Option<&Loan>) -> Loan",
+            params: &[ParamDescriptor {
+                name: "a",
+                ty: "Option<&Loan>",
+                out: false,
+            }],
+            output: "Loan",
+            returns_result: false,
+            trace: |t| {
+                t.param::<Option<super::Loan>>()?;
+                t.result::<super::Loan>()
+            },
+        }];
+        static INTERFACE: InterfaceDescriptor = InterfaceDescriptor {
+            name: "Lender",
+            fingerprint: 0,
+            methods: &METHODS,
+            info: crate::wire::interface::InfoCache::new(),
+        };
+        let info = INTERFACE.info().expect("traces");
+        assert_eq!(
+            info.methods[0].params[0].shape,
+            Shape::Option(Box::new(Shape::Loan))
+        );
+        assert_eq!(info.methods[0].result, Shape::Loan);
+    }
 }

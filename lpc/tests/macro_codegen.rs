@@ -743,11 +743,39 @@ fn descriptor_parameters_and_output() {
     assert_eq!(raw.params[0].ty, "u8");
 
     // The owned copy carries the same.
-    let info = CALC_INTERFACE.to_info();
+    let info = CALC_INTERFACE.info().expect("shapes");
     let two = info.method("two_updates").expect("method");
     assert_eq!(two.params[2].name, "b");
     assert!(two.params[2].out);
     assert!(info.method("get").expect("method").returns_result);
+
+    // And the shapes of what crosses, as the service decodes it.
+    use lpc::shape::Shape;
+    let extras = EXTRAS_INTERFACE.info().expect("shapes");
+    let join = extras.method("join").expect("method");
+    assert_eq!(join.params[0].shape, Shape::Seq(Box::new(Shape::Str)));
+    assert_eq!(join.params[1].shape, Shape::Str);
+    assert_eq!(join.result, Shape::Str);
+    let borrowed = extras.method("borrowed").expect("method");
+    assert_eq!(
+        borrowed.params[0].shape,
+        Shape::Option(Box::new(Shape::Str))
+    );
+    let check = extras.method("check").expect("method");
+    assert_eq!(
+        (&check.result, &check.error),
+        (&Shape::U8, &Some(Shape::Named("MyError".into())))
+    );
+    let nested = extras.method("not_a_result").expect("method");
+    assert_eq!(
+        nested.result,
+        Shape::Option(Box::new(Shape::Result {
+            ok: Box::new(Shape::U8),
+            err: Box::new(Shape::Named("MyError".into()))
+        }))
+    );
+    assert!(extras.types.contains_key("MyError"));
+    assert_eq!(extras.method("unit").expect("method").result, Shape::Unit);
 }
 
 /// Parameter and return types the JSON dispatcher handles specially.

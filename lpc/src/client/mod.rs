@@ -26,7 +26,9 @@ use crate::shm::Region;
 use crate::wire::frame::{Status, FLAG_JSON};
 use crate::wire::handshake::{Hello, Message};
 use crate::wire::info::ServiceInfo;
-use crate::wire::interface::{InterfaceDescriptor, InterfaceInfo, MethodDescriptor};
+use crate::wire::interface::{
+    compare_interfaces, Comparison, InterfaceDescriptor, InterfaceInfo, MethodDescriptor,
+};
 use crate::wire::{codec, FrameHeader, DEFAULT_MAX_PAYLOAD};
 
 use self::slots::{SlotGuard, SlotPool};
@@ -53,6 +55,7 @@ pub struct ClientOptions {
     max_reply: u64,
     slot_wait: Option<Duration>,
     reconnect: bool,
+    allow_mismatched: bool,
 }
 
 impl Default for ClientOptions {
@@ -65,6 +68,7 @@ impl Default for ClientOptions {
             max_reply: DEFAULT_MAX_PAYLOAD,
             slot_wait: None,
             reconnect: false,
+            allow_mismatched: false,
         }
     }
 }
@@ -121,6 +125,15 @@ impl ClientOptions {
     /// with [`Error::Disconnected`]: lpc never repeats a call that may have run.
     pub fn reconnect(mut self, on: bool) -> Self {
         self.reconnect = on;
+        self
+    }
+
+    /// Connect even when some methods have other shapes in the service than in this client
+    /// (by default such a service is refused at connect with [`Error::InterfaceMismatch`]).
+    /// Calls of those methods then fail with `InterfaceMismatch` without being sent; the
+    /// others work. See [`Client::mismatched_methods`].
+    pub fn allow_mismatched_methods(mut self, allow: bool) -> Self {
+        self.allow_mismatched = allow;
         self
     }
 }
@@ -201,6 +214,10 @@ struct Connection {
     /// The id of the last call made on each slot. A slot belongs to one thread at a time, so
     /// a plain load and store suffice (no read-modify-write on a line shared by all threads).
     call_ids: Box<[AtomicU64]>,
+    /// How this client's interface compares with the service's: the methods it must not
+    /// send (empty when both agree, so a call pays one length check for it).
+    comparison: Comparison,
+    unavailable: Box<[u32]>,
 }
 
 thread_local! {
@@ -304,7 +321,7 @@ impl Client {
         channel.set_peer_limit(welcome.max_request);
         channel.set_receive_limit(options.max_reply);
         channel.set_token(welcome.token);
-        let conn = Connection {
+        let mut conn = Connection {
             service: name.to_owned(),
             channel,
             slots: SlotPool::new(geometry.slot_count),
@@ -316,9 +333,22 @@ impl Client {
             call_ids: (0..geometry.slot_count)
                 .map(|_| AtomicU64::new(0))
                 .collect(),
+            comparison: Comparison::default(),
+            unavailable: Box::new([]),
         };
         if let Some(interface) = interface {
-            check_interface(name, interface, &conn.remote)?;
+            let local = interface.info().map_err(|e| Error::Shape {
+                service: name.to_owned(),
+                detail: e.to_string(),
+            })?;
+            conn.comparison = check_interface(name, local, &conn.remote, options)?;
+            conn.unavailable = conn
+                .comparison
+                .missing
+                .iter()
+                .chain(conn.comparison.mismatched.iter().map(|(m, _)| m))
+                .filter_map(|m| local.method(m).map(|m| m.id))
+                .collect();
         }
         Ok(conn)
     }
@@ -354,6 +384,30 @@ impl Client {
         match &self.link {
             Link::Fixed(conn) => &conn.remote,
             Link::Reconnecting(r) => &r.remote,
+        }
+    }
+
+    /// The methods this client knows that the service does not have: calling one fails with
+    /// [`Error::NoSuchMethod`] (an older service). Empty for a dynamic client.
+    pub fn missing_methods(&self) -> Vec<String> {
+        self.with_comparison(|c| c.missing.clone())
+    }
+
+    /// The methods the service has with other shapes than this client (connected with
+    /// [`ClientOptions::allow_mismatched_methods`]), each with the first difference: calling one
+    /// fails with [`Error::InterfaceMismatch`].
+    pub fn mismatched_methods(&self) -> Vec<(String, String)> {
+        self.with_comparison(|c| c.mismatched.clone())
+    }
+
+    fn with_comparison<R>(&self, f: impl FnOnce(&Comparison) -> R) -> R {
+        match &self.link {
+            Link::Fixed(conn) => f(&conn.comparison),
+            Link::Reconnecting(r) => f(&r
+                .current
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .comparison),
         }
     }
 
@@ -448,6 +502,9 @@ impl Client {
         R: DeserializeOwned,
     {
         let conn = self.live(method)?;
+        if !conn.unavailable.is_empty() {
+            conn.check_available(method_id, method)?;
+        }
         self.exchange(
             &conn,
             (method_id, method, 0),
@@ -701,6 +758,25 @@ struct Call<'c> {
 }
 
 impl Connection {
+    /// Fails a call of a method the service lacks, or has with other shapes, before it is
+    /// sent.
+    #[cold]
+    fn check_available(&self, method_id: u32, method: &str) -> Result<()> {
+        if !self.unavailable.contains(&method_id) {
+            return Ok(());
+        }
+        if let Some((_, why)) = self.comparison.mismatched.iter().find(|(m, _)| m == method) {
+            return Err(Error::InterfaceMismatch {
+                service: self.service.clone(),
+                detail: format!("method `{method}`: {why}; the call was not sent"),
+            });
+        }
+        Err(Error::NoSuchMethod {
+            service: self.service.clone(),
+            method: method.to_owned(),
+        })
+    }
+
     fn disconnected(&self, method: &str, phase: CallPhase) -> Error {
         self.dead.store(true, Ordering::Relaxed);
         Error::Disconnected {
@@ -795,48 +871,39 @@ pub fn query(name: &str, options: &ClientOptions) -> Result<ServiceInfo> {
     )
 }
 
-/// Compares the interface this client was built against with the one the service announced.
+/// Compares the interface this client was built against with the one the service announced,
+/// method by method: another interface, or (unless the options allow it) a method with other
+/// shapes, refuses the connection; methods only one side has are fine.
 fn check_interface(
     service: &str,
-    local: &InterfaceDescriptor,
+    local: &InterfaceInfo,
     remote: &InterfaceInfo,
-) -> Result<()> {
-    if local.name == remote.name && local.fingerprint == remote.fingerprint {
-        return Ok(());
-    }
-    let mut differences = Vec::new();
+    options: &ClientOptions,
+) -> Result<Comparison> {
     if local.name != remote.name {
-        differences.push(format!(
-            "the service implements interface `{}`, this client expects `{}`",
-            remote.name, local.name
-        ));
+        return Err(Error::InterfaceMismatch {
+            service: service.to_owned(),
+            detail: format!(
+                "the service implements interface `{}`, this client expects `{}`",
+                remote.name, local.name
+            ),
+        });
     }
-    for m in local.methods {
-        match remote.methods.iter().find(|r| r.name == m.name) {
-            None => differences.push(format!("method `{}` is missing in the service", m.name)),
-            Some(r) if r.signature != m.signature => differences.push(format!(
-                "method `{}`: the service has `{}`, this client expects `{}`",
-                m.name, r.signature, m.signature
-            )),
-            Some(_) => {}
-        }
+    let comparison = compare_interfaces(local, remote);
+    if !comparison.mismatched.is_empty() && !options.allow_mismatched {
+        let list: Vec<String> = comparison
+            .mismatched
+            .iter()
+            .map(|(m, why)| format!("`{m}`: {why}"))
+            .collect();
+        return Err(Error::InterfaceMismatch {
+            service: service.to_owned(),
+            detail: format!(
+                "{}; (ClientOptions::allow_mismatched_methods connects anyway, refusing only \
+                 these methods' calls)",
+                list.join("; ")
+            ),
+        });
     }
-    for r in &remote.methods {
-        if local.method_by_name(&r.name).is_none() {
-            differences.push(format!(
-                "the service has method `{}`, unknown to this client",
-                r.name
-            ));
-        }
-    }
-    if differences.is_empty() {
-        differences.push(format!(
-            "fingerprints differ ({:#018x} in the service, {:#018x} here)",
-            remote.fingerprint, local.fingerprint
-        ));
-    }
-    Err(Error::InterfaceMismatch {
-        service: service.to_owned(),
-        detail: differences.join("; "),
-    })
+    Ok(comparison)
 }

@@ -18,7 +18,8 @@ use crate::sys::{monotonic_ns, process_name, PeerCredentials, SharedMemory, Stre
 use crate::wire::codec::Sink;
 use crate::wire::frame::{Status, FLAG_JSON};
 use crate::wire::handshake::{Message, Refusal, RefusalKind, Welcome};
-use crate::wire::interface::{fnv1a64, InterfaceDescriptor};
+use crate::wire::hash::fnv1a64;
+use crate::wire::interface::InterfaceDescriptor;
 use crate::wire::FrameHeader;
 
 /// What the reactor and the connection thread share.
@@ -170,7 +171,7 @@ fn handshake(shared: &Shared, conn: &ConnectionShared) -> Result<Channel, String
     let memory = ConnectionMemory::initialize(region, geometry).map_err(refuse)?;
     let welcome = Welcome {
         service: shared.server.name.clone(),
-        interface: shared.dispatcher.interface().to_info(),
+        interface: shared.interface_info.clone(),
         slot_count: geometry.slot_count,
         slot_size: geometry.slot_size,
         max_request: options.max_payload,

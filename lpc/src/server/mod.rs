@@ -32,7 +32,7 @@ use crate::sys::{
     PeerCredentials, Reactor, ReactorEvent, Stream, UserId,
 };
 use crate::wire::info::{ClientInfo, ServiceInfo, MAX_LISTED_CLIENTS};
-use crate::wire::interface::InterfaceDescriptor;
+use crate::wire::interface::{InterfaceDescriptor, InterfaceInfo};
 
 use self::connection::ConnectionShared;
 /// Default largest number of open connections (also per user).
@@ -447,6 +447,8 @@ struct Shared {
     closed: stats::ClosedTotals,
     /// The dispatcher's interface, kept here to avoid a virtual call per call.
     interface: &'static InterfaceDescriptor,
+    /// The interface with its shapes, as the handshake and queries send it.
+    interface_info: InterfaceInfo,
     /// Connections admitted at most: the configured limit, or fewer if the process's
     /// descriptor limit would run out first.
     max_connections: usize,
@@ -464,6 +466,14 @@ impl std::fmt::Debug for dyn Dispatch {
 
 impl Shared {
     fn new(server: Server, dispatcher: Arc<dyn Dispatch>) -> Result<Shared> {
+        let interface_info = dispatcher
+            .interface()
+            .info()
+            .map_err(|e| Error::Shape {
+                service: server.name.clone(),
+                detail: e.to_string(),
+            })?
+            .clone();
         let (max_connections, accept_cap) = descriptor_budget(server.options.max_connections);
         let reactor =
             Reactor::new().map_err(|e| Error::io(&server.name, "creating the event loop", e))?;
@@ -479,6 +489,7 @@ impl Shared {
             started: Instant::now(),
             closed: stats::ClosedTotals::new(dispatcher.interface()),
             interface: dispatcher.interface(),
+            interface_info,
             max_connections,
             accept_cap,
             dispatcher,
@@ -547,7 +558,6 @@ impl Shared {
 
     /// Who we are and how we are doing, for a query.
     fn info(&self) -> ServiceInfo {
-        let interface = self.interface;
         let table = self.connections();
         let (mut methods, mut unknown_calls) = self.closed.snapshot();
         let mut clients = Vec::new();
@@ -577,7 +587,7 @@ impl Shared {
             pid: std::process::id(),
             user: current_user().to_string(),
             uptime: self.started.elapsed(),
-            interface: interface.to_info(),
+            interface: self.interface_info.clone(),
             connections,
             clients,
             methods,

@@ -5,7 +5,13 @@
 //! and the client compares it with its own. Method ids derive from the names
 //! ([`method_id`]), so both sides compute the same without agreeing on anything else.
 
+use std::sync::OnceLock;
+
 use serde::{Deserialize, Serialize};
+
+use super::hash::fnv1a64;
+use super::shape::{self, Shape, Side, TypeTable};
+use super::trace::{ShapeError, Tracer};
 
 /// Method ids at or above this value are reserved for the runtime itself.
 pub const RESERVED_METHOD_IDS: u32 = 0x8000_0000;
@@ -15,11 +21,31 @@ pub const RESERVED_METHOD_IDS: u32 = 0x8000_0000;
 pub struct InterfaceDescriptor {
     /// The trait name, e.g. `Calc`.
     pub name: &'static str,
-    /// A hash over the trait name and every method signature. Client and service must agree.
+    /// A hash over the trait name and every method signature, as written (computed at compile
+    /// time; the handshake compares shapes, see [`InterfaceInfo::fingerprint`]).
     pub fingerprint: u64,
     /// The methods, in declaration order.
     pub methods: &'static [MethodDescriptor],
+    /// The interface with its shapes, traced on first use.
+    #[doc(hidden)]
+    pub info: InfoCache,
 }
+
+/// Where an [`InterfaceDescriptor`] keeps its traced [`InterfaceInfo`].
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct InfoCache(OnceLock<Result<InterfaceInfo, ShapeError>>);
+
+impl InfoCache {
+    /// An empty cache (for the static a macro generates).
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> InfoCache {
+        InfoCache(OnceLock::new())
+    }
+}
+
+/// Traces the shapes of one method's parameters and result (generated).
+pub type TraceFn = fn(&mut MethodTracer<'_>) -> Result<(), ShapeError>;
 
 /// Static description of one method.
 #[derive(Debug)]
@@ -37,6 +63,9 @@ pub struct MethodDescriptor {
     pub output: &'static str,
     /// True when the return type is `Result<T, E>`: `E` is an application error.
     pub returns_result: bool,
+    /// Traces the shapes of the parameters and the result.
+    #[doc(hidden)]
+    pub trace: TraceFn,
 }
 
 /// Static description of one parameter.
@@ -61,47 +90,82 @@ impl InterfaceDescriptor {
         self.methods.iter().find(|m| m.name == name)
     }
 
-    /// An owned copy, as sent in the handshake.
-    pub fn to_info(&self) -> InterfaceInfo {
-        InterfaceInfo {
-            name: self.name.to_owned(),
-            fingerprint: self.fingerprint,
-            methods: self
-                .methods
-                .iter()
-                .map(|m| MethodInfo {
+    /// The interface with the shapes of every parameter and result, as sent in the handshake.
+    /// Traced once, on first use (a service at bind, a client at connect); the error names
+    /// the type that cannot be described and what to do.
+    pub fn info(&self) -> Result<&InterfaceInfo, ShapeError> {
+        self.info
+            .0
+            .get_or_init(|| self.trace())
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    fn trace(&self) -> Result<InterfaceInfo, ShapeError> {
+        let mut tracer = Tracer::default();
+        let mut traced = Vec::new();
+        for m in self.methods {
+            let mut t = MethodTracer::new(&mut tracer, m);
+            (m.trace)(&mut t)?;
+            traced.push((m, t.params, t.result.unwrap_or(Shape::Unit), t.error));
+        }
+        let types = tracer.types()?;
+        let methods: Vec<MethodInfo> = traced
+            .into_iter()
+            .map(|(m, params, result, error)| {
+                let mut info = MethodInfo {
                     name: m.name.to_owned(),
                     id: m.id,
                     signature: m.signature.to_owned(),
                     params: m
                         .params
                         .iter()
-                        .map(|p| ParamInfo {
+                        .zip(params)
+                        .map(|(p, shape)| ParamInfo {
                             name: p.name.to_owned(),
                             ty: p.ty.to_owned(),
                             out: p.out,
+                            shape,
                         })
                         .collect(),
                     output: m.output.to_owned(),
                     returns_result: m.returns_result,
-                })
-                .collect(),
+                    result,
+                    error,
+                    fingerprint: 0,
+                };
+                info.fingerprint = info.shape_fingerprint(&types);
+                info
+            })
+            .collect();
+        let mut all = self.name.as_bytes().to_vec();
+        for m in &methods {
+            all.extend(m.fingerprint.to_le_bytes());
         }
+        Ok(InterfaceInfo {
+            name: self.name.to_owned(),
+            fingerprint: fnv1a64(&all),
+            methods,
+            types,
+        })
     }
 }
 
-/// Owned form of [`InterfaceDescriptor`], as a client receives it from a service.
+/// Owned form of [`InterfaceDescriptor`], with the shapes of its types: what a service sends
+/// in the handshake, and what `lpc describe` shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InterfaceInfo {
     /// The trait name.
     pub name: String,
-    /// See [`InterfaceDescriptor::fingerprint`].
+    /// A hash over the name and every method's [`MethodInfo::fingerprint`].
     pub fingerprint: u64,
     /// The methods, in declaration order.
     pub methods: Vec<MethodInfo>,
+    /// Every user type the methods use, by (serde) name.
+    pub types: TypeTable,
 }
 
-/// Owned form of [`MethodDescriptor`].
+/// Owned form of [`MethodDescriptor`], with shapes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MethodInfo {
     /// The method name.
@@ -116,9 +180,16 @@ pub struct MethodInfo {
     pub output: String,
     /// Whether the return type is `Result<T, E>`.
     pub returns_result: bool,
+    /// The shape of the result (of `T`, for `Result<T, E>`).
+    pub result: Shape,
+    /// The shape of the application error `E`, for `Result<T, E>`.
+    pub error: Option<Shape>,
+    /// A hash over the name and the shapes of the parameters, the result, the error and every
+    /// type they use: equal on both sides means the same bytes mean the same values.
+    pub fingerprint: u64,
 }
 
-/// Owned form of [`ParamDescriptor`].
+/// Owned form of [`ParamDescriptor`], with its shape.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParamInfo {
     /// The parameter name.
@@ -127,6 +198,8 @@ pub struct ParamInfo {
     pub ty: String,
     /// Whether it is an `&mut` (in/out) parameter.
     pub out: bool,
+    /// The shape of the value that crosses.
+    pub shape: Shape,
 }
 
 impl InterfaceInfo {
@@ -136,16 +209,90 @@ impl InterfaceInfo {
     }
 }
 
-/// FNV-1a, 64 bits: the fingerprint hash. The macro computes the same function at compile time.
-pub const fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut i = 0;
-    while i < bytes.len() {
-        hash ^= bytes[i] as u64;
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-        i += 1;
+impl MethodInfo {
+    /// Every shape of the method, in order: parameters, result, error.
+    fn shapes(&self) -> impl Iterator<Item = &Shape> + Clone {
+        self.params
+            .iter()
+            .map(|p| &p.shape)
+            .chain(std::iter::once(&self.result))
+            .chain(self.error.iter())
     }
-    hash
+
+    fn shape_fingerprint(&self, types: &TypeTable) -> u64 {
+        shape::fingerprint(&self.name, self.shapes(), types)
+    }
+
+    /// The first difference between this method (with `types`, on side `mine`) and `other`
+    /// (with `theirs`), naming the parameter or result, the type and what differs.
+    pub fn difference(
+        &self,
+        mine: Side<'_>,
+        other: &MethodInfo,
+        theirs: Side<'_>,
+    ) -> Option<String> {
+        if self.params.len() != other.params.len() {
+            return Some(format!(
+                "it takes {} parameters in {}, {} in {}",
+                self.params.len(),
+                mine.label,
+                other.params.len(),
+                theirs.label
+            ));
+        }
+        for (a, b) in self.params.iter().zip(&other.params) {
+            if let Some(d) = shape::difference(&a.shape, mine, &b.shape, theirs) {
+                return Some(format!("parameter `{}`: {d}", a.name));
+            }
+        }
+        if let Some(d) = shape::difference(&self.result, mine, &other.result, theirs) {
+            return Some(format!("result: {d}"));
+        }
+        match (&self.error, &other.error) {
+            (None, None) => None,
+            (Some(a), Some(b)) => {
+                shape::difference(a, mine, b, theirs).map(|d| format!("error type: {d}"))
+            }
+            _ => Some(format!(
+                "it returns `{}` in {}, `{}` in {}",
+                self.output, mine.label, other.output, theirs.label
+            )),
+        }
+    }
+}
+
+/// How a client's interface compares with the one its service announced.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Comparison {
+    /// The client's methods the service does not have (by name).
+    pub missing: Vec<String>,
+    /// Methods both have with different shapes: (name, the first difference).
+    pub mismatched: Vec<(String, String)>,
+}
+
+/// Compares the client's interface (`local`) with the service's (`remote`), method by
+/// method. Methods only the service has are fine: an older client simply does not call them.
+pub fn compare_interfaces(local: &InterfaceInfo, remote: &InterfaceInfo) -> Comparison {
+    let mine = Side {
+        types: &local.types,
+        label: "this client",
+    };
+    let theirs = Side {
+        types: &remote.types,
+        label: "the service",
+    };
+    let mut out = Comparison::default();
+    for m in &local.methods {
+        match remote.method(&m.name) {
+            None => out.missing.push(m.name.clone()),
+            Some(r) => {
+                if let Some(d) = r.difference(theirs, m, mine) {
+                    out.mismatched.push((m.name.clone(), d));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// FNV-1a, 32 bits, masked below [`RESERVED_METHOD_IDS`]: the method id of a method name.
@@ -186,5 +333,66 @@ impl MethodInfo {
             &self.name,
             self.params.iter().map(|p| (p.name.as_str(), p.ty.as_str())),
         )
+    }
+}
+
+/// The shapes of one method, as the code `#[lpc::service]` generates traces them: each
+/// parameter's type as the service decodes it, then the result (and the application error of a
+/// `Result` method).
+pub struct MethodTracer<'t> {
+    tracer: &'t mut Tracer,
+    method: &'static MethodDescriptor,
+    pub(crate) params: Vec<Shape>,
+    pub(crate) result: Option<Shape>,
+    pub(crate) error: Option<Shape>,
+}
+
+impl<'t> MethodTracer<'t> {
+    pub(crate) fn new(tracer: &'t mut Tracer, method: &'static MethodDescriptor) -> Self {
+        MethodTracer {
+            tracer,
+            method,
+            params: Vec::new(),
+            result: None,
+            error: None,
+        }
+    }
+
+    /// The next parameter is a `T`.
+    pub fn param<T: Deserialize<'static>>(&mut self) -> Result<(), ShapeError> {
+        let param = self.method.params.get(self.params.len());
+        let shape = self.tracer.trace::<T>().map_err(|e| {
+            let (name, ty) = param.map_or(("?", "?"), |p| (p.name, p.ty));
+            ShapeError(format!(
+                "cannot describe parameter `{name}: {ty}` of method `{}`: {e}",
+                self.method.name
+            ))
+        })?;
+        self.params.push(shape);
+        Ok(())
+    }
+
+    /// The result is a `T` (the `Ok` type of a `Result` method).
+    pub fn result<T: Deserialize<'static>>(&mut self) -> Result<(), ShapeError> {
+        let shape = self.tracer.trace::<T>().map_err(|e| {
+            ShapeError(format!(
+                "cannot describe the result `{}` of method `{}`: {e}",
+                self.method.output, self.method.name
+            ))
+        })?;
+        self.result = Some(shape);
+        Ok(())
+    }
+
+    /// The application error of a `Result` method is an `E`.
+    pub fn error<E: Deserialize<'static>>(&mut self) -> Result<(), ShapeError> {
+        let shape = self.tracer.trace::<E>().map_err(|e| {
+            ShapeError(format!(
+                "cannot describe the error type of `{}` of method `{}`: {e}",
+                self.method.output, self.method.name
+            ))
+        })?;
+        self.error = Some(shape);
+        Ok(())
     }
 }

@@ -9,8 +9,11 @@
 pub(crate) mod codec;
 pub(crate) mod frame;
 pub(crate) mod handshake;
+pub(crate) mod hash;
 pub mod info;
 pub(crate) mod interface;
+pub(crate) mod shape;
+pub(crate) mod trace;
 
 pub(crate) use frame::FrameHeader;
 pub use handshake::DEFAULT_MAX_PAYLOAD;
