@@ -577,7 +577,7 @@ impl<'a> ServiceGenerator<'a> {
         let index = Literal::usize_unsuffixed(index);
         let parsed = Ident::new("json_args", Span::mixed_site());
 
-        let parse = quote!(#json::Args::parse(#args, &#interface.methods[#index])?);
+        let parse = quote!(#json::Args::parse(#args, &#interface, #index)?);
         if method.params.is_empty() {
             return quote!(#parse;);
         }

@@ -20,6 +20,37 @@ fn dynamic(dir: &Path) -> lpc::Client {
 }
 
 #[test]
+fn json_arguments_are_strict_about_fields() {
+    let dir = TempDir::new().unwrap();
+    let _service = start(dir.path());
+    let client = dynamic(dir.path());
+    let bad = |args: serde_json::Value| match client.call_json("bump", &args) {
+        Err(lpc::Error::BadArguments { message, .. }) => message,
+        other => panic!("expected BadArguments, got {other:?}"),
+    };
+    // A misspelt field is named, with the fields there are: never silently dropped.
+    let unknown = bad(json!([{"id": 1, "name": "r", "values": [], "valeus": [2.0]}]));
+    assert_eq!(
+        unknown,
+        "argument `record` (&Record): `Record` has no field `valeus` (its fields: id: u32, \
+         name: String, values: Vec<f64>)"
+    );
+    // A missing one is named with its type.
+    let missing = bad(json!({"record": {"id": 1, "values": []}}));
+    assert_eq!(
+        missing,
+        "argument `record` (&Record): `Record` is missing field `name` (String)"
+    );
+    // The right fields still work.
+    assert_eq!(
+        client
+            .call_json("bump", &json!([{"id": 1, "name": "r", "values": []}]))
+            .unwrap(),
+        json!({"result": {"id": 2, "name": "r", "values": []}})
+    );
+}
+
+#[test]
 fn json_calls_take_arrays_or_objects_and_return_results_and_out_values() {
     let dir = TempDir::new().unwrap();
     let _service = start(dir.path());

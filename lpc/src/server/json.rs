@@ -4,18 +4,31 @@
 use serde_json::Value;
 
 use super::dispatch::DispatchError;
-use crate::wire::interface::MethodDescriptor;
+use crate::wire::interface::{InterfaceDescriptor, MethodDescriptor, MethodInfo};
+use crate::wire::shape::{check_json, TypeTable};
 
 /// The arguments of a JSON call, one value per parameter, in order.
 pub struct Args {
     values: Vec<Option<Value>>,
     method: &'static MethodDescriptor,
+    /// The method's shapes and the interface's types, to check each argument strictly.
+    shapes: Option<(&'static MethodInfo, &'static TypeTable)>,
 }
 
 impl Args {
     /// Parses `bytes` (an array in parameter order, or an object by parameter name)
-    /// and checks it has exactly the parameters of `method`.
-    pub fn parse(bytes: &[u8], method: &'static MethodDescriptor) -> Result<Args, DispatchError> {
+    /// and checks it has exactly the parameters of method `index` of `interface`.
+    pub fn parse(
+        bytes: &[u8],
+        interface: &'static InterfaceDescriptor,
+        index: usize,
+    ) -> Result<Args, DispatchError> {
+        let method = &interface.methods[index];
+        // Traced when the service started (it cannot start otherwise).
+        let shapes = interface
+            .info()
+            .ok()
+            .and_then(|info| Some((info.methods.get(index)?, &info.types)));
         let bad = |m: String| DispatchError::BadArguments(m);
         let expected = || method.takes();
         let value: Value = serde_json::from_slice(bytes)
@@ -57,7 +70,11 @@ impl Args {
                 )))
             }
         };
-        Ok(Args { values, method })
+        Ok(Args {
+            values,
+            method,
+            shapes,
+        })
     }
 
     /// Decodes argument `index` as `T`.
@@ -67,6 +84,19 @@ impl Args {
     ) -> Result<T, DispatchError> {
         let param = &self.method.params[index];
         let value = self.values[index].take().unwrap_or(Value::Null);
+        // Strict: serde's derived decoders ignore unknown fields; a caller who misspells one
+        // should hear of it, not have it silently dropped.
+        if let Some((shape, types)) = self
+            .shapes
+            .and_then(|(m, types)| Some((&m.params.get(index)?.shape, types)))
+        {
+            check_json(&value, shape, types).map_err(|e| {
+                DispatchError::BadArguments(format!(
+                    "argument `{}` ({}): {e}",
+                    param.name, param.ty
+                ))
+            })?;
+        }
         serde_json::from_value(value).map_err(|e| {
             DispatchError::BadArguments(format!("argument `{}` ({}): {e}", param.name, param.ty))
         })
