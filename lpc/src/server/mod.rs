@@ -332,6 +332,17 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Removes our socket, unless another service has replaced it since.
+    fn remove_socket(&self) {
+        if let Ok(identity) = file_identity(&self.path) {
+            if identity == self.identity {
+                let _ = std::fs::remove_file(&self.path);
+            }
+        }
+    }
+}
+
 fn rename(e: Error, name: &str) -> Error {
     match e {
         Error::Io {
@@ -466,14 +477,17 @@ impl std::fmt::Debug for dyn Dispatch {
 
 impl Shared {
     fn new(server: Server, dispatcher: Arc<dyn Dispatch>) -> Result<Shared> {
-        let interface_info = dispatcher
-            .interface()
-            .info()
-            .map_err(|e| Error::Shape {
-                service: server.name.clone(),
-                detail: e.to_string(),
-            })?
-            .clone();
+        let interface_info = match dispatcher.interface().info() {
+            Ok(info) => info.clone(),
+            Err(e) => {
+                // Nothing will ever answer on the socket: take it away again.
+                server.remove_socket();
+                return Err(Error::Shape {
+                    service: server.name.clone(),
+                    detail: e.to_string(),
+                });
+            }
+        };
         let (max_connections, accept_cap) = descriptor_budget(server.options.max_connections);
         let reactor =
             Reactor::new().map_err(|e| Error::io(&server.name, "creating the event loop", e))?;
@@ -680,11 +694,6 @@ impl Shared {
                 let _ = thread.join();
             }
         }
-        // Remove our socket, unless another service has replaced it since.
-        if let Ok(identity) = file_identity(&self.server.path) {
-            if identity == self.server.identity {
-                let _ = std::fs::remove_file(&self.server.path);
-            }
-        }
+        self.server.remove_socket();
     }
 }
