@@ -5,6 +5,8 @@
 //! through this type so that the rules of the shared region live in one place.
 
 pub(crate) mod bulk;
+#[cfg(all(test, loom))]
+mod model;
 pub(crate) mod payload;
 pub(crate) mod protocol;
 pub(crate) mod scope;
@@ -14,14 +16,14 @@ pub(crate) mod state;
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::error::{CallPhase, Error};
 use crate::shm::layout::{ConnectionMemory, SlotView};
 use crate::shm::Region;
-use crate::sys::{SharedMemory, Stream, WaitOutcome};
+use crate::sys::{AtomicU32, SharedMemory, Stream, WaitOutcome};
 use crate::wire::handshake::Message;
 use crate::wire::FrameHeader;
 

@@ -19,7 +19,7 @@ use std::sync::atomic::Ordering::{AcqRel, Acquire, Release, SeqCst};
 use std::time::Duration;
 
 use super::state::{ABANDONED, FREE, REPLY, REQUEST, SERVING};
-use crate::sys::WaitOutcome;
+use crate::sys::{AtomicU32, WaitOutcome};
 
 /// A 32-bit atomic word.
 pub(crate) trait Word {
@@ -35,7 +35,8 @@ pub(crate) trait Word {
     fn fence();
 }
 
-impl Word for std::sync::atomic::AtomicU32 {
+/// The word of shared memory (`std`'s, or loom's under `cfg(loom)`).
+impl Word for AtomicU32 {
     #[inline]
     fn load(&self) -> u32 {
         self.load(Acquire)
@@ -54,7 +55,7 @@ impl Word for std::sync::atomic::AtomicU32 {
     }
     #[inline]
     fn fence() {
-        std::sync::atomic::fence(SeqCst)
+        crate::sys::fence(SeqCst)
     }
 }
 
@@ -66,21 +67,16 @@ pub(crate) trait Futex<W: ?Sized> {
     fn wake(&self, word: &W, n: u32);
 }
 
-/// The real thing: `futex(2)` on shared memory.
+/// The real thing: `futex(2)` on shared memory (the model's futex under `cfg(loom)`).
 pub(crate) struct SysFutex;
 
-impl Futex<std::sync::atomic::AtomicU32> for SysFutex {
+impl Futex<AtomicU32> for SysFutex {
     #[inline]
-    fn wait(
-        &self,
-        word: &std::sync::atomic::AtomicU32,
-        expected: u32,
-        timeout: Option<Duration>,
-    ) -> WaitOutcome {
+    fn wait(&self, word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> WaitOutcome {
         crate::sys::wait(word, expected, timeout)
     }
     #[inline]
-    fn wake(&self, word: &std::sync::atomic::AtomicU32, n: u32) {
+    fn wake(&self, word: &AtomicU32, n: u32) {
         crate::sys::wake(word, n)
     }
 }
@@ -254,6 +250,9 @@ mod model {
 
     use super::*;
 
+    // Under `cfg(loom)` loom's word is the shared-memory word, which has its `Word` impl
+    // (the same one) above.
+    #[cfg(not(loom))]
     impl Word for AtomicU32 {
         fn load(&self) -> u32 {
             AtomicU32::load(self, Acquire)

@@ -12,10 +12,11 @@
 //! peer process may still write the bytes: a misbehaving peer can change the *values* a
 //! reader sees (any byte value is valid), never their bounds, which come from our own mapping.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::Region;
+use crate::sys::AtomicU32;
 
 /// Bytes before the data of a bulk buffer.
 pub(crate) const BULK_HEADER: usize = 64;

@@ -22,9 +22,8 @@
 //! each way: state, frame header and payload together. Payloads larger than the inline area go to the slot's spill buffer, a separate
 //! shared-memory object (see `channel`).
 
-use std::sync::atomic::AtomicU32;
-
 use super::{OutOfBounds, Region};
+use crate::sys::AtomicU32;
 
 pub(crate) const MAGIC: u32 = u32::from_le_bytes(*b"LPC1");
 pub(crate) const LAYOUT_VERSION: u32 = 3;

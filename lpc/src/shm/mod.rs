@@ -14,9 +14,12 @@
 
 pub(crate) mod bulk;
 pub(crate) mod layout;
+// Under the loom model the accessors below go through the model's tracked memory instead.
+#[cfg(loom)]
+mod model;
 
-use std::sync::atomic::AtomicU32;
-
+#[cfg(not(loom))]
+use crate::sys::AtomicU32;
 use crate::sys::Mapping;
 
 /// Copies `len` bytes from `src` to `dst` like `ptr::copy_nonoverlapping`, but without a call
@@ -26,6 +29,7 @@ use crate::sys::Mapping;
 /// # Safety
 /// As for `ptr::copy_nonoverlapping`: `src` valid for reads and `dst` for writes of `len`
 /// bytes, the two ranges not overlapping.
+#[cfg(not(loom))]
 #[inline(always)]
 unsafe fn copy_bytes(src: *const u8, dst: *mut u8, len: usize) {
     // SAFETY: (all branches) every access is within the first `len` bytes of `src` and `dst`,
@@ -77,7 +81,12 @@ impl Region {
             _ => Err(OutOfBounds),
         }
     }
+}
 
+/// The accessors, over a real mapping (`model` has the loom model's, with the same
+/// signatures).
+#[cfg(not(loom))]
+impl Region {
     /// The 32-bit atomic word at `offset`.
     ///
     /// # Panics

@@ -12,6 +12,7 @@
 //! |---|---|---|---|
 //! | [`SharedMemory`] | a shared-memory object of fixed size: `create(name, len)`, `len()`, `map()`; received from a peer only through [`Stream::recv`], which checks its kind, seals and size before handing it out | sealed `memfd_create(2)` | pagefile-backed section, `DuplicateHandle` |
 //! | [`Mapping`] | a live mapping of one, unmapped on drop: `as_ptr()`, `len()` | `mmap(2)` | `MapViewOfFile` |
+//! | [`AtomicU32`], [`fence`] | the 32-bit word shared memory is made of, and the fence of its memory model: `std::sync::atomic`'s (the loom model's under `cfg(loom)`); everything that lives in shared memory uses these names | `std::sync::atomic` | `std::sync::atomic` |
 //! | [`wait`] / [`wake`] | the doorbell: sleep while a 32-bit word of shared memory holds a value (with a timeout), wake its sleepers | `futex(2)`, shared | spin, then events, with a "sleeping" flag |
 //! | [`Listener`] / [`Stream`] | a local endpoint: bind an address, accept, connect; send and receive one message with at most one attached [`SharedMemory`]; the peer's [`PeerCredentials`]; whether the peer hung up; shut down | Unix `SOCK_SEQPACKET`, `SCM_RIGHTS`, `SO_PEERCRED` | named pipes in message mode, token SID |
 //! | [`Reactor`] | waits for connections to accept and for peers to hang up, and can be woken | `epoll(7)`, `eventfd(2)` | I/O completion port |
@@ -21,26 +22,55 @@
 //! The Linux backend is built on `rustix`; most of its calls are safe wrappers. The `unsafe`
 //! that remains (mapping memory, the child side of a spawn) is confined here, each block with
 //! its justification.
+//!
+//! Under `cfg(loom)` the backend is `model` instead: the same names over a machine the loom
+//! model checker explores (shared memory of loom atomics and tracked bytes, a modelled futex,
+//! in-memory endpoints, everything else unsupported), so that loom runs the real `channel`
+//! code. It is not held to the `CONTRACT` signatures, whose words are `std`'s.
 
 use std::fmt;
 
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", not(loom)))]
 mod linux;
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", not(loom)))]
 use linux as os;
 
-#[cfg(not(target_os = "linux"))]
+// Under the loom model checker (`RUSTFLAGS="--cfg loom"`), the whole crate runs on a modelled
+// machine instead: see `model`. It provides the whole contract, some of which only the
+// conformance tests use.
+#[cfg(loom)]
+#[allow(dead_code)]
+mod model;
+#[cfg(loom)]
+use model as os;
+
+// loom is a dev-dependency: the model exists for lpc's own tests.
+#[cfg(all(loom, not(test)))]
+compile_error!(
+    "cfg(loom) selects the loom model backend, for lpc's own model tests only: \
+     RUSTFLAGS=\"--cfg loom\" cargo test -p lpc --lib --release --target-dir target/loom channel::model"
+);
+
+#[cfg(not(any(target_os = "linux", loom)))]
 compile_error!("lpc supports Linux; the Windows backend is planned behind this same contract");
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod conformance;
 
+#[cfg_attr(loom, allow(unused_imports))]
 pub(crate) use os::{
     can_run_apart, create_private_dir, current_user, file_identity, monotonic_ns,
     open_to_other_users, process_alive, process_name, raise_open_file_limit, spawn_with_endpoint,
     wait, wake, DirLock, FileIdentity, Listener, Mapping, Reactor, ReactorEvent, SharedMemory,
     Stream, ENDPOINT_ENV,
 };
+
+// The 32-bit word that shared memory is made of, and the fence of its memory model: `std`'s
+// for every real backend (the hot path uses the plain type), loom's under the model.
+#[cfg(loom)]
+pub(crate) use loom::sync::atomic::{fence, AtomicU32};
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{fence, AtomicU32};
 
 /// How a [`wait`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,15 +189,21 @@ impl fmt::Display for PeerCredentials {
 }
 
 /// The contract, checked by the compiler: every item an OS backend provides, with its
-/// signature. (Never called; it only has to type-check.)
+/// signature. (Never called; it only has to type-check.) The loom model backend is exempt:
+/// its words are loom's, not `std`'s.
+#[cfg(not(loom))]
 #[allow(dead_code, clippy::type_complexity)]
 const CONTRACT: () = {
     use std::io::Result;
     use std::path::Path;
-    use std::sync::atomic::AtomicU32;
+    use std::sync::atomic::Ordering;
     use std::time::{Duration, Instant};
 
     fn contract() {
+        // The word of shared memory is `std`'s own type (no wrapper on the hot path), with its
+        // fence.
+        let _: fn(&AtomicU32) -> &std::sync::atomic::AtomicU32 = |word| word;
+        let _: fn(Ordering) = fence;
         // Shared memory.
         let _: fn(&str, usize) -> Result<SharedMemory> = SharedMemory::create;
         let _: fn(&SharedMemory) -> usize = SharedMemory::len;
