@@ -1,69 +1,464 @@
-//! `lpc describe`: a service's interface, method by method.
+//! `lpc describe`: a service's interface — its types written as Rust, then method by method
+//! the signature, the shapes that cross and an `lpc call` line that works; or, with `--json`,
+//! the whole interface with its shapes in the format of `docs/shapes.md`.
 
-use serde_json::json;
+use std::fmt::Write as _;
 
-use crate::common::{signature, to_json, usage, CliResult, Ctx, DIM, NAME};
+use lpc::shape::{self, Shape, TypeDef, TypeTable, VariantFields};
+use lpc::{InterfaceInfo, MethodInfo, ParamInfo};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::common::{signature, CliError, CliResult, Ctx, DIM, HEADER, NAME};
+
+/// The version of the `--json` document (`docs/shapes.md`). Fields may be added without
+/// changing it; renaming or removing one, or changing what one means, needs a new version.
+pub const FORMAT: &str = "lpc-interface/1";
+
+/// The `--json` document. Field order is the output order.
+#[derive(Serialize)]
+struct Document<'a> {
+    format: &'static str,
+    service: &'a str,
+    pid: u32,
+    interface: &'a str,
+    fingerprint: String,
+    methods: Vec<Method<'a>>,
+    types: &'a TypeTable,
+}
+
+/// One method of the `--json` document.
+#[derive(Serialize)]
+struct Method<'a> {
+    name: &'a str,
+    id: u32,
+    signature: String,
+    params: &'a [ParamInfo],
+    output: &'a str,
+    returns_result: bool,
+    result: &'a Shape,
+    error: &'a Option<Shape>,
+    fingerprint: String,
+}
 
 pub fn run(ctx: &Ctx, service: &str, json: bool) -> CliResult {
     let info = ctx.query(service)?;
     let interface = &info.interface;
     if json {
-        let methods: Vec<_> = interface
-            .methods
-            .iter()
-            .map(|m| {
-                json!({
-                    "name": m.name,
-                    "id": m.id,
-                    "signature": signature(m),
-                    "params": m.params,
-                    "output": m.output,
-                    "returns_result": m.returns_result,
+        let doc = Document {
+            format: FORMAT,
+            service,
+            pid: info.pid,
+            interface: &interface.name,
+            fingerprint: hex(interface.fingerprint),
+            methods: interface
+                .methods
+                .iter()
+                .map(|m| Method {
+                    name: &m.name,
+                    id: m.id,
+                    signature: signature(m),
+                    params: &m.params,
+                    output: &m.output,
+                    returns_result: m.returns_result,
+                    result: &m.result,
+                    error: &m.error,
+                    fingerprint: hex(m.fingerprint),
                 })
-            })
-            .collect();
-        let out = json!({
-            "service": service,
-            "pid": info.pid,
-            "interface": interface.name,
-            "fingerprint": format!("{:016x}", interface.fingerprint),
-            "methods": methods,
-        });
-        anstream::println!("{}", to_json(&out, false));
+                .collect(),
+            types: &interface.types,
+        };
+        let text = serde_json::to_string_pretty(&doc)
+            .map_err(|e| CliError::new(format!("cannot write the JSON: {e}")))?;
+        anstream::println!("{text}");
         return Ok(());
     }
     let count = interface.methods.len();
     anstream::println!(
-        "service {NAME}{service}{NAME:#} (pid {}): interface {NAME}{}{NAME:#}, fingerprint {:016x}, {count} method{}",
+        "service {NAME}{service}{NAME:#} (pid {}): interface {NAME}{}{NAME:#}, fingerprint {}, {count} method{}",
         info.pid,
         interface.name,
-        interface.fingerprint,
+        hex(interface.fingerprint),
         if count == 1 { "" } else { "s" }
     );
-    for m in &interface.methods {
+    let types = type_order(interface);
+    if !types.is_empty() {
         anstream::println!();
-        anstream::println!("  {}", signature(m));
-        let outs: Vec<&str> = m
-            .params
-            .iter()
-            .filter(|p| p.out)
-            .map(|p| p.name.as_str())
-            .collect();
-        if !outs.is_empty() {
-            anstream::println!(
-                "    {DIM}in/out: the service's new value of {} comes back with the result{DIM:#}",
-                outs.iter()
-                    .map(|n| format!("`{n}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
+        anstream::println!("{HEADER}types{HEADER:#}");
+        for name in &types {
+            if let Some(def) = interface.types.get(name) {
+                anstream::println!("  {}", def.rust(name));
+            }
         }
-        if m.returns_result {
-            anstream::println!(
-                "    {DIM}an `Err` is an application error (`lpc call` exits with code 3){DIM:#}"
-            );
+    }
+    if count > 0 {
+        anstream::println!();
+        anstream::println!("{HEADER}methods{HEADER:#}");
+    }
+    for (i, m) in interface.methods.iter().enumerate() {
+        if i > 0 {
+            anstream::println!();
         }
-        anstream::println!("    {DIM}{}{DIM:#}", usage("call", service, m));
+        print_method(service, m, &interface.types);
     }
     Ok(())
+}
+
+/// The signature, the shapes that cross, and a working `lpc call` line.
+fn print_method(service: &str, m: &MethodInfo, types: &TypeTable) {
+    anstream::println!("  {}", signature(m));
+    let params = if m.params.is_empty() {
+        "none".to_owned()
+    } else {
+        m.params
+            .iter()
+            .map(|p| format!("{}: {}", p.name, p.shape))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    anstream::println!("    {DIM}params{DIM:#}  {params}");
+    let outs: Vec<String> = m
+        .params
+        .iter()
+        .filter(|p| p.out)
+        .map(|p| format!("`{}`", p.name))
+        .collect();
+    if !outs.is_empty() {
+        anstream::println!(
+            "    {DIM}in/out{DIM:#}  {} {DIM}(the service's new value comes back with the result){DIM:#}",
+            outs.join(", ")
+        );
+    }
+    anstream::println!("    {DIM}result{DIM:#}  {}", m.result);
+    if let Some(error) = &m.error {
+        anstream::println!(
+            "    {DIM}error{DIM:#}   {error} {DIM}(an application error: `lpc call` prints it and exits with code 3){DIM:#}"
+        );
+    }
+    anstream::println!("    {}", example_call(service, m, types));
+}
+
+/// Every user type of the interface: first those the methods use, in first-use order, then
+/// any other the table holds, by name.
+fn type_order(interface: &InterfaceInfo) -> Vec<String> {
+    let shapes = interface.methods.iter().flat_map(|m| {
+        m.params
+            .iter()
+            .map(|p| &p.shape)
+            .chain(std::iter::once(&m.result))
+            .chain(m.error.iter())
+    });
+    let mut names = shape::referenced(shapes, &interface.types);
+    names.retain(|n| interface.types.contains_key(n));
+    for name in interface.types.keys() {
+        if !names.contains(name) {
+            names.push(name.clone());
+        }
+    }
+    names
+}
+
+/// `lpc call SERVICE METHOD --args '{"a": 0, "b": 0}'`: the arguments by parameter name, each
+/// an example value of its shape, fields in declaration order.
+pub fn example_call(service: &str, m: &MethodInfo, types: &TypeTable) -> String {
+    let mut line = format!("lpc call {} {}", shell_word(service), shell_word(&m.name));
+    if m.params.is_empty() {
+        return line;
+    }
+    let mut args = String::from("{");
+    for (i, p) in m.params.iter().enumerate() {
+        if i > 0 {
+            args.push_str(", ");
+        }
+        let value = shape::example_json(&p.shape, types);
+        let _ = write!(args, "{}: ", Value::String(p.name.clone()));
+        write_json(&mut args, &value, &p.shape, types, 0);
+    }
+    args.push('}');
+    let _ = write!(line, " --args {}", shell_word(&args));
+    line
+}
+
+/// `value` (of `shape`) as one-line JSON, with the fields of structs in declaration order
+/// (serde_json's own maps are sorted by key).
+fn write_json(out: &mut String, value: &Value, shape: &Shape, types: &TypeTable, depth: usize) {
+    let plain = |out: &mut String| out.push_str(&value.to_string());
+    if depth > 64 {
+        return plain(out);
+    }
+    let d = depth + 1;
+    match (shape, value) {
+        (Shape::Option(inner), v) if !v.is_null() => write_json(out, v, inner, types, d),
+        (Shape::Seq(item) | Shape::Array { item, .. }, Value::Array(items)) => {
+            write_list(out, items.iter().map(|v| (v, &**item)), types, d);
+        }
+        (Shape::Tuple(shapes), Value::Array(items)) if shapes.len() == items.len() => {
+            write_list(out, items.iter().zip(shapes), types, d);
+        }
+        (Shape::Result { ok, err }, Value::Object(map)) if map.len() == 1 => {
+            let (tag, inner) = map.iter().next().expect("one entry");
+            let s = if tag == "Ok" { ok } else { err };
+            let _ = write!(out, "{{{}: ", Value::String(tag.clone()));
+            write_json(out, inner, s, types, d);
+            out.push('}');
+        }
+        (Shape::Named(name), v) => match (types.get(name), v) {
+            (Some(TypeDef::Newtype(s)), v) => write_json(out, v, s, types, d),
+            (Some(TypeDef::Tuple(shapes)), Value::Array(items)) if shapes.len() == items.len() => {
+                write_list(out, items.iter().zip(shapes), types, d);
+            }
+            (Some(TypeDef::Struct(fields)), Value::Object(map)) => {
+                write_fields(out, fields, map, types, d);
+            }
+            (Some(TypeDef::Enum(variants)), Value::Object(map)) if map.len() == 1 => {
+                let (tag, inner) = map.iter().next().expect("one entry");
+                let _ = write!(out, "{{{}: ", Value::String(tag.clone()));
+                match (
+                    variants.iter().find(|v| &v.name == tag).map(|v| &v.fields),
+                    inner,
+                ) {
+                    (Some(VariantFields::Newtype(s)), v) => write_json(out, v, s, types, d),
+                    (Some(VariantFields::Tuple(shapes)), Value::Array(items))
+                        if shapes.len() == items.len() =>
+                    {
+                        write_list(out, items.iter().zip(shapes), types, d);
+                    }
+                    (Some(VariantFields::Struct(fields)), Value::Object(m)) => {
+                        write_fields(out, fields, m, types, d);
+                    }
+                    (_, v) => out.push_str(&v.to_string()),
+                }
+                out.push('}');
+            }
+            _ => plain(out),
+        },
+        _ => plain(out),
+    }
+}
+
+fn write_list<'a>(
+    out: &mut String,
+    items: impl Iterator<Item = (&'a Value, &'a Shape)>,
+    types: &TypeTable,
+    depth: usize,
+) {
+    out.push('[');
+    for (i, (v, s)) in items.enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        write_json(out, v, s, types, depth);
+    }
+    out.push(']');
+}
+
+fn write_fields(
+    out: &mut String,
+    fields: &[shape::Field],
+    map: &serde_json::Map<String, Value>,
+    types: &TypeTable,
+    depth: usize,
+) {
+    out.push('{');
+    let mut first = true;
+    for f in fields {
+        if let Some(v) = map.get(&f.name) {
+            if !first {
+                out.push_str(", ");
+            }
+            first = false;
+            let _ = write!(out, "{}: ", Value::String(f.name.clone()));
+            write_json(out, v, &f.shape, types, depth);
+        }
+    }
+    out.push('}');
+}
+
+/// `word` as one POSIX shell word: as it is when that is safe, else in single quotes.
+fn shell_word(word: &str) -> String {
+    let safe = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.,:/@%+=".contains(c));
+    if safe {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+fn hex(fingerprint: u64) -> String {
+    format!("{fingerprint:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lpc::shape::{Field, Variant};
+
+    fn info(params: Vec<ParamInfo>, types: TypeTable) -> (MethodInfo, TypeTable) {
+        (
+            MethodInfo {
+                name: "m".into(),
+                id: 1,
+                signature: String::new(),
+                params,
+                output: "()".into(),
+                returns_result: false,
+                result: Shape::Unit,
+                error: None,
+                fingerprint: 0,
+            },
+            types,
+        )
+    }
+
+    fn param(name: &str, shape: Shape) -> ParamInfo {
+        ParamInfo {
+            name: name.into(),
+            ty: shape.to_string(),
+            out: false,
+            shape,
+        }
+    }
+
+    #[test]
+    fn example_calls_keep_declaration_order_and_quote_for_the_shell() {
+        let mut types = TypeTable::new();
+        types.insert(
+            "Point".into(),
+            TypeDef::Struct(vec![
+                Field {
+                    name: "y".into(),
+                    shape: Shape::F64,
+                },
+                Field {
+                    name: "x".into(),
+                    shape: Shape::Named("Kind".into()),
+                },
+            ]),
+        );
+        types.insert(
+            "Kind".into(),
+            TypeDef::Enum(vec![Variant {
+                name: "It's".into(),
+                fields: VariantFields::Newtype(Shape::Seq(Box::new(Shape::Named("Point".into())))),
+            }]),
+        );
+        let (m, types) = info(
+            vec![
+                param("z", Shape::Str),
+                param("p", Shape::Named("Point".into())),
+            ],
+            types,
+        );
+        let line = example_call("svc", &m, &types);
+        assert_eq!(
+            line,
+            r#"lpc call svc m --args '{"z": "", "p": {"y": 0.0, "x": {"It'\''s": [{"y": 0.0, "x": {"It'\''s": []}}]}}}'"#,
+            "{line}"
+        );
+        let (none, types) = info(Vec::new(), types);
+        assert_eq!(example_call("my svc", &none, &types), "lpc call 'my svc' m");
+    }
+
+    /// The serde forms `docs/shapes.md` documents (its stability promise rests on them).
+    #[test]
+    fn shapes_serialize_as_docs_shapes_md_says() {
+        use serde_json::json;
+        let b = |s: Shape| Box::new(s);
+        let named = || Shape::Named("MyInfo".into());
+        let cases = [
+            (Shape::Unit, json!("unit")),
+            (Shape::Bool, json!("bool")),
+            (Shape::I8, json!("i8")),
+            (Shape::U128, json!("u128")),
+            (Shape::F64, json!("f64")),
+            (Shape::Char, json!("char")),
+            (Shape::Str, json!("str")),
+            (Shape::Bytes, json!("bytes")),
+            (Shape::Loan, json!("loan")),
+            (Shape::Option(b(Shape::Str)), json!({"option": "str"})),
+            (Shape::Seq(b(named())), json!({"seq": {"named": "MyInfo"}})),
+            (
+                Shape::Map {
+                    key: b(Shape::Str),
+                    value: b(Shape::U64),
+                },
+                json!({"map": {"key": "str", "value": "u64"}}),
+            ),
+            (
+                Shape::Tuple(vec![Shape::I8, Shape::Str]),
+                json!({"tuple": ["i8", "str"]}),
+            ),
+            (
+                Shape::Array {
+                    item: b(Shape::U8),
+                    len: 4,
+                },
+                json!({"array": {"item": "u8", "len": 4}}),
+            ),
+            (
+                Shape::Result {
+                    ok: b(Shape::U32),
+                    err: b(Shape::Named("CalcError".into())),
+                },
+                json!({"result": {"ok": "u32", "err": {"named": "CalcError"}}}),
+            ),
+            (named(), json!({"named": "MyInfo"})),
+        ];
+        for (shape, expected) in cases {
+            assert_eq!(serde_json::to_value(&shape).unwrap(), expected, "{shape}");
+        }
+        let field = |name: &str, shape: Shape| Field {
+            name: name.into(),
+            shape,
+        };
+        let defs = [
+            (TypeDef::Unit, json!("unit")),
+            (TypeDef::Newtype(Shape::U64), json!({"newtype": "u64"})),
+            (
+                TypeDef::Tuple(vec![Shape::F32, Shape::F32]),
+                json!({"tuple": ["f32", "f32"]}),
+            ),
+            (
+                TypeDef::Struct(vec![field("red", Shape::F64), field("blue", Shape::F64)]),
+                json!({"struct": [{"name": "red", "shape": "f64"}, {"name": "blue", "shape": "f64"}]}),
+            ),
+            (
+                TypeDef::Enum(vec![
+                    Variant {
+                        name: "Same".into(),
+                        fields: VariantFields::Unit,
+                    },
+                    Variant {
+                        name: "Different".into(),
+                        fields: VariantFields::Newtype(Shape::U32),
+                    },
+                    Variant {
+                        name: "Moved".into(),
+                        fields: VariantFields::Tuple(vec![Shape::I32, Shape::I32]),
+                    },
+                    Variant {
+                        name: "Renamed".into(),
+                        fields: VariantFields::Struct(vec![field("to", Shape::Str)]),
+                    },
+                ]),
+                json!({"enum": [
+                    {"name": "Same", "fields": "unit"},
+                    {"name": "Different", "fields": {"newtype": "u32"}},
+                    {"name": "Moved", "fields": {"tuple": ["i32", "i32"]}},
+                    {"name": "Renamed", "fields": {"struct": [{"name": "to", "shape": "str"}]}},
+                ]}),
+            ),
+        ];
+        for (def, expected) in defs {
+            assert_eq!(
+                serde_json::to_value(&def).unwrap(),
+                expected,
+                "{}",
+                def.rust("T")
+            );
+        }
+    }
 }

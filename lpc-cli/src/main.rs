@@ -72,12 +72,17 @@ enum Command {
         json: bool,
     },
 
-    /// Show a service's interface: every method's Rust signature.
-    #[command(after_help = "Example:\n  lpc describe calc\n  lpc describe calc --json")]
+    /// Show a service's interface: its types written as Rust, and every method's signature,
+    /// the shapes of its parameters and result, and an `lpc call` line that works.
+    #[command(
+        after_help = "Example:\n  lpc describe calc\n  lpc describe calc --json\n\n\
+                      The --json format (\"lpc-interface/1\") is documented in docs/shapes.md."
+    )]
     Describe {
         /// The service name (see `lpc list`).
         service: String,
-        /// Print JSON (names, ids, parameters with their types, return types).
+        /// Print the interface as JSON, with the shape of every parameter, result, error and
+        /// type (format `lpc-interface/1`, see docs/shapes.md).
         #[arg(long)]
         json: bool,
     },

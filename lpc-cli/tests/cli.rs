@@ -162,7 +162,7 @@ fn list_shows_live_services_then_stale_ones_and_prunes_them() {
 }
 
 #[test]
-fn describe_shows_rust_signatures_and_json() {
+fn describe_shows_types_as_rust_shapes_and_example_calls() {
     let svc = Service::start("ds");
     let text = stdout(&svc.lpc(&["describe", &svc.calc()]).success());
     assert!(text.contains("interface Calc"), "{text}");
@@ -178,30 +178,205 @@ fn describe_shows_rust_signatures_and_json() {
         text.contains("fn sum(&self, values: &[i64]) -> i64"),
         "{text}"
     );
+    // The types, as Rust, before the methods.
+    let types = text.find("\ntypes\n").expect("a types section");
+    let methods = text.find("\nmethods\n").expect("a methods section");
+    assert!(types < methods, "{text}");
     assert!(
-        text.contains("lpc call ds-calc add <a: i32> <b: i32>"),
+        text.contains("\n  enum CalcError { DivisionByZero, Overflow }\n"),
+        "{text}"
+    );
+    // What crosses: `&[i64]` is a sequence; the error of a `Result` method is shown.
+    assert!(text.contains("params  values: Vec<i64>"), "{text}");
+    assert!(text.contains("error   CalcError"), "{text}");
+    assert!(
+        text.contains(r#"lpc call ds-calc add --args '{"a": 0, "b": 0}'"#),
+        "{text}"
+    );
+    assert!(!text.contains('\x1b'), "no colour when piped: {text:?}");
+
+    let text = stdout(&svc.lpc(&["describe", &svc.compare()]).success());
+    assert!(
+        text.contains("\n  struct MyInfo { red: f64, blue: f64 }\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\n  enum Verdict { Similar, Different }\n"),
+        "{text}"
+    );
+    // First use: MyInfo (the parameter) before Verdict (the result).
+    assert!(
+        text.find("struct MyInfo").unwrap() < text.find("enum Verdict").unwrap(),
+        "{text}"
+    );
+    assert!(
+        text.contains("fn compare_image(&self, info: &mut MyInfo) -> Verdict"),
+        "{text}"
+    );
+    assert!(text.contains("params  info: MyInfo"), "{text}");
+    assert!(text.contains("in/out  `info`"), "{text}");
+    assert!(text.contains("result  Verdict"), "{text}");
+    assert!(
+        text.contains(
+            r#"lpc call ds-compare compare_image --args '{"info": {"red": 0.0, "blue": 0.0}}'"#
+        ),
+        "{text}"
+    );
+}
+
+/// Every `lpc call` line `lpc describe` prints, run as a user would: by the shell, with `lpc`
+/// on the PATH.
+#[test]
+fn describe_example_calls_run() {
+    let svc = Service::start("dx");
+    let bin_dir = Path::new(LPC).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut ran = Vec::new();
+    for service in [svc.calc(), svc.compare()] {
+        let text = stdout(&svc.lpc(&["describe", &service]).success());
+        for line in text
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("lpc call "))
+        {
+            let out = StdCommand::new("sh")
+                .arg("-c")
+                .arg(line)
+                .env("PATH", &path)
+                .env("LPC_RUNTIME_DIR", svc.dir())
+                .output()
+                .unwrap();
+            let (o, e) = (
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+            );
+            let method = line.split_whitespace().nth(3).unwrap();
+            match method {
+                // The example divides 0 by 0: the call goes through, the answer is an `Err`.
+                "checked_div" => {
+                    assert_eq!(out.status.code(), Some(3), "{line}\n{o}\n{e}");
+                    assert!(e.contains("\"DivisionByZero\""), "{line}\n{e}");
+                }
+                _ => assert!(out.status.success(), "{line}\n{o}\n{e}"),
+            }
+            if method == "compare_image" {
+                // The struct went in, the `&mut` value came back.
+                assert!(o.starts_with("\"Different\"\n"), "{line}\n{o}");
+                assert!(o.contains("info = {"), "{line}\n{o}");
+                assert!(o.contains("\"red\": 2.0"), "{line}\n{o}");
+            }
+            if method == "add" {
+                assert_eq!(o, "0\n", "{line}");
+            }
+            ran.push(method.to_owned());
+        }
+    }
+    assert_eq!(ran, ["add", "checked_div", "sum", "compare_image"]);
+}
+
+#[test]
+fn describe_json_has_the_format_shapes_and_type_table() {
+    let svc = Service::start("dj");
+    let json = stdout(&svc.lpc(&["describe", &svc.compare(), "--json"]).success());
+    // Fields in a stable order: the format first.
+    assert!(
+        json.trim_start()
+            .starts_with("{\n  \"format\": \"lpc-interface/1\","),
+        "{json}"
+    );
+    let keys: Vec<usize> = [
+        "\"format\"",
+        "\"service\"",
+        "\"pid\"",
+        "\"interface\"",
+        "\"fingerprint\"",
+        "\"methods\"",
+        "\"types\"",
+    ]
+    .iter()
+    .map(|k| json.find(k).unwrap_or_else(|| panic!("no {k} in {json}")))
+    .collect();
+    assert!(keys.windows(2).all(|w| w[0] < w[1]), "{json}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["format"], "lpc-interface/1");
+    assert_eq!(v["service"], svc.compare());
+    assert_eq!(v["interface"], "Compare");
+    let fingerprint = v["fingerprint"].as_str().unwrap();
+    assert_eq!(fingerprint.len(), 16, "{json}");
+    assert!(
+        u64::from_str_radix(fingerprint, 16).is_ok(),
+        "hex: {fingerprint}"
+    );
+    let text = stdout(&svc.lpc(&["describe", &svc.compare()]).success());
+    assert!(
+        text.contains(&format!("fingerprint {fingerprint}")),
         "{text}"
     );
 
-    let json = stdout(&svc.lpc(&["describe", &svc.compare(), "--json"]).success());
-    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-    assert_eq!(v["interface"], "Compare");
     let m = &v["methods"][0];
     assert_eq!(m["name"], "compare_image");
+    assert_eq!(
+        m["signature"],
+        "fn compare_image(&self, info: &mut MyInfo) -> Verdict"
+    );
     assert_eq!(m["params"][0]["name"], "info");
     assert_eq!(m["params"][0]["ty"], "&mut MyInfo");
     assert_eq!(m["params"][0]["out"], true);
+    assert_eq!(
+        m["params"][0]["shape"],
+        serde_json::json!({"named": "MyInfo"})
+    );
     assert_eq!(m["output"], "Verdict");
+    assert_eq!(m["returns_result"], false);
+    assert_eq!(m["result"], serde_json::json!({"named": "Verdict"}));
+    assert!(m["error"].is_null(), "{json}");
+    assert_eq!(m["fingerprint"].as_str().unwrap().len(), 16, "{json}");
+
+    // The type table: fields and variants in declaration order.
+    assert_eq!(
+        v["types"]["MyInfo"],
+        serde_json::json!({"struct": [
+            {"name": "red", "shape": "f64"},
+            {"name": "blue", "shape": "f64"},
+        ]})
+    );
+    assert_eq!(
+        v["types"]["Verdict"],
+        serde_json::json!({"enum": [
+            {"name": "Similar", "fields": "unit"},
+            {"name": "Different", "fields": "unit"},
+        ]})
+    );
 
     let json = stdout(&svc.lpc(&["describe", &svc.calc(), "--json"]).success());
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-    let names: Vec<&str> = v["methods"][0]["params"]
+    let names: Vec<&str> = v["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["add", "checked_div", "sum"]);
+    let params: Vec<&str> = v["methods"][0]["params"]
         .as_array()
         .unwrap()
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["a", "b"]);
+    assert_eq!(params, ["a", "b"]);
+    let div = &v["methods"][1];
+    assert_eq!(div["returns_result"], true);
+    assert_eq!(div["result"], "i32");
+    assert_eq!(div["error"], serde_json::json!({"named": "CalcError"}));
+    assert_eq!(
+        v["methods"][2]["params"][0]["shape"],
+        serde_json::json!({"seq": "i64"})
+    );
+    assert_eq!(v["types"]["CalcError"]["enum"][0]["name"], "DivisionByZero");
 }
 
 #[test]
