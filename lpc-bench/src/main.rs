@@ -12,6 +12,7 @@
 
 mod chart;
 mod floor;
+mod large;
 mod peers;
 mod report;
 mod runs;
@@ -63,7 +64,8 @@ struct Cli {
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Section>,
     /// Only these systems (comma-separated: `lpc-adaptive`, `raw-unix`, `tarpc`…; for
-    /// profiling one); all by default. Threads, processes and connect are `lpc-adaptive`.
+    /// profiling one); all by default. Threads, processes, connect and handshake are
+    /// `lpc-adaptive`.
     #[arg(long, value_delimiter = ',')]
     systems: Vec<String>,
     /// The `bench-peers` executable (built by scripts/bench.sh): also measure the peers.
@@ -105,6 +107,9 @@ pub enum Section {
     Procs,
     /// Connecting plus the first call.
     Connect,
+    /// The handshake of a large interface (50 methods over 30 types) next to the small one:
+    /// the size of its description, the time to trace it, connect plus the first call.
+    Handshake,
     /// An idle service's CPU and memory; shared memory per connection.
     Idle,
 }
@@ -145,8 +150,17 @@ enum ChildCommand {
         block: bool,
         #[arg(long)]
         no_stats: bool,
+        /// Serve the large interface (`large.rs`) instead.
+        #[arg(long)]
+        large: bool,
         #[arg(long)]
         cpu: Option<usize>,
+    },
+    /// Trace the bench (or large) interface's shapes once and say how long it took.
+    #[command(hide = true)]
+    ChildTrace {
+        #[arg(long)]
+        large: bool,
     },
     /// Call the bench service for `seconds` once told to go; write the latencies to `out`.
     #[command(hide = true)]
@@ -184,7 +198,7 @@ fn run_child(command: &ChildCommand) -> Result<(), String> {
         ChildCommand::ChildRaw { cpu, .. }
         | ChildCommand::ChildUnix { cpu, .. }
         | ChildCommand::ChildService { cpu, .. } => *cpu,
-        ChildCommand::ChildClient { .. } => None,
+        ChildCommand::ChildClient { .. } | ChildCommand::ChildTrace { .. } => None,
     };
     if let Some(cpu) = cpu {
         // Before any thread starts, so that all of them inherit it.
@@ -201,8 +215,9 @@ fn run_child(command: &ChildCommand) -> Result<(), String> {
             name,
             block,
             no_stats,
+            large,
             ..
-        } => service::serve(dir, name, *block, !*no_stats),
+        } => service::serve(dir, name, *block, !*no_stats, *large),
         ChildCommand::ChildClient {
             dir,
             name,
@@ -210,6 +225,7 @@ fn run_child(command: &ChildCommand) -> Result<(), String> {
             warmup,
             out,
         } => runs::client_process(dir, name, *seconds, *warmup, out, &from_parent),
+        ChildCommand::ChildTrace { large } => runs::trace_once(*large),
     }
 }
 
@@ -310,6 +326,12 @@ fn measure_all(cli: &Cli) -> Result<Results, String> {
     if wants(Section::Connect) && lpc {
         push(vec![runner.connect()?]);
     }
+    let handshake = if wants(Section::Handshake) && lpc {
+        // Each trace is a fresh process: a few are enough for a median.
+        runner.handshake(if quick { 5 } else { 15 })?
+    } else {
+        Vec::new()
+    };
     let mut peer_note = None;
     match &cli.peers {
         Some(path) => {
@@ -381,6 +403,7 @@ fn measure_all(cli: &Cli) -> Result<Results, String> {
         load_after: report::load_average(),
         records,
         idle,
+        handshake,
         peer_note,
     })
 }

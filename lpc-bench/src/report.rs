@@ -43,6 +43,27 @@ pub struct Idle {
     pub shm_per_connection: u64,
 }
 
+/// One interface's handshake (see `Runner::handshake`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Handshake {
+    /// The trait name: `Bench` or `Large`.
+    pub interface: String,
+    pub methods: usize,
+    /// User types in its type table.
+    pub types: usize,
+    /// Bytes of the postcard encoding of its `InterfaceInfo`, the welcome's largest part.
+    pub description_bytes: u64,
+    /// The first `info()` of a fresh process (one sample per process).
+    pub trace: Summary,
+    /// Connect + first call + disconnect.
+    pub connect: Summary,
+    /// Encoding, decoding and comparing the description once, in one process: the part of a
+    /// connect that grows with the interface.
+    pub check: Summary,
+    /// The small call over a connection of this interface.
+    pub call: Summary,
+}
+
 /// Everything one run measured.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Results {
@@ -54,6 +75,9 @@ pub struct Results {
     pub load_after: String,
     pub records: Vec<Record>,
     pub idle: Option<Idle>,
+    /// The handshake of the small and the large interface (empty if not measured).
+    #[serde(default)]
+    pub handshake: Vec<Handshake>,
     /// Why the peers are missing, if they are.
     pub peer_note: Option<String>,
 }
@@ -107,6 +131,24 @@ pub fn progress_line(r: &Record) -> String {
             r.note.as_deref().unwrap_or("no reason given")
         ),
     }
+}
+
+/// One line of progress for stderr, for a [`Handshake`].
+pub fn handshake_line(h: &Handshake) -> String {
+    format!(
+        "{} interface ({} methods, {} types): description {} bytes, trace {} (p50 of {}), \
+         connect p50 {} p99 {} (encode + decode + compare {}), small call p50 {}",
+        h.interface,
+        h.methods,
+        h.types,
+        thousands(h.description_bytes as f64),
+        micros(h.trace.p50 as f64),
+        h.trace.samples,
+        micros(h.connect.p50 as f64),
+        micros(h.connect.p99 as f64),
+        micros(h.check.p50 as f64),
+        micros(h.call.p50 as f64),
+    )
 }
 
 /// One of the issue's targets, judged.
@@ -653,6 +695,43 @@ fn connect_table(r: &Results) -> String {
     out
 }
 
+/// Largest socket message (`MAX_MESSAGE` in `lpc/src/wire/handshake.rs`, not public).
+const MAX_MESSAGE: u64 = 192 * 1024;
+
+/// The handshake rows, each against the first (the small interface).
+fn handshake_table(r: &Results) -> String {
+    let mut out = String::from(
+        "| interface | methods | user types | description bytes | of the 192 KiB limit | trace, p50 (max) | connect p50 | connect p99 | ÷ small (p50 / p99) | encode + decode + compare, p50 | small call p50 | ÷ small |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let base = r.handshake.first();
+    for h in &r.handshake {
+        let vs_connect = base.map_or_else(String::new, |b| peer_ratio(&h.connect, &b.connect));
+        let vs_call = base
+            .and_then(|b| ratio(h.call.p50 as f64, b.call.p50 as f64))
+            .map_or_else(String::new, |x| format!("{x:.2}×"));
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | {} | {:.1}% | {} ({}) | {} | {} | {vs_connect} | {} | {} | {vs_call} |",
+            h.interface,
+            h.methods,
+            h.types,
+            thousands(h.description_bytes as f64),
+            h.description_bytes as f64 * 100.0 / MAX_MESSAGE as f64,
+            micros(h.trace.p50 as f64),
+            micros(h.trace.max as f64),
+            micros(h.connect.p50 as f64),
+            micros(h.connect.p99 as f64),
+            micros(h.check.p50 as f64),
+            micros(h.call.p50 as f64),
+        );
+    }
+    if r.handshake.is_empty() {
+        out.push_str("| not measured in this run | | | | | | | | | | | |\n");
+    }
+    out
+}
+
 fn pinned_table(r: &Results) -> String {
     let mut out = String::from(
         "| system | CPUs | p50 | p99 | p99.9 | batch mean |\n|---|---|---:|---:|---:|---:|\n",
@@ -798,6 +877,39 @@ pub fn full(r: &Results, chart: Option<&Path>, markdown: Option<&Path>) -> Strin
     );
     out.push_str(&connect_table(r));
 
+    out.push_str("\n## Handshake of a large interface\n\n");
+    let traces = r.handshake.first().map_or(0, |h| h.trace.samples);
+    let connects = r.handshake.first().map_or(0, |h| h.connect.samples);
+    let _ = writeln!(
+        out,
+        "The welcome carries the service's interface with the shapes of every parameter and \
+         result type. `Large` (`lpc-bench/src/large.rs`: a shop's back office, 50 methods over \
+         30 user types, with nested structs, enums with payloads, options, sequences, maps and \
+         three recursive types) next to `Bench`, the small interface of every other table. \
+         **Description bytes**: the postcard encoding of the interface's `InterfaceInfo` \
+         (`postcard::to_stdvec(LARGE_INTERFACE.info())`), as it crosses in the welcome; the \
+         welcome adds the 5-byte prefix, the service name and four integers (at most 31 bytes \
+         besides the name). **Trace**: the first `info()` of a fresh process (tracing every \
+         type through its `Deserialize`, once per process), p50 and max of {traces} processes. \
+         **Connect**: connect + first call (`add`) + disconnect, as above, {connects} times \
+         for each interface against a service process of each, both alive, in alternating \
+         rounds; **encode + decode + compare**: what the two ends do with the description at \
+         each connect (the service encodes it, the client decodes it and compares it method \
+         by method with its own), timed in one process: the part of a connect that grows \
+         with the interface. **Small call**: `add` over an open connection of each \
+         interface, interleaved, the caller on one CPU and both services on the other \
+         (unpinned, whichever service the scheduler puts on the caller's CPU is the slower, \
+         whatever its interface): the shapes cross at connect only, so it should cost the \
+         same.\n"
+    );
+    out.push_str(&handshake_table(r));
+    let _ = writeln!(
+        out,
+        "\nMeasured by `{}`; on its own: `cargo run --release -p lpc-bench -- --only \
+         handshake --quick --markdown /tmp/handshake.md`.",
+        s.command
+    );
+
     out.push_str("\n## Pinned to one CPU\n\n");
     out.push_str(
         "Client and service restricted to the same single CPU (`sched_setaffinity`, as \
@@ -942,6 +1054,10 @@ idle) and run one after the other.
 - `…-1cpu`: both processes on the same single CPU.
 - Threads: one client shared by n threads (`std::thread::scope`); processes: n client
   processes started together on a `go` line, each writing its latencies to a file.
+- Handshake: the interface description's bytes are computed in the parent
+  (`postcard::to_stdvec` of `InterfaceInfo`, what the welcome carries); the trace time is
+  timed by fresh child processes (`child-trace`), each timing its very first `info()` (the
+  traced interface is cached in a static, so it can be timed once per process).
 - Idle: a service process; its RSS (`VmRSS` of `/proc/<pid>/status`) alone, then with 50
   connections (one call each, then nothing) for the idle time; its CPU time is the growth of
   utime + stime in `/proc/<pid>/stat` (clock-tick resolution); shared memory per connection

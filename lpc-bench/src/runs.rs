@@ -7,15 +7,16 @@ use std::sync::mpsc::Receiver;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use lpc::{ClientOptions, WaitStrategy};
+use lpc::{ClientOptions, Comparison, InterfaceInfo, WaitStrategy};
 use lpc_bench::affinity::{self, Pinned, Placement};
 use lpc_bench::child::{self, Peer};
 use lpc_bench::record::{Record, Workload};
 use lpc_bench::stats::{self, measure, Budget, Summary};
 
 use crate::floor::{self, Mode, Pinger, UnixPinger};
-use crate::report::Idle;
-use crate::service::BenchClient;
+use crate::large::{LargeClient, LARGE_INTERFACE};
+use crate::report::{self, Handshake, Idle};
+use crate::service::{BenchClient, BENCH_INTERFACE};
 
 /// How long a child has to print its ready line.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -25,6 +26,17 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_SAMPLES: usize = 500;
 /// Rounds of an interleaved measurement.
 const INTERLEAVE_ROUNDS: usize = 10;
+/// Connections timed per interface by the handshake measurement (fewer with `--samples`).
+const HANDSHAKE_SAMPLES: usize = 200;
+/// Encoding, decoding and comparing one description in one process (the handshake
+/// measurement's explanation of the difference in connect time).
+const HANDSHAKE_CHECK: Budget = Budget {
+    warmup: 20,
+    samples: 200,
+    time: Duration::from_millis(100),
+};
+/// Longest the small calls of the handshake measurement take, per interface.
+const HANDSHAKE_CALL_TIME: Duration = Duration::from_millis(500);
 
 /// A member of an interleaved group: a raw futex floor, or an lpc service (always-block or
 /// not).
@@ -582,6 +594,152 @@ impl Runner {
         ))
     }
 
+    /// The handshake of the large interface (`large.rs`, 50 methods over 30 types) next to
+    /// the small `Bench` one: the size of each description as it crosses (postcard, as in the
+    /// welcome), the time to trace it once in a fresh process (`trace_runs` processes, each
+    /// timing its first `info()`), connect + first call + disconnect against a service of
+    /// each (both alive, timed in alternating rounds), and small calls over a connection of
+    /// each (interleaved): the shapes cross at connect only.
+    pub fn handshake(&self, trace_runs: usize) -> Result<Vec<Handshake>, String> {
+        let system = "lpc-adaptive";
+        eprintln!("lpc-bench: {system} handshake, Bench and Large interfaces…");
+        let mut traces: [Vec<u64>; 2] = [Vec::new(), Vec::new()];
+        for _ in 0..trace_runs.max(1) {
+            for (i, large) in [false, true].into_iter().enumerate() {
+                let mut args: Vec<OsString> = vec!["child-trace".into()];
+                if large {
+                    args.push("--large".into());
+                }
+                let peer = Peer::spawn("trace", &args, self.child_limit())?;
+                let line = peer.next_line(READY_TIMEOUT)?;
+                let ns = line
+                    .strip_prefix("traced ")
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .ok_or_else(|| format!("expected `traced <ns>`, got {line:?}"))?;
+                peer.finish(EXIT_TIMEOUT)?;
+                traces[i].push(ns);
+            }
+        }
+        let infos = [
+            BENCH_INTERFACE.info().map_err(|e| e.to_string())?,
+            LARGE_INTERFACE.info().map_err(|e| e.to_string())?,
+        ];
+        let (small, small_name) = self.service("handshake-small", false, true, &[])?;
+        let (large, large_name) =
+            self.service("handshake-large", false, true, &["--large".into()])?;
+        let options = self.options();
+        let connect_small = || -> Result<(), String> {
+            let client =
+                BenchClient::connect_with(&small_name, &options).map_err(|e| e.to_string())?;
+            check_add(client.add(20, 22).map_err(|e| e.to_string())?, 20, 22)
+        };
+        let connect_large = || -> Result<(), String> {
+            let client =
+                LargeClient::connect_with(&large_name, &options).map_err(|e| e.to_string())?;
+            check_add(client.add(20, 22).map_err(|e| e.to_string())?, 20, 22)
+        };
+        let connects: [&dyn Fn() -> Result<(), String>; 2] = [&connect_small, &connect_large];
+        let budget = self.budget.at_most(HANDSHAKE_SAMPLES);
+        for _ in 0..budget.warmup.min(20) {
+            for connect in connects {
+                connect()?;
+            }
+        }
+        let per_round = budget.samples.div_ceil(INTERLEAVE_ROUNDS);
+        let mut latencies: [Vec<u64>; 2] = [Vec::new(), Vec::new()];
+        let mut spent = [Duration::ZERO; 2];
+        for _ in 0..INTERLEAVE_ROUNDS {
+            for (i, connect) in connects.into_iter().enumerate() {
+                for _ in 0..per_round {
+                    let start = Instant::now();
+                    connect()?;
+                    let elapsed = start.elapsed();
+                    latencies[i].push(stats::duration_ns(elapsed));
+                    spent[i] += elapsed;
+                }
+            }
+        }
+        small.finish(EXIT_TIMEOUT)?;
+        large.finish(EXIT_TIMEOUT)?;
+        // The calls on two CPUs, the services on one and the caller on the other: unpinned,
+        // whichever service the scheduler puts on the caller's CPU pays wake-ups there, and
+        // that, not the interface, decides which is faster.
+        let placed = Placed::new(Placement::Apart)?;
+        let (small, small_name) =
+            self.service("handshake-small-calls", false, true, &placed.child_args)?;
+        let mut args = placed.child_args.clone();
+        args.push("--large".into());
+        let (large, large_name) = self.service("handshake-large-calls", false, true, &args)?;
+        let calls = {
+            let small_client =
+                BenchClient::connect_with(&small_name, &options).map_err(|e| e.to_string())?;
+            let large_client =
+                LargeClient::connect_with(&large_name, &options).map_err(|e| e.to_string())?;
+            let (mut a, mut b) = (0i32, 0i32);
+            let mut small_add = || -> Result<(), String> {
+                let x = std::hint::black_box(a);
+                a = a.wrapping_add(1);
+                check_add(small_client.add(x, 1).map_err(|e| e.to_string())?, x, 1)
+            };
+            let mut large_add = || -> Result<(), String> {
+                let x = std::hint::black_box(b);
+                b = b.wrapping_add(1);
+                check_add(large_client.add(x, 1).map_err(|e| e.to_string())?, x, 1)
+            };
+            let call_budget = Budget {
+                time: self.budget.time.min(HANDSHAKE_CALL_TIME),
+                ..self.budget
+            };
+            stats::measure_interleaved(
+                &call_budget,
+                INTERLEAVE_ROUNDS,
+                &mut [&mut small_add, &mut large_add],
+            )?
+        };
+        small.finish(EXIT_TIMEOUT)?;
+        large.finish(EXIT_TIMEOUT)?;
+        drop(placed);
+        let mut out = Vec::new();
+        for (i, (((info, trace), connect), call)) in infos
+            .into_iter()
+            .zip(traces)
+            .zip(latencies)
+            .zip(calls)
+            .enumerate()
+        {
+            let description = postcard::to_stdvec(info)
+                .map_err(|e| format!("encoding the {} interface: {e}", info.name))?;
+            // What the two ends do with the description at each connect, in one process.
+            let check = measure(&HANDSHAKE_CHECK, || {
+                let bytes = postcard::to_stdvec(info).map_err(|e| e.to_string())?;
+                let remote: InterfaceInfo =
+                    postcard::from_bytes(&bytes).map_err(|e| e.to_string())?;
+                let comparison = lpc::compare_interfaces(info, &remote);
+                if comparison != Comparison::default() {
+                    return Err(format!("{} differs from itself", info.name));
+                }
+                std::hint::black_box(remote);
+                Ok(())
+            })?;
+            let count = trace.len();
+            let trace_total = Duration::from_nanos(trace.iter().sum());
+            let samples = connect.len();
+            let row = Handshake {
+                interface: info.name.clone(),
+                methods: info.methods.len(),
+                types: info.types.len(),
+                description_bytes: description.len() as u64,
+                trace: stats::summarise(trace, count, trace_total),
+                connect: stats::summarise(connect, samples, spent[i]),
+                check,
+                call,
+            };
+            eprintln!("lpc-bench:   {}", report::handshake_line(&row));
+            out.push(row);
+        }
+        Ok(out)
+    }
+
     /// What an idle service costs: its memory alone; then its CPU time and memory while
     /// `clients` connections stay open and make no call, over `seconds`; and the shared
     /// memory each connection maps.
@@ -786,6 +944,31 @@ pub fn client_process(
         latencies.len(),
         stats::duration_ns(elapsed)
     ));
+    Ok(())
+}
+
+/// `a + b` (wrapping) or an error naming the call.
+fn check_add(sum: i32, a: i32, b: i32) -> Result<(), String> {
+    if sum == a.wrapping_add(b) {
+        Ok(())
+    } else {
+        Err(format!("add({a}, {b}) returned {sum}"))
+    }
+}
+
+/// Child side of the trace timing: the first `info()` of this fresh process (of the large
+/// interface, or of `Bench`), timed, then `traced <ns>`.
+pub fn trace_once(large: bool) -> Result<(), String> {
+    let interface = if large {
+        &LARGE_INTERFACE
+    } else {
+        &BENCH_INTERFACE
+    };
+    let start = Instant::now();
+    let info = interface.info();
+    let elapsed = start.elapsed();
+    std::hint::black_box(info).map_err(|e| e.to_string())?;
+    child::tell_parent(&format!("traced {}", stats::duration_ns(elapsed)));
     Ok(())
 }
 

@@ -4,6 +4,8 @@ use std::path::Path;
 
 use lpc::{Loan, Server, ServerOptions};
 
+use crate::large::{LargeServer, Shop};
+
 /// What `lpc-bench` calls.
 #[lpc::service]
 pub trait Bench {
@@ -52,15 +54,25 @@ impl Bench for Bencher {
     }
 }
 
-/// Child side: serves [`Bench`] in `dir` under `name` until the parent leaves.
-pub fn serve(dir: &Path, name: &str, block: bool, statistics: bool) -> Result<(), String> {
+/// Child side: serves [`Bench`] (or, if `large`, [`Large`](crate::large::Large)) in `dir`
+/// under `name` until the parent leaves.
+pub fn serve(
+    dir: &Path,
+    name: &str,
+    block: bool,
+    statistics: bool,
+    large: bool,
+) -> Result<(), String> {
     let options = ServerOptions::new()
         .runtime_dir(dir)
         .spin(!block)
         .statistics(statistics);
     let server = Server::bind_with(name, options).map_err(|e| e.to_string())?;
     lpc_bench::child::ready();
-    server
-        .serve(BenchServer::new(Bencher))
-        .map_err(|e| e.to_string())
+    if large {
+        server.serve(LargeServer::new(Shop))
+    } else {
+        server.serve(BenchServer::new(Bencher))
+    }
+    .map_err(|e| e.to_string())
 }

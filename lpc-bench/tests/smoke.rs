@@ -73,12 +73,37 @@ fn tiny_run_reports_every_section() {
     assert!(has("lpc-adaptive", serde_json::json!({"procs": 2})));
     assert!(has("lpc-adaptive", "connect".into()));
     assert!(results["idle"]["shm_per_connection"].as_u64().unwrap() > 0);
+    let handshake = results["handshake"].as_array().unwrap();
+    let row = |name: &str| {
+        handshake
+            .iter()
+            .find(|h| h["interface"] == name)
+            .unwrap_or_else(|| panic!("no handshake row for {name}"))
+    };
+    let (small, large) = (row("Bench"), row("Large"));
+    assert_eq!(
+        (large["methods"].as_u64(), large["types"].as_u64()),
+        (Some(50), Some(30))
+    );
+    assert!(
+        large["description_bytes"].as_u64().unwrap() > small["description_bytes"].as_u64().unwrap()
+    );
+    for h in [small, large] {
+        for part in ["trace", "connect", "check", "call"] {
+            assert!(
+                h[part]["p50"].as_u64().unwrap() > 0,
+                "{part} of {}",
+                h["interface"]
+            );
+        }
+    }
     let report = std::fs::read_to_string(&markdown).unwrap();
     for heading in [
         "## Targets",
         "## Small call",
         "## Payloads",
         "## Pinned to one CPU",
+        "## Handshake of a large interface",
     ] {
         assert!(report.contains(heading), "no {heading:?} in the report");
     }
