@@ -44,6 +44,8 @@ const REQUEST: u32 = 1;
 const SERVING: u32 = 2;
 const REPLY: u32 = 3;
 const ABANDONED: u32 = 4;
+/// A request without deadline, which the service takes without a compare-and-swap.
+const REQUEST_FIXED: u32 = 5;
 
 // Reply statuses and frame flags (lpc/src/wire/frame.rs).
 const OK: u32 = 0;
@@ -288,10 +290,17 @@ fn read_frame(peer: &RawPeer, slot: u32) -> Frame {
 }
 
 /// Writes a frame and its inline payload into `slot`, publishes it and rings.
+/// Writes and publishes a request, as lpc's client does: REQUEST for a call with a deadline,
+/// REQUEST_FIXED for one without.
 fn call(peer: &RawPeer, slot: u32, frame: Frame, payload: &[u8]) {
+    let state = if frame.deadline_ns == 0 {
+        REQUEST_FIXED
+    } else {
+        REQUEST
+    };
     write_frame(peer, slot, frame);
     peer.write(peer.slot_offset(slot) + PAYLOAD, payload);
-    peer.store(peer.slot_offset(slot), REQUEST);
+    peer.store(peer.slot_offset(slot), state);
     peer.ring();
 }
 
@@ -559,7 +568,7 @@ fn every_slot_state_value_and_every_bad_frame_field_is_survived() {
     let never_announced_at = Instant::now();
 
     // Every state value in every slot but one, which carries a valid call: the service takes
-    // only REQUEST, answers it, and leaves every other value alone.
+    // only REQUEST and REQUEST_FIXED, answers them, and leaves every other value alone.
     let peer = rig.peer();
     let slots = peer.slot_count();
     let values = (0..=7).chain([u32::MAX, rng.next() as u32 | 8]);
@@ -574,7 +583,7 @@ fn every_slot_state_value_and_every_bad_frame_field_is_survived() {
         let (frame, payload) = reply(&peer, 0, &what);
         assert_eq!((frame.status, payload), (OK, vec![zigzag(5)]), "{what}");
         for slot in 1..slots {
-            if value == REQUEST {
+            if value == REQUEST || value == REQUEST_FIXED {
                 // A zeroed frame names method 0, which does not exist.
                 let (frame, _) = reply(&peer, slot, &what);
                 assert_eq!(frame.status, NO_SUCH_METHOD, "{what}, slot {slot}");
@@ -743,7 +752,7 @@ fn scribbling_over_a_call_while_it_is_served() {
 }
 
 /// The same for calls without a deadline, which the service takes without changing the state
-/// (it stays REQUEST while the call runs; the slot's taken word names the call).
+/// (it stays REQUEST_FIXED while the call runs; the slot's taken word names the call).
 #[test]
 fn scribbling_over_a_call_without_deadline_while_it_is_served() {
     scribble_over_calls_being_served(false);
@@ -762,15 +771,20 @@ fn scribble_over_calls_being_served(with_deadline: bool) {
         Scribble::State(ABANDONED),
         Scribble::State(FREE),
         Scribble::State(REQUEST),
+        Scribble::State(REQUEST_FIXED),
         Scribble::State(REPLY),
-        Scribble::State(5),
+        Scribble::State(6),
         Scribble::State(0xdead_beef),
     ];
     let mut rig = Rig::start();
     let mut rng = Rng::new(0xca11);
     let sleep = lpc::method_id("sleep_ms");
     let peers: Vec<RawPeer> = variants.iter().map(|_| rig.peer()).collect();
-    let served_state = if with_deadline { SERVING } else { REQUEST };
+    let served_state = if with_deadline {
+        SERVING
+    } else {
+        REQUEST_FIXED
+    };
     for (i, peer) in peers.iter().enumerate() {
         let args = varint(400 + i as u64);
         let frame = Frame {
@@ -831,9 +845,9 @@ fn scribble_over_calls_being_served(with_deadline: bool) {
                 let (frame, payload) = reply(peer, 1, "after an abandoned call");
                 assert_eq!((frame.status, payload), (OK, vec![zigzag(5)]));
             }
-            Scribble::State(REQUEST) if !with_deadline => {
+            Scribble::State(REQUEST_FIXED) if !with_deadline => {
                 // The state the call was served in, written again: nothing changed.
-                let (frame, payload) = reply(peer, 0, "state REQUEST written again");
+                let (frame, payload) = reply(peer, 0, "state REQUEST_FIXED written again");
                 assert_eq!((frame.status, payload), (OK, varint(ms)), "{frame:?}");
             }
             Scribble::State(value) => {

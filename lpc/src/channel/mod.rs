@@ -120,6 +120,14 @@ impl ChannelError {
     }
 }
 
+/// A request the service took (see [`Channel::take_request`]).
+pub(crate) struct Taken {
+    /// Its frame, read once the client could no longer change it.
+    pub(crate) frame: Result<FrameHeader, String>,
+    /// Taken from REQUEST into SERVING (its client may still give up on it), or not.
+    pub(crate) withdrawable: bool,
+}
+
 /// How a client's wait for a reply ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum WaitEnd {
@@ -455,9 +463,16 @@ impl Channel {
     }
 
     /// Client side: publishes a written request on `slot` and rings the doorbell if the
-    /// service sleeps.
-    pub(crate) fn submit(&self, slot: u32) {
-        protocol::submit(&SysFutex, &self.words(slot), &self.doorbell());
+    /// service sleeps. `fixed`: the call has no deadline and will not be withdrawn (the service
+    /// takes it without a compare-and-swap, see `state`).
+    #[inline]
+    pub(crate) fn submit(&self, slot: u32, fixed: bool) {
+        let request = if fixed {
+            state::REQUEST_FIXED
+        } else {
+            state::REQUEST
+        };
+        protocol::submit(&SysFutex, &self.words(slot), &self.doorbell(), request);
     }
 
     /// Wakes the service's connection thread.
@@ -521,15 +536,30 @@ impl Channel {
         end
     }
 
-    /// Service side: takes the request in `slot`, unless the client withdrew it.
-    pub(crate) fn take(&self, slot: u32) -> bool {
-        protocol::take(&self.words(slot))
-    }
-
-    /// Service side: takes the request in `slot` of call `call_id`, which its client cannot
-    /// withdraw (see `protocol::take_unwithdrawable`).
-    pub(crate) fn take_unwithdrawable(&self, slot: u32, call_id: u64) {
-        protocol::take_unwithdrawable(self.slot(slot).taken(), call_id as u32);
+    /// Service side: takes the request in `slot`, if it holds one the client has not
+    /// withdrawn: a withdrawable one (REQUEST) with the compare-and-swap to SERVING, one
+    /// without deadline (REQUEST_FIXED) by marking the slot's taken word. The frame is read only
+    /// after that, when the client can no longer change it.
+    #[inline]
+    pub(crate) fn take_request(&self, slot: u32) -> Option<Taken> {
+        let view = self.slot(slot);
+        match view.state().load(Ordering::Acquire) {
+            state::REQUEST_FIXED => {
+                let frame = FrameHeader::decode(&view.read_frame());
+                if let Ok(header) = &frame {
+                    protocol::take_unwithdrawable(view.taken(), header.call_id as u32);
+                }
+                Some(Taken {
+                    frame,
+                    withdrawable: false,
+                })
+            }
+            state::REQUEST if protocol::take(&self.words(slot)) => Some(Taken {
+                frame: FrameHeader::decode(&view.read_frame()),
+                withdrawable: true,
+            }),
+            _ => None,
+        }
     }
 
     /// Client side: whether the service took call `call_id` in `slot` without changing its
@@ -545,14 +575,14 @@ impl Channel {
         let from = if withdrawable {
             state::SERVING
         } else {
-            state::REQUEST
+            state::REQUEST_FIXED
         };
         protocol::complete(&SysFutex, &self.words(slot), from)
     }
 
     /// Service side: whether `slot` holds a request.
     pub(crate) fn has_request(&self, slot: u32) -> bool {
-        self.slot(slot).state().load(Ordering::Acquire) == state::REQUEST
+        state::is_request(self.slot(slot).state().load(Ordering::Acquire))
     }
 
     /// Service side: the index of a slot holding a request, looking first at `hint`, among
@@ -734,7 +764,7 @@ mod tests {
         let (service, client) = connected();
         let spin = SpinBudget::new(false, None);
         assert_eq!(service.find_request(0), None);
-        client.submit(3);
+        client.submit(3, false);
         // The service looks only at the slots the client said it used.
         assert_eq!(service.find_request(0), None);
         client.use_slot(3);
@@ -758,7 +788,7 @@ mod tests {
     fn a_wait_ends_at_its_deadline_with_the_state_it_saw() {
         let (_service, client) = connected();
         let spin = SpinBudget::new(true, None);
-        client.submit(0);
+        client.submit(0, false);
         let deadline = Instant::now() + Duration::from_millis(30);
         assert_eq!(
             client.wait_for_reply(0, &spin, Some(deadline)),

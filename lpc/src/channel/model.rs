@@ -23,7 +23,7 @@ use loom::thread;
 
 use super::spin::SpinBudget;
 use super::state::{FREE, REPLY};
-use super::{Cancel, Channel, WaitEnd};
+use super::{Cancel, Channel, Taken, WaitEnd};
 use crate::shm::layout::{ConnectionMemory, Geometry};
 use crate::shm::Region;
 use crate::sys::{SharedMemory, Stream};
@@ -124,7 +124,7 @@ fn send(client: &Channel, slot: u32, call_id: u64, with_deadline: bool) -> Vec<u
         },
     };
     client.slot(slot).write_frame(&header.encode());
-    client.submit(slot);
+    client.submit(slot, !with_deadline);
     request
 }
 
@@ -184,18 +184,14 @@ fn serve_until(service: &Channel, stop: impl Fn() -> bool) -> usize {
 /// abandoned the call meanwhile). False if the client withdrew the call before it was taken.
 fn serve_one(service: &Channel, slot: u32, args: &mut Vec<u8>) -> bool {
     let view = service.slot(slot);
-    let first = FrameHeader::decode(&view.read_frame());
-    let withdrawable = !matches!(first, Ok(h) if h.deadline_ns == 0);
-    let header = if withdrawable {
-        if !service.take(slot) {
-            return false;
-        }
-        FrameHeader::decode(&view.read_frame()).unwrap()
-    } else {
-        let header = first.unwrap();
-        service.take_unwithdrawable(slot, header.call_id);
-        header
+    let Some(Taken {
+        frame,
+        withdrawable,
+    }) = service.take_request(slot)
+    else {
+        return false;
     };
+    let header = frame.unwrap();
     let reply = service
         .with_payload(slot, &header, u64::MAX, args, |payload| {
             transform(payload.into_local().unwrap())
@@ -301,17 +297,13 @@ fn a_call_given_up_is_withdrawn_abandoned_or_replied() {
 }
 
 /// A call withdrawn at its deadline, its slot reused at once by a call without a deadline (as
-/// a `Client::with_timeout` handle and a plain one on the same connection do): **ignored, it
-/// fails**. Loom reports the service's first read of the frame, which `serve_one` (here and in
-/// `server::connection`) makes before it takes the call, to choose how to take it, racing the
-/// client's write of the next call's frame. The consequence: the service can read the frame
-/// of the next call (no deadline) while the slot is still FREE, take that call without a
-/// compare-and-swap, run it, and then fail `complete` (FREE where it expects REQUEST), which
-/// it reports as a client that broke the state machine, closing the connection. (With the
-/// model's byte tracking switched off, loom goes on to report exactly that: the assertion on
-/// `complete` fails.) Run it with `--ignored` once `serve_one` has a fix.
+/// a `Client::with_timeout` handle and a plain one on the same connection do). This model
+/// found a race when the service chose how to take a call from its frame, read before taking
+/// it: the read raced the client's write of the next call's frame, and the service could take
+/// the next call while the slot was still FREE, run it, and close the connection as broken.
+/// The kind of request now lives in the state word (REQUEST or REQUEST_FIXED), loaded with
+/// acquire ordering before any frame byte is read (`Channel::take_request`).
 #[test]
-#[ignore = "finds a race in serve_one's first frame read (see the doc comment)"]
 fn a_withdrawn_slot_reused_at_once_by_a_call_without_a_deadline() {
     model(|| {
         let (service, client) = connected();

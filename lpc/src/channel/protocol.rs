@@ -93,14 +93,16 @@ pub(crate) struct Doorbell<'a, W: ?Sized> {
     pub(crate) service_sleeping: &'a W,
 }
 
-/// Client: publishes a request written into the slot; rings if the service sleeps.
+/// Client: publishes a request written into the slot, as `request` (REQUEST, or
+/// REQUEST_FIXED for a call it will not withdraw); rings if the service sleeps.
 #[inline]
 pub(crate) fn submit<W: Word + ?Sized, F: Futex<W>>(
     futex: &F,
     slot: &Slot<'_, W>,
     door: &Doorbell<'_, W>,
+    request: u32,
 ) {
-    slot.state.store(REQUEST);
+    slot.state.store(request);
     W::fence();
     if door.service_sleeping.load() != 0 {
         ring(futex, door);
@@ -185,8 +187,8 @@ pub(crate) fn take<W: Word + ?Sized>(slot: &Slot<'_, W>) -> bool {
     slot.state.compare_exchange(REQUEST, SERVING).is_ok()
 }
 
-/// Service: takes the request of a call its client cannot withdraw (it set no deadline, and
-/// a client cancels only at its deadline). The state stays REQUEST: a compare-and-swap on it
+/// Service: takes the request of a call its client cannot withdraw (REQUEST_FIXED: it set no
+/// deadline, and a client cancels only at its deadline). The state stays: a compare-and-swap on it
 /// would take the cache line away from the client, which reads it while it waits, and cost a
 /// transfer each way per call. Instead the call is marked taken on a word of its own line,
 /// which the client reads only if the service dies, to tell whether the call may have run.
@@ -197,7 +199,7 @@ pub(crate) fn take_unwithdrawable<W: Word + ?Sized>(taken: &W, call: u32) {
 
 /// Service: publishes the reply written into the slot, or frees an abandoned slot; wakes the
 /// client if it sleeps. `from` is the state the service left the slot in when it took the
-/// call: SERVING, or REQUEST for [`take_unwithdrawable`]. False if the client broke the state
+/// call: SERVING, or REQUEST_FIXED for [`take_unwithdrawable`]. False if the client broke the state
 /// machine.
 #[inline]
 pub(crate) fn complete<W: Word + ?Sized, F: Futex<W>>(
@@ -249,6 +251,7 @@ mod model {
     use loom::thread;
 
     use super::*;
+    use crate::channel::state::{is_request, REQUEST_FIXED};
 
     // Under `cfg(loom)` loom's word is the shared-memory word, which has its `Word` impl
     // (the same one) above.
@@ -342,7 +345,7 @@ mod model {
         loop {
             let taken = if withdrawable {
                 take(&s.slot())
-            } else if Word::load(&s.state) == REQUEST {
+            } else if Word::load(&s.state) == REQUEST_FIXED {
                 take_unwithdrawable(&s.taken, 7);
                 true
             } else {
@@ -350,14 +353,14 @@ mod model {
             };
             if taken {
                 Word::fetch_add(&s.ran, 1);
-                let from = if withdrawable { SERVING } else { REQUEST };
+                let from = if withdrawable { SERVING } else { REQUEST_FIXED };
                 assert!(complete(&s.futex, &s.slot(), from));
                 return;
             }
             sleep(
                 &s.futex,
                 &s.door(),
-                || Word::load(&s.state) == REQUEST,
+                || is_request(Word::load(&s.state)),
                 || false,
                 None,
             );
@@ -374,7 +377,7 @@ mod model {
                 let s = s.clone();
                 thread::spawn(move || serve_one(&s))
             };
-            submit(&s.futex, &s.slot(), &s.door());
+            submit(&s.futex, &s.slot(), &s.door(), REQUEST);
             while block_once(&s.futex, &s.slot(), None) != Step::Reply {}
             stop_waiting(&s.slot());
             Word::fetch_add(&s.read, 1);
@@ -394,7 +397,7 @@ mod model {
                 let s = s.clone();
                 thread::spawn(move || serve_one_taking(&s, false))
             };
-            submit(&s.futex, &s.slot(), &s.door());
+            submit(&s.futex, &s.slot(), &s.door(), REQUEST_FIXED);
             while block_once(&s.futex, &s.slot(), None) != Step::Reply {}
             stop_waiting(&s.slot());
             service.join().unwrap();
@@ -418,7 +421,7 @@ mod model {
                 })
             };
             for call in 1..=2 {
-                submit(&s.futex, &s.slot(), &s.door());
+                submit(&s.futex, &s.slot(), &s.door(), REQUEST);
                 while block_once(&s.futex, &s.slot(), None) != Step::Reply {}
                 stop_waiting(&s.slot());
                 Word::fetch_add(&s.read, 1);
@@ -436,7 +439,7 @@ mod model {
     fn cancellation_never_double_completes() {
         model(|| {
             let s = Arc::new(Shared::default());
-            submit(&s.futex, &s.slot(), &s.door());
+            submit(&s.futex, &s.slot(), &s.door(), REQUEST);
             let service = {
                 let s = s.clone();
                 thread::spawn(move || {
@@ -473,7 +476,7 @@ mod model {
     fn an_abandoned_slot_is_reused_safely() {
         model(|| {
             let s = Arc::new(Shared::default());
-            submit(&s.futex, &s.slot(), &s.door());
+            submit(&s.futex, &s.slot(), &s.door(), REQUEST);
             assert!(take(&s.slot()));
             let service = {
                 let s = s.clone();
@@ -494,7 +497,7 @@ mod model {
                     thread::yield_now();
                 }
             }
-            submit(&s.futex, &s.slot(), &s.door());
+            submit(&s.futex, &s.slot(), &s.door(), REQUEST);
             while block_once(&s.futex, &s.slot(), None) != Step::Reply {}
             stop_waiting(&s.slot());
             service.join().unwrap();

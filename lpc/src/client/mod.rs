@@ -325,7 +325,7 @@ impl Client {
             service: name.to_owned(),
             channel,
             slots: SlotPool::new(geometry.slot_count),
-            remote: welcome.interface,
+            remote: std::sync::Arc::unwrap_or_clone(welcome.interface),
             max_request: welcome.max_request,
             max_reply: options.max_reply,
             spin: SpinBudget::new(options.wait == WaitStrategy::Adaptive, service_pid),
@@ -659,7 +659,7 @@ impl Client {
             }),
         };
         conn.channel.slot(slot).write_frame(&header.encode());
-        conn.channel.submit(slot);
+        conn.channel.submit(slot, call.deadline.is_none());
 
         let method = call.method;
         match conn.channel.wait_for_reply(slot, &conn.spin, call.deadline) {
@@ -686,7 +686,8 @@ impl Client {
                 // The slot stays taken: the connection is dead. A call without a deadline is
                 // taken without a state change: its taken word tells whether it may have run.
                 call.slot.keep_taken();
-                let phase = if seen == state::REQUEST && conn.channel.was_taken(slot, call_id) {
+                let phase = if seen == state::REQUEST_FIXED && conn.channel.was_taken(slot, call_id)
+                {
                     CallPhase::Executing
                 } else {
                     state::phase_of(seen)

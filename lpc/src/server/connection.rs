@@ -11,7 +11,7 @@ use super::stats::ConnectionStats;
 use super::Shared;
 use crate::channel::payload::Written;
 use crate::channel::spin::{SpinBudget, Spinner};
-use crate::channel::{Channel, ChannelError, Payload};
+use crate::channel::{Channel, ChannelError, Payload, Taken};
 use crate::shm::layout::ConnectionMemory;
 use crate::shm::Region;
 use crate::sys::{monotonic_ns, process_name, PeerCredentials, SharedMemory, Stream};
@@ -285,21 +285,15 @@ fn serve_one(
 ) -> Result<(), Close> {
     let view = channel.slot(slot);
     // A call without a deadline cannot be withdrawn (its client cancels only at a deadline):
-    // it is taken without touching the state word the client is watching. Any other call is
-    // taken with a compare-and-swap, and its frame read again after it: the client may have
-    // withdrawn it and put another call in the slot since the first read.
-    let first = FrameHeader::decode(&view.read_frame());
-    let withdrawable = !matches!(first, Ok(h) if h.deadline_ns == 0);
-    let frame = if withdrawable {
-        if !channel.take(slot) {
-            // Withdrawn by the client in the meantime.
-            return Ok(());
-        }
-        FrameHeader::decode(&view.read_frame())
-    } else {
-        let header = first.expect("matched above");
-        channel.take_unwithdrawable(slot, header.call_id);
-        Ok(header)
+    // it is taken without touching the state word the client is watching; any other call with
+    // a compare-and-swap. Either way the frame is read once the client can no longer change it.
+    let Some(Taken {
+        frame,
+        withdrawable,
+    }) = channel.take_request(slot)
+    else {
+        // Withdrawn by the client in the meantime.
+        return Ok(());
     };
     let options = &shared.server.options;
     let mut record = None;

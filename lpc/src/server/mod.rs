@@ -459,7 +459,7 @@ struct Shared {
     /// The dispatcher's interface, kept here to avoid a virtual call per call.
     interface: &'static InterfaceDescriptor,
     /// The interface with its shapes, as the handshake and queries send it.
-    interface_info: InterfaceInfo,
+    interface_info: Arc<InterfaceInfo>,
     /// Connections admitted at most: the configured limit, or fewer if the process's
     /// descriptor limit would run out first.
     max_connections: usize,
@@ -478,7 +478,7 @@ impl std::fmt::Debug for dyn Dispatch {
 impl Shared {
     fn new(server: Server, dispatcher: Arc<dyn Dispatch>) -> Result<Shared> {
         let interface_info = match dispatcher.interface().info() {
-            Ok(info) => info.clone(),
+            Ok(info) => Arc::new(info.clone()),
             Err(e) => {
                 // Nothing will ever answer on the socket: take it away again.
                 server.remove_socket();
@@ -601,7 +601,7 @@ impl Shared {
             pid: std::process::id(),
             user: current_user().to_string(),
             uptime: self.started.elapsed(),
-            interface: self.interface_info.clone(),
+            interface: InterfaceInfo::clone(&self.interface_info),
             connections,
             clients,
             methods,

@@ -9,7 +9,7 @@
 //!       64  doorbell (futex word: bumped by the client when the service sleeps)
 //!       68  service-sleeping flag
 //! 128  slot 0, slot 1, ... each `slot size` bytes:
-//!        0  state (futex word: FREE, REQUEST, SERVING, REPLY, ABANDONED)
+//!        0  state (futex word: FREE, REQUEST, REQUEST_FIXED, SERVING, REPLY, ABANDONED)
 //!        4  client-waiting flag
 //!        8  frame header (wire::FrameHeader, 40 bytes)
 //!       48  inline payload (slot size - 112 bytes)
@@ -26,7 +26,8 @@ use super::{OutOfBounds, Region};
 use crate::sys::AtomicU32;
 
 pub(crate) const MAGIC: u32 = u32::from_le_bytes(*b"LPC1");
-pub(crate) const LAYOUT_VERSION: u32 = 3;
+/// 4: a request without deadline is its own state (REQUEST_FIXED), see `channel::state`.
+pub(crate) const LAYOUT_VERSION: u32 = 4;
 pub(crate) const HEADER_SIZE: usize = 128;
 /// State, waiting flag and frame header; the inline payload starts right after, so that a
 /// small payload (up to 16 bytes) shares the cache line of the state word.

@@ -62,7 +62,8 @@ pub(crate) struct Hello {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Welcome {
     pub(crate) service: String,
-    pub(crate) interface: InterfaceInfo,
+    /// Shared, not copied, by every welcome a service sends (`serde`'s `rc` support).
+    pub(crate) interface: std::sync::Arc<InterfaceInfo>,
     pub(crate) slot_count: u32,
     pub(crate) slot_size: u32,
     /// The largest request payload the service accepts.
