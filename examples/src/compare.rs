@@ -1,10 +1,11 @@
-//! Seed 004's image comparator: the client sends a `MyInfo`, the service reads it, writes its
-//! own values into it, and the client sees them after the call — what the seed does with
-//! `VirtualAllocEx`/`WriteProcessMemory`/`ReadProcessMemory`, here an `&mut` parameter.
+//! An image comparator with an in/out parameter: the client sends a `MyInfo`, the service reads
+//! it, writes its own values into it, and the client sees them in its variable after the call.
+//! In the trait that is an `&mut MyInfo` parameter; no pointer into the other process's memory
+//! is involved: the value goes to the service and its new value comes back with the result.
 
 use serde::{Deserialize, Serialize};
 
-/// The record of seed 004.
+/// A colour reading: what the client sends and the service writes back.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct MyInfo {
     /// Red channel reading.
@@ -30,7 +31,7 @@ pub trait Compare {
     fn compare_image(&self, info: &mut MyInfo) -> Verdict;
 }
 
-/// The comparator the service runs; its reference reading is seed 004's (red 2.0, blue 1.0).
+/// The comparator the service runs, with its reference reading (red 2.0, blue 1.0 by default).
 pub struct Comparator {
     /// The reference reading.
     pub reference: MyInfo,

@@ -1,4 +1,5 @@
-//! The compare client of seed 004: sends a reading, prints what the service wrote back.
+//! The compare client: `compare-client [--name compare]` sends a reading and prints what the
+//! service wrote back into it.
 
 use lpc_examples::compare::{CompareClient, MyInfo};
 

@@ -1,4 +1,5 @@
-//! The compare service of seed 004: `compare-service [--name compare]`.
+//! The compare service: `compare-service [--name compare]`. Prints `ready` once clients can
+//! connect.
 
 use lpc_examples::compare::{Comparator, CompareServer};
 
