@@ -126,7 +126,7 @@ impl Ctx {
                 .hint("the service is at one of its limits; retry later, or with fewer threads"),
             e @ lpc::Error::Denied { .. } => CliError::new(e.to_string())
                 .hint("the service decides who may connect; ask its owner, or run as a user it admits"),
-            e @ lpc::Error::Io { .. } if e.to_string().contains("invalid service name") => {
+            e @ lpc::Error::InvalidName { .. } => {
                 CliError::new(e.to_string()).hint("`lpc list` shows the names of the live services")
             }
             e => CliError::new(e.to_string()),

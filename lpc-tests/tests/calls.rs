@@ -130,6 +130,57 @@ fn one_client_shared_by_many_threads() {
 }
 
 #[test]
+fn twenty_threads_on_two_slots_all_succeed_and_none_starves() {
+    use std::time::Instant;
+    const THREADS: usize = 20;
+    const ROUNDS: usize = 25;
+    let dir = TempDir::new().unwrap();
+    let _service = start(dir.path(), &["probe", "--slots", "2"]);
+    // The default options: a call that finds both slots taken waits for one, in line.
+    let probe = Arc::new(connect(dir.path(), "probe"));
+    let barrier = Arc::new(std::sync::Barrier::new(THREADS + 1));
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (probe, barrier) = (probe.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                // The longest any one call took, waiting for a slot included.
+                let mut longest = Duration::ZERO;
+                for round in 0..ROUNDS {
+                    for i in 0..10 {
+                        let started = Instant::now();
+                        let sum = probe.add(t as i32, (round * 10 + i) as i32);
+                        longest = longest.max(started.elapsed());
+                        assert_eq!(sum.unwrap(), (t + round * 10 + i) as i32);
+                    }
+                    // A slow call: holds its slot 2 ms while the others wait.
+                    let started = Instant::now();
+                    let data = probe.slow_filled(2, 3, t as u8);
+                    longest = longest.max(started.elapsed());
+                    assert_eq!(data.unwrap(), vec![t as u8; 3], "thread {t}");
+                }
+                longest
+            })
+        })
+        .collect();
+    barrier.wait();
+    let started = Instant::now();
+    let longest: Vec<Duration> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let total = started.elapsed();
+    let worst = longest.iter().max().unwrap();
+    eprintln!(
+        "{THREADS} threads on 2 slots: {total:?} in all; each thread's longest call: {longest:?}"
+    );
+    // Served in order, a call waits at most for the calls of the 19 threads ahead of it
+    // (about 19 × 2 ms here), a small part of the run; a starving thread would wait for a
+    // large part of it. Half of the run leaves room for any scheduling noise.
+    assert!(
+        *worst < total / 2,
+        "a thread waited {worst:?} for one call, in a run of {total:?}: {longest:?}"
+    );
+}
+
+#[test]
 fn payloads_of_any_size_up_to_the_limit() {
     let dir = TempDir::new().unwrap();
     let _service = start(dir.path(), &["probe"]);
@@ -309,12 +360,71 @@ fn an_unusable_runtime_directory_is_an_io_error() {
         "{err:?}"
     );
     assert!(err.to_string().contains("runtime directory"), "{err}");
+}
+
+#[test]
+fn a_bad_name_or_option_has_its_own_error() {
+    let dir = TempDir::new().unwrap();
     let err = lpc::Server::bind_with(
         "bad/name",
         lpc::ServerOptions::new().runtime_dir(dir.path()),
     )
     .unwrap_err();
-    assert!(err.to_string().contains("invalid service name"), "{err}");
+    assert!(
+        matches!(&err, Error::InvalidName { name, .. } if name == "bad/name"),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with("invalid service name \"bad/name\": it contains '/'"),
+        "{err}"
+    );
+    let err = ProbeClient::connect_with(".hidden", &client_options(dir.path())).unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidName { reason, .. } if reason.starts_with("it starts with a dot")),
+        "{err:?}"
+    );
+    let err = lpc::query("", &client_options(dir.path())).unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidName { reason, .. } if reason.starts_with("it is empty")),
+        "{err:?}"
+    );
+
+    let bind = |options: lpc::ServerOptions| {
+        lpc::Server::bind_with("svc", options.runtime_dir(dir.path())).unwrap_err()
+    };
+    for (options, option, reason) in [
+        (
+            lpc::ServerOptions::new().slots(0),
+            "ServerOptions::slots",
+            "0 call slots; a connection has 1 to 64",
+        ),
+        (
+            lpc::ServerOptions::new().slots(65),
+            "ServerOptions::slots",
+            "65 call slots",
+        ),
+        (
+            lpc::ServerOptions::new().slot_size(100),
+            "ServerOptions::slot_size",
+            "slot size 100 not a multiple of 64",
+        ),
+    ] {
+        let err = bind(options);
+        assert!(
+            matches!(&err, Error::InvalidOption { service, option: o, reason: r }
+                if service == "svc" && o == option && r.starts_with(reason)),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().starts_with(&format!(
+                "service `svc`: invalid option `{option}`: {reason}"
+            )),
+            "{err}"
+        );
+    }
+    // Nothing was bound.
+    assert!(!dir.path().join("svc.sock").exists());
 }
 
 #[test]
@@ -369,9 +479,23 @@ fn connect_times_out_when_the_service_never_answers_the_handshake() {
         .connect_timeout(Duration::from_millis(200));
     let err = ProbeClient::connect_with("mute", &options).unwrap_err();
     assert!(
-        matches!(&err, Error::Timeout { method: None, .. }),
+        matches!(
+            &err,
+            Error::Timeout {
+                method: None,
+                phase: CallPhase::Connecting,
+                ..
+            }
+        ),
         "{err:?}"
     );
+    // It says it was connecting, not that a call was not sent.
+    let text = err.to_string();
+    assert!(
+        text.starts_with("service `mute`: timed out after 200ms while connecting"),
+        "{text}"
+    );
+    assert!(!text.contains("the call was not sent"), "{text}");
     drop(listener);
 }
 

@@ -75,9 +75,15 @@ fn ten_seconds_of_chaos_break_no_invariant() {
     assert_eq!(counter("wrong"), 0, "{out}");
     assert_eq!(counter("late"), 0, "{out}");
     // Killing the service under calls shows up as disconnected calls.
-    let disconnected: u64 = ["not_sent", "not_taken", "executing", "reply_lost"]
-        .iter()
-        .map(|p| counter(&format!("err_disconnected_{p}")))
-        .sum();
+    let disconnected: u64 = [
+        "connecting",
+        "not_sent",
+        "not_taken",
+        "executing",
+        "reply_lost",
+    ]
+    .iter()
+    .map(|p| counter(&format!("err_disconnected_{p}")))
+    .sum();
     assert!(disconnected > 0, "no call saw the service die:\n{out}");
 }

@@ -35,10 +35,12 @@ fn service_killed_mid_call_disconnects_the_call_within_100ms() {
             service,
             method,
             phase,
+            reconnect,
         }) => {
             assert_eq!(service, "probe");
             assert_eq!(method.as_deref(), Some("sleep_ms"));
             assert_eq!(phase, CallPhase::Executing);
+            assert!(!reconnect);
         }
         other => panic!("expected Disconnected, got {other:?}"),
     }
@@ -46,8 +48,13 @@ fn service_killed_mid_call_disconnects_the_call_within_100ms() {
         waited < Duration::from_millis(100),
         "the call returned {waited:?} after the kill"
     );
-    // Later calls fail at once.
+    // Later calls fail at once, saying how to get a client that reconnects.
     let err = probe.add(1, 2).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("create the client with `ClientOptions::reconnect(true)`"),
+        "{err}"
+    );
     assert!(
         matches!(
             err,

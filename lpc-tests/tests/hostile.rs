@@ -52,6 +52,8 @@ const OK: u32 = 0;
 const NO_SUCH_METHOD: u32 = 1;
 const BAD_ARGUMENTS: u32 = 2;
 const TOO_LARGE: u32 = 4;
+/// A frame the service cannot read (not the arguments' fault): the client reports `Protocol`.
+const MALFORMED_FRAME: u32 = 6;
 const FLAG_SPILL: u32 = 1;
 const FLAG_JSON: u32 = 2;
 
@@ -660,13 +662,13 @@ fn every_slot_state_value_and_every_bad_frame_field_is_survived() {
             "unknown flags",
             Frame { flags: 0x80, ..add },
             &add_args(2, 3),
-            BAD_ARGUMENTS,
+            MALFORMED_FRAME,
         ),
         (
             "an unknown status",
             Frame { status: 99, ..add },
             &add_args(2, 3),
-            BAD_ARGUMENTS,
+            MALFORMED_FRAME,
         ),
         (
             "a method that does not exist",

@@ -92,7 +92,11 @@ fn connections_past_the_limit_are_busy() {
         matches!(&err, Error::Busy { service, method: None, .. } if service == "probe"),
         "{err:?}"
     );
-    assert!(err.to_string().contains("limit"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("its limit of 2 connections (ServerOptions::max_connections)"),
+        "{err}"
+    );
     assert_eq!(a.add(1, 1).unwrap() + b.add(1, 1).unwrap(), 4);
     drop(a);
     // Once a connection closes, a new one is admitted.
@@ -108,15 +112,21 @@ fn connections_past_the_per_user_limit_are_busy() {
     let first = ProbeClient::connect_with("probe", &client_options(dir.path())).unwrap();
     let err = ProbeClient::connect_with("probe", &client_options(dir.path())).unwrap_err();
     assert!(matches!(&err, Error::Busy { .. }), "{err:?}");
-    assert!(err.to_string().contains("limit per user"), "{err}");
+    assert!(
+        err.to_string().contains(
+            "the limit of 1 connections per user (ServerOptions::max_connections_per_uid)"
+        ),
+        "{err}"
+    );
     assert_eq!(first.add(2, 2).unwrap(), 4);
 }
 
 #[test]
-fn a_call_finding_every_slot_taken_is_busy_at_once() {
+fn a_call_finding_every_slot_taken_is_busy_at_once_when_asked() {
     let dir = TempDir::new().unwrap();
     let mut service = start(dir.path(), &["probe", "--slots", "1"]);
-    let probe = ProbeClient::connect_with("probe", &client_options(dir.path())).unwrap();
+    let options = client_options(dir.path()).busy_when_full();
+    let probe = ProbeClient::connect_with("probe", &options).unwrap();
     let sleeper = {
         let probe = probe.clone();
         std::thread::spawn(move || probe.sleep_ms(2000))
@@ -127,9 +137,64 @@ fn a_call_finding_every_slot_taken_is_busy_at_once() {
         matches!(&err, Error::Busy { method: Some(m), .. } if m == "add"),
         "{err:?}"
     );
-    assert!(err.to_string().contains("queue_for_slot"), "{err}");
+    // It names the limit, and how to wait instead.
+    let text = err.to_string();
+    assert!(
+        text.contains("all 1 call slots of this connection are in use"),
+        "{text}"
+    );
+    assert!(text.contains("ServerOptions::slots"), "{text}");
+    assert!(text.contains("queue_for_slot"), "{text}");
+    // A bounded wait that runs out is Busy too, saying how long it waited.
+    let patient = ProbeClient::connect_with(
+        "probe",
+        &client_options(dir.path()).queue_for_slot(Duration::from_millis(50)),
+    )
+    .unwrap();
+    let sleeper2 = {
+        let patient = patient.clone();
+        std::thread::spawn(move || patient.sleep_ms(1000))
+    };
+    service.expect_line("sleeping 1000", Duration::from_secs(20));
+    let err = patient.add(1, 2).unwrap_err();
+    assert!(
+        matches!(&err, Error::Busy { method: Some(m), .. } if m == "add"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("stayed in use for 50ms"), "{err}");
     assert_eq!(sleeper.join().unwrap().unwrap(), 2000);
+    assert_eq!(sleeper2.join().unwrap().unwrap(), 1000);
     assert_eq!(probe.add(1, 2).unwrap(), 3);
+}
+
+#[test]
+fn a_call_finding_every_slot_taken_waits_by_default_up_to_its_deadline() {
+    let dir = TempDir::new().unwrap();
+    let mut service = start(dir.path(), &["probe", "--slots", "1"]);
+    let probe = ProbeClient::connect_with("probe", &client_options(dir.path())).unwrap();
+    let sleeper = {
+        let probe = probe.clone();
+        std::thread::spawn(move || probe.sleep_ms(500))
+    };
+    service.expect_line("sleeping", Duration::from_secs(20));
+    // With a deadline shorter than the wait: a timeout, the call not sent.
+    let err = probe
+        .with_timeout(Duration::from_millis(50))
+        .add(1, 2)
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::Timeout {
+                phase: CallPhase::NotSent,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // Without one: it waits for the slot, and succeeds.
+    assert_eq!(probe.add(1, 2).unwrap(), 3);
+    assert_eq!(sleeper.join().unwrap().unwrap(), 500);
 }
 
 #[test]
@@ -142,7 +207,20 @@ fn a_reconnecting_client_reaches_the_restarted_service() {
     service.kill();
     // The call that finds the connection lost fails; lpc never repeats it.
     let err = probe.add(1, 1).unwrap_err();
-    assert!(matches!(err, Error::Disconnected { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Disconnected {
+                reconnect: true,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().ends_with("; the next call connects again"),
+        "{err}"
+    );
     // With no service, reconnecting fails cleanly.
     let err = probe.add(1, 1).unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err:?}");

@@ -203,6 +203,7 @@ mod client {
     fn error_kind(e: &Error) -> &'static str {
         match e {
             Error::Disconnected { phase, .. } => match phase {
+                CallPhase::Connecting => "err_disconnected_connecting",
                 CallPhase::NotSent => "err_disconnected_not_sent",
                 CallPhase::NotTaken => "err_disconnected_not_taken",
                 CallPhase::Executing => "err_disconnected_executing",
@@ -211,6 +212,7 @@ mod client {
             // A timeout while (re)connecting has no method.
             Error::Timeout { method: None, .. } => "err_timeout_connecting",
             Error::Timeout { phase, .. } => match phase {
+                CallPhase::Connecting => "err_timeout_connecting",
                 CallPhase::NotSent => "err_timeout_not_sent",
                 CallPhase::NotTaken => "err_timeout_not_taken",
                 CallPhase::Executing => "err_timeout_executing",

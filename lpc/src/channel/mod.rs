@@ -93,6 +93,7 @@ impl ChannelError {
                 service,
                 method,
                 phase,
+                reconnect: false, // the client sets it from its options
             },
             ChannelError::TooLarge { size, limit } => Error::TooLarge {
                 service,

@@ -23,6 +23,7 @@ use crate::loan::{self, Loan};
 use crate::registry;
 use crate::shm::layout::{ConnectionMemory, Geometry};
 use crate::shm::Region;
+use crate::sys::Stream;
 use crate::wire::frame::{Status, FLAG_JSON};
 use crate::wire::handshake::{Hello, Message};
 use crate::wire::info::ServiceInfo;
@@ -31,7 +32,7 @@ use crate::wire::interface::{
 };
 use crate::wire::{codec, FrameHeader, DEFAULT_MAX_PAYLOAD};
 
-use self::slots::{SlotGuard, SlotPool};
+use self::slots::{NoSlot, SlotGuard, SlotPool};
 
 /// How a client waits for a reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -75,7 +76,8 @@ impl Default for ClientOptions {
 
 impl ClientOptions {
     /// The defaults: the default runtime directory, a 5 s connect timeout, no call timeout,
-    /// adaptive waiting, replies up to 1 GiB.
+    /// adaptive waiting, replies up to 1 GiB, calls that wait for a free call slot (bounded
+    /// only by their deadline), no reconnecting.
     pub fn new() -> Self {
         Self::default()
     }
@@ -111,13 +113,24 @@ impl ClientOptions {
         self
     }
 
-    /// When every call slot of the connection is taken by other threads' calls, wait up to
-    /// `wait` (and never past the call's deadline) for one to free up. By default a call
-    /// that finds no free slot fails at once with [`Error::Busy`]: the service's limit on
-    /// calls in flight per connection is reached.
+    /// When every call slot of the connection is taken by other threads' calls (the service's
+    /// limit on calls in flight per connection, `ServerOptions::slots`), wait up to `wait`
+    /// (and never past the call's deadline) for one to free up, then fail with
+    /// [`Error::Busy`]. `Duration::ZERO` fails at once, like
+    /// [`ClientOptions::busy_when_full`].
+    ///
+    /// By default a call waits for a slot as long as its deadline allows (forever without
+    /// one). Waiting threads are served in order: none waits for more than the calls of the
+    /// threads that queued before it.
     pub fn queue_for_slot(mut self, wait: Duration) -> Self {
         self.slot_wait = Some(wait);
         self
+    }
+
+    /// A call that finds every call slot of the connection taken fails at once with
+    /// [`Error::Busy`] instead of waiting for one (the same as `queue_for_slot(Duration::ZERO)`).
+    pub fn busy_when_full(self) -> Self {
+        self.queue_for_slot(Duration::ZERO)
     }
 
     /// After the connection is lost, let the next call connect again (to the same name,
@@ -143,6 +156,7 @@ impl ClientOptions {
 pub struct Client {
     link: Link,
     call_timeout: Option<Duration>,
+    /// How long a call waits for a free slot: `None` as long as its deadline allows.
     slot_wait: Option<Duration>,
 }
 
@@ -205,6 +219,11 @@ impl fmt::Debug for Client {
 struct Connection {
     service: String,
     channel: Channel,
+    /// The connection's socket (the channel's too), for slot waiters to check that the
+    /// service still lives.
+    stream: Arc<Stream>,
+    /// The client connects again after this connection is lost (`ClientOptions::reconnect`).
+    reconnects: bool,
     slots: SlotPool,
     remote: InterfaceInfo,
     max_request: u64,
@@ -233,9 +252,10 @@ const KEEP_BUFFER: usize = 32 << 20;
 impl Client {
     /// Connects to service `name`, checking that it implements `interface`.
     ///
-    /// Errors: [`Error::NotFound`] if no service has the name, [`Error::InterfaceMismatch`] if
-    /// it serves another version of the interface, [`Error::Timeout`] if the handshake does not
-    /// finish within the connect timeout.
+    /// Errors: [`Error::InvalidName`] if `name` cannot name a service, [`Error::NotFound`] if
+    /// no service has the name, [`Error::InterfaceMismatch`] if it serves another version of
+    /// the interface, [`Error::Timeout`] (phase [`CallPhase::Connecting`]) if the connection
+    /// and its handshake do not finish within the connect timeout.
     pub fn connect(
         name: &str,
         interface: &'static InterfaceDescriptor,
@@ -317,13 +337,16 @@ impl Client {
         let memory = ConnectionMemory::open(Region::new(mapping), geometry)
             .map_err(|e| Error::protocol(name, None, e))?;
         let service_pid = stream.peer_credentials().ok().map(|c| c.pid());
-        let mut channel = Channel::new(name, memory, Arc::new(stream));
+        let stream = Arc::new(stream);
+        let mut channel = Channel::new(name, memory, stream.clone());
         channel.set_peer_limit(welcome.max_request);
         channel.set_receive_limit(options.max_reply);
         channel.set_token(welcome.token);
         let mut conn = Connection {
             service: name.to_owned(),
             channel,
+            stream,
+            reconnects: options.reconnect,
             slots: SlotPool::new(geometry.slot_count),
             remote: std::sync::Arc::unwrap_or_clone(welcome.interface),
             max_request: welcome.max_request,
@@ -581,7 +604,8 @@ impl Client {
         )
     }
 
-    /// Takes a call slot of `conn` for one call (waiting for one only if the options say so).
+    /// Takes a call slot of `conn` for one call: a free one at once, else (as the options say)
+    /// waits in line for one or fails with `Busy`.
     #[inline]
     fn acquire<'c>(
         &self,
@@ -596,33 +620,62 @@ impl Client {
             conn.channel.use_slot(slot.index());
             return Ok(slot);
         }
-        let Some(wait) = self.slot_wait else {
-            return Err(Error::Busy {
-                service: conn.service.clone(),
-                method: Some(method.to_owned()),
-                reason: format!(
-                    "all {} call slots of this connection are in use by other calls; retry, \
-                     or let calls wait with ClientOptions::queue_for_slot",
-                    conn.channel.memory().geometry().slot_count
-                ),
-            });
+        self.wait_for_slot(conn, method, deadline)
+    }
+
+    /// Every slot is taken (or other threads wait for one): waits in line, up to the call's
+    /// deadline and the options' bound, or fails with `Busy` at once if the options say so.
+    #[cold]
+    #[inline(never)]
+    fn wait_for_slot<'c>(
+        &self,
+        conn: &'c Connection,
+        method: &str,
+        deadline: Option<Instant>,
+    ) -> Result<SlotGuard<'c>> {
+        let slots = conn.channel.memory().geometry().slot_count;
+        let busy = |reason: String| Error::Busy {
+            service: conn.service.clone(),
+            method: Some(method.to_owned()),
+            reason,
         };
-        let until = Instant::now() + wait;
-        let until = deadline.map_or(until, |d| d.min(until));
-        conn.slots
-            .acquire(&conn.channel, Some(until))
-            .inspect(|slot| conn.channel.use_slot(slot.index()))
-            .ok_or_else(|| {
-                if deadline.is_some_and(|d| d <= until) {
-                    self.timeout(conn, method, CallPhase::NotSent)
-                } else {
-                    Error::Busy {
-                        service: conn.service.clone(),
-                        method: Some(method.to_owned()),
-                        reason: format!("no call slot freed up within {wait:?}"),
-                    }
-                }
-            })
+        // Past `bound` (from `queue_for_slot`) the call is `Busy`; past its deadline, a timeout.
+        let bound = match self.slot_wait {
+            Some(wait) if wait.is_zero() => {
+                return Err(busy(format!(
+                    "all {slots} call slots of this connection are in use by other calls (the \
+                     service's limit on calls in flight per connection, ServerOptions::slots); \
+                     retry, or let calls wait for a slot (the default, or \
+                     ClientOptions::queue_for_slot)"
+                )))
+            }
+            // A bound too far to represent is no bound.
+            Some(wait) => Instant::now().checked_add(wait),
+            None => None,
+        };
+        let until = match (deadline, bound) {
+            (Some(d), Some(b)) => Some(d.min(b)),
+            (d, b) => d.or(b),
+        };
+        match conn
+            .slots
+            .acquire(&conn.channel, until, &|| conn.stream.peer_closed())
+        {
+            Ok(slot) => {
+                conn.channel.use_slot(slot.index());
+                Ok(slot)
+            }
+            Err(NoSlot::Closed) => Err(conn.disconnected(method, CallPhase::NotSent)),
+            Err(NoSlot::TimedOut) if deadline.is_some() && deadline == until => {
+                Err(self.timeout(conn, method, CallPhase::NotSent))
+            }
+            Err(NoSlot::TimedOut) => Err(busy(format!(
+                "all {slots} call slots of this connection (the service's limit on calls in \
+                 flight per connection, ServerOptions::slots) stayed in use for {:?}, the wait \
+                 ClientOptions::queue_for_slot allows",
+                self.slot_wait.unwrap_or_default()
+            ))),
+        }
     }
 
     fn timeout(&self, conn: &Connection, method: &str, phase: CallPhase) -> Error {
@@ -779,11 +832,20 @@ impl Connection {
     }
 
     fn disconnected(&self, method: &str, phase: CallPhase) -> Error {
-        self.dead.store(true, Ordering::Relaxed);
+        self.lost();
         Error::Disconnected {
             service: self.service.clone(),
             method: Some(method.to_owned()),
             phase,
+            reconnect: self.reconnects,
+        }
+    }
+
+    /// Marks the connection lost: later calls fail at once, and threads waiting for a slot
+    /// stop waiting.
+    fn lost(&self) {
+        if !self.dead.swap(true, Ordering::Relaxed) {
+            self.slots.close();
         }
     }
 
@@ -792,9 +854,13 @@ impl Connection {
     /// later calls fail at once.
     fn fail(&self, e: ChannelError, method: &str, phase: CallPhase) -> Error {
         if e.breaks_connection() {
-            self.dead.store(true, Ordering::Relaxed);
+            self.lost();
         }
-        e.into_error(&self.service, Some(method), phase)
+        let mut error = e.into_error(&self.service, Some(method), phase);
+        if let Error::Disconnected { reconnect, .. } = &mut error {
+            *reconnect = self.reconnects;
+        }
+        error
     }
 
     /// Reads and validates the header of the reply in `slot`.
@@ -828,32 +894,60 @@ impl Connection {
         self.channel
             .read_payload(slot, header, self.max_reply.max(64), scratch)
             .map_err(|e| self.fail(e, method, CallPhase::ReplyLost))?;
-        let text = || String::from_utf8_lossy(scratch).into_owned();
-        Err(match header.status {
-            Status::Ok => unreachable!("failure() is for failed calls"),
-            Status::NoSuchMethod => Error::NoSuchMethod {
-                service: self.service.clone(),
-                method: method.to_owned(),
-            },
-            Status::BadArguments => Error::BadArguments {
-                service: self.service.clone(),
-                method: method.to_owned(),
-                message: text(),
-            },
-            Status::Panicked | Status::EncodeFailed => Error::Remote {
-                service: self.service.clone(),
-                method: method.to_owned(),
-                message: text(),
-            },
-            Status::TooLarge => Error::TooLarge {
-                service: self.service.clone(),
-                method: Some(method.to_owned()),
-                size: scratch
-                    .get(..8)
-                    .map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes"))),
-                limit: self.max_reply,
-            },
-        })
+        Err(status_error(
+            &self.service,
+            method,
+            header.status,
+            scratch,
+            self.max_reply,
+        ))
+    }
+}
+
+/// The error a reply with failure status `status` and payload `payload` (a message, or the
+/// size of a result too large for `max_reply`) reports for a call of `method`.
+fn status_error(
+    service: &str,
+    method: &str,
+    status: Status,
+    payload: &[u8],
+    max_reply: u64,
+) -> Error {
+    let service = service.to_owned();
+    let text = || String::from_utf8_lossy(payload).into_owned();
+    match status {
+        Status::Ok => unreachable!("failure() is for failed calls"),
+        Status::NoSuchMethod => Error::NoSuchMethod {
+            service,
+            method: method.to_owned(),
+        },
+        Status::BadArguments => Error::BadArguments {
+            service,
+            method: method.to_owned(),
+            message: text(),
+        },
+        Status::Panicked | Status::EncodeFailed => Error::Remote {
+            service,
+            method: method.to_owned(),
+            message: text(),
+        },
+        Status::TooLarge => Error::TooLarge {
+            service,
+            method: Some(method.to_owned()),
+            size: payload
+                .get(..8)
+                .map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes"))),
+            limit: max_reply,
+        },
+        // This client wrote a frame the service could not read: not the arguments' fault.
+        Status::MalformedFrame => Error::Protocol {
+            service,
+            method: Some(method.to_owned()),
+            detail: format!(
+                "the service could not read this client's request frame: {}",
+                text()
+            ),
+        },
     }
 }
 
@@ -907,4 +1001,38 @@ fn check_interface(
         });
     }
     Ok(comparison)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_the_service_cannot_read_is_a_protocol_error_not_bad_arguments() {
+        let err = status_error(
+            "calc",
+            "add",
+            Status::MalformedFrame,
+            b"malformed request frame: frame has unknown flags 0x80",
+            1 << 20,
+        );
+        assert!(
+            matches!(&err, Error::Protocol { method: Some(m), detail, .. }
+                if m == "add" && detail.contains("unknown flags 0x80")),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .contains("the service could not read this client's request frame"),
+            "{err}"
+        );
+        let err = status_error(
+            "calc",
+            "add",
+            Status::BadArguments,
+            b"arguments do not decode",
+            1 << 20,
+        );
+        assert!(matches!(&err, Error::BadArguments { .. }), "{err:?}");
+    }
 }

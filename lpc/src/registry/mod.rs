@@ -32,28 +32,29 @@ pub fn default_runtime_dir() -> PathBuf {
 }
 
 /// Checks that `name` can name a service: 1 to 64 of `A-Z a-z 0-9 . _ -`, not starting with
-/// a dot.
+/// a dot. Fails with [`Error::InvalidName`], saying what is wrong.
 pub fn validate_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_NAME_LEN
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if ok {
-        Ok(())
+    let wrong = if name.is_empty() {
+        "it is empty".to_owned()
+    } else if name.len() > MAX_NAME_LEN {
+        format!("it is {} bytes long", name.len())
+    } else if name.starts_with('.') {
+        "it starts with a dot".to_owned()
+    } else if let Some(c) = name
+        .chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        format!("it contains {c:?}")
     } else {
-        Err(Error::io(
-            name,
-            "invalid service name",
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!(
-                    "a service name is 1 to {MAX_NAME_LEN} of the characters A-Z a-z 0-9 . _ - and does not start with a dot"
-                ),
-            ),
-        ))
-    }
+        return Ok(());
+    };
+    Err(Error::InvalidName {
+        name: name.to_owned(),
+        reason: format!(
+            "{wrong}; a service name is 1 to {MAX_NAME_LEN} of the characters A-Z a-z 0-9 . _ - \
+             and does not start with a dot"
+        ),
+    })
 }
 
 /// The socket path of service `name` in `dir`.
@@ -87,7 +88,7 @@ pub(crate) fn connect(name: &str, path: &Path, timeout: Duration) -> Result<Stre
             service: name.to_owned(),
             method: None,
             after: timeout,
-            phase: CallPhase::NotSent,
+            phase: CallPhase::Connecting,
         },
         ErrorKind::PermissionDenied => Error::Denied {
             service: name.to_owned(),
@@ -115,7 +116,8 @@ pub(crate) fn exchange(
     let disconnected = || Error::Disconnected {
         service: name.to_owned(),
         method: None,
-        phase: CallPhase::NotSent,
+        phase: CallPhase::Connecting,
+        reconnect: false,
     };
     stream.send(&message.encode(), None).map_err(|e| {
         if crate::sys::is_hangup(&e) {
@@ -133,7 +135,7 @@ pub(crate) fn exchange(
                 service: name.to_owned(),
                 method: None,
                 after: timeout,
-                phase: CallPhase::NotSent,
+                phase: CallPhase::Connecting,
             })
         }
         Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
@@ -290,9 +292,23 @@ mod tests {
     fn names() {
         assert!(validate_name("calc").is_ok());
         assert!(validate_name("my-svc_2.v1").is_ok());
-        for bad in ["", ".hidden", "a/b", "a b", "ü", &"x".repeat(65)] {
-            let err = validate_name(bad).unwrap_err().to_string();
-            assert!(err.contains("invalid service name"), "{err}");
+        for (bad, why) in [
+            ("", "it is empty"),
+            (".hidden", "it starts with a dot"),
+            ("a/b", "it contains '/'"),
+            ("a b", "it contains ' '"),
+            ("ü", "it contains 'ü'"),
+            (&"x".repeat(65), "it is 65 bytes long"),
+        ] {
+            let err = validate_name(bad).unwrap_err();
+            assert!(
+                matches!(&err, Error::InvalidName { name, reason } if name == bad && reason.starts_with(why)),
+                "{err:?}"
+            );
+            assert_eq!(err.service(), bad);
+            let text = err.to_string();
+            assert!(text.starts_with("invalid service name"), "{text}");
+            assert!(text.contains("A-Z a-z 0-9 . _ -"), "{text}");
         }
     }
 }

@@ -300,7 +300,7 @@ fn serve_one(
     let (outcome, method, call_id) = match frame {
         Err(e) => (
             Outcome::Failed(
-                Status::BadArguments,
+                Status::MalformedFrame,
                 format!("malformed request frame: {e}").into_bytes(),
             ),
             0,

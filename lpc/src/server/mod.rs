@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::registry;
-use crate::shm::layout::Geometry;
+use crate::shm::layout::{Geometry, MAX_SLOTS};
 use crate::sys::{
     current_user, file_identity, open_to_other_users, DirLock, FileIdentity, Listener,
     PeerCredentials, Reactor, ReactorEvent, Stream, UserId,
@@ -198,19 +198,28 @@ impl ServerOptions {
         self
     }
 
-    fn geometry(&self) -> Result<Geometry> {
+    /// The slot geometry, or [`Error::InvalidOption`] naming the option out of range.
+    fn geometry(&self, service: &str) -> Result<Geometry> {
+        let invalid = |option: &str, reason: String| Error::InvalidOption {
+            service: service.to_owned(),
+            option: option.to_owned(),
+            reason,
+        };
+        if !(1..=MAX_SLOTS).contains(&self.slots) {
+            return Err(invalid(
+                "ServerOptions::slots",
+                format!(
+                    "{} call slots; a connection has 1 to {MAX_SLOTS}",
+                    self.slots
+                ),
+            ));
+        }
         Geometry {
             slot_count: self.slots,
             slot_size: self.slot_size,
         }
         .validate()
-        .map_err(|e| {
-            Error::io(
-                "",
-                "invalid server options",
-                std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
-            )
-        })
+        .map_err(|reason| invalid("ServerOptions::slot_size", reason))
     }
 }
 
@@ -235,9 +244,12 @@ impl Server {
     }
 
     /// Binds service `name` with `options`.
+    ///
+    /// Fails with [`Error::InvalidName`] for a name that cannot name a service and
+    /// [`Error::InvalidOption`] for an option out of its range, before anything is created.
     pub fn bind_with(name: &str, options: ServerOptions) -> Result<Server> {
         registry::validate_name(name)?;
-        let geometry = options.geometry().map_err(|e| rename(e, name))?;
+        let geometry = options.geometry(name)?;
         let dir = options
             .runtime_dir
             .clone()
@@ -544,8 +556,13 @@ impl Shared {
         let options = &self.server.options;
         let table = self.connections();
         if table.len() > self.max_connections {
+            let lowered = if self.max_connections < options.max_connections {
+                ", lowered to fit the service's open-file limit"
+            } else {
+                ""
+            };
             return Err(format!(
-                "it has {} connections, its limit",
+                "it has reached its limit of {} connections (ServerOptions::max_connections{lowered})",
                 self.max_connections
             ));
         }
@@ -556,7 +573,8 @@ impl Shared {
                 .count();
             if mine > options.max_connections_per_uid {
                 return Err(format!(
-                    "user {} has {} connections, the limit per user",
+                    "user {} has reached the limit of {} connections per user \
+                     (ServerOptions::max_connections_per_uid)",
                     peer.user(),
                     options.max_connections_per_uid
                 ));

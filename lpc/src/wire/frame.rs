@@ -35,6 +35,10 @@ pub(crate) enum Status {
     TooLarge = 4,
     /// The result could not be encoded; the payload is a UTF-8 message.
     EncodeFailed = 5,
+    /// The request's frame could not be read (unknown flags or status): a broken client, not
+    /// bad arguments. The payload is a UTF-8 message; the connection stays open. (A peer of an
+    /// older version reads this status as unknown: a protocol error too.)
+    MalformedFrame = 6,
 }
 
 impl Status {
@@ -46,6 +50,8 @@ impl Status {
             3 => Status::Panicked,
             4 => Status::TooLarge,
             5 => Status::EncodeFailed,
+            6 => Status::MalformedFrame,
+
             _ => return None,
         })
     }
@@ -126,7 +132,7 @@ mod tests {
         b[4] = 0x80;
         assert!(FrameHeader::decode(&b).unwrap_err().contains("flags"));
         let mut b = [0u8; FRAME_SIZE];
-        b[28] = 9;
+        b[28] = 7;
         assert!(FrameHeader::decode(&b).unwrap_err().contains("status"));
     }
 }
