@@ -28,8 +28,9 @@ fn new_histogram() -> Histogram<u64> {
 pub fn run(ctx: &Ctx, target: &Target, load: Load, concurrency: usize) -> CliResult {
     let concurrency = concurrency.max(1);
     let prepared = target.prepare(ctx, "bench")?;
-    // One call first: a wrong argument is reported once, as `lpc call` would.
-    call_once(ctx, &target.service, &prepared)?;
+    // One call first: a wrong argument is reported once, as `lpc call` would. Each call gives
+    // up after `--timeout`: a service that stops answering ends the run.
+    call_once(ctx, &target.service, &prepared, ctx.timeout)?;
 
     let (what, total) = match load {
         Load::Calls(n) => (format!("{n} calls"), Some(n)),
@@ -94,7 +95,7 @@ pub fn run(ctx: &Ctx, target: &Target, load: Load, concurrency: usize) -> CliRes
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..concurrency)
             .map(|_| {
-                let client = prepared.client.clone();
+                let client = prepared.client.with_timeout(ctx.timeout);
                 let (method, args) = (&prepared.method.name, &prepared.args);
                 let (claimed, done, app_errors, stop, failure) =
                     (&claimed, &done, &app_errors, &stop, &failure);

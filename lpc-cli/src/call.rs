@@ -1,5 +1,7 @@
 //! `lpc call`: one call of any method, with JSON arguments, through `Client::call_json`.
 
+use std::time::{Duration, Instant};
+
 use clap::Args;
 use serde_json::Value;
 
@@ -143,9 +145,11 @@ fn bad_json(what: &str, text: &str, e: &serde_json::Error) -> CliError {
     err
 }
 
-/// Calls the method and turns an lpc error into a message with the method's signature.
-pub fn call_once(ctx: &Ctx, service: &str, p: &Prepared) -> CliResult<Value> {
+/// Calls the method, giving up after `timeout`, and turns an lpc error into a message with the
+/// method's signature.
+pub fn call_once(ctx: &Ctx, service: &str, p: &Prepared, timeout: Duration) -> CliResult<Value> {
     p.client
+        .with_timeout(timeout)
         .call_json(&p.method.name, &p.args)
         .map_err(|e| call_error(ctx, service, &p.method, e))
 }
@@ -170,10 +174,12 @@ pub fn call_error(ctx: &Ctx, service: &str, method: &MethodInfo, e: lpc::Error) 
     }
 }
 
-/// `lpc call`.
+/// `lpc call`: `--timeout` bounds the whole of it, connecting and calling.
 pub fn run(ctx: &Ctx, target: &Target, compact: bool, json: bool) -> CliResult<u8> {
+    let started = Instant::now();
     let prepared = target.prepare(ctx, "call")?;
-    let reply = call_once(ctx, &target.service, &prepared)?;
+    let left = ctx.timeout.saturating_sub(started.elapsed());
+    let reply = call_once(ctx, &target.service, &prepared, left)?;
     let Some(obj) = reply.as_object() else {
         return Err(CliError::new(format!(
             "service `{}` sent a reply that is not a JSON object: {reply}",

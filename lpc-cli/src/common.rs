@@ -15,6 +15,9 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_ERROR: u8 = 1;
 /// Exit code when the call went through but the method returned an application error.
 pub const EXIT_APP_ERROR: u8 = 3;
+/// Exit code when the service did not answer within `--timeout` (a connection, a query or a
+/// call); the message says where the call stood.
+pub const EXIT_TIMEOUT: u8 = 4;
 
 /// Styles. Written through `anstream`, which drops them when the stream is not a terminal.
 pub const ERROR: Style = AnsiColor::Red.on_default().bold();
@@ -57,6 +60,11 @@ impl CliError {
         self
     }
 
+    pub fn code(mut self, code: u8) -> Self {
+        self.code = code;
+        self
+    }
+
     /// Prints the error on stderr.
     pub fn print(&self) {
         anstream::eprintln!("{ERROR}error:{ERROR:#} {}", self.message);
@@ -80,6 +88,8 @@ pub type CliResult<T = ()> = Result<T, CliError>;
 /// The global options: where services live and how long to wait for them.
 pub struct Ctx {
     pub runtime_dir: PathBuf,
+    /// `--timeout`: bounds each connection and query, `lpc call` whole (connection and call
+    /// together), and each call of `lpc bench`.
     pub timeout: Duration,
 }
 
@@ -114,12 +124,29 @@ impl Ctx {
                 "no service `{service}` in {dir}; `lpc list` shows the live ones"
             ))
             .hint("services of another user or session live elsewhere: see `--runtime-dir` and $LPC_RUNTIME_DIR"),
-            e @ lpc::Error::Timeout { method: None, .. } => CliError::new(e.to_string()).hint(
-                format!(
-                    "the service did not answer within {}; it may be busy or hung: retry with a longer `--timeout`",
+            e @ lpc::Error::Timeout { method: None, .. } => CliError::new(e.to_string())
+                .code(EXIT_TIMEOUT)
+                .hint(format!(
+                    "the service did not answer within {}; it may be busy, hung or stopped: retry with a longer `--timeout`",
                     fmt_duration(self.timeout)
-                ),
-            ),
+                )),
+            lpc::Error::Timeout {
+                service,
+                method: Some(method),
+                phase,
+                ..
+            } => {
+                let mut err = CliError::new(format!(
+                    "service `{service}` in method `{method}`: no reply within the `--timeout` of {}: {phase}",
+                    fmt_duration(self.timeout)
+                ))
+                .code(EXIT_TIMEOUT)
+                .hint("the service may be busy, hung or stopped; a slow method needs a longer `--timeout`");
+                if phase == lpc::CallPhase::Executing {
+                    err = err.hint("the method may have run, fully or in part: check before calling it again");
+                }
+                err
+            }
             e @ lpc::Error::Disconnected { .. } => CliError::new(e.to_string())
                 .hint("the service process may have exited or crashed; `lpc list` shows whether it is still there"),
             e @ lpc::Error::Busy { .. } => CliError::new(e.to_string())

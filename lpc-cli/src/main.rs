@@ -31,7 +31,9 @@ Exit codes:
   0  the call succeeded
   1  lpc or usage error: no such service or method, bad JSON, wrong arguments, disconnected, ...
   2  the command line did not parse (unknown option, missing SERVICE or METHOD)
-  3  the call went through, but the method returned an application error (`Err` of its Result)";
+  3  the call went through, but the method returned an application error (`Err` of its Result)
+  4  no answer within --timeout, which bounds the whole call (connecting and calling); the
+     message says where the call stood (not sent, not taken, or executing: it may have run)";
 
 #[derive(Parser)]
 #[command(
@@ -47,8 +49,9 @@ struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     runtime_dir: Option<PathBuf>,
 
-    /// How long to wait for a service to accept a connection or answer a query
-    /// (e.g. `500ms`, `5s`).
+    /// How long to wait for a service (e.g. `500ms`, `5s`): to accept a connection, to answer
+    /// a query (`list`, `monitor`), and to finish a call (`call`: connecting and calling
+    /// together; `bench`: each call). Past it, lpc exits with code 4.
     #[arg(long, global = true, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     timeout: Duration,
 
@@ -105,7 +108,9 @@ enum Command {
 
     /// Watch a service: per-method calls, rates, latency percentiles, errors, and its clients.
     #[command(
-        after_help = "Example:\n  lpc monitor calc\n  lpc monitor calc --interval 500ms\n  lpc monitor calc --once"
+        after_help = "Example:\n  lpc monitor calc\n  lpc monitor calc --interval 500ms\n  lpc monitor calc --once\n\n\
+                      Each poll gives up after --timeout: a service that stops answering ends the\n\
+                      monitor with exit code 4."
     )]
     Monitor {
         /// The service name (see `lpc list`).
@@ -121,7 +126,9 @@ enum Command {
     /// Load a method with JSON calls from threads sharing one client; print calls/s and a
     /// latency histogram with percentiles.
     #[command(
-        after_help = "Example:\n  lpc bench calc add 1 2 --calls 100000 --concurrency 4\n  lpc bench calc sum '[1, 2, 3]' --duration 5s"
+        after_help = "Example:\n  lpc bench calc add 1 2 --calls 100000 --concurrency 4\n  lpc bench calc sum '[1, 2, 3]' --duration 5s\n\n\
+                      Each call gives up after --timeout (default 5s): a service that stops answering\n\
+                      ends the run with exit code 4."
     )]
     Bench {
         #[command(flatten)]

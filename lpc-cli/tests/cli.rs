@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command as StdCommand, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use assert_cmd::assert::Assert;
 use assert_cmd::Command;
@@ -628,4 +628,185 @@ fn completions_and_help() {
     lpc_in(dir.path(), &["list"])
         .success()
         .stdout(contains("no services in"));
+}
+
+/// A service whose one method sleeps, served from this test process.
+#[lpc::service]
+pub trait Slow {
+    /// Sleeps `ms` milliseconds; returns `ms`.
+    fn wait(&self, ms: u64) -> u64;
+}
+
+struct Sleeper;
+
+impl Slow for Sleeper {
+    fn wait(&self, ms: u64) -> u64 {
+        std::thread::sleep(Duration::from_millis(ms));
+        ms
+    }
+}
+
+#[test]
+fn call_timeout_bounds_the_whole_call_and_names_the_phase() {
+    let dir = TempDir::new().unwrap();
+    let _service = lpc::Server::bind_with(
+        "slow",
+        lpc::ServerOptions::new()
+            .runtime_dir(dir.path())
+            .grace_period(Duration::from_millis(100)),
+    )
+    .unwrap()
+    .spawn(SlowServer::new(Sleeper))
+    .unwrap();
+    let started = Instant::now();
+    let out = lpc_in(
+        dir.path(),
+        &["call", "slow", "wait", "30000", "--timeout", "1s"],
+    )
+    .code(4);
+    let took = started.elapsed();
+    let err = stderr(&out);
+    assert!(
+        err.contains("service `slow` in method `wait`: no reply within the `--timeout` of 1.00s"),
+        "{err}"
+    );
+    assert!(
+        err.contains("the service was executing the call (it may have run)"),
+        "{err}"
+    );
+    assert!(err.contains("hint: the method may have run"), "{err}");
+    assert!(
+        (Duration::from_secs(1)..Duration::from_secs(10)).contains(&took),
+        "`lpc call --timeout 1s` took {took:?}"
+    );
+    // A call that fits in the bound goes through.
+    lpc_in(
+        dir.path(),
+        &["call", "slow", "wait", "10", "--timeout", "5s"],
+    )
+    .success()
+    .stdout(contains("10"));
+}
+
+/// `lpc ARGS...` started in the background, its stdout lines sent to the receiver.
+fn spawn_lpc(dir: &Path, args: &[&str]) -> (Child, mpsc::Receiver<String>) {
+    let mut child = StdCommand::new(LPC)
+        .arg("--runtime-dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("LPC_RUNTIME_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (child, rx)
+}
+
+/// Waits (at most 20 s) for a line containing `text`.
+fn wait_for_line(lines: &mpsc::Receiver<String>, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains(text) => return,
+            Ok(_) => {}
+            Err(e) => panic!("no line with {text:?}: {e}"),
+        }
+    }
+}
+
+/// Waits (at most `within`) for `child` to exit; its exit code and stderr.
+fn finish(mut child: Child, within: Duration) -> (Option<i32>, String) {
+    let deadline = Instant::now() + within;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`lpc` still running after {within:?}: it hangs");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    (status.code(), err)
+}
+
+fn signal(pid: u32, signal: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(pid as i32).unwrap();
+    rustix::process::kill_process(pid, signal).unwrap();
+}
+
+#[test]
+fn a_service_that_stops_answering_ends_monitor_bench_and_call() {
+    use rustix::process::Signal;
+    let svc = Service::start("st");
+    let calc = svc.calc();
+    let (monitor, monitor_out) = spawn_lpc(
+        svc.dir(),
+        &["--timeout", "1s", "monitor", &calc, "--interval", "100ms"],
+    );
+    wait_for_line(&monitor_out, &format!("pid {}", svc.pid()));
+    let (bench, bench_out) = spawn_lpc(
+        svc.dir(),
+        &[
+            "--timeout",
+            "1s",
+            "bench",
+            &calc,
+            "add",
+            "1",
+            "2",
+            "--duration",
+            "120s",
+            "--concurrency",
+            "2",
+        ],
+    );
+    // Printed once the first call went through: the load is running.
+    wait_for_line(&bench_out, "lpc bench:");
+
+    // The service process stops (SIGSTOP): it holds its sockets but answers nothing.
+    signal(svc.pid(), Signal::STOP);
+    let (code, err) = finish(bench, Duration::from_secs(20));
+    assert_eq!(code, Some(4), "{err}");
+    assert!(
+        err.contains(&format!(
+            "service `{calc}` in method `add`: no reply within the `--timeout` of 1.00s"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("calls had completed"), "{err}");
+    let (code, err) = finish(monitor, Duration::from_secs(20));
+    assert_eq!(code, Some(4), "{err}");
+    assert!(err.contains("timed out after 1s"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "service `{calc}` (pid {}) stopped answering",
+            svc.pid()
+        )),
+        "{err}"
+    );
+    let out = svc
+        .lpc(&["call", &calc, "add", "1", "2", "--timeout", "500ms"])
+        .code(4);
+    let err = stderr(&out);
+    assert!(err.contains("timed out after 500ms"), "{err}");
+    assert!(err.contains("it may be busy, hung or stopped"), "{err}");
+
+    // Resumed, it answers again.
+    signal(svc.pid(), Signal::CONT);
+    svc.lpc(&["call", &calc, "add", "1", "2"])
+        .success()
+        .stdout(contains("3"));
 }

@@ -1,6 +1,8 @@
 //! `lpc-test-service NAME [--slots N] [--max-payload BYTES] [--max-connections N]
-//! [--max-per-uid N] [--allow-uid UID] [--no-spin]`: serves `Probe` in
-//! `$LPC_RUNTIME_DIR`; prints `ready <pid>` once clients can connect.
+//! [--max-per-uid N] [--allow-uid UID] [--no-spin] [--grace-ms MS] [--no-signals] [--spawn]`:
+//! serves `Probe` in `$LPC_RUNTIME_DIR`; prints `ready <pid>` once clients can connect.
+//! `--no-signals` serves with `stop_on_signals(false)`; `--spawn` serves with `Server::spawn`
+//! and parks the main thread (neither stops on SIGTERM or SIGINT).
 
 use lpc_tests::{ProbeServer, ProbeService};
 
@@ -32,7 +34,20 @@ fn main() -> Result<(), lpc::Error> {
     if args.iter().any(|a| a == "--no-spin") {
         options = options.spin(false);
     }
+    if let Some(ms) = value("--grace-ms") {
+        options = options.grace_period(std::time::Duration::from_millis(ms));
+    }
+    if args.iter().any(|a| a == "--no-signals") {
+        options = options.stop_on_signals(false);
+    }
     let server = lpc::Server::bind_with(&name, options)?;
+    if args.iter().any(|a| a == "--spawn") {
+        let _service = server.spawn(ProbeServer::new(ProbeService))?;
+        println!("ready {}", std::process::id());
+        loop {
+            std::thread::park();
+        }
+    }
     println!("ready {}", std::process::id());
     server.serve(ProbeServer::new(ProbeService))
 }

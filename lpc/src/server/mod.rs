@@ -38,6 +38,9 @@ use self::connection::ConnectionShared;
 /// Default largest number of open connections (also per user).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
+/// How long a stop waits for calls in progress by default (see [`ServerOptions::grace_period`]).
+pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(5);
+
 /// A callback deciding from a client's credentials whether it may connect.
 pub type AccessCheck = Arc<dyn Fn(&PeerCredentials) -> bool + Send + Sync>;
 
@@ -56,6 +59,8 @@ pub struct ServerOptions {
     access_check: Option<AccessCheck>,
     max_connections: usize,
     max_connections_per_uid: usize,
+    stop_on_signals: bool,
+    grace_period: Duration,
 }
 
 impl std::fmt::Debug for ServerOptions {
@@ -72,6 +77,8 @@ impl std::fmt::Debug for ServerOptions {
             .field("access_check", &self.access_check.is_some())
             .field("max_connections", &self.max_connections)
             .field("max_connections_per_uid", &self.max_connections_per_uid)
+            .field("stop_on_signals", &self.stop_on_signals)
+            .field("grace_period", &self.grace_period)
             .finish()
     }
 }
@@ -91,13 +98,16 @@ impl Default for ServerOptions {
             access_check: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_uid: DEFAULT_MAX_CONNECTIONS,
+            stop_on_signals: true,
+            grace_period: DEFAULT_GRACE_PERIOD,
         }
     }
 }
 
 impl ServerOptions {
     /// The defaults: 16 call slots of 4 KiB per connection (68 KiB of shared memory), payloads
-    /// up to 1 GiB, adaptive spinning, a 5 s handshake timeout.
+    /// up to 1 GiB, adaptive spinning, a 5 s handshake timeout; [`Server::serve`] stops on
+    /// SIGTERM and SIGINT, and a stop gives calls in progress 5 s to finish.
     pub fn new() -> Self {
         Self::default()
     }
@@ -183,6 +193,26 @@ impl ServerOptions {
     /// Refuse a user's connections beyond `n` open ones with [`Error::Busy`] (default 1024).
     pub fn max_connections_per_uid(mut self, n: usize) -> Self {
         self.max_connections_per_uid = n;
+        self
+    }
+
+    /// Whether [`Server::serve`] stops gracefully on SIGTERM and SIGINT (default true) and then
+    /// returns `Ok(())`, so that a `main` returning its result exits with status 0. Turn it
+    /// off in a program that handles these signals itself (and stops the service with a
+    /// [`ServerHandle`] instead). [`Server::spawn`] never watches signals, whatever this says:
+    /// a library that embeds a service must not take the process's signals.
+    pub fn stop_on_signals(mut self, on: bool) -> Self {
+        self.stop_on_signals = on;
+        self
+    }
+
+    /// How long a stop (a signal, [`ServerHandle::shutdown`], dropping the handle) waits for
+    /// the calls in progress to finish (default 5 s). Calls still running then are cut off:
+    /// their clients get [`Error::Disconnected`] with [`crate::CallPhase::Executing`]. During
+    /// this time [`crate::cancelled`] is true, so a long handler that polls it can return
+    /// early; what it returns still reaches the caller.
+    pub fn grace_period(mut self, period: Duration) -> Self {
+        self.grace_period = period;
         self
     }
 
@@ -321,14 +351,36 @@ impl Server {
         &self.path
     }
 
-    /// Serves `dispatcher` on this thread until the process exits.
+    /// Serves `dispatcher` on this thread until the process gets SIGTERM or SIGINT, then stops
+    /// gracefully and returns `Ok(())`: it removes its socket and stops accepting, lets the
+    /// calls in progress finish for the grace period ([`ServerOptions::grace_period`], 5 s by
+    /// default), cuts off those still running, and closes every connection. So a `main` that
+    /// returns `server.serve(..)` exits with status 0 and leaves nothing behind.
+    ///
+    /// With [`ServerOptions::stop_on_signals`]`(false)` it installs no signal handler and
+    /// serves until the process exits. While it watches them, SIGTERM and SIGINT no longer end
+    /// the process; a second one during the grace period cuts it short. (After `serve`
+    /// returns, the handler of `signal-hook`, which lpc uses, stays installed and ignores
+    /// them: it cannot restore the previous action.)
     pub fn serve<D: Dispatch>(self, dispatcher: D) -> Result<()> {
+        let on_signals = self.options.stop_on_signals;
         let shared = Arc::new(Shared::new(self, Arc::new(dispatcher))?);
+        if on_signals {
+            if let Err(e) = shared.reactor.watch_stop_signals() {
+                shared.server.remove_socket();
+                return Err(Error::io(
+                    &shared.server.name,
+                    "watching SIGTERM and SIGINT",
+                    e,
+                ));
+            }
+        }
         shared.run()
     }
 
-    /// Serves `dispatcher` on a background thread; the returned handle shuts the service down
-    /// (when dropped, or with [`ServerHandle::shutdown`]).
+    /// Serves `dispatcher` on a background thread; the returned handle stops the service
+    /// gracefully, as a signal stops [`Server::serve`] (with [`ServerHandle::shutdown`], or
+    /// when dropped). It watches no signal: stopping on one is up to the program.
     pub fn spawn<D: Dispatch>(self, dispatcher: D) -> Result<ServerHandle> {
         let name = self.name.clone();
         let shared = Arc::new(Shared::new(self, Arc::new(dispatcher))?);
@@ -372,8 +424,9 @@ fn rename(e: Error, name: &str) -> Error {
     }
 }
 
-/// A running service; dropping it shuts the service down.
+/// A running service; dropping it stops the service as [`ServerHandle::shutdown`] does.
 #[derive(Debug)]
+#[must_use = "dropping the handle stops the service: keep it for as long as the service should run"]
 pub struct ServerHandle {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<Result<()>>>,
@@ -409,8 +462,11 @@ impl ServerHandle {
             .collect()
     }
 
-    /// Stops accepting, lets calls in progress finish, closes every connection, removes the
-    /// socket, and waits for all of it.
+    /// Stops gracefully and waits for it: removes the socket and stops accepting, lets the calls
+    /// in progress finish for the grace period ([`ServerOptions::grace_period`]), cuts off those
+    /// still running (their clients get [`Error::Disconnected`] with
+    /// [`crate::CallPhase::Executing`]; the threads running their handlers are left to finish
+    /// on their own), and closes every connection.
     pub fn shutdown(mut self) -> Result<()> {
         self.stop()
     }
@@ -627,7 +683,8 @@ impl Shared {
         }
     }
 
-    /// The reactor loop: accept, watch for hang-ups, until stopped.
+    /// The reactor loop: accept, watch for hang-ups, until stopped (by the handle or a signal);
+    /// then the graceful stop.
     fn run(self: &Arc<Self>) -> Result<()> {
         let mut events = Vec::new();
         let result = loop {
@@ -641,18 +698,24 @@ impl Shared {
             for event in &events {
                 match *event {
                     ReactorEvent::Accept => self.accept_all(),
-                    ReactorEvent::Hangup(token) => {
-                        let conn = self.connections().get(&token).map(|(c, _)| c.clone());
-                        if let Some(conn) = conn {
-                            conn.peer_gone();
-                        }
-                    }
+                    ReactorEvent::Hangup(token) => self.hung_up(token),
                     ReactorEvent::Wake => {}
+                    ReactorEvent::StopSignal => {
+                        tracing::info!(service = %self.server.name, "stopping on a signal");
+                        self.stopping.store(true, Ordering::SeqCst);
+                    }
                 }
             }
         };
-        self.close_all();
+        self.close_all(&mut events);
         result
+    }
+
+    fn hung_up(&self, token: u64) {
+        let conn = self.connections().get(&token).map(|(c, _)| c.clone());
+        if let Some(conn) = conn {
+            conn.peer_gone();
+        }
     }
 
     fn accept_all(self: &Arc<Self>) {
@@ -688,6 +751,11 @@ impl Shared {
                     let mut table = shared.connections();
                     table.remove(&token);
                     shared.closed.absorb(&conn.stats);
+                    drop(table);
+                    if shared.stopping.load(Ordering::SeqCst) {
+                        // The graceful stop waits for the connections to end.
+                        shared.reactor.wake();
+                    }
                 });
             match spawned {
                 Ok(handle) => {
@@ -702,16 +770,73 @@ impl Shared {
         }
     }
 
-    fn close_all(&self) {
-        let all: Vec<_> = self.connections().drain().collect();
-        for (_, (conn, _)) in &all {
+    /// Accepts the connections queued on the listener and closes them at once: their clients
+    /// see the service gone instead of waiting for a welcome.
+    fn refuse_queued(&self) {
+        while let Ok(Some(stream)) = self.server.listener.accept() {
+            drop(stream);
+        }
+    }
+
+    /// The graceful stop. First no new client: the socket is removed (so no client finds the
+    /// name) and the connections already queued are closed. Then every connection is asked to
+    /// end once its call in progress is done (the thread of an idle one exits at once), and
+    /// the reactor waits for them for the grace period, or until a second stop signal. The
+    /// calls still running then are cut off: their sockets are shut down, so their clients
+    /// see the service gone while the call executes (`Disconnected`, `Executing`). Their
+    /// threads finish the handler on their own, detached: a handler cannot be interrupted.
+    fn close_all(&self, events: &mut Vec<ReactorEvent>) {
+        self.server.remove_socket();
+        self.refuse_queued();
+        let open: Vec<_> = self
+            .connections()
+            .values()
+            .map(|(c, _)| c.clone())
+            .collect();
+        for conn in &open {
             conn.stop();
         }
-        for (_, (_, thread)) in all {
-            if let Some(thread) = thread {
+        drop(open);
+        let deadline = Instant::now() + self.server.options.grace_period;
+        'grace: while !self.connections().is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            events.clear();
+            if self.reactor.wait(events, Some(left)).is_err() {
+                break;
+            }
+            for event in events.iter() {
+                match *event {
+                    // Connects that raced with the removal of the socket.
+                    ReactorEvent::Accept => self.refuse_queued(),
+                    ReactorEvent::Hangup(token) => self.hung_up(token),
+                    // A connection ended (or the handle asked again).
+                    ReactorEvent::Wake => {}
+                    ReactorEvent::StopSignal => {
+                        tracing::info!(
+                            service = %self.server.name,
+                            "a second stop signal: cutting off the calls in progress"
+                        );
+                        break 'grace;
+                    }
+                }
+            }
+        }
+        let running: Vec<_> = self.connections().drain().collect();
+        if !running.is_empty() {
+            tracing::warn!(
+                service = %self.server.name,
+                connections = running.len(),
+                "calls still running at the end of the grace period are cut off"
+            );
+        }
+        for (_, (conn, thread)) in running {
+            conn.stream().shutdown();
+            if let Some(thread) = thread.filter(JoinHandle::is_finished) {
                 let _ = thread.join();
             }
         }
-        self.server.remove_socket();
     }
 }

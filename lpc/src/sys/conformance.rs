@@ -226,6 +226,44 @@ fn a_reactor_can_be_woken_from_another_thread() {
 }
 
 #[test]
+fn a_stop_signal_wakes_the_reactor_that_watches_for_it_and_no_other() {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let watching = Reactor::new().unwrap();
+    let other = Reactor::new().unwrap();
+    // The signals are raised only below, while `watching` holds its registration: their
+    // default action (ending this test process) cannot run.
+    watching
+        .watch_stop_signals()
+        .expect("SIGTERM and SIGINT watched");
+    watching
+        .watch_stop_signals()
+        .expect("watching again is a no-op");
+    for signal in [SIGTERM, SIGINT] {
+        signal_hook::low_level::raise(signal).unwrap();
+        let mut events = Vec::new();
+        let deadline = Instant::now() + PATIENCE;
+        while !events.contains(&ReactorEvent::StopSignal) {
+            assert!(Instant::now() < deadline, "signal {signal} not reported");
+            watching.wait(&mut events, Some(PATIENCE)).unwrap();
+        }
+        // Reported once per signal: nothing is left to report.
+        events.clear();
+        watching
+            .wait(&mut events, Some(Duration::from_millis(20)))
+            .unwrap();
+        assert!(events.is_empty(), "{events:?}");
+    }
+    let mut events = Vec::new();
+    other
+        .wait(&mut events, Some(Duration::from_millis(20)))
+        .unwrap();
+    assert!(
+        events.is_empty(),
+        "a reactor that does not watch: {events:?}"
+    );
+}
+
+#[test]
 fn connecting_where_nobody_listens_is_not_found_or_refused() {
     let dir = TestDir::new("nobody");
     let err = Stream::connect(&dir.0.join("nobody"), Instant::now() + PATIENCE).unwrap_err();

@@ -165,6 +165,7 @@ pub(crate) enum ReactorEvent {
     Accept,
     Hangup(u64),
     Wake,
+    StopSignal,
 }
 
 /// Not modelled: [`Reactor::new`] fails.
@@ -181,6 +182,10 @@ impl Reactor {
     }
 
     pub(crate) fn watch_hangup(&self, _stream: &Stream, _token: u64) -> io::Result<()> {
+        Err(unsupported("a reactor"))
+    }
+
+    pub(crate) fn watch_stop_signals(&self) -> io::Result<()> {
         Err(unsupported("a reactor"))
     }
 
