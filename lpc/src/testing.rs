@@ -184,11 +184,15 @@ impl RawPeer {
         self.region.atomic_u32(offset).load(Ordering::SeqCst)
     }
 
-    /// Bumps the service's doorbell and wakes it.
+    /// Bumps the service's doorbell and wakes it, and wakes the service thread of every slot
+    /// (slots 1 and up have one each, sleeping on the slot's state word).
     pub fn ring(&self) {
         let bell = self.region.atomic_u32(64);
         bell.fetch_add(1, Ordering::SeqCst);
         sys::wake(bell, 1);
+        for slot in 1..self.geometry.slot_count {
+            sys::wake(self.region.atomic_u32(self.slot_offset(slot)), 1);
+        }
     }
 
     /// Writes a well-formed request for method `method` with `payload` inline into `slot` and
