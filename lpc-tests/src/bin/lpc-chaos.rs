@@ -1464,7 +1464,13 @@ mod driver {
                     e.memfd_fds
                 ));
             }
-            // Memory: the same instance at mid-run and at the end, paused, then idle.
+            // Memory: the same instance at mid-run and at the end, paused, then idle. Each
+            // thread serving calls may leave a request and a reply of the largest payload in its
+            // allocator's arena (glibc keeps one per thread, at most eight per CPU, and keeps
+            // what was freed in it): the tolerance covers that many arenas, whichever is larger.
+            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+            let arenas = e.threads.max(m.paused_mid.threads).min(8 * cpus);
+            let tol = tol.max(4096 * arenas);
             if e.rss_anon_kb > m.paused_mid.rss_anon_kb + tol {
                 failures.push(format!(
                     "service anonymous memory grew from {} kB (mid-run, same instance) to {} kB \
