@@ -638,15 +638,16 @@ impl Channel {
     }
 
     /// Service side, the connection's own thread: sleeps on the doorbell unless slot 0 holds a
-    /// request or `stop()` holds. Returns at once, when rung, or after a few seconds.
-    pub(crate) fn service_sleep(&self, stop: impl Fn() -> bool) {
+    /// request, `more()` or `stop()` holds. Returns at once, when rung, or after a few seconds.
+    /// `more` says whether there is other work for the thread (slots to start threads for).
+    pub(crate) fn service_sleep(&self, stop: impl Fn() -> bool, more: impl Fn() -> bool) {
         // The doorbell is shared memory the client can write: a client rewriting it at the
         // wrong moment could swallow the reactor's wake-up. Waking every few seconds to
         // re-check `stop` bounds that, at a negligible cost for idle connections.
         protocol::sleep(
             &SysFutex,
             &self.doorbell(),
-            || self.has_request(0),
+            || self.has_request(0) || more(),
             stop,
             Some(SERVICE_RECHECK),
         );

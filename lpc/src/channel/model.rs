@@ -162,7 +162,7 @@ fn serve(service: &Channel, slot: u32, calls: usize) {
             );
             served += 1;
         } else if slot == 0 {
-            service.service_sleep(|| false);
+            service.service_sleep(|| false, || false);
         } else {
             service.slot_sleep(slot, || false);
         }
@@ -178,7 +178,7 @@ fn serve_until(service: &Channel, stop: impl Fn() -> bool) -> usize {
         if service.has_request(0) {
             ran += usize::from(serve_one(service, 0, &mut args));
         } else {
-            service.service_sleep(&stop);
+            service.service_sleep(&stop, || false);
         }
     }
     ran

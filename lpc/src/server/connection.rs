@@ -4,7 +4,7 @@
 //! handler never delays a call on another slot.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -38,6 +38,11 @@ pub(super) struct ConnectionShared {
     stats: Mutex<Vec<Arc<ConnectionStats>>>,
     /// The threads of slots 1 and up, in slot order (started by `start_slot_threads`).
     slot_threads: Mutex<Vec<JoinHandle<()>>>,
+    /// How many of those were started (read without the lock before sleeping).
+    slot_threads_started: AtomicU32,
+    /// The last attempt to start one failed (out of threads): the connection's thread does
+    /// not retry on its own (it would never sleep); the reactor retries at the next notice.
+    slot_threads_failed: AtomicBool,
     /// The reactor's token of the connection (names its threads).
     token: u64,
     /// Set once the handshake made this a calling connection (not a query).
@@ -72,6 +77,8 @@ impl ConnectionShared {
             connected_at: Instant::now(),
             stats: Mutex::new(vec![Arc::new(ConnectionStats::new(interface))]),
             slot_threads: Mutex::new(Vec::new()),
+            slot_threads_started: AtomicU32::new(0),
+            slot_threads_failed: AtomicBool::new(false),
             token,
             calling: AtomicBool::new(false),
             stop: Arc::new(AtomicBool::new(false)),
@@ -138,8 +145,14 @@ pub(super) fn start_slot_threads(shared: &Arc<Shared>, conn: &Arc<ConnectionShar
             .name(format!("lpc-{}-{}-{slot}", shared.server.name, conn.token))
             .spawn(move || serve_slot(&shared_, &conn_, &channel_, slot));
         match spawned {
-            Ok(thread) => threads.push(thread),
+            Ok(thread) => {
+                threads.push(thread);
+                conn.slot_threads_started
+                    .store(threads.len() as u32, Ordering::SeqCst);
+                conn.slot_threads_failed.store(false, Ordering::Relaxed);
+            }
             Err(e) => {
+                conn.slot_threads_failed.store(true, Ordering::Relaxed);
                 // Calls on that slot wait until the client's next new slot, or the connection
                 // ends; the rest go on.
                 tracing::warn!(service = %shared.server.name, slot, error = %e, "cannot start a slot thread");
@@ -356,7 +369,13 @@ fn serve(
         }
         let slept_at = Instant::now();
         if slot == 0 {
-            channel.service_sleep(|| conn.stopped());
+            // A raised "slots used" mark is work too: the slots' threads are started here when
+            // no notice told the reactor (`idle`, at the top of the loop).
+            let more_slots = || {
+                !conn.slot_threads_failed.load(Ordering::Relaxed)
+                    && channel.slots_used() > conn.slot_threads_started.load(Ordering::SeqCst) + 1
+            };
+            channel.service_sleep(|| conn.stopped(), more_slots);
         } else {
             channel.slot_sleep(slot, || conn.stopped());
         }
