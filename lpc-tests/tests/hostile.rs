@@ -300,6 +300,7 @@ fn call(peer: &RawPeer, slot: u32, frame: Frame, payload: &[u8]) {
     } else {
         REQUEST
     };
+    peer.use_slots(slot + 1);
     write_frame(peer, slot, frame);
     peer.write(peer.slot_offset(slot) + PAYLOAD, payload);
     peer.store(peer.slot_offset(slot), state);
@@ -573,6 +574,7 @@ fn every_slot_state_value_and_every_bad_frame_field_is_survived() {
     // only REQUEST and REQUEST_FIXED, answers them, and leaves every other value alone.
     let peer = rig.peer();
     let slots = peer.slot_count();
+    peer.use_slots(slots);
     let values = (0..=7).chain([u32::MAX, rng.next() as u32 | 8]);
     for value in values {
         for slot in 1..slots {

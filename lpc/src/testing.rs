@@ -105,13 +105,6 @@ impl RawSocket {
         };
         let shm = shm.ok_or_else(|| io::Error::other("welcome without memory"))?;
         let region = Region::new(shm.map()?);
-        // A raw peer may use any slot: have the service look at all of them.
-        region
-            .write_array(
-                crate::shm::layout::SLOTS_USED,
-                &welcome.slot_count.to_le_bytes(),
-            )
-            .map_err(|_| io::Error::other("region too small for its header"))?;
         Ok(RawPeer {
             socket: self,
             region,
@@ -184,16 +177,31 @@ impl RawPeer {
         self.region.atomic_u32(offset).load(Ordering::SeqCst)
     }
 
-    /// Bumps the service's doorbell and wakes it.
+    /// Raises the "slots used" mark to `count` (never lowers it), as a client does before its
+    /// first request in a slot: the service then serves slots below it, each from slot 1 up
+    /// with a thread of its own, started the next time the connection's thread looks (after
+    /// a [`RawPeer::ring`]).
+    pub fn use_slots(&self, count: u32) {
+        self.region
+            .atomic_u32(crate::shm::layout::SLOTS_USED)
+            .fetch_max(count, Ordering::SeqCst);
+    }
+
+    /// Bumps the service's doorbell and wakes it, and wakes the service thread of every slot
+    /// (slots 1 and up have one each, sleeping on the slot's state word).
     pub fn ring(&self) {
         let bell = self.region.atomic_u32(64);
         bell.fetch_add(1, Ordering::SeqCst);
         sys::wake(bell, 1);
+        for slot in 1..self.geometry.slot_count {
+            sys::wake(self.region.atomic_u32(self.slot_offset(slot)), 1);
+        }
     }
 
     /// Writes a well-formed request for method `method` with `payload` inline into `slot` and
     /// publishes it.
     pub fn request(&self, slot: u32, method: u32, payload: &[u8]) {
+        self.use_slots(slot + 1);
         let header = FrameHeader {
             method,
             flags: 0,

@@ -438,6 +438,8 @@ impl Channel {
             (Ok(Message::Bulk { id }), Some(shm)) if (id as usize) < MAX_BULK_BUFFERS => {
                 inbox.bulks.insert(id, shm);
             }
+            // Meant for the reactor (which only notices it arrived): nothing to keep.
+            (Ok(Message::Slots), None) => {}
             (Ok(other), _) => {
                 return Err(ChannelError::Protocol(format!(
                     "unexpected message on the socket: {other:?}"
@@ -463,9 +465,11 @@ impl Channel {
         }
     }
 
-    /// Client side: publishes a written request on `slot` and rings the doorbell if the
-    /// service sleeps. `fixed`: the call has no deadline and will not be withdrawn (the service
-    /// takes it without a compare-and-swap, see `state`).
+    /// Client side: publishes a written request on `slot` and wakes the service thread that
+    /// serves it if that thread sleeps: the connection's own thread, on the doorbell, for slot
+    /// 0; the slot's own thread, on the slot's state word, for the others. `fixed`: the call
+    /// has no deadline and will not be withdrawn (the service takes it without a
+    /// compare-and-swap, see `state`).
     #[inline]
     pub(crate) fn submit(&self, slot: u32, fixed: bool) {
         let request = if fixed {
@@ -473,12 +477,26 @@ impl Channel {
         } else {
             state::REQUEST
         };
-        protocol::submit(&SysFutex, &self.words(slot), &self.doorbell(), request);
+        if slot == 0 {
+            protocol::submit(&SysFutex, &self.words(slot), &self.doorbell(), request);
+        } else {
+            let waiting = self.slot(slot).service_waiting();
+            protocol::submit_to_slot(&SysFutex, &self.words(slot), waiting, request);
+        }
     }
 
     /// Wakes the service's connection thread.
     pub(crate) fn ring(&self) {
         protocol::ring(&SysFutex, &self.doorbell());
+    }
+
+    /// Wakes every service thread of the connection (to stop): the connection's own on the
+    /// doorbell, each slot's on its state word.
+    pub(crate) fn ring_all(&self) {
+        self.ring();
+        for slot in 1..self.memory.geometry().slot_count {
+            crate::sys::wake(self.slot(slot).state(), 1);
+        }
     }
 
     /// Client side: gives up on the call in `slot`.
@@ -586,39 +604,64 @@ impl Channel {
         state::is_request(self.slot(slot).state().load(Ordering::Acquire))
     }
 
-    /// Service side: the index of a slot holding a request, looking first at `hint`, among
-    /// the slots the client says it has used.
-    pub(crate) fn find_request(&self, hint: u32) -> Option<u32> {
-        let count = self
-            .memory
-            .slots_used()
-            .load(Ordering::Acquire)
-            .min(self.memory.geometry().slot_count);
-        let hint = if hint < count { hint } else { 0 };
-        (hint..count).chain(0..hint).find(|&i| self.has_request(i))
-    }
-
-    /// Client side: about to use `slot`; makes sure the service looks at it. (The service
-    /// reads the mark after its SeqCst fence before sleeping, and the client stores it before
-    /// its REQUEST store, so a request is never hidden from a service about to sleep.)
+    /// Client side: about to use `slot`; makes sure the service serves it. The first use of a
+    /// slot raises the "slots used" mark and tells the service on the socket, whose reactor
+    /// (never busy with a call) then starts the slot's own thread. (The mark is stored before
+    /// the request, so a service thread that reads it after its fence never misses one.)
     #[inline]
     pub(crate) fn use_slot(&self, slot: u32) {
         let used = self.memory.slots_used();
         if slot >= used.load(Ordering::Relaxed) {
-            used.fetch_max(slot + 1, Ordering::Release);
+            self.raise_slots_used(slot);
         }
     }
 
-    /// Service side: sleeps on the doorbell unless a request is already waiting or `stop()`
-    /// holds. Returns at once, when rung, or after a few seconds.
-    pub(crate) fn service_sleep(&self, stop: impl Fn() -> bool) {
+    #[cold]
+    fn raise_slots_used(&self, slot: u32) {
+        if self
+            .memory
+            .slots_used()
+            .fetch_max(slot + 1, Ordering::Release)
+            <= slot
+            && slot > 0
+        {
+            // A lost connection shows at the call itself.
+            let _ = self.stream.send(&Message::Slots.encode(), None);
+        }
+    }
+
+    /// Service side: how many slots, from 0, the client says it has used (at most the count).
+    pub(crate) fn slots_used(&self) -> u32 {
+        self.memory
+            .slots_used()
+            .load(Ordering::Acquire)
+            .min(self.memory.geometry().slot_count)
+    }
+
+    /// Service side, the connection's own thread: sleeps on the doorbell unless slot 0 holds a
+    /// request, `more()` or `stop()` holds. Returns at once, when rung, or after a few seconds.
+    /// `more` says whether there is other work for the thread (slots to start threads for).
+    pub(crate) fn service_sleep(&self, stop: impl Fn() -> bool, more: impl Fn() -> bool) {
         // The doorbell is shared memory the client can write: a client rewriting it at the
         // wrong moment could swallow the reactor's wake-up. Waking every few seconds to
         // re-check `stop` bounds that, at a negligible cost for idle connections.
         protocol::sleep(
             &SysFutex,
             &self.doorbell(),
-            || self.find_request(0).is_some(),
+            || self.has_request(0) || more(),
+            stop,
+            Some(SERVICE_RECHECK),
+        );
+    }
+
+    /// Service side, the thread of slot `slot` (1 and up): sleeps on the slot's state word
+    /// unless it holds a request or `stop()` holds; returns when woken or after a few seconds.
+    pub(crate) fn slot_sleep(&self, slot: u32, stop: impl Fn() -> bool) {
+        protocol::sleep_on_slot(
+            &SysFutex,
+            &self.words(slot),
+            self.slot(slot).service_waiting(),
+            state::is_request,
             stop,
             Some(SERVICE_RECHECK),
         );
@@ -764,12 +807,11 @@ mod tests {
     fn request_and_reply_states_follow_the_machine() {
         let (service, client) = connected();
         let spin = SpinBudget::new(false, None);
-        assert_eq!(service.find_request(0), None);
-        client.submit(3, false);
-        // The service looks only at the slots the client said it used.
-        assert_eq!(service.find_request(0), None);
+        assert!(!service.has_request(3));
         client.use_slot(3);
-        assert_eq!(service.find_request(0), Some(3));
+        client.submit(3, false);
+        assert!(service.has_request(3));
+        assert_eq!(service.slots_used(), 4);
         client.use_slot(1);
         assert_eq!(client.memory.slots_used().load(Ordering::SeqCst), 4);
         let slot = service.slot(3);

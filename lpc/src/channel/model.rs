@@ -44,8 +44,13 @@ const DEADLINE: Duration = Duration::from_secs(3600);
 
 /// Explores `f` with loom, and says (with `--nocapture`) how many executions it took.
 fn model(f: impl Fn() + Sync + Send + 'static) {
+    model_with_bound(3, f)
+}
+
+/// [`model`] with at most `bound` preemptions (unless `LOOM_MAX_PREEMPTIONS` says otherwise).
+fn model_with_bound(bound: usize, f: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
-    builder.preemption_bound.get_or_insert(3);
+    builder.preemption_bound.get_or_insert(bound);
     let executions = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counted = executions.clone();
     let started = Instant::now();
@@ -142,24 +147,24 @@ fn receive(client: &Channel, slot: u32, call_id: u64, request: &[u8]) {
     assert_eq!(got, transform(request), "call {call_id} on slot {slot}");
 }
 
-/// The service's loop (`server::connection::serve`, without spinning) until it has served
-/// `calls` calls: looks for a request among the slots used, serves it, or sleeps on the
-/// doorbell.
-fn serve(service: &Channel, calls: usize) {
-    let mut hint = 0;
+/// The loop of the service thread of `slot` (`server::connection::serve`, without spinning)
+/// until it has served `calls` calls: serves the slot's request, or sleeps — on the doorbell
+/// for slot 0 (the connection's own thread), on the slot's state word for the others (each
+/// has a thread of its own).
+fn serve(service: &Channel, slot: u32, calls: usize) {
     let mut args = Vec::new();
     let mut served = 0;
     while served < calls {
-        match service.find_request(hint) {
-            Some(slot) => {
-                hint = slot;
-                assert!(
-                    serve_one(service, slot, &mut args),
-                    "nothing withdraws here"
-                );
-                served += 1;
-            }
-            None => service.service_sleep(|| false),
+        if service.has_request(slot) {
+            assert!(
+                serve_one(service, slot, &mut args),
+                "nothing withdraws here"
+            );
+            served += 1;
+        } else if slot == 0 {
+            service.service_sleep(|| false, || false);
+        } else {
+            service.slot_sleep(slot, || false);
         }
     }
 }
@@ -170,9 +175,10 @@ fn serve_until(service: &Channel, stop: impl Fn() -> bool) -> usize {
     let mut args = Vec::new();
     let mut ran = 0;
     while !stop() {
-        match service.find_request(0) {
-            Some(slot) => ran += usize::from(serve_one(service, slot, &mut args)),
-            None => service.service_sleep(&stop),
+        if service.has_request(0) {
+            ran += usize::from(serve_one(service, 0, &mut args));
+        } else {
+            service.service_sleep(&stop, || false);
         }
     }
     ran
@@ -213,32 +219,42 @@ fn serve_one(service: &Channel, slot: u32, args: &mut Vec<u8>) -> bool {
 }
 
 /// (a) Two client threads call at once, on slots 0 and 1 (one call with a deadline, one
-/// without), against a service that sleeps on the doorbell whenever it finds nothing: both
-/// complete (no lost wake-up on either side), each with the reply to its own request, and no
-/// frame or payload byte is read while the other side may write it.
+/// without), each slot served by its own service thread, which sleeps (on the doorbell, or
+/// on its slot) whenever it finds nothing: both complete (no lost wake-up on either side),
+/// each with the reply to its own request, and no frame or payload byte is read while the
+/// other side may write it. Four threads: explored with two preemptions.
 #[test]
 fn two_calls_on_two_slots_each_get_their_own_reply() {
-    model(|| {
+    model_with_bound(2, || {
         let (service, client) = connected();
-        let server = thread::spawn(move || serve(&service, 2));
+        let service = Arc::new(service);
+        let first = {
+            let service = service.clone();
+            thread::spawn(move || serve(&service, 0, 1))
+        };
+        let second = {
+            let service = service.clone();
+            thread::spawn(move || serve(&service, 1, 1))
+        };
         let other = {
             let client = client.clone();
             thread::spawn(move || call(&client, 1, 1, false))
         };
         call(&client, 0, 1, true);
         other.join().unwrap();
-        server.join().unwrap();
+        first.join().unwrap();
+        second.join().unwrap();
     });
 }
 
-/// (b) A client that uses only slot 1 marks it used before its request, so the service,
-/// which looks only at the slots marked, finds the request even when it is just about to
-/// sleep (its check for work after announcing that it sleeps must see the mark).
+/// (b) A client that uses only slot 1 wakes that slot's own service thread, even when it is
+/// just about to sleep on the slot (the slot's service-waiting flag and the state word are a
+/// Dekker pair, like the doorbell's), and marks the slot used.
 #[test]
 fn a_request_on_slot_one_alone_is_found_by_a_service_about_to_sleep() {
     model(|| {
         let (service, client) = connected();
-        let server = thread::spawn(move || serve(&service, 1));
+        let server = thread::spawn(move || serve(&service, 1, 1));
         call(&client, 1, 1, false);
         server.join().unwrap();
         assert_eq!(client.memory().slots_used().load(Relaxed), 2);
@@ -253,7 +269,7 @@ fn a_request_on_slot_one_alone_is_found_by_a_service_about_to_sleep() {
 fn calls_with_and_without_a_deadline_are_taken_each_their_way() {
     model(|| {
         let (service, client) = connected();
-        let server = thread::spawn(move || serve(&service, 2));
+        let server = thread::spawn(move || serve(&service, 0, 2));
         call(&client, 0, 1, true);
         assert!(
             !client.was_taken(0, 1),

@@ -109,6 +109,43 @@ pub(crate) fn submit<W: Word + ?Sized, F: Futex<W>>(
     }
 }
 
+/// Client: publishes a request on a slot that has a service thread of its own (slots 1 and
+/// up), and wakes that thread if it sleeps on the state word. The same Dekker pair as
+/// [`submit`], with the slot's service-waiting flag for the doorbell's sleeping flag.
+#[inline]
+pub(crate) fn submit_to_slot<W: Word + ?Sized, F: Futex<W>>(
+    futex: &F,
+    slot: &Slot<'_, W>,
+    service_waiting: &W,
+    request: u32,
+) {
+    slot.state.store(request);
+    W::fence();
+    if service_waiting.load() != 0 {
+        futex.wake(slot.state, 1);
+    }
+}
+
+/// Service: the thread of one slot sleeps on its state word (up to `timeout`) unless it
+/// already holds a request or `stop()` says otherwise.
+#[inline]
+pub(crate) fn sleep_on_slot<W: Word + ?Sized, F: Futex<W>>(
+    futex: &F,
+    slot: &Slot<'_, W>,
+    service_waiting: &W,
+    has_work: impl Fn(u32) -> bool,
+    stop: impl Fn() -> bool,
+    timeout: Option<Duration>,
+) {
+    service_waiting.store(1);
+    W::fence();
+    let seen = slot.state.load();
+    if !has_work(seen) && !stop() {
+        futex.wait(slot.state, seen, timeout);
+    }
+    service_waiting.store(0);
+}
+
 /// Wakes the service.
 #[inline]
 pub(crate) fn ring<W: Word + ?Sized, F: Futex<W>>(futex: &F, door: &Doorbell<'_, W>) {

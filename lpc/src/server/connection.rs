@@ -1,8 +1,12 @@
-//! One connection, served by its own thread: the handshake, then the call loop.
+//! One connection: the handshake, then the call loops. The connection's own thread serves
+//! slot 0 (the only slot of a client that calls from one thread), and each further slot the
+//! client uses gets a thread of its own, started when the client first uses it, so that a slow
+//! handler never delays a call on another slot.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{fence, AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::context::{CallScope, ConnectionScope};
@@ -30,7 +34,17 @@ pub(super) struct ConnectionShared {
     /// The peer's process name at connect.
     pub(super) process: String,
     pub(super) connected_at: Instant,
-    pub(super) stats: ConnectionStats,
+    /// The counters of each thread serving the connection (slot 0's first).
+    stats: Mutex<Vec<Arc<ConnectionStats>>>,
+    /// The threads of slots 1 and up, in slot order (started by `start_slot_threads`).
+    slot_threads: Mutex<Vec<JoinHandle<()>>>,
+    /// How many of those were started (read without the lock before sleeping).
+    slot_threads_started: AtomicU32,
+    /// The last attempt to start one failed (out of threads): the connection's thread does
+    /// not retry on its own (it would never sleep); the reactor retries at the next notice.
+    slot_threads_failed: AtomicBool,
+    /// The reactor's token of the connection (names its threads).
+    token: u64,
     /// Set once the handshake made this a calling connection (not a query).
     pub(super) calling: AtomicBool,
     /// Set when the connection must end; shared with the handlers' context (`cancelled()`).
@@ -47,7 +61,11 @@ impl std::fmt::Debug for ConnectionShared {
 }
 
 impl ConnectionShared {
-    pub(super) fn new(stream: Stream, interface: &InterfaceDescriptor) -> ConnectionShared {
+    pub(super) fn new(
+        stream: Stream,
+        interface: &InterfaceDescriptor,
+        token: u64,
+    ) -> ConnectionShared {
         let peer = stream.peer_credentials().ok();
         ConnectionShared {
             stream: Arc::new(stream),
@@ -57,7 +75,11 @@ impl ConnectionShared {
                 .unwrap_or_default(),
             peer,
             connected_at: Instant::now(),
-            stats: ConnectionStats::new(interface),
+            stats: Mutex::new(vec![Arc::new(ConnectionStats::new(interface))]),
+            slot_threads: Mutex::new(Vec::new()),
+            slot_threads_started: AtomicU32::new(0),
+            slot_threads_failed: AtomicBool::new(false),
+            token,
             calling: AtomicBool::new(false),
             stop: Arc::new(AtomicBool::new(false)),
             channel: OnceLock::new(),
@@ -80,7 +102,7 @@ impl ConnectionShared {
         // either we see the channel and ring it, or the thread sees `stop` before sleeping.
         fence(Ordering::SeqCst);
         match self.channel.get() {
-            Some(channel) => channel.ring(),
+            Some(channel) => channel.ring_all(),
             // Still in the handshake: make its receive return.
             None => self.stream.shutdown(),
         }
@@ -89,10 +111,71 @@ impl ConnectionShared {
     pub(super) fn stopped(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
     }
+
+    /// Runs `f` on the counters of every thread of the connection.
+    pub(super) fn each_stats(&self, mut f: impl FnMut(&ConnectionStats)) {
+        for stats in self.stats.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            f(stats);
+        }
+    }
+
+    fn new_stats(&self, interface: &InterfaceDescriptor) -> Arc<ConnectionStats> {
+        let stats = Arc::new(ConnectionStats::new(interface));
+        self.stats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(stats.clone());
+        stats
+    }
+}
+
+/// Starts the threads of the slots the client has used and that have none yet (slots 1 and
+/// up; at most the slot count). Called by the reactor when the client tells it used a new
+/// slot, and by the connection's own thread when it finds the mark raised.
+pub(super) fn start_slot_threads(shared: &Arc<Shared>, conn: &Arc<ConnectionShared>) {
+    let Some(channel) = conn.channel.get() else {
+        return;
+    };
+    let used = channel.slots_used();
+    let mut threads = conn.slot_threads.lock().unwrap_or_else(|p| p.into_inner());
+    while !conn.stopped() && (threads.len() as u32) + 1 < used {
+        let slot = threads.len() as u32 + 1;
+        let (shared_, conn_, channel_) = (shared.clone(), conn.clone(), channel.clone());
+        let spawned = std::thread::Builder::new()
+            .name(format!("lpc-{}-{}-{slot}", shared.server.name, conn.token))
+            .spawn(move || serve_slot(&shared_, &conn_, &channel_, slot));
+        match spawned {
+            Ok(thread) => {
+                threads.push(thread);
+                conn.slot_threads_started
+                    .store(threads.len() as u32, Ordering::SeqCst);
+                conn.slot_threads_failed.store(false, Ordering::Relaxed);
+            }
+            Err(e) => {
+                conn.slot_threads_failed.store(true, Ordering::Relaxed);
+                // Calls on that slot wait until the client's next new slot, or the connection
+                // ends; the rest go on.
+                tracing::warn!(service = %shared.server.name, slot, error = %e, "cannot start a slot thread");
+                return;
+            }
+        }
+    }
+}
+
+/// The thread of slot `slot` (1 and up): serves that slot until the connection ends.
+fn serve_slot(shared: &Shared, conn: &ConnectionShared, channel: &Arc<Channel>, slot: u32) {
+    let _scope = ConnectionScope::enter(channel.clone(), conn.peer.clone(), conn.stop.clone());
+    let mut worker = Worker::new(slot, conn.new_stats(shared.interface));
+    if let Err(Close(reason)) = serve(shared, conn, channel, &mut worker, || {}) {
+        let pid = conn.peer.as_ref().map(PeerCredentials::pid);
+        tracing::warn!(service = %shared.server.name, ?pid, slot, %reason, "dropped a client");
+    }
+    // Whatever ended this slot ends the connection.
+    conn.stop();
 }
 
 /// Serves one connection until the client leaves, breaks the protocol, or the service stops.
-pub(super) fn run(shared: &Shared, conn: &Arc<ConnectionShared>) {
+pub(super) fn run(shared: &Arc<Shared>, conn: &Arc<ConnectionShared>) {
     let service = shared.server.name.as_str();
     let pid = conn.peer.as_ref().map(PeerCredentials::pid);
     let channel = match handshake(shared, conn) {
@@ -109,11 +192,49 @@ pub(super) fn run(shared: &Shared, conn: &Arc<ConnectionShared>) {
     let _ = conn.channel.set(channel.clone());
     fence(Ordering::SeqCst);
     let _scope = ConnectionScope::enter(channel.clone(), conn.peer.clone(), conn.stop.clone());
-    match serve(shared, conn, &channel) {
+    let stats = conn.stats.lock().unwrap_or_else(|p| p.into_inner())[0].clone();
+    let mut worker = Worker::new(0, stats);
+    // Slot threads a raw client asked for without telling the reactor (it raised the mark
+    // and rang): started when this thread next looks.
+    let started = || {
+        if channel.slots_used() > 1 {
+            start_slot_threads(shared, conn);
+        }
+    };
+    match serve(shared, conn, &channel, &mut worker, started) {
         Ok(()) => tracing::debug!(service, ?pid, "client disconnected"),
         Err(Close(reason)) => tracing::warn!(service, ?pid, %reason, "dropped a client"),
     }
+    // The slot threads end with the connection.
+    conn.stop();
+    let threads = std::mem::take(&mut *conn.slot_threads.lock().unwrap_or_else(|p| p.into_inner()));
+    for thread in threads {
+        let _ = thread.join();
+    }
     // Dropping the channel unmaps the region and closes the socket (the reactor forgets it).
+}
+
+/// What one thread serving a connection keeps between calls: its slot, buffers, counters.
+struct Worker {
+    slot: u32,
+    stats: Arc<ConnectionStats>,
+    args: Vec<u8>,
+    reply: Vec<u8>,
+    /// The last method called and its position in the interface: a client calling in a loop
+    /// calls the same method, so the statistics' lookup is one comparison.
+    last_method: (u32, Option<usize>),
+}
+
+impl Worker {
+    fn new(slot: u32, stats: Arc<ConnectionStats>) -> Worker {
+        Worker {
+            slot,
+            stats,
+            args: Vec::new(),
+            reply: Vec::new(),
+            last_method: (u32::MAX, None),
+        }
+    }
 }
 
 /// Runs the handshake; on failure, the reason (empty if the client just left).
@@ -188,62 +309,55 @@ fn handshake(shared: &Shared, conn: &ConnectionShared) -> Result<Channel, String
     Ok(channel)
 }
 
-/// The call loop: returns when the connection ends, with the reason if the client broke it.
-fn serve(shared: &Shared, conn: &ConnectionShared, channel: &Channel) -> Result<(), Close> {
+/// The call loop of one slot: returns when the connection ends, with the reason if the client
+/// broke it. `idle` runs each time the slot is found empty, before waiting.
+fn serve(
+    shared: &Shared,
+    conn: &ConnectionShared,
+    channel: &Channel,
+    worker: &mut Worker,
+    idle: impl Fn(),
+) -> Result<(), Close> {
     let spin = SpinBudget::new(
         shared.server.options.spin,
         conn.peer.as_ref().map(PeerCredentials::pid),
     );
-    let mut args = Vec::new();
-    let mut reply = Vec::new();
-    let mut hint = 0;
-    // The last method called and its position in the interface: a client calling in a loop
-    // calls the same method, so the statistics' lookup is one comparison.
-    let mut last_method = (u32::MAX, None);
+    let slot = worker.slot;
     loop {
         if conn.stopped() {
             return Ok(());
         }
-        if let Some(slot) = channel.find_request(hint) {
-            hint = slot;
-            serve_one(
-                shared,
-                conn,
-                channel,
-                slot,
-                &mut args,
-                &mut reply,
-                &mut last_method,
-            )?;
-            // Kept up to 32 MiB, like the client's buffers (see `client::KEEP_BUFFER`).
-            if args.capacity() > 32 << 20 {
-                args = Vec::new();
+        if channel.has_request(slot) {
+            serve_one(shared, channel, worker)?;
+            // Slot 0's are kept up to 32 MiB, like the client's buffers (see
+            // `client::KEEP_BUFFER`): repeated large calls then fault in no fresh pages. The
+            // other slots' threads keep 1 MiB, so that a connection's threads together hold
+            // about what one did.
+            let keep = if slot == 0 { 32 << 20 } else { 1 << 20 };
+            if worker.args.capacity() > keep {
+                worker.args = Vec::new();
             }
-            if reply.capacity() > 32 << 20 {
-                reply = Vec::new();
+            if worker.reply.capacity() > keep {
+                worker.reply = Vec::new();
             }
             continue;
         }
+        idle();
         // Idle: spin a little in case the client calls again at once (it usually does when
-        // it is busy). Watch the slot of the last call, which a client thread calling in a
-        // loop reuses, and scan all slots every 16 rounds. The budget adapts as the client's
-        // does: it grows while the next call comes during the spin, and shrinks when the
-        // service has to sleep anyway, unless the call came soon after (see `SpinBudget`).
+        // it is busy). The budget adapts as the client's does: it grows while the next call
+        // comes during the spin, and shrinks when the service has to sleep anyway, unless the
+        // call came soon after (see `SpinBudget`).
         let budget = spin.current_ns();
         if budget > 0 {
             let mut spinner = Spinner::new(&spin);
             let found = loop {
-                if channel.has_request(hint) {
+                if channel.has_request(slot) {
                     break true;
                 }
                 if !spinner.round() {
                     break false;
                 }
-                let rounds = spinner.rounds();
-                if rounds.is_multiple_of(16) && channel.find_request(hint).is_some() {
-                    break true;
-                }
-                if rounds.is_multiple_of(64) && conn.stopped() {
+                if spinner.rounds().is_multiple_of(64) && conn.stopped() {
                     break false;
                 }
             };
@@ -254,7 +368,17 @@ fn serve(shared: &Shared, conn: &ConnectionShared, channel: &Channel) -> Result<
             spin.spin_failed();
         }
         let slept_at = Instant::now();
-        channel.service_sleep(|| conn.stopped());
+        if slot == 0 {
+            // A raised "slots used" mark is work too: the slots' threads are started here when
+            // no notice told the reactor (`idle`, at the top of the loop).
+            let more_slots = || {
+                !conn.slot_threads_failed.load(Ordering::Relaxed)
+                    && channel.slots_used() > conn.slot_threads_started.load(Ordering::SeqCst) + 1
+            };
+            channel.service_sleep(|| conn.stopped(), more_slots);
+        } else {
+            channel.slot_sleep(slot, || conn.stopped());
+        }
         spin.reply_took(u64::from(budget) + slept_at.elapsed().as_nanos() as u64);
     }
 }
@@ -274,15 +398,15 @@ const MAX_FIRST_MESSAGE: usize = 4096;
 const BROKEN_STATE: &str = "the client changed the state of a slot the service was serving";
 
 #[inline(never)] // a stable symbol for the instruction-count guard (scripts/icount.sh)
-fn serve_one(
-    shared: &Shared,
-    conn: &ConnectionShared,
-    channel: &Channel,
-    slot: u32,
-    args: &mut Vec<u8>,
-    reply: &mut Vec<u8>,
-    last_method: &mut (u32, Option<usize>),
-) -> Result<(), Close> {
+fn serve_one(shared: &Shared, channel: &Channel, worker: &mut Worker) -> Result<(), Close> {
+    let slot = worker.slot;
+    let Worker {
+        stats,
+        args,
+        reply,
+        last_method,
+        ..
+    } = worker;
     let view = channel.slot(slot);
     // A call without a deadline cannot be withdrawn (its client cancels only at a deadline):
     // it is taken without touching the state word the client is watching; any other call with
@@ -308,7 +432,7 @@ fn serve_one(
         ),
         Ok(header) => {
             let ran = channel.with_payload(slot, &header, options.max_payload, args, |payload| {
-                let started = conn.stats.sample_next().then(Instant::now);
+                let started = stats.sample_next().then(Instant::now);
                 let deadline = (header.deadline_ns != 0).then(|| {
                     let left = header.deadline_ns.saturating_sub(monotonic_ns());
                     Instant::now() + Duration::from_nanos(left)
@@ -363,7 +487,7 @@ fn serve_one(
     view.write_frame(&header.encode());
     let completed = channel.complete(slot, withdrawable);
     if let Some((failed, elapsed)) = record {
-        conn.stats.record(last_method.1, failed, elapsed);
+        stats.record(last_method.1, failed, elapsed);
     }
     if completed {
         Ok(())

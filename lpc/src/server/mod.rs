@@ -655,7 +655,11 @@ impl Shared {
                 continue;
             }
             connections += 1;
-            unknown_calls += conn.stats.add_to(&mut methods);
+            let mut calls = 0;
+            conn.each_stats(|stats| {
+                unknown_calls += stats.add_to(&mut methods);
+                calls += stats.total();
+            });
             if clients.len() < MAX_LISTED_CLIENTS {
                 let peer = conn.peer.as_ref();
                 clients.push(ClientInfo {
@@ -664,7 +668,7 @@ impl Shared {
                     gid: peer.and_then(PeerCredentials::gid),
                     process: conn.process.clone(),
                     connected_for: conn.connected_at.elapsed(),
-                    calls: conn.stats.total(),
+                    calls,
                 });
             }
         }
@@ -699,6 +703,13 @@ impl Shared {
                 match *event {
                     ReactorEvent::Accept => self.accept_all(),
                     ReactorEvent::Hangup(token) => self.hung_up(token),
+                    ReactorEvent::Message(token) => {
+                        // The client used a new call slot: start its thread.
+                        let conn = self.connections().get(&token).map(|(c, _)| c.clone());
+                        if let Some(conn) = conn {
+                            connection::start_slot_threads(self, &conn);
+                        }
+                    }
                     ReactorEvent::Wake => {}
                     ReactorEvent::StopSignal => {
                         tracing::info!(service = %self.server.name, "stopping on a signal");
@@ -736,8 +747,12 @@ impl Shared {
                 continue;
             }
             let token = self.next_token.fetch_add(1, Ordering::Relaxed);
-            let conn = Arc::new(ConnectionShared::new(stream, self.dispatcher.interface()));
-            if self.reactor.watch_hangup(conn.stream(), token).is_err() {
+            let conn = Arc::new(ConnectionShared::new(
+                stream,
+                self.dispatcher.interface(),
+                token,
+            ));
+            if self.reactor.watch_peer(conn.stream(), token).is_err() {
                 continue;
             }
             self.connections().insert(token, (conn.clone(), None));
@@ -750,7 +765,7 @@ impl Shared {
                     // exactly once: either live or among the closed.
                     let mut table = shared.connections();
                     table.remove(&token);
-                    shared.closed.absorb(&conn.stats);
+                    conn.each_stats(|stats| shared.closed.absorb(stats));
                     drop(table);
                     if shared.stopping.load(Ordering::SeqCst) {
                         // The graceful stop waits for the connections to end.
@@ -812,6 +827,8 @@ impl Shared {
                     // Connects that raced with the removal of the socket.
                     ReactorEvent::Accept => self.refuse_queued(),
                     ReactorEvent::Hangup(token) => self.hung_up(token),
+                    // No new slot threads while stopping.
+                    ReactorEvent::Message(_) => {}
                     // A connection ended (or the handle asked again).
                     ReactorEvent::Wake => {}
                     ReactorEvent::StopSignal => {

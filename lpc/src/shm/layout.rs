@@ -15,6 +15,8 @@
 //!       48  inline payload (slot size - 112 bytes)
 //!     size - 64  taken (the low 32 bits of the call id the service last took without a
 //!                compare-and-swap on the state; on its own cache line, see `channel::protocol`)
+//!     size - 60  service-waiting flag (slots 1 and up: their own service thread sleeps on
+//!                the state word)
 //! ```
 //!
 //! Each slot starts on its own cache line so that concurrent calls on different slots do not
@@ -27,7 +29,8 @@ use crate::sys::AtomicU32;
 
 pub(crate) const MAGIC: u32 = u32::from_le_bytes(*b"LPC1");
 /// 4: a request without deadline is its own state (REQUEST_FIXED), see `channel::state`.
-pub(crate) const LAYOUT_VERSION: u32 = 4;
+/// 5: a service-waiting flag per slot (each slot from 1 up has its own service thread).
+pub(crate) const LAYOUT_VERSION: u32 = 5;
 pub(crate) const HEADER_SIZE: usize = 128;
 /// State, waiting flag and frame header; the inline payload starts right after, so that a
 /// small payload (up to 16 bytes) shares the cache line of the state word.
@@ -211,6 +214,13 @@ impl<'a> SlotView<'a> {
     /// Nonzero while the client sleeps on the state word.
     pub(crate) fn client_waiting(&self) -> &'a AtomicU32 {
         self.region.atomic_u32(self.base + 4)
+    }
+
+    /// Nonzero while the service thread of this slot (slots 1 and up have one each) sleeps on
+    /// the state word, waiting for a request. On the slot's last cache line, beside the taken
+    /// word: only a client calling from several threads at once reads it.
+    pub(crate) fn service_waiting(&self) -> &'a AtomicU32 {
+        self.region.atomic_u32(self.taken + 4)
     }
 
     pub(crate) fn read_frame(&self) -> [u8; FRAME_SIZE] {

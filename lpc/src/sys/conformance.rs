@@ -182,7 +182,7 @@ fn a_hang_up_is_seen_by_receive_by_peer_closed_and_by_the_reactor() {
     let dir = TestDir::new("hangup");
     let (_listener, client, service) = connected(&dir);
     let reactor = Reactor::new().unwrap();
-    reactor.watch_hangup(&service, 42).unwrap();
+    reactor.watch_peer(&service, 42).unwrap();
     assert!(!service.peer_closed());
     drop(client);
     let deadline = Instant::now() + PATIENCE;
@@ -200,6 +200,35 @@ fn a_hang_up_is_seen_by_receive_by_peer_closed_and_by_the_reactor() {
     }
     let sent = service.send(b"anyone?", None).unwrap_err();
     assert!(is_hangup(&sent), "{sent:?}");
+}
+
+#[test]
+fn a_message_arriving_is_seen_by_the_reactor_and_stays_to_be_read() {
+    let dir = TestDir::new("message");
+    let (_listener, client, service) = connected(&dir);
+    let reactor = Reactor::new().unwrap();
+    reactor.watch_peer(&service, 7).unwrap();
+    for round in 0..2 {
+        client.send(b"note", None).unwrap();
+        let deadline = Instant::now() + PATIENCE;
+        let mut events = Vec::new();
+        while !events.contains(&ReactorEvent::Message(7)) {
+            assert!(
+                Instant::now() < deadline,
+                "no message event in round {round}"
+            );
+            reactor.wait(&mut events, Some(PATIENCE)).unwrap();
+        }
+        assert!(!events.contains(&ReactorEvent::Hangup(7)));
+    }
+    // The reactor read nothing: both messages are still there, in order.
+    let mut buf = [0u8; 16];
+    for _ in 0..2 {
+        let (n, _) = service
+            .recv(&mut buf, Some(Instant::now() + PATIENCE))
+            .unwrap();
+        assert_eq!(&buf[..n], b"note");
+    }
 }
 
 #[test]

@@ -15,7 +15,7 @@
 //! | [`AtomicU32`], [`fence`] | the 32-bit word shared memory is made of, and the fence of its memory model: `std::sync::atomic`'s (the loom model's under `cfg(loom)`); everything that lives in shared memory uses these names | `std::sync::atomic` | `std::sync::atomic` |
 //! | [`wait`] / [`wake`] | the doorbell: sleep while a 32-bit word of shared memory holds a value (with a timeout), wake its sleepers | `futex(2)`, shared | spin, then events, with a "sleeping" flag |
 //! | [`Listener`] / [`Stream`] | a local endpoint: bind an address, accept, connect; send and receive one message with at most one attached [`SharedMemory`]; the peer's [`PeerCredentials`]; whether the peer hung up; shut down | Unix `SOCK_SEQPACKET`, `SCM_RIGHTS`, `SO_PEERCRED` | named pipes in message mode, token SID |
-//! | [`Reactor`] | waits for connections to accept and for peers to hang up, and can be woken; on request, also for the signals that ask the process to stop (SIGTERM, SIGINT), which then no longer end it | `epoll(7)`, `eventfd(2)`, a `signal-hook` self-pipe | I/O completion port, `SetConsoleCtrlHandler` |
+//! | [`Reactor`] | waits for connections to accept, for peers to hang up or send a message (it does not read it), and can be woken; on request, also for the signals that ask the process to stop (SIGTERM, SIGINT), which then no longer end it | `epoll(7)`, `eventfd(2)`, a `signal-hook` self-pipe | I/O completion port, `SetConsoleCtrlHandler` |
 //! | [`DirLock`], [`create_private_dir`], [`open_to_other_users`], [`file_identity`] | the place endpoints are named in: private to the user, locked while a name is bound | directory mode 0700, `flock(2)` | per-user pipe prefix, DACL |
 //! | [`current_user`], [`monotonic_ns`], [`can_run_apart`], [`process_name`], [`process_alive`], [`raise_open_file_limit`], [`spawn_with_endpoint`] | the process: who we are, a clock both peers share, CPU placement, another process's name and liveness, the descriptor budget, children that inherit one endpoint | `getuid`, `CLOCK_MONOTONIC`, `sched_getaffinity`, `/proc`, `pidfd`/`kill(0)`, `RLIMIT_NOFILE`, `fork`+`exec` with one inherited descriptor | token SID, `QueryPerformanceCounter`, `OpenProcess`, `PROC_THREAD_ATTRIBUTE_HANDLE_LIST` |
 //!
@@ -231,7 +231,7 @@ const CONTRACT: () = {
         // Hang-up notices.
         let _: fn() -> Result<Reactor> = Reactor::new;
         let _: fn(&Reactor, &Listener) -> Result<()> = Reactor::watch_listener;
-        let _: fn(&Reactor, &Stream, u64) -> Result<()> = Reactor::watch_hangup;
+        let _: fn(&Reactor, &Stream, u64) -> Result<()> = Reactor::watch_peer;
         let _: fn(&Reactor) -> Result<()> = Reactor::watch_stop_signals;
         let _: fn(&Reactor) = Reactor::wake;
         let _: fn(&Reactor, &mut Vec<ReactorEvent>, Option<Duration>) -> Result<()> = Reactor::wait;

@@ -11,6 +11,9 @@
 //! and whenever a side creates a bulk buffer for loans (`lpc::Loan`):
 //!   Bulk {id}                          <-> + bulk memfd
 //!
+//! and when the client first uses a call slot beyond slot 0 (the service starts its thread):
+//!   Slots                              ->
+//!
 //! or, for tools that only look (`lpc list`, `lpc monitor`):
 //!   Query                              ->
 //!                                      <-  Info {pid, uid, uptime, interface, clients, stats}
@@ -46,6 +49,7 @@ const TAG_SPILL: u8 = 4;
 const TAG_QUERY: u8 = 5;
 const TAG_INFO: u8 = 6;
 const TAG_BULK: u8 = 7;
+const TAG_SLOTS: u8 = 8;
 
 /// The client's first message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,6 +114,9 @@ pub(crate) enum Message {
     Bulk {
         id: u32,
     },
+    /// The client raised its "slots used" mark: the service's reactor starts the threads of
+    /// the new slots (it only needs to notice the message; nobody waits for it).
+    Slots,
 }
 
 /// Why a received message was not understood.
@@ -146,6 +153,7 @@ impl Message {
             }
             Message::Query => (TAG_QUERY, Ok(Vec::new())),
             Message::Bulk { id } => (TAG_BULK, postcard::to_stdvec(id)),
+            Message::Slots => (TAG_SLOTS, Ok(Vec::new())),
             Message::Info(info) => (TAG_INFO, postcard::to_stdvec(info)),
         };
         let body = body.expect("handshake messages always encode");
@@ -193,6 +201,8 @@ impl Message {
             TAG_QUERY => return Err(malformed("a query carries no body".into())),
             TAG_INFO => Message::Info(Box::new(whole(body)?)),
             TAG_BULK => Message::Bulk { id: whole(body)? },
+            TAG_SLOTS if body.is_empty() => Message::Slots,
+            TAG_SLOTS => return Err(malformed("a slots notice carries no body".into())),
             other => return Err(malformed(format!("unknown message tag {other}"))),
         })
     }

@@ -29,6 +29,9 @@ pub(crate) enum ReactorEvent {
     Accept,
     /// The connection registered with this token hung up (or failed).
     Hangup(u64),
+    /// A message arrived on the connection registered with this token (reported once per
+    /// arrival; the reactor does not read it).
+    Message(u64),
     /// [`Reactor::wake`] was called.
     Wake,
     /// The process got SIGTERM or SIGINT (after [`Reactor::watch_stop_signals`]); several
@@ -124,15 +127,16 @@ impl Reactor {
         Ok(())
     }
 
-    /// Reports [`ReactorEvent::Hangup`]`(token)` once, when the peer of `stream` closes.
-    /// Closing `stream` removes it from the reactor.
-    pub(crate) fn watch_hangup(&self, stream: &Stream, token: u64) -> io::Result<()> {
+    /// Reports [`ReactorEvent::Hangup`]`(token)` when the peer of `stream` closes, and
+    /// [`ReactorEvent::Message`]`(token)` when a message arrives (edge-triggered: once per
+    /// arrival, whether or not anyone reads it). Closing `stream` removes it from the reactor.
+    pub(crate) fn watch_peer(&self, stream: &Stream, token: u64) -> io::Result<()> {
         debug_assert!(token < WAKER);
         epoll::add(
             &self.epoll,
             stream.fd(),
             epoll::EventData::new_u64(token),
-            epoll::EventFlags::RDHUP | epoll::EventFlags::ONESHOT,
+            epoll::EventFlags::RDHUP | epoll::EventFlags::IN | epoll::EventFlags::ET,
         )?;
         Ok(())
     }
@@ -184,7 +188,16 @@ impl Reactor {
                     }
                     out.push(ReactorEvent::StopSignal);
                 }
-                token => out.push(ReactorEvent::Hangup(token)),
+                token => {
+                    let gone =
+                        epoll::EventFlags::RDHUP | epoll::EventFlags::HUP | epoll::EventFlags::ERR;
+                    let flags = event.flags;
+                    if flags.intersects(gone) {
+                        out.push(ReactorEvent::Hangup(token));
+                    } else {
+                        out.push(ReactorEvent::Message(token));
+                    }
+                }
             }
         }
         Ok(())

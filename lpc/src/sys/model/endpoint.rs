@@ -164,6 +164,7 @@ impl Listener {
 pub(crate) enum ReactorEvent {
     Accept,
     Hangup(u64),
+    Message(u64),
     Wake,
     StopSignal,
 }
@@ -181,7 +182,7 @@ impl Reactor {
         Err(unsupported("a reactor"))
     }
 
-    pub(crate) fn watch_hangup(&self, _stream: &Stream, _token: u64) -> io::Result<()> {
+    pub(crate) fn watch_peer(&self, _stream: &Stream, _token: u64) -> io::Result<()> {
         Err(unsupported("a reactor"))
     }
 
