@@ -408,6 +408,13 @@ fn diff(
 ) -> Option<String> {
     let differ = || Some(format!("`{a}` in {}, `{b}` in {}", sa.label, sb.label));
     match (a, b) {
+        // A byte buffer and a sequence of `u8` (a `Vec<u8>` field without `serde_bytes`) are
+        // the same bytes in postcard (a length, then one byte each) and the same JSON array.
+        (Shape::Bytes, Shape::Seq(item)) | (Shape::Seq(item), Shape::Bytes)
+            if **item == Shape::U8 =>
+        {
+            None
+        }
         (Shape::Option(x), Shape::Option(y)) | (Shape::Seq(x), Shape::Seq(y)) => {
             diff(x, sa, y, sb, seen)
         }
@@ -824,6 +831,27 @@ mod tests {
             fingerprint("m", [&named], &client),
             fingerprint("m", [&named], &client.clone())
         );
+    }
+
+    #[test]
+    fn a_byte_buffer_and_a_sequence_of_bytes_are_the_same_on_the_wire() {
+        let types = TypeTable::new();
+        let side = |label| Side {
+            types: &types,
+            label,
+        };
+        let bytes = Shape::Bytes;
+        let seq = Shape::Seq(Box::new(Shape::U8));
+        assert_eq!(difference(&bytes, side("a"), &seq, side("b")), None);
+        assert_eq!(difference(&seq, side("a"), &bytes, side("b")), None);
+        // The postcard encodings agree, so a caller of either decodes the other's bytes.
+        let data = vec![1u8, 2, 3, 250];
+        assert_eq!(
+            postcard::to_stdvec(&data).unwrap(),
+            postcard::to_stdvec(&serde_bytes::ByteBuf::from(data.clone())).unwrap()
+        );
+        let other = Shape::Seq(Box::new(Shape::U16));
+        assert!(difference(&bytes, side("a"), &other, side("b")).is_some());
     }
 
     #[test]
