@@ -115,3 +115,33 @@ fn sixteen_threads_of_one_client_each_get_their_own_answers() {
         }
     });
 }
+
+#[test]
+fn a_handler_abandoned_on_another_slot_sees_it_is_cancelled() {
+    let dir = TempDir::new().unwrap();
+    let mut service = start(dir.path());
+    let probe = ProbeClient::connect_with("probe", &client_options(dir.path())).unwrap();
+    // Slot 0 is busy with a slow call, so the next call runs on slot 1's own thread.
+    let slow = {
+        let probe = probe.clone();
+        std::thread::spawn(move || probe.sleep_ms(SLOW_MS))
+    };
+    service.expect_line("sleeping", PROMPT);
+    let err = probe
+        .with_timeout(Duration::from_millis(200))
+        .wait_for_cancel(SLOW_MS)
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::Timeout {
+                phase: CallPhase::Executing,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    service.expect_line("cancelled", PROMPT);
+    drop(service);
+    assert!(slow.join().unwrap().is_err());
+}
