@@ -29,7 +29,9 @@ fn a_slow_call_on_one_thread_never_delays_another_threads_calls() {
     let slow = {
         let probe = probe.clone();
         std::thread::spawn(move || {
-            let result = probe.with_timeout(Duration::from_secs(60)).sleep_ms(SLOW_MS);
+            let result = probe
+                .with_timeout(Duration::from_secs(60))
+                .sleep_ms(SLOW_MS);
             let _ = done.send(());
             result
         })
@@ -51,7 +53,13 @@ fn a_slow_call_on_one_thread_never_delays_another_threads_calls() {
     drop(service);
     let err = slow.join().unwrap().unwrap_err();
     assert!(
-        matches!(&err, Error::Disconnected { phase: CallPhase::Executing, .. }),
+        matches!(
+            &err,
+            Error::Disconnected {
+                phase: CallPhase::Executing,
+                ..
+            }
+        ),
         "{err:?}"
     );
 }
@@ -64,7 +72,13 @@ fn a_call_that_gave_up_frees_its_caller_at_once() {
     let impatient = probe.with_timeout(Duration::from_millis(200));
     let err = impatient.sleep_ms(SLOW_MS).unwrap_err();
     assert!(
-        matches!(&err, Error::Timeout { phase: CallPhase::Executing, .. }),
+        matches!(
+            &err,
+            Error::Timeout {
+                phase: CallPhase::Executing,
+                ..
+            }
+        ),
         "{err:?}"
     );
     service.expect_line("sleeping", PROMPT);
