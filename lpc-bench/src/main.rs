@@ -11,6 +11,7 @@
 //! child process: this executable re-run with a hidden subcommand.
 
 mod chart;
+mod concurrent;
 mod floor;
 mod large;
 mod peers;
@@ -64,8 +65,8 @@ struct Cli {
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Section>,
     /// Only these systems (comma-separated: `lpc-adaptive`, `raw-unix`, `tarpc`…; for
-    /// profiling one); all by default. Threads, processes, connect and handshake are
-    /// `lpc-adaptive`.
+    /// profiling one); all by default. Threads, concurrent, processes, connect and
+    /// handshake are `lpc-adaptive`.
     #[arg(long, value_delimiter = ',')]
     systems: Vec<String>,
     /// The `bench-peers` executable (built by scripts/bench.sh): also measure the peers.
@@ -103,6 +104,10 @@ pub enum Section {
     Echo,
     /// 1, 2, 4 and 8 threads sharing one client.
     Threads,
+    /// Calls that never wait on each other: the small call from one thread while another
+    /// thread of the same client sleeps in a slow call, against the same call alone; 8
+    /// threads of one client mixing slow and fast calls.
+    Concurrent,
     /// 1 to 8 client processes.
     Procs,
     /// Connecting plus the first call.
@@ -315,6 +320,11 @@ fn measure_all(cli: &Cli) -> Result<Results, String> {
         };
         push(runner.threads(&counts)?);
     }
+    let concurrent = if wants(Section::Concurrent) && lpc {
+        Some(runner.concurrent()?)
+    } else {
+        None
+    };
     if wants(Section::Procs) && lpc {
         let counts: Vec<u32> = match (&cli.procs[..], quick) {
             ([], true) => vec![1, 2],
@@ -404,6 +414,7 @@ fn measure_all(cli: &Cli) -> Result<Results, String> {
         records,
         idle,
         handshake,
+        concurrent,
         peer_note,
     })
 }

@@ -9,6 +9,7 @@ use lpc_bench::record::{size_label, Record, Workload};
 use lpc_bench::stats::Summary;
 use serde::{Deserialize, Serialize};
 
+use crate::concurrent::Concurrent;
 use crate::peers;
 
 /// The run's settings, for the report.
@@ -78,6 +79,9 @@ pub struct Results {
     /// The handshake of the small and the large interface (empty if not measured).
     #[serde(default)]
     pub handshake: Vec<Handshake>,
+    /// Calls that never wait on each other (`None` if not measured).
+    #[serde(default)]
+    pub concurrent: Option<Concurrent>,
     /// Why the peers are missing, if they are.
     pub peer_note: Option<String>,
 }
@@ -149,6 +153,44 @@ pub fn handshake_line(h: &Handshake) -> String {
         micros(h.check.p50 as f64),
         micros(h.call.p50 as f64),
     )
+}
+
+/// Lines of progress for stderr, for [`Concurrent`].
+pub fn concurrent_lines(c: &Concurrent) -> Vec<String> {
+    let row = |what: &str, s: &Summary| {
+        format!(
+            "{what}: p50 {} p99 {} ({} calls/s)",
+            micros(s.p50 as f64),
+            micros(s.p99 as f64),
+            thousands(s.calls_per_sec)
+        )
+    };
+    let mut out = vec![
+        row("add alone", &c.alone),
+        row("add from B, A paused", &c.b_alone),
+        row(
+            &format!("add from B while A is in sleep_us({})", c.slow_us),
+            &c.b_beside_slow,
+        ),
+        format!(
+            "A's sleep_us({}): {} calls, p50 {}",
+            c.slow_us,
+            c.slow.samples,
+            micros(c.slow.p50 as f64)
+        ),
+    ];
+    for m in &c.mixes {
+        out.push(format!(
+            "{} threads, {}: {} calls/s, {} fast calls/s, fast p50 {} p99 {}",
+            m.threads,
+            m.label().replace('`', ""),
+            thousands(m.calls_per_sec()),
+            thousands(m.fast_per_sec()),
+            micros(m.fast.p50 as f64),
+            micros(m.fast.p99 as f64)
+        ));
+    }
+    out
 }
 
 /// One of the issue's targets, judged.
@@ -352,6 +394,26 @@ pub fn targets(r: &Results) -> Vec<Target> {
             _ => not_measured(what),
         },
     );
+
+    let what = "a small call while another thread's call sleeps ≤ 1.5× the same call alone (p50)";
+    out.push(match &r.concurrent {
+        Some(c) => match ratio(c.b_beside_slow.p50 as f64, c.alone.p50 as f64) {
+            Some(x) => Target {
+                what,
+                figure: format!(
+                    "`add` from thread B while thread A is in `sleep_us({})` p50 {} ÷ alone p50 \
+                     {} = {x:.2}× ({})",
+                    c.slow_us,
+                    micros(c.b_beside_slow.p50 as f64),
+                    micros(c.alone.p50 as f64),
+                    c.cpus
+                ),
+                met: Some(x <= 1.5),
+            },
+            None => not_measured(what),
+        },
+        None => not_measured(what),
+    });
 
     let what = "default shared memory per connection ≤ 256 KiB";
     out.push(match &r.idle {
@@ -661,6 +723,89 @@ fn concurrency_table(r: &Results, threads: bool) -> String {
     out
 }
 
+/// The small call alone and beside a slow call (see `concurrent::beside_slow`).
+fn beside_slow_table(c: &Concurrent) -> String {
+    let mut out = String::from(
+        "| call | p50 | p99 | p99.9 | max | timed | calls/s (batch) | p50 ÷ alone | p99 ÷ alone |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let rows = [
+        ("`add`, alone (the client's only calling thread)", &c.alone),
+        ("`add` from thread B, A paused", &c.b_alone),
+        (
+            &*format!(
+                "`add` from thread B while thread A is in `sleep_us({})`",
+                c.slow_us
+            ),
+            &c.b_beside_slow,
+        ),
+    ];
+    for (what, s) in rows {
+        let vs = |a: u64, b: u64| {
+            ratio(a as f64, b as f64).map_or_else(String::new, |x| format!("{x:.2}×"))
+        };
+        let _ = writeln!(
+            out,
+            "| {what} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            micros(s.p50 as f64),
+            micros(s.p99 as f64),
+            micros(s.p999 as f64),
+            micros(s.max as f64),
+            thousands(s.samples as f64),
+            thousands(s.calls_per_sec),
+            vs(s.p50, c.alone.p50),
+            vs(s.p99, c.alone.p99),
+        );
+    }
+    let s = &c.slow;
+    let _ = writeln!(
+        out,
+        "| thread A: `sleep_us({})`, back to back | {} | {} | {} | {} | {} | | | |",
+        c.slow_us,
+        micros(s.p50 as f64),
+        micros(s.p99 as f64),
+        micros(s.p999 as f64),
+        micros(s.max as f64),
+        thousands(s.samples as f64),
+    );
+    out
+}
+
+/// Threads mixing slow and fast calls, next to the same threads making fast calls only.
+fn mix_table(c: &Concurrent) -> String {
+    let mut out = String::from(
+        "| threads | each thread calls | seconds | calls/s, all | fast calls/s | ÷ `add` only | slow calls/s | fast call p50 | fast call p99 | fast call p99.9 | fast calls/s per thread outside its slow calls | ÷ `add` only |\n\
+         |---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let fast_only = c.mixes.iter().find(|m| m.slow_every == 0);
+    let share = |x: f64, of: fn(&crate::concurrent::Mix) -> f64| {
+        fast_only
+            .and_then(|f| ratio(x, of(f)))
+            .map_or_else(String::new, |x| format!("{:.0}%", x * 100.0))
+    };
+    for m in &c.mixes {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.2} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            m.threads,
+            m.label(),
+            m.seconds,
+            thousands(m.calls_per_sec()),
+            thousands(m.fast_per_sec()),
+            share(m.fast_per_sec(), |f| f.fast_per_sec()),
+            thousands(m.slow_calls as f64 / m.seconds),
+            micros(m.fast.p50 as f64),
+            micros(m.fast.p99 as f64),
+            micros(m.fast.p999 as f64),
+            thousands(m.fast_per_thread_outside_slow()),
+            share(m.fast_per_thread_outside_slow(), |f| {
+                f.fast_per_thread_outside_slow()
+            }),
+        );
+    }
+    out
+}
+
 fn connect_table(r: &Results) -> String {
     let mut out = String::from(
         "| system | p50 | p99 | max | samples | peer ÷ lpc (p50) |\n|---|---:|---:|---:|---:|---:|\n",
@@ -862,6 +1007,82 @@ pub fn full(r: &Results, chart: Option<&Path>, markdown: Option<&Path>) -> Strin
     );
     out.push_str(&concurrency_table(r, true));
 
+    out.push_str("\n## Calls that never wait on each other\n\n");
+    match &r.concurrent {
+        Some(c) => {
+            let _ = writeln!(
+                out,
+                "The service runs the calls of one connection concurrently: slot 0 on the \
+                 connection's own thread, each further slot the client uses on a thread of its \
+                 own; a client shared by several threads uses one slot per thread in flight \
+                 (`lpc-adaptive`, default options).\n\n\
+                 **A small call beside a slow one.** One service process and one `BenchClient` \
+                 (one connection) used by three threads, the client process and the service \
+                 apart ({cpus}: every client thread on one CPU, the service on another; \
+                 unpinned, which of the service's threads the scheduler puts on the caller's \
+                 CPU can decide what a small call costs, on the 2-vCPU VM of these benchmarks \
+                 between about 0.3 and 4 µs from one run to another, and the rows would \
+                 compare placements, not calls). \
+                 Thread A calls `sleep_us({slow})` (the service sleeps {slow_ms} ms) back to \
+                 back; its first call finds every slot free and takes slot 0. Thread B warms up \
+                 while A sleeps, so it takes another slot and keeps it (a thread tries the slot \
+                 it used last first). Thread C calls only while A and B do not, so it gets \
+                 slot 0, as a client's only thread does. Rows: **alone**: `add` from C, no \
+                 other call in flight: the small-call table's call; **B, A paused**: `add` from \
+                 B with no other call in flight, on B's own slot and service thread; **B while \
+                 A is in `sleep_us`**: `add` from B, timed only once A's first slow call of the \
+                 round has returned, so that A is inside a slow call throughout (but for the \
+                 microseconds between two of them, once every {slow_ms} ms); **thread A**: the \
+                 slow calls themselves, each timed. The three `add` rows are measured \
+                 interleaved, in {rounds} rounds each timing a {rounds}th of every row's \
+                 samples and time (one by one, then as many again as one batch, after a few \
+                 untimed calls), A paused for the first two rows and calling for the third, \
+                 after a warm-up of each thread. The target compares **B while A is in \
+                 `sleep_us`** with **alone** at the p50; **B, A paused** separates what B's \
+                 other slot costs from what the slow call beside it costs.\n",
+                cpus = c.cpus,
+                slow = c.slow_us,
+                slow_ms = c.slow_us as f64 / 1000.0,
+                rounds = c.rounds,
+            );
+            out.push_str(&beside_slow_table(c));
+            let threads = c.mixes.first().map_or(0, |m| m.threads);
+            let (every, slow_us) = c
+                .mixes
+                .iter()
+                .find(|m| m.slow_every > 0)
+                .map_or((0, 0), |m| (m.slow_every, m.slow_us));
+            let _ = writeln!(
+                out,
+                "\n**Threads mixing slow and fast calls.** {threads} threads sharing one \
+                 client, against a fresh service process, {} (as in the threads table), all \
+                 starting each round together and calling for the round's time: `add` only, \
+                 or {every} × `add` then one `sleep_us({slow_us})` (the service sleeps {} ms), \
+                 repeated, the threads' slow calls staggered (thread t starts t × {every} ÷ \
+                 {threads} fast calls into its cycle). Each load runs for the measurement's \
+                 time in all, in {} rounds alternating which load runs first, after a warm-up \
+                 round of the mixed load. **Calls/s, all**: fast and slow calls of all threads \
+                 over the rounds' wall time; **fast calls/s**: the `add` calls alone, and \
+                 against the fast-only load's; the latencies are the `add` calls', each \
+                 timed. A thread in a slow call makes no fast call meanwhile: the last two \
+                 columns count each thread's fast calls over its time outside its own slow \
+                 calls (the threads' time taken as the wall time), which slow calls holding up \
+                 fast ones would lower below the fast-only load's.\n",
+                c.mix_cpus,
+                slow_us as f64 / 1000.0,
+                crate::concurrent::MIX_ROUNDS,
+            );
+            out.push_str(&mix_table(c));
+            let _ = writeln!(
+                out,
+                "\nMeasured by `{}`; on its own: `cargo run --release -p lpc-bench -- --only \
+                 concurrent --quick --markdown /tmp/concurrent.md`.",
+                s.command
+            );
+        }
+        None => out.push_str("Not measured in this run (`--only concurrent`).\n"),
+    }
+
     out.push_str("\n## Client processes\n\n");
     out.push_str(
         "The small call from n client processes at once, each with its own connection to one \
@@ -1054,6 +1275,12 @@ idle) and run one after the other.
 - `…-1cpu`: both processes on the same single CPU.
 - Threads: one client shared by n threads (`std::thread::scope`); processes: n client
   processes started together on a `go` line, each writing its latencies to a file.
+- Calls that never wait on each other: the slow call is the bench service's
+  `sleep_us(u64) -> u64` (`std::thread::sleep` in the handler); the parent's threads are
+  driven over channels and barriers (`lpc-bench/src/concurrent.rs`), nothing timed across
+  threads but the mixed loads' wall time. The small call beside a slow one runs with the
+  client process on one CPU and the service on another (the client's threads inherit the
+  parent thread's affinity); the mixed loads run unpinned against a fresh service.
 - Handshake: the interface description's bytes are computed in the parent
   (`postcard::to_stdvec` of `InterfaceInfo`, what the welcome carries); the trace time is
   timed by fresh child processes (`child-trace`), each timing its very first `info()` (the
@@ -1260,6 +1487,77 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn results(concurrent: Option<Concurrent>) -> Results {
+        let settings = Settings {
+            command: "lpc-bench".into(),
+            quick: true,
+            samples: 1,
+            warmup: 1,
+            seconds: 0.1,
+            timer_overhead_ns: 20,
+        };
+        Results {
+            settings,
+            machine: String::new(),
+            kernel: String::new(),
+            date: String::new(),
+            load_before: String::new(),
+            load_after: String::new(),
+            records: Vec::new(),
+            idle: None,
+            handshake: Vec::new(),
+            concurrent,
+            peer_note: None,
+        }
+    }
+
+    fn concurrent(alone_p50: u64, beside_p50: u64) -> Concurrent {
+        let at = |p50: u64| Summary {
+            p50,
+            ..lpc_bench::stats::summarise(vec![p50], 1, std::time::Duration::from_micros(1))
+        };
+        Concurrent {
+            cpus: "2 CPUs".into(),
+            slow_us: 10_000,
+            rounds: 10,
+            alone: at(alone_p50),
+            b_alone: at(alone_p50),
+            b_beside_slow: at(beside_p50),
+            slow: at(10_100_000),
+            mix_cpus: "unpinned".into(),
+            mixes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_concurrency_target() {
+        let verdict = |c: Option<Concurrent>| {
+            let r = results(c);
+            targets(&r)
+                .into_iter()
+                .find(|t| {
+                    t.what
+                        .starts_with("a small call while another thread's call sleeps")
+                })
+                .map(|t| (t.met, t.figure))
+                .unwrap()
+        };
+        let (met, figure) = verdict(Some(concurrent(300, 450)));
+        assert_eq!(met, Some(true), "{figure}");
+        assert!(figure.contains("= 1.50×"), "{figure}");
+        assert_eq!(verdict(Some(concurrent(300, 451))).0, Some(false));
+        assert_eq!(verdict(None).0, None);
+        // The section is in the report either way.
+        let report = full(&results(Some(concurrent(300, 330))), None, None);
+        assert!(report.contains("## Calls that never wait on each other"));
+        assert!(report.contains("| `add` from thread B while thread A is in `sleep_us(10000)` |"));
+        // Results saved before the section existed still load.
+        let mut json = serde_json::to_value(results(None)).unwrap();
+        json.as_object_mut().unwrap().remove("concurrent");
+        let back: Results = serde_json::from_value(json).unwrap();
+        assert!(back.concurrent.is_none());
+    }
 
     #[test]
     fn dates() {

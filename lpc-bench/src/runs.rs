@@ -13,6 +13,7 @@ use lpc_bench::child::{self, Peer};
 use lpc_bench::record::{Record, Workload};
 use lpc_bench::stats::{self, measure, Budget, Summary};
 
+use crate::concurrent::{self, Concurrent};
 use crate::floor::{self, Mode, Pinger, UnixPinger};
 use crate::large::{LargeClient, LARGE_INTERFACE};
 use crate::report::{self, Handshake, Idle};
@@ -487,6 +488,55 @@ impl Runner {
         drop(client);
         peer.finish(EXIT_TIMEOUT)?;
         Ok(out)
+    }
+
+    /// Calls that never wait on each other (`concurrent.rs`), `lpc-adaptive`: the small call
+    /// beside another thread's slow call against the same call alone, one service process
+    /// and one client, apart on two CPUs (unpinned, which service thread shares the caller's
+    /// CPU decides the small call's cost: see the report); then 8 threads of one client
+    /// mixing slow and fast calls, against a fresh service, unpinned, like the threads
+    /// measurement.
+    pub fn concurrent(&self) -> Result<Concurrent, String> {
+        let system = "lpc-adaptive";
+        eprintln!("lpc-bench: {system} a small call beside another thread's slow call…");
+        let placed = Placed::new(Placement::Apart)?;
+        let (peer, name) = self.service("concurrent", false, true, &placed.child_args)?;
+        let client =
+            BenchClient::connect_with(&name, &self.options()).map_err(|e| e.to_string())?;
+        let measured = concurrent::beside_slow(&client, &self.budget, INTERLEAVE_ROUNDS);
+        drop(client);
+        let finished = peer.finish(EXIT_TIMEOUT);
+        let [alone, b_alone, b_beside_slow, slow] = measured?;
+        finished?;
+        let cpus = placed.cpus().to_owned();
+        drop(placed);
+        eprintln!(
+            "lpc-bench: {system} {} threads mixing slow and fast calls…",
+            concurrent::MIX_THREADS
+        );
+        let (peer, name) = self.service("concurrent-mix", false, true, &[])?;
+        let client =
+            BenchClient::connect_with(&name, &self.options()).map_err(|e| e.to_string())?;
+        let mixes = concurrent::mixed_load(&client, &self.budget);
+        drop(client);
+        let finished = peer.finish(EXIT_TIMEOUT);
+        let mixes = mixes?;
+        finished?;
+        let measured = Concurrent {
+            cpus,
+            slow_us: concurrent::SLOW_US,
+            rounds: INTERLEAVE_ROUNDS,
+            alone,
+            b_alone,
+            b_beside_slow,
+            slow,
+            mix_cpus: Placement::Unpinned.describe().to_owned(),
+            mixes,
+        };
+        for line in report::concurrent_lines(&measured) {
+            eprintln!("lpc-bench:   {line}");
+        }
+        Ok(measured)
     }
 
     /// The small call from `counts` client processes at once, each with its own connection

@@ -1,4 +1,4 @@
-//! The service the lpc systems call: the small call and an echo of bytes.
+//! The service the lpc systems call: the small call, an echo of bytes, and a slow call.
 
 use std::path::Path;
 
@@ -19,6 +19,8 @@ pub trait Bench {
     /// A loan passed both ways without touching its bytes but the first and last: reads those
     /// of `data` in place and returns a loan of `len` bytes with them written at its ends.
     fn pass_loan(&self, data: &Loan, len: u64) -> Loan;
+    /// A slow call: sleeps `us` microseconds, then returns `us`.
+    fn sleep_us(&self, us: u64) -> u64;
 }
 
 /// The service's implementation.
@@ -51,6 +53,11 @@ impl Bench for Bencher {
             *b = last;
         }
         out
+    }
+
+    fn sleep_us(&self, us: u64) -> u64 {
+        std::thread::sleep(std::time::Duration::from_micros(us));
+        us
     }
 }
 

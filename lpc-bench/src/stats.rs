@@ -109,24 +109,9 @@ pub fn measure_interleaved(
     let mut batches = vec![(0usize, Duration::ZERO); ops.len()];
     for _ in 0..rounds {
         for (i, op) in ops.iter_mut().enumerate() {
-            let timed = Instant::now();
-            let mut n = 0;
-            while n < per_round.samples {
-                let start = Instant::now();
-                op()?;
-                let elapsed = start.elapsed();
-                latencies[i].push(duration_ns(elapsed));
-                n += 1;
-                if n >= min_samples && start + elapsed - timed > per_round.time {
-                    break;
-                }
-            }
-            let start = Instant::now();
-            for _ in 0..n {
-                op()?;
-            }
+            let (n, wall) = measure_round(&per_round, min_samples, &mut latencies[i], *op)?;
             batches[i].0 += n;
-            batches[i].1 += start.elapsed();
+            batches[i].1 += wall;
         }
     }
     Ok(latencies
@@ -134,6 +119,35 @@ pub fn measure_interleaved(
         .zip(batches)
         .map(|(l, (count, wall))| summarise(l, count, wall))
         .collect())
+}
+
+/// One round of an interleaved measurement, with no warm-up: up to `per_round.samples` round
+/// trips timed one by one (appended to `latencies`; stopping once they took `per_round.time`,
+/// but never under `min_samples`), then as many again as one batch. Returns how many were
+/// timed and the batch's time.
+pub fn measure_round(
+    per_round: &Budget,
+    min_samples: usize,
+    latencies: &mut Vec<u64>,
+    op: &mut dyn FnMut() -> Result<(), String>,
+) -> Result<(usize, Duration), String> {
+    let timed = Instant::now();
+    let mut n = 0;
+    while n < per_round.samples {
+        let start = Instant::now();
+        op()?;
+        let elapsed = start.elapsed();
+        latencies.push(duration_ns(elapsed));
+        n += 1;
+        if n >= min_samples && start + elapsed - timed > per_round.time {
+            break;
+        }
+    }
+    let start = Instant::now();
+    for _ in 0..n {
+        op()?;
+    }
+    Ok((n, start.elapsed()))
 }
 
 /// The cost of the timing itself: the median of `Instant::now()` + `elapsed()` around nothing.
@@ -227,6 +241,23 @@ mod tests {
         assert!(s.samples >= MIN_SAMPLES && s.samples < 100, "{}", s.samples);
         let s = measure(&budget.at_most(5), || Ok(())).unwrap();
         assert_eq!(s.samples, 5);
+    }
+
+    #[test]
+    fn a_round_times_then_batches_as_many() {
+        let per_round = Budget {
+            warmup: 0,
+            samples: 7,
+            time: Duration::from_secs(10),
+        };
+        let mut calls = 0;
+        let mut latencies = vec![1];
+        let (n, _) = measure_round(&per_round, 2, &mut latencies, &mut || {
+            calls += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!((n, latencies.len(), calls), (7, 8, 14));
     }
 
     #[test]

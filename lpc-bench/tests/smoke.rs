@@ -97,6 +97,22 @@ fn tiny_run_reports_every_section() {
             );
         }
     }
+    let concurrent = &results["concurrent"];
+    for row in ["alone", "b_alone", "b_beside_slow", "slow"] {
+        assert!(
+            concurrent[row]["p50"].as_u64().unwrap() > 0,
+            "concurrent {row}"
+        );
+    }
+    let mixes = concurrent["mixes"].as_array().unwrap();
+    assert_eq!(
+        mixes
+            .iter()
+            .map(|m| m["slow_every"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [0, 100]
+    );
+    assert!(mixes.iter().all(|m| m["fast_calls"].as_u64().unwrap() > 0));
     let report = std::fs::read_to_string(&markdown).unwrap();
     for heading in [
         "## Targets",
@@ -104,6 +120,7 @@ fn tiny_run_reports_every_section() {
         "## Payloads",
         "## Pinned to one CPU",
         "## Handshake of a large interface",
+        "## Calls that never wait on each other",
     ] {
         assert!(report.contains(heading), "no {heading:?} in the report");
     }
