@@ -151,7 +151,22 @@ fn a_query_reports_identity_interface_clients_and_statistics() {
     probe.boom("x").unwrap_err();
     let mut other = Process::start(Path::new(CLIENT), &["probe"], dir.path(), "connected");
 
-    let info = lpc::query("probe", &client_options(dir.path())).unwrap();
+    // A call is counted once its reply is out (the caller does not wait for the count), so
+    // the counts of the last call may trail its reply by a moment.
+    let counted = |info: &lpc::info::ServiceInfo| {
+        let count = |name: &str| {
+            info.methods
+                .iter()
+                .find(|m| m.name == name)
+                .map(|m| m.calls)
+        };
+        count("add") == Some(101) && count("boom") == Some(1)
+    };
+    let mut info = lpc::query("probe", &client_options(dir.path())).unwrap();
+    assert!(lpc_tests::eventually(Duration::from_secs(10), || {
+        info = lpc::query("probe", &client_options(dir.path())).unwrap();
+        counted(&info)
+    }));
     assert_eq!(info.service, "probe");
     assert_eq!(info.pid, service.pid());
     assert_eq!(info.interface.name, "Probe");
