@@ -479,14 +479,9 @@ impl<'de> de::Deserializer<'de> for Tracing<'_> {
         self.tracer.path.push("[]".into());
         let key = self.tracer.key();
         let empty = self.tracer.empty_at.contains(&key);
-        let mut access = Elements {
-            tracer: self.tracer,
-            left: usize::from(!empty),
-            shapes: Vec::new(),
-            step: Step::Same("[]"),
-        };
-        let value = visitor.visit_seq(&mut access)?;
-        let item = access.shapes.pop();
+        let (value, shapes) =
+            visit_elements(self.tracer, usize::from(!empty), Step::Same("[]"), visitor)?;
+        let item = shapes.into_iter().next_back();
         self.tracer.path.pop();
         let item = item.unwrap_or_else(|| {
             self.tracer
@@ -500,14 +495,7 @@ impl<'de> de::Deserializer<'de> for Tracing<'_> {
     }
 
     fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value> {
-        let mut access = Elements {
-            tracer: self.tracer,
-            left: len,
-            shapes: Vec::new(),
-            step: Step::Index,
-        };
-        let value = visitor.visit_seq(&mut access)?;
-        let shapes = access.shapes;
+        let (value, shapes) = visit_elements(self.tracer, len, Step::Index, visitor)?;
         // `[T; N]` asks for a tuple of N: alike elements make an array.
         *self.out = Some(match shapes.first() {
             Some(first) if len > 1 && shapes.iter().all(|s| s == first) => Shape::Array {
@@ -526,14 +514,7 @@ impl<'de> de::Deserializer<'de> for Tracing<'_> {
         visitor: V,
     ) -> Result<V::Value> {
         self.tracer.enter(name)?;
-        let mut access = Elements {
-            tracer: self.tracer,
-            left: len,
-            shapes: Vec::new(),
-            step: Step::Index,
-        };
-        let value = visitor.visit_seq(&mut access)?;
-        let shapes = access.shapes;
+        let (value, shapes) = visit_elements(self.tracer, len, Step::Index, visitor)?;
         self.tracer.leave();
         self.tracer.record(name, TypeDef::Tuple(shapes))?;
         *self.out = Some(Shape::Named(name.to_owned()));
@@ -573,14 +554,8 @@ impl<'de> de::Deserializer<'de> for Tracing<'_> {
         visitor: V,
     ) -> Result<V::Value> {
         self.tracer.enter(name)?;
-        let mut access = Elements {
-            tracer: self.tracer,
-            left: fields.len(),
-            shapes: Vec::new(),
-            step: Step::Names(fields),
-        };
-        let value = visitor.visit_seq(&mut access)?;
-        let shapes = access.shapes;
+        let (value, shapes) =
+            visit_elements(self.tracer, fields.len(), Step::Names(fields), visitor)?;
         self.tracer.leave();
         let fields = fields
             .iter()
@@ -716,6 +691,23 @@ enum Step {
     Names(&'static [&'static str]),
 }
 
+/// Lets `visitor` read `left` elements named by `step`; returns its value and their shapes.
+fn visit_elements<'de, V: Visitor<'de>>(
+    tracer: &mut Tracer,
+    left: usize,
+    step: Step,
+    visitor: V,
+) -> Result<(V::Value, Vec<Shape>)> {
+    let mut access = Elements {
+        tracer,
+        left,
+        shapes: Vec::new(),
+        step,
+    };
+    let value = visitor.visit_seq(&mut access)?;
+    Ok((value, access.shapes))
+}
+
 /// The elements of a sequence, tuple or struct.
 struct Elements<'t> {
     tracer: &'t mut Tracer,
@@ -817,14 +809,8 @@ impl<'de> de::VariantAccess<'de> for Choice<'_> {
     }
 
     fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value> {
-        let mut access = Elements {
-            tracer: self.tracer,
-            left: len,
-            shapes: Vec::new(),
-            step: Step::Index,
-        };
-        let value = visitor.visit_seq(&mut access)?;
-        *self.fields = Some(VariantFields::Tuple(access.shapes));
+        let (value, shapes) = visit_elements(self.tracer, len, Step::Index, visitor)?;
+        *self.fields = Some(VariantFields::Tuple(shapes));
         Ok(value)
     }
 
@@ -833,17 +819,12 @@ impl<'de> de::VariantAccess<'de> for Choice<'_> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value> {
-        let mut access = Elements {
-            tracer: self.tracer,
-            left: fields.len(),
-            shapes: Vec::new(),
-            step: Step::Names(fields),
-        };
-        let value = visitor.visit_seq(&mut access)?;
+        let (value, shapes) =
+            visit_elements(self.tracer, fields.len(), Step::Names(fields), visitor)?;
         *self.fields = Some(VariantFields::Struct(
             fields
                 .iter()
-                .zip(access.shapes)
+                .zip(shapes)
                 .map(|(name, shape)| Field {
                     name: (*name).to_owned(),
                     shape,
