@@ -13,7 +13,7 @@ use std::sync::{Barrier, Mutex};
 use std::thread::{Scope, ScopedJoinHandle};
 use std::time::{Duration, Instant};
 
-use lpc_bench::stats::{self, Budget, Summary, MIN_SAMPLES};
+use lpc_bench::stats::{self, Budget, Summary};
 use serde::{Deserialize, Serialize};
 
 use crate::service::BenchClient;
@@ -303,12 +303,7 @@ pub fn beside_slow(
     rounds: usize,
 ) -> Result<[Summary; 4], String> {
     let rounds = rounds.max(1);
-    let per_round = Budget {
-        warmup: 0,
-        samples: budget.samples.div_ceil(rounds),
-        time: budget.time / rounds as u32,
-    };
-    let min_samples = per_round.samples.min(MIN_SAMPLES.div_ceil(rounds));
+    let (per_round, min_samples) = budget.per_round(rounds);
     // Each round of each row starts after a pause of up to `SLOW_US` of its thread: a few
     // untimed calls first (up to a `rounds`th of the warm-up, or a quarter of the round's
     // time).

@@ -32,6 +32,21 @@ pub struct Budget {
     pub time: Duration,
 }
 
+impl Budget {
+    /// The budget of one of `rounds` rounds of an interleaved measurement (no warm-up; the
+    /// samples and time spread over the rounds), and the fewest samples a round may stop at.
+    pub fn per_round(&self, rounds: usize) -> (Budget, usize) {
+        let rounds = rounds.max(1);
+        let per_round = Budget {
+            warmup: 0,
+            samples: self.samples.div_ceil(rounds),
+            time: self.time / rounds as u32,
+        };
+        let min_samples = per_round.samples.min(MIN_SAMPLES.div_ceil(rounds));
+        (per_round, min_samples)
+    }
+}
+
 /// Fewest round trips timed, whatever the time budget.
 pub const MIN_SAMPLES: usize = 20;
 
@@ -90,12 +105,7 @@ pub fn measure_interleaved(
     ops: &mut [&mut dyn FnMut() -> Result<(), String>],
 ) -> Result<Vec<Summary>, String> {
     let rounds = rounds.max(1);
-    let per_round = Budget {
-        warmup: 0,
-        samples: budget.samples.div_ceil(rounds),
-        time: budget.time / rounds as u32,
-    };
-    let min_samples = per_round.samples.min(MIN_SAMPLES.div_ceil(rounds));
+    let (per_round, min_samples) = budget.per_round(rounds);
     for op in ops.iter_mut() {
         let start = Instant::now();
         for i in 0..budget.warmup {

@@ -31,14 +31,8 @@ impl Service {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
         // Keeps draining the child's stdout (compare_image prints there) after `ready`.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
+        let rx = stdout_lines(&mut child);
         let service = Service {
             name: name.to_owned(),
             child,
@@ -700,6 +694,13 @@ fn spawn_lpc(dir: &Path, args: &[&str]) -> (Child, mpsc::Receiver<String>) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let rx = stdout_lines(&mut child);
+    (child, rx)
+}
+
+/// The lines `child` prints, sent to the receiver as they come (the child's stdout is drained
+/// to its end, so it never blocks on a full pipe).
+fn stdout_lines(child: &mut Child) -> mpsc::Receiver<String> {
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -707,7 +708,7 @@ fn spawn_lpc(dir: &Path, args: &[&str]) -> (Child, mpsc::Receiver<String>) {
             let _ = tx.send(line);
         }
     });
-    (child, rx)
+    rx
 }
 
 /// Waits (at most 20 s) for a line containing `text`.

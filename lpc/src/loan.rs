@@ -225,41 +225,37 @@ impl<'de> Deserialize<'de> for Loan {
 
 /// The loan a binary call's handle names, mapped from the current connection.
 fn receive<E: serde::de::Error>(token: u64, id: u32, len: u64) -> Result<Loan, E> {
-    {
-        let len =
-            usize::try_from(len).map_err(|_| E::custom("loan length does not fit in memory"))?;
-        let received = scope::current(|channel| {
-            (channel.token() == token).then(|| channel.bulk_theirs(id, channel.receive_limit()))
-        });
-        let bulk = match received {
-            Some(Some(Ok(bulk))) => bulk,
-            Some(Some(Err(e))) => {
-                return Err(refuse_de(format!("cannot map loaned buffer {id}: {e:?}")))
-            }
-            Some(None) => {
-                return Err(refuse_de(
-                    "this loan belongs to another connection: make it with the client you call"
-                        .into(),
-                ))
-            }
-            None => {
-                return Err(refuse_de(
-                    "a Loan can only be received as an argument or result of an lpc call".into(),
-                ))
-            }
-        };
-        if bulk.data(len).is_none() {
-            return Err(refuse_de(format!(
-                "loan of {len} bytes exceeds its {} byte buffer",
-                bulk.capacity()
-            )));
+    let len = usize::try_from(len).map_err(|_| E::custom("loan length does not fit in memory"))?;
+    let received = scope::current(|channel| {
+        (channel.token() == token).then(|| channel.bulk_theirs(id, channel.receive_limit()))
+    });
+    let bulk = match received {
+        Some(Some(Ok(bulk))) => bulk,
+        Some(Some(Err(e))) => {
+            return Err(refuse_de(format!("cannot map loaned buffer {id}: {e:?}")))
         }
-        Ok(Loan {
-            inner: Inner::Theirs(bulk),
-            len,
-            token,
-        })
+        Some(None) => {
+            return Err(refuse_de(
+                "this loan belongs to another connection: make it with the client you call".into(),
+            ))
+        }
+        None => {
+            return Err(refuse_de(
+                "a Loan can only be received as an argument or result of an lpc call".into(),
+            ))
+        }
+    };
+    if bulk.data(len).is_none() {
+        return Err(refuse_de(format!(
+            "loan of {len} bytes exceeds its {} byte buffer",
+            bulk.capacity()
+        )));
     }
+    Ok(Loan {
+        inner: Inner::Theirs(bulk),
+        len,
+        token,
+    })
 }
 
 /// A loan of `len` bytes in `channel`, at most `limit` (what the peer accepts).

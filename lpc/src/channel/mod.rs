@@ -491,7 +491,8 @@ impl Channel {
     }
 
     /// Wakes every service thread of the connection (to stop): the connection's own on the
-    /// doorbell, each slot's on its state word.
+    /// doorbell, each slot's on its state word. All slots, not only those the "slots used" mark
+    /// names: the client can lower the mark, and a stop is rare enough for a few more calls.
     pub(crate) fn ring_all(&self) {
         self.ring();
         for slot in 1..self.memory.geometry().slot_count {

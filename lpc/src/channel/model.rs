@@ -184,6 +184,29 @@ fn serve_until(service: &Channel, stop: impl Fn() -> bool) -> usize {
     ran
 }
 
+/// A service thread for slot 0, run by [`serve_until`], that the test stops as the reactor
+/// does (setting the flag, then ringing).
+struct Stoppable {
+    stop: Arc<AtomicBool>,
+    thread: thread::JoinHandle<usize>,
+}
+
+impl Stoppable {
+    fn serve(service: Arc<Channel>) -> Stoppable {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = thread::spawn(move || serve_until(&service, || flag.load(Acquire)));
+        Stoppable { stop, thread }
+    }
+
+    /// Stops it; returns how many calls it ran.
+    fn stop(self, client: &Channel) -> usize {
+        self.stop.store(true, Release);
+        client.ring();
+        self.thread.join().unwrap()
+    }
+}
+
 /// One call, as `server::connection::serve_one` serves it: a call with a deadline is taken
 /// with the compare-and-swap to SERVING (and its frame read again), one without is marked
 /// taken; the reply is written, its frame, then published (or the slot freed, if the client
@@ -289,19 +312,13 @@ fn calls_with_and_without_a_deadline_are_taken_each_their_way() {
 fn a_call_given_up_is_withdrawn_abandoned_or_replied() {
     model(|| {
         let (service, client) = connected();
-        let stop = Arc::new(AtomicBool::new(false));
-        let server = {
-            let stop = stop.clone();
-            thread::spawn(move || serve_until(&service, || stop.load(Acquire)))
-        };
+        let server = Stoppable::serve(service);
         let request = send(&client, 0, 1, true);
         let outcome = client.cancel(0);
         if outcome == Cancel::Replied {
             receive(&client, 0, 1, &request);
         }
-        stop.store(true, Release);
-        client.ring();
-        let ran = server.join().unwrap();
+        let ran = server.stop(&client);
         let end = client.slot(0).state().load(Acquire);
         match outcome {
             Cancel::Withdrawn => assert_eq!((ran, end), (0, FREE)),
@@ -323,11 +340,7 @@ fn a_call_given_up_is_withdrawn_abandoned_or_replied() {
 fn a_withdrawn_slot_reused_at_once_by_a_call_without_a_deadline() {
     model(|| {
         let (service, client) = connected();
-        let stop = Arc::new(AtomicBool::new(false));
-        let server = {
-            let stop = stop.clone();
-            thread::spawn(move || serve_until(&service, || stop.load(Acquire)))
-        };
+        let server = Stoppable::serve(service);
         let request = send(&client, 0, 1, true);
         match client.cancel(0) {
             Cancel::Withdrawn => {}
@@ -341,9 +354,7 @@ fn a_withdrawn_slot_reused_at_once_by_a_call_without_a_deadline() {
             Cancel::Broken(state) => panic!("broken state {state}"),
         }
         call(&client, 0, 2, false);
-        stop.store(true, Release);
-        client.ring();
-        server.join().unwrap();
+        server.stop(&client);
     });
 }
 

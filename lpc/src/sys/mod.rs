@@ -61,8 +61,8 @@ mod conformance;
 pub(crate) use os::{
     can_run_apart, create_private_dir, current_user, file_identity, monotonic_ns,
     open_to_other_users, process_alive, process_name, raise_open_file_limit, spawn_with_endpoint,
-    wait, wake, DirLock, FileIdentity, Listener, Mapping, Reactor, ReactorEvent, SharedMemory,
-    Stream, ENDPOINT_ENV,
+    wait, wake, DirLock, FileIdentity, Listener, Mapping, Reactor, SharedMemory, Stream,
+    ENDPOINT_ENV,
 };
 
 // The 32-bit word that shared memory is made of, and the fence of its memory model: `std`'s
@@ -71,6 +71,23 @@ pub(crate) use os::{
 pub(crate) use loom::sync::atomic::{fence, AtomicU32};
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{fence, AtomicU32};
+
+/// What a [`Reactor`] saw: the same events whatever the backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReactorEvent {
+    /// The listener has connections to accept.
+    Accept,
+    /// The connection registered with this token hung up (or failed).
+    Hangup(u64),
+    /// A message arrived on the connection registered with this token (reported once per
+    /// arrival; the reactor does not read it).
+    Message(u64),
+    /// [`Reactor::wake`] was called.
+    Wake,
+    /// The process got SIGTERM or SIGINT (after [`Reactor::watch_stop_signals`]); several
+    /// signals may be reported as one.
+    StopSignal,
+}
 
 /// How a [`wait`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

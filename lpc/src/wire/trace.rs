@@ -90,9 +90,14 @@ pub(crate) struct Tracer {
 /// The error a deserialization under the tracer ends with.
 #[derive(Debug)]
 enum TraceError {
-    /// A type being traced was met inside itself, at `path`, with no way yet to avoid it.
+    /// A type being traced was met inside itself, with no way yet to avoid it (the path of
+    /// the pass that met it says where to cut).
     Recursion { name: &'static str },
-    /// Anything else (a `Deserialize` that refused the sample values, a conflict of names).
+    /// What the tracer found wrong with the types (two of one name, no value can exist, …),
+    /// said whole: the message names the type and what to do.
+    Explained(String),
+    /// What a type's own `Deserialize` said (it refused a sample value, or asked for a
+    /// self-describing format).
     Other(String),
 }
 
@@ -100,7 +105,7 @@ impl fmt::Display for TraceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TraceError::Recursion { name } => write!(f, "`{name}` contains itself"),
-            TraceError::Other(m) => f.write_str(m),
+            TraceError::Explained(m) | TraceError::Other(m) => f.write_str(m),
         }
     }
 }
@@ -176,6 +181,7 @@ impl Tracer {
             TraceError::Recursion { name } => ShapeError(format!(
                 "`{name}` contains itself in a way the tracer could not cut"
             )),
+            TraceError::Explained(why) => ShapeError(why),
             TraceError::Other(why) => {
                 let inside = self
                     .stack
@@ -210,7 +216,6 @@ impl Tracer {
     /// After a pass ended in the recursion of `name`: marks the innermost option, sequence
     /// or map of the path as empty from now on. False if there is none.
     fn cut_recursion(&mut self, name: &'static str) -> bool {
-        let _ = name;
         // The path of the failed pass is still recorded: find its last collection step.
         let Some(at) = self
             .path
@@ -265,7 +270,7 @@ impl Tracer {
             return Ok(());
         }
         match self.structs.get(name) {
-            Some(known) if *known != def => Err(TraceError::Other(format!(
+            Some(known) if *known != def => Err(TraceError::Explained(format!(
                 "two different types are named `{name}` ({} and {}); lpc names types by their \
                  serde name: rename one with `#[serde(rename = \"…\")]` (a generic type used \
                  with two different parameters needs a name per use)",
@@ -284,7 +289,7 @@ impl Tracer {
             return Err(TraceError::Recursion { name });
         }
         if self.stack.len() >= MAX_DEPTH || self.path.len() >= 4 * MAX_DEPTH {
-            return Err(TraceError::Other(format!(
+            return Err(TraceError::Explained(format!(
                 "types nest deeper than {MAX_DEPTH} levels"
             )));
         }
@@ -302,7 +307,7 @@ impl Tracer {
         if state.names.is_empty() {
             state.names = names.to_vec();
         } else if state.names != names {
-            return Err(TraceError::Other(format!(
+            return Err(TraceError::Explained(format!(
                 "two different enums are named `{name}`; rename one with \
                  `#[serde(rename = \"…\")]`"
             )));
@@ -346,7 +351,7 @@ impl Tracer {
             })
         };
         if recursing && choice.is_none() {
-            return Err(TraceError::Other(format!(
+            return Err(TraceError::Explained(format!(
                 "every variant of enum `{name}` contains `{name}` again, so tracing it never \
                  ends: put a variant that does not contain it first"
             )));
@@ -480,7 +485,7 @@ impl<'de> de::Deserializer<'de> for Tracing<'_> {
         let key = self.tracer.key();
         let empty = self.tracer.empty_at.contains(&key);
         let (value, shapes) =
-            visit_elements(self.tracer, usize::from(!empty), Step::Same("[]"), visitor)?;
+            visit_elements(self.tracer, usize::from(!empty), Step::Item, visitor)?;
         let item = shapes.into_iter().next_back();
         self.tracer.path.pop();
         let item = item.unwrap_or_else(|| {
@@ -577,7 +582,7 @@ impl<'de> de::Deserializer<'de> for Tracing<'_> {
         visitor: V,
     ) -> Result<V::Value> {
         if variants.is_empty() {
-            return Err(TraceError::Other(format!(
+            return Err(TraceError::Explained(format!(
                 "enum `{name}` has no variants: no value of it can exist"
             )));
         }
@@ -613,7 +618,7 @@ impl<'de> de::Deserializer<'de> for Tracing<'_> {
         if self.tracer.committing {
             if let Some(known) = self.tracer.committed_variants.get(&(name, index)) {
                 if *known != fields {
-                    return Err(TraceError::Other(format!(
+                    return Err(TraceError::Explained(format!(
                         "two different enums are named `{name}`; rename one with \
                          `#[serde(rename = \"…\")]`"
                     )));
@@ -686,8 +691,11 @@ impl Tracing<'_> {
 
 /// How the path names the elements of a sequence-like access.
 enum Step {
-    Same(&'static str),
+    /// The elements of a sequence: the sequence's own `[]` step stands for each.
+    Item,
+    /// The elements of a tuple: by position.
     Index,
+    /// The fields of a struct or struct variant: by name.
     Names(&'static [&'static str]),
 }
 
@@ -725,18 +733,16 @@ impl<'de> de::SeqAccess<'de> for &mut Elements<'_> {
         }
         self.left -= 1;
         let i = self.shapes.len();
-        let step = match &self.step {
-            Step::Same(s) => (*s).to_owned(),
-            Step::Index => i.to_string(),
-            Step::Names(names) => names.get(i).copied().unwrap_or("?").to_owned(),
-        };
-        // A sequence's element keeps the `[]` step its sequence pushed.
-        let (value, shape) = if matches!(self.step, Step::Same(_)) {
-            let mut shape = None;
-            let value = seed.deserialize(Tracing::at(self.tracer, &mut shape))?;
-            (value, shape.unwrap_or(Shape::Unit))
-        } else {
-            element(self.tracer, step, seed)?
+        let (value, shape) = match &self.step {
+            // A sequence's element keeps the `[]` step its sequence pushed.
+            Step::Item => {
+                let mut shape = None;
+                let value = seed.deserialize(Tracing::at(self.tracer, &mut shape))?;
+                (value, shape.unwrap_or(Shape::Unit))
+            }
+            Step::Index => element(self.tracer, i.to_string(), seed)?,
+            // `left` is the number of names: every element has one.
+            Step::Names(names) => element(self.tracer, names[i].to_owned(), seed)?,
         };
         self.shapes.push(shape);
         Ok(Some(value))

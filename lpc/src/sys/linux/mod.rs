@@ -13,5 +13,5 @@ pub(crate) use process::{
     open_to_other_users, process_alive, process_name, raise_open_file_limit, spawn_with_endpoint,
     DirLock, FileIdentity, ENDPOINT_ENV,
 };
-pub(crate) use reactor::{Reactor, ReactorEvent};
+pub(crate) use reactor::Reactor;
 pub(crate) use socket::{Listener, Stream};

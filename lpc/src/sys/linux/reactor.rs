@@ -17,27 +17,11 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::SigId;
 
 use super::socket::{Listener, Stream};
+use crate::sys::ReactorEvent;
 
 const LISTENER: u64 = u64::MAX;
 const WAKER: u64 = u64::MAX - 1;
 const STOP_SIGNALS: u64 = u64::MAX - 2;
-
-/// What the reactor saw.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ReactorEvent {
-    /// The listener has connections to accept.
-    Accept,
-    /// The connection registered with this token hung up (or failed).
-    Hangup(u64),
-    /// A message arrived on the connection registered with this token (reported once per
-    /// arrival; the reactor does not read it).
-    Message(u64),
-    /// [`Reactor::wake`] was called.
-    Wake,
-    /// The process got SIGTERM or SIGINT (after [`Reactor::watch_stop_signals`]); several
-    /// signals may be reported as one.
-    StopSignal,
-}
 
 /// An epoll instance plus its waker.
 #[derive(Debug)]

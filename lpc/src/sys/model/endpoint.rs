@@ -10,6 +10,7 @@ use loom::sync::{Condvar, Mutex};
 
 use super::{current_user, unsupported, SharedMemory};
 use crate::sys::PeerCredentials;
+use crate::sys::ReactorEvent;
 
 /// One message: its bytes and the shared memory attached to it.
 type Message = (Vec<u8>, Option<SharedMemory>);
@@ -157,16 +158,6 @@ impl Listener {
     pub(crate) fn accept(&self) -> io::Result<Option<Stream>> {
         Err(unsupported("a listener"))
     }
-}
-
-/// What a reactor reports (never, in the model).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ReactorEvent {
-    Accept,
-    Hangup(u64),
-    Message(u64),
-    Wake,
-    StopSignal,
 }
 
 /// Not modelled: [`Reactor::new`] fails.
