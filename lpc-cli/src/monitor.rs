@@ -106,7 +106,7 @@ fn frame(
     let mut rows = Vec::new();
     let mut total = 0;
     for m in &cur.methods {
-        total += m.calls;
+        total = u64::saturating_add(total, m.calls);
         let pct = |p: f64| {
             m.latency
                 .percentile(p)
@@ -128,7 +128,10 @@ fn frame(
     }
     let total_rate = match prev {
         Some((p, dt)) if p.pid == cur.pid && dt > Duration::ZERO => {
-            let before: u64 = p.methods.iter().map(|m| m.calls).sum();
+            let before = p
+                .methods
+                .iter()
+                .fold(0u64, |sum, m| sum.saturating_add(m.calls));
             fmt_rate(total.saturating_sub(before) as f64 / dt.as_secs_f64())
         }
         _ => "-".into(),
@@ -140,8 +143,7 @@ fn frame(
         (
             cur.methods
                 .iter()
-                .map(|m| m.errors)
-                .sum::<u64>()
+                .fold(0u64, |sum, m| sum.saturating_add(m.errors))
                 .to_string(),
             DIM,
         ),

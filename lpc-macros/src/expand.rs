@@ -592,19 +592,9 @@ impl<'a> ServiceGenerator<'a> {
                         let #binding: #owned = #parsed.take::<#owned>(#position)?;
                     };
                 }
-                // The same message as `Args::take`.
-                let message = format!(
-                    "{}{{}}",
-                    format!("argument `{}` ({}): ", param.name, param.ty_text)
-                        .replace('{', "{{")
-                        .replace('}', "}}")
-                );
                 quote! {
                     let #raw = #parsed.take::<#json::Value>(#position)?;
-                    let #binding: #owned = ::lpc::__private::serde::Deserialize::deserialize(&#raw)
-                        .map_err(|error| {
-                            ::lpc::DispatchError::BadArguments(::std::format!(#message, error))
-                        })?;
+                    let #binding: #owned = #parsed.decode_borrowed::<#owned>(&#raw, #position)?;
                 }
             },
         );

@@ -161,27 +161,43 @@ struct Inbox {
 /// At most this many bulk buffers may be announced by a peer per connection.
 pub(crate) const MAX_BULK_BUFFERS: usize = 64;
 
-/// A payload to decode: in private memory, or in a spill buffer.
-pub(crate) enum Payload<'a> {
+/// A payload to decode: in private memory, or in a spill buffer; with the largest payload the
+/// receiving side accepts, which bounds what decoding it may allocate.
+pub(crate) struct Payload<'a> {
+    bytes: PayloadBytes<'a>,
+    limit: u64,
+}
+
+enum PayloadBytes<'a> {
     Local(&'a [u8]),
     Spilled(payload::SpillSource<'a>),
 }
 
 impl<'a> Payload<'a> {
-    /// Decodes the payload as exactly one `T`.
+    /// A payload in private memory, received under `limit`.
+    pub(crate) fn local(bytes: &'a [u8], limit: u64) -> Payload<'a> {
+        Payload {
+            bytes: PayloadBytes::Local(bytes),
+            limit,
+        }
+    }
+
+    /// Decodes the payload as exactly one `T` (within the budget of its length and limit).
     #[inline]
     pub(crate) fn decode<T: serde::Deserialize<'a>>(self) -> Result<T, String> {
-        match self {
-            Payload::Local(bytes) => crate::wire::codec::decode_exact(bytes),
-            Payload::Spilled(source) => crate::wire::codec::decode_exact_from(source),
+        match self.bytes {
+            PayloadBytes::Local(bytes) => crate::wire::codec::decode_exact(bytes, self.limit),
+            PayloadBytes::Spilled(source) => {
+                crate::wire::codec::decode_exact_from(source, self.limit)
+            }
         }
     }
 
     /// The whole payload in private memory (copied out if it is spilled).
     pub(crate) fn into_local(self) -> io::Result<&'a [u8]> {
-        match self {
-            Payload::Local(bytes) => Ok(bytes),
-            Payload::Spilled(mut source) => source.localize(),
+        match self.bytes {
+            PayloadBytes::Local(bytes) => Ok(bytes),
+            PayloadBytes::Spilled(mut source) => source.localize(),
         }
     }
 }
@@ -342,13 +358,14 @@ impl Channel {
             self.slot(slot).copy_inline_out(len, scratch).map_err(|_| {
                 ChannelError::Protocol(format!("inline payload length {len} exceeds the slot"))
             })?;
-            return Ok(f(Payload::Local(scratch)));
+            return Ok(f(Payload::local(scratch, limit)));
         }
         let spill = self.incoming_spill(slot, header, limit, len)?;
         let region = spill.region.as_ref().expect("checked by incoming_spill");
-        Ok(f(Payload::Spilled(payload::SpillSource::new(
-            region, len, scratch,
-        ))))
+        Ok(f(Payload {
+            bytes: PayloadBytes::Spilled(payload::SpillSource::new(region, len, scratch)),
+            limit,
+        }))
     }
 
     /// Copies the payload that `header` (already validated) describes for `slot` into `out`.

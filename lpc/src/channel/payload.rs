@@ -9,7 +9,7 @@ use std::sync::MutexGuard;
 use super::{Channel, ChannelError, Spill, MIN_SPILL};
 use crate::shm::Region;
 use crate::sys::SharedMemory;
-use crate::wire::codec::{Sink, Source};
+use crate::wire::codec::{Short, Sink, Source};
 use crate::wire::frame::FLAG_SPILL;
 use crate::wire::handshake::Message;
 
@@ -334,28 +334,46 @@ impl<'a> SpillSource<'a> {
 
     /// The rest of the payload, copied once into private memory borrowed for `'a`.
     pub(crate) fn localize(&mut self) -> Result<&'a [u8], io::Error> {
+        self.local_rest().map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                format!("no memory for a {} byte payload", self.remaining()),
+            )
+        })
+    }
+
+    fn local_rest(&mut self) -> Result<&'a [u8], Short> {
         if let Some(local) = self.local {
             return Ok(local);
         }
-        let spare = self.spare.take().expect("localized only once");
         let n = self.remaining();
+        let spare = self.spare.as_mut().expect("localized only once");
         spare.clear();
-        spare.try_reserve(n).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::OutOfMemory,
-                format!("no memory for a {n} byte payload"),
-            )
-        })?;
+        spare.try_reserve(n).map_err(|_| Short::Memory(n))?;
+        let spare = self.spare.take().expect("checked above");
         self.read_to(n, spare);
         let local: &'a [u8] = spare;
         self.local = Some(local);
         Ok(local)
     }
 
-    /// Whether at least `n` payload bytes are left to take.
-    fn has(&self, n: usize) -> bool {
-        n <= self.remaining()
+    /// Fails unless at least `n` payload bytes are left to take.
+    fn has(&self, n: usize) -> Result<(), Short> {
+        if n <= self.remaining() {
+            Ok(())
+        } else {
+            Err(Short::End)
+        }
     }
+}
+
+/// A private copy of `bytes`, if there is memory for it.
+fn copied(bytes: &[u8]) -> Result<Vec<u8>, Short> {
+    let mut out = Vec::new();
+    out.try_reserve_exact(bytes.len())
+        .map_err(|_| Short::Memory(bytes.len()))?;
+    out.extend_from_slice(bytes);
+    Ok(out)
 }
 
 impl<'a> Source<'a> for SpillSource<'a> {
@@ -383,46 +401,40 @@ impl<'a> Source<'a> for SpillSource<'a> {
         Some(byte)
     }
 
-    fn take_temp(&mut self, n: usize) -> Option<&[u8]> {
-        if !self.has(n) {
-            return None;
-        }
+    fn take_temp(&mut self, n: usize) -> Result<&[u8], Short> {
+        self.has(n)?;
         if let Some(local) = &mut self.local {
             let (taken, rest) = local.split_at(n);
             *local = rest;
-            return Some(taken);
+            return Ok(taken);
         }
         let mut temp = std::mem::take(&mut self.temp);
         temp.clear();
-        // `has` bounds `n` by the payload, itself bounded by the receive limit.
-        temp.reserve(n);
+        if temp.try_reserve(n).is_err() {
+            return Err(Short::Memory(n));
+        }
         self.read_to(n, &mut temp);
         self.temp = temp;
-        Some(&self.temp)
+        Ok(&self.temp)
     }
 
-    fn take_borrowed(&mut self, n: usize) -> Option<&'a [u8]> {
-        if !self.has(n) {
-            return None;
-        }
-        let local = self.localize().ok()?;
+    fn take_borrowed(&mut self, n: usize) -> Result<&'a [u8], Short> {
+        self.has(n)?;
+        let local = self.local_rest()?;
         let (taken, rest) = local.split_at(n);
         self.local = Some(rest);
-        Some(taken)
+        Ok(taken)
     }
 
-    fn take_owned(&mut self, n: usize) -> Result<Vec<u8>, String> {
-        if !self.has(n) {
-            return Err("the payload ends inside a byte buffer".into());
-        }
+    fn take_owned(&mut self, n: usize) -> Result<Vec<u8>, Short> {
+        self.has(n)?;
         if let Some(local) = &mut self.local {
             let (taken, rest) = local.split_at(n);
             *local = rest;
-            return Ok(taken.to_vec());
+            return copied(taken);
         }
         let mut out = Vec::new();
-        out.try_reserve_exact(n)
-            .map_err(|_| format!("no memory for a {n} byte buffer"))?;
+        out.try_reserve_exact(n).map_err(|_| Short::Memory(n))?;
         self.read_to(n, &mut out);
         Ok(out)
     }

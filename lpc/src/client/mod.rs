@@ -24,6 +24,7 @@ use crate::registry;
 use crate::shm::layout::{ConnectionMemory, Geometry};
 use crate::shm::Region;
 use crate::sys::Stream;
+use crate::wire::budget::{self, Budget};
 use crate::wire::frame::{Status, FLAG_JSON};
 use crate::wire::handshake::{Hello, Message};
 use crate::wire::info::ServiceInfo;
@@ -599,7 +600,15 @@ impl Client {
                     )
                 };
                 let bytes = payload.into_local().map_err(|e| not_json(e.to_string()))?;
-                serde_json::from_slice(bytes).map_err(|e| not_json(e.to_string()))
+                let budget = Budget::for_payload(bytes.len(), conn.max_reply);
+                budget::json_value(bytes, &budget).map_err(|e| match budget.refusal() {
+                    Some(why) => Error::protocol(
+                        &conn.service,
+                        Some(method),
+                        format!("the reply is too large to decode: {why}"),
+                    ),
+                    None => not_json(e.to_string()),
+                })
             },
         )
     }

@@ -28,9 +28,10 @@ pub enum DispatchError {
 pub struct EncodedArgs<'a>(pub(crate) Payload<'a>);
 
 impl<'a> EncodedArgs<'a> {
-    /// Arguments already in private memory.
+    /// Arguments already in private memory (decoded within the budget of their length alone:
+    /// no payload limit applies).
     pub fn from_bytes(bytes: &'a [u8]) -> EncodedArgs<'a> {
-        EncodedArgs(Payload::Local(bytes))
+        EncodedArgs(Payload::local(bytes, u64::MAX))
     }
 }
 

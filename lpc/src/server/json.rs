@@ -4,6 +4,8 @@
 use serde_json::Value;
 
 use super::dispatch::DispatchError;
+use crate::channel::scope;
+use crate::wire::budget::{self, Budget};
 use crate::wire::interface::{InterfaceDescriptor, MethodDescriptor, MethodInfo};
 use crate::wire::shape::{check_json, TypeTable};
 
@@ -13,6 +15,8 @@ pub struct Args {
     method: &'static MethodDescriptor,
     /// The method's shapes and the interface's types, to check each argument strictly.
     shapes: Option<(&'static MethodInfo, &'static TypeTable)>,
+    /// What parsing the arguments and decoding them may allocate, together.
+    budget: Budget,
 }
 
 impl Args {
@@ -31,8 +35,16 @@ impl Args {
             .and_then(|info| Some((info.methods.get(index)?, &info.types)));
         let bad = |m: String| DispatchError::BadArguments(m);
         let expected = || method.takes();
-        let value: Value = serde_json::from_slice(bytes)
-            .map_err(|e| bad(format!("the arguments are not valid JSON: {e}")))?;
+        // The connection's payload limit, when called by the runtime (tests and fuzzers call
+        // dispatchers directly: then the budget of the length alone).
+        let limit = scope::served(|channel| channel.receive_limit()).unwrap_or(u64::MAX);
+        let budget = Budget::for_payload(bytes.len(), limit);
+        let value: Value = budget::json_value(bytes, &budget).map_err(|e| {
+            bad(match budget.refusal() {
+                Some(why) => format!("the arguments are too large to decode: {why}"),
+                None => format!("the arguments are not valid JSON: {e}"),
+            })
+        })?;
         let values = match value {
             Value::Array(items) => {
                 if items.len() != method.params.len() {
@@ -74,6 +86,7 @@ impl Args {
             values,
             method,
             shapes,
+            budget,
         })
     }
 
@@ -82,24 +95,47 @@ impl Args {
         &mut self,
         index: usize,
     ) -> Result<T, DispatchError> {
-        let param = &self.method.params[index];
         let value = self.values[index].take().unwrap_or(Value::Null);
-        // Strict: serde's derived decoders ignore unknown fields; a caller who misspells one
-        // should hear of it, not have it silently dropped.
+        self.check(&value, index)?;
+        self.budget
+            .deserialize(value)
+            .map_err(|e| self.bad(index, e))
+    }
+
+    /// Decodes argument `index`, already taken as a `Value` (with [`Args::take`]), as a `T`
+    /// that borrows from it (`&str`, `&[u8]`).
+    pub fn decode_borrowed<'v, T: serde::Deserialize<'v>>(
+        &self,
+        value: &'v Value,
+        index: usize,
+    ) -> Result<T, DispatchError> {
+        self.budget
+            .deserialize(value)
+            .map_err(|e| self.bad(index, e))
+    }
+
+    /// Checks argument `index` strictly: serde's derived decoders ignore unknown fields; a
+    /// caller who misspells one should hear of it, not have it silently dropped.
+    fn check(&self, value: &Value, index: usize) -> Result<(), DispatchError> {
+        let param = &self.method.params[index];
         if let Some((shape, types)) = self
             .shapes
             .and_then(|(m, types)| Some((&m.params.get(index)?.shape, types)))
         {
-            check_json(&value, shape, types).map_err(|e| {
+            check_json(value, shape, types).map_err(|e| {
                 DispatchError::BadArguments(format!(
                     "argument `{}` ({}): {e}",
                     param.name, param.ty
                 ))
             })?;
         }
-        serde_json::from_value(value).map_err(|e| {
-            DispatchError::BadArguments(format!("argument `{}` ({}): {e}", param.name, param.ty))
-        })
+        Ok(())
+    }
+
+    /// The error of argument `index` that did not decode.
+    fn bad(&self, index: usize, e: serde_json::Error) -> DispatchError {
+        let param = &self.method.params[index];
+        DispatchError::BadArguments(format!("argument `{}` ({}): {e}", param.name, param.ty))
     }
 }
 

@@ -10,6 +10,8 @@ use std::cell::Cell;
 use serde::de::{Deserialize, Deserializer, Visitor};
 use serde::Serialize;
 
+use super::budget::Budget;
+
 /// Where an encoder writes: a private `Vec`, or a channel's payload writer. A sink that
 /// cannot take more (its memory failed) returns `Err(())` and keeps the reason itself.
 pub(crate) trait Sink {
@@ -58,26 +60,42 @@ impl<S: Sink> postcard::ser_flavors::Flavor for SinkFlavor<'_, S> {
 }
 
 /// Where a decoder reads a payload that is not in private memory (a spill buffer). It hands
-/// out copies: shared memory is never borrowed.
+/// out copies: shared memory is never borrowed. Every take is checked against the bytes left
+/// before anything is allocated for it, and allocates fallibly.
 pub(crate) trait Source<'de>: 'de {
     /// The next byte, if any.
     fn pop(&mut self) -> Option<u8>;
-    /// Copies of the next `n` bytes, valid until the next call (`None` if fewer remain).
-    fn take_temp(&mut self, n: usize) -> Option<&[u8]>;
+    /// Copies of the next `n` bytes, valid until the next call.
+    fn take_temp(&mut self, n: usize) -> Result<&[u8], Short>;
     /// The next `n` bytes in a buffer borrowed for the whole decode (for types that borrow
     /// from their input).
-    fn take_borrowed(&mut self, n: usize) -> Option<&'de [u8]>;
+    fn take_borrowed(&mut self, n: usize) -> Result<&'de [u8], Short>;
     /// The next `n` bytes, copied once into a `Vec` of their own (see [`WireBytes`]).
-    fn take_owned(&mut self, n: usize) -> Result<Vec<u8>, String>;
+    fn take_owned(&mut self, n: usize) -> Result<Vec<u8>, Short>;
     /// Bytes not yet taken.
     fn remaining(&self) -> usize;
+}
+
+/// Why a [`Source`] handed out no bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Short {
+    /// Fewer are left than asked for.
+    End,
+    /// No memory for a copy of this many bytes.
+    Memory(usize),
 }
 
 /// A postcard input over a [`Source`].
 struct SourceFlavor<S>(S);
 
-fn end_of_input() -> postcard::Error {
-    postcard::Error::DeserializeUnexpectedEnd
+fn short(why: Short) -> postcard::Error {
+    match why {
+        Short::End => postcard::Error::DeserializeUnexpectedEnd,
+        Short::Memory(n) => {
+            note_custom_reason(format!("no memory for a copy of {n} bytes of the payload"));
+            postcard::Error::SerdeDeCustom
+        }
+    }
 }
 
 impl<'de, S: Source<'de>> postcard::de_flavors::Flavor<'de> for SourceFlavor<S> {
@@ -86,7 +104,7 @@ impl<'de, S: Source<'de>> postcard::de_flavors::Flavor<'de> for SourceFlavor<S> 
 
     #[inline]
     fn pop(&mut self) -> postcard::Result<u8> {
-        self.0.pop().ok_or_else(end_of_input)
+        self.0.pop().ok_or(postcard::Error::DeserializeUnexpectedEnd)
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -94,7 +112,7 @@ impl<'de, S: Source<'de>> postcard::de_flavors::Flavor<'de> for SourceFlavor<S> 
     }
 
     fn try_take_n(&mut self, ct: usize) -> postcard::Result<&'de [u8]> {
-        self.0.take_borrowed(ct).ok_or_else(end_of_input)
+        self.0.take_borrowed(ct).map_err(short)
     }
 
     fn try_take_n_temp<'a>(&'a mut self, ct: usize) -> postcard::Result<&'a [u8]>
@@ -102,22 +120,12 @@ impl<'de, S: Source<'de>> postcard::de_flavors::Flavor<'de> for SourceFlavor<S> 
         'de: 'a,
     {
         if OWNED_WANTED.replace(false) {
-            if ct > self.0.remaining() {
-                return Err(end_of_input());
-            }
-            match self.0.take_owned(ct) {
-                Ok(bytes) => {
-                    HANDED_OVER.set(Some(bytes));
-                    // The visitor takes the bytes from `HANDED_OVER`, not from this slice.
-                    return Ok(&[]);
-                }
-                Err(why) => {
-                    note_custom_reason(why);
-                    return Err(postcard::Error::SerdeDeCustom);
-                }
-            }
+            let bytes = self.0.take_owned(ct).map_err(short)?;
+            HANDED_OVER.set(Some(bytes));
+            // The visitor takes the bytes from `HANDED_OVER`, not from this slice.
+            return Ok(&[]);
         }
-        self.0.take_temp(ct).ok_or_else(end_of_input)
+        self.0.take_temp(ct).map_err(short)
     }
 
     fn finalize(self) -> postcard::Result<usize> {
@@ -159,25 +167,47 @@ pub(crate) fn encode_into<T: Serialize + ?Sized, S: Sink>(
 }
 
 /// Decodes `bytes` as exactly one `T`: trailing bytes mean the peer encoded something else.
-pub(crate) fn decode_exact<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, String> {
-    let (value, rest) = postcard::take_from_bytes(bytes).map_err(explain)?;
+/// `limit` is the largest payload the receiving side accepts, which bounds (with the payload's
+/// length) what the decode may allocate ([`Budget::for_payload`]).
+pub(crate) fn decode_exact<'a, T: serde::Deserialize<'a>>(
+    bytes: &'a [u8],
+    limit: u64,
+) -> Result<T, String> {
+    let budget = Budget::for_payload(bytes.len(), limit);
+    let mut deserializer = postcard::Deserializer::from_bytes(bytes);
+    let value = budget
+        .deserialize(&mut deserializer)
+        .map_err(|e| refused(&budget, e))?;
+    let rest = deserializer.finalize().map_err(explain)?;
     if !rest.is_empty() {
         return Err(format!("{} unexpected trailing bytes", rest.len()));
     }
     Ok(value)
 }
 
-/// Decodes the whole of `source` as exactly one `T`.
+/// Decodes the whole of `source` as exactly one `T`, within the budget of its length and
+/// `limit` (see [`decode_exact`]).
 pub(crate) fn decode_exact_from<'de, T: Deserialize<'de>, S: Source<'de>>(
     source: S,
+    limit: u64,
 ) -> Result<T, String> {
+    let budget = Budget::for_payload(source.remaining(), limit);
     let mut deserializer = postcard::Deserializer::from_flavor(SourceFlavor(source));
-    let value = T::deserialize(&mut deserializer).map_err(explain)?;
+    let value = budget
+        .deserialize(&mut deserializer)
+        .map_err(|e| refused(&budget, e))?;
     let rest = deserializer.finalize().map_err(explain)?;
     if rest != 0 {
         return Err(format!("{rest} unexpected trailing bytes"));
     }
     Ok(value)
+}
+
+/// A failed decode's message: the budget's refusal if it refused (postcard keeps no message
+/// of its own for it), else the postcard error's.
+fn refused(budget: &Budget, e: postcard::Error) -> String {
+    let why = explain(e);
+    budget.refusal().unwrap_or(why)
 }
 
 thread_local! {
@@ -266,9 +296,9 @@ mod tests {
         encode_into(&value, &mut out).unwrap();
         assert_eq!(out[0], 0xee);
         assert_eq!(&out[1..], postcard::to_stdvec(&value).unwrap());
-        let back: (u32, i64, String, Vec<u8>, Option<f64>) = decode_exact(&out[1..]).unwrap();
+        let back: (u32, i64, String, Vec<u8>, Option<f64>) = decode_exact(&out[1..], u64::MAX).unwrap();
         assert_eq!(back, (1, -5, "text".into(), vec![1, 2, 3], Some(2.5)));
-        assert!(decode_exact::<u32>(&[1, 2])
+        assert!(decode_exact::<u32>(&[1, 2], u64::MAX)
             .unwrap_err()
             .contains("trailing"));
     }
@@ -277,10 +307,10 @@ mod tests {
     fn a_noted_reason_explains_only_a_custom_error_and_never_a_later_one() {
         note_custom_reason("stale".into());
         // A non-custom failure clears the note without using it.
-        let err = decode_exact::<u64>(&[]).unwrap_err();
+        let err = decode_exact::<u64>(&[], u64::MAX).unwrap_err();
         assert!(!err.contains("stale"), "{err}");
         note_custom_reason("the real reason".into());
-        let err = decode_exact::<Refuser>(&[0]).unwrap_err();
+        let err = decode_exact::<Refuser>(&[0], u64::MAX).unwrap_err();
         assert_eq!(err, "the real reason");
     }
 
@@ -297,19 +327,19 @@ mod tests {
             self.bytes = rest;
             Some(b)
         }
-        fn take_temp(&mut self, n: usize) -> Option<&[u8]> {
+        fn take_temp(&mut self, n: usize) -> Result<&[u8], Short> {
             self.temp.push(n);
             self.take_borrowed(n)
         }
-        fn take_borrowed(&mut self, n: usize) -> Option<&'a [u8]> {
+        fn take_borrowed(&mut self, n: usize) -> Result<&'a [u8], Short> {
             let bytes = self.bytes;
-            let (taken, rest) = bytes.split_at_checked(n)?;
+            let (taken, rest) = bytes.split_at_checked(n).ok_or(Short::End)?;
             self.bytes = rest;
-            Some(taken)
+            Ok(taken)
         }
-        fn take_owned(&mut self, n: usize) -> Result<Vec<u8>, String> {
+        fn take_owned(&mut self, n: usize) -> Result<Vec<u8>, Short> {
             self.owned.push(n);
-            Ok(self.take_borrowed(n).ok_or("short")?.to_vec())
+            Ok(self.take_borrowed(n)?.to_vec())
         }
         fn remaining(&self) -> usize {
             self.bytes.len()
@@ -331,7 +361,7 @@ mod tests {
             owned: &mut owned,
             temp: &mut temp,
         };
-        let back: (String, WireBytes, String, WireBytes) = decode_exact_from(recorder).unwrap();
+        let back: (String, WireBytes, String, WireBytes) = decode_exact_from(recorder, u64::MAX).unwrap();
         assert_eq!(back.0, "abc");
         assert_eq!(back.1 .0, vec![9u8; 300]);
         assert_eq!((back.2.as_str(), back.3 .0.len()), ("de", 0));
@@ -339,7 +369,7 @@ mod tests {
         assert_eq!(owned, vec![300, 0]);
         assert_eq!(temp, vec![3, 2]);
         // The request never outlives a WireBytes decode, even a failed one.
-        assert!(decode_exact::<WireBytes>(&[5, 1]).is_err());
+        assert!(decode_exact::<WireBytes>(&[5, 1], u64::MAX).is_err());
         assert!(!OWNED_WANTED.get());
     }
 

@@ -179,15 +179,9 @@ impl Message {
             return Err(MessageError::Version(version));
         }
         fn whole<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, MessageError> {
-            let (value, rest) = postcard::take_from_bytes(body)
-                .map_err(|e| MessageError::Malformed(format!("malformed message: {e}")))?;
-            if !rest.is_empty() {
-                return Err(MessageError::Malformed(format!(
-                    "{} trailing bytes after message",
-                    rest.len()
-                )));
-            }
-            Ok(value)
+            // A message is at most MAX_MESSAGE bytes: that bounds what its decode may allocate.
+            super::codec::decode_exact(body, MAX_MESSAGE as u64)
+                .map_err(|e| MessageError::Malformed(format!("malformed message: {e}")))
         }
         Ok(match tag {
             TAG_HELLO => Message::Hello(whole(body)?),

@@ -81,9 +81,9 @@ impl LatencyHistogram {
         (63 - ns.max(1).leading_zeros() as usize).min(LATENCY_BUCKETS - 1)
     }
 
-    /// Number of samples.
+    /// Number of samples (saturating: a peer's histogram may hold any counts).
     pub fn count(&self) -> u64 {
-        self.buckets.iter().sum()
+        self.buckets.iter().fold(0u64, |sum, &n| sum.saturating_add(n))
     }
 
     /// The duration below which a fraction `p` (0 to 1) of the samples fall, as the upper
@@ -94,9 +94,9 @@ impl LatencyHistogram {
             return None;
         }
         let rank = ((total as f64) * p.clamp(0.0, 1.0)).ceil().max(1.0) as u64;
-        let mut seen = 0;
+        let mut seen = 0u64;
         for (i, &n) in self.buckets.iter().enumerate() {
-            seen += n;
+            seen = seen.saturating_add(n);
             if seen >= rank {
                 return Some(Duration::from_nanos(1u64 << (i + 1).min(63)));
             }
@@ -110,7 +110,7 @@ impl LatencyHistogram {
             self.buckets.resize(other.buckets.len(), 0);
         }
         for (a, b) in self.buckets.iter_mut().zip(&other.buckets) {
-            *a += b;
+            *a = a.saturating_add(*b);
         }
     }
 }

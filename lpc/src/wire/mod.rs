@@ -6,6 +6,7 @@
 //! socket, and validates them completely: it returns an error for anything it does not
 //! understand instead of guessing.
 
+pub(crate) mod budget;
 pub(crate) mod codec;
 pub(crate) mod frame;
 pub(crate) mod handshake;

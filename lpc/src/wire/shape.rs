@@ -600,12 +600,18 @@ fn fields_diff(
     None
 }
 
-/// A JSON value of `shape`: what `lpc describe` shows as an example argument.
+/// At most this many JSON values in an example (a peer's shapes may name an array of 2^60
+/// elements, or types that each hold a thousand of the next).
+const MAX_EXAMPLE_VALUES: usize = 1024;
+
+/// A JSON value of `shape`: what `lpc describe` shows as an example argument. At most
+/// [`MAX_EXAMPLE_VALUES`] values: past them, `null` (and arrays cut short).
 pub fn example_json(shape: &Shape, types: &TypeTable) -> Value {
-    fn example(shape: &Shape, types: &TypeTable, depth: usize) -> Value {
-        if depth > 8 {
+    fn example(shape: &Shape, types: &TypeTable, depth: usize, left: &mut usize) -> Value {
+        if depth > 8 || *left == 0 {
             return Value::Null;
         }
+        *left -= 1;
         let d = depth + 1;
         match shape {
             Shape::Unit => Value::Null,
@@ -621,25 +627,31 @@ pub fn example_json(shape: &Shape, types: &TypeTable) -> Value {
                 if depth > 3 {
                     serde_json::json!([])
                 } else {
-                    Value::Array(vec![example(s, types, d)])
+                    Value::Array(vec![example(s, types, d, left)])
                 }
             }
             Shape::Map { .. } => serde_json::json!({}),
             Shape::Tuple(items) => {
-                Value::Array(items.iter().map(|s| example(s, types, d)).collect())
+                Value::Array(items.iter().map(|s| example(s, types, d, left)).collect())
             }
-            Shape::Array { item, len } => Value::Array(vec![example(item, types, d); *len]),
-            Shape::Result { ok, .. } => serde_json::json!({ "Ok": example(ok, types, d) }),
+            Shape::Array { item, len } => {
+                let mut items = Vec::new();
+                while items.len() < *len && *left > 0 {
+                    items.push(example(item, types, d, left));
+                }
+                Value::Array(items)
+            }
+            Shape::Result { ok, .. } => serde_json::json!({ "Ok": example(ok, types, d, left) }),
             Shape::Named(name) => match types.get(name) {
                 None | Some(TypeDef::Unit) => Value::Null,
-                Some(TypeDef::Newtype(s)) => example(s, types, d),
+                Some(TypeDef::Newtype(s)) => example(s, types, d, left),
                 Some(TypeDef::Tuple(items)) => {
-                    Value::Array(items.iter().map(|s| example(s, types, d)).collect())
+                    Value::Array(items.iter().map(|s| example(s, types, d, left)).collect())
                 }
                 Some(TypeDef::Struct(fields)) => Value::Object(
                     fields
                         .iter()
-                        .map(|f| (f.name.clone(), example(&f.shape, types, d)))
+                        .map(|f| (f.name.clone(), example(&f.shape, types, d, left)))
                         .collect(),
                 ),
                 Some(TypeDef::Enum(variants)) => {
@@ -652,15 +664,15 @@ pub fn example_json(shape: &Shape, types: &TypeTable) -> Value {
                         Some(v) => match &v.fields {
                             VariantFields::Unit => Value::String(v.name.clone()),
                             VariantFields::Newtype(s) => {
-                                serde_json::json!({ v.name.clone(): example(s, types, d) })
+                                serde_json::json!({ v.name.clone(): example(s, types, d, left) })
                             }
                             VariantFields::Tuple(items) => serde_json::json!({
-                                v.name.clone(): items.iter().map(|s| example(s, types, d)).collect::<Vec<_>>()
+                                v.name.clone(): items.iter().map(|s| example(s, types, d, left)).collect::<Vec<_>>()
                             }),
                             VariantFields::Struct(fields) => serde_json::json!({
                                 v.name.clone(): fields
                                     .iter()
-                                    .map(|f| (f.name.clone(), example(&f.shape, types, d)))
+                                    .map(|f| (f.name.clone(), example(&f.shape, types, d, left)))
                                     .collect::<serde_json::Map<_, _>>()
                             }),
                         },
@@ -669,7 +681,8 @@ pub fn example_json(shape: &Shape, types: &TypeTable) -> Value {
             },
         }
     }
-    example(shape, types, 0)
+    let mut left = MAX_EXAMPLE_VALUES;
+    example(shape, types, 0, &mut left)
 }
 
 /// Checks a JSON argument against `shape` strictly: every object for a struct (or a struct
