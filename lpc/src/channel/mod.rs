@@ -977,4 +977,91 @@ mod tests {
             .unwrap();
         assert!(result.is_err());
     }
+
+    /// A payload forged by a peer, written to `slot` as it is (spilled when large).
+    fn forge(client: &Channel, slot: u32, bytes: &[u8]) -> FrameHeader {
+        let written = client.write_payload(slot, bytes).unwrap();
+        header(
+            written.len as usize,
+            (written.flags, written.spill_generation),
+        )
+    }
+
+    /// 1,032 bytes in memory, one on the wire for `Small`.
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    enum Wide {
+        Small,
+        Large([u64; 32], [u64; 32], [u64; 32], [u64; 32]),
+    }
+
+    #[test]
+    fn a_payload_decodes_within_the_budget_of_its_length_and_the_limit_inline_or_spilled() {
+        let (service, client) = connected();
+        // 70,000 unit variants (a three-byte length, then zeros): 72 MB of values claimed by a
+        // 70,003-byte payload, spilled; and 100 inline.
+        let mut forged = vec![0xf0, 0xa2, 0x04];
+        forged.resize(3 + 70_000, 0);
+        let spilled = forge(&client, 1, &forged);
+        assert!(spilled.spilled());
+        // Under a limit of 100,000 bytes (a larger payload would be TooLarge): at most 1 MiB +
+        // 100,000 bytes of values.
+        let limit = 100_000;
+        let result = service
+            .with_payload(1, &spilled, limit, &mut Vec::new(), |p| {
+                p.decode::<Vec<Wide>>().map(|v| v.len())
+            })
+            .unwrap();
+        let allowed = (1 << 20) + limit as usize;
+        assert_eq!(
+            result,
+            Err(format!(
+                "a 70003 byte payload may decode into at most {allowed} bytes of values (1 MiB \
+                 more than the payload limit); refused at element {} of a sequence claiming \
+                 70000 elements of 1032-byte elements",
+                allowed / 1032
+            ))
+        );
+        // Without a limit, the payload's own budget (1 MiB + 64 per byte) refuses it too.
+        let result = service
+            .with_payload(1, &spilled, u64::MAX, &mut Vec::new(), |p| {
+                p.decode::<Vec<Wide>>().map(|v| v.len())
+            })
+            .unwrap();
+        assert!(result.unwrap_err().contains("(1 MiB + 64 bytes per payload byte)"));
+        // Inline: 100 of them are fine.
+        let mut honest = vec![100];
+        honest.resize(101, 0);
+        let inline = forge(&client, 2, &honest);
+        assert!(!inline.spilled());
+        let result = service
+            .with_payload(2, &inline, limit, &mut Vec::new(), |p| {
+                p.decode::<Vec<Wide>>().map(|v| v.len())
+            })
+            .unwrap();
+        assert_eq!(result, Ok(100));
+    }
+
+    #[test]
+    fn a_spilled_string_claiming_more_than_the_payload_is_refused_without_allocating_it() {
+        let (service, client) = connected();
+        // A string of 2^40 bytes claimed, a few thousand present; then one of 2^60.
+        for claim in [&[0x80, 0x80, 0x80, 0x80, 0x80, 0x20][..], &[0x80; 8][..]] {
+            let mut forged = claim.to_vec();
+            if forged.len() == 8 {
+                forged.push(0x10);
+            }
+            forged.resize(forged.len() + 5000, b'a');
+            let spilled = forge(&client, 3, &forged);
+            let result = service
+                .with_payload(3, &spilled, 1 << 30, &mut Vec::new(), |p| {
+                    p.decode::<String>().map(drop)
+                })
+                .unwrap();
+            assert_eq!(
+                result,
+                Err("Hit the end of buffer, expected more data".to_owned())
+            );
+        }
+    }
 }

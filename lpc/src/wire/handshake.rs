@@ -179,8 +179,9 @@ impl Message {
             return Err(MessageError::Version(version));
         }
         fn whole<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, MessageError> {
-            // A message is at most MAX_MESSAGE bytes: that bounds what its decode may allocate.
-            super::codec::decode_exact(body, MAX_MESSAGE as u64)
+            // A message is at most MAX_MESSAGE bytes, so it may decode into at most 1 MiB + 64
+            // × 192 KiB = 13 MiB (no other limit: a large interface is honest).
+            super::codec::decode_exact(body, u64::MAX)
                 .map_err(|e| MessageError::Malformed(format!("malformed message: {e}")))
         }
         Ok(match tag {
@@ -204,7 +205,12 @@ impl Message {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::wire::info::ClientInfo;
+    use crate::wire::interface::MethodInfo;
+    use crate::wire::shape::{Shape, TypeDef};
 
     #[test]
     fn round_trips() {
@@ -268,5 +274,114 @@ mod tests {
         assert!(text(Message::decode(&m).unwrap_err()).contains("trailing"));
         let bad_length = [&[TAG_HELLO][..], &v, &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff]].concat();
         assert!(Message::decode(&bad_length).is_err());
+    }
+
+    /// A message of `tag` whose body is `body` encoded, prefixed as this version sends it.
+    fn message(tag: u8, body: &impl Serialize) -> Vec<u8> {
+        let body = postcard::to_stdvec(body).unwrap();
+        [&[tag][..], &PROTOCOL_VERSION.to_le_bytes(), &body].concat()
+    }
+
+    /// Encodes as a sequence or string claiming `0` elements or bytes, none of which follow.
+    struct Lie(usize);
+
+    impl Serialize for Lie {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeSeq;
+            serializer.serialize_seq(Some(self.0))?.end()
+        }
+    }
+
+    const HUGE: usize = 1 << 60;
+
+    #[test]
+    fn lengths_beyond_the_message_end_it_before_anything_is_allocated_for_them() {
+        let end = Err(MessageError::Malformed(
+            "malformed message: Hit the end of buffer, expected more data".into(),
+        ));
+        // Whatever follows a lie, the message ends long before the claimed elements.
+        let pad = [0u8; 16];
+        // A hello whose service name claims 2^60 bytes (the struct's fields as a tuple).
+        let hello = message(TAG_HELLO, &(Lie(HUGE), pad));
+        assert_eq!(Message::decode(&hello), end);
+        // A refusal whose reason does.
+        let refused = message(TAG_REFUSED, &(RefusalKind::Busy, Lie(HUGE), pad));
+        assert_eq!(Message::decode(&refused), end);
+        // A welcome whose interface claims 2^60 methods, or 2^60 user types.
+        let welcome = message(TAG_WELCOME, &("s", ("I", 1u64, Lie(HUGE), pad)));
+        assert_eq!(Message::decode(&welcome), end);
+        let no_methods: Vec<MethodInfo> = Vec::new();
+        let welcome = message(TAG_WELCOME, &("s", ("I", 1u64, &no_methods, Lie(HUGE), pad)));
+        assert_eq!(Message::decode(&welcome), end);
+        // An answer to a query claiming 2^60 clients, or a method whose latency histogram
+        // claims 2^60 buckets.
+        let interface = InterfaceInfo {
+            name: "I".into(),
+            fingerprint: 1,
+            methods: Vec::new(),
+            types: Default::default(),
+        };
+        let head = ("s", 1u32, "u", Duration::ZERO, &interface, 1u64);
+        let info = message(TAG_INFO, &(head, Lie(HUGE), pad));
+        assert_eq!(Message::decode(&info), end);
+        let no_clients: Vec<ClientInfo> = Vec::new();
+        let method = ("m", 1u64, 0u64, Lie(HUGE));
+        let info = message(TAG_INFO, &(head, &no_clients, (1u8, method), pad));
+        assert_eq!(Message::decode(&info), end);
+        // The honest forms of the same prefixes decode, so the lies above are what failed.
+        let info = message(
+            TAG_INFO,
+            &(head, &no_clients, (1u8, ("m", 1u64, 0u64, vec![0u64; 2])), 0u64),
+        );
+        assert!(
+            matches!(Message::decode(&info), Ok(Message::Info(i)) if i.methods[0].latency.buckets.len() == 2)
+        );
+    }
+
+    #[test]
+    fn the_largest_message_decodes_within_its_budget() {
+        // A type of as many unit shapes as a message holds: 32 bytes of memory for each byte
+        // of the message, within the budget of 1 MiB + 64 per byte.
+        let welcome = |units: usize| {
+            let interface = InterfaceInfo {
+                name: "I".into(),
+                fingerprint: 1,
+                methods: Vec::new(),
+                types: [("T".to_owned(), TypeDef::Tuple(vec![Shape::Unit; units]))].into(),
+            };
+            Message::Welcome(Welcome {
+                service: "s".into(),
+                interface: std::sync::Arc::new(interface),
+                slot_count: 1,
+                slot_size: 4096,
+                max_request: 1,
+                token: 1,
+            })
+        };
+        let base = welcome(0).encode().len();
+        let units = MAX_MESSAGE - base - 8;
+        let bytes = welcome(units).encode();
+        assert!(bytes.len() <= MAX_MESSAGE);
+        match Message::decode(&bytes) {
+            Ok(Message::Welcome(w)) => assert!(matches!(
+                w.interface.types.get("T"),
+                Some(TypeDef::Tuple(t)) if t.len() == units
+            )),
+            other => panic!("{:?}", other.map(drop)),
+        }
+    }
+
+    #[test]
+    fn values_nested_too_deeply_are_malformed() {
+        // A welcome whose type table holds one type, `T`, a newtype (variant 1) of a shape
+        // nested 100,000 deep: `Shape::Tuple` (variant 20) of one element, and so on.
+        let mut bytes = message(TAG_WELCOME, &("s", ("I", 1u64, Vec::<MethodInfo>::new())));
+        bytes.extend([1, 1, b'T', 1]);
+        for _ in 0..100_000 {
+            bytes.extend([20, 1]);
+        }
+        bytes.push(0);
+        let err = Message::decode(&bytes).unwrap_err();
+        assert!(text(err).contains("nested deeper than"));
     }
 }

@@ -900,4 +900,36 @@ mod tests {
         let missing = check(serde_json::json!({"note": "x"})).unwrap_err();
         assert_eq!(missing, "`MyInfo` is missing field `red` (f64)");
     }
+
+    #[test]
+    fn examples_of_a_peers_shapes_are_bounded() {
+        fn count(v: &Value) -> usize {
+            1 + match v {
+                Value::Array(items) => items.iter().map(count).sum(),
+                Value::Object(map) => map.values().map(count).sum(),
+                _ => 0,
+            }
+        }
+        let types = TypeTable::new();
+        // An array of 2^60 elements.
+        let huge = Shape::Array {
+            item: Box::new(Shape::U8),
+            len: 1 << 60,
+        };
+        assert!(count(&example_json(&huge, &types)) <= MAX_EXAMPLE_VALUES + 1);
+        // Types that each hold a thousand of the next, eight deep: 1000^8 values unbounded.
+        let mut types = TypeTable::new();
+        for level in 0..8 {
+            let next = Shape::Named(format!("T{}", level + 1));
+            types.insert(format!("T{level}"), TypeDef::Tuple(vec![next; 1000]));
+        }
+        let wide = example_json(&Shape::Named("T0".into()), &types);
+        assert!(count(&wide) <= 8 * 1000 + MAX_EXAMPLE_VALUES, "{}", count(&wide));
+        // An honest array is shown whole.
+        let small = Shape::Array {
+            item: Box::new(Shape::U8),
+            len: 32,
+        };
+        assert_eq!(example_json(&small, &types), Value::Array(vec![0.into(); 32]));
+    }
 }
