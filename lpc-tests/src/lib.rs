@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub mod sizes;
+
 /// A record with owned data, sent both ways.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {

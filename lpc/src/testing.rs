@@ -7,12 +7,17 @@
 use std::io;
 use std::path::Path;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::shm::layout::{Geometry, HEADER_SIZE};
+use crate::channel::Channel;
+use crate::shm::layout::{ConnectionMemory, Geometry, HEADER_SIZE};
 use crate::shm::Region;
-use crate::sys::{self, SharedMemory, Stream};
-use crate::wire::handshake::{Hello, Message, MAX_MESSAGE};
+use crate::sys::{self, Listener, SharedMemory, Stream};
+use crate::wire::frame::Status;
+use crate::wire::handshake::{Hello, Message, Welcome, MAX_MESSAGE, PROTOCOL_VERSION};
+use crate::wire::info::ServiceInfo;
+use crate::wire::interface::InterfaceInfo;
 use crate::wire::FrameHeader;
 
 /// Decodes one socket message as the service would (for fuzzing the handshake decoder).
@@ -221,5 +226,193 @@ impl RawPeer {
     /// The state word of `slot`.
     pub fn state(&self, slot: u32) -> u32 {
         self.load(self.slot_offset(slot))
+    }
+}
+
+/// A socket message of `tag` with `body` (postcard bytes), prefixed as lpc sends it: the tag,
+/// then the protocol version. Tags: 1 hello, 2 welcome, 3 refusal, 4 spill notice, 5 query,
+/// 6 query answer, 7 bulk notice, 8 slots notice.
+pub fn message(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    out.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// A service that speaks the protocol by hand, for tests of what a hostile *service* can do
+/// to a real client: it answers a hello or a query with bytes of the test's choosing, and calls
+/// with any payload.
+pub struct RawService {
+    listener: Listener,
+}
+
+impl RawService {
+    /// Listens as service `name` in `dir` (which must exist, private to this user).
+    pub fn bind(dir: &Path, name: &str) -> io::Result<RawService> {
+        let path = crate::registry::socket_path(dir, name);
+        let _ = std::fs::remove_file(&path);
+        Ok(RawService {
+            listener: Listener::bind(&path)?,
+        })
+    }
+
+    /// The next connection, with its first message (a hello or a query) read; waits up to
+    /// `timeout`.
+    pub fn accept(&self, timeout: Duration) -> io::Result<RawServiceConn> {
+        let deadline = Instant::now() + timeout;
+        let stream = loop {
+            if let Some(stream) = self.listener.accept()? {
+                break stream;
+            }
+            if Instant::now() >= deadline {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "no client connected"));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        let (n, _) = stream.recv(&mut buf, Some(deadline))?;
+        buf.truncate(n);
+        Ok(RawServiceConn {
+            stream: Arc::new(stream),
+            first: buf,
+        })
+    }
+}
+
+/// A client's connection to a [`RawService`], its first message read.
+pub struct RawServiceConn {
+    stream: Arc<Stream>,
+    first: Vec<u8>,
+}
+
+impl RawServiceConn {
+    /// The client's first message, as received.
+    pub fn first_message(&self) -> &[u8] {
+        &self.first
+    }
+
+    /// Whether the first message is a query (`lpc::query`) rather than a hello.
+    pub fn is_query(&self) -> bool {
+        matches!(Message::decode(&self.first), Ok(Message::Query))
+    }
+
+    /// Sends `bytes` as one message.
+    pub fn send(&self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.send(bytes, None)
+    }
+
+    /// Sends `bytes` with a fresh shared-memory object of `len` bytes attached (a forged
+    /// welcome's region, say).
+    pub fn send_with_memory(&self, bytes: &[u8], len: usize) -> io::Result<()> {
+        let shm = SharedMemory::create("lpc-test", len)?;
+        self.stream.send(bytes, Some(&shm))
+    }
+
+    /// Answers a query with `info`.
+    pub fn answer_query(&self, info: ServiceInfo) -> io::Result<()> {
+        self.send(&Message::Info(Box::new(info)).encode())
+    }
+
+    /// Answers a hello with a well-formed welcome announcing `interface` (two slots of 4 KiB),
+    /// then serves the connection by hand.
+    pub fn welcome(self, interface: InterfaceInfo) -> io::Result<RawCalls> {
+        let geometry = Geometry {
+            slot_count: 2,
+            slot_size: 4096,
+        };
+        let shm = SharedMemory::create("lpc-test", geometry.region_len())?;
+        let region = Region::new(shm.map()?);
+        let memory = ConnectionMemory::initialize(region, geometry).map_err(io::Error::other)?;
+        let welcome = Welcome {
+            service: "raw".into(),
+            interface: Arc::new(interface),
+            slot_count: geometry.slot_count,
+            slot_size: geometry.slot_size,
+            max_request: 1 << 20,
+            token: 1,
+        };
+        self.stream
+            .send(&Message::Welcome(welcome).encode(), Some(&shm))?;
+        let mut channel = Channel::new("raw", memory, self.stream.clone());
+        channel.set_receive_limit(1 << 20);
+        Ok(RawCalls { channel })
+    }
+}
+
+/// The calls of a connection a [`RawService`] welcomed: each answered with the payload a test
+/// chooses.
+pub struct RawCalls {
+    channel: Channel,
+}
+
+/// A request taken by [`RawCalls::next_request`], to answer with [`RawCalls::reply`].
+#[derive(Debug)]
+pub struct RawRequest {
+    /// Its slot.
+    pub slot: u32,
+    /// The method id its frame names.
+    pub method: u32,
+    /// Its payload (an inline one; empty if spilled).
+    pub payload: Vec<u8>,
+    call_id: u64,
+    withdrawable: bool,
+}
+
+impl RawCalls {
+    /// Takes the next request in any slot, waiting up to `timeout`.
+    pub fn next_request(&self, timeout: Duration) -> io::Result<RawRequest> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            for slot in 0..self.channel.memory().geometry().slot_count {
+                if !self.channel.has_request(slot) {
+                    continue;
+                }
+                let Some(taken) = self.channel.take_request(slot) else {
+                    continue;
+                };
+                let header = taken.frame.map_err(io::Error::other)?;
+                let mut payload = Vec::new();
+                if !header.spilled() {
+                    let _ = self
+                        .channel
+                        .read_payload(slot, &header, 1 << 20, &mut payload);
+                }
+                return Ok(RawRequest {
+                    slot,
+                    method: header.method,
+                    payload,
+                    call_id: header.call_id,
+                    withdrawable: taken.withdrawable,
+                });
+            }
+            if Instant::now() >= deadline {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "no request came"));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Answers `request` with status 0 (the payload is the result) and `payload`: inline if it
+    /// fits the slot, else in a spill buffer (announced first, as lpc does).
+    pub fn reply(&self, request: RawRequest, payload: &[u8]) -> io::Result<()> {
+        let written = self
+            .channel
+            .write_payload(request.slot, payload)
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        let header = FrameHeader {
+            method: request.method,
+            flags: written.flags,
+            call_id: request.call_id,
+            len: written.len,
+            spill_generation: written.spill_generation,
+            status: Status::Ok,
+            deadline_ns: 0,
+        };
+        self.channel.slot(request.slot).write_frame(&header.encode());
+        if self.channel.complete(request.slot, request.withdrawable) {
+            Ok(())
+        } else {
+            Err(io::Error::other("the client broke the slot's state"))
+        }
     }
 }
