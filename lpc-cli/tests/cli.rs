@@ -811,3 +811,115 @@ fn a_service_that_stops_answering_ends_monitor_bench_and_call() {
         .success()
         .stdout(contains("3"));
 }
+
+/// `lpc describe` (which shows an example argument of each parameter) and `lpc monitor`
+/// against a service whose answer to a query lies: a parameter that is an array of 2^60
+/// elements, types that each hold a thousand of the next, eight deep, and statistics that
+/// overflow when summed. Run with the address space limited to 512 MiB (`prlimit`): before the
+/// example was bounded, the first was a `vec![_; 2^60]`.
+#[test]
+fn describe_and_monitor_survive_a_service_whose_query_answer_lies() {
+    use lpc::info::{LatencyHistogram, MethodStats, ServiceInfo};
+    use lpc::shape::{Shape, TypeDef};
+    use lpc::testing::RawService;
+    use lpc::{InterfaceInfo, MethodInfo, ParamInfo};
+
+    let dir = TempDir::new().unwrap();
+    let param = |name: &str, shape: Shape| ParamInfo {
+        name: name.into(),
+        ty: "T".into(),
+        out: false,
+        shape,
+    };
+    let huge = Shape::Array {
+        item: Box::new(Shape::U8),
+        len: 1 << 60,
+    };
+    let mut types = lpc::shape::TypeTable::new();
+    for level in 0..8 {
+        let next = Shape::Named(format!("T{}", level + 1));
+        types.insert(format!("T{level}"), TypeDef::Tuple(vec![next; 1000]));
+    }
+    let method = MethodInfo {
+        name: "m".into(),
+        id: lpc::method_id("m"),
+        signature: "fn m(&self, a: [u8; 1152921504606846976], b: T0)".into(),
+        params: vec![param("a", huge), param("b", Shape::Named("T0".into()))],
+        output: "()".into(),
+        returns_result: false,
+        result: Shape::Unit,
+        error: None,
+        fingerprint: 0,
+    };
+    let info = ServiceInfo {
+        service: "liar".into(),
+        pid: 1,
+        user: "0".into(),
+        uptime: Duration::from_secs(1),
+        interface: InterfaceInfo {
+            name: "Liar".into(),
+            fingerprint: 0,
+            methods: vec![method],
+            types,
+        },
+        connections: 0,
+        clients: Vec::new(),
+        methods: vec![
+            MethodStats {
+                name: "m".into(),
+                calls: u64::MAX,
+                errors: u64::MAX,
+                latency: LatencyHistogram {
+                    buckets: vec![u64::MAX; 40],
+                },
+            };
+            2
+        ],
+        unknown_calls: 0,
+    };
+    let service = RawService::bind(dir.path(), "liar").unwrap();
+    let runs: [&[&str]; 3] = [
+        &["describe", "liar"],
+        &["describe", "liar", "--json"],
+        &["monitor", "liar", "--once"],
+    ];
+    /// Tells the answering thread to stop, however the runs end (a failed one panics).
+    struct Done<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for Done<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let _done = Done(&done);
+        // Answers every query (monitor asks more than once) until the runs are done, for at
+        // most two minutes.
+        let answers = scope.spawn(|| {
+            let until = Instant::now() + Duration::from_secs(120);
+            while !done.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < until {
+                if let Ok(conn) = service.accept(Duration::from_millis(50)) {
+                    assert!(conn.is_query());
+                    conn.answer_query(info.clone()).unwrap();
+                }
+            }
+        });
+        for args in runs {
+            let out = Command::new("prlimit")
+                .arg(format!("--as={}", 512u64 << 20))
+                .arg(LPC)
+                .arg("--runtime-dir")
+                .arg(dir.path())
+                .args(args)
+                .env_remove("LPC_RUNTIME_DIR")
+                .timeout(Duration::from_secs(60))
+                .assert()
+                .success();
+            let text = stdout(&out);
+            assert!(text.len() < 1 << 20, "{args:?}: {} bytes", text.len());
+            assert!(text.contains('m'), "{args:?}: {text}");
+        }
+        drop(_done);
+        answers.join().unwrap();
+    });
+}
