@@ -13,6 +13,7 @@ fn main() -> std::io::Result<()> {
         ("handshake", lpc_fuzz::seeds::handshake()),
         ("frame", lpc_fuzz::seeds::frames()),
         ("dispatch", lpc_fuzz::seeds::dispatch()),
+        ("decode", lpc_fuzz::seeds::decode()),
     ] {
         let dir = root.join(target);
         fs::create_dir_all(&dir)?;

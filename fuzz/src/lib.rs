@@ -18,6 +18,7 @@ use lpc_examples::compare::{Comparator, CompareServer};
 use serde::{Deserialize, Serialize};
 
 pub mod seeds;
+pub mod sizes;
 
 /// A point, sent in slices.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]

@@ -60,23 +60,10 @@ fn message<T: Serialize + ?Sized>(tag: u8, body: &T) -> Vec<u8> {
     out
 }
 
-/// Seeds of the `handshake` target: one valid message of each kind.
-pub fn handshake() -> Vec<(String, Vec<u8>)> {
+/// A query answer about the calc example.
+fn info() -> ServiceInfo {
     let calc = &lpc_examples::calc::CALC_INTERFACE;
-    let hello = |interface: Option<&InterfaceDescriptor>| Hello {
-        service: "calc".into(),
-        interface: interface.map(|i| (i.name.to_owned(), i.fingerprint)),
-        max_reply: 1 << 30,
-    };
-    let welcome = |interface: &InterfaceDescriptor| Welcome {
-        service: "calc".into(),
-        interface: interface.info().expect("the examples trace").clone(),
-        slot_count: 4,
-        slot_size: 4096,
-        max_request: 1 << 30,
-        token: 0x1234_5678_9abc_def0,
-    };
-    let info = ServiceInfo {
+    ServiceInfo {
         service: "calc".into(),
         pid: 1234,
         user: "1000".into(),
@@ -104,7 +91,26 @@ pub fn handshake() -> Vec<(String, Vec<u8>)> {
             })
             .collect(),
         unknown_calls: 2,
+    }
+}
+
+/// Seeds of the `handshake` target: one valid message of each kind.
+pub fn handshake() -> Vec<(String, Vec<u8>)> {
+    let calc = &lpc_examples::calc::CALC_INTERFACE;
+    let hello = |interface: Option<&InterfaceDescriptor>| Hello {
+        service: "calc".into(),
+        interface: interface.map(|i| (i.name.to_owned(), i.fingerprint)),
+        max_reply: 1 << 30,
     };
+    let welcome = |interface: &InterfaceDescriptor| Welcome {
+        service: "calc".into(),
+        interface: interface.info().expect("the examples trace").clone(),
+        slot_count: 4,
+        slot_size: 4096,
+        max_request: 1 << 30,
+        token: 0x1234_5678_9abc_def0,
+    };
+    let info = info();
     let refusal = |kind, reason: &str| Refusal {
         kind,
         reason: reason.into(),
@@ -362,6 +368,87 @@ pub fn dispatch() -> Vec<(String, Vec<u8>)> {
     seeds
 }
 
+/// Postcard's varint of `n`.
+fn varint(mut n: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// Seeds of the `decode` target: an honest value of several of its types on each path (named
+/// `ok-…`, which must decode), and lengths that lie (`lie-…`, which must not).
+pub fn decode() -> Vec<(String, Vec<u8>)> {
+    use crate::sizes::{Chain, Node, Tree, Wide, TYPES};
+    let mut seeds = Vec::new();
+    let mut add = |name: String, which: usize, path: usize, body: Vec<u8>| {
+        let selector = u8::try_from(which + TYPES * path).expect("a selector byte");
+        seeds.push((name, [vec![selector, 0], body].concat()));
+    };
+    let tree = Tree::Node(vec![
+        Tree::Leaf(1),
+        Tree::Map([("a".to_owned(), Tree::Leaf(2))].into()),
+    ]);
+    let node = Node {
+        value: 1,
+        next: Some(Box::new(Node {
+            value: 2,
+            next: None,
+        })),
+    };
+    let info = info();
+    for (path, label) in ["private", "spilled", "json"].into_iter().enumerate() {
+        let encode = |value: &dyn erased::Encode| value.encode(path == 2);
+        let values: [(&str, usize, Vec<u8>); 9] = [
+            ("wides", 0, encode(&vec![Wide::Small, Wide::Small])),
+            ("boxed", 2, encode(&vec![Box::new(Wide::Small)])),
+            ("strings", 7, encode(&vec!["a".to_owned(), String::new()])),
+            ("chain", 9, encode(&Chain::Link(Box::new(Chain::End)))),
+            ("tree", 10, encode(&tree)),
+            ("node", 11, encode(&node)),
+            ("service-info", 15, encode(&info)),
+            ("shape", 17, encode(&lpc::shape::Shape::Seq(Box::new(lpc::shape::Shape::U8)))),
+            ("tuple", 19, encode(&(7u64, vec![Wide::Small], Some(Box::new(Chain::End))))),
+        ];
+        for (name, which, body) in values {
+            add(format!("ok-{name}-{label}"), which, path, body);
+        }
+    }
+    let zeros = vec![0u8; 4000];
+    add("lie-wides-2^60".into(), 0, 0, [varint(1 << 60), zeros.clone()].concat());
+    add("lie-wides-4000".into(), 0, 1, [varint(4000), zeros.clone()].concat());
+    add("lie-map-2000".into(), 3, 0, [varint(2000), zeros.clone()].concat());
+    add("lie-units-2^60".into(), 5, 0, varint(1 << 60));
+    add("lie-chain-4000".into(), 9, 1, vec![1; 4000]);
+    add("lie-tree-deep".into(), 10, 2, b"{\"Node\":[".repeat(200));
+    seeds
+}
+
+/// Values encoded as postcard or JSON without naming their types.
+mod erased {
+    use serde::Serialize;
+
+    pub trait Encode {
+        fn encode(&self, json: bool) -> Vec<u8>;
+    }
+
+    impl<T: Serialize> Encode for T {
+        fn encode(&self, json: bool) -> Vec<u8> {
+            if json {
+                serde_json::to_vec(self).expect("seeds encode")
+            } else {
+                postcard::to_stdvec(self).expect("seeds encode")
+            }
+        }
+    }
+}
+
 /// Every seed passes its target (the generator checks this before writing).
 pub fn check(services: &Services) {
     for (name, input) in handshake() {
@@ -373,6 +460,21 @@ pub fn check(services: &Services) {
         if let Err(e) = lpc::testing::decode_frame(&input) {
             panic!("frame seed {name} does not decode: {e}");
         }
+    }
+    let area = lpc::testing::SpillArea::new(1 << 16).expect("a spill buffer");
+    for (name, input) in decode() {
+        let which = usize::from(input[0]) % crate::sizes::TYPES;
+        let path = match usize::from(input[0]) / crate::sizes::TYPES {
+            0 => crate::sizes::Path::Private,
+            1 => crate::sizes::Path::Spilled(&area),
+            _ => crate::sizes::Path::Json,
+        };
+        let result = crate::sizes::decode_as(which, path, &input[2..], u64::MAX);
+        assert_eq!(
+            result.is_ok(),
+            name.starts_with("ok-"),
+            "decode seed {name}: {result:?}"
+        );
     }
     for (name, input) in dispatch() {
         crate::run_dispatch(services, &input);

@@ -36,6 +36,49 @@ pub fn decode_frame(bytes: &[u8]) -> Result<(), String> {
     FrameHeader::decode(array).map(|_| ())
 }
 
+/// Decodes `bytes` as a call payload of type `T`, as either side decodes arguments or
+/// results copied into private memory, under the payload limit `limit` (for fuzzing the
+/// decode budget: see `wire::budget`).
+pub fn decode_payload<T: serde::de::DeserializeOwned>(bytes: &[u8], limit: u64) -> Result<T, String> {
+    crate::wire::codec::decode_exact(bytes, limit)
+}
+
+/// Decodes `bytes` as a JSON call payload of type `T`, as a service decodes JSON arguments and
+/// a client a JSON reply: parsed into a `Value`, then decoded, both within one budget.
+pub fn decode_json<T: serde::de::DeserializeOwned>(bytes: &[u8], limit: u64) -> Result<T, String> {
+    let budget = crate::wire::budget::Budget::for_payload(bytes.len(), limit);
+    let value = crate::wire::budget::json_value(bytes, &budget).map_err(|e| e.to_string())?;
+    budget.deserialize(value).map_err(|e| e.to_string())
+}
+
+/// A spill buffer to decode payloads from where they lie, as both sides decode a spilled
+/// payload (copied out piece by piece, `channel::payload::SpillSource`).
+pub struct SpillArea {
+    region: Region,
+}
+
+impl SpillArea {
+    /// A buffer of `len` bytes.
+    pub fn new(len: usize) -> io::Result<SpillArea> {
+        let shm = SharedMemory::create("lpc-test", len)?;
+        Ok(SpillArea {
+            region: Region::new(shm.map()?),
+        })
+    }
+
+    /// Writes `bytes` at the start of the buffer (up to its length) and decodes them as a
+    /// payload of type `T`, under the payload limit `limit`.
+    pub fn decode<T: serde::de::DeserializeOwned>(&self, bytes: &[u8], limit: u64) -> Result<T, String> {
+        let len = bytes.len().min(self.region.len());
+        self.region
+            .copy_in(0, &bytes[..len])
+            .map_err(|_| "outside the buffer".to_string())?;
+        let mut spare = Vec::new();
+        let source = crate::channel::payload::SpillSource::new(&self.region, len, &mut spare);
+        crate::wire::codec::decode_exact_from(source, limit)
+    }
+}
+
 /// The size of an encoded frame header.
 pub const FRAME_SIZE: usize = crate::shm::layout::FRAME_SIZE;
 
