@@ -2,7 +2,7 @@
 # Fuzzes lpc's decoders and generated dispatchers with cargo-fuzz (libFuzzer), one target after
 # the other, each for SECONDS (default 600). Not part of CI: it takes minutes per target.
 #
-#   scripts/fuzz.sh [SECONDS] [TARGETS...]     targets: handshake frame dispatch (default: all)
+#   scripts/fuzz.sh [SECONDS] [TARGETS...]     targets: handshake frame dispatch decode (default: all)
 #
 # Each target starts from its committed seeds (fuzz/corpus/T, never written) plus what earlier
 # runs found (fuzz/work/corpus/T, where new inputs go). One fuzzing process at a time.
@@ -20,7 +20,7 @@ if ! [[ "$seconds" =~ ^[0-9]+$ ]]; then
 fi
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(handshake frame dispatch)
+    targets=(handshake frame dispatch decode)
 fi
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
@@ -41,11 +41,16 @@ for target in "${targets[@]}"; do
     log="work/logs/$target.log"
     echo "fuzz: $target for ${seconds}s (log: fuzz/$log)" >&2
     status=0
+    # decode runs under memory limits: an allocation a peer could size is a crash.
+    limits=()
+    if [ "$target" = decode ]; then
+        limits=(-rss_limit_mb=512 -malloc_limit_mb=64 -max_len=65536)
+    fi
     # -close_fd_mask=1: the compare example's handler prints to stdout on every call.
     # shellcheck disable=SC2086
     cargo fuzz run "$target" "work/corpus/$target" "corpus/$target" -- \
         -max_total_time="$seconds" -timeout=10 -close_fd_mask=1 -print_final_stats=1 \
-        ${LIBFUZZER_ARGS:-} >"$log" 2>&1 || status=$?
+        ${limits[@]+"${limits[@]}"} ${LIBFUZZER_ARGS:-} >"$log" 2>&1 || status=$?
     grep -E '^#[0-9]+[[:space:]]+DONE|^Done [0-9]+ runs|^stat::number_of_executed_units' "$log" >&2 || true
     if [ "$status" -ne 0 ]; then
         echo "fuzz: $target FAILED (exit $status); see fuzz/$log and fuzz/artifacts/$target/" >&2

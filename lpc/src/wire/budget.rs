@@ -45,12 +45,12 @@ use serde::de::{
 pub(crate) const FLOOR: usize = 1 << 20;
 /// What each byte of a payload may decode into, beyond [`FLOOR`].
 pub(crate) const PER_BYTE: usize = 64;
-/// Deepest nesting of values accepted from a peer: a sequence's element, a field, an option's
-/// value, a variant's payload each count one level (a linked list of `Option<Box<Node>>` takes
-/// two per node). The same figure as serde_json's limit for JSON (128 arrays or objects). A
-/// level costs the decoder a few stack frames: in a debug build, 128 levels of a recursive
-/// enum holding 1 KiB inline take between 256 and 512 KiB of stack, a quarter or less of a
-/// thread's default 2 MiB.
+/// Deepest nesting of values accepted from a peer: a sequence's element, a map's key or
+/// value, an option's value and a variant's payload each count one level (a type can recur
+/// only through one of them; a struct's fields do not count). The same figure as serde_json's
+/// limit for JSON (128 arrays or objects). A level costs the decoder a few stack frames: in a
+/// debug build, 128 levels of a recursive enum holding 1 KiB inline take between 256 and
+/// 512 KiB of stack, a quarter or less of a thread's default 2 MiB.
 pub(crate) const MAX_DEPTH: u32 = 128;
 
 /// The budget of one decode.
@@ -59,10 +59,9 @@ pub(crate) struct Budget {
     left: Cell<usize>,
     /// How deeply the value being decoded is nested.
     depth: Cell<u32>,
-    /// The budget's figures, for the error.
-    allowed: usize,
+    /// The payload's length and limit, for the error.
     payload: usize,
-    capped: bool,
+    limit: usize,
     /// The first refusal: formats such as postcard keep no message of a custom error.
     refused: Cell<Option<Refusal>>,
 }
@@ -92,17 +91,25 @@ enum Refusal {
 impl Budget {
     /// The budget of a payload of `len` bytes received under `limit` (the largest payload the
     /// receiving side accepts; `u64::MAX` if none).
+    #[inline]
     pub(crate) fn for_payload(len: usize, limit: u64) -> Budget {
-        let by_length = FLOOR.saturating_add(len.saturating_mul(PER_BYTE));
-        let by_limit = FLOOR.saturating_add(usize::try_from(limit).unwrap_or(usize::MAX));
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         Budget {
-            left: Cell::new(by_length.min(by_limit)),
+            left: Cell::new(FLOOR.saturating_add(len.saturating_mul(PER_BYTE).min(limit))),
             depth: Cell::new(0),
-            allowed: by_length.min(by_limit),
             payload: len,
-            capped: by_limit < by_length,
+            limit,
             refused: Cell::new(None),
         }
+    }
+
+    /// The most this budget allowed, and whether the limit capped it.
+    fn allowed(&self) -> (usize, bool) {
+        let by_length = self.payload.saturating_mul(PER_BYTE);
+        (
+            FLOOR.saturating_add(by_length.min(self.limit)),
+            self.limit < by_length,
+        )
     }
 
     /// Decodes a `T` from `deserializer` within this budget.
@@ -196,15 +203,16 @@ impl Budget {
                 format!("a {size}-byte value held by a {held}-byte pointer")
             }
         };
-        let rule = if self.capped {
+        let (allowed, capped) = self.allowed();
+        let rule = if capped {
             "1 MiB more than the payload limit"
         } else {
             "1 MiB + 64 bytes per payload byte"
         };
         format!(
-            "a {} byte payload may decode into at most {} bytes of values ({rule}); \
+            "a {} byte payload may decode into at most {allowed} bytes of values ({rule}); \
              refused at {place}",
-            self.payload, self.allowed
+            self.payload
         )
     }
 }
@@ -241,16 +249,20 @@ impl<D> Budgeted<'_, D> {
     }
 }
 
-/// Forwards `deserialize_*` methods, charging the value's place first. `counted`: whether the
-/// sequences and maps a visitor is handed are the value's own (charged per element), rather
-/// than the fixed fields of a tuple, struct or variant.
+/// Forwards `deserialize_*` methods. `counted`: whether the sequences and maps a visitor is
+/// handed are the value's own (charged per element, each a level deeper), rather than the
+/// fixed fields of a tuple, struct or variant. `place`: whether the value may be larger than
+/// its place (a `Box` of a compound value; primitives, strings and bytes are at most a few
+/// words, and their bytes are on the wire), which is then charged.
 macro_rules! forward {
-    ($($method:ident($($arg:ident: $ty:ty),*) $counted:literal;)*) => {
+    ($($method:ident($($arg:ident: $ty:ty),*) $counted:literal $place:literal;)*) => {
         $(
             #[inline]
             fn $method<V: Visitor<'de>>(self, $($arg: $ty,)* visitor: V) -> Result<V::Value, D::Error> {
-                self.place::<V::Value, D::Error>()?;
-                let wrapped = Wrap { inner: visitor, budget: self.budget, counted: $counted };
+                if $place {
+                    self.place::<V::Value, D::Error>()?;
+                }
+                let wrapped = Wrap::<V, $counted> { inner: visitor, budget: self.budget };
                 self.inner.$method($($arg,)* wrapped)
             }
         )*
@@ -261,37 +273,38 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Budgeted<'_, D> {
     type Error = D::Error;
 
     forward! {
-        deserialize_any() true;
-        deserialize_bool() true;
-        deserialize_i8() true;
-        deserialize_i16() true;
-        deserialize_i32() true;
-        deserialize_i64() true;
-        deserialize_i128() true;
-        deserialize_u8() true;
-        deserialize_u16() true;
-        deserialize_u32() true;
-        deserialize_u64() true;
-        deserialize_u128() true;
-        deserialize_f32() true;
-        deserialize_f64() true;
-        deserialize_char() true;
-        deserialize_str() true;
-        deserialize_string() true;
-        deserialize_bytes() true;
-        deserialize_byte_buf() true;
-        deserialize_option() true;
-        deserialize_unit() true;
-        deserialize_unit_struct(name: &'static str) true;
-        deserialize_newtype_struct(name: &'static str) true;
-        deserialize_seq() true;
-        deserialize_tuple(len: usize) false;
-        deserialize_tuple_struct(name: &'static str, len: usize) false;
-        deserialize_map() true;
-        deserialize_struct(name: &'static str, fields: &'static [&'static str]) false;
-        deserialize_enum(name: &'static str, variants: &'static [&'static str]) false;
-        deserialize_identifier() false;
-        deserialize_ignored_any() true;
+        deserialize_any() true true;
+        deserialize_bool() false false;
+        deserialize_i8() false false;
+        deserialize_i16() false false;
+        deserialize_i32() false false;
+        deserialize_i64() false false;
+        deserialize_i128() false false;
+        deserialize_u8() false false;
+        deserialize_u16() false false;
+        deserialize_u32() false false;
+        deserialize_u64() false false;
+        deserialize_u128() false false;
+        deserialize_f32() false false;
+        deserialize_f64() false false;
+        deserialize_char() false false;
+        // A visitor may be handed a sequence for these (JSON bytes as an array of numbers).
+        deserialize_str() true false;
+        deserialize_string() true false;
+        deserialize_bytes() true false;
+        deserialize_byte_buf() true false;
+        deserialize_option() true true;
+        deserialize_unit() false false;
+        deserialize_unit_struct(name: &'static str) false true;
+        deserialize_newtype_struct(name: &'static str) true true;
+        deserialize_seq() true true;
+        deserialize_tuple(len: usize) false true;
+        deserialize_tuple_struct(name: &'static str, len: usize) false true;
+        deserialize_map() true true;
+        deserialize_struct(name: &'static str, fields: &'static [&'static str]) false true;
+        deserialize_enum(name: &'static str, variants: &'static [&'static str]) false true;
+        deserialize_identifier() false false;
+        deserialize_ignored_any() true false;
     }
 
     fn is_human_readable(&self) -> bool {
@@ -299,11 +312,11 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Budgeted<'_, D> {
     }
 }
 
-/// A visitor whose nested values are decoded by [`Budgeted`] deserializers.
-struct Wrap<'b, V> {
+/// A visitor whose nested values are decoded by [`Budgeted`] deserializers; `COUNTED` as for
+/// [`forward!`].
+struct Wrap<'b, V, const COUNTED: bool> {
     inner: V,
     budget: &'b Budget,
-    counted: bool,
 }
 
 macro_rules! visit {
@@ -317,7 +330,7 @@ macro_rules! visit {
     };
 }
 
-impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<'_, V> {
+impl<'de, V: Visitor<'de>, const COUNTED: bool> Visitor<'de> for Wrap<'_, V, COUNTED> {
     type Value = V::Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -375,24 +388,21 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<'_, V> {
         self,
         deserializer: D,
     ) -> Result<V::Value, D::Error> {
-        let budget = self.budget;
-        budget.enter()?;
-        let value = self.inner.visit_newtype_struct(Budgeted {
+        // No level deeper: a type can recur only through an option, a sequence, a map or an
+        // enum's variant (else it could hold no value, and its shape does not trace).
+        self.inner.visit_newtype_struct(Budgeted {
             inner: deserializer,
-            budget,
+            budget: self.budget,
             held: size_of::<V::Value>(),
-        });
-        budget.leave();
-        value
+        })
     }
 
     #[inline]
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<V::Value, A::Error> {
-        let claimed = seq.size_hint();
-        self.inner.visit_seq(Seq {
+        let claimed = if COUNTED { seq.size_hint() } else { None };
+        self.inner.visit_seq(Seq::<A, COUNTED> {
             inner: seq,
             budget: self.budget,
-            counted: self.counted,
             index: 0,
             claimed,
         })
@@ -400,11 +410,10 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<'_, V> {
 
     #[inline]
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
-        let claimed = map.size_hint();
-        self.inner.visit_map(Map {
+        let claimed = if COUNTED { map.size_hint() } else { None };
+        self.inner.visit_map(Map::<A, COUNTED> {
             inner: map,
             budget: self.budget,
-            counted: self.counted,
             index: 0,
             key_size: 0,
             claimed,
@@ -420,38 +429,42 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<'_, V> {
     }
 }
 
-/// A seed whose value is decoded one level deeper, by a [`Budgeted`] deserializer.
-struct Seed<'b, T> {
+/// A seed whose value is decoded by a [`Budgeted`] deserializer: one level deeper if `DEEPER`
+/// (a sequence's element, a map's key or value, a variant's payload; not a field).
+struct Seed<'b, T, const DEEPER: bool> {
     inner: T,
     budget: &'b Budget,
 }
 
-impl<'de, T: DeserializeSeed<'de>> DeserializeSeed<'de> for Seed<'_, T> {
+impl<'de, T: DeserializeSeed<'de>, const DEEPER: bool> DeserializeSeed<'de> for Seed<'_, T, DEEPER> {
     type Value = T::Value;
 
     #[inline]
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<T::Value, D::Error> {
         let budget = self.budget;
-        budget.enter()?;
+        if DEEPER {
+            budget.enter()?;
+        }
         let value = self.inner.deserialize(Budgeted {
             inner: deserializer,
             budget,
             held: size_of::<T::Value>(),
         });
-        budget.leave();
+        if DEEPER {
+            budget.leave();
+        }
         value
     }
 }
 
-struct Seq<'b, A> {
+struct Seq<'b, A, const COUNTED: bool> {
     inner: A,
     budget: &'b Budget,
-    counted: bool,
     index: usize,
     claimed: Option<usize>,
 }
 
-impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Seq<'_, A> {
+impl<'de, A: SeqAccess<'de>, const COUNTED: bool> SeqAccess<'de> for Seq<'_, A, COUNTED> {
     type Error = A::Error;
 
     #[inline]
@@ -460,11 +473,16 @@ impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Seq<'_, A> {
         seed: T,
     ) -> Result<Option<T::Value>, A::Error> {
         let budget = self.budget;
-        let element = self.inner.next_element_seed(Seed {
+        let element = self.inner.next_element_seed(Seed::<T, COUNTED> {
             inner: seed,
             budget,
-        })?;
-        if self.counted && element.is_some() {
+        });
+        if !COUNTED {
+            // A field: nothing to charge (and the result passes through untouched).
+            return element;
+        }
+        let element = element?;
+        if element.is_some() {
             // Charged before the element reaches its container (the visitor pushes it).
             let size = size_of::<T::Value>().max(1);
             let (index, claimed) = (self.index, self.claimed);
@@ -483,7 +501,7 @@ impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Seq<'_, A> {
         // Every element costs at least a byte: never more than the budget left can hold, for
         // visitors that pre-allocate what they are told.
         let hint = self.inner.size_hint();
-        if self.counted {
+        if COUNTED {
             hint.map(|n| n.min(self.budget.left.get()))
         } else {
             hint
@@ -491,17 +509,16 @@ impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Seq<'_, A> {
     }
 }
 
-struct Map<'b, A> {
+struct Map<'b, A, const COUNTED: bool> {
     inner: A,
     budget: &'b Budget,
-    counted: bool,
     index: usize,
     /// The size of the key just decoded, for the error of its value.
     key_size: usize,
     claimed: Option<usize>,
 }
 
-impl<'de, A: MapAccess<'de>> MapAccess<'de> for Map<'_, A> {
+impl<'de, A: MapAccess<'de>, const COUNTED: bool> MapAccess<'de> for Map<'_, A, COUNTED> {
     type Error = A::Error;
 
     #[inline]
@@ -510,11 +527,15 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Map<'_, A> {
         seed: K,
     ) -> Result<Option<K::Value>, A::Error> {
         let budget = self.budget;
-        let key = self.inner.next_key_seed(Seed {
+        let key = self.inner.next_key_seed(Seed::<K, COUNTED> {
             inner: seed,
             budget,
-        })?;
-        if self.counted && key.is_some() {
+        });
+        if !COUNTED {
+            return key;
+        }
+        let key = key?;
+        if key.is_some() {
             let size = size_of::<K::Value>().max(1);
             self.key_size = size;
             let (index, claimed) = (self.index, self.claimed);
@@ -530,27 +551,29 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Map<'_, A> {
     #[inline]
     fn next_value_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, A::Error> {
         let budget = self.budget;
-        let value = self.inner.next_value_seed(Seed {
+        let value = self.inner.next_value_seed(Seed::<T, COUNTED> {
             inner: seed,
             budget,
-        })?;
-        if self.counted {
-            let size = size_of::<T::Value>().max(1);
-            let (index, claimed, entry) = (self.index, self.claimed, self.key_size + size);
-            budget.charge(size, || Refusal::Map {
-                index,
-                size: entry,
-                claimed,
-            })?;
-            self.index += 1;
+        });
+        if !COUNTED {
+            return value;
         }
+        let value = value?;
+        let size = size_of::<T::Value>().max(1);
+        let (index, claimed, entry) = (self.index, self.claimed, self.key_size + size);
+        budget.charge(size, || Refusal::Map {
+            index,
+            size: entry,
+            claimed,
+        })?;
+        self.index += 1;
         Ok(value)
     }
 
     #[inline]
     fn size_hint(&self) -> Option<usize> {
         let hint = self.inner.size_hint();
-        if self.counted {
+        if COUNTED {
             hint.map(|n| n.min(self.budget.left.get()))
         } else {
             hint
@@ -573,7 +596,7 @@ impl<'de, 'b, A: EnumAccess<'de>> EnumAccess<'de> for Enum<'b, A> {
         seed: T,
     ) -> Result<(T::Value, Self::Variant), A::Error> {
         let budget = self.budget;
-        let (tag, variant) = self.inner.variant_seed(Seed {
+        let (tag, variant) = self.inner.variant_seed(Seed::<T, false> {
             inner: seed,
             budget,
         })?;
@@ -602,7 +625,7 @@ impl<'de, A: VariantAccess<'de>> VariantAccess<'de> for Variant<'_, A> {
 
     #[inline]
     fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, A::Error> {
-        self.inner.newtype_variant_seed(Seed {
+        self.inner.newtype_variant_seed(Seed::<T, true> {
             inner: seed,
             budget: self.budget,
         })
@@ -610,12 +633,15 @@ impl<'de, A: VariantAccess<'de>> VariantAccess<'de> for Variant<'_, A> {
 
     #[inline]
     fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, A::Error> {
-        let wrapped = Wrap {
+        let budget = self.budget;
+        budget.enter()?;
+        let wrapped = Wrap::<V, false> {
             inner: visitor,
-            budget: self.budget,
-            counted: false,
+            budget,
         };
-        self.inner.tuple_variant(len, wrapped)
+        let value = self.inner.tuple_variant(len, wrapped);
+        budget.leave();
+        value
     }
 
     #[inline]
@@ -624,12 +650,15 @@ impl<'de, A: VariantAccess<'de>> VariantAccess<'de> for Variant<'_, A> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, A::Error> {
-        let wrapped = Wrap {
+        let budget = self.budget;
+        budget.enter()?;
+        let wrapped = Wrap::<V, false> {
             inner: visitor,
-            budget: self.budget,
-            counted: false,
+            budget,
         };
-        self.inner.struct_variant(fields, wrapped)
+        let value = self.inner.struct_variant(fields, wrapped);
+        budget.leave();
+        value
     }
 }
 
@@ -656,7 +685,7 @@ mod tests {
         Link(Box<Chain>),
     }
 
-    /// A linked list whose every node is two levels (a field, then an option's value).
+    /// A linked list: a level per node (an option's value; the field does not count).
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
     struct Node {
         next: Option<Box<Node>>,
@@ -813,14 +842,14 @@ mod tests {
             links += 1;
         }
         assert_eq!(links, 127);
-        // A linked list takes two levels a node.
+        // A linked list takes a level a node.
         let list = |nodes: usize| {
             let mut bytes = vec![1u8; nodes];
             bytes.push(0);
             bytes
         };
-        assert!(decode_exact::<Node>(&list(63), u64::MAX).is_ok());
-        let err = decode_exact::<Node>(&list(64), u64::MAX).map(drop).unwrap_err();
+        assert!(decode_exact::<Node>(&list(128), u64::MAX).is_ok());
+        let err = decode_exact::<Node>(&list(129), u64::MAX).map(drop).unwrap_err();
         assert_eq!(err, "values nested deeper than 128 levels");
     }
 
