@@ -878,14 +878,14 @@ fn loan_calls(client: &BenchClient, budget: &Budget, size: usize) -> Result<Summ
     let mut stamp = 0u8;
     measure(budget, || {
         let mut loan = client.client().loan(size).map_err(|e| e.to_string())?;
-        let bytes = loan.as_mut().ok_or("a fresh loan is not writable")?;
+        let bytes = loan.as_mut().map_err(|e| e.to_string())?;
         bytes.copy_from_slice(&source);
         stamp = stamp.wrapping_add(1);
         if let Some(first) = bytes.first_mut() {
             *first = stamp;
         }
         let back = client.echo_loan(&loan).map_err(|e| e.to_string())?;
-        if back.len() != size || back.first().is_some_and(|&b| b != stamp) {
+        if back.len() != size || back.get(0).is_some_and(|b| b != stamp) {
             return Err(format!("loan echo of {size} bytes came back different"));
         }
         Ok(())
@@ -897,16 +897,14 @@ fn loan_calls(client: &BenchClient, budget: &Budget, size: usize) -> Result<Summ
 /// zero-copy call itself, which should not grow with the size.
 fn loan_pass_calls(client: &BenchClient, budget: &Budget, size: usize) -> Result<Summary, String> {
     let mut loan = client.client().loan(size).map_err(|e| e.to_string())?;
-    loan.as_mut()
-        .ok_or("a fresh loan is not writable")?
-        .fill(0xa5);
+    loan.as_mut().map_err(|e| e.to_string())?.fill(0xa5);
     let mut stamp = 0u8;
     measure(budget, || {
         stamp = stamp.wrapping_add(1);
         // The caller writes in place (here one byte: the rest was written before timing).
         let bytes = loan
             .as_mut()
-            .ok_or("the loan is not writable after the call")?;
+            .map_err(|e| format!("the loan is not writable after the call: {e}"))?;
         if let Some(first) = bytes.first_mut() {
             *first = stamp;
         }
@@ -914,7 +912,7 @@ fn loan_pass_calls(client: &BenchClient, budget: &Budget, size: usize) -> Result
             .pass_loan(&loan, size as u64)
             .map_err(|e| e.to_string())?;
         let expect = (size > 0).then_some(stamp);
-        if back.len() != size || back.first().copied() != expect {
+        if back.len() != size || back.get(0) != expect {
             return Err(format!("loan pass of {size} bytes came back different"));
         }
         Ok(())

@@ -72,7 +72,14 @@ pub trait Probe {
     /// A loan of `len` bytes whose first and last bytes are `byte` (writes 2 bytes of it, or
     /// all of it when `fill`).
     fn loan_make(&self, len: u64, byte: u8, fill: bool) -> lpc::Loan;
+    /// Holds the loan until `loan_release` is called (or `max_ms` pass); returns its length.
+    fn loan_hold(&self, data: &lpc::Loan, max_ms: u64) -> u64;
+    /// Ends the `loan_hold` calls in progress (and the next one at once).
+    fn loan_release(&self);
 }
+
+/// Set by `loan_release`, seen by `loan_hold`.
+static LOAN_RELEASED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// What the test service runs.
 pub struct ProbeService;
@@ -139,12 +146,15 @@ impl Probe for ProbeService {
         })
     }
     fn loan_peek(&self, data: &lpc::Loan) -> (u64, u8, u8) {
-        let first = data.first().copied().unwrap_or(0);
-        let last = data.last().copied().unwrap_or(0);
-        (data.len() as u64, first, last)
+        let (mut first, mut last) = ([0u8], [0u8]);
+        data.read(0, &mut first);
+        data.read(data.len().saturating_sub(1), &mut last);
+        (data.len() as u64, first[0], last[0])
     }
     fn loan_sum(&self, data: &lpc::Loan) -> u64 {
-        data.iter().map(|&b| u64::from(b)).sum()
+        let mut sum = 0;
+        data.for_each_chunk(|chunk| sum += chunk.iter().map(|&b| u64::from(b)).sum::<u64>());
+        sum
     }
     fn loan_make(&self, len: u64, byte: u8, fill: bool) -> lpc::Loan {
         let mut loan = lpc::Loan::new(len as usize).expect("a loan");
@@ -156,6 +166,18 @@ impl Probe for ProbeService {
             bytes[n - 1] = byte;
         }
         loan
+    }
+    fn loan_hold(&self, data: &lpc::Loan, max_ms: u64) -> u64 {
+        let until = std::time::Instant::now() + Duration::from_millis(max_ms);
+        while !LOAN_RELEASED.load(std::sync::atomic::Ordering::SeqCst)
+            && std::time::Instant::now() < until
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        data.len() as u64
+    }
+    fn loan_release(&self) {
+        LOAN_RELEASED.store(true, std::sync::atomic::Ordering::SeqCst);
     }
     fn wait_for_cancel(&self, max_ms: u64) -> bool {
         println!("waiting");

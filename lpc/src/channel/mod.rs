@@ -158,8 +158,7 @@ struct Inbox {
     bulks: HashMap<u32, SharedMemory>,
 }
 
-/// At most this many bulk buffers may be announced by a peer per connection.
-pub(crate) const MAX_BULK_BUFFERS: usize = 64;
+pub(crate) use crate::shm::layout::MAX_BULK_BUFFERS;
 
 /// A payload to decode: in private memory, or in a spill buffer.
 pub(crate) enum Payload<'a> {
@@ -312,7 +311,8 @@ impl Channel {
                     shm.len()
                 )));
             }
-            spill.region = Some(Region::new(shm.map()?));
+            // The peer writes it, we only read: mapped read-only.
+            spill.region = Some(Region::new(shm.map_read_only()?));
             spill.generation = header.spill_generation;
         }
         let size = spill.region.as_ref().map_or(0, Region::len);
@@ -683,9 +683,8 @@ mod tests {
     /// Two channels over one region: the service's and the client's view of a connection.
     fn connected() -> (Channel, Channel) {
         let shm = SharedMemory::create("test", GEOMETRY.region_len()).unwrap();
-        let service =
-            ConnectionMemory::initialize(Region::new(shm.map().unwrap()), GEOMETRY).unwrap();
-        let client = ConnectionMemory::open(Region::new(shm.map().unwrap()), GEOMETRY).unwrap();
+        let service = ConnectionMemory::initialize(&shm, GEOMETRY).unwrap();
+        let client = ConnectionMemory::open(&shm, GEOMETRY).unwrap();
         let (a, b) = Stream::pair().unwrap();
         (
             Channel::new("test", service, Arc::new(a)),

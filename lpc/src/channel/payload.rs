@@ -112,8 +112,9 @@ impl PayloadWriter<'_> {
             .checked_next_power_of_two()
             .unwrap_or(end)
             .max(MIN_SPILL);
-        let shm = SharedMemory::create("lpc-spill", size)?;
-        let region = Region::new(shm.map()?);
+        // Only this side writes it: the peer can map it read-only, no more.
+        let (shm, mapping) = SharedMemory::create_one_writer("lpc-spill", size)?;
+        let region = Region::new(mapping);
         if let Some(old) = &spill.region {
             old.copy_to(0, &region, 0, self.flushed)
                 .expect("flushed bytes fit both buffers");

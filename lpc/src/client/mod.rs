@@ -22,7 +22,6 @@ use crate::error::{CallPhase, Error, Result};
 use crate::loan::{self, Loan};
 use crate::registry;
 use crate::shm::layout::{ConnectionMemory, Geometry};
-use crate::shm::Region;
 use crate::sys::Stream;
 use crate::wire::frame::{Status, FLAG_JSON};
 use crate::wire::handshake::{Hello, Message};
@@ -331,11 +330,8 @@ impl Client {
             slot_count: welcome.slot_count,
             slot_size: welcome.slot_size,
         };
-        let mapping = shm
-            .map()
-            .map_err(|e| Error::io(name, "mapping the connection's shared memory", e))?;
-        let memory = ConnectionMemory::open(Region::new(mapping), geometry)
-            .map_err(|e| Error::protocol(name, None, e))?;
+        let memory =
+            ConnectionMemory::open(&shm, geometry).map_err(|e| Error::protocol(name, None, e))?;
         let service_pid = stream.peer_credentials().ok().map(|c| c.pid());
         let stream = Arc::new(stream);
         let mut channel = Channel::new(name, memory, stream.clone());

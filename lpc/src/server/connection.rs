@@ -17,7 +17,6 @@ use crate::channel::payload::Written;
 use crate::channel::spin::{SpinBudget, Spinner};
 use crate::channel::{Channel, ChannelError, Payload, Taken};
 use crate::shm::layout::ConnectionMemory;
-use crate::shm::Region;
 use crate::sys::{monotonic_ns, process_name, PeerCredentials, SharedMemory, Stream};
 use crate::wire::codec::Sink;
 use crate::wire::frame::{Status, FLAG_JSON};
@@ -288,8 +287,7 @@ fn handshake(shared: &Shared, conn: &ConnectionShared) -> Result<Channel, String
         geometry.region_len(),
     )
     .map_err(no_memory)?;
-    let region = Region::new(shm.map().map_err(no_memory)?);
-    let memory = ConnectionMemory::initialize(region, geometry).map_err(refuse)?;
+    let memory = ConnectionMemory::initialize(&shm, geometry).map_err(refuse)?;
     let welcome = Welcome {
         service: shared.server.name.clone(),
         interface: shared.interface_info.clone(),

@@ -10,8 +10,8 @@
 //!
 //! | piece | what it is | Linux | Windows (planned) |
 //! |---|---|---|---|
-//! | [`SharedMemory`] | a shared-memory object of fixed size: `create(name, len)`, `len()`, `map()`; received from a peer only through [`Stream::recv`], which checks its kind, seals and size before handing it out | sealed `memfd_create(2)` | pagefile-backed section, `DuplicateHandle` |
-//! | [`Mapping`] | a live mapping of one, unmapped on drop: `as_ptr()`, `len()` | `mmap(2)` | `MapViewOfFile` |
+//! | [`SharedMemory`] | a shared-memory object of fixed size: `create(name, len)` (both sides write), `create_one_writer(name, len)` (mapped here, then only read-only mappings elsewhere), `len()`, `map()`, `map_read_only()`; received from a peer only through [`Stream::recv`], which checks its kind, seals and size before handing it out | sealed `memfd_create(2)`, `F_SEAL_FUTURE_WRITE` | pagefile-backed section, `DuplicateHandle` (read-only duplicate) |
+//! | [`Mapping`] | a live mapping of one, unmapped on drop: `as_ptr()`, `len()`, `writable()` | `mmap(2)` | `MapViewOfFile` |
 //! | [`AtomicU32`], [`fence`] | the 32-bit word shared memory is made of, and the fence of its memory model: `std::sync::atomic`'s (the loom model's under `cfg(loom)`); everything that lives in shared memory uses these names | `std::sync::atomic` | `std::sync::atomic` |
 //! | [`wait`] / [`wake`] | the doorbell: sleep while a 32-bit word of shared memory holds a value (with a timeout), wake its sleepers | `futex(2)`, shared | spin, then events, with a "sleeping" flag |
 //! | [`Listener`] / [`Stream`] | a local endpoint: bind an address, accept, connect; send and receive one message with at most one attached [`SharedMemory`]; the peer's [`PeerCredentials`]; whether the peer hung up; shut down | Unix `SOCK_SEQPACKET`, `SCM_RIGHTS`, `SO_PEERCRED` | named pipes in message mode, token SID |
@@ -224,9 +224,12 @@ const CONTRACT: () = {
         // Shared memory.
         let _: fn(&str, usize) -> Result<SharedMemory> = SharedMemory::create;
         let _: fn(&SharedMemory) -> usize = SharedMemory::len;
+        let _: fn(&str, usize) -> Result<(SharedMemory, Mapping)> = SharedMemory::create_one_writer;
         let _: fn(&SharedMemory) -> Result<Mapping> = SharedMemory::map;
+        let _: fn(&SharedMemory) -> Result<Mapping> = SharedMemory::map_read_only;
         let _: fn(&Mapping) -> *mut u8 = Mapping::as_ptr;
         let _: fn(&Mapping) -> usize = Mapping::len;
+        let _: fn(&Mapping) -> bool = Mapping::writable;
         // The doorbell.
         let _: fn(&AtomicU32, u32, Option<Duration>) -> WaitOutcome = wait;
         let _: fn(&AtomicU32, u32) = wake;
