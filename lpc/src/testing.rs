@@ -9,10 +9,13 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::shm::layout::{Geometry, HEADER_SIZE};
+use std::os::fd::OwnedFd;
+
+use crate::shm::layout::{ConnectionMemory, Geometry, HEADER_SIZE};
 use crate::shm::Region;
-use crate::sys::{self, SharedMemory, Stream};
-use crate::wire::handshake::{Hello, Message, MAX_MESSAGE};
+use crate::sys::{self, Listener, SharedMemory, Stream};
+use crate::wire::handshake::{Hello, Message, Welcome, MAX_MESSAGE};
+use crate::wire::interface::InterfaceDescriptor;
 use crate::wire::FrameHeader;
 
 /// Decodes one socket message as the service would (for fuzzing the handshake decoder).
@@ -112,6 +115,7 @@ impl RawSocket {
                 slot_count: welcome.slot_count,
                 slot_size: welcome.slot_size,
             },
+            token: welcome.token,
         })
     }
 }
@@ -121,9 +125,41 @@ pub struct RawPeer {
     socket: RawSocket,
     region: Region,
     geometry: Geometry,
+    token: u64,
 }
 
 impl RawPeer {
+    /// The connection's token, as loan handles carry it.
+    pub fn token(&self) -> u64 {
+        self.token
+    }
+
+    /// Wakes whoever sleeps on the state word of `slot` (a client waiting for its reply).
+    pub fn wake_slot(&self, slot: u32) {
+        sys::wake(self.region.atomic_u32(self.slot_offset(slot)), 1);
+    }
+
+    /// As a service: answers the request on `slot` with a frame that says its `len` bytes
+    /// lie in spill buffer `generation` (status Ok), and wakes the client.
+    pub fn reply_spilled(&self, slot: u32, len: u64, generation: u32) {
+        let base = self.slot_offset(slot);
+        let request: [u8; FRAME_SIZE] =
+            self.read(base + 8, FRAME_SIZE).try_into().expect("a frame");
+        let call_id = FrameHeader::decode(&request).map_or(0, |h| h.call_id);
+        let header = FrameHeader {
+            method: 0,
+            flags: crate::wire::frame::FLAG_SPILL,
+            call_id,
+            len,
+            spill_generation: generation,
+            status: crate::wire::frame::Status::Ok,
+            deadline_ns: 0,
+        };
+        self.write(base + 8, &header.encode());
+        self.store(base, 3);
+        self.wake_slot(slot);
+    }
+
     /// The socket.
     pub fn socket(&self) -> &RawSocket {
         &self.socket
@@ -222,4 +258,129 @@ impl RawPeer {
     pub fn state(&self, slot: u32) -> u32 {
         self.load(self.slot_offset(slot))
     }
+}
+
+/// A service driven by hand, for tests of what a hostile *service* can do to its clients:
+/// send descriptors of any kind, lie in its welcome, answer with anything.
+pub struct RawService {
+    listener: Listener,
+    name: String,
+}
+
+impl RawService {
+    /// Listens as service `name` in `dir` (which must exist).
+    pub fn bind(dir: &Path, name: &str) -> io::Result<RawService> {
+        Ok(RawService {
+            listener: Listener::bind(&crate::registry::socket_path(dir, name))?,
+            name: name.to_owned(),
+        })
+    }
+
+    /// The next client, waiting up to `timeout` for one to connect.
+    pub fn accept(&self, timeout: Duration) -> io::Result<RawServiceConnection> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(stream) = self.listener.accept()? {
+                return Ok(RawServiceConnection {
+                    socket: RawSocket { stream },
+                    name: self.name.clone(),
+                });
+            }
+            if Instant::now() >= deadline {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "no client came"));
+            }
+            // The listener is non-blocking; a client is expected within the bound.
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+/// One client of a [`RawService`].
+pub struct RawServiceConnection {
+    socket: RawSocket,
+    name: String,
+}
+
+impl RawServiceConnection {
+    /// The socket (to receive the client's hello, send anything).
+    pub fn socket(&self) -> &RawSocket {
+        &self.socket
+    }
+
+    /// Sends `bytes` with any descriptor attached, unchecked.
+    pub fn send_descriptor(&self, bytes: &[u8], fd: OwnedFd) -> io::Result<()> {
+        self.socket
+            .stream
+            .send(bytes, Some(&SharedMemory::wrap_unchecked(fd)))
+    }
+
+    /// A welcome for `interface` (or an empty one) with one slot of 4096 bytes, as this
+    /// service would send it; attach the region's descriptor to it.
+    pub fn welcome_message(&self, interface: Option<&InterfaceDescriptor>) -> io::Result<Vec<u8>> {
+        let interface = match interface {
+            Some(i) => i
+                .info()
+                .map_err(|e| io::Error::other(e.to_string()))?
+                .clone(),
+            None => crate::wire::interface::InterfaceInfo {
+                name: "Nothing".into(),
+                fingerprint: 0,
+                methods: Vec::new(),
+                types: Default::default(),
+            },
+        };
+        Ok(Message::Welcome(Welcome {
+            service: self.name.clone(),
+            interface: std::sync::Arc::new(interface),
+            slot_count: RAW_SERVICE_GEOMETRY.slot_count,
+            slot_size: RAW_SERVICE_GEOMETRY.slot_size,
+            max_request: 1 << 20,
+            token: 1,
+        })
+        .encode())
+    }
+
+    /// Welcomes the client properly (receiving its hello first), with a real region, which
+    /// the returned peer can then write at will — e.g. answer a call with a forged reply.
+    pub fn welcome(self, interface: Option<&InterfaceDescriptor>) -> io::Result<RawPeer> {
+        self.socket.recv(Duration::from_secs(5))?;
+        let shm = SharedMemory::create("lpc-test", RAW_SERVICE_GEOMETRY.region_len())?;
+        ConnectionMemory::initialize(&shm, RAW_SERVICE_GEOMETRY).map_err(io::Error::other)?;
+        let welcome = self.welcome_message(interface)?;
+        self.socket.stream.send(&welcome, Some(&shm))?;
+        Ok(RawPeer {
+            socket: self.socket,
+            region: Region::new(shm.map()?),
+            geometry: RAW_SERVICE_GEOMETRY,
+            token: 1,
+        })
+    }
+}
+
+/// The geometry a [`RawService`] welcomes with: one slot of 4096 bytes.
+const RAW_SERVICE_GEOMETRY: Geometry = Geometry {
+    slot_count: 1,
+    slot_size: 4096,
+};
+
+/// The size of the region a [`RawService`]'s welcome announces.
+pub fn raw_service_region_len() -> usize {
+    RAW_SERVICE_GEOMETRY.region_len()
+}
+
+/// Sends `bytes` on `peer`'s socket with any descriptor attached, unchecked.
+pub fn send_descriptor(peer: &RawPeer, bytes: &[u8], fd: OwnedFd) -> io::Result<()> {
+    peer.socket
+        .stream
+        .send(bytes, Some(&SharedMemory::wrap_unchecked(fd)))
+}
+
+/// The socket notice that a spill buffer for `slot` of `generation` follows.
+pub fn spill_notice(slot: u32, generation: u32) -> Vec<u8> {
+    Message::Spill { slot, generation }.encode()
+}
+
+/// The socket notice that bulk buffer `id` follows.
+pub fn bulk_notice(id: u32) -> Vec<u8> {
+    Message::Bulk { id }.encode()
 }

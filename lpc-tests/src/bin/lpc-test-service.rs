@@ -2,11 +2,22 @@
 //! [--max-per-uid N] [--allow-uid UID] [--no-spin] [--grace-ms MS] [--no-signals] [--spawn]`:
 //! serves `Probe` in `$LPC_RUNTIME_DIR`; prints `ready <pid>` once clients can connect.
 //! `--no-signals` serves with `stop_on_signals(false)`; `--spawn` serves with `Server::spawn`
-//! and parks the main thread (neither stops on SIGTERM or SIGINT).
+//! and parks the main thread (neither stops on SIGTERM or SIGINT). With `LPC_TEST_LOG=FILE`,
+//! its log (info and up) goes to FILE.
 
 use lpc_tests::{ProbeServer, ProbeService};
 
 fn main() -> Result<(), lpc::Error> {
+    // `LPC_TEST_LOG=FILE`: the service's warnings (why it dropped a client, ...) go to FILE,
+    // for the tests that check them.
+    if let Some(path) = std::env::var_os("LPC_TEST_LOG") {
+        let file = std::fs::File::create(path).expect("log file");
+        tracing_subscriber::fmt()
+            .with_writer(std::sync::Mutex::new(file))
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .init();
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let name = args.first().cloned().unwrap_or_else(|| "probe".into());
     let value = |flag: &str| {

@@ -203,6 +203,11 @@ pub(crate) struct Channel {
     receive_limit: u64,
     /// Shared by both ends (chosen by the service): names the connection in loan handles.
     token: u64,
+    /// Why the peer can no longer be trusted, once it sent something that is not what the
+    /// protocol expects on the socket (a descriptor that is not lpc shared memory, ...):
+    /// seen where a failure is reported, so that the connection is closed even when the
+    /// failure surfaced as one call's bad arguments or result (a loan's buffer).
+    broken: std::sync::OnceLock<String>,
 }
 
 impl fmt::Debug for Channel {
@@ -229,7 +234,13 @@ impl Channel {
             peer_limit: u64::MAX,
             receive_limit: u64::MAX,
             token: 0,
+            broken: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Why the peer broke the protocol on the socket, if it did (see the field).
+    pub(crate) fn broken(&self) -> Option<&str> {
+        self.broken.get().map(String::as_str)
     }
 
     /// The service's name.
@@ -423,6 +434,12 @@ impl Channel {
             Ok(r) => r,
             Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                 return Err(ChannelError::Protocol(missing()))
+            }
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                // A descriptor that is not lpc shared memory, a truncated message.
+                let reason = e.to_string();
+                let _ = self.broken.set(reason.clone());
+                return Err(ChannelError::Protocol(reason));
             }
             Err(e) => return Err(e.into()),
         };

@@ -784,9 +784,15 @@ impl Client {
         };
         let header = self.submit(&mut call, written)?;
         if header.status == Status::Ok {
-            conn.channel
+            let decoded = conn
+                .channel
                 .with_payload(slot, &header, conn.max_reply, scratch, decode)
-                .map_err(|e| conn.fail(e, method, CallPhase::ReplyLost))?
+                .map_err(|e| conn.fail(e, method, CallPhase::ReplyLost))?;
+            if decoded.is_err() && conn.channel.broken().is_some() {
+                // The result named a loan whose buffer is not lpc shared memory.
+                conn.lost();
+            }
+            decoded
         } else {
             conn.failure(slot, &header, method, scratch)
         }

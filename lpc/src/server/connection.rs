@@ -449,6 +449,11 @@ fn serve_one(shared: &Shared, channel: &Channel, worker: &mut Worker) -> Result<
             let outcome = match ran {
                 Ok((outcome, elapsed)) => {
                     let outcome = outcome?;
+                    if let (Outcome::Failed(..), Some(reason)) = (&outcome, channel.broken()) {
+                        // Refused as bad arguments, but the peer broke the protocol (a
+                        // loan's buffer that is not lpc shared memory): the connection ends.
+                        return Err(Close(reason.to_owned()));
+                    }
                     // Counted once the reply is out: the caller does not wait for it.
                     record = Some((matches!(outcome, Outcome::Failed(..)), elapsed));
                     outcome

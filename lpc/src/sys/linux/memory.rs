@@ -211,6 +211,12 @@ impl Drop for Mapping {
 
 #[cfg(feature = "test-util")]
 impl SharedMemory {
+    /// Wraps any descriptor unchecked, to send it as if it were shared memory: for the
+    /// hostile-peer tests, which must send what lpc itself never would.
+    pub(crate) fn wrap_unchecked(fd: OwnedFd) -> SharedMemory {
+        SharedMemory { fd, len: 0 }
+    }
+
     /// Creates (or truncates) a regular file of `len` zero bytes at `path`, to be mapped by
     /// several processes that know the path. For benchmarks' raw floors; lpc connections use
     /// anonymous memfds.
