@@ -313,3 +313,37 @@ pub fn eventually(within: Duration, mut condition: impl FnMut() -> bool) -> bool
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// A second user for the tests of other users' access: `lpc-test-other`, created (as root)
+/// if missing; its (uid, gid). Fails with the reason where the test cannot become another
+/// user (not root).
+pub fn second_user() -> Result<(u32, u32), String> {
+    if rustix::process::geteuid().as_raw() != 0 {
+        return Err("not running as root: cannot create or become another user".into());
+    }
+    let name = "lpc-test-other";
+    let id = |flag: &str| -> Option<u32> {
+        let out = Command::new("id").args([flag, name]).output().ok()?;
+        String::from_utf8(out.stdout).ok()?.trim().parse().ok()
+    };
+    if id("-u").is_none() {
+        let status = Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                name,
+            ])
+            .status()
+            .map_err(|e| format!("cannot run useradd: {e}"))?;
+        // Another test may have created it at the same moment.
+        if !status.success() && id("-u").is_none() {
+            return Err(format!("useradd failed: {status}"));
+        }
+    }
+    match (id("-u"), id("-g")) {
+        (Some(uid), Some(gid)) => Ok((uid, gid)),
+        _ => Err("cannot read the new user's ids".into()),
+    }
+}

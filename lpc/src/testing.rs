@@ -384,3 +384,12 @@ pub fn spill_notice(slot: u32, generation: u32) -> Vec<u8> {
 pub fn bulk_notice(id: u32) -> Vec<u8> {
     Message::Bulk { id }.encode()
 }
+
+/// The kind of a refusal message (`"Denied"`, `"Busy"`, `"Protocol"`), or `None` if `message`
+/// is not a refusal.
+pub fn refusal_kind(message: &[u8]) -> Option<String> {
+    match Message::decode(message) {
+        Ok(Message::Refused(refusal)) => Some(format!("{:?}", refusal.kind)),
+        _ => None,
+    }
+}

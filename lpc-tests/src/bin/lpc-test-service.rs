@@ -1,5 +1,6 @@
 //! `lpc-test-service NAME [--slots N] [--max-payload BYTES] [--max-connections N]
-//! [--max-per-uid N] [--allow-uid UID] [--no-spin] [--grace-ms MS] [--no-signals] [--spawn]`:
+//! [--max-per-uid N] [--allow-uid UID] [--no-spin] [--handshake-ms MS] [--grace-ms MS] [--no-signals]
+//! [--spawn]`:
 //! serves `Probe` in `$LPC_RUNTIME_DIR`; prints `ready <pid>` once clients can connect.
 //! `--no-signals` serves with `stop_on_signals(false)`; `--spawn` serves with `Server::spawn`
 //! and parks the main thread (neither stops on SIGTERM or SIGINT). With `LPC_TEST_LOG=FILE`,
@@ -44,6 +45,9 @@ fn main() -> Result<(), lpc::Error> {
     }
     if args.iter().any(|a| a == "--no-spin") {
         options = options.spin(false);
+    }
+    if let Some(ms) = value("--handshake-ms") {
+        options = options.handshake_timeout(std::time::Duration::from_millis(ms));
     }
     if let Some(ms) = value("--grace-ms") {
         options = options.grace_period(std::time::Duration::from_millis(ms));

@@ -119,15 +119,22 @@ pub(crate) fn exchange(
         phase: CallPhase::Connecting,
         reconnect: false,
     };
-    stream.send(&message.encode(), None).map_err(|e| {
-        if crate::sys::is_hangup(&e) {
-            disconnected()
-        } else {
-            Error::io(name, "sending the handshake", e)
-        }
-    })?;
     let mut buf = vec![0u8; MAX_MESSAGE];
-    let (n, shm) = match stream.recv(&mut buf, Some(deadline)) {
+    let sent = stream.send(&message.encode(), None);
+    match sent {
+        Err(e) if !crate::sys::is_hangup(&e) => {
+            return Err(Error::io(name, "sending the handshake", e))
+        }
+        _ => {}
+    }
+    let mut received = stream.recv(&mut buf, Some(deadline));
+    if matches!(&received, Err(e) if crate::sys::is_hangup(e)) {
+        // A service that refuses a connection at accept (an unadmitted user, one over its
+        // limits) sends its refusal and closes at once, maybe before our message arrived: the
+        // kernel then reports the reset first and still holds the refusal for the next read.
+        received = stream.recv(&mut buf, Some(deadline));
+    }
+    let (n, shm) = match received {
         Ok((0, _)) => return Err(disconnected()),
         Ok(received) => received,
         Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
@@ -150,6 +157,8 @@ pub(crate) fn exchange(
     };
     match Message::decode(&buf[..n]) {
         Ok(Message::Refused(refusal)) => Err(refused(name, refusal)),
+        // An answer to a message that never reached the service cannot be right.
+        Ok(_) if sent.is_err() => Err(disconnected()),
         Ok(answer) => Ok((answer, shm)),
         Err(e) => Err(Error::protocol(
             name,

@@ -62,10 +62,10 @@ impl std::fmt::Debug for ConnectionShared {
 impl ConnectionShared {
     pub(super) fn new(
         stream: Stream,
+        peer: Option<PeerCredentials>,
         interface: &InterfaceDescriptor,
         token: u64,
     ) -> ConnectionShared {
-        let peer = stream.peer_credentials().ok();
         ConnectionShared {
             stream: Arc::new(stream),
             process: peer
@@ -260,11 +260,6 @@ fn handshake(shared: &Shared, conn: &ConnectionShared) -> Result<Channel, String
     };
     if shm.is_some() {
         return Err(refuse("bad handshake: unexpected shared memory".into()));
-    }
-    // Checked after the first message is read: closing a socket with unread data would
-    // reset the connection before the client could read why.
-    if let Err(reason) = shared.admit(conn.peer.as_ref()) {
-        return Err(refuse_as(RefusalKind::Denied, reason));
     }
     let hello = match Message::decode(&buf[..n]) {
         Ok(Message::Hello(hello)) => hello,

@@ -31,12 +31,24 @@ use crate::sys::{
     current_user, file_identity, open_to_other_users, DirLock, FileIdentity, Listener,
     PeerCredentials, Reactor, ReactorEvent, Stream, UserId,
 };
+use crate::wire::handshake::{Message, Refusal, RefusalKind};
 use crate::wire::info::{ClientInfo, ServiceInfo, MAX_LISTED_CLIENTS};
 use crate::wire::interface::{InterfaceDescriptor, InterfaceInfo};
 
 use self::connection::ConnectionShared;
-/// Default largest number of open connections (also per user).
+/// Default largest number of open connections.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+/// Default largest number of open connections of one admitted user other than the service's
+/// own: a quarter of all, so that one other user never takes every connection.
+pub const DEFAULT_MAX_CONNECTIONS_PER_UID: usize = DEFAULT_MAX_CONNECTIONS / 4;
+
+/// Default largest number of connections of one user other than the service's own that may
+/// be in their handshake at once (connected, not yet said hello).
+pub const DEFAULT_MAX_HANDSHAKES_PER_UID: usize = 8;
+
+/// Default time a new client has to say hello.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long a stop waits for calls in progress by default (see [`ServerOptions::grace_period`]).
 pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(5);
@@ -59,6 +71,7 @@ pub struct ServerOptions {
     access_check: Option<AccessCheck>,
     max_connections: usize,
     max_connections_per_uid: usize,
+    max_handshakes_per_uid: usize,
     stop_on_signals: bool,
     grace_period: Duration,
 }
@@ -77,6 +90,7 @@ impl std::fmt::Debug for ServerOptions {
             .field("access_check", &self.access_check.is_some())
             .field("max_connections", &self.max_connections)
             .field("max_connections_per_uid", &self.max_connections_per_uid)
+            .field("max_handshakes_per_uid", &self.max_handshakes_per_uid)
             .field("stop_on_signals", &self.stop_on_signals)
             .field("grace_period", &self.grace_period)
             .finish()
@@ -91,13 +105,14 @@ impl Default for ServerOptions {
             slot_size: 4096,
             max_payload: DEFAULT_MAX_PAYLOAD,
             spin: true,
-            handshake_timeout: Duration::from_secs(5),
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             statistics: true,
             allowed_users: Vec::new(),
             allowed_gids: Vec::new(),
             access_check: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
-            max_connections_per_uid: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_uid: DEFAULT_MAX_CONNECTIONS_PER_UID,
+            max_handshakes_per_uid: DEFAULT_MAX_HANDSHAKES_PER_UID,
             stop_on_signals: true,
             grace_period: DEFAULT_GRACE_PERIOD,
         }
@@ -106,7 +121,7 @@ impl Default for ServerOptions {
 
 impl ServerOptions {
     /// The defaults: 16 call slots of 4 KiB per connection (68 KiB of shared memory), payloads
-    /// up to 1 GiB, adaptive spinning, a 5 s handshake timeout; [`Server::serve`] stops on
+    /// up to 1 GiB, adaptive spinning, a 2 s handshake timeout; [`Server::serve`] stops on
     /// SIGTERM and SIGINT, and a stop gives calls in progress 5 s to finish.
     pub fn new() -> Self {
         Self::default()
@@ -190,9 +205,20 @@ impl ServerOptions {
         self
     }
 
-    /// Refuse a user's connections beyond `n` open ones with [`Error::Busy`] (default 1024).
+    /// Refuse the connections of an admitted user other than the service's own beyond `n`
+    /// open ones with [`Error::Busy`] (default 256, a quarter of all). Checked when the
+    /// connection is accepted, before it costs a thread. The service's own user is bounded
+    /// only by [`ServerOptions::max_connections`].
     pub fn max_connections_per_uid(mut self, n: usize) -> Self {
         self.max_connections_per_uid = n;
+        self
+    }
+
+    /// Refuse a new connection of a user other than the service's own with [`Error::Busy`]
+    /// while `n` of that user's connections are still in their handshake (default 8), so
+    /// that connections that never say hello cannot pile up until the handshake timeout.
+    pub fn max_handshakes_per_uid(mut self, n: usize) -> Self {
+        self.max_handshakes_per_uid = n;
         self
     }
 
@@ -222,7 +248,8 @@ impl ServerOptions {
             || self.access_check.is_some()
     }
 
-    /// How long a new client has to complete its handshake.
+    /// How long a new client has to complete its handshake (default 2 s; an lpc client says
+    /// hello right after it connects).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
         self
@@ -498,6 +525,16 @@ impl Drop for ServerHandle {
 /// and receiving a buffer needs one more for a moment, so a reserve stays free. Past this,
 /// clients are refused with `Busy` instead of established clients losing buffers.
 /// Returns (admitted connections, accepted connections).
+/// Refuses a connection just accepted: the refusal is sent at once (a fresh socket's buffer
+/// has room for it, so this never blocks the reactor) and the socket closed. The client reads
+/// the refusal even if its hello crossed the close (see `registry::exchange`). Logged at
+/// debug level only: an unadmitted peer must not be able to fill the service's log either.
+fn refuse_at_accept(service: &str, stream: &Stream, kind: RefusalKind, reason: String) {
+    tracing::debug!(service, ?kind, %reason, "refused a connection at accept");
+    let refusal = Message::Refused(Refusal { kind, reason });
+    let _ = stream.send(&refusal.encode(), None);
+}
+
 fn descriptor_budget(configured: usize) -> (usize, usize) {
     let limit = crate::sys::raise_open_file_limit();
     let reserve = 16 + limit / 8;
@@ -607,6 +644,56 @@ impl Shared {
         }
     }
 
+    /// What a new connection must pass before it gets a thread: the access policy, and — for
+    /// users other than the service's own — the per-user limits on open connections and on
+    /// connections still in their handshake.
+    fn admit_at_accept(
+        &self,
+        peer: Option<&PeerCredentials>,
+    ) -> std::result::Result<(), (RefusalKind, String)> {
+        self.admit(peer).map_err(|r| (RefusalKind::Denied, r))?;
+        let Some(peer) = peer else { return Ok(()) };
+        if *peer.user() == current_user() {
+            // The service's own user: trusted (it could stop the service), bounded only by
+            // the limits on all connections.
+            return Ok(());
+        }
+        let options = &self.server.options;
+        let table = self.connections();
+        let (mut open, mut handshaking) = (0, 0);
+        for (conn, _) in table.values() {
+            if conn.peer.as_ref().map(PeerCredentials::user) == Some(peer.user()) {
+                open += 1;
+                if !conn.calling.load(Ordering::Relaxed) {
+                    handshaking += 1;
+                }
+            }
+        }
+        drop(table);
+        if open >= options.max_connections_per_uid {
+            return Err((
+                RefusalKind::Busy,
+                format!(
+                    "user {} has reached the limit of {} connections per user \
+                     (ServerOptions::max_connections_per_uid)",
+                    peer.user(),
+                    options.max_connections_per_uid
+                ),
+            ));
+        }
+        if handshaking >= options.max_handshakes_per_uid {
+            return Err((
+                RefusalKind::Busy,
+                format!(
+                    "user {} has {handshaking} connections still in their handshake, the most \
+                     allowed (ServerOptions::max_handshakes_per_uid)",
+                    peer.user()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether one more connection (this one, already in the table) stays within the limits.
     fn within_limits(&self, peer: Option<&PeerCredentials>) -> std::result::Result<(), String> {
         let options = &self.server.options;
@@ -622,7 +709,7 @@ impl Shared {
                 self.max_connections
             ));
         }
-        if let Some(peer) = peer {
+        if let Some(peer) = peer.filter(|p| *p.user() != current_user()) {
             let mine = table
                 .values()
                 .filter(|(c, _)| c.peer.as_ref().map(PeerCredentials::user) == Some(peer.user()))
@@ -746,9 +833,18 @@ impl Shared {
                 drop(stream);
                 continue;
             }
+            // Who it is, before anything is spent on it: a peer that is not admitted, or is
+            // over its user's limits, is refused here, on the reactor's thread, and costs no
+            // thread, no shared memory and no place in the connection table.
+            let peer = stream.peer_credentials().ok();
+            if let Err((kind, reason)) = self.admit_at_accept(peer.as_ref()) {
+                refuse_at_accept(&self.server.name, &stream, kind, reason);
+                continue;
+            }
             let token = self.next_token.fetch_add(1, Ordering::Relaxed);
             let conn = Arc::new(ConnectionShared::new(
                 stream,
+                peer,
                 self.dispatcher.interface(),
                 token,
             ));
