@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::channel::{scope, Channel};
+use crate::channel::{scope, Channel, ChannelError};
 use crate::error::{CallPhase, Error};
 use crate::shm::bulk::{BulkClaim, PeerBulk};
 use crate::wire::codec::note_custom_reason;
@@ -337,8 +337,13 @@ fn receive<E: serde::de::Error>(token: u64, id: u32, len: u64) -> Result<Loan, E
     });
     let bulk = match received {
         Some(Some(Ok(bulk))) => bulk,
+        Some(Some(Err(ChannelError::Busy(reason)))) => {
+            // The service turns this failure of the arguments into `Busy`.
+            crate::channel::budget::note_refusal();
+            return Err(refuse_de(format!("cannot map loaned buffer {id}: {reason}")));
+        }
         Some(Some(Err(e))) => {
-            return Err(refuse_de(format!("cannot map loaned buffer {id}: {e:?}")))
+            return Err(refuse_de(format!("cannot map loaned buffer {id}: {e}")))
         }
         Some(None) => {
             return Err(refuse_de(

@@ -20,6 +20,19 @@ const MIN_BULK: usize = 4096;
 pub(crate) struct BulkTable {
     ours: Mutex<Vec<Arc<BulkBuffer>>>,
     theirs: Mutex<HashMap<u32, Arc<PeerBulk>>>,
+    /// What both sets cost the service's budget, given back when the connection ends.
+    charges: Mutex<Vec<super::budget::Charge>>,
+}
+
+impl BulkTable {
+    fn keep(&self, charge: Option<super::budget::Charge>) {
+        if let Some(charge) = charge {
+            self.charges
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(charge);
+        }
+    }
 }
 
 impl Channel {
@@ -50,6 +63,7 @@ impl Channel {
         }
         let id = ours.len() as u32;
         let size = len.max(MIN_BULK).checked_next_power_of_two().unwrap_or(len);
+        let charge = self.charge(size)?;
         // Only this side writes it: the peer can map it read-only, no more (see `shm::bulk`).
         let (shm, mapping) = SharedMemory::create_one_writer("lpc-bulk", size)?;
         let side = self.memory.side();
@@ -62,6 +76,7 @@ impl Channel {
             .send(&Message::Bulk { id }.encode(), Some(&shm))?;
         let claim = buffer.try_claim().expect("a new buffer is free");
         ours.push(buffer);
+        self.bulk.keep(charge);
         Ok(claim)
     }
 
@@ -90,6 +105,14 @@ impl Channel {
                 shm.len()
             )));
         }
+        let charge = match self.charge(shm.len()) {
+            Ok(charge) => charge,
+            Err(e) => {
+                // Kept for a later call that names it, when the budget has room again.
+                self.keep_bulk(id, shm);
+                return Err(e);
+            }
+        };
         let creator = match self.memory.side() {
             Side::Client => Side::Service,
             Side::Service => Side::Client,
@@ -101,6 +124,7 @@ impl Channel {
         )
         .ok_or_else(|| ChannelError::Protocol("peer sent an empty bulk buffer".into()))?;
         let bulk = Arc::new(bulk);
+        self.bulk.keep(charge);
         self.bulk
             .theirs
             .lock()

@@ -112,6 +112,7 @@ impl PayloadWriter<'_> {
             .checked_next_power_of_two()
             .unwrap_or(end)
             .max(MIN_SPILL);
+        let charge = self.channel.charge(size)?;
         // Only this side writes it: the peer can map it read-only, no more.
         let (shm, mapping) = SharedMemory::create_one_writer("lpc-spill", size)?;
         let region = Region::new(mapping);
@@ -132,6 +133,7 @@ impl PayloadWriter<'_> {
         )?;
         spill.generation = generation;
         spill.region = Some(region);
+        spill.charge = charge;
         Ok(())
     }
 

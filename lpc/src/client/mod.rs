@@ -941,6 +941,11 @@ fn status_error(
                 .map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes"))),
             limit: max_reply,
         },
+        Status::Busy => Error::Busy {
+            service,
+            method: Some(method.to_owned()),
+            reason: text(),
+        },
         // This client wrote a frame the service could not read: not the arguments' fault.
         Status::MalformedFrame => Error::Protocol {
             service,

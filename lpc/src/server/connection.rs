@@ -14,9 +14,10 @@ use super::dispatch::{DispatchError, EncodedArgs, EncodedReply, ReplyTarget};
 use super::stats::ConnectionStats;
 use super::Shared;
 use crate::channel::payload::Written;
+use crate::channel::budget::{self, Budget, ConnectionBudget};
 use crate::channel::spin::{SpinBudget, Spinner};
 use crate::channel::{Channel, ChannelError, Payload, Taken};
-use crate::shm::layout::ConnectionMemory;
+use crate::shm::layout::{ConnectionMemory, Geometry};
 use crate::sys::{monotonic_ns, process_name, PeerCredentials, SharedMemory, Stream};
 use crate::wire::codec::Sink;
 use crate::wire::frame::{Status, FLAG_JSON};
@@ -46,6 +47,8 @@ pub(super) struct ConnectionShared {
     token: u64,
     /// Set once the handshake made this a calling connection (not a query).
     pub(super) calling: AtomicBool,
+    /// Threads reserved for it (its slot count), given back when it ends.
+    pub(super) threads: AtomicU32,
     /// Set when the connection must end; shared with the handlers' context (`cancelled()`).
     stop: Arc<AtomicBool>,
     channel: OnceLock<Arc<Channel>>,
@@ -80,6 +83,7 @@ impl ConnectionShared {
             slot_threads_failed: AtomicBool::new(false),
             token,
             calling: AtomicBool::new(false),
+            threads: AtomicU32::new(0),
             stop: Arc::new(AtomicBool::new(false)),
             channel: OnceLock::new(),
         }
@@ -210,6 +214,7 @@ pub(super) fn run(shared: &Arc<Shared>, conn: &Arc<ConnectionShared>) {
     for thread in threads {
         let _ = thread.join();
     }
+
     // Dropping the channel unmaps the region and closes the socket (the reactor forgets it).
 }
 
@@ -274,7 +279,35 @@ fn handshake(shared: &Shared, conn: &ConnectionShared) -> Result<Channel, String
     if let Err(reason) = shared.within_limits(conn.peer.as_ref()) {
         return Err(refuse_as(RefusalKind::Busy, reason));
     }
-    let geometry = shared.server.geometry;
+    // A thread per slot at most: the connection gets as many slots as the service has
+    // threads to spare (its calls wait in line for fewer slots), at least one.
+    let slots = shared.reserve_threads(shared.server.geometry.slot_count);
+    if slots == 0 {
+        return Err(refuse_as(
+            RefusalKind::Busy,
+            format!(
+                "all {} of its threads are taken (ServerOptions::max_threads)",
+                options.max_threads
+            ),
+        ));
+    }
+    conn.threads.store(slots, Ordering::Relaxed);
+    let geometry = Geometry {
+        slot_count: slots,
+        ..shared.server.geometry
+    };
+    let connection_budget = ConnectionBudget::new(
+        Budget::new(
+            "this connection's budget (ServerOptions::max_shared_memory_per_connection)",
+            options.max_shared_memory_per_connection,
+            u64::MAX,
+        ),
+        shared.budget.clone(),
+    );
+    // The region is mapped twice (see `shm::layout`): one object, two mappings.
+    let region_charge = connection_budget
+        .charge(geometry.region_len() as u64, 2)
+        .map_err(|e| refuse_as(RefusalKind::Busy, e.to_string()))?;
     let no_memory =
         |e: std::io::Error| refuse(format!("the service cannot allocate shared memory: {e}"));
     let shm = SharedMemory::create(
@@ -296,6 +329,7 @@ fn handshake(shared: &Shared, conn: &ConnectionShared) -> Result<Channel, String
         .send(&Message::Welcome(welcome).encode(), Some(&shm))
         .map_err(|e| format!("sending the welcome: {e}"))?;
     let mut channel = Channel::new(&shared.server.name, memory, conn.stream.clone());
+    channel.set_budget(connection_budget, region_charge);
     channel.set_peer_limit(hello.max_reply);
     channel.set_receive_limit(options.max_payload);
     channel.set_token(welcome_token);
@@ -456,6 +490,8 @@ fn serve_one(shared: &Shared, channel: &Channel, worker: &mut Worker) -> Result<
                 Err(ChannelError::TooLarge { size, .. }) => {
                     Outcome::Failed(Status::TooLarge, size.to_le_bytes().to_vec())
                 }
+                // No room in the budget to map the arguments' spill buffer.
+                Err(ChannelError::Busy(reason)) => Outcome::Failed(Status::Busy, reason.into()),
                 Err(e) => return Err(e.into()),
             };
             (outcome, header.method, header.call_id)
@@ -577,6 +613,7 @@ fn finish(written: Result<Written, ChannelError>) -> Result<Outcome, Close> {
             Status::EncodeFailed,
             format!("the service could not allocate memory for the result: {e}").into_bytes(),
         )),
+        Err(ChannelError::Busy(reason)) => Ok(Outcome::Failed(Status::Busy, reason.into())),
         Err(e) => Err(e.into()),
     }
 }
@@ -586,6 +623,10 @@ fn finish(written: Result<Written, ChannelError>) -> Result<Outcome, Close> {
 fn refused(e: DispatchError) -> Outcome {
     match e {
         DispatchError::NoSuchMethod => Outcome::Failed(Status::NoSuchMethod, Vec::new()),
+        // A loan's buffer the budget had no room for.
+        DispatchError::BadArguments(m) if budget::take_refusal() => {
+            Outcome::Failed(Status::Busy, m.into())
+        }
         DispatchError::BadArguments(m) => Outcome::Failed(Status::BadArguments, m.into()),
         DispatchError::Encode(m) => Outcome::Failed(
             Status::EncodeFailed,

@@ -19,12 +19,13 @@ pub use dispatch::{Dispatch, DispatchError, EncodedArgs, EncodedReply};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::channel::budget::Budget;
 use crate::registry;
 use crate::shm::layout::{Geometry, MAX_SLOTS};
 use crate::sys::{
@@ -46,6 +47,24 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_UID: usize = DEFAULT_MAX_CONNECTIONS / 4;
 /// Default largest number of connections of one user other than the service's own that may
 /// be in their handshake at once (connected, not yet said hello).
 pub const DEFAULT_MAX_HANDSHAKES_PER_UID: usize = 8;
+
+/// Default bytes of shared memory all connections together may make the service map: their
+/// regions, the spill buffers of both directions and the loans of both sides, counted by the
+/// size mapped (a third of a 24 GiB machine).
+pub const DEFAULT_MAX_SHARED_MEMORY: u64 = 8 << 30;
+
+/// Default bytes of shared memory one connection may make the service map: room for a
+/// largest request and a largest reply (1 GiB each by default) in flight, and more.
+pub const DEFAULT_MAX_SHARED_MEMORY_PER_CONNECTION: u64 = 4 << 30;
+
+/// Default number of shared-memory mappings all connections together may make the service
+/// hold: a quarter of the kernel's default `vm.max_map_count` (65530), a limit for the whole
+/// process that thread stacks, libraries and the program's own mappings count against too.
+pub const DEFAULT_MAX_MAPPINGS: u64 = 16384;
+
+/// Default number of threads the connections may use (one per call slot in use, at most):
+/// 4096 threads hold 8192 mappings (stack and guard page) and, idle, little memory.
+pub const DEFAULT_MAX_THREADS: u32 = 4096;
 
 /// Default time a new client has to say hello.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -72,6 +91,10 @@ pub struct ServerOptions {
     max_connections: usize,
     max_connections_per_uid: usize,
     max_handshakes_per_uid: usize,
+    max_shared_memory: u64,
+    max_shared_memory_per_connection: u64,
+    max_mappings: u64,
+    max_threads: u32,
     stop_on_signals: bool,
     grace_period: Duration,
 }
@@ -91,6 +114,13 @@ impl std::fmt::Debug for ServerOptions {
             .field("max_connections", &self.max_connections)
             .field("max_connections_per_uid", &self.max_connections_per_uid)
             .field("max_handshakes_per_uid", &self.max_handshakes_per_uid)
+            .field("max_shared_memory", &self.max_shared_memory)
+            .field(
+                "max_shared_memory_per_connection",
+                &self.max_shared_memory_per_connection,
+            )
+            .field("max_mappings", &self.max_mappings)
+            .field("max_threads", &self.max_threads)
             .field("stop_on_signals", &self.stop_on_signals)
             .field("grace_period", &self.grace_period)
             .finish()
@@ -113,6 +143,10 @@ impl Default for ServerOptions {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_uid: DEFAULT_MAX_CONNECTIONS_PER_UID,
             max_handshakes_per_uid: DEFAULT_MAX_HANDSHAKES_PER_UID,
+            max_shared_memory: DEFAULT_MAX_SHARED_MEMORY,
+            max_shared_memory_per_connection: DEFAULT_MAX_SHARED_MEMORY_PER_CONNECTION,
+            max_mappings: DEFAULT_MAX_MAPPINGS,
+            max_threads: DEFAULT_MAX_THREADS,
             stop_on_signals: true,
             grace_period: DEFAULT_GRACE_PERIOD,
         }
@@ -219,6 +253,39 @@ impl ServerOptions {
     /// that connections that never say hello cannot pile up until the handshake timeout.
     pub fn max_handshakes_per_uid(mut self, n: usize) -> Self {
         self.max_handshakes_per_uid = n;
+        self
+    }
+
+    /// Refuse calls (with [`Error::Busy`]) that would make all connections together map more
+    /// than `bytes` of shared memory in the service (default 8 GiB): their regions, spill
+    /// buffers and loans, counted by the size mapped, not by the pages touched.
+    pub fn max_shared_memory(mut self, bytes: u64) -> Self {
+        self.max_shared_memory = bytes;
+        self
+    }
+
+    /// Refuse calls (with [`Error::Busy`]) that would make one connection map more than
+    /// `bytes` of shared memory in the service (default 4 GiB). Keep it above twice
+    /// [`ServerOptions::max_payload`]: a largest request and its reply each take up to that.
+    pub fn max_shared_memory_per_connection(mut self, bytes: u64) -> Self {
+        self.max_shared_memory_per_connection = bytes;
+        self
+    }
+
+    /// Refuse calls (with [`Error::Busy`]) that would make all connections together hold more
+    /// than `n` shared-memory mappings in the service (default 16384): the kernel limits the
+    /// mappings of the whole process (`vm.max_map_count`).
+    pub fn max_mappings(mut self, n: u64) -> Self {
+        self.max_mappings = n;
+        self
+    }
+
+    /// Use at most `n` threads for the connections (default 4096): one per connection, and
+    /// one more per call slot a client uses at once. A new connection gets as many slots as
+    /// there are threads to spare (its calls then wait in line for fewer), and is refused
+    /// with [`Error::Busy`] when none is left.
+    pub fn max_threads(mut self, n: u32) -> Self {
+        self.max_threads = n;
         self
     }
 
@@ -572,6 +639,10 @@ struct Shared {
     /// be refused as busy): beyond it, a new connection is closed at once, so that silent
     /// clients cannot use up the descriptors established clients need.
     accept_cap: usize,
+    /// The shared memory all connections map (see `channel::budget`).
+    budget: Arc<Budget>,
+    /// Threads reserved by the open connections (see [`ServerOptions::max_threads`]).
+    threads: AtomicU32,
 }
 
 impl std::fmt::Debug for dyn Dispatch {
@@ -594,6 +665,11 @@ impl Shared {
             }
         };
         let (max_connections, accept_cap) = descriptor_budget(server.options.max_connections);
+        let budget = Arc::new(Budget::new(
+            "the service's budget (ServerOptions::max_shared_memory, max_mappings)",
+            server.options.max_shared_memory,
+            server.options.max_mappings,
+        ));
         let reactor =
             Reactor::new().map_err(|e| Error::io(&server.name, "creating the event loop", e))?;
         reactor
@@ -611,6 +687,8 @@ impl Shared {
             interface_info,
             max_connections,
             accept_cap,
+            budget,
+            threads: AtomicU32::new(0),
             dispatcher,
         })
     }
@@ -724,6 +802,23 @@ impl Shared {
             }
         }
         Ok(())
+    }
+
+    /// Reserves up to `want` threads (at least one, if any is left); returns how many.
+    fn reserve_threads(&self, want: u32) -> u32 {
+        let max = self.server.options.max_threads;
+        let mut got = 0;
+        let _ = self
+            .threads
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                got = want.min(max.saturating_sub(used));
+                (got > 0).then_some(used + got)
+            });
+        got
+    }
+
+    fn release_threads(&self, n: u32) {
+        self.threads.fetch_sub(n, Ordering::AcqRel);
     }
 
     /// The position of method `id` in the interface.
@@ -857,6 +952,7 @@ impl Shared {
                 .name(format!("lpc-{}-{token}", self.server.name))
                 .spawn(move || {
                     connection::run(&shared, &conn);
+                    shared.release_threads(conn.threads.swap(0, Ordering::Relaxed));
                     // Under the table's lock, so that a query counts this connection's calls
                     // exactly once: either live or among the closed.
                     let mut table = shared.connections();
