@@ -410,5 +410,5 @@ fn probe_admits_another_user_only_when_allowed() {
         err.contains("denied access") && err.contains("user 4343, group 4343 is not admitted"),
         "{err}"
     );
-    service.stderr_line_with(&["WARN", "refused a client at the handshake", "user 4343"]);
+    service.stderr_line_with(&["WARN", "refused a client at accept", "user 4343"]);
 }

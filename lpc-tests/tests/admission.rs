@@ -101,7 +101,11 @@ fn an_unadmitted_user_costs_the_service_nothing() {
     let baseline = (threads(pid), fd_count(pid));
 
     let flood = Flood::run(user, dir.path(), &["connect", "300"]);
-    assert_eq!(flood.line, "connect ok 0 busy 0 denied 300 other 0", "{}", flood.line);
+    assert_eq!(
+        flood.line, "connect ok 0 busy 0 denied 300 other 0",
+        "{}",
+        flood.line
+    );
     let silent = Flood::run(user, dir.path(), &["silent", "300", "300"]);
     assert_eq!(
         silent.line, "silent refused 300 busy 0 denied 300 quiet 0",
@@ -121,8 +125,14 @@ fn an_unadmitted_user_costs_the_service_nothing() {
 fn an_admitted_user_at_its_limit_cannot_lock_out_others() {
     let user = lpc_tests::second_user().expect("a second user");
     let uid = user.0.to_string();
-    let (dir, _service) =
-        reachable_service(&["--allow-uid", &uid, "--max-per-uid", "4", "--handshake-ms", "60000"]);
+    let (dir, _service) = reachable_service(&[
+        "--allow-uid",
+        &uid,
+        "--max-per-uid",
+        "4",
+        "--handshake-ms",
+        "60000",
+    ]);
     let flood = Flood::run(user, dir.path(), &["connect", "10"]);
     assert_eq!(flood.line, "connect ok 4 busy 6 denied 0 other 0");
     // More connections that never speak: refused at accept, the user being at its limit.
@@ -143,7 +153,11 @@ fn connections_that_never_say_hello_are_capped_per_user() {
     // 8 in their handshake at most (the default); the other 12 are refused at once.
     let silent = Flood::run(user, dir.path(), &["silent", "20", "12"]);
     assert_eq!(silent.line, "silent refused 12 busy 12 denied 0 quiet 8");
-    assert_eq!(threads(pid), before + 8, "one thread per connection in its handshake");
+    assert_eq!(
+        threads(pid),
+        before + 8,
+        "one thread per connection in its handshake"
+    );
     // The same user cannot get a real connection in either while 8 are pending...
     let flood = Flood::run(user, dir.path(), &["connect", "1"]);
     assert_eq!(flood.line, "connect ok 0 busy 1 denied 0 other 0");

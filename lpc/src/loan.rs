@@ -340,11 +340,11 @@ fn receive<E: serde::de::Error>(token: u64, id: u32, len: u64) -> Result<Loan, E
         Some(Some(Err(ChannelError::Busy(reason)))) => {
             // The service turns this failure of the arguments into `Busy`.
             crate::channel::budget::note_refusal();
-            return Err(refuse_de(format!("cannot map loaned buffer {id}: {reason}")));
+            return Err(refuse_de(format!(
+                "cannot map loaned buffer {id}: {reason}"
+            )));
         }
-        Some(Some(Err(e))) => {
-            return Err(refuse_de(format!("cannot map loaned buffer {id}: {e}")))
-        }
+        Some(Some(Err(e))) => return Err(refuse_de(format!("cannot map loaned buffer {id}: {e}"))),
         Some(None) => {
             return Err(refuse_de(
                 "this loan belongs to another connection: make it with the client you call".into(),

@@ -1,6 +1,6 @@
 //! `lpc-test-service NAME [--slots N] [--max-payload BYTES] [--max-connections N]
 //! [--max-per-uid N] [--allow-uid UID] [--no-spin] [--handshake-ms MS] [--grace-ms MS] [--no-signals]
-//! [--spawn]`:
+//! [--max-shm BYTES] [--max-shm-per-conn BYTES] [--max-mappings N] [--max-threads N] [--spawn]`:
 //! serves `Probe` in `$LPC_RUNTIME_DIR`; prints `ready <pid>` once clients can connect.
 //! `--no-signals` serves with `stop_on_signals(false)`; `--spawn` serves with `Server::spawn`
 //! and parks the main thread (neither stops on SIGTERM or SIGINT). With `LPC_TEST_LOG=FILE`,
@@ -45,6 +45,18 @@ fn main() -> Result<(), lpc::Error> {
     }
     if args.iter().any(|a| a == "--no-spin") {
         options = options.spin(false);
+    }
+    if let Some(bytes) = value("--max-shm") {
+        options = options.max_shared_memory(bytes);
+    }
+    if let Some(bytes) = value("--max-shm-per-conn") {
+        options = options.max_shared_memory_per_connection(bytes);
+    }
+    if let Some(n) = value("--max-mappings") {
+        options = options.max_mappings(n);
+    }
+    if let Some(n) = value("--max-threads") {
+        options = options.max_threads(n as u32);
     }
     if let Some(ms) = value("--handshake-ms") {
         options = options.handshake_timeout(std::time::Duration::from_millis(ms));

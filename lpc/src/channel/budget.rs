@@ -97,9 +97,7 @@ impl ConnectionBudget {
         bytes: u64,
         mappings: u64,
     ) -> Result<Charge, ChannelError> {
-        self.own
-            .take(bytes, mappings)
-            .map_err(ChannelError::Busy)?;
+        self.own.take(bytes, mappings).map_err(ChannelError::Busy)?;
         if let Err(reason) = self.all.take(bytes, mappings) {
             self.own.give(bytes, mappings);
             return Err(ChannelError::Busy(reason));

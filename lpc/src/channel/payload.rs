@@ -112,6 +112,12 @@ impl PayloadWriter<'_> {
             .checked_next_power_of_two()
             .unwrap_or(end)
             .max(MIN_SPILL);
+        if self.flushed == 0 {
+            // Nothing to carry over: the old buffer's memory goes back before the new one is
+            // charged, so that one large payload after another fits a budget of twice its size.
+            spill.region = None;
+            spill.charge = None;
+        }
         let charge = self.channel.charge(size)?;
         // Only this side writes it: the peer can map it read-only, no more.
         let (shm, mapping) = SharedMemory::create_one_writer("lpc-spill", size)?;

@@ -24,8 +24,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
 use crate::channel::budget::Budget;
+use crate::error::{Error, Result};
 use crate::registry;
 use crate::shm::layout::{Geometry, MAX_SLOTS};
 use crate::sys::{
@@ -587,21 +587,36 @@ impl Drop for ServerHandle {
     }
 }
 
+/// Refuses a connection just accepted: the refusal is sent at once (a fresh socket's buffer
+/// has room for it, so this never blocks the reactor) and the socket closed. The client reads
+/// the refusal even if its hello crossed the close (see `registry::exchange`). Logged as a
+/// warning at most once a second, with how many more were refused since the last one: a
+/// flood of connections must not fill the service's log either.
+fn refuse_at_accept(service: &str, stream: &Stream, kind: RefusalKind, reason: String) {
+    static LAST_LOGGED_S: AtomicU64 = AtomicU64::new(0);
+    static UNLOGGED: AtomicU64 = AtomicU64::new(0);
+    // Seconds of the monotonic clock, plus one, so that the first refusal is always logged.
+    let now = crate::sys::monotonic_ns() / 1_000_000_000 + 1;
+    let last = LAST_LOGGED_S.load(Ordering::Relaxed);
+    if now > last
+        && LAST_LOGGED_S
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        let more = UNLOGGED.swap(0, Ordering::Relaxed);
+        tracing::warn!(service, ?kind, %reason, more, "refused a client at accept");
+    } else {
+        UNLOGGED.fetch_add(1, Ordering::Relaxed);
+    }
+    let refusal = Message::Refused(Refusal { kind, reason });
+    let _ = stream.send(&refusal.encode(), None);
+}
+
 /// The connections a service can hold: `configured`, or fewer when the descriptor limit
 /// (raised to its hard maximum first) would run out — each connection holds one descriptor,
 /// and receiving a buffer needs one more for a moment, so a reserve stays free. Past this,
 /// clients are refused with `Busy` instead of established clients losing buffers.
 /// Returns (admitted connections, accepted connections).
-/// Refuses a connection just accepted: the refusal is sent at once (a fresh socket's buffer
-/// has room for it, so this never blocks the reactor) and the socket closed. The client reads
-/// the refusal even if its hello crossed the close (see `registry::exchange`). Logged at
-/// debug level only: an unadmitted peer must not be able to fill the service's log either.
-fn refuse_at_accept(service: &str, stream: &Stream, kind: RefusalKind, reason: String) {
-    tracing::debug!(service, ?kind, %reason, "refused a connection at accept");
-    let refusal = Message::Refused(Refusal { kind, reason });
-    let _ = stream.send(&refusal.encode(), None);
-}
-
 fn descriptor_budget(configured: usize) -> (usize, usize) {
     let limit = crate::sys::raise_open_file_limit();
     let reserve = 16 + limit / 8;
