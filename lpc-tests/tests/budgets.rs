@@ -246,8 +246,41 @@ fn mappings_are_bounded_for_the_whole_service() {
 
 #[test]
 fn threads_are_bounded_and_a_late_connection_gets_fewer_slots() {
-    let (dir, service) = start(&["--max-threads", "20", "--slots", "16"]);
+    // Room for two connections, 20 threads: the first gets its 16 slots (a thread each at
+    // most), the second the 4 threads left.
+    let (dir, service) = start(&[
+        "--max-connections",
+        "2",
+        "--max-threads",
+        "20",
+        "--slots",
+        "16",
+    ]);
     let pid = service.pid();
+    let first = ProbeClient::connect_with("probe", &client_options(dir.path())).unwrap();
+    let second = ProbeClient::connect_with("probe", &client_options(dir.path())).unwrap();
+    // 16 threads calling at once on each: every call waits in line for a slot if it must,
+    // none fails, and the service never runs more than its 20 threads for them.
+    std::thread::scope(|s| {
+        for i in 0..32 {
+            let client = if i % 2 == 0 { &first } else { &second };
+            s.spawn(move || {
+                for _ in 0..10 {
+                    assert_eq!(client.sleep_ms(2).unwrap(), 2, "thread {i}");
+                }
+            });
+        }
+    });
+    // The reactor, the main thread and the 20.
+    let threads = status_field(pid, "Threads");
+    assert!(threads <= 2 + 20, "{threads} threads");
+    assert_eq!(first.add(1, 1).unwrap() + second.add(1, 1).unwrap(), 4);
+}
+
+#[test]
+fn a_connection_finding_no_thread_left_is_busy() {
+    // Fewer threads than connections: every connection keeps one thread; none left is Busy.
+    let (dir, _service) = start(&["--max-connections", "4", "--max-threads", "2"]);
     let first = ProbeClient::connect_with("probe", &client_options(dir.path())).unwrap();
     let second = ProbeClient::connect_with("probe", &client_options(dir.path())).unwrap();
     let err = ProbeClient::connect_with("probe", &client_options(dir.path())).unwrap_err();
@@ -256,24 +289,7 @@ fn threads_are_bounded_and_a_late_connection_gets_fewer_slots() {
         err.to_string().contains("ServerOptions::max_threads"),
         "{err}"
     );
-    // The second connection got the 4 threads left: 8 threads calling at once share them,
-    // each call waiting in line for a slot, none failing.
-    std::thread::scope(|s| {
-        for i in 0..8 {
-            let second = &second;
-            s.spawn(move || {
-                for _ in 0..20 {
-                    assert_eq!(second.sleep_ms(1).unwrap(), 1, "thread {i}");
-                }
-            });
-        }
-    });
-    assert!(
-        status_field(pid, "Threads") <= 2 + 20,
-        "{} threads",
-        status_field(pid, "Threads")
-    );
-    assert_eq!(first.add(1, 1).unwrap(), 2);
+    assert_eq!(first.add(1, 1).unwrap() + second.add(1, 1).unwrap(), 4);
     drop(first);
     assert!(eventually(PROMPT, || ProbeClient::connect_with(
         "probe",

@@ -819,14 +819,20 @@ impl Shared {
         Ok(())
     }
 
-    /// Reserves up to `want` threads (at least one, if any is left); returns how many.
+    /// Reserves threads for a new connection: up to `want` (its slots), but never so many
+    /// that a connection still to come within [`ServerOptions::max_connections`] would find
+    /// none (each keeps one); at least one while any is left. Returns how many.
     fn reserve_threads(&self, want: u32) -> u32 {
         let max = self.server.options.max_threads;
+        let open = self.connections().len();
+        let to_come = u32::try_from(self.max_connections.saturating_sub(open)).unwrap_or(u32::MAX);
         let mut got = 0;
         let _ = self
             .threads
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                got = want.min(max.saturating_sub(used));
+                let left = max.saturating_sub(used);
+                let spare = left.saturating_sub(to_come);
+                got = want.min(spare.max(1)).min(left);
                 (got > 0).then_some(used + got)
             });
         got

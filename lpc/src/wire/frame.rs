@@ -136,7 +136,7 @@ mod tests {
         b[4] = 0x80;
         assert!(FrameHeader::decode(&b).unwrap_err().contains("flags"));
         let mut b = [0u8; FRAME_SIZE];
-        b[28] = 7;
+        b[28] = 8;
         assert!(FrameHeader::decode(&b).unwrap_err().contains("status"));
     }
 }
