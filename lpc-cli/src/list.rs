@@ -4,7 +4,9 @@ use anstyle::Style;
 use lpc::registry::{self, ListingState};
 use serde_json::json;
 
-use crate::common::{fmt_uptime, table, to_json, CliError, CliResult, Ctx, DIM, NAME, WARN};
+use crate::common::{
+    fmt_pid, fmt_uptime, safe, table, to_json, CliError, CliResult, Ctx, DIM, NAME, WARN,
+};
 
 pub fn run(ctx: &Ctx, prune: bool, json: bool) -> CliResult {
     let dir = &ctx.runtime_dir;
@@ -50,7 +52,7 @@ pub fn run(ctx: &Ctx, prune: bool, json: bool) -> CliResult {
     }
 
     for name in &pruned {
-        anstream::println!("removed the stale socket of `{name}`");
+        anstream::println!("removed the stale socket of `{}`", safe(name));
     }
     if listings.is_empty() {
         anstream::println!("no services in {}", dir.display());
@@ -63,7 +65,7 @@ pub fn run(ctx: &Ctx, prune: bool, json: bool) -> CliResult {
         let row = match &l.state {
             ListingState::Live(info) => vec![
                 (l.name.clone(), NAME),
-                (info.pid.to_string(), plain),
+                (fmt_pid(info.pid), plain),
                 (info.user.clone(), plain),
                 (info.interface.name.clone(), plain),
                 (format!("{:016x}", info.interface.fingerprint), DIM),
