@@ -93,15 +93,27 @@ pub struct Ctx {
     /// `--timeout`: bounds each connection and query, `lpc call` whole (connection and call
     /// together), and each call of `lpc bench`.
     pub timeout: Duration,
+    /// `--service-user`: the uid services must run as (ours when `None`).
+    pub service_user: Option<u32>,
 }
 
 impl Ctx {
     pub fn options(&self) -> ClientOptions {
         // `lpc bench` may run more threads than a connection has call slots: they take turns.
-        ClientOptions::new()
+        let options = ClientOptions::new()
             .runtime_dir(&self.runtime_dir)
             .connect_timeout(self.timeout)
-            .queue_for_slot(Duration::from_secs(3600))
+            .queue_for_slot(Duration::from_secs(3600));
+        match self.service_user {
+            Some(uid) => options.service_uid(uid),
+            None => options,
+        }
+    }
+
+    /// The user services must run as: `--service-user`, else ours.
+    pub fn service_user(&self) -> lpc::UserId {
+        self.service_user
+            .map_or_else(lpc::UserId::current, lpc::UserId::from_uid)
     }
 
     /// Connects to service `name` whatever its interface.
@@ -153,6 +165,14 @@ impl Ctx {
                 .hint("the service process may have exited or crashed; `lpc list` shows whether it is still there"),
             e @ lpc::Error::Busy { .. } => CliError::new(e.to_string())
                 .hint("the service is at one of its limits; retry later, or with fewer threads"),
+            lpc::Error::Denied { ref reason, .. }
+                if reason.contains("this client did not connect") =>
+            {
+                CliError::new(e.to_string()).hint(
+                    "if that user runs the service by design (a system service), name it: `lpc --service-user UID ...`; \
+                     otherwise someone else holds the name: check who owns the runtime directory and its socket",
+                )
+            }
             e @ lpc::Error::Denied { .. } => CliError::new(e.to_string())
                 .hint("the service decides who may connect; ask its owner, or run as a user it admits"),
             e @ lpc::Error::InvalidName { .. } => {
@@ -367,14 +387,16 @@ pub fn to_json(value: &serde_json::Value, compact: bool) -> String {
 /// JSON text with the characters serde_json leaves as they are but a terminal must not see
 /// raw (DEL, C1 controls, bidirectional overrides: [`unsafe_char`]) written as `\uXXXX`
 /// escapes. They can only stand inside strings, where the escape means the same character:
-/// the JSON is unchanged for a parser. (serde_json escapes C0 controls itself.)
+/// the JSON is unchanged for a parser. (serde_json escapes C0 controls inside strings itself;
+/// outside them, the newlines and indentation of pretty JSON stay as they are.)
 pub fn json_safe(text: String) -> String {
-    if !text.chars().any(unsafe_char) {
+    let escape = |c: char| c >= ' ' && unsafe_char(c);
+    if !text.chars().any(escape) {
         return text;
     }
     let mut out = String::with_capacity(text.len() + 16);
     for c in text.chars() {
-        if unsafe_char(c) {
+        if escape(c) {
             // Every such character is in the Basic Multilingual Plane: one \uXXXX.
             let _ = write!(out, "\\u{:04x}", u32::from(c));
         } else {
@@ -469,6 +491,9 @@ mod tests {
         assert_eq!(text, r#"{"k\u001b":"\u007f\u009b\u202e\n"}"#);
         assert!(!text.chars().any(unsafe_char));
         assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap(), value);
+        let pretty = to_json(&value, false);
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&pretty).unwrap(), value);
+        assert!(pretty.contains('\n') && !pretty.contains('\u{9b}'), "{pretty}");
         assert_eq!(fmt_pid(None), "unknown");
         assert_eq!(fmt_pid(Some(7)), "7");
     }

@@ -811,3 +811,192 @@ fn a_service_that_stops_answering_ends_monitor_bench_and_call() {
         .success()
         .stdout(contains("3"));
 }
+
+/// What a hostile service puts in everything the CLI shows of it: sequences that clear the
+/// screen, retitle the window (OSC, ended by a bell) and recolour through a C1 CSI, a carriage
+/// return and a backspace, a right-to-left override, DEL, and a newline that starts a fake
+/// line of output.
+const EVIL: &str = "\x1b[2J\x1b]0;pwned\x07\u{9b}31m\r\x08\u{202e}\x7f\nFAKE line";
+
+/// The hostile service's interface, statistics and clients: `EVIL` in every string.
+fn hostile_answers(reply: lpc::testing::RawReply) -> lpc::testing::RawAnswers {
+    use lpc::info::{ClientInfo, LatencyHistogram, MethodStats, ServiceInfo, LATENCY_BUCKETS};
+    use lpc::shape::{Field, Shape, TypeDef, Variant, VariantFields};
+    use lpc::{InterfaceInfo, MethodInfo, ParamInfo};
+    let evil = |prefix: &str| format!("{prefix}{EVIL}");
+    let mut types = lpc::shape::TypeTable::new();
+    types.insert(
+        evil("Evil"),
+        TypeDef::Struct(vec![Field {
+            name: evil("field"),
+            shape: Shape::Named(evil("Kind")),
+        }]),
+    );
+    types.insert(
+        evil("Kind"),
+        TypeDef::Enum(vec![Variant {
+            name: evil("Variant"),
+            fields: VariantFields::Unit,
+        }]),
+    );
+    let interface = InterfaceInfo {
+        name: evil("Iface"),
+        fingerprint: 1,
+        methods: vec![MethodInfo {
+            name: evil("run"),
+            id: 7,
+            signature: evil("fn run(&self) -> "),
+            params: vec![ParamInfo {
+                name: evil("arg"),
+                ty: evil("&mut Evil"),
+                out: true,
+                shape: Shape::Named(evil("Evil")),
+            }],
+            output: evil("Result<u32, "),
+            returns_result: true,
+            result: Shape::U32,
+            error: Some(Shape::Named(evil("Kind"))),
+            fingerprint: 2,
+        }],
+        types,
+    };
+    let info = ServiceInfo {
+        service: evil("svc"),
+        pid: Some(1),
+        user: evil("user"),
+        uptime: Duration::from_secs(5),
+        interface: interface.clone(),
+        connections: 1,
+        clients: vec![ClientInfo {
+            pid: Some(2),
+            user: evil("user"),
+            gid: Some(0),
+            process: evil("proc"),
+            connected_for: Duration::from_secs(1),
+            calls: 3,
+        }],
+        methods: vec![MethodStats {
+            name: evil("run"),
+            calls: 3,
+            errors: 1,
+            latency: LatencyHistogram {
+                buckets: vec![1; LATENCY_BUCKETS],
+            },
+        }],
+        unknown_calls: 0,
+    };
+    lpc::testing::RawAnswers {
+        info,
+        interface,
+        refusal: None,
+        reply,
+    }
+}
+
+/// Runs `lpc ARGS` in `dir`, with colour forced or not; its stdout and stderr together.
+fn run_lpc(dir: &Path, args: &[&str], colour: bool) -> String {
+    let mut command = Command::new(LPC);
+    command
+        .arg("--runtime-dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("LPC_RUNTIME_DIR")
+        .env_remove("NO_COLOR")
+        .timeout(Duration::from_secs(60));
+    if colour {
+        command.env("CLICOLOR_FORCE", "1");
+    } else {
+        command.env_remove("CLICOLOR_FORCE");
+    }
+    let out = command.output().unwrap();
+    let mut text = String::from_utf8(out.stdout).expect("UTF-8 on stdout");
+    text.push_str(&String::from_utf8(out.stderr).expect("UTF-8 on stderr"));
+    text
+}
+
+/// Checks that `text` (the output of `what`) carries no byte of `EVIL` raw: without colour no
+/// control character but newlines, and no bidirectional override; with colour, every ESC
+/// starts a colour sequence of lpc's own (`ESC [ digits;… m`). No line is the fake one.
+fn assert_nothing_raw(text: &str, what: &str, colour: bool) {
+    let chars: Vec<char> = text.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        let sgr = colour && c == '\x1b' && {
+            let rest: String = chars[i + 1..].iter().take(16).collect();
+            let body = rest.strip_prefix('[').unwrap_or("");
+            let end = body.find(|c: char| !(c.is_ascii_digit() || c == ';'));
+            end.is_some_and(|e| body[e..].starts_with('m'))
+        };
+        let bad = (c.is_control() && c != '\n' && !sgr) || ('\u{202a}'..='\u{202e}').contains(&c);
+        assert!(!bad, "`{what}` printed {c:?} raw at {i}:\n{text}");
+    }
+    assert!(
+        !text.lines().any(|l| l.trim_start().starts_with("FAKE")),
+        "`{what}` let the service start a line:\n{text}"
+    );
+}
+
+#[test]
+fn a_hostile_services_bytes_never_reach_the_terminal_raw() {
+    use lpc::testing::{RawReply, RawService};
+    let dir = TempDir::new().unwrap();
+    let _panics = RawService::start(
+        dir.path(),
+        "evil",
+        hostile_answers(RawReply::Panicked(format!("the handler panicked: {EVIL}"))),
+    )
+    .unwrap();
+    let reply = serde_json::json!({
+        "result": format!("ok{EVIL}"),
+        "out": {format!("arg{EVIL}"): format!("new{EVIL}")},
+    });
+    let _replies = RawService::start(
+        dir.path(),
+        "evil-ok",
+        hostile_answers(RawReply::Result(serde_json::to_vec(&reply).unwrap())),
+    )
+    .unwrap();
+    let mut refusing = hostile_answers(RawReply::Result(Vec::new()));
+    refusing.refusal = Some(format!("go away{EVIL}"));
+    let _refuses = RawService::start(dir.path(), "evil-no", refusing).unwrap();
+
+    let method = format!("run{EVIL}");
+    let runs: Vec<Vec<&str>> = vec![
+        vec!["list"],
+        vec!["list", "--json"],
+        vec!["describe", "evil"],
+        vec!["describe", "evil", "--json"],
+        vec!["monitor", "evil", "--once", "--interval", "10ms"],
+        vec!["call", "evil", &method, "{}"],
+        vec!["call", "evil", "nothing"],
+        vec!["call", "evil-ok", &method, "{}"],
+        vec!["call", "evil-ok", &method, "{}", "--json"],
+        vec!["call", "evil-ok", &method, "{}", "--json", "--compact"],
+        vec!["call", "evil-no", &method, "{}"],
+    ];
+    for args in &runs {
+        let what = format!("lpc {}", args.join(" "));
+        for colour in [false, true] {
+            let text = run_lpc(dir.path(), args, colour);
+            assert_nothing_raw(&text, &what, colour);
+            // What the service sent is shown, escaped, not dropped.
+            assert!(
+                text.contains(r"\u{1b}[2J") || text.contains(r"\u001b[2J"),
+                "`{what}` does not show the service's text escaped:\n{text}"
+            );
+        }
+    }
+
+    // The JSON outputs stay JSON, with the service's strings intact for a parser.
+    let listed = run_lpc(dir.path(), &["list", "--json"], false);
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed["services"][0]["interface"], format!("Iface{EVIL}"));
+    let out = Command::new(LPC)
+        .arg("--runtime-dir")
+        .arg(dir.path())
+        .args(["call", "evil-ok", &method, "{}", "--json"])
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let back: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(back, reply);
+}

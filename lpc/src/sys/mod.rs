@@ -127,6 +127,11 @@ impl UserId {
         UserId(UserRepr::Uid(uid))
     }
 
+    /// The user this process runs as.
+    pub fn current() -> UserId {
+        current_user()
+    }
+
     /// The Windows user with security identifier `sid` (`S-1-5-21-…`).
     pub fn from_sid(sid: impl Into<String>) -> UserId {
         UserId(UserRepr::Sid(sid.into()))
