@@ -6,7 +6,7 @@
 //! `whoami`: prints `whoami PID UID GID` as the service sees this process (PID `unknown` if it
 //! cannot see it), or `error: ...` (exit code 1). With `wait-cancel`: prints `connected`, then
 //! calls `wait_for_cancel` for up to a minute (the test kills it meanwhile). With `query`:
-//! connected itself, prints what `lpc::query` shows — `service PID USER`, `connections N`,
+//! connected and called itself, prints what `lpc::query` shows — `service PID USER`, `connections N`,
 //! then `client PID UID` per listed client — then `done`.
 
 use lpc_tests::ProbeClient;
@@ -31,6 +31,9 @@ fn main() -> std::process::ExitCode {
             return Ok(None);
         }
         if command.as_deref() == Some("query") {
+            // A call first: the service lists a connection once its handshake is done, and
+            // it is by the time a call comes back.
+            probe.add(1, 2)?;
             let info = lpc::query(&name, &options)?;
             println!("service {} {}", pid(info.pid), info.user);
             println!("connections {}", info.connections);

@@ -109,7 +109,10 @@ pub(crate) fn connect(
         return Err(Error::Denied {
             service: name.to_owned(),
             reason: format!(
-                "{} is served by a process of user {}, not of user {service_user} ({whose}), so                  this client did not connect: another user may have taken the name (a planted                  runtime directory or socket). If the service runs as user {} by design, name                  that user: ClientOptions::service_user",
+                "{} is served by a process of user {}, not of user {service_user} ({whose}), so \
+                 this client did not connect: another user may have taken the name (a planted \
+                 runtime directory or socket). If the service runs as user {} by design, name \
+                 that user: ClientOptions::service_user",
                 path.display(),
                 service.user(),
                 service.user(),

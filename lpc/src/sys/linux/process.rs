@@ -100,7 +100,9 @@ pub(crate) fn create_private_dir(path: &Path) -> io::Result<()> {
         return Err(refused(
             path,
             format!(
-                "is a symbolic link{target}; lpc never follows one for its runtime directory,                  since another user may have planted it: remove it, or choose the real                  directory as the runtime directory"
+                "is a symbolic link{target}; lpc never follows one for its runtime directory, \
+                 since another user may have planted it: remove it, or choose the real \
+                 directory as the runtime directory"
             ),
         ));
     }
@@ -117,7 +119,8 @@ pub(crate) fn create_private_dir(path: &Path) -> io::Result<()> {
         return Err(refused(
             path,
             format!(
-                "belongs to uid {}, not to this user (uid {me}); another user may have planted                  it: have it removed (by its owner or root), or choose another runtime directory",
+                "belongs to uid {}, not to this user (uid {me}); another user may have planted \
+                 it: have it removed (by its owner or root), or choose another runtime directory",
                 meta.uid()
             ),
         ));
@@ -127,7 +130,9 @@ pub(crate) fn create_private_dir(path: &Path) -> io::Result<()> {
         return Err(refused(
             path,
             format!(
-                "can be written by other users (mode {mode:04o}), who could plant sockets in                  it; lpc changes the mode only of a directory it creates: `chmod go-w {}` if                  that is what you want, or remove it so that lpc creates it (mode 0700)",
+                "can be written by other users (mode {mode:04o}), who could plant sockets in \
+                 it; lpc changes the mode only of a directory it creates: `chmod go-w {}` if \
+                 that is what you want, or remove it so that lpc creates it (mode 0700)",
                 path.display()
             ),
         ));
@@ -162,7 +167,9 @@ fn check_parent(path: &Path, parent: &Path) -> io::Result<()> {
     Err(refused(
         path,
         format!(
-            "cannot be a runtime directory: its parent {} {why}, so another user could replace              it after lpc checked it; choose a runtime directory whose parent only you or root              can change",
+            "cannot be a runtime directory: its parent {} {why}, so another user could replace \
+             it after lpc checked it; choose a runtime directory whose parent only you or root \
+             can change",
             parent.display()
         ),
     ))
@@ -223,7 +230,10 @@ pub(crate) fn open_to_other_users(dir: &Path, socket: &Path) -> io::Result<()> {
             return Err(refused(
                 dir,
                 format!(
-                    "cannot be traversed by other users (mode {mode:04o}), so they cannot reach                      the socket, and lpc changes the mode only of a runtime directory it                      created: `chmod go+x {}` (others can then reach a socket by its name, not                      list the directory), or choose a runtime directory lpc creates",
+                    "cannot be traversed by other users (mode {mode:04o}), so they cannot reach \
+                     the socket, and lpc changes the mode only of a runtime directory it \
+                     created: `chmod go+x {}` (others can then reach a socket by its name, not \
+                     list the directory), or choose a runtime directory lpc creates",
                     dir.display()
                 ),
             ));
