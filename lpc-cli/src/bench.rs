@@ -9,7 +9,9 @@ use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 use crate::call::{call_error, call_once, Target};
-use crate::common::{fmt_duration, json_safe, safe, CliError, CliResult, Ctx, DIM, HEADER, NAME, WARN};
+use crate::common::{
+    fmt_duration, json_safe, safe, CliError, CliResult, Ctx, DIM, HEADER, NAME, WARN,
+};
 
 /// How long the load lasts.
 #[derive(Clone, Copy)]

@@ -490,10 +490,19 @@ mod tests {
         let text = to_json(&value, true);
         assert_eq!(text, r#"{"k\u001b":"\u007f\u009b\u202e\n"}"#);
         assert!(!text.chars().any(unsafe_char));
-        assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap(), value);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+            value
+        );
         let pretty = to_json(&value, false);
-        assert_eq!(serde_json::from_str::<serde_json::Value>(&pretty).unwrap(), value);
-        assert!(pretty.contains('\n') && !pretty.contains('\u{9b}'), "{pretty}");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&pretty).unwrap(),
+            value
+        );
+        assert!(
+            pretty.contains('\n') && !pretty.contains('\u{9b}'),
+            "{pretty}"
+        );
         assert_eq!(fmt_pid(None), "unknown");
         assert_eq!(fmt_pid(Some(7)), "7");
     }

@@ -17,9 +17,10 @@ pub fn run(ctx: &Ctx, prune: bool, json: bool) -> CliResult {
     } else {
         Vec::new()
     };
-    let listings = registry::list_served_by(dir, ctx.timeout, &ctx.service_user()).map_err(|e| {
-        dir_error(e).hint("choose the directory with `--runtime-dir DIR` or $LPC_RUNTIME_DIR")
-    })?;
+    let listings =
+        registry::list_served_by(dir, ctx.timeout, &ctx.service_user()).map_err(|e| {
+            dir_error(e).hint("choose the directory with `--runtime-dir DIR` or $LPC_RUNTIME_DIR")
+        })?;
 
     if json {
         let services: Vec<_> = listings

@@ -60,8 +60,18 @@ fn run(command: &mut Command) -> (String, String, bool) {
         std::thread::sleep(Duration::from_millis(10));
     };
     let (mut out, mut err) = (String::new(), String::new());
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     (out, err, status.success())
 }
 
@@ -136,7 +146,12 @@ fn a_runtime_directory_that_could_be_planted_is_refused_and_never_changed() {
         return;
     };
     let planted = tmp.path().join("planted");
-    let (_, err, ok) = run_as(uid, gid, "mkdir", &["-m", "0755", planted.to_str().unwrap()]);
+    let (_, err, ok) = run_as(
+        uid,
+        gid,
+        "mkdir",
+        &["-m", "0755", planted.to_str().unwrap()],
+    );
     assert!(ok, "{err}");
     let err = refused_by_the_service(&planted);
     assert!(
@@ -184,7 +199,8 @@ fn a_service_of_another_user_answers_only_a_client_that_names_that_user() {
 
     // By default a client accepts only a service of its own user: refused before a byte is
     // sent, both users named.
-    let expected = format!("is served by a process of user {uid}, not of user 0 (this client's own user)");
+    let expected =
+        format!("is served by a process of user {uid}, not of user 0 (this client's own user)");
     let err = ProbeClient::connect_with("probe", &client_options(&dir)).unwrap_err();
     assert!(
         matches!(&err, Error::Denied { service, reason } if service == "probe" && reason.contains(&expected)),
@@ -192,19 +208,24 @@ fn a_service_of_another_user_answers_only_a_client_that_names_that_user() {
     );
     let text = err.to_string();
     assert!(
-        text.contains("ClientOptions::service_user") && text.contains("another user may have taken the name"),
+        text.contains("ClientOptions::service_user")
+            && text.contains("another user may have taken the name"),
         "{text}"
     );
     // Queries and listings check the same.
     let err = lpc::query("probe", &client_options(&dir)).unwrap_err();
-    assert!(matches!(&err, Error::Denied { reason, .. } if reason.contains(&expected)), "{err:?}");
+    assert!(
+        matches!(&err, Error::Denied { reason, .. } if reason.contains(&expected)),
+        "{err:?}"
+    );
     let listed = lpc::registry::list(&dir, Duration::from_secs(5)).unwrap();
     assert!(
         matches!(&listed[..], [l] if matches!(&l.state, lpc::registry::ListingState::Unresponsive(why) if why.contains(&expected))),
         "{listed:?}"
     );
     // A reconnecting client is refused the same way.
-    let err = ProbeClient::connect_with("probe", &client_options(&dir).reconnect(true)).unwrap_err();
+    let err =
+        ProbeClient::connect_with("probe", &client_options(&dir).reconnect(true)).unwrap_err();
     assert!(matches!(&err, Error::Denied { .. }), "{err:?}");
 
     // Naming the service's user (a system service, say) connects, and calls work.
@@ -215,14 +236,16 @@ fn a_service_of_another_user_answers_only_a_client_that_names_that_user() {
     assert_eq!(caller_uid, 0);
     let info = lpc::query("probe", &options).unwrap();
     assert_eq!(info.user, uid.to_string());
-    let listed = lpc::registry::list_served_by(&dir, Duration::from_secs(5), &lpc::UserId::from_uid(uid))
-        .unwrap();
+    let listed =
+        lpc::registry::list_served_by(&dir, Duration::from_secs(5), &lpc::UserId::from_uid(uid))
+            .unwrap();
     assert!(
         matches!(&listed[..], [l] if matches!(&l.state, lpc::registry::ListingState::Live(_))),
         "{listed:?}"
     );
     // Naming yet another user refuses it again, with both named.
-    let err = ProbeClient::connect_with("probe", &client_options(&dir).service_uid(4_242_424)).unwrap_err();
+    let err = ProbeClient::connect_with("probe", &client_options(&dir).service_uid(4_242_424))
+        .unwrap_err();
     assert!(
         matches!(&err, Error::Denied { reason, .. }
             if reason.contains(&format!("user {uid}, not of user 4242424 (the user this client expects)"))),
@@ -273,7 +296,9 @@ fn a_service_in_another_pid_namespace_serves_clients_whose_pid_it_cannot_see() {
     // Asked from here, the service's pid is the kernel's (ours to use), not its claim of 1;
     // its clients' pids are unknown, and so are their process names.
     let info = lpc::query("probe", &client_options(dir.path())).unwrap();
-    let pid = info.pid.expect("the service's namespace is inside ours: we see it");
+    let pid = info
+        .pid
+        .expect("the service's namespace is inside ours: we see it");
     assert_ne!(pid, 1);
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
     assert_eq!(comm.trim(), "lpc-test-servic");
@@ -345,7 +370,15 @@ fn a_query_shows_another_user_only_its_own_connections() {
     let (uid_s, gid_s) = (format!("--reuid={uid}"), format!("--regid={gid}"));
     let theirs = Process::start(
         Path::new("setpriv"),
-        &[&uid_s, &gid_s, "--clear-groups", CLIENT, "probe", "--service-uid", "0"],
+        &[
+            &uid_s,
+            &gid_s,
+            "--clear-groups",
+            CLIENT,
+            "probe",
+            "--service-uid",
+            "0",
+        ],
         dir.path(),
         "connected",
     );
@@ -359,14 +392,24 @@ fn a_query_shows_another_user_only_its_own_connections() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], format!("service {} 0", service.pid()), "{out}");
     assert_eq!(lines[1], "connections 2", "{out}");
-    let clients: Vec<&str> = lines.iter().copied().filter(|l| l.starts_with("client ")).collect();
+    let clients: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("client "))
+        .collect();
     assert_eq!(clients.len(), 2, "{out}");
-    assert!(clients.iter().all(|l| l.ends_with(&format!(" {uid}"))), "{out}");
+    assert!(
+        clients.iter().all(|l| l.ends_with(&format!(" {uid}"))),
+        "{out}"
+    );
     assert!(
         clients.contains(&format!("client {} {uid}", theirs.pid()).as_str()),
         "{out}"
     );
-    assert!(!out.contains(&format!("client {} ", std::process::id())), "{out}");
+    assert!(
+        !out.contains(&format!("client {} ", std::process::id())),
+        "{out}"
+    );
 
     // The owner sees every client (once the asking client's connection, now closed, is gone).
     let owner_query = || lpc::query("probe", &client_options(dir.path())).unwrap();

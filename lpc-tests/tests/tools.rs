@@ -180,7 +180,11 @@ fn a_query_reports_identity_interface_clients_and_statistics() {
         pids.contains(&std::process::id()) && pids.contains(&other.pid()),
         "{pids:?}"
     );
-    let helper = info.clients.iter().find(|c| c.pid == Some(other.pid())).unwrap();
+    let helper = info
+        .clients
+        .iter()
+        .find(|c| c.pid == Some(other.pid()))
+        .unwrap();
     assert_eq!(helper.process, "lpc-test-client");
     assert_eq!(helper.calls, 1);
     let add = info.methods.iter().find(|m| m.name == "add").unwrap();
