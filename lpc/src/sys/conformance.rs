@@ -364,6 +364,13 @@ fn the_naming_place_refuses_what_another_user_could_have_planted() {
     let link = base.0.join("link");
     std::os::unix::fs::symlink(&target, &link).unwrap();
     refused(&link, "is a symbolic link");
+    // Not with a trailing slash either (which makes lstat follow it).
+    refused(
+        &PathBuf::from(format!("{}/", link.display())),
+        "is a symbolic link",
+    );
+    refused(&link.join("."), "is a symbolic link");
+    refused(&link.join("sub").join(".."), "contains `..`");
     assert_eq!(mode(&target), 0o755);
     assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
     // A dangling one neither: nothing is created where it points.

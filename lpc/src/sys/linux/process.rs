@@ -64,15 +64,29 @@ fn refused(path: &Path, why: impl std::fmt::Display) -> io::Error {
 /// create:
 ///
 /// * missing: created with mode 0700 (its missing parents too), and marked as lpc's;
-/// * a symlink, not a directory, another user's, or writable by group or others: refused,
-///   with an error that says what to do (another user may have planted it, or could plant
-///   sockets in it);
+/// * a symlink (also named with a trailing `/`), a path through `..`, not a directory,
+///   another user's, or writable by group or others: refused, with an error that says what
+///   to do (another user may have planted it, or could plant sockets in it);
 /// * its parent must be ours or root's, and writable by nobody else unless sticky (as
 ///   `/tmp` is): otherwise another user could replace the directory after the checks.
 ///
 /// An existing directory readable or searchable by others is accepted as it is: every socket
 /// in it carries its own mode, and every connection is checked against the service's policy.
 pub(crate) fn create_private_dir(path: &Path) -> io::Result<()> {
+    // Without a trailing slash (or `.`), which would make `lstat` follow a symlink.
+    let path: std::path::PathBuf = path.components().collect();
+    let path = path.as_path();
+    if path
+        .components()
+        .any(|c| c == std::path::Component::ParentDir)
+    {
+        // `a/link/..` is wherever a symlink `link` leads: name the directory itself.
+        return Err(refused(
+            path,
+            "contains `..`, which leads wherever a symlink before it points: name the runtime \
+             directory without `..`",
+        ));
+    }
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         match std::fs::DirBuilder::new()
             .recursive(true)
@@ -221,6 +235,8 @@ pub(crate) fn process_name(pid: u32) -> String {
 /// The directory's mode is changed only if lpc created it (`create_private_dir` marked it);
 /// another directory that others cannot traverse is an error that says what to do.
 pub(crate) fn open_to_other_users(dir: &Path, socket: &Path) -> io::Result<()> {
+    let dir: std::path::PathBuf = dir.components().collect();
+    let dir = dir.as_path();
     let meta = std::fs::symlink_metadata(dir)?;
     let mode = meta.mode() & 0o7777;
     if mode & 0o011 != 0o011 {
