@@ -58,8 +58,9 @@ pub trait Probe {
     fn bump(&self, record: &Record) -> Record;
     /// Does nothing.
     fn nothing(&self);
-    /// `lpc::caller()` as (pid, uid, gid).
-    fn whoami(&self) -> (u32, u32, u32);
+    /// `lpc::caller()` as (pid, uid, gid); the pid is `None` for a caller in a PID namespace
+    /// the service cannot see.
+    fn whoami(&self) -> (Option<u32>, u32, u32);
     /// Milliseconds left until the caller's deadline (`lpc::deadline()`), if it set one.
     fn deadline_left_ms(&self) -> Option<u64>;
     /// Prints `waiting`, then polls `lpc::cancelled()` for up to `max_ms`; returns whether it
@@ -134,7 +135,7 @@ impl Probe for ProbeService {
         r
     }
     fn nothing(&self) {}
-    fn whoami(&self) -> (u32, u32, u32) {
+    fn whoami(&self) -> (Option<u32>, u32, u32) {
         let c = lpc::caller().expect("inside a call");
         let unix = "a Unix client has a uid and a gid";
         (c.pid(), c.uid().expect(unix), c.gid().expect(unix))
@@ -271,6 +272,62 @@ impl Drop for Process {
     }
 }
 
+/// A second user for the tests of other users: `lpc-test-other`, created (as root, with
+/// `useradd`) if missing; its (uid, gid). An error, with the reason, where the test cannot
+/// become another user (not root).
+pub fn other_user() -> Result<(u32, u32), String> {
+    if rustix::process::geteuid().as_raw() != 0 {
+        return Err("not running as root: cannot create or become another user".into());
+    }
+    let name = "lpc-test-other";
+    let id = |flag: &str| -> Option<u32> {
+        let out = Command::new("id").args([flag, name]).output().ok()?;
+        String::from_utf8(out.stdout).ok()?.trim().parse().ok()
+    };
+    if id("-u").is_none() {
+        let status = Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                name,
+            ])
+            .status()
+            .map_err(|e| format!("cannot run useradd: {e}"))?;
+        // Another test may have created it at the same moment.
+        if !status.success() && id("-u").is_none() {
+            return Err(format!("useradd failed: {status}"));
+        }
+    }
+    match (id("-u"), id("-g")) {
+        (Some(uid), Some(gid)) => Ok((uid, gid)),
+        _ => Err("cannot read the new user's ids".into()),
+    }
+}
+
+/// `program`, to be run as `uid:gid` with no supplementary groups (through util-linux's
+/// `setpriv`, which `scripts/setup.sh` installs): add its arguments, then run it.
+pub fn as_user(uid: u32, gid: u32, program: &str) -> Command {
+    let mut command = Command::new("setpriv");
+    command.args([
+        &format!("--reuid={uid}"),
+        &format!("--regid={gid}"),
+        "--clear-groups",
+        program,
+    ]);
+    command
+}
+
+/// Lets other users through `dir` (mode 0711: they reach a name in it, they cannot list it),
+/// as a test's own temporary directory must for a service that admits them: lpc changes the
+/// mode only of a runtime directory it created.
+pub fn let_others_through(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
+        .unwrap_or_else(|e| panic!("chmod 0711 {}: {e}", dir.display()));
+}
+
 /// Options pointing at a test's own runtime directory.
 pub fn client_options(dir: &Path) -> lpc::ClientOptions {
     lpc::ClientOptions::new().runtime_dir(dir)
@@ -311,39 +368,5 @@ pub fn eventually(within: Duration, mut condition: impl FnMut() -> bool) -> bool
             return false;
         }
         std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// A second user for the tests of other users' access: `lpc-test-other`, created (as root)
-/// if missing; its (uid, gid). Fails with the reason where the test cannot become another
-/// user (not root).
-pub fn second_user() -> Result<(u32, u32), String> {
-    if rustix::process::geteuid().as_raw() != 0 {
-        return Err("not running as root: cannot create or become another user".into());
-    }
-    let name = "lpc-test-other";
-    let id = |flag: &str| -> Option<u32> {
-        let out = Command::new("id").args([flag, name]).output().ok()?;
-        String::from_utf8(out.stdout).ok()?.trim().parse().ok()
-    };
-    if id("-u").is_none() {
-        let status = Command::new("useradd")
-            .args([
-                "--system",
-                "--no-create-home",
-                "--shell",
-                "/usr/sbin/nologin",
-                name,
-            ])
-            .status()
-            .map_err(|e| format!("cannot run useradd: {e}"))?;
-        // Another test may have created it at the same moment.
-        if !status.success() && id("-u").is_none() {
-            return Err(format!("useradd failed: {status}"));
-        }
-    }
-    match (id("-u"), id("-g")) {
-        (Some(uid), Some(gid)) => Ok((uid, gid)),
-        _ => Err("cannot read the new user's ids".into()),
     }
 }

@@ -7,9 +7,8 @@
 //! as root), from `lpc-flood`.
 
 use std::io::{BufRead, BufReader};
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use lpc_tests::{client_options, eventually, fd_count, status_field, ProbeClient, Process};
@@ -27,14 +26,8 @@ struct Flood {
 
 impl Flood {
     fn run(user: (u32, u32), dir: &Path, args: &[&str]) -> Flood {
-        let mut child = Command::new("setpriv")
-            .args([
-                &format!("--reuid={}", user.0),
-                &format!("--regid={}", user.1),
-                "--clear-groups",
-                FLOOD,
-                "probe",
-            ])
+        let mut child = lpc_tests::as_user(user.0, user.1, FLOOD)
+            .arg("probe")
             .args(args)
             .env("LPC_RUNTIME_DIR", dir)
             .stdout(Stdio::piped())
@@ -63,7 +56,7 @@ impl Drop for Flood {
 /// them because `--allow-uid` admits somebody), with `args`.
 fn reachable_service(args: &[&str]) -> (TempDir, Process) {
     let dir = TempDir::new().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    lpc_tests::let_others_through(dir.path());
     let mut all = vec!["probe"];
     all.extend_from_slice(args);
     let service = Process::start(Path::new(SERVICE), &all, dir.path(), "ready");
@@ -89,7 +82,7 @@ fn owner_is_served(dir: &Path, case: &str) {
 
 #[test]
 fn an_unadmitted_user_costs_the_service_nothing() {
-    let user = match lpc_tests::second_user() {
+    let user = match lpc_tests::other_user() {
         Ok(user) => user,
         Err(reason) => panic!("this test needs a second user: {reason}"),
     };
@@ -123,7 +116,7 @@ fn an_unadmitted_user_costs_the_service_nothing() {
 
 #[test]
 fn an_admitted_user_at_its_limit_cannot_lock_out_others() {
-    let user = lpc_tests::second_user().expect("a second user");
+    let user = lpc_tests::other_user().expect("a second user");
     let uid = user.0.to_string();
     let (dir, _service) = reachable_service(&[
         "--allow-uid",
@@ -144,7 +137,7 @@ fn an_admitted_user_at_its_limit_cannot_lock_out_others() {
 
 #[test]
 fn connections_that_never_say_hello_are_capped_per_user() {
-    let user = lpc_tests::second_user().expect("a second user");
+    let user = lpc_tests::other_user().expect("a second user");
     let uid = user.0.to_string();
     // A long handshake timeout: the silent connections stay in their handshake.
     let (dir, service) = reachable_service(&["--allow-uid", &uid, "--handshake-ms", "60000"]);

@@ -393,3 +393,167 @@ pub fn refusal_kind(message: &[u8]) -> Option<String> {
         _ => None,
     }
 }
+
+/// What a [`ScriptedService`] answers, whatever it is asked: every byte of it is the test's choice
+/// (names, signatures, type names, users and process names with terminal escapes, say).
+#[derive(Debug, Clone)]
+pub struct RawAnswers {
+    /// Sent as it is to every query (before the asker replaces its pid and user with the
+    /// kernel's).
+    pub info: crate::wire::info::ServiceInfo,
+    /// Announced in the welcome to every hello.
+    pub interface: crate::wire::interface::InterfaceInfo,
+    /// When set, every hello is refused (`Denied`) with this reason instead.
+    pub refusal: Option<String>,
+    /// How every call is answered.
+    pub reply: RawReply,
+}
+
+/// The answer of a [`ScriptedService`] to every call.
+#[derive(Debug, Clone)]
+pub enum RawReply {
+    /// A successful call with these bytes as its result (JSON, for a JSON call).
+    Result(Vec<u8>),
+    /// A handler that panicked with this message.
+    Panicked(String),
+}
+
+/// A service that speaks the protocol by hand, for tests of what a client (the CLI, say) does
+/// with a hostile service's answers: it binds `<dir>/<name>.sock` and answers every query and
+/// hello, and every call on slot 0, with its [`RawAnswers`]. Stopped, and its socket removed,
+/// when dropped.
+pub struct ScriptedService {
+    path: std::path::PathBuf,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    reactor: std::sync::Arc<sys::Reactor>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ScriptedService {
+    /// Binds `name` in `dir` (which must exist) and serves `answers` on a thread of its own.
+    pub fn start(dir: &Path, name: &str, answers: RawAnswers) -> io::Result<ScriptedService> {
+        use std::sync::atomic::AtomicBool;
+        use std::sync::Arc;
+        let path = crate::registry::socket_path(dir, name);
+        let listener = sys::Listener::bind(&path)?;
+        let reactor = Arc::new(sys::Reactor::new()?);
+        reactor.watch_listener(&listener)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (stop_, reactor_, name) = (stop.clone(), reactor.clone(), name.to_owned());
+        let answers = Arc::new(answers);
+        let thread = std::thread::spawn(move || {
+            let mut events = Vec::new();
+            while !stop_.load(Ordering::SeqCst) {
+                events.clear();
+                if reactor_.wait(&mut events, None).is_err() {
+                    return;
+                }
+                while let Ok(Some(stream)) = listener.accept() {
+                    let (answers, stop, name) = (answers.clone(), stop_.clone(), name.clone());
+                    // Detached: each ends when its client leaves (or within the doorbell's
+                    // recheck interval after the service stops).
+                    std::thread::spawn(move || {
+                        let _ = answer(stream, &name, &answers, &stop);
+                    });
+                }
+            }
+        });
+        Ok(ScriptedService {
+            path,
+            stop,
+            reactor,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for ScriptedService {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.reactor.wake();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Answers one connection of a [`ScriptedService`].
+fn answer(
+    stream: Stream,
+    name: &str,
+    answers: &RawAnswers,
+    stop: &std::sync::atomic::AtomicBool,
+) -> io::Result<()> {
+    use crate::channel::{Channel, Taken};
+    use crate::shm::layout::ConnectionMemory;
+    use crate::wire::frame::Status;
+    use crate::wire::handshake::{Refusal, RefusalKind, Welcome};
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let (n, _) = stream.recv(&mut buf, Some(Instant::now() + Duration::from_secs(5)))?;
+    match Message::decode(&buf[..n]) {
+        Ok(Message::Query) => {
+            let info = Message::Info(Box::new(answers.info.clone()));
+            stream.send(&info.encode(), None)
+        }
+        Ok(Message::Hello(_)) => {
+            if let Some(reason) = &answers.refusal {
+                let refusal = Message::Refused(Refusal {
+                    kind: RefusalKind::Denied,
+                    reason: reason.clone(),
+                });
+                return stream.send(&refusal.encode(), None);
+            }
+            let geometry = Geometry {
+                slot_count: 2,
+                slot_size: 4096,
+            };
+            let shm = SharedMemory::create("lpc-raw-service", geometry.region_len())?;
+            let memory = ConnectionMemory::initialize(&shm, geometry).map_err(io::Error::other)?;
+            let welcome = Message::Welcome(Welcome {
+                service: name.to_owned(),
+                interface: std::sync::Arc::new(answers.interface.clone()),
+                slot_count: geometry.slot_count,
+                slot_size: geometry.slot_size,
+                max_request: 1 << 20,
+                token: 1,
+            });
+            stream.send(&welcome.encode(), Some(&shm))?;
+            let stream = std::sync::Arc::new(stream);
+            let channel = Channel::new(name, memory, stream.clone());
+            let done = || stop.load(Ordering::SeqCst) || stream.peer_closed();
+            while !done() {
+                if let Some(Taken {
+                    frame,
+                    withdrawable,
+                }) = channel.take_request(0)
+                {
+                    let request = frame.map_err(io::Error::other)?;
+                    let (status, bytes) = match &answers.reply {
+                        RawReply::Result(bytes) => (Status::Ok, bytes.clone()),
+                        RawReply::Panicked(message) => {
+                            (Status::Panicked, message.clone().into_bytes())
+                        }
+                    };
+                    let written = channel
+                        .write_payload(0, &bytes)
+                        .map_err(|e| io::Error::other(e.to_string()))?;
+                    let reply = FrameHeader {
+                        method: request.method,
+                        flags: written.flags,
+                        call_id: request.call_id,
+                        len: written.len,
+                        spill_generation: written.spill_generation,
+                        status,
+                        deadline_ns: 0,
+                    };
+                    channel.slot(0).write_frame(&reply.encode());
+                    channel.complete(0, withdrawable);
+                }
+                channel.service_sleep(done, || false);
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}

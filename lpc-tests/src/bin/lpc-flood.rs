@@ -23,7 +23,9 @@ fn main() {
         "connect" => {
             let (mut ok, mut busy, mut denied, mut other) = (Vec::new(), 0, 0, Vec::new());
             for _ in 0..count {
-                match ProbeClient::connect(name) {
+                // The service runs as root, the flood as another user: say whom to expect.
+                let options = lpc::ClientOptions::new().service_uid(0);
+                match ProbeClient::connect_with(name, &options) {
                     Ok(probe) => ok.push(probe),
                     Err(lpc::Error::Busy { .. }) => busy += 1,
                     Err(lpc::Error::Denied { .. }) => denied += 1,

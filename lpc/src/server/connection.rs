@@ -71,9 +71,11 @@ impl ConnectionShared {
     ) -> ConnectionShared {
         ConnectionShared {
             stream: Arc::new(stream),
+            // Unknown for a client in a PID namespace we cannot see: no pid to look up.
             process: peer
                 .as_ref()
-                .map(|p| process_name(p.pid()))
+                .and_then(PeerCredentials::pid)
+                .map(process_name)
                 .unwrap_or_default(),
             peer,
             connected_at: Instant::now(),
@@ -170,8 +172,8 @@ fn serve_slot(shared: &Shared, conn: &ConnectionShared, channel: &Arc<Channel>, 
     let _scope = ConnectionScope::enter(channel.clone(), conn.peer.clone(), conn.stop.clone());
     let mut worker = Worker::new(slot, conn.new_stats(shared.interface));
     if let Err(Close(reason)) = serve(shared, conn, channel, &mut worker, || {}) {
-        let pid = conn.peer.as_ref().map(PeerCredentials::pid);
-        tracing::warn!(service = %shared.server.name, ?pid, slot, %reason, "dropped a client");
+        let pid = pid_text(conn.peer.as_ref());
+        tracing::warn!(service = %shared.server.name, %pid, slot, %reason, "dropped a client");
     }
     // Whatever ended this slot ends the connection.
     conn.stop();
@@ -180,17 +182,17 @@ fn serve_slot(shared: &Shared, conn: &ConnectionShared, channel: &Arc<Channel>, 
 /// Serves one connection until the client leaves, breaks the protocol, or the service stops.
 pub(super) fn run(shared: &Arc<Shared>, conn: &Arc<ConnectionShared>) {
     let service = shared.server.name.as_str();
-    let pid = conn.peer.as_ref().map(PeerCredentials::pid);
+    let pid = pid_text(conn.peer.as_ref());
     let channel = match handshake(shared, conn) {
         Ok(channel) => Arc::new(channel),
         Err(reason) => {
             if !reason.is_empty() {
-                tracing::warn!(service, ?pid, %reason, "refused a client at the handshake");
+                tracing::warn!(service, %pid, %reason, "refused a client at the handshake");
             }
             return;
         }
     };
-    tracing::debug!(service, ?pid, "client connected");
+    tracing::debug!(service, %pid, "client connected");
     conn.calling.store(true, Ordering::Relaxed);
     let _ = conn.channel.set(channel.clone());
     fence(Ordering::SeqCst);
@@ -205,8 +207,8 @@ pub(super) fn run(shared: &Arc<Shared>, conn: &Arc<ConnectionShared>) {
         }
     };
     match serve(shared, conn, &channel, &mut worker, started) {
-        Ok(()) => tracing::debug!(service, ?pid, "client disconnected"),
-        Err(Close(reason)) => tracing::warn!(service, ?pid, %reason, "dropped a client"),
+        Ok(()) => tracing::debug!(service, %pid, "client disconnected"),
+        Err(Close(reason)) => tracing::warn!(service, %pid, %reason, "dropped a client"),
     }
     // The slot threads end with the connection.
     conn.stop();
@@ -216,6 +218,12 @@ pub(super) fn run(shared: &Arc<Shared>, conn: &Arc<ConnectionShared>) {
     }
 
     // Dropping the channel unmaps the region and closes the socket (the reactor forgets it).
+}
+
+/// A client's pid for the logs: `unknown` for one in a PID namespace we cannot see.
+fn pid_text(peer: Option<&PeerCredentials>) -> String {
+    peer.and_then(PeerCredentials::pid)
+        .map_or_else(|| "unknown".to_owned(), |pid| pid.to_string())
 }
 
 /// What one thread serving a connection keeps between calls: its slot, buffers, counters.
@@ -269,7 +277,7 @@ fn handshake(shared: &Shared, conn: &ConnectionShared) -> Result<Channel, String
     let hello = match Message::decode(&buf[..n]) {
         Ok(Message::Hello(hello)) => hello,
         Ok(Message::Query) => {
-            let info = Message::Info(Box::new(shared.info()));
+            let info = Message::Info(Box::new(shared.info(conn.peer.as_ref())));
             let _ = conn.stream.send(&info.encode(), None);
             return Err(String::new());
         }
@@ -347,7 +355,7 @@ fn serve(
 ) -> Result<(), Close> {
     let spin = SpinBudget::new(
         shared.server.options.spin,
-        conn.peer.as_ref().map(PeerCredentials::pid),
+        conn.peer.as_ref().and_then(PeerCredentials::pid),
     );
     let slot = worker.slot;
     loop {

@@ -847,8 +847,15 @@ impl Shared {
         self.interface.methods.iter().position(|m| m.id == id)
     }
 
-    /// Who we are and how we are doing, for a query.
-    fn info(&self) -> ServiceInfo {
+    /// Who we are and how we are doing, for a query from `asker`: the service's own user sees
+    /// every client; another user (one the policy admits) only the connections of its own
+    /// user, never other users' processes. The method statistics count every call.
+    fn info(&self, asker: Option<&PeerCredentials>) -> ServiceInfo {
+        let owner = current_user();
+        let sees_all = asker.is_some_and(|a| *a.user() == owner);
+        let visible = |peer: Option<&PeerCredentials>| {
+            sees_all || matches!((asker, peer), (Some(a), Some(p)) if a.user() == p.user())
+        };
         let table = self.connections();
         let (mut methods, mut unknown_calls) = self.closed.snapshot();
         let mut clients = Vec::new();
@@ -857,16 +864,19 @@ impl Shared {
             if !conn.calling.load(Ordering::Relaxed) {
                 continue;
             }
-            connections += 1;
             let mut calls = 0;
             conn.each_stats(|stats| {
                 unknown_calls += stats.add_to(&mut methods);
                 calls += stats.total();
             });
+            if !visible(conn.peer.as_ref()) {
+                continue;
+            }
+            connections += 1;
             if clients.len() < MAX_LISTED_CLIENTS {
                 let peer = conn.peer.as_ref();
                 clients.push(ClientInfo {
-                    pid: peer.map_or(0, PeerCredentials::pid),
+                    pid: peer.and_then(PeerCredentials::pid),
                     user: peer.map(|p| p.user().to_string()).unwrap_or_default(),
                     gid: peer.and_then(PeerCredentials::gid),
                     process: conn.process.clone(),
@@ -879,8 +889,9 @@ impl Shared {
         clients.sort_by_key(|c| (c.pid, c.connected_for));
         ServiceInfo {
             service: self.server.name.clone(),
-            pid: std::process::id(),
-            user: current_user().to_string(),
+            // As this process sees itself; the asker replaces both with what its kernel says.
+            pid: Some(std::process::id()),
+            user: owner.to_string(),
             uptime: self.started.elapsed(),
             interface: InterfaceInfo::clone(&self.interface_info),
             connections,
