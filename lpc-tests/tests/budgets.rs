@@ -310,3 +310,24 @@ fn varint(mut v: u64) -> Vec<u8> {
         out.push(byte | 0x80);
     }
 }
+
+#[test]
+fn a_loan_counts_against_the_payload_limit_like_any_payload() {
+    let (dir, _service) = start(&["--max-payload", &MIB.to_string()]);
+    // An honest client is stopped before it sends.
+    let good = ProbeClient::connect_with("probe", &client_options(dir.path())).unwrap();
+    let err = good.client().loan(2 << 20).unwrap_err();
+    assert!(matches!(err, Error::TooLarge { .. }), "{err:?}");
+    // A raw one naming 2 MiB of a 2 MiB buffer (within the 2 x limit a buffer may have).
+    let peer = raw(dir.path());
+    testing::send_descriptor(&peer, &testing::bulk_notice(0), sparse(2 * MIB)).unwrap();
+    let mut handle = varint(peer.token());
+    handle.extend([0]);
+    handle.extend(varint(2 * MIB));
+    peer.request(0, method_id("loan_sum"), &handle);
+    assert_eq!(reply_status(&peer, "a loan over the limit"), 4, "TooLarge");
+    let size = peer.read(peer.slot_offset(0) + 8 + FRAME_SIZE, 8);
+    assert_eq!(u64::from_le_bytes(size.try_into().unwrap()), 2 * MIB);
+    assert!(!peer.socket().closed_by_peer());
+    assert_eq!(good.add(1, 2).unwrap(), 3);
+}

@@ -333,13 +333,26 @@ impl<'de> Deserialize<'de> for Loan {
 fn receive<E: serde::de::Error>(token: u64, id: u32, len: u64) -> Result<Loan, E> {
     let len = usize::try_from(len).map_err(|_| E::custom("loan length does not fit in memory"))?;
     let received = scope::current(|channel| {
-        (channel.token() == token).then(|| channel.bulk_theirs(id, channel.receive_limit()))
+        (channel.token() == token).then(|| {
+            let limit = channel.receive_limit();
+            if len as u64 > limit {
+                // A loan counts against the limit like any payload.
+                crate::channel::budget::note_refusal(crate::channel::budget::Refusal::TooLarge(
+                    len as u64,
+                ));
+                return Err(ChannelError::TooLarge {
+                    size: len as u64,
+                    limit,
+                });
+            }
+            channel.bulk_theirs(id, limit)
+        })
     });
     let bulk = match received {
         Some(Some(Ok(bulk))) => bulk,
         Some(Some(Err(ChannelError::Busy(reason)))) => {
             // The service turns this failure of the arguments into `Busy`.
-            crate::channel::budget::note_refusal();
+            crate::channel::budget::note_refusal(crate::channel::budget::Refusal::Busy);
             return Err(refuse_de(format!(
                 "cannot map loaned buffer {id}: {reason}"
             )));

@@ -125,21 +125,28 @@ impl Drop for Charge {
     }
 }
 
+/// Why the decoding of a call's arguments was refused deep inside (a loan's buffer), which
+/// surfaces as bad arguments: the service reports it as what it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// A budget had no room: `Busy`.
+    Busy,
+    /// A loan of this many bytes, over the receiver's limit: `TooLarge`.
+    TooLarge(u64),
+}
+
 thread_local! {
-    /// Set when a charge on this thread is refused: a refusal deep inside the decoding of a
-    /// call's arguments (a loan's buffer) surfaces as bad arguments, and the service turns it
-    /// into `Busy` by this mark.
-    static REFUSED: Cell<bool> = const { Cell::new(false) };
+    static REFUSED: Cell<Option<Refusal>> = const { Cell::new(None) };
 }
 
-/// Marks that a refused charge is about to fail the decoding of this thread's call.
-pub(crate) fn note_refusal() {
-    REFUSED.with(|r| r.set(true));
+/// Marks that `refusal` is about to fail the decoding of this thread's call.
+pub(crate) fn note_refusal(refusal: Refusal) {
+    REFUSED.with(|r| r.set(Some(refusal)));
 }
 
-/// Whether [`note_refusal`] was called since the last take (and clears the mark).
-pub(crate) fn take_refusal() -> bool {
-    REFUSED.with(|r| r.replace(false))
+/// The refusal noted since the last take, if any (and clears it).
+pub(crate) fn take_refusal() -> Option<Refusal> {
+    REFUSED.with(|r| r.take())
 }
 
 #[cfg(test)]
@@ -155,9 +162,9 @@ mod tests {
         // Over a's own budget, not the service's.
         let err = a.charge(20, 1).unwrap_err().to_string();
         assert!(err.contains("a's of 60 bytes"), "{err}");
-        note_refusal();
-        assert!(take_refusal());
-        assert!(!take_refusal(), "the mark is taken once");
+        note_refusal(Refusal::Busy);
+        assert_eq!(take_refusal(), Some(Refusal::Busy));
+        assert_eq!(take_refusal(), None, "the mark is taken once");
         let b1 = b.charge(50, 1).unwrap();
         // Within b's, over the service's: nothing stays charged to b.
         let err = b.charge(10, 1).unwrap_err().to_string();

@@ -631,11 +631,15 @@ fn finish(written: Result<Written, ChannelError>) -> Result<Outcome, Close> {
 fn refused(e: DispatchError) -> Outcome {
     match e {
         DispatchError::NoSuchMethod => Outcome::Failed(Status::NoSuchMethod, Vec::new()),
-        // A loan's buffer the budget had no room for.
-        DispatchError::BadArguments(m) if budget::take_refusal() => {
-            Outcome::Failed(Status::Busy, m.into())
-        }
-        DispatchError::BadArguments(m) => Outcome::Failed(Status::BadArguments, m.into()),
+        DispatchError::BadArguments(m) => match budget::take_refusal() {
+            // A loan's buffer the budget had no room for.
+            Some(budget::Refusal::Busy) => Outcome::Failed(Status::Busy, m.into()),
+            // A loan over the limit.
+            Some(budget::Refusal::TooLarge(size)) => {
+                Outcome::Failed(Status::TooLarge, size.to_le_bytes().to_vec())
+            }
+            None => Outcome::Failed(Status::BadArguments, m.into()),
+        },
         DispatchError::Encode(m) => Outcome::Failed(
             Status::EncodeFailed,
             format!("the result could not be encoded: {m}").into_bytes(),
