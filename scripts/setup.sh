@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
 # Installs what lpc's build and tests need beyond a Rust toolchain: the toolchain's rustfmt
-# and clippy, and valgrind (for the instruction-count guard, scripts/icount.sh). A missing
+# and clippy, util-linux's unshare and setpriv (tests with other users and PID namespaces), and
+# valgrind (for the instruction-count guard, scripts/icount.sh). A missing
 # piece is installed, or fails here with a clear message rather than deep inside the build.
 set -euo pipefail
 need() { command -v "$1" >/dev/null 2>&1 || { echo "setup: '$1' is required: $2" >&2; exit 1; }; }
 need cargo "install Rust from https://rustup.rs"
 if ! cargo fmt --version >/dev/null 2>&1; then rustup component add rustfmt; fi
 if ! cargo clippy --version >/dev/null 2>&1; then rustup component add clippy; fi
+# util-linux's `unshare` and `setpriv`: the tests of peers in other PID namespaces and of other
+# users (lpc-tests/tests/planting.rs, policy.rs, lpc-cli/tests/cli.rs) start processes with them.
+if ! command -v unshare >/dev/null 2>&1 || ! command -v setpriv >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    apt-get install -y util-linux >/dev/null || { apt-get update >/dev/null && apt-get install -y util-linux >/dev/null; }
+  else
+    echo "setup: util-linux (unshare, setpriv) is required by the tests; install it with your package manager" >&2
+    exit 1
+  fi
+fi
 if ! command -v valgrind >/dev/null 2>&1; then
   if command -v apt-get >/dev/null 2>&1; then
     apt-get install -y valgrind >/dev/null || { apt-get update >/dev/null && apt-get install -y valgrind >/dev/null; }

@@ -25,15 +25,17 @@ pub trait Counter {
 pub struct SharedCounter {
     total: AtomicU64,
     /// What each client process (by pid) has added. Kept for the service's life: a real
-    /// service would forget a client when it no longer needs it.
-    shares: Mutex<HashMap<u32, u64>>,
+    /// service would forget a client when it no longer needs it. Clients whose pid the
+    /// service cannot see (they run in another PID namespace, a container) share `None`.
+    shares: Mutex<HashMap<Option<u32>, u64>>,
 }
 
 impl SharedCounter {
-    fn caller_pid() -> u32 {
+    fn caller_pid() -> Option<u32> {
         // Inside a handler, `caller()` is always `Some`: the credentials the kernel recorded
-        // when the client connected.
-        lpc::caller().map_or(0, |c| c.pid())
+        // when the client connected. Its pid is `None` for a client in a PID namespace that
+        // the service cannot see.
+        lpc::caller().and_then(|c| c.pid())
     }
 }
 

@@ -62,6 +62,14 @@ pub fn checksum_of(bytes: &[u8]) -> u64 {
     bytes.iter().map(|&b| u64::from(b)).sum()
 }
 
+/// [`checksum_of`] a loan's bytes, read a cache-sized chunk at a time: a received loan lives
+/// in the other process's memory, which lpc copies out rather than lend you a reference into.
+pub fn checksum_of_loan(loan: &Loan) -> u64 {
+    let mut sum = 0;
+    loan.for_each_chunk(|chunk| sum += checksum_of(chunk));
+    sum
+}
+
 /// The image service.
 pub struct ImageService;
 
@@ -79,9 +87,10 @@ impl Images for ImageService {
     }
 
     fn checksum_loan(&self, pixels: &Loan) -> u64 {
-        // `pixels` derefs to the bytes where the client wrote them. They are another
-        // process's memory: a handler that validates them copies what it checks first.
-        checksum_of(pixels)
+        // The bytes stay where the client wrote them, in its memory (which this process maps
+        // read-only); they are read in cache-sized copies, never through a reference the
+        // client could change under us.
+        checksum_of_loan(pixels)
     }
 
     fn render(&self, len: u64, value: u8) -> Loan {

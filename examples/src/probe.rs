@@ -57,7 +57,7 @@ impl Probe for ProbeService {
         match lpc::caller() {
             Some(c) => format!(
                 "pid {}, uid {}, gid {}",
-                c.pid(),
+                c.pid().map_or("unknown".into(), |p| p.to_string()),
                 c.uid().map_or("?".into(), |u| u.to_string()),
                 c.gid().map_or("?".into(), |g| g.to_string())
             ),

@@ -353,11 +353,12 @@ fn running_as_root() -> bool {
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
-/// Runs `probe-client whoami` as `uid`/`gid` (this test must run as root for that).
-fn whoami_as(uid: u32, dir: &Path) -> Output {
+/// Runs `probe-client whoami ARGS` as `uid`/`gid` (this test must run as root for that).
+fn whoami_as(uid: u32, dir: &Path, args: &[&str]) -> Output {
     use std::os::unix::process::CommandExt;
     Command::new(PROBE_CLIENT)
         .arg("whoami")
+        .args(args)
         .env("LPC_RUNTIME_DIR", dir)
         .uid(uid)
         .gid(uid)
@@ -383,7 +384,7 @@ fn probe_admits_another_user_only_when_allowed() {
     assert!(me.contains(", uid 0, gid 0"), "{me}");
 
     // By default, other users cannot even reach the socket (its directory is private).
-    let refused = whoami_as(4242, dir.path());
+    let refused = whoami_as(4242, dir.path(), &["--service-uid", "0"]);
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(
@@ -392,8 +393,23 @@ fn probe_admits_another_user_only_when_allowed() {
     );
     drop(service);
 
+    // The other user must get through the directory: lpc opens to others only a runtime
+    // directory it created, and this one is the test's.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    }
     let service = start(PROBE_SERVICE, &["--allow-uid", "4242"], dir.path());
-    let other = whoami_as(4242, dir.path());
+    // A client accepts only a service of its own user unless told otherwise: this one is
+    // root's, so uid 4242's client refuses it, naming both users.
+    let wary = whoami_as(4242, dir.path(), &[]);
+    assert!(!wary.status.success());
+    let err = String::from_utf8_lossy(&wary.stderr);
+    assert!(
+        err.contains("is served by a process of user 0, not of user 4242"),
+        "{err}"
+    );
+    let other = whoami_as(4242, dir.path(), &["--service-uid", "0"]);
     assert!(
         other.status.success(),
         "{}",
@@ -403,12 +419,12 @@ fn probe_admits_another_user_only_when_allowed() {
     assert!(other.contains(", uid 4242, gid 4242"), "{other}");
 
     // A third user reaches the socket, and the service's policy refuses it.
-    let third = whoami_as(4343, dir.path());
+    let third = whoami_as(4343, dir.path(), &["--service-uid", "0"]);
     assert!(!third.status.success());
     let err = String::from_utf8_lossy(&third.stderr);
     assert!(
         err.contains("denied access") && err.contains("user 4343, group 4343 is not admitted"),
         "{err}"
     );
-    service.stderr_line_with(&["WARN", "refused a client at the handshake", "user 4343"]);
+    service.stderr_line_with(&["WARN", "refused a client at accept", "user 4343"]);
 }

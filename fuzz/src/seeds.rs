@@ -65,13 +65,13 @@ fn info() -> ServiceInfo {
     let calc = &lpc_examples::calc::CALC_INTERFACE;
     ServiceInfo {
         service: "calc".into(),
-        pid: 1234,
+        pid: Some(1234),
         user: "1000".into(),
         uptime: Duration::from_millis(1500),
         interface: calc.info().expect("the examples trace").clone(),
         connections: 1,
         clients: vec![ClientInfo {
-            pid: 4321,
+            pid: Some(4321),
             user: "1000".into(),
             gid: Some(1000),
             process: "calc-client".into(),

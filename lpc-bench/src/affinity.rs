@@ -64,3 +64,12 @@ impl Drop for Pinned {
         let _ = sched_setaffinity(None, &self.saved);
     }
 }
+
+/// The CPU a process (or, with `"thread-self"`, the calling thread) last ran on: field 39 of
+/// `/proc/<which>/stat` (`processor`, see proc(5)).
+pub fn last_cpu(which: &str) -> Option<usize> {
+    let stat = std::fs::read_to_string(format!("/proc/{which}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(36)?.parse().ok()
+}

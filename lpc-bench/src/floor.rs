@@ -30,6 +30,10 @@ const PONG: usize = 16;
 const WORDS: usize = 32;
 /// Written to ping to end the child's loop (the parent's values never get this high).
 const STOP: u32 = u32::MAX;
+/// Written to ping to make a spinning child sleep (on a futex on ping) until ping changes
+/// again: while the parent measures lpc between two rounds of the floor, the floor's child
+/// must not spin on a CPU the lpc service needs.
+const PARK: u32 = u32::MAX - 1;
 
 /// How long either side waits for the other before giving up.
 const PEER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -120,7 +124,7 @@ impl Pinger {
     /// One round trip: ping `last + 1`, wait for `last + 2`.
     pub fn round_trip(&mut self) -> Result<(), String> {
         let value = self.last.wrapping_add(1);
-        if value >= STOP - 1 {
+        if value >= PARK - 1 {
             return Err("sequence exhausted".into());
         }
         signal(self.words.word(PING), value, self.mode);
@@ -138,6 +142,20 @@ impl Pinger {
     pub fn stop(&self) {
         signal(self.words.word(PING), STOP, self.mode);
     }
+
+    /// Makes the child sleep until [`Pinger::unpark`] (it spins no more meanwhile).
+    pub fn park(&self) {
+        signal(self.words.word(PING), PARK, Mode::Futex);
+    }
+
+    /// Wakes the parked child: ping goes back to the last value it answered.
+    pub fn unpark(&self) {
+        signal(
+            self.words.word(PING),
+            self.last.saturating_sub(1),
+            Mode::Futex,
+        );
+    }
 }
 
 /// The child's side: answers pings until told to stop.
@@ -151,6 +169,13 @@ pub fn answer(path: &Path, mode: Mode) -> Result<(), String> {
             .ok_or_else(|| format!("no ping within {PEER_TIMEOUT:?}"))?;
         if value == STOP {
             return Ok(());
+        }
+        if value == PARK {
+            // Asleep until unparked (bounded: the parent's death ends it, see `child`).
+            while ping.load(Ordering::Acquire) == PARK {
+                futex_wait(ping, PARK, Some(FUTEX_SLICE));
+            }
+            continue;
         }
         signal(pong, value.wrapping_add(1), mode);
         last = value;
@@ -227,4 +252,74 @@ pub fn memcpy(budget: &Budget, size: usize) -> Result<Summary, String> {
         std::hint::black_box(&mut dst);
         Ok(())
     })
+}
+
+/// The cross-check floor, `raw-spin-bare`: the same ping-pong written as plainly as it can be,
+/// sharing nothing with the harness above but the mapping — no `spin_loop` hint, no clock in
+/// the wait (a bound on the spins instead), and its own timing loop (`Instant` around each
+/// round trip into a preallocated vector, summarised at the end). If `raw-spin` ever costs
+/// much more than this, the harness, not the machine, is the floor.
+pub fn bare_round_trips(path: &Path, samples: usize) -> Result<Summary, String> {
+    let words = SharedWords::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
+    let (ping, pong) = (words.word(PING), words.word(PONG));
+    let mut latencies = Vec::with_capacity(samples);
+    let mut value = 1u32;
+    let round_trip = |value: u32| -> Result<(), String> {
+        ping.store(value, Ordering::Release);
+        let mut spins = 0u64;
+        while pong.load(Ordering::Acquire) != value + 1 {
+            spins += 1;
+            if spins == BARE_SPIN_BOUND {
+                return Err("raw-spin-bare: the child did not answer".into());
+            }
+        }
+        Ok(())
+    };
+    for _ in 0..samples / 10 {
+        round_trip(value)?;
+        value += 2;
+    }
+    for _ in 0..samples {
+        let start = Instant::now();
+        round_trip(value)?;
+        latencies.push(start.elapsed().as_nanos() as u64);
+        value += 2;
+    }
+    let batch = Instant::now();
+    for _ in 0..samples {
+        round_trip(value)?;
+        value += 2;
+    }
+    let wall = batch.elapsed();
+    ping.store(STOP, Ordering::Release);
+    Ok(lpc_bench::stats::summarise(latencies, samples, wall))
+}
+
+/// About ten seconds of spinning at a few loads per nanosecond.
+const BARE_SPIN_BOUND: u64 = 1 << 35;
+
+/// The child of `raw-spin-bare`: answers `v + 1` to every ping `v`, spinning without a hint.
+pub fn answer_bare(path: &Path) -> Result<(), String> {
+    let words = SharedWords::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
+    lpc_bench::child::ready();
+    let (ping, pong) = (words.word(PING), words.word(PONG));
+    let mut last = 0;
+    loop {
+        let mut spins = 0u64;
+        let value = loop {
+            let value = ping.load(Ordering::Acquire);
+            if value != last {
+                break value;
+            }
+            spins += 1;
+            if spins == BARE_SPIN_BOUND {
+                return Err("raw-spin-bare: no ping".into());
+            }
+        };
+        if value == STOP {
+            return Ok(());
+        }
+        pong.store(value + 1, Ordering::Release);
+        last = value;
+    }
 }

@@ -134,6 +134,12 @@ enum ChildCommand {
         #[arg(long)]
         cpu: Option<usize>,
     },
+    /// Answer the bare ping-pong (`raw-spin-bare`) on the shared words in `file`.
+    #[command(hide = true)]
+    ChildBare {
+        #[arg(long)]
+        file: PathBuf,
+    },
     /// Echo `size`-byte messages on a Unix socket at `path`.
     #[command(hide = true)]
     ChildUnix {
@@ -203,7 +209,9 @@ fn run_child(command: &ChildCommand) -> Result<(), String> {
         ChildCommand::ChildRaw { cpu, .. }
         | ChildCommand::ChildUnix { cpu, .. }
         | ChildCommand::ChildService { cpu, .. } => *cpu,
-        ChildCommand::ChildClient { .. } | ChildCommand::ChildTrace { .. } => None,
+        ChildCommand::ChildClient { .. }
+        | ChildCommand::ChildTrace { .. }
+        | ChildCommand::ChildBare { .. } => None,
     };
     if let Some(cpu) = cpu {
         // Before any thread starts, so that all of them inherit it.
@@ -214,6 +222,7 @@ fn run_child(command: &ChildCommand) -> Result<(), String> {
         ChildCommand::ChildRaw { file, futex, .. } => {
             floor::answer(file, if *futex { Mode::Futex } else { Mode::Spin })
         }
+        ChildCommand::ChildBare { file } => floor::answer_bare(file),
         ChildCommand::ChildUnix { path, size, .. } => floor::answer_unix(path, *size),
         ChildCommand::ChildService {
             dir,

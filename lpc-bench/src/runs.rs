@@ -121,6 +121,18 @@ impl Placed {
     }
 }
 
+/// Where the two processes of a measurement ran: the placement asked for, and the CPU each
+/// was on when sampled (while both spun or waited), as `/proc` reports it.
+fn ran_on(placed: &Placed, child: u32) -> String {
+    let cpu = |which: &str| affinity::last_cpu(which).map_or("?".to_owned(), |c| c.to_string());
+    format!(
+        "{}: parent on CPU {}, child on CPU {}",
+        placed.cpus(),
+        cpu(&std::process::id().to_string()),
+        cpu(&child.to_string())
+    )
+}
+
 impl Runner {
     pub fn new(budget: Budget, systems: Vec<String>) -> Result<Runner, String> {
         Ok(Runner {
@@ -146,21 +158,15 @@ impl Runner {
 
     /// The small call: each floor next to its lpc counterpart.
     pub fn small(&self) -> Result<Vec<Record>, String> {
-        let small = [Workload::Small];
         let mut out = Vec::new();
-        // The spinning floor cannot share the machine with anything (its child spins while
-        // idle), so the spinning systems run one after the other.
-        if self.wants("raw-spin") {
-            out.push(self.raw("raw-spin", Mode::Spin, Placement::Unpinned)?);
+        // The cross-check floor first, on its own; then the spinning floor interleaved with
+        // lpc (its child parked while lpc runs): on this VM the cost of moving a cache line
+        // between the two vCPUs changes several-fold when the host moves them, so only
+        // systems measured in the same stretch of time compare.
+        if self.wants("raw-spin-bare") {
+            out.push(self.bare()?);
         }
-        out.extend(self.lpc("lpc-adaptive", Placement::Unpinned, false, true, &small)?);
-        out.extend(self.lpc(
-            "lpc-adaptive-nostats",
-            Placement::Unpinned,
-            false,
-            false,
-            &small,
-        )?);
+        out.extend(self.spin_group()?);
         // The blocking systems sleep while idle: each floor is measured interleaved with its
         // lpc counterparts, so that the machine's drift weighs on both alike.
         out.extend(self.blocking_group(
@@ -310,32 +316,145 @@ impl Runner {
         Ok(out)
     }
 
-    /// A raw ping-pong floor on shared words.
-    fn raw(&self, system: &str, mode: Mode, wanted: Placement) -> Result<Record, String> {
-        eprintln!("lpc-bench: {system}…");
-        let placed = Placed::new(wanted)?;
-        let path = self.dir().join(format!("{system}.words"));
-        let mut pinger =
-            Pinger::create(&path, mode).map_err(|e| format!("creating {}: {e}", path.display()))?;
-        let mut args: Vec<OsString> =
-            vec!["child-raw".into(), "--file".into(), path.clone().into()];
-        if mode == Mode::Futex {
-            args.push("--futex".into());
+    /// `raw-spin`, `lpc-adaptive` and `lpc-adaptive-nostats`, interleaved round by round
+    /// (`INTERLEAVE_ROUNDS`); the floor's child sleeps while lpc is measured.
+    fn spin_group(&self) -> Result<Vec<Record>, String> {
+        let members: Vec<(&str, bool)> = [("lpc-adaptive", true), ("lpc-adaptive-nostats", false)]
+            .into_iter()
+            .filter(|(name, _)| self.wants(name))
+            .collect();
+        let raw = self.wants("raw-spin");
+        if members.is_empty() && !raw {
+            return Ok(Vec::new());
         }
-        args.extend(placed.child_args.iter().cloned());
+        eprintln!("lpc-bench: raw-spin, lpc-adaptive, lpc-adaptive-nostats (interleaved)…");
+        let placed = Placed::new(Placement::Unpinned)?;
+        let path = self.dir().join("raw-spin.words");
+        let mut pinger = Pinger::create(&path, Mode::Spin)
+            .map_err(|e| format!("creating {}: {e}", path.display()))?;
+        let args: Vec<OsString> = vec!["child-raw".into(), "--file".into(), path.clone().into()];
+        let raw_peer = Peer::spawn("raw-spin", &args, self.child_limit())?;
+        raw_peer.wait_ready(READY_TIMEOUT)?;
+        pinger.park();
+        let mut lpcs = Vec::new();
+        for &(system, stats) in &members {
+            let (peer, name) = self.service(system, false, stats, &placed.child_args)?;
+            let options = self.options().wait(WaitStrategy::Adaptive);
+            let client = BenchClient::connect_with(&name, &options).map_err(|e| e.to_string())?;
+            lpcs.push((system, client, peer));
+        }
+        let call = |client: &BenchClient, i: &mut i32| -> Result<(), String> {
+            let a = std::hint::black_box(*i);
+            let sum = client.add(a, 1).map_err(|e| e.to_string())?;
+            if sum != a.wrapping_add(1) {
+                return Err(format!("add({a}, 1) returned {sum}"));
+            }
+            *i = i.wrapping_add(1);
+            Ok(())
+        };
+        let (per_round, min_samples) = self.budget.per_round(INTERLEAVE_ROUNDS);
+        let mut raw_latencies = Vec::new();
+        let mut raw_batch = (0, Duration::ZERO);
+        let mut raw_ran_on = String::new();
+        let mut lpc_latencies: Vec<Vec<u64>> = vec![Vec::new(); lpcs.len()];
+        let mut lpc_batch = vec![(0, Duration::ZERO); lpcs.len()];
+        let mut lpc_ran_on = vec![String::new(); lpcs.len()];
+        let mut counter = 0i32;
+        for round in 0..=INTERLEAVE_ROUNDS {
+            // Round 0 warms every system up and is not counted.
+            let warm = round == 0;
+            let mut scratch = Vec::new();
+            if raw {
+                pinger.unpark();
+                let op = &mut || pinger.round_trip();
+                let latencies = if warm {
+                    &mut scratch
+                } else {
+                    &mut raw_latencies
+                };
+                let (n, wall) = stats::measure_round(&per_round, min_samples, latencies, op)
+                    .map_err(|e| format!("raw-spin: {e}"))?;
+                if !warm {
+                    raw_batch.0 += n;
+                    raw_batch.1 += wall;
+                }
+                raw_ran_on = ran_on(&placed, raw_peer.pid());
+                pinger.park();
+            }
+            for (i, (system, client, peer)) in lpcs.iter().enumerate() {
+                let op = &mut || call(client, &mut counter);
+                scratch.clear();
+                let latencies = if warm {
+                    &mut scratch
+                } else {
+                    &mut lpc_latencies[i]
+                };
+                let (n, wall) = stats::measure_round(&per_round, min_samples, latencies, op)
+                    .map_err(|e| format!("{system}: {e}"))?;
+                if !warm {
+                    lpc_batch[i].0 += n;
+                    lpc_batch[i].1 += wall;
+                }
+                lpc_ran_on[i] = ran_on(&placed, peer.pid());
+            }
+        }
+        let mut out = Vec::new();
+        pinger.unpark();
+        pinger.stop();
+        raw_peer.finish(EXIT_TIMEOUT)?;
+        let _ = std::fs::remove_file(&path);
+        if raw {
+            let summary = stats::summarise(raw_latencies, raw_batch.0, raw_batch.1);
+            out.push(Record::measured(
+                "raw-spin",
+                Workload::Small,
+                &raw_ran_on,
+                summary,
+            ));
+        }
+        for (i, (system, client, peer)) in lpcs.into_iter().enumerate() {
+            drop(client);
+            peer.finish(EXIT_TIMEOUT)?;
+            let latencies = std::mem::take(&mut lpc_latencies[i]);
+            let summary = stats::summarise(latencies, lpc_batch[i].0, lpc_batch[i].1);
+            out.push(Record::measured(
+                system,
+                Workload::Small,
+                &lpc_ran_on[i],
+                summary,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The cross-check floor (`floor::bare_round_trips`): the bare ping-pong, timed by its
+    /// own loop.
+    fn bare(&self) -> Result<Record, String> {
+        let system = "raw-spin-bare";
+        eprintln!("lpc-bench: {system}…");
+        let placed = Placed::new(Placement::Unpinned)?;
+        let path = self.dir().join(format!("{system}.words"));
+        // The parent's side of the file, created as for `raw-spin`; the bare loop maps it again.
+        let _created = Pinger::create(&path, Mode::Spin)
+            .map_err(|e| format!("creating {}: {e}", path.display()))?;
+        let args: Vec<OsString> = vec!["child-bare".into(), "--file".into(), path.clone().into()];
         let peer = Peer::spawn(system, &args, self.child_limit())?;
         peer.wait_ready(READY_TIMEOUT)?;
-        let summary =
-            measure(&self.budget, || pinger.round_trip()).map_err(|e| format!("{system}: {e}"))?;
-        pinger.stop();
+        let samples = self.budget.samples.min(200_000);
+        let pid = peer.pid();
+        let (summary, ran_on) = std::thread::scope(|s| {
+            let watch = s.spawn(|| {
+                // Where both processes run while they spin (sampled once they are at it).
+                std::thread::sleep(Duration::from_millis(20));
+                ran_on(&placed, pid)
+            });
+            let summary = floor::bare_round_trips(&path, samples);
+            (summary, watch.join().unwrap_or_default())
+        });
+        let summary = summary?;
         peer.finish(EXIT_TIMEOUT)?;
         let _ = std::fs::remove_file(&path);
-        Ok(Record::measured(
-            system,
-            Workload::Small,
-            placed.cpus(),
-            summary,
-        ))
+        Ok(Record::measured(system, Workload::Small, &ran_on, summary))
     }
 
     /// The Unix-socket floor: `size` bytes each way between two processes, unpinned or both
@@ -878,14 +997,14 @@ fn loan_calls(client: &BenchClient, budget: &Budget, size: usize) -> Result<Summ
     let mut stamp = 0u8;
     measure(budget, || {
         let mut loan = client.client().loan(size).map_err(|e| e.to_string())?;
-        let bytes = loan.as_mut().ok_or("a fresh loan is not writable")?;
+        let bytes = loan.as_mut().map_err(|e| e.to_string())?;
         bytes.copy_from_slice(&source);
         stamp = stamp.wrapping_add(1);
         if let Some(first) = bytes.first_mut() {
             *first = stamp;
         }
         let back = client.echo_loan(&loan).map_err(|e| e.to_string())?;
-        if back.len() != size || back.first().is_some_and(|&b| b != stamp) {
+        if back.len() != size || back.get(0).is_some_and(|b| b != stamp) {
             return Err(format!("loan echo of {size} bytes came back different"));
         }
         Ok(())
@@ -897,16 +1016,14 @@ fn loan_calls(client: &BenchClient, budget: &Budget, size: usize) -> Result<Summ
 /// zero-copy call itself, which should not grow with the size.
 fn loan_pass_calls(client: &BenchClient, budget: &Budget, size: usize) -> Result<Summary, String> {
     let mut loan = client.client().loan(size).map_err(|e| e.to_string())?;
-    loan.as_mut()
-        .ok_or("a fresh loan is not writable")?
-        .fill(0xa5);
+    loan.as_mut().map_err(|e| e.to_string())?.fill(0xa5);
     let mut stamp = 0u8;
     measure(budget, || {
         stamp = stamp.wrapping_add(1);
         // The caller writes in place (here one byte: the rest was written before timing).
         let bytes = loan
             .as_mut()
-            .ok_or("the loan is not writable after the call")?;
+            .map_err(|e| format!("the loan is not writable after the call: {e}"))?;
         if let Some(first) = bytes.first_mut() {
             *first = stamp;
         }
@@ -914,7 +1031,7 @@ fn loan_pass_calls(client: &BenchClient, budget: &Budget, size: usize) -> Result
             .pass_loan(&loan, size as u64)
             .map_err(|e| e.to_string())?;
         let expect = (size > 0).then_some(stamp);
-        if back.len() != size || back.first().copied() != expect {
+        if back.len() != size || back.get(0) != expect {
             return Err(format!("loan pass of {size} bytes came back different"));
         }
         Ok(())

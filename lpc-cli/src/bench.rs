@@ -9,7 +9,9 @@ use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 use crate::call::{call_error, call_once, Target};
-use crate::common::{fmt_duration, CliError, CliResult, Ctx, DIM, HEADER, NAME, WARN};
+use crate::common::{
+    fmt_duration, json_safe, safe, CliError, CliResult, Ctx, DIM, HEADER, NAME, WARN,
+};
 
 /// How long the load lasts.
 #[derive(Clone, Copy)]
@@ -43,9 +45,9 @@ pub fn run(ctx: &Ctx, target: &Target, load: Load, concurrency: usize) -> CliRes
     };
     anstream::println!(
         "lpc bench: {NAME}{}{NAME:#}.{} with {}: {what}, {threads}",
-        target.service,
-        prepared.method.name,
-        prepared.args,
+        safe(&target.service),
+        safe(&prepared.method.name),
+        json_safe(prepared.args.to_string()),
     );
     anstream::println!(
         "{DIM}note: JSON calls (no compiled stubs: arguments and results travel as JSON); \
@@ -180,7 +182,7 @@ pub fn run(ctx: &Ctx, target: &Target, load: Load, concurrency: usize) -> CliRes
     if app > 0 {
         anstream::println!(
             "{WARN}{app} of them returned an application error (an `Err` of `{}`){WARN:#}",
-            prepared.method.output
+            safe(&prepared.method.output)
         );
     }
     anstream::println!();

@@ -6,7 +6,8 @@ use clap::Args;
 use serde_json::Value;
 
 use crate::common::{
-    find_method, signature, to_json, usage, CliError, CliResult, Ctx, EXIT_APP_ERROR, EXIT_OK, WARN,
+    find_method, safe, signature, to_json, usage, CliError, CliResult, Ctx, EXIT_APP_ERROR,
+    EXIT_OK, WARN,
 };
 use lpc::{Client, MethodInfo};
 
@@ -196,14 +197,14 @@ pub fn run(ctx: &Ctx, target: &Target, compact: bool, json: bool) -> CliResult<u
     }
     if let Some(Value::Object(outs)) = obj.get("out") {
         for (name, value) in outs {
-            anstream::println!("{name} = {}", to_json(value, compact));
+            anstream::println!("{} = {}", safe(name), to_json(value, compact));
         }
     }
     if let Some(error) = obj.get("error") {
         anstream::eprintln!(
             "{WARN}error:{WARN:#} `{}` returned an application error (the `Err` of `{}`):",
-            prepared.method.name,
-            prepared.method.output
+            safe(&prepared.method.name),
+            safe(&prepared.method.output)
         );
         anstream::eprintln!("{}", to_json(error, compact));
         return Ok(EXIT_APP_ERROR);

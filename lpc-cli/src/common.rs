@@ -1,6 +1,7 @@
 //! What every subcommand shares: the error type and exit codes, colours, connecting with
 //! helpful errors, and reading and writing durations.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -65,14 +66,15 @@ impl CliError {
         self
     }
 
-    /// Prints the error on stderr.
+    /// Prints the error on stderr. Each line is escaped ([`safe`]): messages quote what a
+    /// service sent (its refusal, a handler's panic, its method names).
     pub fn print(&self) {
-        anstream::eprintln!("{ERROR}error:{ERROR:#} {}", self.message);
+        anstream::eprintln!("{ERROR}error:{ERROR:#} {}", safe(&self.message));
         for line in &self.details {
-            anstream::eprintln!("  {line}");
+            anstream::eprintln!("  {}", safe(line));
         }
         for line in &self.hints {
-            anstream::eprintln!("{HINT}hint:{HINT:#} {line}");
+            anstream::eprintln!("{HINT}hint:{HINT:#} {}", safe(line));
         }
     }
 }
@@ -91,15 +93,27 @@ pub struct Ctx {
     /// `--timeout`: bounds each connection and query, `lpc call` whole (connection and call
     /// together), and each call of `lpc bench`.
     pub timeout: Duration,
+    /// `--service-user`: the uid services must run as (ours when `None`).
+    pub service_user: Option<u32>,
 }
 
 impl Ctx {
     pub fn options(&self) -> ClientOptions {
         // `lpc bench` may run more threads than a connection has call slots: they take turns.
-        ClientOptions::new()
+        let options = ClientOptions::new()
             .runtime_dir(&self.runtime_dir)
             .connect_timeout(self.timeout)
-            .queue_for_slot(Duration::from_secs(3600))
+            .queue_for_slot(Duration::from_secs(3600));
+        match self.service_user {
+            Some(uid) => options.service_uid(uid),
+            None => options,
+        }
+    }
+
+    /// The user services must run as: `--service-user`, else ours.
+    pub fn service_user(&self) -> lpc::UserId {
+        self.service_user
+            .map_or_else(lpc::UserId::current, lpc::UserId::from_uid)
     }
 
     /// Connects to service `name` whatever its interface.
@@ -151,6 +165,14 @@ impl Ctx {
                 .hint("the service process may have exited or crashed; `lpc list` shows whether it is still there"),
             e @ lpc::Error::Busy { .. } => CliError::new(e.to_string())
                 .hint("the service is at one of its limits; retry later, or with fewer threads"),
+            lpc::Error::Denied { ref reason, .. }
+                if reason.contains("this client did not connect") =>
+            {
+                CliError::new(e.to_string()).hint(
+                    "if that user runs the service by design (a system service), name it: `lpc --service-user UID ...`; \
+                     otherwise someone else holds the name: check who owns the runtime directory and its socket",
+                )
+            }
             e @ lpc::Error::Denied { .. } => CliError::new(e.to_string())
                 .hint("the service decides who may connect; ask its owner, or run as a user it admits"),
             e @ lpc::Error::InvalidName { .. } => {
@@ -159,6 +181,55 @@ impl Ctx {
             e => CliError::new(e.to_string()),
         }
     }
+}
+
+/// Whether `c` must not reach a terminal as it is: a control character (C0, DEL, C1: ESC
+/// starts the sequences that move the cursor, recolour, retitle the window or, on some
+/// terminals, write files; CR and LF fake lines), or a character that reorders or splits
+/// what is shown (bidirectional overrides and isolates, line and paragraph separators).
+fn unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// `text` as it may be written to a terminal: every character [`unsafe_char`] names is
+/// written as an escape (`\n`, `\r`, `\t`, else `\u{1b}`), everything else as it is. The one
+/// way the CLI shows what a peer sent — names, signatures, type names, users, process names,
+/// error messages — so that a hostile service (or a client naming its process) can neither
+/// drive the terminal nor fake lines of output. The table and error printers apply it to
+/// every cell and line.
+pub fn safe(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if unsafe_char(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A pid as shown: the number, or `unknown` for a process in a PID namespace that the one
+/// asking cannot see (the kernel gives no pid for it).
+pub fn fmt_pid(pid: Option<u32>) -> String {
+    pid.map_or_else(|| "unknown".to_owned(), |pid| pid.to_string())
 }
 
 /// Finds `method` in the interface of `service`, or says which methods exist.
@@ -304,18 +375,50 @@ pub fn fmt_uptime(d: Duration) -> String {
     }
 }
 
-/// Pretty (or, with `compact`, one-line) JSON.
+/// Pretty (or, with `compact`, one-line) JSON, safe for a terminal (see [`json_safe`]).
 pub fn to_json(value: &serde_json::Value, compact: bool) -> String {
-    if compact {
+    json_safe(if compact {
         value.to_string()
     } else {
         serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+    })
+}
+
+/// JSON text with the characters serde_json leaves as they are but a terminal must not see
+/// raw (DEL, C1 controls, bidirectional overrides: [`unsafe_char`]) written as `\uXXXX`
+/// escapes. They can only stand inside strings, where the escape means the same character:
+/// the JSON is unchanged for a parser. (serde_json escapes C0 controls inside strings itself;
+/// outside them, the newlines and indentation of pretty JSON stay as they are.)
+pub fn json_safe(text: String) -> String {
+    let escape = |c: char| c >= ' ' && unsafe_char(c);
+    if !text.chars().any(escape) {
+        return text;
     }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if escape(c) {
+            // Every such character is in the Basic Multilingual Plane: one \uXXXX.
+            let _ = write!(out, "\\u{:04x}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Renders rows as columns, left-aligned, two spaces apart; the header is underlined.
-/// Each cell is `(text, style)`; styles do not affect the widths.
+/// Each cell is `(text, style)`; styles do not affect the widths. Every cell is shown
+/// escaped ([`safe`]): cells hold what services sent.
 pub fn table(header: &[&str], rows: &[Vec<(String, Style)>]) -> String {
+    let rows: Vec<Vec<(String, Style)>> = rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|(cell, style)| (safe(cell).into_owned(), *style))
+                .collect()
+        })
+        .collect();
+    let rows = &rows;
     let cols = header.len();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
@@ -373,6 +476,35 @@ mod tests {
         assert_eq!(fmt_duration(Duration::from_millis(500)), "500ms");
         assert_eq!(fmt_duration(Duration::from_nanos(32_768)), "32.8µs");
         assert_eq!(fmt_uptime(Duration::from_secs(185)), "3m 05s");
+    }
+
+    #[test]
+    fn what_a_peer_sent_is_escaped_for_the_terminal() {
+        assert!(matches!(safe("add"), Cow::Borrowed("add")));
+        assert_eq!(safe("ünïcode → fine"), "ünïcode → fine");
+        assert_eq!(
+            safe("a\x1b[2Jb\nFAKE\r\t\x07\x7f\u{9b}\u{202e}z"),
+            "a\\u{1b}[2Jb\\nFAKE\\r\\t\\u{7}\\u{7f}\\u{9b}\\u{202e}z"
+        );
+        let value = serde_json::json!({"k\u{1b}": "\u{7f}\u{9b}\u{202e}\n"});
+        let text = to_json(&value, true);
+        assert_eq!(text, r#"{"k\u001b":"\u007f\u009b\u202e\n"}"#);
+        assert!(!text.chars().any(unsafe_char));
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+            value
+        );
+        let pretty = to_json(&value, false);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&pretty).unwrap(),
+            value
+        );
+        assert!(
+            pretty.contains('\n') && !pretty.contains('\u{9b}'),
+            "{pretty}"
+        );
+        assert_eq!(fmt_pid(None), "unknown");
+        assert_eq!(fmt_pid(Some(7)), "7");
     }
 
     #[test]

@@ -9,7 +9,9 @@ use lpc::{InterfaceInfo, MethodInfo, ParamInfo};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::common::{signature, CliError, CliResult, Ctx, DIM, HEADER, NAME};
+use crate::common::{
+    fmt_pid, json_safe, safe, signature, CliError, CliResult, Ctx, DIM, HEADER, NAME,
+};
 
 /// The version of the `--json` document (`docs/shapes.md`). Fields may be added without
 /// changing it; renaming or removing one, or changing what one means, needs a new version.
@@ -20,7 +22,8 @@ pub const FORMAT: &str = "lpc-interface/1";
 struct Document<'a> {
     format: &'static str,
     service: &'a str,
-    pid: u32,
+    /// `null` when the service runs in a PID namespace this process cannot see.
+    pid: Option<u32>,
     interface: &'a str,
     fingerprint: String,
     methods: Vec<Method<'a>>,
@@ -70,14 +73,14 @@ pub fn run(ctx: &Ctx, service: &str, json: bool) -> CliResult {
         };
         let text = serde_json::to_string_pretty(&doc)
             .map_err(|e| CliError::new(format!("cannot write the JSON: {e}")))?;
-        anstream::println!("{text}");
+        anstream::println!("{}", json_safe(text));
         return Ok(());
     }
     let count = interface.methods.len();
     anstream::println!(
         "service {NAME}{service}{NAME:#} (pid {}): interface {NAME}{}{NAME:#}, fingerprint {}, {count} method{}",
-        info.pid,
-        interface.name,
+        fmt_pid(info.pid),
+        safe(&interface.name),
         hex(interface.fingerprint),
         if count == 1 { "" } else { "s" }
     );
@@ -87,7 +90,7 @@ pub fn run(ctx: &Ctx, service: &str, json: bool) -> CliResult {
         anstream::println!("{HEADER}types{HEADER:#}");
         for name in &types {
             if let Some(def) = interface.types.get(name) {
-                anstream::println!("  {}", def.rust(name));
+                anstream::println!("  {}", safe(&def.rust(name)));
             }
         }
     }
@@ -104,9 +107,10 @@ pub fn run(ctx: &Ctx, service: &str, json: bool) -> CliResult {
     Ok(())
 }
 
-/// The signature, the shapes that cross, and a working `lpc call` line.
+/// The signature, the shapes that cross, and a working `lpc call` line; everything the
+/// service sent escaped ([`safe`]).
 fn print_method(service: &str, m: &MethodInfo, types: &TypeTable) {
-    anstream::println!("  {}", signature(m));
+    anstream::println!("  {}", safe(&signature(m)));
     let params = if m.params.is_empty() {
         "none".to_owned()
     } else {
@@ -116,7 +120,7 @@ fn print_method(service: &str, m: &MethodInfo, types: &TypeTable) {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    anstream::println!("    {DIM}params{DIM:#}  {params}");
+    anstream::println!("    {DIM}params{DIM:#}  {}", safe(&params));
     let outs: Vec<String> = m
         .params
         .iter()
@@ -126,16 +130,17 @@ fn print_method(service: &str, m: &MethodInfo, types: &TypeTable) {
     if !outs.is_empty() {
         anstream::println!(
             "    {DIM}in/out{DIM:#}  {} {DIM}(the service's new value comes back with the result){DIM:#}",
-            outs.join(", ")
+            safe(&outs.join(", "))
         );
     }
-    anstream::println!("    {DIM}result{DIM:#}  {}", m.result);
+    anstream::println!("    {DIM}result{DIM:#}  {}", safe(&m.result.to_string()));
     if let Some(error) = &m.error {
         anstream::println!(
-            "    {DIM}error{DIM:#}   {error} {DIM}(an application error: `lpc call` prints it and exits with code 3){DIM:#}"
+            "    {DIM}error{DIM:#}   {} {DIM}(an application error: `lpc call` prints it and exits with code 3){DIM:#}",
+            safe(&error.to_string())
         );
     }
-    anstream::println!("    {}", example_call(service, m, types));
+    anstream::println!("    {}", safe(&example_call(service, m, types)));
 }
 
 /// Every user type of the interface: first those the methods use, in first-use order, then

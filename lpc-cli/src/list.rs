@@ -4,7 +4,9 @@ use anstyle::Style;
 use lpc::registry::{self, ListingState};
 use serde_json::json;
 
-use crate::common::{fmt_uptime, table, to_json, CliError, CliResult, Ctx, DIM, NAME, WARN};
+use crate::common::{
+    fmt_pid, fmt_uptime, safe, table, to_json, CliError, CliResult, Ctx, DIM, NAME, WARN,
+};
 
 pub fn run(ctx: &Ctx, prune: bool, json: bool) -> CliResult {
     let dir = &ctx.runtime_dir;
@@ -15,9 +17,10 @@ pub fn run(ctx: &Ctx, prune: bool, json: bool) -> CliResult {
     } else {
         Vec::new()
     };
-    let listings = registry::list(dir, ctx.timeout).map_err(|e| {
-        dir_error(e).hint("choose the directory with `--runtime-dir DIR` or $LPC_RUNTIME_DIR")
-    })?;
+    let listings =
+        registry::list_served_by(dir, ctx.timeout, &ctx.service_user()).map_err(|e| {
+            dir_error(e).hint("choose the directory with `--runtime-dir DIR` or $LPC_RUNTIME_DIR")
+        })?;
 
     if json {
         let services: Vec<_> = listings
@@ -50,7 +53,7 @@ pub fn run(ctx: &Ctx, prune: bool, json: bool) -> CliResult {
     }
 
     for name in &pruned {
-        anstream::println!("removed the stale socket of `{name}`");
+        anstream::println!("removed the stale socket of `{}`", safe(name));
     }
     if listings.is_empty() {
         anstream::println!("no services in {}", dir.display());
@@ -63,7 +66,7 @@ pub fn run(ctx: &Ctx, prune: bool, json: bool) -> CliResult {
         let row = match &l.state {
             ListingState::Live(info) => vec![
                 (l.name.clone(), NAME),
-                (info.pid.to_string(), plain),
+                (fmt_pid(info.pid), plain),
                 (info.user.clone(), plain),
                 (info.interface.name.clone(), plain),
                 (format!("{:016x}", info.interface.fingerprint), DIM),

@@ -55,6 +55,12 @@ struct Cli {
     #[arg(long, global = true, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     timeout: Duration,
 
+    /// Talk only to services run by this user (a numeric uid), e.g. a system service run by
+    /// root [default: your own user]. A service of any other user is refused, naming both:
+    /// a socket another user planted never answers.
+    #[arg(long, global = true, value_name = "UID")]
+    service_user: Option<u32>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -178,6 +184,7 @@ fn main() -> ExitCode {
             .runtime_dir
             .unwrap_or_else(lpc::registry::default_runtime_dir),
         timeout: cli.timeout,
+        service_user: cli.service_user,
     };
     let result: Result<u8, CliError> = match cli.command {
         Command::List { prune, json } => list::run(&ctx, prune, json).map(|()| EXIT_OK),

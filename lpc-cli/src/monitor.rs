@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use anstyle::Style;
 use lpc::info::ServiceInfo;
 
-use crate::common::{fmt_duration, fmt_rate, fmt_uptime, table, CliResult, Ctx, DIM, NAME, WARN};
+use crate::common::{
+    fmt_duration, fmt_pid, fmt_rate, fmt_uptime, safe, table, CliResult, Ctx, DIM, NAME, WARN,
+};
 
 pub fn run(ctx: &Ctx, service: &str, interval: Duration, once: bool) -> CliResult {
     let tty = std::io::stdout().is_terminal();
@@ -51,7 +53,7 @@ pub fn run(ctx: &Ctx, service: &str, interval: Duration, once: bool) -> CliResul
             Err(e) => {
                 return Err(e.hint(format!(
                     "service `{service}` (pid {}) stopped answering",
-                    prev.pid
+                    fmt_pid(prev.pid)
                 )))
             }
         };
@@ -74,10 +76,10 @@ fn frame(
     let conns = cur.connections;
     out.push_str(&format!(
         "{NAME}{}{NAME:#}  pid {}  user {}  interface {} ({:016x})  up {}  {conns} connection{}\n",
-        cur.service,
-        cur.pid,
-        cur.user,
-        cur.interface.name,
+        safe(&cur.service),
+        fmt_pid(cur.pid),
+        safe(&cur.user),
+        safe(&cur.interface.name),
         cur.interface.fingerprint,
         fmt_uptime(cur.uptime),
         if conns == 1 { "" } else { "s" }
@@ -174,7 +176,7 @@ fn frame(
             .iter()
             .map(|c| {
                 vec![
-                    (c.pid.to_string(), plain),
+                    (fmt_pid(c.pid), plain),
                     (c.user.clone(), plain),
                     (c.gid.map_or("-".into(), |g| g.to_string()), plain),
                     (

@@ -18,15 +18,31 @@ const LPC: &str = env!("CARGO_BIN_EXE_lpc");
 struct Service {
     name: String,
     child: Child,
-    dir: TempDir,
+    /// The runtime directory (`dir` or a directory in it).
+    runtime: std::path::PathBuf,
+    _dir: TempDir,
 }
 
 impl Service {
     fn start(name: &str) -> Service {
-        let dir = TempDir::new().unwrap();
-        let mut child = StdCommand::new(LPC)
+        Self::start_with(name, &[], TempDir::new().unwrap(), None)
+    }
+
+    /// Starts the service through `launcher` (a program and its arguments, before `lpc`:
+    /// `unshare ...`, `setpriv ...`), in runtime directory `dir`, or in `dir`'s `sub` if given.
+    fn start_with(name: &str, launcher: &[&str], dir: TempDir, sub: Option<&str>) -> Service {
+        let runtime = sub.map_or_else(|| dir.path().to_owned(), |s| dir.path().join(s));
+        let mut command = match launcher.split_first() {
+            Some((program, args)) => {
+                let mut command = StdCommand::new(program);
+                command.args(args).arg(LPC);
+                command
+            }
+            None => StdCommand::new(LPC),
+        };
+        let mut child = command
             .args(["__demo-service", name])
-            .env("LPC_RUNTIME_DIR", dir.path())
+            .env("LPC_RUNTIME_DIR", &runtime)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -36,7 +52,8 @@ impl Service {
         let service = Service {
             name: name.to_owned(),
             child,
-            dir,
+            runtime,
+            _dir: dir,
         };
         match rx.recv_timeout(Duration::from_secs(20)) {
             Ok(line) if line == "ready" => service,
@@ -53,7 +70,7 @@ impl Service {
     }
 
     fn dir(&self) -> &Path {
-        self.dir.path()
+        &self.runtime
     }
 
     /// Runs `lpc --runtime-dir DIR ARGS...`.
@@ -812,6 +829,312 @@ fn a_service_that_stops_answering_ends_monitor_bench_and_call() {
         .stdout(contains("3"));
 }
 
+/// What a hostile service puts in everything the CLI shows of it: sequences that clear the
+/// screen, retitle the window (OSC, ended by a bell) and recolour through a C1 CSI, a carriage
+/// return and a backspace, a right-to-left override, DEL, and a newline that starts a fake
+/// line of output.
+const EVIL: &str = "\x1b[2J\x1b]0;pwned\x07\u{9b}31m\r\x08\u{202e}\x7f\nFAKE line";
+
+/// The hostile service's interface, statistics and clients: `EVIL` in every string.
+fn hostile_answers(reply: lpc::testing::RawReply) -> lpc::testing::RawAnswers {
+    use lpc::info::{ClientInfo, LatencyHistogram, MethodStats, ServiceInfo, LATENCY_BUCKETS};
+    use lpc::shape::{Field, Shape, TypeDef, Variant, VariantFields};
+    use lpc::{InterfaceInfo, MethodInfo, ParamInfo};
+    let evil = |prefix: &str| format!("{prefix}{EVIL}");
+    let mut types = lpc::shape::TypeTable::new();
+    types.insert(
+        evil("Evil"),
+        TypeDef::Struct(vec![Field {
+            name: evil("field"),
+            shape: Shape::Named(evil("Kind")),
+        }]),
+    );
+    types.insert(
+        evil("Kind"),
+        TypeDef::Enum(vec![Variant {
+            name: evil("Variant"),
+            fields: VariantFields::Unit,
+        }]),
+    );
+    let interface = InterfaceInfo {
+        name: evil("Iface"),
+        fingerprint: 1,
+        methods: vec![MethodInfo {
+            name: evil("run"),
+            id: 7,
+            signature: evil("fn run(&self) -> "),
+            params: vec![ParamInfo {
+                name: evil("arg"),
+                ty: evil("&mut Evil"),
+                out: true,
+                shape: Shape::Named(evil("Evil")),
+            }],
+            output: evil("Result<u32, "),
+            returns_result: true,
+            result: Shape::U32,
+            error: Some(Shape::Named(evil("Kind"))),
+            fingerprint: 2,
+        }],
+        types,
+    };
+    let info = ServiceInfo {
+        service: evil("svc"),
+        pid: Some(1),
+        user: evil("user"),
+        uptime: Duration::from_secs(5),
+        interface: interface.clone(),
+        connections: 1,
+        clients: vec![ClientInfo {
+            pid: Some(2),
+            user: evil("user"),
+            gid: Some(0),
+            process: evil("proc"),
+            connected_for: Duration::from_secs(1),
+            calls: 3,
+        }],
+        methods: vec![MethodStats {
+            name: evil("run"),
+            calls: 3,
+            errors: 1,
+            latency: LatencyHistogram {
+                buckets: vec![1; LATENCY_BUCKETS],
+            },
+        }],
+        unknown_calls: 0,
+    };
+    lpc::testing::RawAnswers {
+        info,
+        interface,
+        refusal: None,
+        reply,
+    }
+}
+
+/// Runs `lpc ARGS` in `dir`, with colour forced or not; its stdout and stderr together.
+fn run_lpc(dir: &Path, args: &[&str], colour: bool) -> String {
+    let mut command = Command::new(LPC);
+    command
+        .arg("--runtime-dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("LPC_RUNTIME_DIR")
+        .env_remove("NO_COLOR")
+        .timeout(Duration::from_secs(60));
+    if colour {
+        command.env("CLICOLOR_FORCE", "1");
+    } else {
+        command.env_remove("CLICOLOR_FORCE");
+    }
+    let out = command.output().unwrap();
+    let mut text = String::from_utf8(out.stdout).expect("UTF-8 on stdout");
+    text.push_str(&String::from_utf8(out.stderr).expect("UTF-8 on stderr"));
+    text
+}
+
+/// Checks that `text` (the output of `what`) carries no byte of `EVIL` raw: without colour no
+/// control character but newlines, and no bidirectional override; with colour, every ESC
+/// starts a colour sequence of lpc's own (`ESC [ digits;… m`). No line is the fake one.
+fn assert_nothing_raw(text: &str, what: &str, colour: bool) {
+    let chars: Vec<char> = text.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        let sgr = colour && c == '\x1b' && {
+            let rest: String = chars[i + 1..].iter().take(16).collect();
+            let body = rest.strip_prefix('[').unwrap_or("");
+            let end = body.find(|c: char| !(c.is_ascii_digit() || c == ';'));
+            end.is_some_and(|e| body[e..].starts_with('m'))
+        };
+        let bad = (c.is_control() && c != '\n' && !sgr) || ('\u{202a}'..='\u{202e}').contains(&c);
+        assert!(!bad, "`{what}` printed {c:?} raw at {i}:\n{text}");
+    }
+    assert!(
+        !text.lines().any(|l| l.trim_start().starts_with("FAKE")),
+        "`{what}` let the service start a line:\n{text}"
+    );
+}
+
+#[test]
+fn a_hostile_services_bytes_never_reach_the_terminal_raw() {
+    use lpc::testing::{RawReply, ScriptedService};
+    let dir = TempDir::new().unwrap();
+    let _panics = ScriptedService::start(
+        dir.path(),
+        "evil",
+        hostile_answers(RawReply::Panicked(format!("the handler panicked: {EVIL}"))),
+    )
+    .unwrap();
+    let reply = serde_json::json!({
+        "result": format!("ok{EVIL}"),
+        "out": {format!("arg{EVIL}"): format!("new{EVIL}")},
+    });
+    let _replies = ScriptedService::start(
+        dir.path(),
+        "evil-ok",
+        hostile_answers(RawReply::Result(serde_json::to_vec(&reply).unwrap())),
+    )
+    .unwrap();
+    let mut refusing = hostile_answers(RawReply::Result(Vec::new()));
+    refusing.refusal = Some(format!("go away{EVIL}"));
+    let _refuses = ScriptedService::start(dir.path(), "evil-no", refusing).unwrap();
+
+    let method = format!("run{EVIL}");
+    let runs: Vec<Vec<&str>> = vec![
+        vec!["list"],
+        vec!["list", "--json"],
+        vec!["describe", "evil"],
+        vec!["describe", "evil", "--json"],
+        vec!["monitor", "evil", "--once", "--interval", "10ms"],
+        vec!["call", "evil", &method, "{}"],
+        vec!["call", "evil", "nothing"],
+        vec!["call", "evil-ok", &method, "{}"],
+        vec!["call", "evil-ok", &method, "{}", "--json"],
+        vec!["call", "evil-ok", &method, "{}", "--json", "--compact"],
+        vec!["call", "evil-no", &method, "{}"],
+    ];
+    for args in &runs {
+        let what = format!("lpc {}", args.join(" "));
+        for colour in [false, true] {
+            let text = run_lpc(dir.path(), args, colour);
+            assert_nothing_raw(&text, &what, colour);
+            // What the service sent is shown, escaped, not dropped.
+            assert!(
+                text.contains(r"\u{1b}[2J") || text.contains(r"\u001b[2J"),
+                "`{what}` does not show the service's text escaped:\n{text}"
+            );
+        }
+    }
+
+    // The JSON outputs stay JSON, with the service's strings intact for a parser.
+    let listed = run_lpc(dir.path(), &["list", "--json"], false);
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed["services"][0]["interface"], format!("Iface{EVIL}"));
+    let out = Command::new(LPC)
+        .arg("--runtime-dir")
+        .arg(dir.path())
+        .args(["call", "evil-ok", &method, "{}", "--json"])
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let back: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(back, reply);
+}
+
+/// Whether this machine can start processes in new PID namespaces and as other users (root,
+/// util-linux's `unshare` and `setpriv`: `scripts/setup.sh` installs them); the reason if not.
+fn root_with_util_linux() -> Result<(), String> {
+    if !rustix::process::geteuid().is_root() {
+        return Err("not root".into());
+    }
+    let ok = StdCommand::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "true"])
+        .status()
+        .map_err(|e| format!("cannot run unshare (scripts/setup.sh installs it): {e}"))?;
+    if !ok.success() {
+        return Err(format!("unshare --pid fails here: {ok}"));
+    }
+    Ok(())
+}
+
+/// `unshare`'s arguments that run a program in a new PID namespace with its own /proc, killed
+/// with `unshare`.
+const IN_NEW_PID_NAMESPACE: [&str; 5] =
+    ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"];
+
+#[test]
+fn pids_from_another_pid_namespace_show_as_unknown() {
+    if let Err(reason) = root_with_util_linux() {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    // A service in a namespace of its own: it cannot see its clients' pids.
+    let svc = Service::start_with("ns", &IN_NEW_PID_NAMESPACE, TempDir::new().unwrap(), None);
+    let calc = svc.calc();
+    let options = lpc::ClientOptions::new().runtime_dir(svc.dir());
+    let client = lpc::Client::connect_dynamic(&calc, &options).unwrap();
+    let sum = client.call_json("add", &serde_json::json!([1, 2])).unwrap();
+    assert_eq!(sum["result"], 3);
+    let text = stdout(
+        &svc.lpc(&["monitor", &calc, "--once", "--interval", "10ms"])
+            .success(),
+    );
+    let me = row(&text, "unknown");
+    assert_eq!(me[1], "0", "{text}");
+    assert_eq!(me[3], "?", "no pid, no process name: {text}");
+    // Seen from here, the service's pid is the kernel's (it calls itself 1).
+    let text = stdout(&svc.lpc(&["list"]).success());
+    let pid: u32 = row(&text, &calc)[1].parse().unwrap();
+    assert_ne!(pid, 1, "{text}");
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_eq!(comm.trim(), "lpc", "{text}");
+
+    // The CLI in a namespace of its own: it cannot see the service's pid.
+    let outside = Service::start("out");
+    let in_namespace = |args: &[&str]| {
+        Command::new(IN_NEW_PID_NAMESPACE[0])
+            .args(&IN_NEW_PID_NAMESPACE[1..])
+            .arg(LPC)
+            .arg("--runtime-dir")
+            .arg(outside.dir())
+            .args(args)
+            .env_remove("LPC_RUNTIME_DIR")
+            .timeout(Duration::from_secs(60))
+            .assert()
+    };
+    let text = stdout(&in_namespace(&["list"]).success());
+    assert_eq!(row(&text, &outside.calc())[1], "unknown", "{text}");
+    in_namespace(&["call", &outside.calc(), "add", "2", "3"])
+        .success()
+        .stdout("5\n");
+    let text = stdout(&in_namespace(&["describe", &outside.calc()]).success());
+    assert!(text.contains("(pid unknown)"), "{text}");
+}
+
+#[test]
+fn a_service_of_another_user_is_refused_unless_named() {
+    if let Err(reason) = root_with_util_linux() {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    // Uid 4242 took the name first, in a directory of its own in a shared /tmp-like place.
+    let tmp = TempDir::new().unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    }
+    let setpriv = ["setpriv", "--reuid=4242", "--regid=4242", "--clear-groups"];
+    let imp = Service::start_with("imp", &setpriv, tmp, Some("planted"));
+    let calc = imp.calc();
+
+    let failed = imp.lpc(&["call", &calc, "add", "1", "2"]).failure().code(1);
+    let err = stderr(&failed);
+    assert!(
+        err.contains(&format!("service `{calc}` denied access"))
+            && err.contains("is served by a process of user 4242, not of user 0")
+            && err.contains("`lpc --service-user UID ...`"),
+        "{err}"
+    );
+    assert!(stdout(&failed).is_empty());
+    let text = stdout(&imp.lpc(&["list"]).success());
+    assert!(
+        text.contains("unresponsive:") && text.contains("user 4242, not of user 0"),
+        "{text}"
+    );
+    let err = stderr(&imp.lpc(&["monitor", &calc, "--once"]).failure());
+    assert!(err.contains("user 4242, not of user 0"), "{err}");
+
+    // Named, it is reached, and its own policy decides (the demo service admits only its
+    // own user, so it refuses us in turn).
+    let text = stdout(&imp.lpc(&["--service-user", "4242", "list"]).success());
+    assert!(
+        text.contains("is not admitted by service") && !text.contains("not of user 0"),
+        "{text}"
+    );
+    let err = stderr(
+        &imp.lpc(&["--service-user", "4242", "call", &calc, "add", "1", "2"])
+            .failure(),
+    );
+    assert!(err.contains("is not admitted by service"), "{err}");
+}
+
 /// `lpc describe` (which shows an example argument of each parameter) and `lpc monitor`
 /// against a service whose answer to a query lies: a parameter that is an array of 2^60
 /// elements, types that each hold a thousand of the next, eight deep, and statistics that
@@ -821,7 +1144,7 @@ fn a_service_that_stops_answering_ends_monitor_bench_and_call() {
 fn describe_and_monitor_survive_a_service_whose_query_answer_lies() {
     use lpc::info::{LatencyHistogram, MethodStats, ServiceInfo};
     use lpc::shape::{Shape, TypeDef};
-    use lpc::testing::RawService;
+    use lpc::testing::{RawAnswers, RawReply, ScriptedService};
     use lpc::{InterfaceInfo, MethodInfo, ParamInfo};
 
     let dir = TempDir::new().unwrap();
@@ -853,7 +1176,7 @@ fn describe_and_monitor_survive_a_service_whose_query_answer_lies() {
     };
     let info = ServiceInfo {
         service: "liar".into(),
-        pid: 1,
+        pid: Some(1),
         user: "0".into(),
         uptime: Duration::from_secs(1),
         interface: InterfaceInfo {
@@ -877,49 +1200,31 @@ fn describe_and_monitor_survive_a_service_whose_query_answer_lies() {
         ],
         unknown_calls: 0,
     };
-    let service = RawService::bind(dir.path(), "liar").unwrap();
     let runs: [&[&str]; 3] = [
         &["describe", "liar"],
         &["describe", "liar", "--json"],
         &["monitor", "liar", "--once"],
     ];
-    /// Tells the answering thread to stop, however the runs end (a failed one panics).
-    struct Done<'a>(&'a std::sync::atomic::AtomicBool);
-    impl Drop for Done<'_> {
-        fn drop(&mut self) {
-            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
-        }
+    let answers = RawAnswers {
+        interface: info.interface.clone(),
+        info,
+        refusal: None,
+        reply: RawReply::Result(Vec::new()),
+    };
+    let _service = ScriptedService::start(dir.path(), "liar", answers).unwrap();
+    for args in runs {
+        let out = Command::new("prlimit")
+            .arg(format!("--as={}", 512u64 << 20))
+            .arg(LPC)
+            .arg("--runtime-dir")
+            .arg(dir.path())
+            .args(args)
+            .env_remove("LPC_RUNTIME_DIR")
+            .timeout(Duration::from_secs(60))
+            .assert()
+            .success();
+        let text = stdout(&out);
+        assert!(text.len() < 1 << 20, "{args:?}: {} bytes", text.len());
+        assert!(text.contains('m'), "{args:?}: {text}");
     }
-    let done = std::sync::atomic::AtomicBool::new(false);
-    std::thread::scope(|scope| {
-        let _done = Done(&done);
-        // Answers every query (monitor asks more than once) until the runs are done, for at
-        // most two minutes.
-        let answers = scope.spawn(|| {
-            let until = Instant::now() + Duration::from_secs(120);
-            while !done.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < until {
-                if let Ok(conn) = service.accept(Duration::from_millis(50)) {
-                    assert!(conn.is_query());
-                    conn.answer_query(info.clone()).unwrap();
-                }
-            }
-        });
-        for args in runs {
-            let out = Command::new("prlimit")
-                .arg(format!("--as={}", 512u64 << 20))
-                .arg(LPC)
-                .arg("--runtime-dir")
-                .arg(dir.path())
-                .args(args)
-                .env_remove("LPC_RUNTIME_DIR")
-                .timeout(Duration::from_secs(60))
-                .assert()
-                .success();
-            let text = stdout(&out);
-            assert!(text.len() < 1 << 20, "{args:?}: {} bytes", text.len());
-            assert!(text.contains('m'), "{args:?}: {text}");
-        }
-        drop(_done);
-        answers.join().unwrap();
-    });
 }

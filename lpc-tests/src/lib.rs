@@ -60,8 +60,9 @@ pub trait Probe {
     fn bump(&self, record: &Record) -> Record;
     /// Does nothing.
     fn nothing(&self);
-    /// `lpc::caller()` as (pid, uid, gid).
-    fn whoami(&self) -> (u32, u32, u32);
+    /// `lpc::caller()` as (pid, uid, gid); the pid is `None` for a caller in a PID namespace
+    /// the service cannot see.
+    fn whoami(&self) -> (Option<u32>, u32, u32);
     /// Milliseconds left until the caller's deadline (`lpc::deadline()`), if it set one.
     fn deadline_left_ms(&self) -> Option<u64>;
     /// Prints `waiting`, then polls `lpc::cancelled()` for up to `max_ms`; returns whether it
@@ -74,7 +75,14 @@ pub trait Probe {
     /// A loan of `len` bytes whose first and last bytes are `byte` (writes 2 bytes of it, or
     /// all of it when `fill`).
     fn loan_make(&self, len: u64, byte: u8, fill: bool) -> lpc::Loan;
+    /// Holds the loan until `loan_release` is called (or `max_ms` pass); returns its length.
+    fn loan_hold(&self, data: &lpc::Loan, max_ms: u64) -> u64;
+    /// Ends the `loan_hold` calls in progress (and the next one at once).
+    fn loan_release(&self);
 }
+
+/// Set by `loan_release`, seen by `loan_hold`.
+static LOAN_RELEASED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// What the test service runs.
 pub struct ProbeService;
@@ -129,7 +137,7 @@ impl Probe for ProbeService {
         r
     }
     fn nothing(&self) {}
-    fn whoami(&self) -> (u32, u32, u32) {
+    fn whoami(&self) -> (Option<u32>, u32, u32) {
         let c = lpc::caller().expect("inside a call");
         let unix = "a Unix client has a uid and a gid";
         (c.pid(), c.uid().expect(unix), c.gid().expect(unix))
@@ -141,12 +149,15 @@ impl Probe for ProbeService {
         })
     }
     fn loan_peek(&self, data: &lpc::Loan) -> (u64, u8, u8) {
-        let first = data.first().copied().unwrap_or(0);
-        let last = data.last().copied().unwrap_or(0);
-        (data.len() as u64, first, last)
+        let (mut first, mut last) = ([0u8], [0u8]);
+        data.read(0, &mut first);
+        data.read(data.len().saturating_sub(1), &mut last);
+        (data.len() as u64, first[0], last[0])
     }
     fn loan_sum(&self, data: &lpc::Loan) -> u64 {
-        data.iter().map(|&b| u64::from(b)).sum()
+        let mut sum = 0;
+        data.for_each_chunk(|chunk| sum += chunk.iter().map(|&b| u64::from(b)).sum::<u64>());
+        sum
     }
     fn loan_make(&self, len: u64, byte: u8, fill: bool) -> lpc::Loan {
         let mut loan = lpc::Loan::new(len as usize).expect("a loan");
@@ -158,6 +169,18 @@ impl Probe for ProbeService {
             bytes[n - 1] = byte;
         }
         loan
+    }
+    fn loan_hold(&self, data: &lpc::Loan, max_ms: u64) -> u64 {
+        let until = std::time::Instant::now() + Duration::from_millis(max_ms);
+        while !LOAN_RELEASED.load(std::sync::atomic::Ordering::SeqCst)
+            && std::time::Instant::now() < until
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        data.len() as u64
+    }
+    fn loan_release(&self) {
+        LOAN_RELEASED.store(true, std::sync::atomic::Ordering::SeqCst);
     }
     fn wait_for_cancel(&self, max_ms: u64) -> bool {
         println!("waiting");
@@ -249,6 +272,62 @@ impl Drop for Process {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A second user for the tests of other users: `lpc-test-other`, created (as root, with
+/// `useradd`) if missing; its (uid, gid). An error, with the reason, where the test cannot
+/// become another user (not root).
+pub fn other_user() -> Result<(u32, u32), String> {
+    if rustix::process::geteuid().as_raw() != 0 {
+        return Err("not running as root: cannot create or become another user".into());
+    }
+    let name = "lpc-test-other";
+    let id = |flag: &str| -> Option<u32> {
+        let out = Command::new("id").args([flag, name]).output().ok()?;
+        String::from_utf8(out.stdout).ok()?.trim().parse().ok()
+    };
+    if id("-u").is_none() {
+        let status = Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                name,
+            ])
+            .status()
+            .map_err(|e| format!("cannot run useradd: {e}"))?;
+        // Another test may have created it at the same moment.
+        if !status.success() && id("-u").is_none() {
+            return Err(format!("useradd failed: {status}"));
+        }
+    }
+    match (id("-u"), id("-g")) {
+        (Some(uid), Some(gid)) => Ok((uid, gid)),
+        _ => Err("cannot read the new user's ids".into()),
+    }
+}
+
+/// `program`, to be run as `uid:gid` with no supplementary groups (through util-linux's
+/// `setpriv`, which `scripts/setup.sh` installs): add its arguments, then run it.
+pub fn as_user(uid: u32, gid: u32, program: &str) -> Command {
+    let mut command = Command::new("setpriv");
+    command.args([
+        &format!("--reuid={uid}"),
+        &format!("--regid={gid}"),
+        "--clear-groups",
+        program,
+    ]);
+    command
+}
+
+/// Lets other users through `dir` (mode 0711: they reach a name in it, they cannot list it),
+/// as a test's own temporary directory must for a service that admits them: lpc changes the
+/// mode only of a runtime directory it created.
+pub fn let_others_through(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
+        .unwrap_or_else(|e| panic!("chmod 0711 {}: {e}", dir.display()));
 }
 
 /// Options pointing at a test's own runtime directory.

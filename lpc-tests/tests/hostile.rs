@@ -1068,7 +1068,7 @@ fn malformed_handshakes_are_refused_without_harm() {
     let answer = recv_plain(&sock);
     assert!(
         answer.first() == Some(&TAG_REFUSED)
-            && String::from_utf8_lossy(&answer).contains("not sealable"),
+            && String::from_utf8_lossy(&answer).contains("not lpc shared memory"),
         "a hello with a regular file: {:?}",
         String::from_utf8_lossy(&answer)
     );

@@ -19,7 +19,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use lpc::testing::{message, RawPeer, RawService, RawSocket, FRAME_SIZE};
+use lpc::testing::{message, spill_notice, RawPeer, RawService, RawSocket, FRAME_SIZE};
 use lpc_tests::sizes::{SizesClient, SIZES_INTERFACE};
 use lpc_tests::{client_options, eventually, status_field, Process};
 use tempfile::TempDir;
@@ -374,6 +374,35 @@ fn line<'a>(lines: &'a [String], n: usize, step: &str) -> &'a str {
     line
 }
 
+/// As a service: waits for the next request in slot 0 of `peer`, checks it calls `method`,
+/// and answers it (status Ok) with `payload`: inline if it fits, else in a fresh spill buffer
+/// of generation `generation`, announced first.
+fn serve_call(peer: &RawPeer, method: &str, payload: &[u8], generation: u32) {
+    let base = peer.slot_offset(0);
+    assert!(
+        eventually(PROMPT, || matches!(peer.state(0), 1 | REQUEST_FIXED)),
+        "{method}: no request (state {})",
+        peer.state(0)
+    );
+    let request = peer.read(base + FRAME, FRAME_SIZE);
+    assert_eq!(request[0..4], lpc::method_id(method).to_le_bytes(), "{method}");
+    if payload.len() <= inline_capacity(peer) {
+        let mut frame = [0u8; FRAME_SIZE];
+        frame[0..4].copy_from_slice(&request[0..4]);
+        frame[8..16].copy_from_slice(&request[8..16]);
+        frame[16..24].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+        peer.write(base + PAYLOAD, payload);
+        peer.write(base + FRAME, &frame);
+        peer.store(base, REPLY);
+        peer.wake_slot(0);
+    } else {
+        peer.socket()
+            .send_with_contents(&spill_notice(0, generation), payload.len(), payload)
+            .unwrap();
+        peer.reply_spilled(0, payload.len() as u64, generation);
+    }
+}
+
 #[test]
 fn a_client_under_a_memory_limit_gets_errors_from_a_service_whose_lengths_lie() {
     let dir = TempDir::new().unwrap();
@@ -387,35 +416,37 @@ fn a_client_under_a_memory_limit_gets_errors_from_a_service_whose_lengths_lie() 
         // 1. A welcome whose interface claims 2^60 methods: service "raw", interface "Sizes",
         // fingerprint 0, then the lie (and a region, as a welcome carries).
         let conn = service.accept(PROMPT).unwrap();
+        assert_eq!(conn.socket().recv(PROMPT).unwrap().first(), Some(&TAG_HELLO));
         let mut body = [&[3][..], b"raw", &[5], b"Sizes", &[0]].concat();
         body.extend(huge());
         body.extend(zeros(64));
-        conn.send_with_memory(&message(TAG_WELCOME, &body), 1 << 16)
+        conn.socket()
+            .send_with_memory(&message(TAG_WELCOME, &body), 1 << 16)
             .unwrap();
         // 2. A query answered with 2^60 clients: service "raw", pid 0, user "", uptime 0,
         // an empty interface, 0 connections, then the lie.
         let conn = service.accept(PROMPT).unwrap();
-        assert!(conn.is_query());
+        assert_eq!(conn.socket().recv(PROMPT).unwrap().first(), Some(&TAG_QUERY));
         let mut body = [&[3][..], b"raw", &[0, 0, 0, 0, 0, 0, 0, 0, 0]].concat();
         body.extend(huge());
         body.extend(zeros(64));
-        conn.send(&message(TAG_INFO, &body)).unwrap();
+        conn.socket().send(&message(TAG_INFO, &body)).unwrap();
         // 3. A query answered with a latency histogram of 190,000 buckets... that are all
         // there: honest, if large (8 bytes of memory per byte).
         let conn = service.accept(PROMPT).unwrap();
+        assert_eq!(conn.socket().recv(PROMPT).unwrap().first(), Some(&TAG_QUERY));
         let mut body = [&[3][..], b"raw", &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0]].concat();
         body.extend(varint(190_000));
         body.extend(zeros(190_000));
         body.push(0);
-        conn.send(&message(TAG_INFO, &body)).unwrap();
+        conn.socket().send(&message(TAG_INFO, &body)).unwrap();
         // 4. An honest welcome, then results that lie.
         let conn = service.accept(PROMPT).unwrap();
-        let info = SIZES_INTERFACE.info().unwrap().clone();
-        let calls = conn.welcome(info).unwrap();
-        let answer = |expect: &str, payload: &[u8]| {
-            let request = calls.next_request(PROMPT).unwrap();
-            assert_eq!(request.method, lpc::method_id(expect));
-            calls.reply(request, payload).unwrap();
+        let peer = conn.welcome(Some(&SIZES_INTERFACE)).unwrap();
+        let mut generation = 0;
+        let mut answer = |expect: &str, payload: &[u8]| {
+            generation += 1;
+            serve_call(&peer, expect, payload, generation);
         };
         // 30 million unit variants of a 1 KiB enum (a spilled reply).
         answer("wides", &[varint(spilled as u64), zeros(spilled)].concat());
@@ -429,11 +460,12 @@ fn a_client_under_a_memory_limit_gets_errors_from_a_service_whose_lengths_lie() 
             json.extend(b",\"Small\"");
         }
         json.extend(b"]}");
-        answer("json:wides".strip_prefix("json:").unwrap(), &json);
+        answer("wides", &json);
         answer("add", &[5]);
         // 5. An answer to a query whose interface names an array of 2^60 elements (what
         // `lpc describe` would show an example of): decodes (a number is not a size).
         let conn = service.accept(PROMPT).unwrap();
+        assert_eq!(conn.socket().recv(PROMPT).unwrap().first(), Some(&TAG_QUERY));
         let mut body = [&[3][..], b"raw", &[0, 0, 0, 0, 1, b'I', 0, 1]].concat();
         // One method "m", id 0, signature "", one parameter "p" of type "" not out, whose
         // shape is an array (variant 21) of u8 (7) of 2^60 elements...
@@ -443,7 +475,7 @@ fn a_client_under_a_memory_limit_gets_errors_from_a_service_whose_lengths_lie() 
         body.extend([0, 0, 0, 0, 0, 0]);
         // 0 connections, no clients, no methods, 0 unknown calls.
         body.extend([0, 0, 0, 0]);
-        conn.send(&message(TAG_INFO, &body)).unwrap();
+        conn.socket().send(&message(TAG_INFO, &body)).unwrap();
     });
     for l in &lines {
         eprintln!("{l}");

@@ -73,7 +73,7 @@ pub mod testing;
 
 pub use client::{query, Client, ClientOptions, WaitStrategy};
 pub use error::{CallPhase, Error, Result};
-pub use loan::Loan;
+pub use loan::{Loan, LoanError};
 pub use lpc_macros::service;
 pub use server::{
     caller, cancelled, deadline, AccessCheck, Dispatch, DispatchError, EncodedArgs, EncodedReply,

@@ -2,13 +2,12 @@
 //! memory.
 
 use std::fmt;
-use std::ops::Deref;
 use std::sync::Arc;
 
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::channel::{scope, Channel};
+use crate::channel::{scope, Channel, ChannelError};
 use crate::error::{CallPhase, Error};
 use crate::shm::bulk::{BulkClaim, PeerBulk};
 use crate::wire::codec::note_custom_reason;
@@ -36,7 +35,10 @@ use crate::wire::trace::tracing;
 /// struct Renderer;
 /// impl Images for Renderer {
 ///     fn checksum(&self, image: &Loan) -> u64 {
-///         image.iter().map(|&b| u64::from(b)).sum()
+///         // A received loan is read by copying, a chunk at a time (see below).
+///         let mut sum = 0;
+///         image.for_each_chunk(|chunk| sum += chunk.iter().map(|&b| u64::from(b)).sum::<u64>());
+///         sum
 ///     }
 ///     fn render(&self, width: u32, height: u32) -> Loan {
 ///         // Inside a handler, a loan comes from the caller's connection.
@@ -60,9 +62,18 @@ use crate::wire::trace::tracing;
 /// call with a 64 MiB loan costs about what one with 1 KiB costs. A buffer goes back to its
 /// creator when the receiving side drops its `Loan`; the sender does not reuse it before.
 ///
-/// The bytes of a received loan are shared with the process that wrote them: treat them as
-/// input to validate, like any data from another process (a misbehaving peer could still
-/// change them while you read; it cannot make them longer or shorter).
+/// # Who may touch the bytes, when
+///
+/// - A loan **made here** ([`Loan::new`], [`crate::Client::loan`]) is yours: [`Loan::as_mut`]
+///   and [`Loan::as_slice`] borrow its bytes in place. The other process maps it read-only, so
+///   nothing else can change them under the borrow. Once you pass it in a call or return it,
+///   it is *lent*: `as_mut` is refused with [`LoanError::Lent`] until the receiver drops it
+///   (after a call that timed out, the handler may still be reading it).
+/// - A loan **received** (an argument in a handler, a result in a client) stays in the
+///   memory of the process that wrote it, which could still write it if it misbehaved. So it
+///   is never borrowed as `&[u8]`: read it by copying, with [`Loan::read`],
+///   [`Loan::for_each_chunk`] (64 KiB at a time, cache-sized) or [`Loan::to_vec`], and treat
+///   what you read as input to validate. Its length cannot change.
 pub struct Loan {
     inner: Inner,
     len: usize,
@@ -104,12 +115,85 @@ impl Loan {
         self.len == 0
     }
 
-    /// The bytes, to fill: `Some` for a loan made in this process, `None` for one received.
-    pub fn as_mut(&mut self) -> Option<&mut [u8]> {
+    /// The bytes of a loan made here, to fill in place. Refused for a received loan
+    /// ([`LoanError::Received`]) and while the loan is lent to the other process
+    /// ([`LoanError::Lent`]).
+    pub fn as_mut(&mut self) -> Result<&mut [u8], LoanError> {
         match &mut self.inner {
-            Inner::Ours(claim) => Some(claim.data_mut(self.len)),
-            Inner::Theirs(_) | Inner::Traced => None,
+            Inner::Ours(claim) => claim.data_mut(self.len).ok_or(LoanError::Lent),
+            Inner::Theirs(_) => Err(LoanError::Received),
+            Inner::Traced => Ok(&mut []),
         }
+    }
+
+    /// The bytes of a loan made here, in place (also while lent: the other process can only
+    /// read them). Refused for a received loan ([`LoanError::Received`]): read it by copying.
+    pub fn as_slice(&self) -> Result<&[u8], LoanError> {
+        match &self.inner {
+            Inner::Ours(claim) => Ok(claim.data(self.len)),
+            Inner::Theirs(_) => Err(LoanError::Received),
+            Inner::Traced => Ok(&[]),
+        }
+    }
+
+    /// Whether this loan was received from the other process (read it by copying).
+    pub fn is_received(&self) -> bool {
+        matches!(self.inner, Inner::Theirs(_))
+    }
+
+    /// Whether this loan, made here, is lent to the other process (which has not dropped it
+    /// yet).
+    pub fn is_lent(&self) -> bool {
+        match &self.inner {
+            Inner::Ours(claim) => claim.buffer().is_lent(),
+            Inner::Theirs(_) | Inner::Traced => false,
+        }
+    }
+
+    /// Copies the bytes from `offset` into `out`, as many as both have; returns how many.
+    pub fn read(&self, offset: usize, out: &mut [u8]) -> usize {
+        let n = out.len().min(self.len.saturating_sub(offset));
+        let out = &mut out[..n];
+        match &self.inner {
+            Inner::Ours(claim) => out.copy_from_slice(&claim.data(self.len)[offset..offset + n]),
+            Inner::Theirs(bulk) => bulk
+                .read(offset, out)
+                .expect("length checked against the buffer when received"),
+            Inner::Traced => {}
+        }
+        n
+    }
+
+    /// Calls `f` with the bytes in order, in pieces: for a received loan, each copied into a
+    /// private 64 KiB buffer first (small enough to stay in cache between the copy and `f`);
+    /// for a loan made here, the whole in place.
+    pub fn for_each_chunk(&self, mut f: impl FnMut(&[u8])) {
+        match &self.inner {
+            Inner::Ours(claim) => f(claim.data(self.len)),
+            Inner::Theirs(_) => {
+                let mut chunk = vec![0u8; CHUNK.min(self.len)];
+                let mut offset = 0;
+                while offset < self.len {
+                    let n = self.read(offset, &mut chunk);
+                    f(&chunk[..n]);
+                    offset += n;
+                }
+            }
+            Inner::Traced => {}
+        }
+    }
+
+    /// The byte at `index`, copied, if the loan is longer.
+    pub fn get(&self, index: usize) -> Option<u8> {
+        let mut byte = [0u8];
+        (self.read(index, &mut byte) == 1).then_some(byte[0])
+    }
+
+    /// A copy of the bytes.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = vec![0u8; self.len];
+        self.read(0, &mut out);
+        out
     }
 
     /// Shortens the loan to `len` bytes (no effect if it is not longer).
@@ -118,16 +202,36 @@ impl Loan {
     }
 }
 
-impl Deref for Loan {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match &self.inner {
-            Inner::Ours(claim) => claim.data(self.len),
-            Inner::Theirs(bulk) => bulk.data(self.len).expect("length checked when received"),
-            Inner::Traced => &[],
-        }
+/// The pieces [`Loan::for_each_chunk`] copies a received loan in.
+const CHUNK: usize = 64 * 1024;
+
+/// Why a loan's bytes cannot be borrowed (see [`Loan`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoanError {
+    /// The loan was received from the other process, which can still write it: read it by
+    /// copying.
+    Received,
+    /// The loan is lent to the other process, which may still be reading it.
+    Lent,
+}
+
+impl fmt::Display for LoanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LoanError::Received => {
+                "this loan was received from the other process, which can still write it: \
+                 read it by copying (Loan::read, Loan::for_each_chunk, Loan::to_vec)"
+            }
+            LoanError::Lent => {
+                "this loan is lent to the other process, which may still be reading it (after a \
+                 call that timed out, or a result it keeps): write it once the other side has \
+                 dropped it, or make a new loan"
+            }
+        })
     }
 }
+
+impl std::error::Error for LoanError {}
 
 impl fmt::Debug for Loan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -168,7 +272,7 @@ fn refuse_de<E: serde::de::Error>(why: String) -> E {
 impl Serialize for Loan {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         if serializer.is_human_readable() {
-            return serde_bytes::Bytes::new(self).serialize(serializer);
+            return serde_bytes::ByteBuf::from(self.to_vec()).serialize(serializer);
         }
         let Inner::Ours(claim) = &self.inner else {
             return Err(refuse(
@@ -216,7 +320,9 @@ impl<'de> Deserialize<'de> for Loan {
                 scope::current(|channel| claim(channel, bytes.len(), channel.receive_limit()))
                     .ok_or_else(|| D::Error::custom("a Loan can only be received in an lpc call"))?
                     .map_err(|e| D::Error::custom(e.to_string()))?;
-            loan.as_mut().expect("our own loan").copy_from_slice(&bytes);
+            loan.as_mut()
+                .expect("a fresh loan of our own")
+                .copy_from_slice(&bytes);
             return Ok(loan);
         }
         deserializer.deserialize_newtype_struct(LOAN_NAME, HandleVisitor)
@@ -227,13 +333,31 @@ impl<'de> Deserialize<'de> for Loan {
 fn receive<E: serde::de::Error>(token: u64, id: u32, len: u64) -> Result<Loan, E> {
     let len = usize::try_from(len).map_err(|_| E::custom("loan length does not fit in memory"))?;
     let received = scope::current(|channel| {
-        (channel.token() == token).then(|| channel.bulk_theirs(id, channel.receive_limit()))
+        (channel.token() == token).then(|| {
+            let limit = channel.receive_limit();
+            if len as u64 > limit {
+                // A loan counts against the limit like any payload.
+                crate::channel::budget::note_refusal(crate::channel::budget::Refusal::TooLarge(
+                    len as u64,
+                ));
+                return Err(ChannelError::TooLarge {
+                    size: len as u64,
+                    limit,
+                });
+            }
+            channel.bulk_theirs(id, limit)
+        })
     });
     let bulk = match received {
         Some(Some(Ok(bulk))) => bulk,
-        Some(Some(Err(e))) => {
-            return Err(refuse_de(format!("cannot map loaned buffer {id}: {e:?}")))
+        Some(Some(Err(ChannelError::Busy(reason)))) => {
+            // The service turns this failure of the arguments into `Busy`.
+            crate::channel::budget::note_refusal(crate::channel::budget::Refusal::Busy);
+            return Err(refuse_de(format!(
+                "cannot map loaned buffer {id}: {reason}"
+            )));
         }
+        Some(Some(Err(e))) => return Err(refuse_de(format!("cannot map loaned buffer {id}: {e}"))),
         Some(None) => {
             return Err(refuse_de(
                 "this loan belongs to another connection: make it with the client you call".into(),
@@ -245,7 +369,7 @@ fn receive<E: serde::de::Error>(token: u64, id: u32, len: u64) -> Result<Loan, E
             ))
         }
     };
-    if bulk.data(len).is_none() {
+    if len > bulk.capacity() {
         return Err(refuse_de(format!(
             "loan of {len} bytes exceeds its {} byte buffer",
             bulk.capacity()

@@ -7,17 +7,15 @@
 use std::io;
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::channel::Channel;
+use std::os::fd::OwnedFd;
+
 use crate::shm::layout::{ConnectionMemory, Geometry, HEADER_SIZE};
 use crate::shm::Region;
 use crate::sys::{self, Listener, SharedMemory, Stream};
-use crate::wire::frame::Status;
 use crate::wire::handshake::{Hello, Message, Welcome, MAX_MESSAGE, PROTOCOL_VERSION};
-use crate::wire::info::ServiceInfo;
-use crate::wire::interface::InterfaceInfo;
+use crate::wire::interface::InterfaceDescriptor;
 use crate::wire::FrameHeader;
 
 /// Decodes one socket message as the service would (for fuzzing the handshake decoder).
@@ -160,6 +158,7 @@ impl RawSocket {
                 slot_count: welcome.slot_count,
                 slot_size: welcome.slot_size,
             },
+            token: welcome.token,
         })
     }
 }
@@ -169,9 +168,41 @@ pub struct RawPeer {
     socket: RawSocket,
     region: Region,
     geometry: Geometry,
+    token: u64,
 }
 
 impl RawPeer {
+    /// The connection's token, as loan handles carry it.
+    pub fn token(&self) -> u64 {
+        self.token
+    }
+
+    /// Wakes whoever sleeps on the state word of `slot` (a client waiting for its reply).
+    pub fn wake_slot(&self, slot: u32) {
+        sys::wake(self.region.atomic_u32(self.slot_offset(slot)), 1);
+    }
+
+    /// As a service: answers the request on `slot` with a frame that says its `len` bytes
+    /// lie in spill buffer `generation` (status Ok), and wakes the client.
+    pub fn reply_spilled(&self, slot: u32, len: u64, generation: u32) {
+        let base = self.slot_offset(slot);
+        let request: [u8; FRAME_SIZE] =
+            self.read(base + 8, FRAME_SIZE).try_into().expect("a frame");
+        let call_id = FrameHeader::decode(&request).map_or(0, |h| h.call_id);
+        let header = FrameHeader {
+            method: 0,
+            flags: crate::wire::frame::FLAG_SPILL,
+            call_id,
+            len,
+            spill_generation: generation,
+            status: crate::wire::frame::Status::Ok,
+            deadline_ns: 0,
+        };
+        self.write(base + 8, &header.encode());
+        self.store(base, 3);
+        self.wake_slot(slot);
+    }
+
     /// The socket.
     pub fn socket(&self) -> &RawSocket {
         &self.socket
@@ -282,180 +313,300 @@ pub fn message(tag: u8, body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A service that speaks the protocol by hand, for tests of what a hostile *service* can do
-/// to a real client: it answers a hello or a query with bytes of the test's choosing, and calls
-/// with any payload.
+/// A service driven by hand, for tests of what a hostile *service* can do to its clients:
+/// send descriptors of any kind, lie in its welcome, answer with anything.
 pub struct RawService {
     listener: Listener,
+    name: String,
 }
 
 impl RawService {
-    /// Listens as service `name` in `dir` (which must exist, private to this user).
+    /// Listens as service `name` in `dir` (which must exist).
     pub fn bind(dir: &Path, name: &str) -> io::Result<RawService> {
-        let path = crate::registry::socket_path(dir, name);
-        let _ = std::fs::remove_file(&path);
         Ok(RawService {
-            listener: Listener::bind(&path)?,
+            listener: Listener::bind(&crate::registry::socket_path(dir, name))?,
+            name: name.to_owned(),
         })
     }
 
-    /// The next connection, with its first message (a hello or a query) read; waits up to
-    /// `timeout`.
-    pub fn accept(&self, timeout: Duration) -> io::Result<RawServiceConn> {
-        let deadline = Instant::now() + timeout;
-        let stream = loop {
-            if let Some(stream) = self.listener.accept()? {
-                break stream;
-            }
-            if Instant::now() >= deadline {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "no client connected"));
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        };
-        let mut buf = vec![0u8; MAX_MESSAGE];
-        let (n, _) = stream.recv(&mut buf, Some(deadline))?;
-        buf.truncate(n);
-        Ok(RawServiceConn {
-            stream: Arc::new(stream),
-            first: buf,
-        })
-    }
-}
-
-/// A client's connection to a [`RawService`], its first message read.
-pub struct RawServiceConn {
-    stream: Arc<Stream>,
-    first: Vec<u8>,
-}
-
-impl RawServiceConn {
-    /// The client's first message, as received.
-    pub fn first_message(&self) -> &[u8] {
-        &self.first
-    }
-
-    /// Whether the first message is a query (`lpc::query`) rather than a hello.
-    pub fn is_query(&self) -> bool {
-        matches!(Message::decode(&self.first), Ok(Message::Query))
-    }
-
-    /// Sends `bytes` as one message.
-    pub fn send(&self, bytes: &[u8]) -> io::Result<()> {
-        self.stream.send(bytes, None)
-    }
-
-    /// Sends `bytes` with a fresh shared-memory object of `len` bytes attached (a forged
-    /// welcome's region, say).
-    pub fn send_with_memory(&self, bytes: &[u8], len: usize) -> io::Result<()> {
-        let shm = SharedMemory::create("lpc-test", len)?;
-        self.stream.send(bytes, Some(&shm))
-    }
-
-    /// Answers a query with `info`.
-    pub fn answer_query(&self, info: ServiceInfo) -> io::Result<()> {
-        self.send(&Message::Info(Box::new(info)).encode())
-    }
-
-    /// Answers a hello with a well-formed welcome announcing `interface` (two slots of 4 KiB),
-    /// then serves the connection by hand.
-    pub fn welcome(self, interface: InterfaceInfo) -> io::Result<RawCalls> {
-        let geometry = Geometry {
-            slot_count: 2,
-            slot_size: 4096,
-        };
-        let shm = SharedMemory::create("lpc-test", geometry.region_len())?;
-        let region = Region::new(shm.map()?);
-        let memory = ConnectionMemory::initialize(region, geometry).map_err(io::Error::other)?;
-        let welcome = Welcome {
-            service: "raw".into(),
-            interface: Arc::new(interface),
-            slot_count: geometry.slot_count,
-            slot_size: geometry.slot_size,
-            max_request: 1 << 20,
-            token: 1,
-        };
-        self.stream
-            .send(&Message::Welcome(welcome).encode(), Some(&shm))?;
-        let mut channel = Channel::new("raw", memory, self.stream.clone());
-        channel.set_receive_limit(1 << 20);
-        Ok(RawCalls { channel })
-    }
-}
-
-/// The calls of a connection a [`RawService`] welcomed: each answered with the payload a test
-/// chooses.
-pub struct RawCalls {
-    channel: Channel,
-}
-
-/// A request taken by [`RawCalls::next_request`], to answer with [`RawCalls::reply`].
-#[derive(Debug)]
-pub struct RawRequest {
-    /// Its slot.
-    pub slot: u32,
-    /// The method id its frame names.
-    pub method: u32,
-    /// Its payload (an inline one; empty if spilled).
-    pub payload: Vec<u8>,
-    call_id: u64,
-    withdrawable: bool,
-}
-
-impl RawCalls {
-    /// Takes the next request in any slot, waiting up to `timeout`.
-    pub fn next_request(&self, timeout: Duration) -> io::Result<RawRequest> {
+    /// The next client, waiting up to `timeout` for one to connect.
+    pub fn accept(&self, timeout: Duration) -> io::Result<RawServiceConnection> {
         let deadline = Instant::now() + timeout;
         loop {
-            for slot in 0..self.channel.memory().geometry().slot_count {
-                if !self.channel.has_request(slot) {
-                    continue;
-                }
-                let Some(taken) = self.channel.take_request(slot) else {
-                    continue;
-                };
-                let header = taken.frame.map_err(io::Error::other)?;
-                let mut payload = Vec::new();
-                if !header.spilled() {
-                    let _ = self
-                        .channel
-                        .read_payload(slot, &header, 1 << 20, &mut payload);
-                }
-                return Ok(RawRequest {
-                    slot,
-                    method: header.method,
-                    payload,
-                    call_id: header.call_id,
-                    withdrawable: taken.withdrawable,
+            if let Some(stream) = self.listener.accept()? {
+                return Ok(RawServiceConnection {
+                    socket: RawSocket { stream },
+                    name: self.name.clone(),
                 });
             }
             if Instant::now() >= deadline {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "no request came"));
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "no client came"));
             }
+            // The listener is non-blocking; a client is expected within the bound.
             std::thread::sleep(Duration::from_millis(1));
         }
     }
+}
 
-    /// Answers `request` with status 0 (the payload is the result) and `payload`: inline if it
-    /// fits the slot, else in a spill buffer (announced first, as lpc does).
-    pub fn reply(&self, request: RawRequest, payload: &[u8]) -> io::Result<()> {
-        let written = self
-            .channel
-            .write_payload(request.slot, payload)
-            .map_err(|e| io::Error::other(e.to_string()))?;
-        let header = FrameHeader {
-            method: request.method,
-            flags: written.flags,
-            call_id: request.call_id,
-            len: written.len,
-            spill_generation: written.spill_generation,
-            status: Status::Ok,
-            deadline_ns: 0,
+/// One client of a [`RawService`].
+pub struct RawServiceConnection {
+    socket: RawSocket,
+    name: String,
+}
+
+impl RawServiceConnection {
+    /// The socket (to receive the client's hello, send anything).
+    pub fn socket(&self) -> &RawSocket {
+        &self.socket
+    }
+
+    /// Sends `bytes` with any descriptor attached, unchecked.
+    pub fn send_descriptor(&self, bytes: &[u8], fd: OwnedFd) -> io::Result<()> {
+        self.socket
+            .stream
+            .send(bytes, Some(&SharedMemory::wrap_unchecked(fd)))
+    }
+
+    /// A welcome for `interface` (or an empty one) with one slot of 4096 bytes, as this
+    /// service would send it; attach the region's descriptor to it.
+    pub fn welcome_message(&self, interface: Option<&InterfaceDescriptor>) -> io::Result<Vec<u8>> {
+        let interface = match interface {
+            Some(i) => i
+                .info()
+                .map_err(|e| io::Error::other(e.to_string()))?
+                .clone(),
+            None => crate::wire::interface::InterfaceInfo {
+                name: "Nothing".into(),
+                fingerprint: 0,
+                methods: Vec::new(),
+                types: Default::default(),
+            },
         };
-        self.channel.slot(request.slot).write_frame(&header.encode());
-        if self.channel.complete(request.slot, request.withdrawable) {
-            Ok(())
-        } else {
-            Err(io::Error::other("the client broke the slot's state"))
+        Ok(Message::Welcome(Welcome {
+            service: self.name.clone(),
+            interface: std::sync::Arc::new(interface),
+            slot_count: RAW_SERVICE_GEOMETRY.slot_count,
+            slot_size: RAW_SERVICE_GEOMETRY.slot_size,
+            max_request: 1 << 20,
+            token: 1,
+        })
+        .encode())
+    }
+
+    /// Welcomes the client properly (receiving its hello first), with a real region, which
+    /// the returned peer can then write at will — e.g. answer a call with a forged reply.
+    pub fn welcome(self, interface: Option<&InterfaceDescriptor>) -> io::Result<RawPeer> {
+        self.socket.recv(Duration::from_secs(5))?;
+        let shm = SharedMemory::create("lpc-test", RAW_SERVICE_GEOMETRY.region_len())?;
+        ConnectionMemory::initialize(&shm, RAW_SERVICE_GEOMETRY).map_err(io::Error::other)?;
+        let welcome = self.welcome_message(interface)?;
+        self.socket.stream.send(&welcome, Some(&shm))?;
+        Ok(RawPeer {
+            socket: self.socket,
+            region: Region::new(shm.map()?),
+            geometry: RAW_SERVICE_GEOMETRY,
+            token: 1,
+        })
+    }
+}
+
+/// The geometry a [`RawService`] welcomes with: one slot of 4096 bytes.
+const RAW_SERVICE_GEOMETRY: Geometry = Geometry {
+    slot_count: 1,
+    slot_size: 4096,
+};
+
+/// The size of the region a [`RawService`]'s welcome announces.
+pub fn raw_service_region_len() -> usize {
+    RAW_SERVICE_GEOMETRY.region_len()
+}
+
+/// Sends `bytes` on `peer`'s socket with any descriptor attached, unchecked.
+pub fn send_descriptor(peer: &RawPeer, bytes: &[u8], fd: OwnedFd) -> io::Result<()> {
+    peer.socket
+        .stream
+        .send(bytes, Some(&SharedMemory::wrap_unchecked(fd)))
+}
+
+/// The socket notice that a spill buffer for `slot` of `generation` follows.
+pub fn spill_notice(slot: u32, generation: u32) -> Vec<u8> {
+    Message::Spill { slot, generation }.encode()
+}
+
+/// The socket notice that bulk buffer `id` follows.
+pub fn bulk_notice(id: u32) -> Vec<u8> {
+    Message::Bulk { id }.encode()
+}
+
+/// The kind of a refusal message (`"Denied"`, `"Busy"`, `"Protocol"`), or `None` if `message`
+/// is not a refusal.
+pub fn refusal_kind(message: &[u8]) -> Option<String> {
+    match Message::decode(message) {
+        Ok(Message::Refused(refusal)) => Some(format!("{:?}", refusal.kind)),
+        _ => None,
+    }
+}
+
+/// What a [`ScriptedService`] answers, whatever it is asked: every byte of it is the test's choice
+/// (names, signatures, type names, users and process names with terminal escapes, say).
+#[derive(Debug, Clone)]
+pub struct RawAnswers {
+    /// Sent as it is to every query (before the asker replaces its pid and user with the
+    /// kernel's).
+    pub info: crate::wire::info::ServiceInfo,
+    /// Announced in the welcome to every hello.
+    pub interface: crate::wire::interface::InterfaceInfo,
+    /// When set, every hello is refused (`Denied`) with this reason instead.
+    pub refusal: Option<String>,
+    /// How every call is answered.
+    pub reply: RawReply,
+}
+
+/// The answer of a [`ScriptedService`] to every call.
+#[derive(Debug, Clone)]
+pub enum RawReply {
+    /// A successful call with these bytes as its result (JSON, for a JSON call).
+    Result(Vec<u8>),
+    /// A handler that panicked with this message.
+    Panicked(String),
+}
+
+/// A service that speaks the protocol by hand, for tests of what a client (the CLI, say) does
+/// with a hostile service's answers: it binds `<dir>/<name>.sock` and answers every query and
+/// hello, and every call on slot 0, with its [`RawAnswers`]. Stopped, and its socket removed,
+/// when dropped.
+pub struct ScriptedService {
+    path: std::path::PathBuf,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    reactor: std::sync::Arc<sys::Reactor>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ScriptedService {
+    /// Binds `name` in `dir` (which must exist) and serves `answers` on a thread of its own.
+    pub fn start(dir: &Path, name: &str, answers: RawAnswers) -> io::Result<ScriptedService> {
+        use std::sync::atomic::AtomicBool;
+        use std::sync::Arc;
+        let path = crate::registry::socket_path(dir, name);
+        let listener = sys::Listener::bind(&path)?;
+        let reactor = Arc::new(sys::Reactor::new()?);
+        reactor.watch_listener(&listener)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (stop_, reactor_, name) = (stop.clone(), reactor.clone(), name.to_owned());
+        let answers = Arc::new(answers);
+        let thread = std::thread::spawn(move || {
+            let mut events = Vec::new();
+            while !stop_.load(Ordering::SeqCst) {
+                events.clear();
+                if reactor_.wait(&mut events, None).is_err() {
+                    return;
+                }
+                while let Ok(Some(stream)) = listener.accept() {
+                    let (answers, stop, name) = (answers.clone(), stop_.clone(), name.clone());
+                    // Detached: each ends when its client leaves (or within the doorbell's
+                    // recheck interval after the service stops).
+                    std::thread::spawn(move || {
+                        let _ = answer(stream, &name, &answers, &stop);
+                    });
+                }
+            }
+        });
+        Ok(ScriptedService {
+            path,
+            stop,
+            reactor,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for ScriptedService {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.reactor.wake();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Answers one connection of a [`ScriptedService`].
+fn answer(
+    stream: Stream,
+    name: &str,
+    answers: &RawAnswers,
+    stop: &std::sync::atomic::AtomicBool,
+) -> io::Result<()> {
+    use crate::channel::{Channel, Taken};
+    use crate::shm::layout::ConnectionMemory;
+    use crate::wire::frame::Status;
+    use crate::wire::handshake::{Refusal, RefusalKind, Welcome};
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let (n, _) = stream.recv(&mut buf, Some(Instant::now() + Duration::from_secs(5)))?;
+    match Message::decode(&buf[..n]) {
+        Ok(Message::Query) => {
+            let info = Message::Info(Box::new(answers.info.clone()));
+            stream.send(&info.encode(), None)
+        }
+        Ok(Message::Hello(_)) => {
+            if let Some(reason) = &answers.refusal {
+                let refusal = Message::Refused(Refusal {
+                    kind: RefusalKind::Denied,
+                    reason: reason.clone(),
+                });
+                return stream.send(&refusal.encode(), None);
+            }
+            let geometry = Geometry {
+                slot_count: 2,
+                slot_size: 4096,
+            };
+            let shm = SharedMemory::create("lpc-raw-service", geometry.region_len())?;
+            let memory = ConnectionMemory::initialize(&shm, geometry).map_err(io::Error::other)?;
+            let welcome = Message::Welcome(Welcome {
+                service: name.to_owned(),
+                interface: std::sync::Arc::new(answers.interface.clone()),
+                slot_count: geometry.slot_count,
+                slot_size: geometry.slot_size,
+                max_request: 1 << 20,
+                token: 1,
+            });
+            stream.send(&welcome.encode(), Some(&shm))?;
+            let stream = std::sync::Arc::new(stream);
+            let channel = Channel::new(name, memory, stream.clone());
+            let done = || stop.load(Ordering::SeqCst) || stream.peer_closed();
+            while !done() {
+                if let Some(Taken {
+                    frame,
+                    withdrawable,
+                }) = channel.take_request(0)
+                {
+                    let request = frame.map_err(io::Error::other)?;
+                    let (status, bytes) = match &answers.reply {
+                        RawReply::Result(bytes) => (Status::Ok, bytes.clone()),
+                        RawReply::Panicked(message) => {
+                            (Status::Panicked, message.clone().into_bytes())
+                        }
+                    };
+                    let written = channel
+                        .write_payload(0, &bytes)
+                        .map_err(|e| io::Error::other(e.to_string()))?;
+                    let reply = FrameHeader {
+                        method: request.method,
+                        flags: written.flags,
+                        call_id: request.call_id,
+                        len: written.len,
+                        spill_generation: written.spill_generation,
+                        status,
+                        deadline_ns: 0,
+                    };
+                    channel.slot(0).write_frame(&reply.encode());
+                    channel.complete(0, withdrawable);
+                }
+                channel.service_sleep(done, || false);
+            }
+            Ok(())
+        }
+        _ => Ok(()),
     }
 }

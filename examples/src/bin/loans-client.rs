@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use lpc_examples::loans::{checksum_of, Frame, FrameBytes, ImagesClient};
+use lpc_examples::loans::{checksum_of, checksum_of_loan, Frame, FrameBytes, ImagesClient};
 
 fn main() -> std::process::ExitCode {
     lpc_examples::report(run())
@@ -28,7 +28,7 @@ fn run() -> Result<(), lpc::Error> {
     for (i, byte) in pixels.iter_mut().enumerate() {
         *byte = (i % 251) as u8;
     }
-    let expected = checksum_of(&frame);
+    let expected = checksum_of(frame.as_slice().expect("our own loan"));
     let sum = images.checksum_loan(&frame)?; // the service reads the bytes where they are
     println!(
         "lent {} MiB: the service's checksum {sum} {} ours",
@@ -45,8 +45,8 @@ fn run() -> Result<(), lpc::Error> {
     println!(
         "the service rendered {} MiB of {}s; checksum {}",
         rendered.len() >> 20,
-        rendered.first().copied().unwrap_or_default(),
-        checksum_of(&rendered)
+        rendered.to_vec().first().copied().unwrap_or_default(),
+        checksum_of_loan(&rendered)
     );
     Ok(())
 }

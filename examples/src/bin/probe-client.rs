@@ -6,9 +6,11 @@
 //!   until it reaches another service process than the first (restart the service meanwhile),
 //!   at most 60 s.
 //! - `probe-client whoami`: who the service thinks is calling (run it as another user against
-//!   `probe-service --allow-uid UID`).
+//!   `probe-service --allow-uid UID`, with `--service-uid` naming the service's user).
 //!
-//! `--name NAME` calls another service than `probe`.
+//! `--name NAME` calls another service than `probe`. `--service-uid UID` accepts a service run
+//! by user UID (by default only one run by this process's own user:
+//! `ClientOptions::service_uid`).
 
 use std::time::{Duration, Instant};
 
@@ -94,7 +96,18 @@ fn reconnect(name: &str) -> Result<(), Error> {
 }
 
 fn whoami(name: &str) -> Result<(), Error> {
-    let probe = ProbeClient::connect(name)?;
+    let mut options = ClientOptions::new();
+    if let Some(uid) = lpc_examples::string_arg("--service-uid") {
+        let Ok(uid) = uid.parse() else {
+            eprintln!("error: --service-uid takes a numeric uid, not `{uid}`");
+            std::process::exit(2)
+        };
+        // The service runs as another user by design: accept that user's process (and no
+        // other: a client refuses a service of any other user, so that a socket planted by
+        // someone else never answers its calls).
+        options = options.service_uid(uid);
+    }
+    let probe = ProbeClient::connect_with(name, &options)?;
     println!("the service sees: {}", probe.whoami()?);
     Ok(())
 }

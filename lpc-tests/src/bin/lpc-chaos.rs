@@ -634,16 +634,17 @@ mod client {
                     let byte = rng.next() as u8;
                     let fill = len <= 64 << 10;
                     let r = sw.time(|| p.loan_make(len, byte, fill)).map(|loan| {
-                        let ends = loan.first().is_none_or(|&b| b == byte)
-                            && loan.last().is_none_or(|&b| b == byte);
-                        let all = !fill || loan.iter().all(|&b| b == byte);
+                        let last = loan.len().checked_sub(1).and_then(|i| loan.get(i));
+                        let ends =
+                            loan.get(0).is_none_or(|b| b == byte) && last.is_none_or(|b| b == byte);
+                        let all = !fill || loan.to_vec().iter().all(|&b| b == byte);
                         (loan.len() as u64 != len || !ends || !all).then(|| {
                             format!(
                                 "loan_make({len}, {byte}, {fill}) returned {} bytes, \
                                      first {:?}, last {:?}, all filled: {all}",
                                 loan.len(),
-                                loan.first(),
-                                loan.last()
+                                loan.get(0),
+                                last
                             )
                         })
                     });

@@ -4,6 +4,7 @@
 //! The service side is driven by `server::connection`, the client side by `client`; both go
 //! through this type so that the rules of the shared region live in one place.
 
+pub(crate) mod budget;
 pub(crate) mod bulk;
 #[cfg(all(test, loom))]
 mod model;
@@ -52,6 +53,8 @@ pub(crate) enum ChannelError {
     TooLarge { size: u64, limit: u64 },
     /// The peer broke the protocol.
     Protocol(String),
+    /// A budget of the service would be exceeded (see `budget`): the call is refused.
+    Busy(String),
     /// The OS failed us (e.g. out of memory for a spill buffer).
     Io(io::Error),
 }
@@ -77,6 +80,7 @@ impl fmt::Display for ChannelError {
                 write!(f, "payload of {size} bytes over the limit of {limit}")
             }
             ChannelError::Protocol(detail) => f.write_str(detail),
+            ChannelError::Busy(reason) => write!(f, "busy: {reason}"),
             ChannelError::Io(e) => write!(f, "I/O error: {e}"),
         }
     }
@@ -105,6 +109,11 @@ impl ChannelError {
                 service,
                 method,
                 detail,
+            },
+            ChannelError::Busy(reason) => Error::Busy {
+                service,
+                method,
+                reason,
             },
             ChannelError::Io(source) => Error::Io {
                 service,
@@ -147,6 +156,11 @@ pub(crate) enum WaitEnd {
 struct Spill {
     generation: u32,
     region: Option<Region>,
+    /// What `region` costs the service's budget (nothing on a client).
+    charge: Option<budget::Charge>,
+    /// An incoming buffer received but not mapped: its charge was refused (the call got
+    /// `Busy`); mapped when a later frame names it again.
+    pending: Option<SharedMemory>,
 }
 
 /// Buffers received from the peer but not yet claimed.
@@ -158,8 +172,7 @@ struct Inbox {
     bulks: HashMap<u32, SharedMemory>,
 }
 
-/// At most this many bulk buffers may be announced by a peer per connection.
-pub(crate) const MAX_BULK_BUFFERS: usize = 64;
+pub(crate) use crate::shm::layout::MAX_BULK_BUFFERS;
 
 /// A payload to decode: in private memory, or in a spill buffer; with the largest payload the
 /// receiving side accepts, which bounds what decoding it may allocate.
@@ -220,6 +233,14 @@ pub(crate) struct Channel {
     receive_limit: u64,
     /// Shared by both ends (chosen by the service): names the connection in loan handles.
     token: u64,
+    /// Why the peer can no longer be trusted, once it sent something that is not what the
+    /// protocol expects on the socket (a descriptor that is not lpc shared memory, ...):
+    /// seen where a failure is reported, so that the connection is closed even when the
+    /// failure surfaced as one call's bad arguments or result (a loan's buffer).
+    broken: std::sync::OnceLock<String>,
+    /// What this connection may make the service map (`None` on a client), and the charge of
+    /// the region itself.
+    budget: Option<(Arc<budget::ConnectionBudget>, budget::Charge)>,
 }
 
 impl fmt::Debug for Channel {
@@ -246,7 +267,32 @@ impl Channel {
             peer_limit: u64::MAX,
             receive_limit: u64::MAX,
             token: 0,
+            broken: std::sync::OnceLock::new(),
+            budget: None,
         }
+    }
+
+    /// Charges every mapping made for this connection from now on to `budget` (a service's
+    /// channel), with `region`, the charge of the connection's region.
+    pub(crate) fn set_budget(
+        &mut self,
+        budget: Arc<budget::ConnectionBudget>,
+        region: budget::Charge,
+    ) {
+        self.budget = Some((budget, region));
+    }
+
+    /// Charges one mapping of `bytes` to the connection's budget, if it has one.
+    pub(crate) fn charge(&self, bytes: usize) -> Result<Option<budget::Charge>, ChannelError> {
+        match &self.budget {
+            Some((budget, _)) => budget.charge(bytes as u64, 1).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Why the peer broke the protocol on the socket, if it did (see the field).
+    pub(crate) fn broken(&self) -> Option<&str> {
+        self.broken.get().map(String::as_str)
     }
 
     /// The service's name.
@@ -319,7 +365,10 @@ impl Channel {
     ) -> Result<MutexGuard<'_, Spill>, ChannelError> {
         let mut spill = Self::spill(&self.incoming, slot);
         if spill.generation != header.spill_generation || spill.region.is_none() {
-            let shm = self.receive_spill(slot, header.spill_generation)?;
+            let shm = match spill.pending.take() {
+                Some(shm) if spill.generation == header.spill_generation => shm,
+                _ => self.receive_spill(slot, header.spill_generation)?,
+            };
             // A spill buffer is at most twice the largest payload (power-of-two rounding).
             let max = limit.saturating_mul(2).max(MIN_SPILL as u64);
             if shm.len() as u64 > max {
@@ -328,8 +377,20 @@ impl Channel {
                     shm.len()
                 )));
             }
-            spill.region = Some(Region::new(shm.map()?));
+            // The buffer it replaces is named no more: its memory goes back first.
+            spill.region = None;
+            spill.charge = None;
             spill.generation = header.spill_generation;
+            let charge = match self.charge(shm.len()) {
+                Ok(charge) => charge,
+                Err(e) => {
+                    spill.pending = Some(shm);
+                    return Err(e);
+                }
+            };
+            // The peer writes it, we only read: mapped read-only.
+            spill.region = Some(Region::new(shm.map_read_only()?));
+            spill.charge = charge;
         }
         let size = spill.region.as_ref().map_or(0, Region::len);
         if len > size {
@@ -427,6 +488,15 @@ impl Channel {
         }
     }
 
+    /// Puts bulk buffer `id` back in the inbox, unmapped (see `bulk_theirs`).
+    pub(crate) fn keep_bulk(&self, id: u32, shm: SharedMemory) {
+        self.inbox
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .bulks
+            .insert(id, shm);
+    }
+
     /// Receives one buffer notice from the socket into the inbox. The peer sends a notice
     /// before the frame that uses it, so it is normally queued already.
     fn receive_one(
@@ -440,6 +510,12 @@ impl Channel {
             Ok(r) => r,
             Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                 return Err(ChannelError::Protocol(missing()))
+            }
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                // A descriptor that is not lpc shared memory, a truncated message.
+                let reason = e.to_string();
+                let _ = self.broken.set(reason.clone());
+                return Err(ChannelError::Protocol(reason));
             }
             Err(e) => return Err(e.into()),
         };
@@ -700,9 +776,8 @@ mod tests {
     /// Two channels over one region: the service's and the client's view of a connection.
     fn connected() -> (Channel, Channel) {
         let shm = SharedMemory::create("test", GEOMETRY.region_len()).unwrap();
-        let service =
-            ConnectionMemory::initialize(Region::new(shm.map().unwrap()), GEOMETRY).unwrap();
-        let client = ConnectionMemory::open(Region::new(shm.map().unwrap()), GEOMETRY).unwrap();
+        let service = ConnectionMemory::initialize(&shm, GEOMETRY).unwrap();
+        let client = ConnectionMemory::open(&shm, GEOMETRY).unwrap();
         let (a, b) = Stream::pair().unwrap();
         (
             Channel::new("test", service, Arc::new(a)),

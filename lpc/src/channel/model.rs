@@ -69,8 +69,8 @@ fn model_with_bound(bound: usize, f: impl Fn() + Sync + Send + 'static) {
 /// The service's and the client's channels over one region, as a connection makes them.
 fn connected() -> (Arc<Channel>, Arc<Channel>) {
     let shm = SharedMemory::create("model", GEOMETRY.region_len()).unwrap();
-    let service = ConnectionMemory::initialize(Region::new(shm.map().unwrap()), GEOMETRY).unwrap();
-    let client = ConnectionMemory::open(Region::new(shm.map().unwrap()), GEOMETRY).unwrap();
+    let service = ConnectionMemory::initialize(&shm, GEOMETRY).unwrap();
+    let client = ConnectionMemory::open(&shm, GEOMETRY).unwrap();
     let (a, b) = Stream::pair().unwrap();
     (
         Arc::new(Channel::new("model", service, Arc::new(a))),

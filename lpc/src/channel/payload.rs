@@ -112,8 +112,16 @@ impl PayloadWriter<'_> {
             .checked_next_power_of_two()
             .unwrap_or(end)
             .max(MIN_SPILL);
-        let shm = SharedMemory::create("lpc-spill", size)?;
-        let region = Region::new(shm.map()?);
+        if self.flushed == 0 {
+            // Nothing to carry over: the old buffer's memory goes back before the new one is
+            // charged, so that one large payload after another fits a budget of twice its size.
+            spill.region = None;
+            spill.charge = None;
+        }
+        let charge = self.channel.charge(size)?;
+        // Only this side writes it: the peer can map it read-only, no more.
+        let (shm, mapping) = SharedMemory::create_one_writer("lpc-spill", size)?;
+        let region = Region::new(mapping);
         if let Some(old) = &spill.region {
             old.copy_to(0, &region, 0, self.flushed)
                 .expect("flushed bytes fit both buffers");
@@ -131,6 +139,7 @@ impl PayloadWriter<'_> {
         )?;
         spill.generation = generation;
         spill.region = Some(region);
+        spill.charge = charge;
         Ok(())
     }
 

@@ -22,8 +22,7 @@ use crate::error::{CallPhase, Error, Result};
 use crate::loan::{self, Loan};
 use crate::registry;
 use crate::shm::layout::{ConnectionMemory, Geometry};
-use crate::shm::Region;
-use crate::sys::Stream;
+use crate::sys::{current_user, Stream, UserId};
 use crate::wire::budget::{self, Budget};
 use crate::wire::frame::{Status, FLAG_JSON};
 use crate::wire::handshake::{Hello, Message};
@@ -58,6 +57,8 @@ pub struct ClientOptions {
     slot_wait: Option<Duration>,
     reconnect: bool,
     allow_mismatched: bool,
+    /// Who must serve the socket: this process's user when `None`.
+    service_user: Option<UserId>,
 }
 
 impl Default for ClientOptions {
@@ -71,14 +72,15 @@ impl Default for ClientOptions {
             slot_wait: None,
             reconnect: false,
             allow_mismatched: false,
+            service_user: None,
         }
     }
 }
 
 impl ClientOptions {
-    /// The defaults: the default runtime directory, a 5 s connect timeout, no call timeout,
-    /// adaptive waiting, replies up to 1 GiB, calls that wait for a free call slot (bounded
-    /// only by their deadline), no reconnecting.
+    /// The defaults: the default runtime directory, a service that runs as this process's own
+    /// user, a 5 s connect timeout, no call timeout, adaptive waiting, replies up to 1 GiB,
+    /// calls that wait for a free call slot (bounded only by their deadline), no reconnecting.
     pub fn new() -> Self {
         Self::default()
     }
@@ -140,6 +142,40 @@ impl ClientOptions {
     pub fn reconnect(mut self, on: bool) -> Self {
         self.reconnect = on;
         self
+    }
+
+    /// Connect only to a service that runs as `user` (by default: this process's own user).
+    ///
+    /// Before it sends anything, a client asks the kernel which user's process accepted its
+    /// connection (`SO_PEERCRED` on Linux) and refuses any other with [`Error::Denied`],
+    /// naming both users: a runtime directory or socket that another user planted (in `/tmp`,
+    /// say) never yields a connection to an impostor. Name the service's user here when it
+    /// runs as another user by design, such as a system service that admits this one
+    /// ([`crate::ServerOptions::allow_uid`]). Queries ([`crate::query`]) check the same.
+    ///
+    /// ```no_run
+    /// use lpc::{ClientOptions, UserId};
+    /// // A system service, run by root, that admits this user.
+    /// let options = ClientOptions::new()
+    ///     .runtime_dir("/run/lpc")
+    ///     .service_user(UserId::from_uid(0));
+    /// let info = lpc::query("vault", &options)?;
+    /// println!("vault: pid {:?}, user {}", info.pid, info.user);
+    /// # Ok::<(), lpc::Error>(())
+    /// ```
+    pub fn service_user(mut self, user: UserId) -> Self {
+        self.service_user = Some(user);
+        self
+    }
+
+    /// Connect only to a service run by Unix user `uid` (see [`ClientOptions::service_user`]).
+    pub fn service_uid(self, uid: u32) -> Self {
+        self.service_user(UserId::from_uid(uid))
+    }
+
+    /// The user whose service this client accepts.
+    fn expected_service_user(&self) -> UserId {
+        self.service_user.clone().unwrap_or_else(current_user)
     }
 
     /// Connect even when some methods have other shapes in the service than in this client
@@ -308,7 +344,12 @@ impl Client {
             .unwrap_or_else(registry::default_runtime_dir);
         let path = registry::socket_path(&dir, name);
         let deadline = Instant::now() + options.connect_timeout;
-        let stream = registry::connect(name, &path, options.connect_timeout)?;
+        let (stream, service) = registry::connect(
+            name,
+            &path,
+            options.connect_timeout,
+            &options.expected_service_user(),
+        )?;
         let hello = Message::Hello(Hello {
             service: name.to_owned(),
             interface: interface.map(|i| (i.name.to_owned(), i.fingerprint)),
@@ -332,12 +373,10 @@ impl Client {
             slot_count: welcome.slot_count,
             slot_size: welcome.slot_size,
         };
-        let mapping = shm
-            .map()
-            .map_err(|e| Error::io(name, "mapping the connection's shared memory", e))?;
-        let memory = ConnectionMemory::open(Region::new(mapping), geometry)
-            .map_err(|e| Error::protocol(name, None, e))?;
-        let service_pid = stream.peer_credentials().ok().map(|c| c.pid());
+        let memory =
+            ConnectionMemory::open(&shm, geometry).map_err(|e| Error::protocol(name, None, e))?;
+        // Unknown (None) when the service runs in a PID namespace we cannot see.
+        let service_pid = service.pid();
         let stream = Arc::new(stream);
         let mut channel = Channel::new(name, memory, stream.clone());
         channel.set_peer_limit(welcome.max_request);
@@ -797,9 +836,15 @@ impl Client {
         };
         let header = self.submit(&mut call, written)?;
         if header.status == Status::Ok {
-            conn.channel
+            let decoded = conn
+                .channel
                 .with_payload(slot, &header, conn.max_reply, scratch, decode)
-                .map_err(|e| conn.fail(e, method, CallPhase::ReplyLost))?
+                .map_err(|e| conn.fail(e, method, CallPhase::ReplyLost))?;
+            if decoded.is_err() && conn.channel.broken().is_some() {
+                // The result named a loan whose buffer is not lpc shared memory.
+                conn.lost();
+            }
+            decoded
         } else {
             conn.failure(slot, &header, method, scratch)
         }
@@ -948,6 +993,11 @@ fn status_error(
                 .map_or(0, |b| u64::from_le_bytes(b.try_into().expect("8 bytes"))),
             limit: max_reply,
         },
+        Status::Busy => Error::Busy {
+            service,
+            method: Some(method.to_owned()),
+            reason: text(),
+        },
         // This client wrote a frame the service could not read: not the arguments' fault.
         Status::MalformedFrame => Error::Protocol {
             service,
@@ -962,6 +1012,12 @@ fn status_error(
 
 /// Asks service `name` who it is and how it is doing: pid, uid, uptime, interface, connected
 /// clients and per-method statistics. Uses no call slot and leaves no connection behind.
+///
+/// Like a connection, it asks only a service of the user the options name (this process's
+/// own by default, see [`ClientOptions::service_user`]). The service's owner sees every
+/// client; another user it admits sees only its own connections. The pid and user are the
+/// kernel's (`pid` is `None` when the service runs in a PID namespace this process cannot
+/// see).
 pub fn query(name: &str, options: &ClientOptions) -> Result<ServiceInfo> {
     registry::validate_name(name)?;
     let dir = options
@@ -972,6 +1028,7 @@ pub fn query(name: &str, options: &ClientOptions) -> Result<ServiceInfo> {
         name,
         &registry::socket_path(&dir, name),
         options.connect_timeout,
+        &options.expected_service_user(),
     )
 }
 

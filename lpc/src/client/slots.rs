@@ -381,7 +381,6 @@ mod tests {
 
     use super::*;
     use crate::shm::layout::{ConnectionMemory, Geometry};
-    use crate::shm::Region;
     use crate::sys::{SharedMemory, Stream};
 
     /// A client's channel over a fresh region of `slots` slots.
@@ -391,8 +390,7 @@ mod tests {
             slot_size: 256,
         };
         let shm = SharedMemory::create("test", geometry.region_len()).unwrap();
-        let memory =
-            ConnectionMemory::initialize(Region::new(shm.map().unwrap()), geometry).unwrap();
+        let memory = ConnectionMemory::initialize(&shm, geometry).unwrap();
         let (a, _b) = Stream::pair().unwrap();
         Channel::new("test", memory, Arc::new(a))
     }

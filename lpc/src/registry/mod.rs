@@ -2,7 +2,10 @@
 //!
 //! A service named `calc` listens on `<runtime dir>/calc.sock`. The runtime directory is
 //! `$LPC_RUNTIME_DIR`, else `$XDG_RUNTIME_DIR/lpc`, else `/tmp/lpc-<uid>`; it is created with
-//! mode 0700, so only the user's own processes can reach the services in it.
+//! mode 0700, so only the user's own processes can reach the services in it. Since another
+//! user could have created it first (in `/tmp`, say), a service refuses a directory that is
+//! not its user's or that others can write to, and a client connects only to a service of the
+//! user it expects (its own by default): the kernel tells who accepted the connection.
 //!
 //! A crashed service leaves its socket file behind; nothing answers on it, and the next
 //! `Server::bind` of that name replaces it. Binding holds an exclusive lock on the directory
@@ -12,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::error::{CallPhase, Error, Result};
-use crate::sys::{DirLock, SharedMemory, Stream};
+use crate::sys::{current_user, DirLock, PeerCredentials, SharedMemory, Stream, UserId};
 use crate::wire::handshake::{Message, Refusal, RefusalKind, MAX_MESSAGE};
 use crate::wire::info::ServiceInfo;
 
@@ -63,7 +66,9 @@ pub fn socket_path(dir: &Path, name: &str) -> PathBuf {
 }
 
 /// Creates the runtime directory `dir` private to this user (mode 0700), or checks an
-/// existing one.
+/// existing one: a symlink, another user's directory, one that others can write to, or one
+/// whose parent others could change is refused, with an error that says what to do. The mode
+/// of a directory lpc did not create is never changed.
 pub fn ensure_runtime_dir(dir: &Path) -> Result<()> {
     crate::sys::create_private_dir(dir).map_err(|e| {
         Error::io(
@@ -74,10 +79,50 @@ pub fn ensure_runtime_dir(dir: &Path) -> Result<()> {
     })
 }
 
-/// Connects to service `name` at `path` within `timeout`, with the error a user can act on:
-/// `NotFound` (nobody listens), `Denied` (no permission on the socket), `Timeout` (the accept
-/// queue stayed full), else `Io`. Used by clients and by queries alike.
-pub(crate) fn connect(name: &str, path: &Path, timeout: Duration) -> Result<Stream> {
+/// Connects to service `name` at `path` within `timeout` and checks who serves it: the
+/// process that accepted must run as `service_user` (the kernel says so, `SO_PEERCRED`), or
+/// this is `Denied` naming both users, before a byte is sent — a socket or runtime directory
+/// that another user planted never yields a connection to an impostor. Other errors are the
+/// ones a user can act on: `NotFound` (nobody listens), `Denied` (no permission on the
+/// socket), `Timeout` (the accept queue stayed full), else `Io`. Used by clients and by
+/// queries alike; returns the service's credentials with the stream.
+pub(crate) fn connect(
+    name: &str,
+    path: &Path,
+    timeout: Duration,
+    service_user: &UserId,
+) -> Result<(Stream, PeerCredentials)> {
+    let stream = connect_socket(name, path, timeout)?;
+    let service = stream.peer_credentials().map_err(|e| {
+        Error::io(
+            name,
+            format!("asking the kernel who serves {}", path.display()),
+            e,
+        )
+    })?;
+    if service.user() != service_user {
+        let whose = if *service_user == current_user() {
+            "this client's own user"
+        } else {
+            "the user this client expects"
+        };
+        return Err(Error::Denied {
+            service: name.to_owned(),
+            reason: format!(
+                "{} is served by a process of user {}, not of user {service_user} ({whose}), so \
+                 this client did not connect: another user may have taken the name (a planted \
+                 runtime directory or socket). If the service runs as user {} by design, name \
+                 that user: ClientOptions::service_user",
+                path.display(),
+                service.user(),
+                service.user(),
+            ),
+        });
+    }
+    Ok((stream, service))
+}
+
+fn connect_socket(name: &str, path: &Path, timeout: Duration) -> Result<Stream> {
     use std::io::ErrorKind;
     Stream::connect(path, Instant::now() + timeout).map_err(|e| match e.kind() {
         ErrorKind::NotFound | ErrorKind::ConnectionRefused => Error::NotFound {
@@ -119,15 +164,22 @@ pub(crate) fn exchange(
         phase: CallPhase::Connecting,
         reconnect: false,
     };
-    stream.send(&message.encode(), None).map_err(|e| {
-        if crate::sys::is_hangup(&e) {
-            disconnected()
-        } else {
-            Error::io(name, "sending the handshake", e)
-        }
-    })?;
     let mut buf = vec![0u8; MAX_MESSAGE];
-    let (n, shm) = match stream.recv(&mut buf, Some(deadline)) {
+    let sent = stream.send(&message.encode(), None);
+    match sent {
+        Err(e) if !crate::sys::is_hangup(&e) => {
+            return Err(Error::io(name, "sending the handshake", e))
+        }
+        _ => {}
+    }
+    let mut received = stream.recv(&mut buf, Some(deadline));
+    if matches!(&received, Err(e) if crate::sys::is_hangup(e)) {
+        // A service that refuses a connection at accept (an unadmitted user, one over its
+        // limits) sends its refusal and closes at once, maybe before our message arrived: the
+        // kernel then reports the reset first and still holds the refusal for the next read.
+        received = stream.recv(&mut buf, Some(deadline));
+    }
+    let (n, shm) = match received {
         Ok((0, _)) => return Err(disconnected()),
         Ok(received) => received,
         Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
@@ -150,6 +202,8 @@ pub(crate) fn exchange(
     };
     match Message::decode(&buf[..n]) {
         Ok(Message::Refused(refusal)) => Err(refused(name, refusal)),
+        // An answer to a message that never reached the service cannot be right.
+        Ok(_) if sent.is_err() => Err(disconnected()),
         Ok(answer) => Ok((answer, shm)),
         Err(e) => Err(Error::protocol(
             name,
@@ -178,13 +232,27 @@ fn refused(service: &str, refusal: Refusal) -> Error {
     }
 }
 
-/// Asks the service listening at `path` who it is and how it is doing. The service answers
-/// from its reactor's connection thread without setting up shared memory.
-pub fn query_at(name: &str, path: &Path, timeout: Duration) -> Result<ServiceInfo> {
+/// Asks the service listening at `path` who it is and how it is doing, if it runs as
+/// `service_user` (else `Denied`, see [`crate::ClientOptions::service_user`]). The service
+/// answers from its connection thread without setting up shared memory, showing only what
+/// this user may see (its owner sees every client; another user only its own connections).
+/// The pid and user in the answer are the kernel's, not the service's own claim: its pid as
+/// this process's PID namespace numbers it (`None` if the service runs in a namespace this
+/// process cannot see).
+pub fn query_at(
+    name: &str,
+    path: &Path,
+    timeout: Duration,
+    service_user: &UserId,
+) -> Result<ServiceInfo> {
     let deadline = Instant::now() + timeout;
-    let stream = connect(name, path, timeout)?;
+    let (stream, service) = connect(name, path, timeout, service_user)?;
     match exchange(name, &stream, &Message::Query, deadline, timeout)? {
-        (Message::Info(info), None) => Ok(*info),
+        (Message::Info(mut info), None) => {
+            info.pid = service.pid();
+            info.user = service.user().to_string();
+            Ok(*info)
+        }
         (Message::Info(_), Some(_)) => Err(Error::protocol(
             name,
             None,
@@ -223,8 +291,21 @@ pub enum ListingState {
 }
 
 /// The services of runtime directory `dir`, sorted by name, each asked who it is (waiting at
-/// most `timeout` per service). A missing directory lists nothing.
+/// most `timeout` per service). A missing directory lists nothing. A socket served by another
+/// user than this process's is listed as unresponsive, with the `Denied` error that names
+/// both users (see [`list_served_by`]).
 pub fn list(dir: &Path, timeout: Duration) -> Result<Vec<Listing>> {
+    list_served_by(dir, timeout, &current_user())
+}
+
+/// [`list`] for the services of user `service_user` (a system service's user, say): a socket
+/// served by any other user is listed as unresponsive, with the `Denied` error that names
+/// both.
+pub fn list_served_by(
+    dir: &Path,
+    timeout: Duration,
+    service_user: &UserId,
+) -> Result<Vec<Listing>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -248,7 +329,7 @@ pub fn list(dir: &Path, timeout: Duration) -> Result<Vec<Listing>> {
             Some((name, path))
         })
         .map(|(name, path)| {
-            let state = match query_at(&name, &path, timeout) {
+            let state = match query_at(&name, &path, timeout, service_user) {
                 Ok(info) => ListingState::Live(Box::new(info)),
                 Err(Error::NotFound { .. }) => ListingState::Stale,
                 Err(e) => ListingState::Unresponsive(e.to_string()),

@@ -13,11 +13,11 @@ use super::context::{CallScope, ConnectionScope};
 use super::dispatch::{DispatchError, EncodedArgs, EncodedReply, ReplyTarget};
 use super::stats::ConnectionStats;
 use super::Shared;
+use crate::channel::budget::{self, Budget, ConnectionBudget};
 use crate::channel::payload::Written;
 use crate::channel::spin::{SpinBudget, Spinner};
 use crate::channel::{Channel, ChannelError, Payload, Taken};
-use crate::shm::layout::ConnectionMemory;
-use crate::shm::Region;
+use crate::shm::layout::{ConnectionMemory, Geometry};
 use crate::sys::{monotonic_ns, process_name, PeerCredentials, SharedMemory, Stream};
 use crate::wire::codec::Sink;
 use crate::wire::frame::{Status, FLAG_JSON};
@@ -47,6 +47,8 @@ pub(super) struct ConnectionShared {
     token: u64,
     /// Set once the handshake made this a calling connection (not a query).
     pub(super) calling: AtomicBool,
+    /// Threads reserved for it (its slot count), given back when it ends.
+    pub(super) threads: AtomicU32,
     /// Set when the connection must end; shared with the handlers' context (`cancelled()`).
     stop: Arc<AtomicBool>,
     channel: OnceLock<Arc<Channel>>,
@@ -63,15 +65,17 @@ impl std::fmt::Debug for ConnectionShared {
 impl ConnectionShared {
     pub(super) fn new(
         stream: Stream,
+        peer: Option<PeerCredentials>,
         interface: &InterfaceDescriptor,
         token: u64,
     ) -> ConnectionShared {
-        let peer = stream.peer_credentials().ok();
         ConnectionShared {
             stream: Arc::new(stream),
+            // Unknown for a client in a PID namespace we cannot see: no pid to look up.
             process: peer
                 .as_ref()
-                .map(|p| process_name(p.pid()))
+                .and_then(PeerCredentials::pid)
+                .map(process_name)
                 .unwrap_or_default(),
             peer,
             connected_at: Instant::now(),
@@ -81,6 +85,7 @@ impl ConnectionShared {
             slot_threads_failed: AtomicBool::new(false),
             token,
             calling: AtomicBool::new(false),
+            threads: AtomicU32::new(0),
             stop: Arc::new(AtomicBool::new(false)),
             channel: OnceLock::new(),
         }
@@ -167,8 +172,8 @@ fn serve_slot(shared: &Shared, conn: &ConnectionShared, channel: &Arc<Channel>, 
     let _scope = ConnectionScope::enter(channel.clone(), conn.peer.clone(), conn.stop.clone());
     let mut worker = Worker::new(slot, conn.new_stats(shared.interface));
     if let Err(Close(reason)) = serve(shared, conn, channel, &mut worker, || {}) {
-        let pid = conn.peer.as_ref().map(PeerCredentials::pid);
-        tracing::warn!(service = %shared.server.name, ?pid, slot, %reason, "dropped a client");
+        let pid = pid_text(conn.peer.as_ref());
+        tracing::warn!(service = %shared.server.name, %pid, slot, %reason, "dropped a client");
     }
     // Whatever ended this slot ends the connection.
     conn.stop();
@@ -177,17 +182,17 @@ fn serve_slot(shared: &Shared, conn: &ConnectionShared, channel: &Arc<Channel>, 
 /// Serves one connection until the client leaves, breaks the protocol, or the service stops.
 pub(super) fn run(shared: &Arc<Shared>, conn: &Arc<ConnectionShared>) {
     let service = shared.server.name.as_str();
-    let pid = conn.peer.as_ref().map(PeerCredentials::pid);
+    let pid = pid_text(conn.peer.as_ref());
     let channel = match handshake(shared, conn) {
         Ok(channel) => Arc::new(channel),
         Err(reason) => {
             if !reason.is_empty() {
-                tracing::warn!(service, ?pid, %reason, "refused a client at the handshake");
+                tracing::warn!(service, %pid, %reason, "refused a client at the handshake");
             }
             return;
         }
     };
-    tracing::debug!(service, ?pid, "client connected");
+    tracing::debug!(service, %pid, "client connected");
     conn.calling.store(true, Ordering::Relaxed);
     let _ = conn.channel.set(channel.clone());
     fence(Ordering::SeqCst);
@@ -202,8 +207,8 @@ pub(super) fn run(shared: &Arc<Shared>, conn: &Arc<ConnectionShared>) {
         }
     };
     match serve(shared, conn, &channel, &mut worker, started) {
-        Ok(()) => tracing::debug!(service, ?pid, "client disconnected"),
-        Err(Close(reason)) => tracing::warn!(service, ?pid, %reason, "dropped a client"),
+        Ok(()) => tracing::debug!(service, %pid, "client disconnected"),
+        Err(Close(reason)) => tracing::warn!(service, %pid, %reason, "dropped a client"),
     }
     // The slot threads end with the connection.
     conn.stop();
@@ -211,7 +216,14 @@ pub(super) fn run(shared: &Arc<Shared>, conn: &Arc<ConnectionShared>) {
     for thread in threads {
         let _ = thread.join();
     }
+
     // Dropping the channel unmaps the region and closes the socket (the reactor forgets it).
+}
+
+/// A client's pid for the logs: `unknown` for one in a PID namespace we cannot see.
+fn pid_text(peer: Option<&PeerCredentials>) -> String {
+    peer.and_then(PeerCredentials::pid)
+        .map_or_else(|| "unknown".to_owned(), |pid| pid.to_string())
 }
 
 /// What one thread serving a connection keeps between calls: its slot, buffers, counters.
@@ -262,15 +274,10 @@ fn handshake(shared: &Shared, conn: &ConnectionShared) -> Result<Channel, String
     if shm.is_some() {
         return Err(refuse("bad handshake: unexpected shared memory".into()));
     }
-    // Checked after the first message is read: closing a socket with unread data would
-    // reset the connection before the client could read why.
-    if let Err(reason) = shared.admit(conn.peer.as_ref()) {
-        return Err(refuse_as(RefusalKind::Denied, reason));
-    }
     let hello = match Message::decode(&buf[..n]) {
         Ok(Message::Hello(hello)) => hello,
         Ok(Message::Query) => {
-            let info = Message::Info(Box::new(shared.info()));
+            let info = Message::Info(Box::new(shared.info(conn.peer.as_ref())));
             let _ = conn.stream.send(&info.encode(), None);
             return Err(String::new());
         }
@@ -280,7 +287,35 @@ fn handshake(shared: &Shared, conn: &ConnectionShared) -> Result<Channel, String
     if let Err(reason) = shared.within_limits(conn.peer.as_ref()) {
         return Err(refuse_as(RefusalKind::Busy, reason));
     }
-    let geometry = shared.server.geometry;
+    // A thread per slot at most: the connection gets as many slots as the service has
+    // threads to spare (its calls wait in line for fewer slots), at least one.
+    let slots = shared.reserve_threads(shared.server.geometry.slot_count);
+    if slots == 0 {
+        return Err(refuse_as(
+            RefusalKind::Busy,
+            format!(
+                "all {} of its threads are taken (ServerOptions::max_threads)",
+                options.max_threads
+            ),
+        ));
+    }
+    conn.threads.store(slots, Ordering::Relaxed);
+    let geometry = Geometry {
+        slot_count: slots,
+        ..shared.server.geometry
+    };
+    let connection_budget = ConnectionBudget::new(
+        Budget::new(
+            "this connection's budget (ServerOptions::max_shared_memory_per_connection)",
+            options.max_shared_memory_per_connection,
+            u64::MAX,
+        ),
+        shared.budget.clone(),
+    );
+    // The region is mapped twice (see `shm::layout`): one object, two mappings.
+    let region_charge = connection_budget
+        .charge(geometry.region_len() as u64, 2)
+        .map_err(|e| refuse_as(RefusalKind::Busy, e.to_string()))?;
     let no_memory =
         |e: std::io::Error| refuse(format!("the service cannot allocate shared memory: {e}"));
     let shm = SharedMemory::create(
@@ -288,8 +323,7 @@ fn handshake(shared: &Shared, conn: &ConnectionShared) -> Result<Channel, String
         geometry.region_len(),
     )
     .map_err(no_memory)?;
-    let region = Region::new(shm.map().map_err(no_memory)?);
-    let memory = ConnectionMemory::initialize(region, geometry).map_err(refuse)?;
+    let memory = ConnectionMemory::initialize(&shm, geometry).map_err(refuse)?;
     let welcome = Welcome {
         service: shared.server.name.clone(),
         interface: shared.interface_info.clone(),
@@ -303,6 +337,7 @@ fn handshake(shared: &Shared, conn: &ConnectionShared) -> Result<Channel, String
         .send(&Message::Welcome(welcome).encode(), Some(&shm))
         .map_err(|e| format!("sending the welcome: {e}"))?;
     let mut channel = Channel::new(&shared.server.name, memory, conn.stream.clone());
+    channel.set_budget(connection_budget, region_charge);
     channel.set_peer_limit(hello.max_reply);
     channel.set_receive_limit(options.max_payload);
     channel.set_token(welcome_token);
@@ -320,7 +355,7 @@ fn serve(
 ) -> Result<(), Close> {
     let spin = SpinBudget::new(
         shared.server.options.spin,
-        conn.peer.as_ref().map(PeerCredentials::pid),
+        conn.peer.as_ref().and_then(PeerCredentials::pid),
     );
     let slot = worker.slot;
     loop {
@@ -451,6 +486,11 @@ fn serve_one(shared: &Shared, channel: &Channel, worker: &mut Worker) -> Result<
             let outcome = match ran {
                 Ok((outcome, elapsed)) => {
                     let outcome = outcome?;
+                    if let (Outcome::Failed(..), Some(reason)) = (&outcome, channel.broken()) {
+                        // Refused as bad arguments, but the peer broke the protocol (a
+                        // loan's buffer that is not lpc shared memory): the connection ends.
+                        return Err(Close(reason.to_owned()));
+                    }
                     // Counted once the reply is out: the caller does not wait for it.
                     record = Some((matches!(outcome, Outcome::Failed(..)), elapsed));
                     outcome
@@ -458,6 +498,8 @@ fn serve_one(shared: &Shared, channel: &Channel, worker: &mut Worker) -> Result<
                 Err(ChannelError::TooLarge { size, .. }) => {
                     Outcome::Failed(Status::TooLarge, size.to_le_bytes().to_vec())
                 }
+                // No room in the budget to map the arguments' spill buffer.
+                Err(ChannelError::Busy(reason)) => Outcome::Failed(Status::Busy, reason.into()),
                 Err(e) => return Err(e.into()),
             };
             (outcome, header.method, header.call_id)
@@ -579,6 +621,7 @@ fn finish(written: Result<Written, ChannelError>) -> Result<Outcome, Close> {
             Status::EncodeFailed,
             format!("the service could not allocate memory for the result: {e}").into_bytes(),
         )),
+        Err(ChannelError::Busy(reason)) => Ok(Outcome::Failed(Status::Busy, reason.into())),
         Err(e) => Err(e.into()),
     }
 }
@@ -588,7 +631,15 @@ fn finish(written: Result<Written, ChannelError>) -> Result<Outcome, Close> {
 fn refused(e: DispatchError) -> Outcome {
     match e {
         DispatchError::NoSuchMethod => Outcome::Failed(Status::NoSuchMethod, Vec::new()),
-        DispatchError::BadArguments(m) => Outcome::Failed(Status::BadArguments, m.into()),
+        DispatchError::BadArguments(m) => match budget::take_refusal() {
+            // A loan's buffer the budget had no room for.
+            Some(budget::Refusal::Busy) => Outcome::Failed(Status::Busy, m.into()),
+            // A loan over the limit.
+            Some(budget::Refusal::TooLarge(size)) => {
+                Outcome::Failed(Status::TooLarge, size.to_le_bytes().to_vec())
+            }
+            None => Outcome::Failed(Status::BadArguments, m.into()),
+        },
         DispatchError::Encode(m) => Outcome::Failed(
             Status::EncodeFailed,
             format!("the result could not be encoded: {m}").into_bytes(),

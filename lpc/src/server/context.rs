@@ -75,7 +75,8 @@ impl Drop for CallScope {
 
 /// The process that made the call this handler is running: its pid, uid and gid as the
 /// kernel recorded them when it connected (`SO_PEERCRED`), not anything the client wrote.
-/// `None` outside a handler.
+/// `None` outside a handler. The pid itself is `None` for a client in a PID namespace the
+/// service cannot see (a container): decide by user and group, never by pid.
 ///
 /// ```no_run
 /// # #[lpc::service] pub trait Vault { fn open(&self) -> bool; }

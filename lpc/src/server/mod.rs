@@ -19,11 +19,12 @@ pub use dispatch::{Dispatch, DispatchError, EncodedArgs, EncodedReply};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::channel::budget::Budget;
 use crate::error::{Error, Result};
 use crate::registry;
 use crate::shm::layout::{Geometry, MAX_SLOTS};
@@ -31,12 +32,42 @@ use crate::sys::{
     current_user, file_identity, open_to_other_users, DirLock, FileIdentity, Listener,
     PeerCredentials, Reactor, ReactorEvent, Stream, UserId,
 };
+use crate::wire::handshake::{Message, Refusal, RefusalKind};
 use crate::wire::info::{ClientInfo, ServiceInfo, MAX_LISTED_CLIENTS};
 use crate::wire::interface::{InterfaceDescriptor, InterfaceInfo};
 
 use self::connection::ConnectionShared;
-/// Default largest number of open connections (also per user).
+/// Default largest number of open connections.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+/// Default largest number of open connections of one admitted user other than the service's
+/// own: a quarter of all, so that one other user never takes every connection.
+pub const DEFAULT_MAX_CONNECTIONS_PER_UID: usize = DEFAULT_MAX_CONNECTIONS / 4;
+
+/// Default largest number of connections of one user other than the service's own that may
+/// be in their handshake at once (connected, not yet said hello).
+pub const DEFAULT_MAX_HANDSHAKES_PER_UID: usize = 8;
+
+/// Default bytes of shared memory all connections together may make the service map: their
+/// regions, the spill buffers of both directions and the loans of both sides, counted by the
+/// size mapped (a third of a 24 GiB machine).
+pub const DEFAULT_MAX_SHARED_MEMORY: u64 = 8 << 30;
+
+/// Default bytes of shared memory one connection may make the service map: room for a
+/// largest request and a largest reply (1 GiB each by default) in flight, and more.
+pub const DEFAULT_MAX_SHARED_MEMORY_PER_CONNECTION: u64 = 4 << 30;
+
+/// Default number of shared-memory mappings all connections together may make the service
+/// hold: a quarter of the kernel's default `vm.max_map_count` (65530), a limit for the whole
+/// process that thread stacks, libraries and the program's own mappings count against too.
+pub const DEFAULT_MAX_MAPPINGS: u64 = 16384;
+
+/// Default number of threads the connections may use (one per call slot in use, at most):
+/// 4096 threads hold 8192 mappings (stack and guard page) and, idle, little memory.
+pub const DEFAULT_MAX_THREADS: u32 = 4096;
+
+/// Default time a new client has to say hello.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long a stop waits for calls in progress by default (see [`ServerOptions::grace_period`]).
 pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(5);
@@ -59,6 +90,11 @@ pub struct ServerOptions {
     access_check: Option<AccessCheck>,
     max_connections: usize,
     max_connections_per_uid: usize,
+    max_handshakes_per_uid: usize,
+    max_shared_memory: u64,
+    max_shared_memory_per_connection: u64,
+    max_mappings: u64,
+    max_threads: u32,
     stop_on_signals: bool,
     grace_period: Duration,
 }
@@ -77,6 +113,14 @@ impl std::fmt::Debug for ServerOptions {
             .field("access_check", &self.access_check.is_some())
             .field("max_connections", &self.max_connections)
             .field("max_connections_per_uid", &self.max_connections_per_uid)
+            .field("max_handshakes_per_uid", &self.max_handshakes_per_uid)
+            .field("max_shared_memory", &self.max_shared_memory)
+            .field(
+                "max_shared_memory_per_connection",
+                &self.max_shared_memory_per_connection,
+            )
+            .field("max_mappings", &self.max_mappings)
+            .field("max_threads", &self.max_threads)
             .field("stop_on_signals", &self.stop_on_signals)
             .field("grace_period", &self.grace_period)
             .finish()
@@ -91,13 +135,18 @@ impl Default for ServerOptions {
             slot_size: 4096,
             max_payload: DEFAULT_MAX_PAYLOAD,
             spin: true,
-            handshake_timeout: Duration::from_secs(5),
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             statistics: true,
             allowed_users: Vec::new(),
             allowed_gids: Vec::new(),
             access_check: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
-            max_connections_per_uid: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_uid: DEFAULT_MAX_CONNECTIONS_PER_UID,
+            max_handshakes_per_uid: DEFAULT_MAX_HANDSHAKES_PER_UID,
+            max_shared_memory: DEFAULT_MAX_SHARED_MEMORY,
+            max_shared_memory_per_connection: DEFAULT_MAX_SHARED_MEMORY_PER_CONNECTION,
+            max_mappings: DEFAULT_MAX_MAPPINGS,
+            max_threads: DEFAULT_MAX_THREADS,
             stop_on_signals: true,
             grace_period: DEFAULT_GRACE_PERIOD,
         }
@@ -106,7 +155,7 @@ impl Default for ServerOptions {
 
 impl ServerOptions {
     /// The defaults: 16 call slots of 4 KiB per connection (68 KiB of shared memory), payloads
-    /// up to 1 GiB, adaptive spinning, a 5 s handshake timeout; [`Server::serve`] stops on
+    /// up to 1 GiB, adaptive spinning, a 2 s handshake timeout; [`Server::serve`] stops on
     /// SIGTERM and SIGINT, and a stop gives calls in progress 5 s to finish.
     pub fn new() -> Self {
         Self::default()
@@ -190,9 +239,53 @@ impl ServerOptions {
         self
     }
 
-    /// Refuse a user's connections beyond `n` open ones with [`Error::Busy`] (default 1024).
+    /// Refuse the connections of an admitted user other than the service's own beyond `n`
+    /// open ones with [`Error::Busy`] (default 256, a quarter of all). Checked when the
+    /// connection is accepted, before it costs a thread. The service's own user is bounded
+    /// only by [`ServerOptions::max_connections`].
     pub fn max_connections_per_uid(mut self, n: usize) -> Self {
         self.max_connections_per_uid = n;
+        self
+    }
+
+    /// Refuse a new connection of a user other than the service's own with [`Error::Busy`]
+    /// while `n` of that user's connections are still in their handshake (default 8), so
+    /// that connections that never say hello cannot pile up until the handshake timeout.
+    pub fn max_handshakes_per_uid(mut self, n: usize) -> Self {
+        self.max_handshakes_per_uid = n;
+        self
+    }
+
+    /// Refuse calls (with [`Error::Busy`]) that would make all connections together map more
+    /// than `bytes` of shared memory in the service (default 8 GiB): their regions, spill
+    /// buffers and loans, counted by the size mapped, not by the pages touched.
+    pub fn max_shared_memory(mut self, bytes: u64) -> Self {
+        self.max_shared_memory = bytes;
+        self
+    }
+
+    /// Refuse calls (with [`Error::Busy`]) that would make one connection map more than
+    /// `bytes` of shared memory in the service (default 4 GiB). Keep it above twice
+    /// [`ServerOptions::max_payload`]: a largest request and its reply each take up to that.
+    pub fn max_shared_memory_per_connection(mut self, bytes: u64) -> Self {
+        self.max_shared_memory_per_connection = bytes;
+        self
+    }
+
+    /// Refuse calls (with [`Error::Busy`]) that would make all connections together hold more
+    /// than `n` shared-memory mappings in the service (default 16384): the kernel limits the
+    /// mappings of the whole process (`vm.max_map_count`).
+    pub fn max_mappings(mut self, n: u64) -> Self {
+        self.max_mappings = n;
+        self
+    }
+
+    /// Use at most `n` threads for the connections (default 4096): one per connection, and
+    /// one more per call slot a client uses at once. A new connection gets as many slots as
+    /// there are threads to spare (its calls then wait in line for fewer), and is refused
+    /// with [`Error::Busy`] when none is left.
+    pub fn max_threads(mut self, n: u32) -> Self {
+        self.max_threads = n;
         self
     }
 
@@ -222,7 +315,8 @@ impl ServerOptions {
             || self.access_check.is_some()
     }
 
-    /// How long a new client has to complete its handshake.
+    /// How long a new client has to complete its handshake (default 2 s; an lpc client says
+    /// hello right after it connects).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
         self
@@ -493,6 +587,31 @@ impl Drop for ServerHandle {
     }
 }
 
+/// Refuses a connection just accepted: the refusal is sent at once (a fresh socket's buffer
+/// has room for it, so this never blocks the reactor) and the socket closed. The client reads
+/// the refusal even if its hello crossed the close (see `registry::exchange`). Logged as a
+/// warning at most once a second, with how many more were refused since the last one: a
+/// flood of connections must not fill the service's log either.
+fn refuse_at_accept(service: &str, stream: &Stream, kind: RefusalKind, reason: String) {
+    static LAST_LOGGED_S: AtomicU64 = AtomicU64::new(0);
+    static UNLOGGED: AtomicU64 = AtomicU64::new(0);
+    // Seconds of the monotonic clock, plus one, so that the first refusal is always logged.
+    let now = crate::sys::monotonic_ns() / 1_000_000_000 + 1;
+    let last = LAST_LOGGED_S.load(Ordering::Relaxed);
+    if now > last
+        && LAST_LOGGED_S
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        let more = UNLOGGED.swap(0, Ordering::Relaxed);
+        tracing::warn!(service, ?kind, %reason, more, "refused a client at accept");
+    } else {
+        UNLOGGED.fetch_add(1, Ordering::Relaxed);
+    }
+    let refusal = Message::Refused(Refusal { kind, reason });
+    let _ = stream.send(&refusal.encode(), None);
+}
+
 /// The connections a service can hold: `configured`, or fewer when the descriptor limit
 /// (raised to its hard maximum first) would run out — each connection holds one descriptor,
 /// and receiving a buffer needs one more for a moment, so a reserve stays free. Past this,
@@ -535,6 +654,10 @@ struct Shared {
     /// be refused as busy): beyond it, a new connection is closed at once, so that silent
     /// clients cannot use up the descriptors established clients need.
     accept_cap: usize,
+    /// The shared memory all connections map (see `channel::budget`).
+    budget: Arc<Budget>,
+    /// Threads reserved by the open connections (see [`ServerOptions::max_threads`]).
+    threads: AtomicU32,
 }
 
 impl std::fmt::Debug for dyn Dispatch {
@@ -557,6 +680,11 @@ impl Shared {
             }
         };
         let (max_connections, accept_cap) = descriptor_budget(server.options.max_connections);
+        let budget = Arc::new(Budget::new(
+            "the service's budget (ServerOptions::max_shared_memory, max_mappings)",
+            server.options.max_shared_memory,
+            server.options.max_mappings,
+        ));
         let reactor =
             Reactor::new().map_err(|e| Error::io(&server.name, "creating the event loop", e))?;
         reactor
@@ -574,6 +702,8 @@ impl Shared {
             interface_info,
             max_connections,
             accept_cap,
+            budget,
+            threads: AtomicU32::new(0),
             dispatcher,
         })
     }
@@ -607,6 +737,56 @@ impl Shared {
         }
     }
 
+    /// What a new connection must pass before it gets a thread: the access policy, and — for
+    /// users other than the service's own — the per-user limits on open connections and on
+    /// connections still in their handshake.
+    fn admit_at_accept(
+        &self,
+        peer: Option<&PeerCredentials>,
+    ) -> std::result::Result<(), (RefusalKind, String)> {
+        self.admit(peer).map_err(|r| (RefusalKind::Denied, r))?;
+        let Some(peer) = peer else { return Ok(()) };
+        if *peer.user() == current_user() {
+            // The service's own user: trusted (it could stop the service), bounded only by
+            // the limits on all connections.
+            return Ok(());
+        }
+        let options = &self.server.options;
+        let table = self.connections();
+        let (mut open, mut handshaking) = (0, 0);
+        for (conn, _) in table.values() {
+            if conn.peer.as_ref().map(PeerCredentials::user) == Some(peer.user()) {
+                open += 1;
+                if !conn.calling.load(Ordering::Relaxed) {
+                    handshaking += 1;
+                }
+            }
+        }
+        drop(table);
+        if open >= options.max_connections_per_uid {
+            return Err((
+                RefusalKind::Busy,
+                format!(
+                    "user {} has reached the limit of {} connections per user \
+                     (ServerOptions::max_connections_per_uid)",
+                    peer.user(),
+                    options.max_connections_per_uid
+                ),
+            ));
+        }
+        if handshaking >= options.max_handshakes_per_uid {
+            return Err((
+                RefusalKind::Busy,
+                format!(
+                    "user {} has {handshaking} connections still in their handshake, the most \
+                     allowed (ServerOptions::max_handshakes_per_uid)",
+                    peer.user()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether one more connection (this one, already in the table) stays within the limits.
     fn within_limits(&self, peer: Option<&PeerCredentials>) -> std::result::Result<(), String> {
         let options = &self.server.options;
@@ -622,7 +802,7 @@ impl Shared {
                 self.max_connections
             ));
         }
-        if let Some(peer) = peer {
+        if let Some(peer) = peer.filter(|p| *p.user() != current_user()) {
             let mine = table
                 .values()
                 .filter(|(c, _)| c.peer.as_ref().map(PeerCredentials::user) == Some(peer.user()))
@@ -639,13 +819,43 @@ impl Shared {
         Ok(())
     }
 
+    /// Reserves threads for a new connection: up to `want` (its slots), but never so many
+    /// that a connection still to come within [`ServerOptions::max_connections`] would find
+    /// none (each keeps one); at least one while any is left. Returns how many.
+    fn reserve_threads(&self, want: u32) -> u32 {
+        let max = self.server.options.max_threads;
+        let open = self.connections().len();
+        let to_come = u32::try_from(self.max_connections.saturating_sub(open)).unwrap_or(u32::MAX);
+        let mut got = 0;
+        let _ = self
+            .threads
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                let left = max.saturating_sub(used);
+                let spare = left.saturating_sub(to_come);
+                got = want.min(spare.max(1)).min(left);
+                (got > 0).then_some(used + got)
+            });
+        got
+    }
+
+    fn release_threads(&self, n: u32) {
+        self.threads.fetch_sub(n, Ordering::AcqRel);
+    }
+
     /// The position of method `id` in the interface.
     fn method_index(&self, id: u32) -> Option<usize> {
         self.interface.methods.iter().position(|m| m.id == id)
     }
 
-    /// Who we are and how we are doing, for a query.
-    fn info(&self) -> ServiceInfo {
+    /// Who we are and how we are doing, for a query from `asker`: the service's own user sees
+    /// every client; another user (one the policy admits) only the connections of its own
+    /// user, never other users' processes. The method statistics count every call.
+    fn info(&self, asker: Option<&PeerCredentials>) -> ServiceInfo {
+        let owner = current_user();
+        let sees_all = asker.is_some_and(|a| *a.user() == owner);
+        let visible = |peer: Option<&PeerCredentials>| {
+            sees_all || matches!((asker, peer), (Some(a), Some(p)) if a.user() == p.user())
+        };
         let table = self.connections();
         let (mut methods, mut unknown_calls) = self.closed.snapshot();
         let mut clients = Vec::new();
@@ -654,16 +864,19 @@ impl Shared {
             if !conn.calling.load(Ordering::Relaxed) {
                 continue;
             }
-            connections += 1;
             let mut calls = 0;
             conn.each_stats(|stats| {
                 unknown_calls += stats.add_to(&mut methods);
                 calls += stats.total();
             });
+            if !visible(conn.peer.as_ref()) {
+                continue;
+            }
+            connections += 1;
             if clients.len() < MAX_LISTED_CLIENTS {
                 let peer = conn.peer.as_ref();
                 clients.push(ClientInfo {
-                    pid: peer.map_or(0, PeerCredentials::pid),
+                    pid: peer.and_then(PeerCredentials::pid),
                     user: peer.map(|p| p.user().to_string()).unwrap_or_default(),
                     gid: peer.and_then(PeerCredentials::gid),
                     process: conn.process.clone(),
@@ -676,8 +889,9 @@ impl Shared {
         clients.sort_by_key(|c| (c.pid, c.connected_for));
         ServiceInfo {
             service: self.server.name.clone(),
-            pid: std::process::id(),
-            user: current_user().to_string(),
+            // As this process sees itself; the asker replaces both with what its kernel says.
+            pid: Some(std::process::id()),
+            user: owner.to_string(),
             uptime: self.started.elapsed(),
             interface: InterfaceInfo::clone(&self.interface_info),
             connections,
@@ -746,9 +960,18 @@ impl Shared {
                 drop(stream);
                 continue;
             }
+            // Who it is, before anything is spent on it: a peer that is not admitted, or is
+            // over its user's limits, is refused here, on the reactor's thread, and costs no
+            // thread, no shared memory and no place in the connection table.
+            let peer = stream.peer_credentials().ok();
+            if let Err((kind, reason)) = self.admit_at_accept(peer.as_ref()) {
+                refuse_at_accept(&self.server.name, &stream, kind, reason);
+                continue;
+            }
             let token = self.next_token.fetch_add(1, Ordering::Relaxed);
             let conn = Arc::new(ConnectionShared::new(
                 stream,
+                peer,
                 self.dispatcher.interface(),
                 token,
             ));
@@ -761,6 +984,7 @@ impl Shared {
                 .name(format!("lpc-{}-{token}", self.server.name))
                 .spawn(move || {
                     connection::run(&shared, &conn);
+                    shared.release_threads(conn.threads.swap(0, Ordering::Relaxed));
                     // Under the table's lock, so that a query counts this connection's calls
                     // exactly once: either live or among the closed.
                     let mut table = shared.connections();

@@ -1,40 +1,49 @@
-//! Bulk buffers: shared memory that one side fills in place and the other reads in place —
-//! the memory behind `lpc::Loan`.
+//! Bulk buffers: shared memory that one side fills in place and the other reads — the memory
+//! behind `lpc::Loan`.
 //!
-//! ```text
-//! 0   lent flag (u32): 1 while the creator has handed the buffer to the peer for a call or
-//!     a result, set back to 0 by the peer when it no longer reads it
-//! 64  data
-//! ```
+//! Who may write what, when:
 //!
-//! In the creating process a buffer is used through at most one [`BulkClaim`] at a time (an
-//! atomic claim flag guards it), which is what makes handing out `&mut [u8]` sound here. The
-//! peer process may still write the bytes: a misbehaving peer can change the *values* a
-//! reader sees (any byte value is valid), never their bounds, which come from our own mapping.
+//! - **The creator** maps its buffer read-write and seals it against any other writable
+//!   mapping before it sends it (`SharedMemory::create_one_writer`): the peer can map it
+//!   read-only, no more. Within the creator, one [`BulkClaim`] at a time uses a buffer (an
+//!   atomic claim flag guards it). Together, that is what makes the creator's `&mut [u8]` and
+//!   `&[u8]` into it sound: no other thread or process can write those bytes.
+//! - **The creator writes only while the buffer is not lent.** Its lent word — in the
+//!   connection's region, not in the buffer, so that the buffer itself stays read-only for the
+//!   peer — is 1 from the moment the creator sends a handle to it until the receiver drops its
+//!   `Loan`; [`BulkClaim::data_mut`] is refused in between.
+//! - **The receiver** maps the buffer read-only and reads it only by copying ([`PeerBulk::read`]):
+//!   the creator can write it at any moment if it breaks the lending rule, so no reference into
+//!   it is ever formed there; a misbehaving creator changes the values a receiver copies out,
+//!   never their bounds, which come from the receiver's own mapping.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use super::Region;
-use crate::sys::AtomicU32;
-
-/// Bytes before the data of a bulk buffer.
-pub(crate) const BULK_HEADER: usize = 64;
+use super::layout::LentWord;
+use super::{OutOfBounds, Region};
 
 /// A bulk buffer this process created.
 pub(crate) struct BulkBuffer {
     id: u32,
     region: Region,
+    lent: LentWord,
     claimed: AtomicBool,
 }
 
 impl BulkBuffer {
-    /// Wraps a fresh mapping of at least [`BULK_HEADER`] + 1 bytes.
-    pub(crate) fn new(id: u32, region: Region) -> BulkBuffer {
-        assert!(region.len() > BULK_HEADER, "bulk buffer too small");
+    /// Wraps a fresh mapping of our own (writable here, read-only for the peer) of at least 1
+    /// byte, with the lent word of its id.
+    pub(crate) fn new(id: u32, region: Region, lent: LentWord) -> BulkBuffer {
+        assert!(
+            region.len() > 0 && region.writable(),
+            "a bulk buffer of our own is writable"
+        );
+        lent.get().store(0, Ordering::Release);
         BulkBuffer {
             id,
             region,
+            lent,
             claimed: AtomicBool::new(false),
         }
     }
@@ -45,16 +54,12 @@ impl BulkBuffer {
 
     /// Data bytes available.
     pub(crate) fn capacity(&self) -> usize {
-        self.region.len() - BULK_HEADER
-    }
-
-    fn lent(&self) -> &AtomicU32 {
-        self.region.atomic_u32(0)
+        self.region.len()
     }
 
     /// Whether the peer still holds the buffer.
     pub(crate) fn is_lent(&self) -> bool {
-        self.lent().load(Ordering::Acquire) != 0
+        self.lent.get().load(Ordering::Acquire) != 0
     }
 
     /// Exclusive use of the buffer in this process, if nobody here has it and the peer has
@@ -82,34 +87,39 @@ impl BulkClaim {
         &self.buffer
     }
 
-    /// The first `len` data bytes, to fill.
+    /// The first `len` bytes, to fill; `None` while the buffer is lent (the peer may be
+    /// reading it).
     ///
     /// # Panics
     /// If `len` exceeds the capacity (callers size the buffer first).
-    pub(crate) fn data_mut(&mut self, len: usize) -> &mut [u8] {
+    pub(crate) fn data_mut(&mut self, len: usize) -> Option<&mut [u8]> {
         assert!(len <= self.buffer.capacity(), "loan longer than its buffer");
-        // SAFETY: the range [BULK_HEADER, BULK_HEADER + len) lies inside the mapping (checked
-        // against the capacity). In this process no other reference to it exists: the claim
-        // flag admits one BulkClaim at a time, and this borrow is tied to `&mut self`. The
-        // mapping outlives the borrow (the claim holds an Arc to it). Another process writing
-        // the same bytes can change their values only; any value is a valid u8.
-        unsafe {
-            std::slice::from_raw_parts_mut(self.buffer.region.map.as_ptr().add(BULK_HEADER), len)
+        if self.buffer.is_lent() {
+            return None;
         }
+        // SAFETY: the range [0, len) lies inside the mapping (checked against the capacity),
+        // which is writable (checked by `BulkBuffer::new`) and outlives the borrow (the claim
+        // holds an Arc to it). No other process can write it: its object is sealed against
+        // writable mappings other than ours (`create_one_writer`). In this process no other
+        // reference to it exists: the claim flag admits one BulkClaim at a time, and this
+        // borrow is tied to `&mut self`. The peer may read the bytes only while the buffer is
+        // lent, which it is not now; any byte value is a valid u8 for its later reads.
+        Some(unsafe { std::slice::from_raw_parts_mut(self.buffer.region.map.as_ptr(), len) })
     }
 
-    /// The first `len` data bytes, to read.
+    /// The first `len` bytes, to read.
     pub(crate) fn data(&self, len: usize) -> &[u8] {
         assert!(len <= self.buffer.capacity(), "loan longer than its buffer");
-        // SAFETY: as in `data_mut`, in bounds and exclusively ours in this process; shared
-        // borrow of `self`, so no `&mut` to the same bytes coexists.
-        unsafe { std::slice::from_raw_parts(self.buffer.region.map.as_ptr().add(BULK_HEADER), len) }
+        // SAFETY: as in `data_mut`: in bounds, mapped while the claim lives, written by no
+        // other process (sealed) and, in this process, only through `data_mut`, which needs
+        // `&mut self` and so cannot run while this shared borrow lives.
+        unsafe { std::slice::from_raw_parts(self.buffer.region.map.as_ptr(), len) }
     }
 
-    /// Marks the buffer as handed to the peer; it is not claimed again until the peer gives
-    /// it back.
+    /// Marks the buffer as handed to the peer; it is not claimed again, nor written, until the
+    /// peer gives it back.
     pub(crate) fn lend(&self) {
-        self.buffer.lent().store(1, Ordering::Release);
+        self.buffer.lent.get().store(1, Ordering::Release);
     }
 }
 
@@ -119,34 +129,28 @@ impl Drop for BulkClaim {
     }
 }
 
-/// A peer's bulk buffer, as this process reads it.
+/// A peer's bulk buffer, mapped read-only, as this process reads it.
 pub(crate) struct PeerBulk {
     region: Region,
+    lent: LentWord,
 }
 
 impl PeerBulk {
-    pub(crate) fn new(region: Region) -> Option<PeerBulk> {
-        (region.len() > BULK_HEADER).then_some(PeerBulk { region })
+    pub(crate) fn new(region: Region, lent: LentWord) -> Option<PeerBulk> {
+        (region.len() > 0).then_some(PeerBulk { region, lent })
     }
 
     pub(crate) fn capacity(&self) -> usize {
-        self.region.len() - BULK_HEADER
+        self.region.len()
     }
 
-    /// `len` data bytes, read in place, if the buffer holds that many.
-    pub(crate) fn data(&self, len: usize) -> Option<&[u8]> {
-        if len > self.capacity() {
-            return None;
-        }
-        // SAFETY: in bounds (checked); the mapping lives as long as `self`. This process never
-        // writes a peer's buffer, so no `&mut` to these bytes exists here. The creator may
-        // write them (if it breaks the lending rule): that changes values, never bounds, and
-        // any value is a valid u8 — readers treat the bytes as untrusted input.
-        Some(unsafe { std::slice::from_raw_parts(self.region.map.as_ptr().add(BULK_HEADER), len) })
+    /// Copies the bytes at `offset` into `out` (a snapshot: the creator may be changing them).
+    pub(crate) fn read(&self, offset: usize, out: &mut [u8]) -> Result<(), OutOfBounds> {
+        self.region.read_into(offset, out)
     }
 
     /// Gives the buffer back to its creator.
     pub(crate) fn give_back(&self) {
-        self.region.atomic_u32(0).store(0, Ordering::Release);
+        self.lent.get().store(0, Ordering::Release);
     }
 }

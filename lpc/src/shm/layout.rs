@@ -8,7 +8,11 @@
 //!       24  slots used (client: one past the highest slot it has ever used)
 //!       64  doorbell (futex word: bumped by the client when the service sleeps)
 //!       68  service-sleeping flag
-//! 128  slot 0, slot 1, ... each `slot size` bytes:
+//! 128  lent words of the client's bulk buffers (64 × u32), then of the service's (64 × u32):
+//!      1 while the buffer's creator has lent it for a call or result, set back to 0 by the
+//!      receiver when it drops its `Loan` (see `shm::bulk`; reached through a second mapping
+//!      of the region, which loans keep alive)
+//! 640  slot 0, slot 1, ... each `slot size` bytes:
 //!        0  state (futex word: FREE, REQUEST, REQUEST_FIXED, SERVING, REPLY, ABANDONED)
 //!        4  client-waiting flag
 //!        8  frame header (wire::FrameHeader, 40 bytes)
@@ -24,14 +28,20 @@
 //! each way: state, frame header and payload together. Payloads larger than the inline area go to the slot's spill buffer, a separate
 //! shared-memory object (see `channel`).
 
+use std::sync::Arc;
+
 use super::{OutOfBounds, Region};
-use crate::sys::AtomicU32;
+use crate::sys::{AtomicU32, SharedMemory};
 
 pub(crate) const MAGIC: u32 = u32::from_le_bytes(*b"LPC1");
 /// 4: a request without deadline is its own state (REQUEST_FIXED), see `channel::state`.
 /// 5: a service-waiting flag per slot (each slot from 1 up has its own service thread).
-pub(crate) const LAYOUT_VERSION: u32 = 5;
-pub(crate) const HEADER_SIZE: usize = 128;
+/// 6: the loans' lent words in the header, out of the buffers (which the peer maps read-only).
+pub(crate) const LAYOUT_VERSION: u32 = 6;
+pub(crate) const HEADER_SIZE: usize = LENT_WORDS + 2 * MAX_BULK_BUFFERS * 4;
+/// At most this many bulk buffers (loans) each side may create per connection.
+pub(crate) const MAX_BULK_BUFFERS: usize = 64;
+const LENT_WORDS: usize = 128;
 /// State, waiting flag and frame header; the inline payload starts right after, so that a
 /// small payload (up to 16 bytes) shares the cache line of the state word.
 pub(crate) const SLOT_HEADER_SIZE: usize = 48;
@@ -90,20 +100,53 @@ impl Geometry {
     }
 }
 
+/// Which side of a connection: the one that created the region, or the one that opened it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    Client = 0,
+    Service = 1,
+}
+
 /// A connection's region with a validated header.
 #[derive(Debug)]
 pub(crate) struct ConnectionMemory {
     region: Region,
+    /// A second mapping of the same region, for the lent words: loans keep it (and only it)
+    /// alive, so a loan never points into memory unmapped under it.
+    lent: Arc<Region>,
     geometry: Geometry,
+    side: Side,
+}
+
+/// The lent word of one bulk buffer (see the layout), with the mapping it lies in.
+#[derive(Debug, Clone)]
+pub(crate) struct LentWord {
+    region: Arc<Region>,
+    offset: usize,
+}
+
+impl LentWord {
+    pub(crate) fn get(&self) -> &AtomicU32 {
+        self.region.atomic_u32(self.offset)
+    }
+}
+
+/// Maps `shm` twice (see [`ConnectionMemory::lent`]).
+fn map_twice(shm: &SharedMemory) -> Result<(Region, Arc<Region>), String> {
+    let map = |e: std::io::Error| format!("cannot map the connection's shared memory: {e}");
+    let region = Region::new(shm.map().map_err(map)?);
+    let lent = Arc::new(Region::new(shm.map().map_err(map)?));
+    Ok((region, lent))
 }
 
 impl ConnectionMemory {
     /// Lays out a fresh (zero-filled) region: the service side.
     pub(crate) fn initialize(
-        region: Region,
+        shm: &SharedMemory,
         geometry: Geometry,
     ) -> Result<ConnectionMemory, String> {
         let geometry = geometry.validate()?;
+        let (region, lent) = map_twice(shm)?;
         if region.len() < geometry.region_len() {
             return Err("region smaller than its geometry".into());
         }
@@ -116,13 +159,26 @@ impl ConnectionMemory {
         region
             .copy_in(0, &header)
             .map_err(|_| "region too small".to_string())?;
-        Ok(ConnectionMemory { region, geometry })
+        Ok(ConnectionMemory {
+            region,
+            lent,
+            geometry,
+            side: Side::Service,
+        })
     }
 
     /// Adopts a region received from the service: the header must match the geometry the
-    /// handshake announced, and the mapping must be large enough for it.
-    pub(crate) fn open(region: Region, geometry: Geometry) -> Result<ConnectionMemory, String> {
+    /// handshake announced, and the object must be exactly as large as it needs.
+    pub(crate) fn open(shm: &SharedMemory, geometry: Geometry) -> Result<ConnectionMemory, String> {
         let geometry = geometry.validate()?;
+        if shm.len() != geometry.region_len() {
+            return Err(format!(
+                "shared region is {} bytes, its geometry needs {}",
+                shm.len(),
+                geometry.region_len()
+            ));
+        }
+        let (region, lent) = map_twice(shm)?;
         if region.len() < geometry.region_len() {
             return Err(format!(
                 "shared region is {} bytes, its geometry needs {}",
@@ -147,11 +203,33 @@ impl ConnectionMemory {
         if word(8) != geometry.slot_count || word(12) != geometry.slot_size {
             return Err("shared region header disagrees with the handshake".into());
         }
-        Ok(ConnectionMemory { region, geometry })
+        Ok(ConnectionMemory {
+            region,
+            lent,
+            geometry,
+            side: Side::Client,
+        })
     }
 
     pub(crate) fn geometry(&self) -> Geometry {
         self.geometry
+    }
+
+    /// This side of the connection.
+    pub(crate) fn side(&self) -> Side {
+        self.side
+    }
+
+    /// The lent word of bulk buffer `id` created by `creator`.
+    ///
+    /// # Panics
+    /// If `id` is not below [`MAX_BULK_BUFFERS`] (ids are checked when received).
+    pub(crate) fn lent(&self, creator: Side, id: u32) -> LentWord {
+        assert!((id as usize) < MAX_BULK_BUFFERS, "bulk buffer id {id}");
+        LentWord {
+            region: self.lent.clone(),
+            offset: LENT_WORDS + (creator as usize * MAX_BULK_BUFFERS + id as usize) * 4,
+        }
     }
 
     /// How many slots, from slot 0, the client has ever used: the service looks for requests
@@ -259,45 +337,59 @@ impl<'a> SlotView<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sys::SharedMemory;
 
     const GEOMETRY: Geometry = Geometry {
         slot_count: 2,
         slot_size: 128,
     };
 
-    fn region(len: usize) -> (SharedMemory, Region) {
-        let shm = SharedMemory::create("layout-test", len).unwrap();
-        let region = Region::new(shm.map().unwrap());
-        (shm, region)
+    fn region(len: usize) -> SharedMemory {
+        SharedMemory::create("layout-test", len).unwrap()
     }
 
     #[test]
     fn a_region_opens_with_the_geometry_it_was_laid_out_with() {
-        let (shm, r) = region(GEOMETRY.region_len());
-        ConnectionMemory::initialize(r, GEOMETRY).unwrap();
-        let reopened = ConnectionMemory::open(Region::new(shm.map().unwrap()), GEOMETRY).unwrap();
+        let shm = region(GEOMETRY.region_len());
+        ConnectionMemory::initialize(&shm, GEOMETRY).unwrap();
+        let reopened = ConnectionMemory::open(&shm, GEOMETRY).unwrap();
         assert_eq!(reopened.geometry(), GEOMETRY);
         let other = Geometry {
             slot_count: 1,
             slot_size: 128,
         };
-        let err = ConnectionMemory::open(Region::new(shm.map().unwrap()), other).unwrap_err();
+        let shm = region(other.region_len());
+        ConnectionMemory::initialize(&shm, GEOMETRY).unwrap_err();
+        ConnectionMemory::initialize(&region(GEOMETRY.region_len()), GEOMETRY).unwrap();
+    }
+
+    #[test]
+    fn a_header_that_disagrees_with_the_handshake_is_refused() {
+        let shm = region(GEOMETRY.region_len());
+        ConnectionMemory::initialize(&shm, GEOMETRY).unwrap();
+        // Same length, other geometry.
+        let other = Geometry {
+            slot_count: 1,
+            slot_size: 128 + GEOMETRY.slot_size,
+        };
+        assert_eq!(other.region_len(), GEOMETRY.region_len());
+        let err = ConnectionMemory::open(&shm, other).unwrap_err();
         assert!(err.contains("disagrees"), "{err}");
     }
 
     #[test]
     fn a_region_without_our_header_is_refused() {
-        let (_shm, r) = region(GEOMETRY.region_len());
-        let err = ConnectionMemory::open(r, GEOMETRY).unwrap_err();
+        let shm = region(GEOMETRY.region_len());
+        let err = ConnectionMemory::open(&shm, GEOMETRY).unwrap_err();
         assert!(err.contains("magic"), "{err}");
     }
 
     #[test]
-    fn a_region_smaller_than_its_geometry_is_refused() {
-        let (_shm, r) = region(GEOMETRY.region_len() - 64);
-        let err = ConnectionMemory::open(r, GEOMETRY).unwrap_err();
-        assert!(err.contains("needs"), "{err}");
+    fn a_region_of_another_size_than_its_geometry_is_refused() {
+        for len in [GEOMETRY.region_len() - 64, GEOMETRY.region_len() + 4096] {
+            let shm = region(len);
+            let err = ConnectionMemory::open(&shm, GEOMETRY).unwrap_err();
+            assert!(err.contains("needs"), "{err}");
+        }
     }
 
     #[test]

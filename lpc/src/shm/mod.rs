@@ -75,11 +75,26 @@ impl Region {
         self.map.len()
     }
 
+    /// Whether this process may write it: false for a peer's buffer mapped read-only.
+    pub(crate) fn writable(&self) -> bool {
+        self.map.writable()
+    }
+
     fn check(&self, offset: usize, len: usize) -> Result<(), OutOfBounds> {
         match offset.checked_add(len) {
             Some(end) if end <= self.map.len() => Ok(()),
             _ => Err(OutOfBounds),
         }
+    }
+
+    /// [`Region::check`] for a write, or a word that may be written.
+    ///
+    /// # Panics
+    /// If the region is mapped read-only: lpc writes only memory it maps writable, so that is
+    /// a bug in lpc (the write would fault).
+    fn check_write(&self, offset: usize, len: usize) -> Result<(), OutOfBounds> {
+        assert!(self.writable(), "write to a read-only mapping");
+        self.check(offset, len)
     }
 }
 
@@ -97,7 +112,8 @@ impl Region {
             offset.is_multiple_of(4),
             "misaligned atomic offset {offset}"
         );
-        self.check(offset, 4).expect("atomic offset out of bounds");
+        self.check_write(offset, 4)
+            .expect("atomic offset out of bounds");
         // SAFETY: in bounds (checked) and 4-aligned (checked; mappings are page-aligned). The
         // memory stays mapped while `self` lives, which bounds the returned borrow. AtomicU32
         // has the size and alignment of u32, every bit pattern is valid, and atomic accesses
@@ -140,7 +156,7 @@ impl Region {
         len: usize,
     ) -> Result<(), OutOfBounds> {
         self.check(offset, len)?;
-        dst.check(dst_offset, len)?;
+        dst.check_write(dst_offset, len)?;
         // SAFETY: both ranges are inside their mappings (checked above). Two distinct
         // mappings may alias the same pages only if they map the same memory object, and
         // callers copy between a buffer and its fresh, larger replacement (different objects).
@@ -152,6 +168,15 @@ impl Region {
                 len,
             )
         };
+        Ok(())
+    }
+
+    /// Copies `out.len()` bytes at `offset` into `out`.
+    pub(crate) fn read_into(&self, offset: usize, out: &mut [u8]) -> Result<(), OutOfBounds> {
+        self.check(offset, out.len())?;
+        // SAFETY: source in bounds (checked), destination private memory of `out.len()` bytes
+        // that cannot overlap a shared mapping. As in `copy_out`, a snapshot of plain bytes.
+        unsafe { copy_bytes(self.map.as_ptr().add(offset), out.as_mut_ptr(), out.len()) };
         Ok(())
     }
 
@@ -174,7 +199,7 @@ impl Region {
         offset: usize,
         bytes: &[u8; N],
     ) -> Result<(), OutOfBounds> {
-        self.check(offset, N)?;
+        self.check_write(offset, N)?;
         // SAFETY: destination in bounds (checked); the source is a private array that cannot
         // overlap the mapping. As in `copy_in`, the peer validates what it reads.
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.map.as_ptr().add(offset), N) };
@@ -183,7 +208,7 @@ impl Region {
 
     /// Copies `bytes` into the region at `offset`.
     pub(crate) fn copy_in(&self, offset: usize, bytes: &[u8]) -> Result<(), OutOfBounds> {
-        self.check(offset, bytes.len())?;
+        self.check_write(offset, bytes.len())?;
         // SAFETY: destination in bounds (checked); the source is private memory that cannot
         // overlap the mapping. Writing plain bytes that the peer may read concurrently is the
         // purpose of the region; the peer validates what it reads.

@@ -22,7 +22,8 @@ impl Region {
             offset.is_multiple_of(4),
             "misaligned atomic offset {offset}"
         );
-        self.check(offset, 4).expect("atomic offset out of bounds");
+        self.check_write(offset, 4)
+            .expect("atomic offset out of bounds");
         self.map.word(offset)
     }
 
@@ -49,10 +50,17 @@ impl Region {
         len: usize,
     ) -> Result<(), OutOfBounds> {
         self.check(offset, len)?;
-        dst.check(dst_offset, len)?;
+        dst.check_write(dst_offset, len)?;
         let mut bytes = vec![0; len];
         self.map.copy_out(offset, &mut bytes);
         dst.map.copy_in(dst_offset, &bytes);
+        Ok(())
+    }
+
+    /// Copies `out.len()` bytes at `offset` into `out`.
+    pub(crate) fn read_into(&self, offset: usize, out: &mut [u8]) -> Result<(), OutOfBounds> {
+        self.check(offset, out.len())?;
+        self.map.copy_out(offset, out);
         Ok(())
     }
 
@@ -75,7 +83,7 @@ impl Region {
 
     /// Copies `bytes` into the region at `offset`.
     pub(crate) fn copy_in(&self, offset: usize, bytes: &[u8]) -> Result<(), OutOfBounds> {
-        self.check(offset, bytes.len())?;
+        self.check_write(offset, bytes.len())?;
         self.map.copy_in(offset, bytes);
         Ok(())
     }

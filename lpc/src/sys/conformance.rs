@@ -148,7 +148,7 @@ fn an_endpoint_carries_messages_both_ways_with_the_peers_credentials() {
     assert_eq!(&buf[..n], b"welcome");
     for end in [&client, &service] {
         let peer = end.peer_credentials().unwrap();
-        assert_eq!(peer.pid(), std::process::id());
+        assert_eq!(peer.pid(), Some(std::process::id()));
         assert_eq!(peer.user(), &current_user());
     }
 }
@@ -325,6 +325,104 @@ fn the_naming_place_is_private_locked_and_tells_files_apart() {
         file_identity(&other).unwrap(),
         file_identity(&path).unwrap()
     );
+}
+
+/// What another user could have planted where a runtime directory should be, and what lpc
+/// must never do to a directory it did not create. Unix modes and symlinks set the scene (a
+/// Windows backend brings the same cases with ACLs and junctions).
+#[cfg(unix)]
+#[test]
+fn the_naming_place_refuses_what_another_user_could_have_planted() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let mode = |p: &std::path::Path| std::fs::symlink_metadata(p).unwrap().mode() & 0o7777;
+    let set = |p: &std::path::Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    let refused = |p: &std::path::Path, needle: &str| {
+        let err = create_private_dir(p).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied, "{err}");
+        assert!(err.to_string().contains(needle), "{err}");
+    };
+    let base = TestDir::new("planted");
+
+    // Created afresh: mode 0700, and lpc may later open it to others.
+    let fresh = base.0.join("fresh");
+    create_private_dir(&fresh).unwrap();
+    assert_eq!(mode(&fresh), 0o700);
+    let socket = fresh.join("endpoint");
+    let _listener = Listener::bind(&socket).unwrap();
+    open_to_other_users(&fresh, &socket).unwrap();
+    assert_eq!(mode(&fresh), 0o711);
+    // Checking it again accepts it as it is now.
+    create_private_dir(&fresh).unwrap();
+    assert_eq!(mode(&fresh), 0o711);
+
+    // A symlink, to a directory of ours: never followed, the target never touched.
+    let target = base.0.join("target");
+    std::fs::create_dir(&target).unwrap();
+    set(&target, 0o755);
+    let link = base.0.join("link");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    refused(&link, "is a symbolic link");
+    // Not with a trailing slash either (which makes lstat follow it).
+    refused(
+        &PathBuf::from(format!("{}/", link.display())),
+        "is a symbolic link",
+    );
+    refused(&link.join("."), "is a symbolic link");
+    refused(&link.join("sub").join(".."), "contains `..`");
+    assert_eq!(mode(&target), 0o755);
+    assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
+    // A dangling one neither: nothing is created where it points.
+    let dangling = base.0.join("dangling");
+    std::os::unix::fs::symlink(base.0.join("nowhere"), &dangling).unwrap();
+    refused(&dangling, "is a symbolic link");
+    assert!(!base.0.join("nowhere").exists());
+
+    // Writable by others: refused, its mode left alone.
+    let open = base.0.join("open");
+    std::fs::create_dir(&open).unwrap();
+    set(&open, 0o777);
+    refused(&open, "can be written by other users (mode 0777)");
+    assert_eq!(mode(&open), 0o777);
+
+    // Readable by others, of ours: accepted as it is (not tightened, not marked), and lpc
+    // does not open a directory it did not create to others.
+    let readable = base.0.join("readable");
+    std::fs::create_dir(&readable).unwrap();
+    set(&readable, 0o755);
+    create_private_dir(&readable).unwrap();
+    assert_eq!(mode(&readable), 0o755);
+    let private = base.0.join("private");
+    std::fs::create_dir(&private).unwrap();
+    set(&private, 0o700);
+    create_private_dir(&private).unwrap();
+    let socket = private.join("endpoint");
+    let _listener = Listener::bind(&socket).unwrap();
+    let err = open_to_other_users(&private, &socket).unwrap_err();
+    assert!(err.to_string().contains("chmod go+x"), "{err}");
+    assert_eq!(mode(&private), 0o700);
+
+    // Its parent: writable by others, refused unless sticky (as /tmp is).
+    let shared = base.0.join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    set(&shared, 0o777);
+    refused(&shared.join("run"), "is not sticky");
+    assert!(!shared.join("run").exists());
+    set(&shared, 0o1777);
+    create_private_dir(&shared.join("run")).unwrap();
+
+    // Another user's: only root can set that scene.
+    if rustix::process::geteuid().is_root() {
+        let theirs = base.0.join("theirs");
+        std::fs::create_dir(&theirs).unwrap();
+        set(&theirs, 0o700);
+        std::os::unix::fs::chown(&theirs, Some(4242), Some(4242)).unwrap();
+        refused(&theirs, "belongs to uid 4242");
+        assert_eq!(std::fs::metadata(&theirs).unwrap().uid(), 4242);
+        // And a directory in a parent of theirs.
+        refused(&theirs.join("run"), "its parent");
+    }
 }
 
 #[test]

@@ -10,13 +10,13 @@
 //!
 //! | piece | what it is | Linux | Windows (planned) |
 //! |---|---|---|---|
-//! | [`SharedMemory`] | a shared-memory object of fixed size: `create(name, len)`, `len()`, `map()`; received from a peer only through [`Stream::recv`], which checks its kind, seals and size before handing it out | sealed `memfd_create(2)` | pagefile-backed section, `DuplicateHandle` |
-//! | [`Mapping`] | a live mapping of one, unmapped on drop: `as_ptr()`, `len()` | `mmap(2)` | `MapViewOfFile` |
+//! | [`SharedMemory`] | a shared-memory object of fixed size: `create(name, len)` (both sides write), `create_one_writer(name, len)` (mapped here, then only read-only mappings elsewhere), `len()`, `map()`, `map_read_only()`; received from a peer only through [`Stream::recv`], which checks its kind, seals and size before handing it out | sealed `memfd_create(2)`, `F_SEAL_FUTURE_WRITE` | pagefile-backed section, `DuplicateHandle` (read-only duplicate) |
+//! | [`Mapping`] | a live mapping of one, unmapped on drop: `as_ptr()`, `len()`, `writable()` | `mmap(2)` | `MapViewOfFile` |
 //! | [`AtomicU32`], [`fence`] | the 32-bit word shared memory is made of, and the fence of its memory model: `std::sync::atomic`'s (the loom model's under `cfg(loom)`); everything that lives in shared memory uses these names | `std::sync::atomic` | `std::sync::atomic` |
 //! | [`wait`] / [`wake`] | the doorbell: sleep while a 32-bit word of shared memory holds a value (with a timeout), wake its sleepers | `futex(2)`, shared | spin, then events, with a "sleeping" flag |
-//! | [`Listener`] / [`Stream`] | a local endpoint: bind an address, accept, connect; send and receive one message with at most one attached [`SharedMemory`]; the peer's [`PeerCredentials`]; whether the peer hung up; shut down | Unix `SOCK_SEQPACKET`, `SCM_RIGHTS`, `SO_PEERCRED` | named pipes in message mode, token SID |
+//! | [`Listener`] / [`Stream`] | a local endpoint: bind an address, accept, connect; send and receive one message with at most one attached [`SharedMemory`]; the peer's [`PeerCredentials`] (its pid unknown for a peer in a PID namespace we cannot see); whether the peer hung up; shut down | Unix `SOCK_SEQPACKET`, `SCM_RIGHTS`, `SO_PEERCRED` | named pipes in message mode, token SID |
 //! | [`Reactor`] | waits for connections to accept, for peers to hang up or send a message (it does not read it), and can be woken; on request, also for the signals that ask the process to stop (SIGTERM, SIGINT), which then no longer end it | `epoll(7)`, `eventfd(2)`, a `signal-hook` self-pipe | I/O completion port, `SetConsoleCtrlHandler` |
-//! | [`DirLock`], [`create_private_dir`], [`open_to_other_users`], [`file_identity`] | the place endpoints are named in: private to the user, locked while a name is bound | directory mode 0700, `flock(2)` | per-user pipe prefix, DACL |
+//! | [`DirLock`], [`create_private_dir`], [`open_to_other_users`], [`file_identity`] | the place endpoints are named in: private to the user, locked while a name is bound; never a symlink, another user's directory, one others can write to or one in a parent others can change (any of which another user could have planted), and never a mode changed on a directory lpc did not create | directory mode 0700 and a marker file, `lstat`, `flock(2)` | per-user pipe prefix, DACL |
 //! | [`current_user`], [`monotonic_ns`], [`can_run_apart`], [`process_name`], [`process_alive`], [`raise_open_file_limit`], [`spawn_with_endpoint`] | the process: who we are, a clock both peers share, CPU placement, another process's name and liveness, the descriptor budget, children that inherit one endpoint | `getuid`, `CLOCK_MONOTONIC`, `sched_getaffinity`, `/proc`, `pidfd`/`kill(0)`, `RLIMIT_NOFILE`, `fork`+`exec` with one inherited descriptor | token SID, `QueryPerformanceCounter`, `OpenProcess`, `PROC_THREAD_ATTRIBUTE_HANDLE_LIST` |
 //!
 //! The Linux backend is built on `rustix`; most of its calls are safe wrappers. The `unsafe`
@@ -127,6 +127,11 @@ impl UserId {
         UserId(UserRepr::Uid(uid))
     }
 
+    /// The user this process runs as.
+    pub fn current() -> UserId {
+        current_user()
+    }
+
     /// The Windows user with security identifier `sid` (`S-1-5-21-…`).
     pub fn from_sid(sid: impl Into<String>) -> UserId {
         UserId(UserRepr::Sid(sid.into()))
@@ -161,21 +166,32 @@ impl fmt::Display for UserId {
 /// The credentials of the process at the other end of a connection, as the kernel recorded
 /// them when it connected (not anything the peer wrote): `SO_PEERCRED` on Linux, the client's
 /// token on Windows.
+///
+/// The pid may be unknown: a peer in a PID namespace that this process cannot see (a container
+/// started with its own namespace, or a service running inside one while its client runs
+/// outside) has no pid here, and the kernel reports 0 for it. The user and group are always
+/// known. Nothing in lpc relies on the pid: access is decided by user and group.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PeerCredentials {
-    pid: u32,
+    pid: Option<u32>,
     user: UserId,
     gid: Option<u32>,
 }
 
 impl PeerCredentials {
-    /// Credentials of process `pid` running as `user`, with primary group `gid` (Unix).
-    pub fn new(pid: u32, user: UserId, gid: Option<u32>) -> PeerCredentials {
-        PeerCredentials { pid, user, gid }
+    /// Credentials of process `pid` (`None` if unknown; `Some(0)` is taken as unknown too, as
+    /// the kernel reports it) running as `user`, with primary group `gid` (Unix).
+    pub fn new(pid: Option<u32>, user: UserId, gid: Option<u32>) -> PeerCredentials {
+        PeerCredentials {
+            pid: pid.filter(|&pid| pid != 0),
+            user,
+            gid,
+        }
     }
 
-    /// Process id.
-    pub fn pid(&self) -> u32 {
+    /// Process id, as this process's PID namespace numbers it: `None` when the peer runs in a
+    /// PID namespace this process cannot see.
+    pub fn pid(&self) -> Option<u32> {
         self.pid
     }
 
@@ -197,7 +213,10 @@ impl PeerCredentials {
 
 impl fmt::Display for PeerCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "pid {}, user {}", self.pid, self.user)?;
+        match self.pid {
+            Some(pid) => write!(f, "pid {pid}, user {}", self.user)?,
+            None => write!(f, "pid unknown, user {}", self.user)?,
+        }
         if let Some(gid) = self.gid {
             write!(f, ", group {gid}")?;
         }
@@ -224,9 +243,12 @@ const CONTRACT: () = {
         // Shared memory.
         let _: fn(&str, usize) -> Result<SharedMemory> = SharedMemory::create;
         let _: fn(&SharedMemory) -> usize = SharedMemory::len;
+        let _: fn(&str, usize) -> Result<(SharedMemory, Mapping)> = SharedMemory::create_one_writer;
         let _: fn(&SharedMemory) -> Result<Mapping> = SharedMemory::map;
+        let _: fn(&SharedMemory) -> Result<Mapping> = SharedMemory::map_read_only;
         let _: fn(&Mapping) -> *mut u8 = Mapping::as_ptr;
         let _: fn(&Mapping) -> usize = Mapping::len;
+        let _: fn(&Mapping) -> bool = Mapping::writable;
         // The doorbell.
         let _: fn(&AtomicU32, u32, Option<Duration>) -> WaitOutcome = wait;
         let _: fn(&AtomicU32, u32) = wake;

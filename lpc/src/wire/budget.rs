@@ -669,7 +669,16 @@ mod tests {
     use serde::{Deserialize, Serialize};
 
     use super::*;
-    use crate::wire::codec::decode_exact;
+
+    /// Decodes `bytes` as postcard within the budget of their length and `limit` (what
+    /// `codec::decode_exact` does, less its check for trailing bytes).
+    fn decode_exact<'a, T: Deserialize<'a>>(bytes: &'a [u8], limit: u64) -> Result<T, String> {
+        let budget = Budget::for_payload(bytes.len(), limit);
+        let mut deserializer = postcard::Deserializer::from_bytes(bytes);
+        budget
+            .deserialize(&mut deserializer)
+            .map_err(|e: postcard::Error| budget.refusal().unwrap_or_else(|| e.to_string()))
+    }
 
     /// 1,032 bytes in memory; its unit variant is one byte on the wire.
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

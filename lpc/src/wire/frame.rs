@@ -39,6 +39,9 @@ pub(crate) enum Status {
     /// bad arguments. The payload is a UTF-8 message; the connection stays open. (A peer of an
     /// older version reads this status as unknown: a protocol error too.)
     MalformedFrame = 6,
+    /// The service could not take the call now (one of its budgets — shared memory, mappings
+    /// — would be exceeded); the payload is a UTF-8 reason. The connection stays open.
+    Busy = 7,
 }
 
 impl Status {
@@ -51,6 +54,7 @@ impl Status {
             4 => Status::TooLarge,
             5 => Status::EncodeFailed,
             6 => Status::MalformedFrame,
+            7 => Status::Busy,
 
             _ => return None,
         })
@@ -132,7 +136,7 @@ mod tests {
         b[4] = 0x80;
         assert!(FrameHeader::decode(&b).unwrap_err().contains("flags"));
         let mut b = [0u8; FRAME_SIZE];
-        b[28] = 7;
+        b[28] = 8;
         assert!(FrameHeader::decode(&b).unwrap_err().contains("status"));
     }
 }

@@ -12,19 +12,26 @@ use super::interface::InterfaceInfo;
 pub struct ServiceInfo {
     /// The service name.
     pub service: String,
-    /// The service's process id.
-    pub pid: u32,
-    /// The user it runs as (a uid on Unix, a SID on Windows).
+    /// The service's process id, as the asker's PID namespace numbers it: [`crate::query`]
+    /// puts here what the kernel says about the process that accepted its connection, not what
+    /// the service claims. `None` when the service runs in a PID namespace the asker cannot
+    /// see.
+    #[serde(with = "pid_or_zero")]
+    pub pid: Option<u32>,
+    /// The user it runs as (a uid on Unix, a SID on Windows); from the kernel too.
     pub user: String,
     /// How long the service has been serving.
     pub uptime: Duration,
     /// Its interface.
     pub interface: InterfaceInfo,
-    /// Connections open now (may exceed `clients.len()`, which is capped).
+    /// Connections open now that the asker may see (may exceed `clients.len()`, which is
+    /// capped): all of them for the service's own user, only its own for another user.
     pub connections: u64,
-    /// The connected clients (at most [`MAX_LISTED_CLIENTS`]).
+    /// The connected clients the asker may see (at most [`MAX_LISTED_CLIENTS`]): every client
+    /// when the asker runs as the service's user; otherwise only the asker's user's own.
     pub clients: Vec<ClientInfo>,
-    /// Per-method statistics since the service started, in interface order.
+    /// Per-method statistics since the service started, in interface order. They count every
+    /// client's calls, whoever asks (they name no process).
     pub methods: Vec<MethodStats>,
     /// Calls whose method id the service did not know.
     pub unknown_calls: u64,
@@ -36,18 +43,35 @@ pub const MAX_LISTED_CLIENTS: usize = 256;
 /// One connected client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientInfo {
-    /// Process id (from the kernel, at connect).
-    pub pid: u32,
+    /// Process id (from the kernel, at connect), as the service's PID namespace numbers it:
+    /// `None` when the client runs in a PID namespace the service cannot see.
+    #[serde(with = "pid_or_zero")]
+    pub pid: Option<u32>,
     /// The user it runs as (a uid on Unix, a SID on Windows).
     pub user: String,
     /// Its primary group (Unix).
     pub gid: Option<u32>,
-    /// The process name (`/proc/<pid>/comm` at connect), if known.
+    /// The process name (`/proc/<pid>/comm` at connect), if known (empty otherwise). The
+    /// client chose it: show it escaped.
     pub process: String,
     /// How long it has been connected.
     pub connected_for: Duration,
     /// Calls it has made.
     pub calls: u64,
+}
+
+/// A pid that may be unknown, as 0 on the wire (as `SO_PEERCRED` reports an unknown one, and
+/// as every pid crossed before it could be unknown: the encoding is unchanged).
+mod pid_or_zero {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(pid: &Option<u32>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u32(pid.unwrap_or(0))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+        Ok(Some(u32::deserialize(d)?).filter(|&pid| pid != 0))
+    }
 }
 
 /// Statistics of one method.
@@ -118,6 +142,27 @@ impl LatencyHistogram {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An unknown pid crosses as 0, the encoding every pid had before it could be unknown.
+    #[test]
+    fn an_unknown_pid_crosses_as_zero() {
+        let client = |pid| ClientInfo {
+            pid,
+            user: "0".into(),
+            gid: Some(0),
+            process: String::new(),
+            connected_for: Duration::ZERO,
+            calls: 0,
+        };
+        let plain = |pid: u32| (pid, "0", Some(0u32), "", Duration::ZERO, 0u64);
+        for pid in [None, Some(1), Some(4_000_000)] {
+            let bytes = postcard::to_stdvec(&client(pid)).unwrap();
+            let before = postcard::to_stdvec(&plain(pid.unwrap_or(0))).unwrap();
+            assert_eq!(bytes, before);
+            let back: ClientInfo = postcard::from_bytes(&bytes).unwrap();
+            assert_eq!(back.pid, pid);
+        }
+    }
 
     #[test]
     fn percentiles_come_from_bucket_bounds() {

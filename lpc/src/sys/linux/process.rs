@@ -4,7 +4,7 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 
@@ -48,45 +48,145 @@ pub(crate) fn can_run_apart(peer: Option<u32>) -> bool {
         .is_some()
 }
 
-/// Creates `path` (and its parents) as a directory only its owner can use (mode 0700), or
-/// checks that an existing one belongs to us and is not open to others.
+/// The file lpc leaves in a runtime directory it created (so that it may later open that
+/// directory to other users; it never changes the mode of one it did not create).
+const CREATED_MARK: &str = ".lpc-created";
+
+fn refused(path: &Path, why: impl std::fmt::Display) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!("{} {why}", path.display()),
+    )
+}
+
+/// Makes `path` the private directory endpoints are named in, or checks an existing one,
+/// without ever following a symlink for it or changing the mode of a directory lpc did not
+/// create:
+///
+/// * missing: created with mode 0700 (its missing parents too), and marked as lpc's;
+/// * a symlink (also named with a trailing `/`), a path through `..`, not a directory,
+///   another user's, or writable by group or others: refused, with an error that says what
+///   to do (another user may have planted it, or could plant sockets in it);
+/// * its parent must be ours or root's, and writable by nobody else unless sticky (as
+///   `/tmp` is): otherwise another user could replace the directory after the checks.
+///
+/// An existing directory readable or searchable by others is accepted as it is: every socket
+/// in it carries its own mode, and every connection is checked against the service's policy.
 pub(crate) fn create_private_dir(path: &Path) -> io::Result<()> {
-    match std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)
+    // Without a trailing slash (or `.`), which would make `lstat` follow a symlink.
+    let path: std::path::PathBuf = path.components().collect();
+    let path = path.as_path();
+    if path
+        .components()
+        .any(|c| c == std::path::Component::ParentDir)
     {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(e),
-    }
-    let meta = std::fs::metadata(path)?;
-    if !meta.is_dir() {
-        return Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            format!("{} exists and is not a directory", path.display()),
+        // `a/link/..` is wherever a symlink `link` leads: name the directory itself.
+        return Err(refused(
+            path,
+            "contains `..`, which leads wherever a symlink before it points: name the runtime \
+             directory without `..`",
         ));
     }
-    if meta.uid() != current_uid() {
-        return Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        match std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+        {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        check_parent(path, parent)?;
+    }
+    // `mkdir` never follows a symlink in the last component: an existing one is EEXIST.
+    let created = match std::fs::DirBuilder::new().mode(0o700).create(path) {
+        Ok(()) => true,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+        Err(e) => return Err(e),
+    };
+    let meta = std::fs::symlink_metadata(path)?;
+    let me = current_uid();
+    if meta.file_type().is_symlink() {
+        let target = std::fs::read_link(path)
+            .map(|t| format!(" (to {})", t.display()))
+            .unwrap_or_default();
+        return Err(refused(
+            path,
             format!(
-                "{} belongs to uid {}, not to this user (uid {})",
-                path.display(),
-                meta.uid(),
-                current_uid()
+                "is a symbolic link{target}; lpc never follows one for its runtime directory, \
+                 since another user may have planted it: remove it, or choose the real \
+                 directory as the runtime directory"
             ),
         ));
     }
-    if meta.mode() & 0o066 != 0 {
-        // We own it: close it to others rather than fail. (Search permission alone, 0711,
-        // is what `open_to_other_users` grants for services that admit other users.)
-        std::fs::set_permissions(
+    if !meta.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!(
+                "{} exists and is not a directory: remove it, or choose another runtime directory",
+                path.display()
+            ),
+        ));
+    }
+    if meta.uid() != me {
+        return Err(refused(
             path,
-            std::fs::Permissions::from_mode(0o700 | (meta.mode() & 0o011)),
-        )?;
+            format!(
+                "belongs to uid {}, not to this user (uid {me}); another user may have planted \
+                 it: have it removed (by its owner or root), or choose another runtime directory",
+                meta.uid()
+            ),
+        ));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(refused(
+            path,
+            format!(
+                "can be written by other users (mode {mode:04o}), who could plant sockets in \
+                 it; lpc changes the mode only of a directory it creates: `chmod go-w {}` if \
+                 that is what you want, or remove it so that lpc creates it (mode 0700)",
+                path.display()
+            ),
+        ));
+    }
+    if created {
+        // Created with O_EXCL in a directory only we can write: nobody else's file.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path.join(CREATED_MARK))?;
     }
     Ok(())
+}
+
+/// Refuses a runtime directory whose parent another user could change: owned by someone
+/// other than us or root, or writable by others without the sticky bit (which keeps them from
+/// renaming or removing our entries, as in `/tmp`).
+fn check_parent(path: &Path, parent: &Path) -> io::Result<()> {
+    // The parent may be reached through symlinks (`/var/run` -> `/run`): what matters is the
+    // directory the last component lives in.
+    let meta = std::fs::metadata(parent)?;
+    let me = current_uid();
+    let mode = meta.mode() & 0o7777;
+    let why = if meta.uid() != me && meta.uid() != 0 {
+        format!("belongs to uid {}", meta.uid())
+    } else if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+        format!("can be written by other users (mode {mode:04o}) and is not sticky")
+    } else {
+        return Ok(());
+    };
+    Err(refused(
+        path,
+        format!(
+            "cannot be a runtime directory: its parent {} {why}, so another user could replace \
+             it after lpc checked it; choose a runtime directory whose parent only you or root \
+             can change",
+            parent.display()
+        ),
+    ))
 }
 
 /// An exclusive `flock(2)` on a directory, held while a service name is checked and bound, so
@@ -131,9 +231,31 @@ pub(crate) fn process_name(pid: u32) -> String {
 /// Lets other users reach the socket at `socket` inside `dir`: the socket becomes
 /// connectable by all (0666) and the directory traversable but not listable by others (0711).
 /// Who may actually use the service is then decided by its access policy at connect.
+///
+/// The directory's mode is changed only if lpc created it (`create_private_dir` marked it);
+/// another directory that others cannot traverse is an error that says what to do.
 pub(crate) fn open_to_other_users(dir: &Path, socket: &Path) -> io::Result<()> {
-    let mode = std::fs::metadata(dir)?.mode() & 0o7777;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o011))?;
+    let dir: std::path::PathBuf = dir.components().collect();
+    let dir = dir.as_path();
+    let meta = std::fs::symlink_metadata(dir)?;
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o011 != 0o011 {
+        let mark = std::fs::symlink_metadata(dir.join(CREATED_MARK));
+        let ours = mark.is_ok_and(|m| m.is_file() && m.uid() == current_uid());
+        if !ours {
+            return Err(refused(
+                dir,
+                format!(
+                    "cannot be traversed by other users (mode {mode:04o}), so they cannot reach \
+                     the socket, and lpc changes the mode only of a runtime directory it \
+                     created: `chmod go+x {}` (others can then reach a socket by its name, not \
+                     list the directory), or choose a runtime directory lpc creates",
+                    dir.display()
+                ),
+            ));
+        }
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o011))?;
+    }
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o666))
 }
 

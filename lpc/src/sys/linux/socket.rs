@@ -7,7 +7,7 @@
 
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -244,12 +244,41 @@ impl Stream {
     }
 
     /// The peer's pid, uid and gid, as the kernel recorded them at `connect` (`SO_PEERCRED`).
+    /// The kernel reports pid 0 for a peer in a PID namespace this process cannot see (it runs
+    /// outside ours, while we run in a child namespace): its pid is then unknown.
+    ///
+    /// Not rustix's `socket_peercred`: its `UCred` holds the pid as a `Pid`, which cannot be 0,
+    /// so that a pid of 0 from the kernel would be an invalid value.
     pub(crate) fn peer_credentials(&self) -> io::Result<PeerCredentials> {
-        let cred = sockopt::socket_peercred(&self.fd)?;
+        let mut cred = libc::ucred {
+            pid: 0,
+            uid: 0,
+            gid: 0,
+        };
+        let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+        // SAFETY: `getsockopt(SO_PEERCRED)` writes at most `len` bytes (the size of a
+        // `ucred`, every bit pattern of whose three integers is valid) into `cred`, which
+        // lives for the call, and stores the length written in `len`; the descriptor is
+        // open, owned by `self`.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERCRED,
+                (&mut cred as *mut libc::ucred).cast(),
+                &mut len,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if len as usize != std::mem::size_of::<libc::ucred>() {
+            return Err(io::Error::other("SO_PEERCRED returned a short answer"));
+        }
         Ok(PeerCredentials::new(
-            cred.pid.as_raw_nonzero().get() as u32,
-            UserId::from_uid(cred.uid.as_raw()),
-            Some(cred.gid.as_raw()),
+            u32::try_from(cred.pid).ok(),
+            UserId::from_uid(cred.uid),
+            Some(cred.gid),
         ))
     }
 

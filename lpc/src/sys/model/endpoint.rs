@@ -111,7 +111,7 @@ impl Stream {
     /// Both ends are in this process.
     pub(crate) fn peer_credentials(&self) -> io::Result<PeerCredentials> {
         Ok(PeerCredentials::new(
-            std::process::id(),
+            Some(std::process::id()),
             current_user(),
             None,
         ))

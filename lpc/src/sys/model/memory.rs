@@ -190,7 +190,23 @@ impl SharedMemory {
         self.memory.len()
     }
 
+    /// Like the real backend's: mapped here, read-only in every other mapping (which the
+    /// model's `shm::Region` enforces, as the kernel would).
+    pub(crate) fn create_one_writer(name: &str, len: usize) -> io::Result<(SharedMemory, Mapping)> {
+        let shm = SharedMemory::create(name, len)?;
+        let mapping = shm.map_with(true)?;
+        Ok((shm, mapping))
+    }
+
     pub(crate) fn map(&self) -> io::Result<Mapping> {
+        self.map_with(true)
+    }
+
+    pub(crate) fn map_read_only(&self) -> io::Result<Mapping> {
+        self.map_with(false)
+    }
+
+    fn map_with(&self, writable: bool) -> io::Result<Mapping> {
         if self.len() == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -199,6 +215,7 @@ impl SharedMemory {
         }
         Ok(Mapping {
             memory: self.memory.clone(),
+            writable,
         })
     }
 }
@@ -208,6 +225,7 @@ impl SharedMemory {
 #[derive(Debug)]
 pub(crate) struct Mapping {
     memory: Arc<Memory>,
+    writable: bool,
 }
 
 impl Mapping {
@@ -219,6 +237,10 @@ impl Mapping {
 
     pub(crate) fn len(&self) -> usize {
         self.memory.len()
+    }
+
+    pub(crate) fn writable(&self) -> bool {
+        self.writable
     }
 
     /// The atomic word at `offset` (4-aligned, in bounds).
