@@ -7,8 +7,9 @@
 //! memory: a unit variant of a large enum, `None` of a large `Option`, `()`, a `Box` of a
 //! value that takes no bytes on the wire — so a `Vec` of them grows (infallibly, by doubling)
 //! to `size_of::<T>()` × the number of elements, whatever the payload's length. A 16 MiB
-//! payload of zeros read as `Vec<Option<[u64; 128]>>` would ask for 16 GiB and abort the
-//! process; a 100,000-byte payload of ones read as a recursive enum would overflow its stack.
+//! payload of zeros read as a `Vec` of a 1 KiB enum (each zero its unit variant) would ask for
+//! 16 GiB and abort the process; a 100,000-byte payload of ones read as a recursive enum would
+//! overflow the decoder's stack.
 //!
 //! [`Budget::deserialize`] runs a `Deserialize` through [`Budgeted`], a deserializer that
 //! forwards to the real one (postcard, serde_json, a JSON `Value`) and charges, before a value
