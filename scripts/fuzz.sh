@@ -44,7 +44,7 @@ for target in "${targets[@]}"; do
     # decode runs under memory limits: an allocation a peer could size is a crash.
     limits=()
     if [ "$target" = decode ]; then
-        limits=(-rss_limit_mb=512 -malloc_limit_mb=64 -max_len=65536)
+        limits=(-rss_limit_mb=512 -malloc_limit_mb=32 -max_len=65536)
     fi
     # -close_fd_mask=1: the compare example's handler prints to stdout on every call.
     # shellcheck disable=SC2086
