@@ -304,7 +304,11 @@ fn call(dispatcher: &dyn Dispatch, id: u32, args: &[u8]) {
     let known = dispatcher.interface().method(id).is_some();
 
     let mut reply = Vec::new();
-    let outcome = dispatcher.dispatch(id, lpc::EncodedArgs::from_bytes(args), &mut lpc::EncodedReply::to_vec(&mut reply));
+    let outcome = dispatcher.dispatch(
+        id,
+        lpc::EncodedArgs::from_bytes(args),
+        &mut lpc::EncodedReply::to_vec(&mut reply),
+    );
     check_known(known, &outcome);
 
     let mut reply = Vec::new();

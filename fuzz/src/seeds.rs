@@ -413,17 +413,40 @@ pub fn decode() -> Vec<(String, Vec<u8>)> {
             ("tree", 10, encode(&tree)),
             ("node", 11, encode(&node)),
             ("service-info", 15, encode(&info)),
-            ("shape", 17, encode(&lpc::shape::Shape::Seq(Box::new(lpc::shape::Shape::U8)))),
-            ("tuple", 19, encode(&(7u64, vec![Wide::Small], Some(Box::new(Chain::End))))),
+            (
+                "shape",
+                17,
+                encode(&lpc::shape::Shape::Seq(Box::new(lpc::shape::Shape::U8))),
+            ),
+            (
+                "tuple",
+                19,
+                encode(&(7u64, vec![Wide::Small], Some(Box::new(Chain::End)))),
+            ),
         ];
         for (name, which, body) in values {
             add(format!("ok-{name}-{label}"), which, path, body);
         }
     }
     let zeros = vec![0u8; 4000];
-    add("lie-wides-2^60".into(), 0, 0, [varint(1 << 60), zeros.clone()].concat());
-    add("lie-wides-4000".into(), 0, 1, [varint(4000), zeros.clone()].concat());
-    add("lie-map-2000".into(), 3, 0, [varint(2000), zeros.clone()].concat());
+    add(
+        "lie-wides-2^60".into(),
+        0,
+        0,
+        [varint(1 << 60), zeros.clone()].concat(),
+    );
+    add(
+        "lie-wides-4000".into(),
+        0,
+        1,
+        [varint(4000), zeros.clone()].concat(),
+    );
+    add(
+        "lie-map-2000".into(),
+        3,
+        0,
+        [varint(2000), zeros.clone()].concat(),
+    );
     add("lie-units-2^60".into(), 5, 0, varint(1 << 60));
     add("lie-chain-4000".into(), 9, 1, vec![1; 4000]);
     add("lie-tree-deep".into(), 10, 2, b"{\"Node\":[".repeat(200));
@@ -486,7 +509,13 @@ pub fn check(services: &Services) {
         let dispatcher: &dyn Dispatch = services.dispatcher(usize::from(selector % 4));
         let methods = dispatcher.interface().methods;
         let id = methods[usize::from(selector / 4) % methods.len()].id;
-        let ok = dispatcher.dispatch(id, lpc::EncodedArgs::from_bytes(args), &mut lpc::EncodedReply::to_vec(&mut Vec::new())).is_ok()
+        let ok = dispatcher
+            .dispatch(
+                id,
+                lpc::EncodedArgs::from_bytes(args),
+                &mut lpc::EncodedReply::to_vec(&mut Vec::new()),
+            )
+            .is_ok()
             || dispatcher.dispatch_json(id, args, &mut Vec::new()).is_ok();
         // A loan can only be received in a connection's call: outside, always refused.
         let takes_loan = name.contains("checksum");

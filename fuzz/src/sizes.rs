@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// 1,032 bytes in memory; `Small` is one byte on the wire.
+#[allow(clippy::large_enum_variant)] // large in memory, one byte on the wire: the point
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[allow(dead_code)]
 pub enum Wide {

@@ -1063,6 +1063,7 @@ mod tests {
     }
 
     /// 1,032 bytes in memory, one on the wire for `Small`.
+    #[allow(clippy::large_enum_variant)] // large in memory, one byte on the wire: the point
     #[derive(Debug, serde::Deserialize)]
     #[allow(dead_code)]
     enum Wide {
@@ -1103,7 +1104,9 @@ mod tests {
                 p.decode::<Vec<Wide>>().map(|v| v.len())
             })
             .unwrap();
-        assert!(result.unwrap_err().contains("(1 MiB + 64 bytes per payload byte)"));
+        assert!(result
+            .unwrap_err()
+            .contains("(1 MiB + 64 bytes per payload byte)"));
         // Inline: 100 of them are fine.
         let mut honest = vec![100];
         honest.resize(101, 0);
