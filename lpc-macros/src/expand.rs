@@ -581,23 +581,27 @@ impl<'a> ServiceGenerator<'a> {
         if method.params.is_empty() {
             return quote!(#parse;);
         }
-        let takes = method.params.iter().zip(locals).enumerate().map(
-            |(position, (param, local))| {
-                let owned = owned_type(param, Codec::Json);
-                let binding = binding(param, local);
-                let raw = format_ident!("raw{}", position, span = Span::mixed_site());
-                let position = Literal::usize_unsuffixed(position);
-                if !may_borrow(&owned) {
-                    return quote! {
-                        let #binding: #owned = #parsed.take::<#owned>(#position)?;
-                    };
-                }
-                quote! {
-                    let #raw = #parsed.take::<#json::Value>(#position)?;
-                    let #binding: #owned = #parsed.decode_borrowed::<#owned>(&#raw, #position)?;
-                }
-            },
-        );
+        let takes =
+            method
+                .params
+                .iter()
+                .zip(locals)
+                .enumerate()
+                .map(|(position, (param, local))| {
+                    let owned = owned_type(param, Codec::Json);
+                    let binding = binding(param, local);
+                    let raw = format_ident!("raw{}", position, span = Span::mixed_site());
+                    let position = Literal::usize_unsuffixed(position);
+                    if !may_borrow(&owned) {
+                        return quote! {
+                            let #binding: #owned = #parsed.take::<#owned>(#position)?;
+                        };
+                    }
+                    quote! {
+                        let #raw = #parsed.take::<#json::Value>(#position)?;
+                        let #binding: #owned = #parsed.decode_borrowed::<#owned>(&#raw, #position)?;
+                    }
+                });
         quote! {
             let mut #parsed = #parse;
             #(#takes)*

@@ -164,7 +164,11 @@ fn a_service_under_a_memory_limit_refuses_arguments_whose_lengths_lie_and_keeps_
     let good = SizesClient::connect_with(NAME, &client_options(dir.path()).call_timeout(PROMPT))
         .expect("connect");
     assert_eq!(good.add(2, 3).unwrap(), 5);
-    let honest = (good.count_wide(vec![lpc_tests::sizes::Wide::Small; 1000]).unwrap(), 1000);
+    let honest = (
+        good.count_wide(vec![lpc_tests::sizes::Wide::Small; 1000])
+            .unwrap(),
+        1000,
+    );
     assert_eq!(honest.0, honest.1);
     let before = peaks(pid);
 
@@ -192,6 +196,8 @@ fn a_service_under_a_memory_limit_refuses_arguments_whose_lengths_lie_and_keeps_
     let (json_large, json_small) = (json_wides(20 << 20), json_wides(800_000));
     // Where a budget of 1 MiB more than the limit runs out for 1,032-byte elements.
     let last = ((LIMIT + (1 << 20)) / 1032).to_string();
+    // (what, method, flags, payload, spill buffer size, what the refusal says)
+    #[allow(clippy::type_complexity)]
     let cases: Vec<(&str, &str, u32, Vec<u8>, usize, String)> = vec![
         (
             "2^60 unit variants of a 1 KiB enum claimed, a slot's worth present",
@@ -290,7 +296,11 @@ fn a_service_under_a_memory_limit_refuses_arguments_whose_lengths_lie_and_keeps_
         let answer = attacker.call(method, *flags, payload, spill_len);
         eprintln!("{what}: status {}: {}", answer.status, answer.text);
         assert_eq!(answer.status, BAD_ARGUMENTS, "{what}: {}", answer.text);
-        assert!(answer.text.contains(expected.as_str()), "{what}: {}", answer.text);
+        assert!(
+            answer.text.contains(expected.as_str()),
+            "{what}: {}",
+            answer.text
+        );
         assert!(
             service.child.try_wait().unwrap().is_none(),
             "the service died after {what}"
@@ -360,7 +370,11 @@ fn run_client(dir: &Path, steps: &[&str], serve: impl FnOnce(&RawService) + Send
             .unwrap();
         server.join().expect("the raw service panicked");
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        assert!(output.status.success(), "client {:?}: {stdout}", output.status);
+        assert!(
+            output.status.success(),
+            "client {:?}: {stdout}",
+            output.status
+        );
         stdout.lines().map(str::to_owned).collect()
     })
 }
@@ -385,7 +399,11 @@ fn serve_call(peer: &RawPeer, method: &str, payload: &[u8], generation: u32) {
         peer.state(0)
     );
     let request = peer.read(base + FRAME, FRAME_SIZE);
-    assert_eq!(request[0..4], lpc::method_id(method).to_le_bytes(), "{method}");
+    assert_eq!(
+        request[0..4],
+        lpc::method_id(method).to_le_bytes(),
+        "{method}"
+    );
     if payload.len() <= inline_capacity(peer) {
         let mut frame = [0u8; FRAME_SIZE];
         frame[0..4].copy_from_slice(&request[0..4]);
@@ -407,8 +425,18 @@ fn serve_call(peer: &RawPeer, method: &str, payload: &[u8], generation: u32) {
 fn a_client_under_a_memory_limit_gets_errors_from_a_service_whose_lengths_lie() {
     let dir = TempDir::new().unwrap();
     let steps = [
-        "connect", "query", "query", "connect", "wides", "boxed", "units", "chain", "strings",
-        "json:wides", "add", "query",
+        "connect",
+        "query",
+        "query",
+        "connect",
+        "wides",
+        "boxed",
+        "units",
+        "chain",
+        "strings",
+        "json:wides",
+        "add",
+        "query",
     ];
     let zeros = |n: usize| vec![0u8; n];
     let spilled = 30 << 20;
@@ -416,7 +444,10 @@ fn a_client_under_a_memory_limit_gets_errors_from_a_service_whose_lengths_lie() 
         // 1. A welcome whose interface claims 2^60 methods: service "raw", interface "Sizes",
         // fingerprint 0, then the lie (and a region, as a welcome carries).
         let conn = service.accept(PROMPT).unwrap();
-        assert_eq!(conn.socket().recv(PROMPT).unwrap().first(), Some(&TAG_HELLO));
+        assert_eq!(
+            conn.socket().recv(PROMPT).unwrap().first(),
+            Some(&TAG_HELLO)
+        );
         let mut body = [&[3][..], b"raw", &[5], b"Sizes", &[0]].concat();
         body.extend(huge());
         body.extend(zeros(64));
@@ -426,7 +457,10 @@ fn a_client_under_a_memory_limit_gets_errors_from_a_service_whose_lengths_lie() 
         // 2. A query answered with 2^60 clients: service "raw", pid 0, user "", uptime 0,
         // an empty interface, 0 connections, then the lie.
         let conn = service.accept(PROMPT).unwrap();
-        assert_eq!(conn.socket().recv(PROMPT).unwrap().first(), Some(&TAG_QUERY));
+        assert_eq!(
+            conn.socket().recv(PROMPT).unwrap().first(),
+            Some(&TAG_QUERY)
+        );
         let mut body = [&[3][..], b"raw", &[0, 0, 0, 0, 0, 0, 0, 0, 0]].concat();
         body.extend(huge());
         body.extend(zeros(64));
@@ -434,8 +468,16 @@ fn a_client_under_a_memory_limit_gets_errors_from_a_service_whose_lengths_lie() 
         // 3. A query answered with a latency histogram of 190,000 buckets... that are all
         // there: honest, if large (8 bytes of memory per byte).
         let conn = service.accept(PROMPT).unwrap();
-        assert_eq!(conn.socket().recv(PROMPT).unwrap().first(), Some(&TAG_QUERY));
-        let mut body = [&[3][..], b"raw", &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0]].concat();
+        assert_eq!(
+            conn.socket().recv(PROMPT).unwrap().first(),
+            Some(&TAG_QUERY)
+        );
+        let mut body = [
+            &[3][..],
+            b"raw",
+            &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0],
+        ]
+        .concat();
         body.extend(varint(190_000));
         body.extend(zeros(190_000));
         body.push(0);
@@ -465,7 +507,10 @@ fn a_client_under_a_memory_limit_gets_errors_from_a_service_whose_lengths_lie() 
         // 5. An answer to a query whose interface names an array of 2^60 elements (what
         // `lpc describe` would show an example of): decodes (a number is not a size).
         let conn = service.accept(PROMPT).unwrap();
-        assert_eq!(conn.socket().recv(PROMPT).unwrap().first(), Some(&TAG_QUERY));
+        assert_eq!(
+            conn.socket().recv(PROMPT).unwrap().first(),
+            Some(&TAG_QUERY)
+        );
         let mut body = [&[3][..], b"raw", &[0, 0, 0, 0, 1, b'I', 0, 1]].concat();
         // One method "m", id 0, signature "", one parameter "p" of type "" not out, whose
         // shape is an array (variant 21) of u8 (7) of 2^60 elements...
@@ -502,8 +547,8 @@ fn a_client_under_a_memory_limit_gets_errors_from_a_service_whose_lengths_lie() 
     expect(9, "json:wides", "the reply is too large to decode");
     expect(10, "add", "ok 5");
     expect(11, "query", "ok raw");
-    for n in 4..=9 {
-        assert!(lines[n].contains("(lpc::Error::Protocol)"), "{}", lines[n]);
+    for line in &lines[4..=9] {
+        assert!(line.contains("(lpc::Error::Protocol)"), "{line}");
     }
     let done = line(&lines, 12, "done");
     let peak: Vec<u64> = done

@@ -37,7 +37,10 @@ pub fn decode_frame(bytes: &[u8]) -> Result<(), String> {
 /// Decodes `bytes` as a call payload of type `T`, as either side decodes arguments or
 /// results copied into private memory, under the payload limit `limit` (for fuzzing the
 /// decode budget: see `wire::budget`).
-pub fn decode_payload<T: serde::de::DeserializeOwned>(bytes: &[u8], limit: u64) -> Result<T, String> {
+pub fn decode_payload<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    limit: u64,
+) -> Result<T, String> {
     crate::wire::codec::decode_exact(bytes, limit)
 }
 
@@ -66,7 +69,11 @@ impl SpillArea {
 
     /// Writes `bytes` at the start of the buffer (up to its length) and decodes them as a
     /// payload of type `T`, under the payload limit `limit`.
-    pub fn decode<T: serde::de::DeserializeOwned>(&self, bytes: &[u8], limit: u64) -> Result<T, String> {
+    pub fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+        limit: u64,
+    ) -> Result<T, String> {
         let len = bytes.len().min(self.region.len());
         self.region
             .copy_in(0, &bytes[..len])

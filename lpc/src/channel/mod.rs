@@ -1065,6 +1065,8 @@ mod tests {
     /// 1,032 bytes in memory, one on the wire for `Small`.
     #[derive(Debug, serde::Deserialize)]
     #[allow(dead_code)]
+    // Large in memory, small on the wire: what the test is about.
+    #[allow(clippy::large_enum_variant)]
     enum Wide {
         Small,
         Large([u64; 32], [u64; 32], [u64; 32], [u64; 32]),
@@ -1103,7 +1105,9 @@ mod tests {
                 p.decode::<Vec<Wide>>().map(|v| v.len())
             })
             .unwrap();
-        assert!(result.unwrap_err().contains("(1 MiB + 64 bytes per payload byte)"));
+        assert!(result
+            .unwrap_err()
+            .contains("(1 MiB + 64 bytes per payload byte)"));
         // Inline: 100 of them are fine.
         let mut honest = vec![100];
         honest.resize(101, 0);

@@ -38,8 +38,7 @@ use std::fmt;
 use std::mem::size_of;
 
 use serde::de::{
-    self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess,
-    Visitor,
+    self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor,
 };
 
 /// What any payload may decode into, however short: serde's own cap on pre-allocation.
@@ -437,7 +436,9 @@ struct Seed<'b, T, const DEEPER: bool> {
     budget: &'b Budget,
 }
 
-impl<'de, T: DeserializeSeed<'de>, const DEEPER: bool> DeserializeSeed<'de> for Seed<'_, T, DEEPER> {
+impl<'de, T: DeserializeSeed<'de>, const DEEPER: bool> DeserializeSeed<'de>
+    for Seed<'_, T, DEEPER>
+{
     type Value = T::Value;
 
     #[inline]
@@ -683,6 +684,8 @@ mod tests {
 
     /// 1,032 bytes in memory; its unit variant is one byte on the wire.
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    // Large in memory, small on the wire: what the test is about.
+    #[allow(clippy::large_enum_variant)]
     enum Wide {
         Small,
         Large([u64; 32], [u64; 32], [u64; 32], [u64; 32]),
@@ -736,11 +739,17 @@ mod tests {
         // 2^60 elements claimed, three present: serde pre-allocates nothing for a length the
         // payload cannot hold (postcard gives no size hint then), and the decode ends.
         let bytes = sequence(1 << 60, 3);
-        let err = decode_exact::<Vec<u64>>(&bytes, u64::MAX).map(drop).unwrap_err();
+        let err = decode_exact::<Vec<u64>>(&bytes, u64::MAX)
+            .map(drop)
+            .unwrap_err();
         assert_eq!(err, "Hit the end of buffer, expected more data");
-        let err = decode_exact::<String>(&sequence(1 << 60, 3), u64::MAX).map(drop).unwrap_err();
+        let err = decode_exact::<String>(&sequence(1 << 60, 3), u64::MAX)
+            .map(drop)
+            .unwrap_err();
         assert_eq!(err, "Hit the end of buffer, expected more data");
-        let err = decode_exact::<HashMap<u64, String>>(&bytes, u64::MAX).map(drop).unwrap_err();
+        let err = decode_exact::<HashMap<u64, String>>(&bytes, u64::MAX)
+            .map(drop)
+            .unwrap_err();
         assert_eq!(err, "Hit the end of buffer, expected more data");
     }
 
@@ -792,7 +801,9 @@ mod tests {
         // 2^60 `()`s claimed, none present (they take no bytes): refused after the budget's
         // worth, instead of looping for ever.
         let bytes = varint(1 << 60);
-        let err = decode_exact::<Vec<()>>(&bytes, u64::MAX).map(drop).unwrap_err();
+        let err = decode_exact::<Vec<()>>(&bytes, u64::MAX)
+            .map(drop)
+            .unwrap_err();
         let allowed = FLOOR + 64 * bytes.len();
         assert_eq!(
             err,
@@ -812,12 +823,16 @@ mod tests {
         for _ in 0..2000 {
             bytes.extend([0, 0]);
         }
-        let err = decode_exact::<BTreeMap<u8, Wide>>(&bytes, u64::MAX).map(drop).unwrap_err();
+        let err = decode_exact::<BTreeMap<u8, Wide>>(&bytes, u64::MAX)
+            .map(drop)
+            .unwrap_err();
         assert!(
             err.contains("of a map claiming 2000 entries whose keys and values take 1033 bytes"),
             "{err}"
         );
-        let err = decode_exact::<HashMap<u8, Wide>>(&bytes, u64::MAX).map(drop).unwrap_err();
+        let err = decode_exact::<HashMap<u8, Wide>>(&bytes, u64::MAX)
+            .map(drop)
+            .unwrap_err();
         assert!(err.contains("of a map claiming 2000 entries"), "{err}");
     }
 
@@ -825,7 +840,9 @@ mod tests {
     fn the_limit_caps_the_budget_of_a_large_payload() {
         // 100,000 unit variants under a 4 KiB limit: 1 MiB + 4 KiB, not 1 MiB + 6.4 MB.
         let bytes = sequence(100_000, 100_000);
-        let err = decode_exact::<Vec<Wide>>(&bytes, 4096).map(drop).unwrap_err();
+        let err = decode_exact::<Vec<Wide>>(&bytes, 4096)
+            .map(drop)
+            .unwrap_err();
         assert!(
             err.contains(&format!(
                 "may decode into at most {} bytes of values (1 MiB more than the payload limit)",
@@ -840,7 +857,9 @@ mod tests {
         // 100,000 links: each one byte, each a level of recursion in the decoder.
         let mut bytes = vec![1u8; 100_000];
         bytes.push(0);
-        let err = decode_exact::<Chain>(&bytes, u64::MAX).map(drop).unwrap_err();
+        let err = decode_exact::<Chain>(&bytes, u64::MAX)
+            .map(drop)
+            .unwrap_err();
         assert_eq!(err, "values nested deeper than 128 levels");
         // 127 links are fine.
         let mut bytes = vec![1u8; 127];
@@ -859,7 +878,9 @@ mod tests {
             bytes
         };
         assert!(decode_exact::<Node>(&list(128), u64::MAX).is_ok());
-        let err = decode_exact::<Node>(&list(129), u64::MAX).map(drop).unwrap_err();
+        let err = decode_exact::<Node>(&list(129), u64::MAX)
+            .map(drop)
+            .unwrap_err();
         assert_eq!(err, "values nested deeper than 128 levels");
     }
 
@@ -909,13 +930,28 @@ mod tests {
         Everything {
             unit: (),
             flags: (true, 'λ', 1.5, -2.25),
-            ints: (-1, -300, -70_000, i64::MIN, -5, 255, 65535, u32::MAX, 1 << 40, 7),
+            ints: (
+                -1,
+                -300,
+                -70_000,
+                i64::MIN,
+                -5,
+                255,
+                65535,
+                u32::MAX,
+                1 << 40,
+                7,
+            ),
             text: "text".into(),
             borrowed,
             bytes: vec![0, 1, 2, 255],
             options: (Some(3), None),
             list: vec![vec![], vec![1, 2, 3]],
-            map: [("a".to_owned(), vec![Wide::Small]), ("b".to_owned(), vec![])].into(),
+            map: [
+                ("a".to_owned(), vec![Wide::Small]),
+                ("b".to_owned(), vec![]),
+            ]
+            .into(),
             wide: Wide::Large([1; 32], [2; 32], [3; 32], [4; 32]),
             boxed: Box::new(Wide::Small),
             chain: Chain::Link(Box::new(Chain::Link(Box::new(Chain::End)))),
@@ -940,9 +976,7 @@ mod tests {
         let back: Everything<'_> = decode_exact(&bytes, u64::MAX).unwrap();
         assert_eq!(back, value);
         // Borrowed from the input, not copied.
-        assert!(bytes
-            .as_ptr_range()
-            .contains(&back.borrowed.as_ptr()));
+        assert!(bytes.as_ptr_range().contains(&back.borrowed.as_ptr()));
         // JSON, through a parsed `Value` and straight from the text.
         let json = serde_json::to_vec(&value).unwrap();
         let budget = Budget::for_payload(json.len(), u64::MAX);
@@ -984,7 +1018,9 @@ mod tests {
         // Deep JSON is refused by serde_json itself (128 levels).
         let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
         let budget = Budget::for_payload(deep.len(), u64::MAX);
-        let err = json_value(deep.as_bytes(), &budget).unwrap_err().to_string();
+        let err = json_value(deep.as_bytes(), &budget)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("recursion limit"), "{err}");
     }
 }

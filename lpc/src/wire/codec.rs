@@ -104,7 +104,9 @@ impl<'de, S: Source<'de>> postcard::de_flavors::Flavor<'de> for SourceFlavor<S> 
 
     #[inline]
     fn pop(&mut self) -> postcard::Result<u8> {
-        self.0.pop().ok_or(postcard::Error::DeserializeUnexpectedEnd)
+        self.0
+            .pop()
+            .ok_or(postcard::Error::DeserializeUnexpectedEnd)
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -296,7 +298,8 @@ mod tests {
         encode_into(&value, &mut out).unwrap();
         assert_eq!(out[0], 0xee);
         assert_eq!(&out[1..], postcard::to_stdvec(&value).unwrap());
-        let back: (u32, i64, String, Vec<u8>, Option<f64>) = decode_exact(&out[1..], u64::MAX).unwrap();
+        let back: (u32, i64, String, Vec<u8>, Option<f64>) =
+            decode_exact(&out[1..], u64::MAX).unwrap();
         assert_eq!(back, (1, -5, "text".into(), vec![1, 2, 3], Some(2.5)));
         assert!(decode_exact::<u32>(&[1, 2], u64::MAX)
             .unwrap_err()
@@ -361,7 +364,8 @@ mod tests {
             owned: &mut owned,
             temp: &mut temp,
         };
-        let back: (String, WireBytes, String, WireBytes) = decode_exact_from(recorder, u64::MAX).unwrap();
+        let back: (String, WireBytes, String, WireBytes) =
+            decode_exact_from(recorder, u64::MAX).unwrap();
         assert_eq!(back.0, "abc");
         assert_eq!(back.1 .0, vec![9u8; 300]);
         assert_eq!((back.2.as_str(), back.3 .0.len()), ("de", 0));

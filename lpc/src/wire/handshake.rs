@@ -311,7 +311,10 @@ mod tests {
         let welcome = message(TAG_WELCOME, &("s", ("I", 1u64, Lie(HUGE), pad)));
         assert_eq!(Message::decode(&welcome), end);
         let no_methods: Vec<MethodInfo> = Vec::new();
-        let welcome = message(TAG_WELCOME, &("s", ("I", 1u64, &no_methods, Lie(HUGE), pad)));
+        let welcome = message(
+            TAG_WELCOME,
+            &("s", ("I", 1u64, &no_methods, Lie(HUGE), pad)),
+        );
         assert_eq!(Message::decode(&welcome), end);
         // An answer to a query claiming 2^60 clients, or a method whose latency histogram
         // claims 2^60 buckets.
@@ -331,7 +334,12 @@ mod tests {
         // The honest forms of the same prefixes decode, so the lies above are what failed.
         let info = message(
             TAG_INFO,
-            &(head, &no_clients, (1u8, ("m", 1u64, 0u64, vec![0u64; 2])), 0u64),
+            &(
+                head,
+                &no_clients,
+                (1u8, ("m", 1u64, 0u64, vec![0u64; 2])),
+                0u64,
+            ),
         );
         assert!(
             matches!(Message::decode(&info), Ok(Message::Info(i)) if i.methods[0].latency.buckets.len() == 2)

@@ -107,7 +107,9 @@ impl LatencyHistogram {
 
     /// Number of samples (saturating: a peer's histogram may hold any counts).
     pub fn count(&self) -> u64 {
-        self.buckets.iter().fold(0u64, |sum, &n| sum.saturating_add(n))
+        self.buckets
+            .iter()
+            .fold(0u64, |sum, &n| sum.saturating_add(n))
     }
 
     /// The duration below which a fraction `p` (0 to 1) of the samples fall, as the upper

@@ -924,12 +924,19 @@ mod tests {
             types.insert(format!("T{level}"), TypeDef::Tuple(vec![next; 1000]));
         }
         let wide = example_json(&Shape::Named("T0".into()), &types);
-        assert!(count(&wide) <= 8 * 1000 + MAX_EXAMPLE_VALUES, "{}", count(&wide));
+        assert!(
+            count(&wide) <= 8 * 1000 + MAX_EXAMPLE_VALUES,
+            "{}",
+            count(&wide)
+        );
         // An honest array is shown whole.
         let small = Shape::Array {
             item: Box::new(Shape::U8),
             len: 32,
         };
-        assert_eq!(example_json(&small, &types), Value::Array(vec![0.into(); 32]));
+        assert_eq!(
+            example_json(&small, &types),
+            Value::Array(vec![0.into(); 32])
+        );
     }
 }
