@@ -7,8 +7,8 @@ use lpc::testing::{decode_json, decode_payload, SpillArea};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-/// 1,032 bytes in memory; `Small` is one byte on the wire.
-#[allow(clippy::large_enum_variant)] // large in memory, one byte on the wire: the point
+/// 1,032 bytes in memory; `Small` is one byte on the wire (the size gap is the point).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[allow(dead_code)]
 pub enum Wide {

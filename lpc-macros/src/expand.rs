@@ -599,8 +599,7 @@ impl<'a> ServiceGenerator<'a> {
                     }
                     quote! {
                         let #raw = #parsed.take::<#json::Value>(#position)?;
-                        let #binding: #owned =
-                            #parsed.decode_borrowed::<#owned>(&#raw, #position)?;
+                        let #binding: #owned = #parsed.decode_borrowed::<#owned>(&#raw, #position)?;
                     }
                 });
         quote! {

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-/// 1,032 bytes in memory; `Small` is one byte on the wire.
-#[allow(clippy::large_enum_variant)] // large in memory, one byte on the wire: the point
+/// 1,032 bytes in memory; `Small` is one byte on the wire (the size gap is the point).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Wide {
     /// One byte on the wire.

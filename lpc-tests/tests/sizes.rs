@@ -137,10 +137,6 @@ impl Attacker<'_> {
     }
 }
 
-/// One attack: what it is, the method, the frame's flags, the payload, the length of its spill
-/// buffer (0: the payload's), and what the error must say.
-type Case<'a> = (&'a str, &'a str, u32, Vec<u8>, usize, String);
-
 fn inline_capacity(peer: &RawPeer) -> usize {
     peer.slot_offset(1) - peer.slot_offset(0) - PAYLOAD - TRAILER
 }
@@ -200,7 +196,9 @@ fn a_service_under_a_memory_limit_refuses_arguments_whose_lengths_lie_and_keeps_
     let (json_large, json_small) = (json_wides(20 << 20), json_wides(800_000));
     // Where a budget of 1 MiB more than the limit runs out for 1,032-byte elements.
     let last = ((LIMIT + (1 << 20)) / 1032).to_string();
-    let cases: Vec<Case<'_>> = vec![
+    // (what, method, flags, payload, spill buffer size, what the refusal says)
+    #[allow(clippy::type_complexity)]
+    let cases: Vec<(&str, &str, u32, Vec<u8>, usize, String)> = vec![
         (
             "2^60 unit variants of a 1 KiB enum claimed, a slot's worth present",
             "count_wide",
@@ -549,8 +547,8 @@ fn a_client_under_a_memory_limit_gets_errors_from_a_service_whose_lengths_lie() 
     expect(9, "json:wides", "the reply is too large to decode");
     expect(10, "add", "ok 5");
     expect(11, "query", "ok raw");
-    for l in &lines[4..=9] {
-        assert!(l.contains("(lpc::Error::Protocol)"), "{l}");
+    for line in &lines[4..=9] {
+        assert!(line.contains("(lpc::Error::Protocol)"), "{line}");
     }
     let done = line(&lines, 12, "done");
     let peak: Vec<u64> = done

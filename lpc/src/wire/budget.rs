@@ -683,8 +683,9 @@ mod tests {
     }
 
     /// 1,032 bytes in memory; its unit variant is one byte on the wire.
-    #[allow(clippy::large_enum_variant)] // large in memory, one byte on the wire: the point
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    // Large in memory, small on the wire: what the test is about.
+    #[allow(clippy::large_enum_variant)]
     enum Wide {
         Small,
         Large([u64; 32], [u64; 32], [u64; 32], [u64; 32]),
