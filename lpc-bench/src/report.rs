@@ -1235,14 +1235,22 @@ The blocking small-call systems of one placement (`raw-futex` and `lpc-block` on
 time and measured **interleaved**: ten rounds, each timing a tenth of every system's samples
 in turn. Their wake-ups cross the hypervisor, whose cost drifts by tens of percent within
 minutes on this VM; interleaving makes that drift weigh on a floor and its lpc counterpart
-alike. The spinning systems cannot be interleaved (the spinning floor's child spins while
-idle) and run one after the other.
+alike. The spinning systems are interleaved the same way (`raw-spin`, `lpc-adaptive`,
+`lpc-adaptive-nostats`), the floor's child parked on a futex while lpc runs: on this VM the
+cost of moving a cache line between the two vCPUs changes several-fold (0.11 µs or 0.5 µs for
+the floor's round trip) when the host moves them, for minutes at a time, so only systems
+measured in the same stretch of time compare. The CPUs column says where each process was
+when sampled.
 
 - `raw-spin`: the floor for spinning. Parent and child map the same file
   (`lpc::floor::SharedWords`). The parent stores an odd sequence number in a ping word; the
   child busy-waits (`std::hint::spin_loop`) until it sees it and stores the number + 1 in a
   pong word on another cache line; the parent busy-waits for that. Release stores, acquire
   loads, nothing else.
+- `raw-spin-bare`: the cross-check of that floor, sharing nothing with the harness but the
+  mapping: no `spin_loop` hint, no clock in the wait, its own timing loop (`Instant` around
+  each round trip, into a preallocated vector). Measured just before the interleaved group,
+  on its own. If `raw-spin` ever costs much more than this, the harness is the floor.
 - `raw-futex`: the floor for always-blocking. The same ping-pong, but each side only ever
   sleeps in `FUTEX_WAIT` (shared futex) and signals with a store followed by `FUTEX_WAKE`
   (always: the floor keeps no \"is the peer asleep\" flag, so it pays for a wake even when
