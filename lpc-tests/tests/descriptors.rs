@@ -80,7 +80,10 @@ fn wrong_descriptors(scratch: &Path) -> Vec<(&'static str, OwnedFd, &'static str
         "another filesystem",
     ));
     // A tmpfs file: the right filesystem, but it cannot carry seals.
-    let shm_path = format!("/dev/shm/lpc-hostile-{}", std::process::id());
+    // One name per call: the tests of this file run in parallel in one process.
+    static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let shm_path = format!("/dev/shm/lpc-hostile-{}-{call}", std::process::id());
     let shm = rustix::fs::open(
         shm_path.as_str(),
         OFlags::CREATE | OFlags::RDWR | OFlags::CLOEXEC,
