@@ -1018,22 +1018,6 @@ fn a_hostile_services_bytes_never_reach_the_terminal_raw() {
     assert_eq!(back, reply);
 }
 
-/// Whether this machine can start processes in new PID namespaces and as other users (root,
-/// util-linux's `unshare` and `setpriv`: `scripts/setup.sh` installs them); the reason if not.
-fn root_with_util_linux() -> Result<(), String> {
-    if !rustix::process::geteuid().is_root() {
-        return Err("not root".into());
-    }
-    let ok = StdCommand::new("unshare")
-        .args(["--pid", "--fork", "--mount-proc", "true"])
-        .status()
-        .map_err(|e| format!("cannot run unshare (scripts/setup.sh installs it): {e}"))?;
-    if !ok.success() {
-        return Err(format!("unshare --pid fails here: {ok}"));
-    }
-    Ok(())
-}
-
 /// `unshare`'s arguments that run a program in a new PID namespace with its own /proc, killed
 /// with `unshare`.
 const IN_NEW_PID_NAMESPACE: [&str; 5] =
@@ -1041,10 +1025,7 @@ const IN_NEW_PID_NAMESPACE: [&str; 5] =
 
 #[test]
 fn pids_from_another_pid_namespace_show_as_unknown() {
-    if let Err(reason) = root_with_util_linux() {
-        eprintln!("skipped: {reason}");
-        return;
-    }
+    lpc::testing::require_pid_namespaces();
     // A service in a namespace of its own: it cannot see its clients' pids.
     let svc = Service::start_with("ns", &IN_NEW_PID_NAMESPACE, TempDir::new().unwrap(), None);
     let calc = svc.calc();
@@ -1090,10 +1071,7 @@ fn pids_from_another_pid_namespace_show_as_unknown() {
 
 #[test]
 fn a_service_of_another_user_is_refused_unless_named() {
-    if let Err(reason) = root_with_util_linux() {
-        eprintln!("skipped: {reason}");
-        return;
-    }
+    lpc::testing::require_pid_namespaces();
     // Uid 4242 took the name first, in a directory of its own in a shared /tmp-like place.
     let tmp = TempDir::new().unwrap();
     {

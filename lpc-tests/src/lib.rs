@@ -372,3 +372,13 @@ pub fn eventually(within: Duration, mut condition: impl FnMut() -> bool) -> bool
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// The id of `Probe`'s method `name`, for hand-made requests.
+pub fn probe_method_id(name: &str) -> u32 {
+    PROBE_INTERFACE
+        .methods
+        .iter()
+        .find(|m| m.name == name)
+        .unwrap_or_else(|| panic!("Probe has no method {name}"))
+        .id
+}

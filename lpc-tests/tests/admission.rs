@@ -82,10 +82,7 @@ fn owner_is_served(dir: &Path, case: &str) {
 
 #[test]
 fn an_unadmitted_user_costs_the_service_nothing() {
-    let user = match lpc_tests::other_user() {
-        Ok(user) => user,
-        Err(reason) => panic!("this test needs a second user: {reason}"),
-    };
+    let user = lpc_tests::other_user().expect("this test needs a second user");
     // Another uid is admitted, so the socket is reachable; this one is not admitted.
     let (dir, service) = reachable_service(&["--allow-uid", "4242424"]);
     let pid = service.pid();

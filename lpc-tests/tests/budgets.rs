@@ -8,6 +8,7 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::time::Duration;
 
+use lpc::testing::varint;
 use lpc::testing::{self, RawPeer, RawSocket, FRAME_SIZE};
 use lpc::Error;
 use lpc_tests::{client_options, eventually, status_field, ProbeClient, Process};
@@ -19,7 +20,6 @@ const PROMPT: Duration = Duration::from_secs(10);
 const MIB: u64 = 1 << 20;
 
 // Slot states and statuses (lpc/src/channel/state.rs, lpc/src/wire/frame.rs).
-const REQUEST: u32 = 1;
 const REPLY: u32 = 3;
 const OK: u32 = 0;
 const BUSY: u32 = 7;
@@ -38,29 +38,6 @@ fn sparse(len: u64) -> OwnedFd {
     ftruncate(&fd, len).unwrap();
     fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW).unwrap();
     fd
-}
-
-fn method_id(name: &str) -> u32 {
-    lpc_tests::PROBE_INTERFACE
-        .methods
-        .iter()
-        .find(|m| m.name == name)
-        .unwrap()
-        .id
-}
-
-/// Publishes a request on slot 0 whose `len` payload bytes lie in spill buffer `generation`.
-fn spilled_request(peer: &RawPeer, method: u32, len: u64, generation: u32, call_id: u64) {
-    let mut frame = [0u8; FRAME_SIZE];
-    frame[0..4].copy_from_slice(&method.to_le_bytes());
-    frame[4..8].copy_from_slice(&1u32.to_le_bytes()); // spilled
-    frame[8..16].copy_from_slice(&call_id.to_le_bytes());
-    frame[16..24].copy_from_slice(&len.to_le_bytes());
-    frame[24..28].copy_from_slice(&generation.to_le_bytes());
-    let base = peer.slot_offset(0);
-    peer.write(base + 8, &frame);
-    peer.store(base, REQUEST);
-    peer.ring();
 }
 
 /// The status of the reply on slot 0, once there is one.
@@ -115,7 +92,7 @@ fn a_sparse_buffer_larger_than_the_connection_budget_is_never_mapped() {
     // 1 GiB of sparse memory, which the service would commit page by page as it read it.
     let peer = raw(dir.path());
     testing::send_descriptor(&peer, &testing::spill_notice(0, 1), sparse(1 << 30)).unwrap();
-    spilled_request(&peer, method_id("echo"), 1 << 29, 1, 1);
+    peer.request_spilled(0, lpc_tests::probe_method_id("echo"), 1 << 29, 1);
     assert_eq!(reply_status(&peer, "a 1 GiB spill buffer"), BUSY);
     assert!(!peer.socket().closed_by_peer(), "the connection stays");
     let message = peer.read(peer.slot_offset(0) + 8 + FRAME_SIZE, 200);
@@ -140,7 +117,7 @@ fn a_sparse_buffer_larger_than_the_connection_budget_is_never_mapped() {
     let mut handle = varint(peer.token());
     handle.extend([0]);
     handle.extend(varint(1 << 29));
-    peer.request(0, method_id("loan_sum"), &handle);
+    peer.request(0, lpc_tests::probe_method_id("loan_sum"), &handle);
     assert_eq!(reply_status(&peer, "a 1 GiB loan"), BUSY);
     assert!(mapped(pid) <= before + MIB);
     // An honest client is not affected.
@@ -164,7 +141,7 @@ fn the_service_budget_holds_for_all_connections_and_comes_back() {
     for i in 0..3 {
         let peer = raw(dir.path());
         testing::send_descriptor(&peer, &testing::spill_notice(0, 1), sparse(8 * MIB)).unwrap();
-        spilled_request(&peer, method_id("echo"), 1, 1, 1);
+        peer.request_spilled(0, lpc_tests::probe_method_id("echo"), 1, 1);
         let status = reply_status(&peer, "an 8 MiB spill buffer");
         attackers.push(peer);
         if i < 2 {
@@ -220,7 +197,7 @@ fn mappings_are_bounded_for_the_whole_service() {
         let mut handle = varint(peer.token());
         handle.extend(varint(u64::from(id)));
         handle.extend([16]);
-        peer.request(0, method_id("loan_sum"), &handle);
+        peer.request(0, lpc_tests::probe_method_id("loan_sum"), &handle);
         match reply_status(&peer, "a loan") {
             OK => {}
             BUSY => busy += 1,
@@ -298,19 +275,6 @@ fn a_connection_finding_no_thread_left_is_busy() {
     .is_ok()));
 }
 
-fn varint(mut v: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let byte = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(byte);
-            return out;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
 #[test]
 fn a_loan_counts_against_the_payload_limit_like_any_payload() {
     let (dir, _service) = start(&["--max-payload", &MIB.to_string()]);
@@ -324,7 +288,7 @@ fn a_loan_counts_against_the_payload_limit_like_any_payload() {
     let mut handle = varint(peer.token());
     handle.extend([0]);
     handle.extend(varint(2 * MIB));
-    peer.request(0, method_id("loan_sum"), &handle);
+    peer.request(0, lpc_tests::probe_method_id("loan_sum"), &handle);
     assert_eq!(reply_status(&peer, "a loan over the limit"), 4, "TooLarge");
     let size = peer.read(peer.slot_offset(0) + 8 + FRAME_SIZE, 8);
     assert_eq!(u64::from_le_bytes(size.try_into().unwrap()), 2 * MIB);

@@ -10,7 +10,8 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::time::Duration;
 
-use lpc::testing::{self, RawPeer, RawService, RawSocket, FRAME_SIZE};
+use lpc::testing::varint;
+use lpc::testing::{self, RawPeer, RawService, RawSocket};
 use lpc_tests::{client_options, eventually, ProbeClient, Process};
 use rustix::fs::{
     fallocate, fcntl_add_seals, ftruncate, memfd_create, FallocateFlags, MemfdFlags, Mode, OFlags,
@@ -150,30 +151,6 @@ impl Rig {
     }
 }
 
-/// The method id of `echo` (what the service lists for it).
-fn method_id(name: &str) -> u32 {
-    lpc_tests::PROBE_INTERFACE
-        .methods
-        .iter()
-        .find(|m| m.name == name)
-        .unwrap()
-        .id
-}
-
-/// Publishes a request on slot 0 whose `len` payload bytes lie in spill buffer `generation`.
-fn spilled_request(peer: &RawPeer, method: u32, len: u64, generation: u32) {
-    let mut frame = [0u8; FRAME_SIZE];
-    frame[0..4].copy_from_slice(&method.to_le_bytes());
-    frame[4..8].copy_from_slice(&1u32.to_le_bytes()); // spilled
-    frame[8..16].copy_from_slice(&1u64.to_le_bytes()); // call id
-    frame[16..24].copy_from_slice(&len.to_le_bytes());
-    frame[24..28].copy_from_slice(&generation.to_le_bytes());
-    let base = peer.slot_offset(0);
-    peer.write(base + 8, &frame);
-    peer.store(base, 1); // REQUEST
-    peer.ring();
-}
-
 #[test]
 fn a_client_sending_any_wrong_descriptor_loses_only_its_connection_with_the_reason_logged() {
     let rig = Rig::start();
@@ -182,7 +159,7 @@ fn a_client_sending_any_wrong_descriptor_loses_only_its_connection_with_the_reas
         // As a spill buffer for a request.
         let peer = rig.peer();
         testing::send_descriptor(&peer, &testing::spill_notice(0, 1), fd).unwrap();
-        spilled_request(&peer, method_id("echo"), 100, 1);
+        peer.request_spilled(0, lpc_tests::probe_method_id("echo"), 100, 1);
         assert!(
             eventually(PROMPT, || peer.socket().closed_by_peer()),
             "{case}: the connection stays open"
@@ -197,7 +174,7 @@ fn a_client_sending_any_wrong_descriptor_loses_only_its_connection_with_the_reas
         // `loan_sum(&Loan)`: the handle is (token, buffer id 0, length 16), varints.
         let mut handle = varint(peer.token());
         handle.extend([0, 16]);
-        peer.request(0, method_id("loan_sum"), &handle);
+        peer.request(0, lpc_tests::probe_method_id("loan_sum"), &handle);
         assert!(
             eventually(PROMPT, || peer.socket().closed_by_peer()),
             "{case} as a loan: the connection stays open"
@@ -207,19 +184,6 @@ fn a_client_sending_any_wrong_descriptor_loses_only_its_connection_with_the_reas
             "{case} as a loan: no log line with {reason:?}"
         );
         rig.assert_good(case);
-    }
-}
-
-fn varint(mut v: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let byte = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(byte);
-            return out;
-        }
-        out.push(byte | 0x80);
     }
 }
 
@@ -246,7 +210,12 @@ fn holes_punched_into_a_sealed_spill_buffer_read_as_zeros() {
         1 << 20,
     )
     .unwrap();
-    spilled_request(&peer, method_id("echo"), payload.len() as u64, 1);
+    peer.request_spilled(
+        0,
+        lpc_tests::probe_method_id("echo"),
+        payload.len() as u64,
+        1,
+    );
     // The service read zeros (an empty byte buffer, then trailing bytes): a clean refusal,
     // and the connection stays.
     assert!(eventually(PROMPT, || peer.state(0) == 3), "no reply");

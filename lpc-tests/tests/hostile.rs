@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use lpc::testing::varint;
 use lpc::testing::{RawPeer, RawSocket, FRAME_SIZE};
 use lpc_tests::{client_options, eventually, fd_count, status_field, ProbeClient, Process};
 use tempfile::TempDir;
@@ -349,19 +350,6 @@ fn inline_capacity(peer: &RawPeer) -> usize {
 
 // ---------------------------------------------------------------------------------------------
 // Encodings (postcard: unsigned varints, zigzag for signed integers).
-
-fn varint(mut v: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let byte = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(byte);
-            return out;
-        }
-        out.push(byte | 0x80);
-    }
-}
 
 fn zigzag(v: i32) -> u8 {
     assert!((-64..64).contains(&v));

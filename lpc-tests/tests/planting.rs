@@ -253,32 +253,13 @@ fn a_service_of_another_user_answers_only_a_client_that_names_that_user() {
     );
 }
 
-/// Whether this machine can start processes in new PID namespaces (root, util-linux's
-/// `unshare`: `scripts/setup.sh` installs it); the reason if not.
-fn pid_namespaces() -> Result<(), String> {
-    if !rustix::process::geteuid().is_root() {
-        return Err("not root: cannot create PID namespaces".into());
-    }
-    let status = Command::new("unshare")
-        .args(["--pid", "--fork", "--mount-proc", "true"])
-        .status()
-        .map_err(|e| format!("cannot run unshare (scripts/setup.sh installs it): {e}"))?;
-    if !status.success() {
-        return Err(format!("unshare --pid fails here: {status}"));
-    }
-    Ok(())
-}
-
 /// `unshare`'s arguments that run a program in a new PID namespace (with its own /proc), killed
 /// with `unshare` (so that killing the test's process kills it too).
 const NEW_PID_NAMESPACE: [&str; 4] = ["--pid", "--fork", "--mount-proc", "--kill-child"];
 
 #[test]
 fn a_service_in_another_pid_namespace_serves_clients_whose_pid_it_cannot_see() {
-    if let Err(reason) = pid_namespaces() {
-        eprintln!("skipped: {reason}");
-        return;
-    }
+    lpc::testing::require_pid_namespaces();
     let dir = TempDir::new().unwrap();
     let mut args = NEW_PID_NAMESPACE.to_vec();
     args.extend([SERVICE, "probe"]);
@@ -321,10 +302,7 @@ fn a_service_in_another_pid_namespace_serves_clients_whose_pid_it_cannot_see() {
 
 #[test]
 fn a_client_in_another_pid_namespace_calls_and_queries_a_service_outside() {
-    if let Err(reason) = pid_namespaces() {
-        eprintln!("skipped: {reason}");
-        return;
-    }
+    lpc::testing::require_pid_namespaces();
     let dir = TempDir::new().unwrap();
     let service = Process::start(Path::new(SERVICE), &["probe"], dir.path(), "ready");
     let in_namespace = |command: &str| {

@@ -19,6 +19,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use lpc::testing::varint;
 use lpc::testing::{message, spill_notice, RawPeer, RawService, RawSocket, FRAME_SIZE};
 use lpc_tests::sizes::{SizesClient, SIZES_INTERFACE};
 use lpc_tests::{client_options, eventually, status_field, Process};
@@ -52,19 +53,6 @@ const TAG_REFUSED: u8 = 3;
 const TAG_SPILL: u8 = 4;
 const TAG_QUERY: u8 = 5;
 const TAG_INFO: u8 = 6;
-
-fn varint(mut v: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let byte = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(byte);
-            return out;
-        }
-        out.push(byte | 0x80);
-    }
-}
 
 /// Postcard's varint of 2^60: a length no payload can hold.
 fn huge() -> Vec<u8> {

@@ -304,10 +304,34 @@ impl RawPeer {
         self.ring();
     }
 
+    /// Like [`RawPeer::request`], for a request whose `len` payload bytes lie in spill buffer
+    /// `generation` (sent beforehand, with its notice) rather than inline.
+    pub fn request_spilled(&self, slot: u32, method: u32, len: u64, generation: u32) {
+        self.use_slots(slot + 1);
+        let header = FrameHeader {
+            method,
+            flags: crate::wire::frame::FLAG_SPILL,
+            call_id: 1,
+            len,
+            spill_generation: generation,
+            status: crate::wire::frame::Status::Ok,
+            deadline_ns: 0,
+        };
+        let base = self.slot_offset(slot);
+        self.write(base + 8, &header.encode());
+        self.store(base, 1);
+        self.ring();
+    }
+
     /// The state word of `slot`.
     pub fn state(&self, slot: u32) -> u32 {
         self.load(self.slot_offset(slot))
     }
+}
+
+/// `v` as postcard writes an unsigned integer (a varint): for hand-made payloads.
+pub fn varint(v: u64) -> Vec<u8> {
+    postcard::to_stdvec(&v).expect("a u64 always encodes")
 }
 
 /// A socket message of `tag` with `body` (postcard bytes), prefixed as lpc sends it: the tag,
@@ -324,14 +348,20 @@ pub fn message(tag: u8, body: &[u8]) -> Vec<u8> {
 /// send descriptors of any kind, lie in its welcome, answer with anything.
 pub struct RawService {
     listener: Listener,
+    /// Tells when a client is waiting to be accepted.
+    reactor: sys::Reactor,
     name: String,
 }
 
 impl RawService {
     /// Listens as service `name` in `dir` (which must exist).
     pub fn bind(dir: &Path, name: &str) -> io::Result<RawService> {
+        let listener = Listener::bind(&crate::registry::socket_path(dir, name))?;
+        let reactor = sys::Reactor::new()?;
+        reactor.watch_listener(&listener)?;
         Ok(RawService {
-            listener: Listener::bind(&crate::registry::socket_path(dir, name))?,
+            listener,
+            reactor,
             name: name.to_owned(),
         })
     }
@@ -339,6 +369,7 @@ impl RawService {
     /// The next client, waiting up to `timeout` for one to connect.
     pub fn accept(&self, timeout: Duration) -> io::Result<RawServiceConnection> {
         let deadline = Instant::now() + timeout;
+        let mut events = Vec::new();
         loop {
             if let Some(stream) = self.listener.accept()? {
                 return Ok(RawServiceConnection {
@@ -346,11 +377,12 @@ impl RawService {
                     name: self.name.clone(),
                 });
             }
-            if Instant::now() >= deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
                 return Err(io::Error::new(io::ErrorKind::TimedOut, "no client came"));
             }
-            // The listener is non-blocking; a client is expected within the bound.
-            std::thread::sleep(Duration::from_millis(1));
+            events.clear();
+            self.reactor.wait(&mut events, Some(left))?;
         }
     }
 }
@@ -616,4 +648,24 @@ fn answer(
         }
         _ => Ok(()),
     }
+}
+
+/// Checks that this machine can start processes in new PID namespaces (root, and util-linux's
+/// `unshare`, which `scripts/setup.sh` installs); panics with the reason if not, so that a test
+/// that needs them fails instead of passing without running.
+pub fn require_pid_namespaces() {
+    let is_root = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0"))
+        })
+        .unwrap_or(false);
+    assert!(is_root, "this test needs root to create PID namespaces");
+    let status = std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "true"])
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run unshare (scripts/setup.sh installs it): {e}"));
+    assert!(status.success(), "unshare --pid fails here: {status}");
 }
