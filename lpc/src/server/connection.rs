@@ -284,7 +284,7 @@ fn handshake(shared: &Shared, conn: &ConnectionShared) -> Result<Channel, String
         Ok(_) => return Err(refuse("bad handshake: expected a hello".into())),
         Err(e) => return Err(refuse(format!("bad handshake: {e}"))),
     };
-    if let Err(reason) = shared.within_limits(conn.peer.as_ref()) {
+    if let Err(reason) = shared.within_limits() {
         return Err(refuse_as(RefusalKind::Busy, reason));
     }
     // A thread per slot at most: the connection gets as many slots as the service has

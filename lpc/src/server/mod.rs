@@ -787,8 +787,10 @@ impl Shared {
         Ok(())
     }
 
-    /// Whether one more connection (this one, already in the table) stays within the limits.
-    fn within_limits(&self, peer: Option<&PeerCredentials>) -> std::result::Result<(), String> {
+    /// Whether one more connection (this one, already in the table) stays within the limit on
+    /// all connections. (The per-user limits are checked at accept, `admit_at_accept`, on the
+    /// one thread that adds connections to the table.)
+    fn within_limits(&self) -> std::result::Result<(), String> {
         let options = &self.server.options;
         let table = self.connections();
         if table.len() > self.max_connections {
@@ -801,20 +803,6 @@ impl Shared {
                 "it has reached its limit of {} connections (ServerOptions::max_connections{lowered})",
                 self.max_connections
             ));
-        }
-        if let Some(peer) = peer.filter(|p| *p.user() != current_user()) {
-            let mine = table
-                .values()
-                .filter(|(c, _)| c.peer.as_ref().map(PeerCredentials::user) == Some(peer.user()))
-                .count();
-            if mine > options.max_connections_per_uid {
-                return Err(format!(
-                    "user {} has reached the limit of {} connections per user \
-                     (ServerOptions::max_connections_per_uid)",
-                    peer.user(),
-                    options.max_connections_per_uid
-                ));
-            }
         }
         Ok(())
     }
