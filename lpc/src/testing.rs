@@ -618,6 +618,7 @@ fn answer(
                 if let Some(Taken {
                     frame,
                     withdrawable,
+                    ..
                 }) = channel.take_request(0)
                 {
                     let request = frame.map_err(io::Error::other)?;
@@ -627,19 +628,18 @@ fn answer(
                             (Status::Panicked, message.clone().into_bytes())
                         }
                     };
-                    let written = channel
-                        .write_payload(0, &bytes)
-                        .map_err(|e| io::Error::other(e.to_string()))?;
                     let reply = FrameHeader {
                         method: request.method,
-                        flags: written.flags,
+                        flags: 0,
                         call_id: request.call_id,
-                        len: written.len,
-                        spill_generation: written.spill_generation,
+                        len: 0,
+                        spill_generation: 0,
                         status,
                         deadline_ns: 0,
                     };
-                    channel.slot(0).write_frame(&reply.encode());
+                    channel
+                        .write_payload(0, &bytes, reply)
+                        .map_err(|e| io::Error::other(e.to_string()))?;
                     channel.complete(0, withdrawable);
                 }
                 channel.service_sleep(done, || false);

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::error::{CallPhase, Error};
-use crate::shm::layout::{ConnectionMemory, SlotView};
+use crate::shm::layout::{ConnectionMemory, SlotView, FRAME_SIZE, HEAD_PAYLOAD, HEAD_SIZE};
 use crate::shm::Region;
 use crate::sys::{AtomicU32, SharedMemory, Stream, WaitOutcome};
 use crate::wire::handshake::Message;
@@ -134,6 +134,8 @@ impl ChannelError {
 pub(crate) struct Taken {
     /// Its frame, read once the client could no longer change it.
     pub(crate) frame: Result<FrameHeader, String>,
+    /// The slot's head, read with the frame: a small payload is there.
+    pub(crate) head: [u8; HEAD_SIZE],
     /// Taken from REQUEST into SERVING (its client may still give up on it), or not.
     pub(crate) withdrawable: bool,
 }
@@ -404,8 +406,39 @@ impl Channel {
     /// Runs `f` on the payload that `header` (already validated) describes for `slot`: an
     /// inline payload copied into `scratch`, a spilled one where it lies (see
     /// [`payload::SpillSource`]). `limit` is the largest payload this side accepts.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn with_payload<R>(
+        &self,
+        slot: u32,
+        header: &FrameHeader,
+        limit: u64,
+        scratch: &mut Vec<u8>,
+        f: impl FnOnce(Payload<'_>) -> R,
+    ) -> Result<R, ChannelError> {
+        let head = self.slot(slot).read_head();
+        self.with_payload_in(slot, header, &head, limit, scratch, f)
+    }
+
+    /// [`Channel::with_payload`] with the slot's head already copied out (with the frame):
+    /// a payload small enough to be all in the head is read from there.
+    #[inline]
+    pub(crate) fn with_payload_in<R>(
+        &self,
+        slot: u32,
+        header: &FrameHeader,
+        head: &[u8; HEAD_SIZE],
+        limit: u64,
+        scratch: &mut Vec<u8>,
+        f: impl FnOnce(Payload<'_>) -> R,
+    ) -> Result<R, ChannelError> {
+        if !header.spilled() && header.len <= HEAD_PAYLOAD as u64 && header.len <= limit {
+            let payload = &head[FRAME_SIZE..FRAME_SIZE + header.len as usize];
+            return Ok(f(Payload::local(payload, limit)));
+        }
+        self.with_payload_slow(slot, header, limit, scratch, f)
+    }
+
+    fn with_payload_slow<R>(
         &self,
         slot: u32,
         header: &FrameHeader,
@@ -658,19 +691,25 @@ impl Channel {
         let view = self.slot(slot);
         match view.state().load(Ordering::Acquire) {
             state::REQUEST_FIXED => {
-                let frame = FrameHeader::decode(&view.read_frame());
+                let head = view.read_head();
+                let frame = FrameHeader::decode_head(&head);
                 if let Ok(header) = &frame {
                     protocol::take_unwithdrawable(view.taken(), header.call_id as u32);
                 }
                 Some(Taken {
                     frame,
+                    head,
                     withdrawable: false,
                 })
             }
-            state::REQUEST if protocol::take(&self.words(slot)) => Some(Taken {
-                frame: FrameHeader::decode(&view.read_frame()),
-                withdrawable: true,
-            }),
+            state::REQUEST if protocol::take(&self.words(slot)) => {
+                let head = view.read_head();
+                Some(Taken {
+                    frame: FrameHeader::decode_head(&head),
+                    head,
+                    withdrawable: true,
+                })
+            }
             _ => None,
         }
     }
@@ -802,7 +841,7 @@ mod tests {
         let (service, client) = connected();
         for len in [0, 1, 144, 145, 5000, 70_000, 1 << 20] {
             let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-            let written = client.write_payload(2, &data).unwrap();
+            let written = write(&client, 2, &data).unwrap();
             assert_eq!(written.flags == FLAG_SPILL, len > 144, "len {len}");
             let mut out = Vec::new();
             service
@@ -840,7 +879,7 @@ mod tests {
     #[test]
     fn a_length_beyond_the_spill_buffer_is_a_protocol_error() {
         let (service, client) = connected();
-        let written = client.write_payload(1, &[7u8; 1000]).unwrap();
+        let written = write(&client, 1, &[7u8; 1000]).unwrap();
         let err = service.read_payload(
             1,
             &header(MIN_SPILL + 1, (written.flags, written.spill_generation)),
@@ -943,7 +982,18 @@ mod tests {
         let mut writer = channel.writer(slot, limit, &mut stage);
         crate::wire::codec::encode_into(value, &mut writer).expect("encodes");
         let written = writer.finish()?;
-        Ok(channel.unstage(slot, written, &stage))
+        channel.publish(slot, header(0, (0, 0)), written, &stage);
+        Ok(written)
+    }
+
+    /// Writes `bytes` for `slot` whole, as `Channel::write_payload` does, and says where.
+    fn write(channel: &Channel, slot: u32, bytes: &[u8]) -> Result<payload::Written, ChannelError> {
+        let mut stage = Vec::new();
+        let mut writer = channel.writer(slot, u64::MAX, &mut stage);
+        let _ = crate::wire::codec::Sink::put_all(&mut writer, bytes);
+        let written = writer.finish()?;
+        channel.publish(slot, header(0, (0, 0)), written, &stage);
+        Ok(written)
     }
 
     type Mixed = (String, crate::wire::codec::WireBytes, Vec<u32>, u8);
@@ -1042,7 +1092,7 @@ mod tests {
         // A length of 2^40 bytes, followed by a few thousand.
         let mut forged = vec![0x80, 0x80, 0x80, 0x80, 0x80, 0x20];
         forged.extend(std::iter::repeat_n(0u8, 5000));
-        let written = client.write_payload(3, &forged).unwrap();
+        let written = write(&client, 3, &forged).unwrap();
         let header = header(
             written.len as usize,
             (written.flags, written.spill_generation),
@@ -1055,7 +1105,7 @@ mod tests {
 
     /// A payload forged by a peer, written to `slot` as it is (spilled when large).
     fn forge(client: &Channel, slot: u32, bytes: &[u8]) -> FrameHeader {
-        let written = client.write_payload(slot, bytes).unwrap();
+        let written = write(&client, slot, bytes).unwrap();
         header(
             written.len as usize,
             (written.flags, written.spill_generation),

@@ -113,14 +113,13 @@ fn send(client: &Channel, slot: u32, call_id: u64, with_deadline: bool) -> Vec<u
     let mut writer = client.writer(slot, u64::MAX, &mut stage);
     writer.put_all(&request).unwrap();
     let written = writer.finish().unwrap();
-    let written = client.unstage(slot, written, &stage);
     assert_eq!(written.flags, 0, "the model's payloads stay inline");
     let header = FrameHeader {
         method: 1,
-        flags: written.flags,
+        flags: 0,
         call_id,
-        len: written.len,
-        spill_generation: written.spill_generation,
+        len: 0,
+        spill_generation: 0,
         status: Status::Ok,
         deadline_ns: if with_deadline {
             crate::sys::monotonic_ns() + DEADLINE.as_nanos() as u64
@@ -128,7 +127,7 @@ fn send(client: &Channel, slot: u32, call_id: u64, with_deadline: bool) -> Vec<u
             0
         },
     };
-    client.slot(slot).write_frame(&header.encode());
+    client.publish(slot, header, written, &stage);
     client.submit(slot, !with_deadline);
     request
 }
@@ -136,7 +135,7 @@ fn send(client: &Channel, slot: u32, call_id: u64, with_deadline: bool) -> Vec<u
 /// Reads the reply of call `call_id` on `slot`, which must be the service's transform of
 /// this very `request`.
 fn receive(client: &Channel, slot: u32, call_id: u64, request: &[u8]) {
-    let reply = FrameHeader::decode(&client.slot(slot).read_frame()).unwrap();
+    let reply = FrameHeader::decode_head(&client.slot(slot).read_head()).unwrap();
     assert_eq!((reply.call_id, reply.status), (call_id, Status::Ok));
     let mut scratch = Vec::new();
     let got = client
@@ -212,10 +211,10 @@ impl Stoppable {
 /// taken; the reply is written, its frame, then published (or the slot freed, if the client
 /// abandoned the call meanwhile). False if the client withdrew the call before it was taken.
 fn serve_one(service: &Channel, slot: u32, args: &mut Vec<u8>) -> bool {
-    let view = service.slot(slot);
     let Some(Taken {
         frame,
         withdrawable,
+        ..
     }) = service.take_request(slot)
     else {
         return false;
@@ -226,17 +225,16 @@ fn serve_one(service: &Channel, slot: u32, args: &mut Vec<u8>) -> bool {
             transform(payload.into_local().unwrap())
         })
         .unwrap();
-    let written = service.write_payload(slot, &reply).unwrap();
     let frame = FrameHeader {
         method: header.method,
-        flags: written.flags,
+        flags: 0,
         call_id: header.call_id,
-        len: written.len,
-        spill_generation: written.spill_generation,
+        len: 0,
+        spill_generation: 0,
         status: Status::Ok,
         deadline_ns: 0,
     };
-    view.write_frame(&frame.encode());
+    service.write_payload(slot, &reply, frame).unwrap();
     assert!(service.complete(slot, withdrawable));
     true
 }

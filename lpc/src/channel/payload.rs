@@ -7,10 +7,11 @@ use std::io;
 use std::sync::MutexGuard;
 
 use super::{Channel, ChannelError, Spill, MIN_SPILL};
+use crate::shm::layout::{FRAME_SIZE, HEAD_PAYLOAD, HEAD_SIZE};
 use crate::shm::Region;
 use crate::sys::SharedMemory;
 use crate::wire::codec::{Short, Sink, Source};
-use crate::wire::frame::FLAG_SPILL;
+use crate::wire::frame::{FrameHeader, FLAG_SPILL};
 use crate::wire::handshake::Message;
 
 /// Small writes are gathered in a private buffer and flushed to the spill buffer this many
@@ -23,11 +24,22 @@ pub(crate) struct Written {
     pub(crate) len: u64,
     pub(crate) flags: u32,
     pub(crate) spill_generation: u32,
-    /// An inline payload still in the writer's staging buffer: copied into the slot only
-    /// when the frame is published ([`Channel::unstage`], just before the frame), so that all the stores to the
-    /// slot's first cache line come in one burst (the peer keeps reading that line while it
-    /// waits; every store that finds the line taken away costs another transfer).
-    pub(crate) staged: bool,
+    /// Where an inline payload waits until the frame is published ([`Channel::publish`]), so
+    /// that all the stores to the slot's first cache line come in one burst (the peer keeps
+    /// reading that line while it waits; every store that finds the line taken away costs
+    /// another transfer).
+    pub(crate) staged: Staged,
+}
+
+/// Where an inline payload waits for its frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Staged {
+    /// Nowhere: spilled, or already in the slot.
+    No,
+    /// Here: a payload of up to [`HEAD_PAYLOAD`] bytes, written with the frame in one copy.
+    Head([u8; HEAD_PAYLOAD]),
+    /// In the writer's staging buffer.
+    Stage,
 }
 
 /// Writes one payload for `slot`: into a private staging buffer while it is small enough to
@@ -38,6 +50,10 @@ pub(crate) struct PayloadWriter<'a> {
     channel: &'a Channel,
     slot: u32,
     limit: u64,
+    /// The first bytes of the payload, while it is this small (a small call's arguments or
+    /// result never touch `stage`); [`LEFT_HEAD`] once it outgrew them.
+    head: [u8; HEAD_PAYLOAD],
+    head_len: usize,
     stage: &'a mut Vec<u8>,
     /// The slot's outgoing spill buffer, once the payload is known not to fit inline.
     spill: Option<MutexGuard<'a, Spill>>,
@@ -63,6 +79,8 @@ impl Channel {
             channel: self,
             slot,
             limit,
+            head: [0; HEAD_PAYLOAD],
+            head_len: 0,
             stage,
             spill: None,
             flushed: 0,
@@ -71,27 +89,68 @@ impl Channel {
         }
     }
 
-    /// Writes `payload` for `slot` whole (inline ones too, at once).
-    pub(crate) fn write_payload(&self, slot: u32, payload: &[u8]) -> Result<Written, ChannelError> {
+    /// Writes `payload` for `slot` whole (inline ones too, at once), then its frame,
+    /// `header` with the payload's length and place.
+    pub(crate) fn write_payload(
+        &self,
+        slot: u32,
+        payload: &[u8],
+        header: FrameHeader,
+    ) -> Result<(), ChannelError> {
         let mut stage = Vec::new();
         let mut writer = self.writer(slot, u64::MAX, &mut stage);
         let _ = writer.put_all(payload);
         let written = writer.finish()?;
-        Ok(self.unstage(slot, written, &stage))
+        self.publish(slot, header, written, &stage);
+        Ok(())
     }
 
-    /// Copies a staged inline payload (from `stage`, the writer's staging buffer) into the
-    /// slot; the frame is written next.
+    /// Writes the frame of a finished payload into `slot`: `header` with the payload's
+    /// length and place from `written`, after the staged inline payload (from `stage`, the
+    /// writer's staging buffer) if it has one; a small payload goes with the frame in one
+    /// copy. The frame is published by the state change that follows.
     #[inline]
-    pub(crate) fn unstage(&self, slot: u32, written: Written, stage: &[u8]) -> Written {
-        if written.staged {
-            self.slot(slot)
-                .copy_inline_in(stage)
-                .expect("staged payloads fit inline");
+    pub(crate) fn publish(&self, slot: u32, header: FrameHeader, written: Written, stage: &[u8]) {
+        let view = self.slot(slot);
+        let header = FrameHeader {
+            flags: header.flags | written.flags,
+            len: written.len,
+            spill_generation: written.spill_generation,
+            ..header
+        };
+        let mut head = [0u8; HEAD_SIZE];
+        head[..FRAME_SIZE].copy_from_slice(&header.encode());
+        match written.staged {
+            Staged::Head(bytes) => head[FRAME_SIZE..].copy_from_slice(&bytes),
+            Staged::Stage => {
+                // Longer than the head (it left the head): the head repeats its first bytes.
+                view.copy_inline_in(stage)
+                    .expect("staged payloads fit inline");
+                head[FRAME_SIZE..].copy_from_slice(&stage[..HEAD_PAYLOAD]);
+            }
+            Staged::No => {}
         }
-        Written {
-            staged: false,
-            ..written
+        view.write_head(&head);
+    }
+}
+
+/// `PayloadWriter::head_len` once the payload outgrew the head (more than any length there).
+const LEFT_HEAD: usize = HEAD_PAYLOAD + 1;
+
+/// Copies `src` (at most [`HEAD_PAYLOAD`] bytes) to the start of `dst`, which has room, in
+/// fixed-size pieces (a call to `memcpy` costs more than the copy for a few bytes).
+#[inline(always)]
+fn copy_small(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    if n >= 8 {
+        dst[..8].copy_from_slice(&src[..8]);
+        dst[n - 8..n].copy_from_slice(&src[n - 8..]);
+    } else if n >= 4 {
+        dst[..4].copy_from_slice(&src[..4]);
+        dst[n - 4..n].copy_from_slice(&src[n - 4..]);
+    } else {
+        for i in 0..n {
+            dst[i] = src[i];
         }
     }
 }
@@ -163,6 +222,13 @@ impl PayloadWriter<'_> {
         (self.flushed + self.stage.len()) as u64 + self.dropped
     }
 
+    /// Moves the payload out of the head into the staging buffer: it outgrew the head.
+    #[cold]
+    fn leave_head(&mut self) {
+        self.stage.extend_from_slice(&self.head[..self.head_len]);
+        self.head_len = LEFT_HEAD;
+    }
+
     /// Whether `more` bytes would take the payload past the limit; if so they (and all that
     /// follow) are only counted.
     fn over_limit(&mut self, more: usize) -> bool {
@@ -203,18 +269,31 @@ impl PayloadWriter<'_> {
     /// `TooLarge` if more than the limit was written.
     #[inline(always)]
     pub(crate) fn finish(self) -> Result<Written, ChannelError> {
+        if self.head_len <= HEAD_PAYLOAD {
+            if self.head_len as u64 > self.limit {
+                return self.finish_spilled();
+            }
+            let written = Written {
+                len: self.head_len as u64,
+                flags: 0,
+                spill_generation: 0,
+                staged: Staged::Head(self.head),
+            };
+            // Nothing to drop while in the head (no spill lock, no failure; the rest are
+            // borrows): skipping the drop glue keeps the small call's path short.
+            std::mem::forget(self);
+            return Ok(written);
+        }
         if self.spill.is_none() && self.dropped == 0 && self.failed.is_none() {
             let view = self.channel.slot(self.slot);
             let len = self.stage.len();
             if len <= view.inline_capacity() && len as u64 <= self.limit {
-                // Nothing left to drop (no spill lock, no failure; the rest are borrows):
-                // skipping the drop glue keeps the small call's path short.
                 std::mem::forget(self);
                 return Ok(Written {
                     len: len as u64,
                     flags: 0,
                     spill_generation: 0,
-                    staged: true,
+                    staged: Staged::Stage,
                 });
             }
         }
@@ -223,6 +302,9 @@ impl PayloadWriter<'_> {
 
     #[cold]
     fn finish_spilled(mut self) -> Result<Written, ChannelError> {
+        if self.head_len <= HEAD_PAYLOAD {
+            self.leave_head();
+        }
         if let Some(e) = self.failed.take() {
             return Err(*e);
         }
@@ -239,7 +321,7 @@ impl PayloadWriter<'_> {
             len: total,
             flags: FLAG_SPILL,
             spill_generation: generation,
-            staged: false,
+            staged: Staged::No,
         })
     }
 }
@@ -268,15 +350,32 @@ impl PayloadWriter<'_> {
 impl Sink for PayloadWriter<'_> {
     #[inline]
     fn put(&mut self, byte: u8) -> Result<(), ()> {
-        if self.stage.len() < STAGE {
-            self.stage.push(byte);
+        if self.head_len < HEAD_PAYLOAD {
+            self.head[self.head_len] = byte;
+            self.head_len += 1;
             return Ok(());
         }
-        self.put_slow(&[byte])
+        self.put_staged(&[byte])
     }
 
     #[inline]
     fn put_all(&mut self, bytes: &[u8]) -> Result<(), ()> {
+        if self.head_len + bytes.len() <= HEAD_PAYLOAD {
+            copy_small(&mut self.head[self.head_len..], bytes);
+            self.head_len += bytes.len();
+            return Ok(());
+        }
+        self.put_staged(bytes)
+    }
+}
+
+impl PayloadWriter<'_> {
+    /// Writes past the head: into the staging buffer, flushed to the spill buffer when full.
+    #[inline(never)]
+    fn put_staged(&mut self, bytes: &[u8]) -> Result<(), ()> {
+        if self.head_len <= HEAD_PAYLOAD {
+            self.leave_head();
+        }
         if self.stage.len() + bytes.len() < STAGE {
             self.stage.extend_from_slice(bytes);
             return Ok(());

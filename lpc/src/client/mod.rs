@@ -21,7 +21,7 @@ use crate::channel::{scope, state, Cancel, Channel, ChannelError, Payload, WaitE
 use crate::error::{CallPhase, Error, Result};
 use crate::loan::{self, Loan};
 use crate::registry;
-use crate::shm::layout::{ConnectionMemory, Geometry};
+use crate::shm::layout::{ConnectionMemory, Geometry, HEAD_SIZE};
 use crate::sys::{current_user, Stream, UserId};
 use crate::wire::budget::{self, Budget};
 use crate::wire::frame::{Status, FLAG_JSON};
@@ -739,7 +739,12 @@ impl Client {
     /// Returns the reply's validated header, the slot still held by `call` (the caller reads
     /// the payload); on an error the slot is released, quarantined or, with the connection
     /// lost, left taken, by `call`'s guard.
-    fn submit(&self, call: &mut Call<'_>, written: Written) -> Result<FrameHeader> {
+    fn submit(
+        &self,
+        call: &mut Call<'_>,
+        written: Written,
+        stage: &[u8],
+    ) -> Result<(FrameHeader, [u8; HEAD_SIZE])> {
         let conn = call.conn;
         let slot = call.slot.index();
         let call_id = conn.call_ids[slot as usize]
@@ -748,10 +753,10 @@ impl Client {
         conn.call_ids[slot as usize].store(call_id, Ordering::Relaxed);
         let header = FrameHeader {
             method: call.method_id,
-            flags: written.flags | call.flags,
+            flags: call.flags,
             call_id,
-            len: written.len,
-            spill_generation: written.spill_generation,
+            len: 0,
+            spill_generation: 0,
             status: Status::Ok,
             // The service sees the caller's deadline (`lpc::deadline()`): the monotonic clock
             // is shared by all processes of the machine.
@@ -759,7 +764,7 @@ impl Client {
                 crate::sys::monotonic_ns().saturating_add(t.as_nanos() as u64)
             }),
         };
-        conn.channel.slot(slot).write_frame(&header.encode());
+        conn.channel.publish(slot, header, written, stage);
         conn.channel.submit(slot, call.deadline.is_none());
 
         let method = call.method;
@@ -831,14 +836,14 @@ impl Client {
             }
         };
         let written = match written {
-            Ok(written) => conn.channel.unstage(slot, written, stage),
+            Ok(written) => written,
             Err(e) => return Err(conn.fail(e, method, CallPhase::NotSent)),
         };
-        let header = self.submit(&mut call, written)?;
+        let (header, head) = self.submit(&mut call, written, stage)?;
         if header.status == Status::Ok {
             let decoded = conn
                 .channel
-                .with_payload(slot, &header, conn.max_reply, scratch, decode)
+                .with_payload_in(slot, &header, &head, conn.max_reply, scratch, decode)
                 .map_err(|e| conn.fail(e, method, CallPhase::ReplyLost))?;
             if decoded.is_err() && conn.channel.broken().is_some() {
                 // The result named a loan whose buffer is not lpc shared memory.
@@ -918,8 +923,14 @@ impl Connection {
     }
 
     /// Reads and validates the header of the reply in `slot`.
-    fn reply_header(&self, slot: u32, call_id: u64, method: &str) -> Result<FrameHeader> {
-        let header = FrameHeader::decode(&self.channel.slot(slot).read_frame())
+    fn reply_header(
+        &self,
+        slot: u32,
+        call_id: u64,
+        method: &str,
+    ) -> Result<(FrameHeader, [u8; HEAD_SIZE])> {
+        let head = self.channel.slot(slot).read_head();
+        let header = FrameHeader::decode_head(&head)
             .map_err(|e| self.fail(ChannelError::Protocol(e), method, CallPhase::ReplyLost))?;
         if header.call_id != call_id {
             return Err(self.fail(
@@ -931,7 +942,7 @@ impl Connection {
                 CallPhase::ReplyLost,
             ));
         }
-        Ok(header)
+        Ok((header, head))
     }
 
     /// The error that a reply with a failure status in `slot` reports (its payload, read into

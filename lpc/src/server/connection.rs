@@ -448,6 +448,7 @@ fn serve_one(shared: &Shared, channel: &Channel, worker: &mut Worker) -> Result<
     // a compare-and-swap. Either way the frame is read once the client can no longer change it.
     let Some(Taken {
         frame,
+        head,
         withdrawable,
     }) = channel.take_request(slot)
     else {
@@ -466,20 +467,27 @@ fn serve_one(shared: &Shared, channel: &Channel, worker: &mut Worker) -> Result<
             0,
         ),
         Ok(header) => {
-            let ran = channel.with_payload(slot, &header, options.max_payload, args, |payload| {
-                let started = stats.sample_next().then(Instant::now);
-                let deadline = (header.deadline_ns != 0).then(|| {
-                    let left = header.deadline_ns.saturating_sub(monotonic_ns());
-                    Instant::now() + Duration::from_nanos(left)
-                });
-                let _call = CallScope::enter(slot, deadline);
-                let outcome = if header.flags & FLAG_JSON != 0 {
-                    dispatch_json(shared, channel, slot, header.method, payload, reply)
-                } else {
-                    dispatch(shared, channel, slot, header.method, payload, reply)
-                };
-                (outcome, started.map(|s| s.elapsed()))
-            });
+            let ran = channel.with_payload_in(
+                slot,
+                &header,
+                &head,
+                options.max_payload,
+                args,
+                |payload| {
+                    let started = stats.sample_next().then(Instant::now);
+                    let deadline = (header.deadline_ns != 0).then(|| {
+                        let left = header.deadline_ns.saturating_sub(monotonic_ns());
+                        Instant::now() + Duration::from_nanos(left)
+                    });
+                    let _call = CallScope::enter(slot, deadline);
+                    let outcome = if header.flags & FLAG_JSON != 0 {
+                        dispatch_json(shared, channel, slot, header.method, payload, reply)
+                    } else {
+                        dispatch(shared, channel, slot, header.method, payload, reply)
+                    };
+                    (outcome, started.map(|s| s.elapsed()))
+                },
+            );
             if last_method.0 != header.method {
                 *last_method = (header.method, shared.method_index(header.method));
             }
@@ -505,28 +513,30 @@ fn serve_one(shared: &Shared, channel: &Channel, worker: &mut Worker) -> Result<
             (outcome, header.method, header.call_id)
         }
     };
-    let (status, written) = match outcome {
-        Outcome::Written(written) => (Status::Ok, channel.unstage(slot, written, reply)),
-        Outcome::Failed(status, mut message) => match channel.write_payload(slot, &message) {
-            Ok(written) => (status, written),
-            Err(ChannelError::Io(_)) => {
-                // No memory for a spill buffer: the start of the message, inline.
-                message.truncate(view.inline_capacity());
-                (status, channel.write_payload(slot, &message)?)
-            }
-            Err(e) => return Err(e.into()),
-        },
-    };
     let header = FrameHeader {
         method,
-        flags: written.flags,
+        flags: 0,
         call_id,
-        len: written.len,
-        spill_generation: written.spill_generation,
-        status,
+        len: 0,
+        spill_generation: 0,
+        status: Status::Ok,
         deadline_ns: 0,
     };
-    view.write_frame(&header.encode());
+    match outcome {
+        Outcome::Written(written) => channel.publish(slot, header, written, reply),
+        Outcome::Failed(status, mut message) => {
+            let header = FrameHeader { status, ..header };
+            match channel.write_payload(slot, &message, header) {
+                Ok(()) => {}
+                Err(ChannelError::Io(_)) => {
+                    // No memory for a spill buffer: the start of the message, inline.
+                    message.truncate(view.inline_capacity());
+                    channel.write_payload(slot, &message, header)?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
     let completed = channel.complete(slot, withdrawable);
     if let Some((failed, elapsed)) = record {
         stats.record(last_method.1, failed, elapsed);

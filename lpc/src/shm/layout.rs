@@ -49,6 +49,15 @@ pub(crate) const FRAME_SIZE: usize = SLOT_HEADER_SIZE - FRAME_OFFSET;
 /// The slot's last cache line: the taken word.
 const SLOT_TRAILER_SIZE: usize = 64;
 const FRAME_OFFSET: usize = 8;
+/// The frame header and the first inline payload bytes: the rest of the slot's first cache
+/// line, copied in or out at once (a small call's whole request or reply).
+pub(crate) const HEAD_SIZE: usize = 64 - FRAME_OFFSET;
+/// The payload bytes in a slot's head.
+pub(crate) const HEAD_PAYLOAD: usize = HEAD_SIZE - FRAME_SIZE;
+// The smallest slot's inline area holds the head's payload bytes: writing a head never
+// reaches the slot's trailer.
+const _: () =
+    assert!(MIN_SLOT_SIZE as usize - SLOT_HEADER_SIZE - SLOT_TRAILER_SIZE >= HEAD_PAYLOAD);
 pub(crate) const SLOTS_USED: usize = 24;
 const DOORBELL: usize = 64;
 const SERVICE_SLEEPING: usize = 68;
@@ -301,16 +310,20 @@ impl<'a> SlotView<'a> {
         self.region.atomic_u32(self.taken + 4)
     }
 
-    pub(crate) fn read_frame(&self) -> [u8; FRAME_SIZE] {
+    /// The frame header and the first [`HEAD_PAYLOAD`] inline payload bytes, in one copy.
+    #[inline]
+    pub(crate) fn read_head(&self) -> [u8; HEAD_SIZE] {
         self.region
             .read_array(self.base + FRAME_OFFSET)
-            .expect("slot frame inside the validated region")
+            .expect("slot head inside the validated region")
     }
 
-    pub(crate) fn write_frame(&self, frame: &[u8; FRAME_SIZE]) {
+    /// Writes the frame header and the first [`HEAD_PAYLOAD`] inline payload bytes at once.
+    #[inline]
+    pub(crate) fn write_head(&self, head: &[u8; HEAD_SIZE]) {
         self.region
-            .write_array(self.base + FRAME_OFFSET, frame)
-            .expect("slot frame inside the validated region")
+            .write_array(self.base + FRAME_OFFSET, head)
+            .expect("slot head inside the validated region")
     }
 
     pub(crate) fn inline_capacity(&self) -> usize {

@@ -9,7 +9,7 @@
 //! ```
 //! All little-endian.
 
-use crate::shm::layout::FRAME_SIZE;
+use crate::shm::layout::{FRAME_SIZE, HEAD_SIZE};
 
 /// The payload is in the slot's spill buffer, not inline.
 pub(crate) const FLAG_SPILL: u32 = 1;
@@ -105,6 +105,12 @@ impl FrameHeader {
             status,
             deadline_ns: u64_at(32),
         })
+    }
+
+    /// Decodes the header at the start of a slot's head (see `shm::layout::HEAD_SIZE`).
+    #[inline]
+    pub(crate) fn decode_head(head: &[u8; HEAD_SIZE]) -> Result<FrameHeader, String> {
+        FrameHeader::decode(head.first_chunk().expect("a head starts with a frame"))
     }
 
     pub(crate) fn spilled(&self) -> bool {
