@@ -1105,7 +1105,7 @@ mod tests {
 
     /// A payload forged by a peer, written to `slot` as it is (spilled when large).
     fn forge(client: &Channel, slot: u32, bytes: &[u8]) -> FrameHeader {
-        let written = write(&client, slot, bytes).unwrap();
+        let written = write(client, slot, bytes).unwrap();
         header(
             written.len as usize,
             (written.flags, written.spill_generation),

@@ -149,8 +149,8 @@ fn copy_small(dst: &mut [u8], src: &[u8]) {
         dst[..4].copy_from_slice(&src[..4]);
         dst[n - 4..n].copy_from_slice(&src[n - 4..]);
     } else {
-        for i in 0..n {
-            dst[i] = src[i];
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = *s;
         }
     }
 }
