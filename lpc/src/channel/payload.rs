@@ -148,10 +148,11 @@ fn copy_small(dst: &mut [u8], src: &[u8]) {
     } else if n >= 4 {
         dst[..4].copy_from_slice(&src[..4]);
         dst[n - 4..n].copy_from_slice(&src[n - 4..]);
-    } else {
-        for (d, s) in dst.iter_mut().zip(src) {
-            *d = *s;
-        }
+    } else if n > 0 {
+        // One to three bytes: the first, the last and the middle one.
+        dst[0] = src[0];
+        dst[n - 1] = src[n - 1];
+        dst[n / 2] = src[n / 2];
     }
 }
 
