@@ -412,7 +412,7 @@ impl Channel {
         slot: u32,
         header: &FrameHeader,
         limit: u64,
-        scratch: &mut Vec<u8>,
+        scratch: &mut payload::Buffer,
         f: impl FnOnce(Payload<'_>) -> R,
     ) -> Result<R, ChannelError> {
         let head = self.slot(slot).read_head();
@@ -428,7 +428,7 @@ impl Channel {
         header: &FrameHeader,
         head: &[u8; HEAD_SIZE],
         limit: u64,
-        scratch: &mut Vec<u8>,
+        scratch: &mut payload::Buffer,
         f: impl FnOnce(Payload<'_>) -> R,
     ) -> Result<R, ChannelError> {
         if !header.spilled() && header.len <= HEAD_PAYLOAD as u64 && header.len <= limit {
@@ -443,10 +443,11 @@ impl Channel {
         slot: u32,
         header: &FrameHeader,
         limit: u64,
-        scratch: &mut Vec<u8>,
+        scratch: &mut payload::Buffer,
         f: impl FnOnce(Payload<'_>) -> R,
     ) -> Result<R, ChannelError> {
         let len = Self::payload_len(header, limit)?;
+        let scratch = scratch.get();
         if !header.spilled() {
             scratch.clear();
             self.slot(slot).copy_inline_out(len, scratch).map_err(|_| {
@@ -978,21 +979,21 @@ mod tests {
         limit: u64,
         value: &T,
     ) -> Result<payload::Written, ChannelError> {
-        let mut stage = Vec::new();
+        let mut stage = payload::Buffer::for_writing();
         let mut writer = channel.writer(slot, limit, &mut stage);
         crate::wire::codec::encode_into(value, &mut writer).expect("encodes");
         let written = writer.finish()?;
-        channel.publish(slot, header(0, (0, 0)), written, &stage);
+        channel.publish(slot, header(0, (0, 0)), written, stage.as_slice());
         Ok(written)
     }
 
     /// Writes `bytes` for `slot` whole, as `Channel::write_payload` does, and says where.
     fn write(channel: &Channel, slot: u32, bytes: &[u8]) -> Result<payload::Written, ChannelError> {
-        let mut stage = Vec::new();
+        let mut stage = payload::Buffer::for_writing();
         let mut writer = channel.writer(slot, u64::MAX, &mut stage);
         let _ = crate::wire::codec::Sink::put_all(&mut writer, bytes);
         let written = writer.finish()?;
-        channel.publish(slot, header(0, (0, 0)), written, &stage);
+        channel.publish(slot, header(0, (0, 0)), written, stage.as_slice());
         Ok(written)
     }
 
@@ -1018,7 +1019,7 @@ mod tests {
                 written.len as usize,
                 (written.flags, written.spill_generation),
             );
-            let mut scratch = Vec::new();
+            let mut scratch = payload::Buffer::for_reading();
             let back: Mixed = service
                 .with_payload(1, &header, 1 << 30, &mut scratch, |p| p.decode())
                 .unwrap()
@@ -1027,7 +1028,7 @@ mod tests {
             assert_eq!(back.1 .0, value.1.into_vec(), "n {n}");
             assert_eq!((back.2, back.3), (value.2, value.3));
             // Nothing borrowed, so nothing was copied whole into the scratch buffer.
-            assert!(scratch.is_empty(), "n {n}");
+            assert!(scratch.vec.is_empty(), "n {n}");
         }
         // Buffers only grow: 300,000 bytes needed the third one, and the last call reused it.
         let generation = Channel::spill(&client.outgoing, 1).generation;
@@ -1041,7 +1042,13 @@ mod tests {
         assert_eq!((written.flags, written.len), (0, 3));
         let header = header(3, (0, 0));
         let back: (u32, String) = service
-            .with_payload(0, &header, 1 << 30, &mut Vec::new(), |p| p.decode())
+            .with_payload(
+                0,
+                &header,
+                1 << 30,
+                &mut payload::Buffer::for_reading(),
+                |p| p.decode(),
+            )
             .unwrap()
             .unwrap();
         assert_eq!(back, (7, "x".to_owned()));
@@ -1057,7 +1064,7 @@ mod tests {
             written.len as usize,
             (written.flags, written.spill_generation),
         );
-        let mut scratch = Vec::new();
+        let mut scratch = payload::Buffer::for_reading();
         service
             .with_payload(2, &header, 1 << 30, &mut scratch, |p| {
                 let back: (u8, &str, u8) = p.decode().unwrap();
@@ -1098,7 +1105,13 @@ mod tests {
             (written.flags, written.spill_generation),
         );
         let result: Result<crate::wire::codec::WireBytes, String> = service
-            .with_payload(3, &header, 1 << 30, &mut Vec::new(), |p| p.decode())
+            .with_payload(
+                3,
+                &header,
+                1 << 30,
+                &mut payload::Buffer::for_reading(),
+                |p| p.decode(),
+            )
             .unwrap();
         assert!(result.is_err());
     }
@@ -1135,9 +1148,13 @@ mod tests {
         // 100,000 bytes of values.
         let limit = 100_000;
         let result = service
-            .with_payload(1, &spilled, limit, &mut Vec::new(), |p| {
-                p.decode::<Vec<Wide>>().map(|v| v.len())
-            })
+            .with_payload(
+                1,
+                &spilled,
+                limit,
+                &mut payload::Buffer::for_reading(),
+                |p| p.decode::<Vec<Wide>>().map(|v| v.len()),
+            )
             .unwrap();
         let allowed = (1 << 20) + limit as usize;
         assert_eq!(
@@ -1151,9 +1168,13 @@ mod tests {
         );
         // Without a limit, the payload's own budget (1 MiB + 64 per byte) refuses it too.
         let result = service
-            .with_payload(1, &spilled, u64::MAX, &mut Vec::new(), |p| {
-                p.decode::<Vec<Wide>>().map(|v| v.len())
-            })
+            .with_payload(
+                1,
+                &spilled,
+                u64::MAX,
+                &mut payload::Buffer::for_reading(),
+                |p| p.decode::<Vec<Wide>>().map(|v| v.len()),
+            )
             .unwrap();
         assert!(result
             .unwrap_err()
@@ -1164,9 +1185,13 @@ mod tests {
         let inline = forge(&client, 2, &honest);
         assert!(!inline.spilled());
         let result = service
-            .with_payload(2, &inline, limit, &mut Vec::new(), |p| {
-                p.decode::<Vec<Wide>>().map(|v| v.len())
-            })
+            .with_payload(
+                2,
+                &inline,
+                limit,
+                &mut payload::Buffer::for_reading(),
+                |p| p.decode::<Vec<Wide>>().map(|v| v.len()),
+            )
             .unwrap();
         assert_eq!(result, Ok(100));
     }
@@ -1183,9 +1208,13 @@ mod tests {
             forged.resize(forged.len() + 5000, b'a');
             let spilled = forge(&client, 3, &forged);
             let result = service
-                .with_payload(3, &spilled, 1 << 30, &mut Vec::new(), |p| {
-                    p.decode::<String>().map(drop)
-                })
+                .with_payload(
+                    3,
+                    &spilled,
+                    1 << 30,
+                    &mut payload::Buffer::for_reading(),
+                    |p| p.decode::<String>().map(drop),
+                )
                 .unwrap();
             assert_eq!(
                 result,

@@ -109,7 +109,7 @@ fn call(client: &Channel, slot: u32, call_id: u64, with_deadline: bool) {
 fn send(client: &Channel, slot: u32, call_id: u64, with_deadline: bool) -> Vec<u8> {
     client.use_slot(slot);
     let request = request(slot, call_id);
-    let mut stage = Vec::new();
+    let mut stage = crate::channel::payload::Buffer::for_writing();
     let mut writer = client.writer(slot, u64::MAX, &mut stage);
     writer.put_all(&request).unwrap();
     let written = writer.finish().unwrap();
@@ -127,7 +127,7 @@ fn send(client: &Channel, slot: u32, call_id: u64, with_deadline: bool) -> Vec<u
             0
         },
     };
-    client.publish(slot, header, written, &stage);
+    client.publish(slot, header, written, stage.as_slice());
     client.submit(slot, !with_deadline);
     request
 }
@@ -137,7 +137,7 @@ fn send(client: &Channel, slot: u32, call_id: u64, with_deadline: bool) -> Vec<u
 fn receive(client: &Channel, slot: u32, call_id: u64, request: &[u8]) {
     let reply = FrameHeader::decode_head(&client.slot(slot).read_head()).unwrap();
     assert_eq!((reply.call_id, reply.status), (call_id, Status::Ok));
-    let mut scratch = Vec::new();
+    let mut scratch = crate::channel::payload::Buffer::for_reading();
     let got = client
         .with_payload(slot, &reply, u64::MAX, &mut scratch, |payload| {
             payload.into_local().unwrap().to_vec()

@@ -5,7 +5,6 @@
 
 mod slots;
 
-use std::cell::RefCell;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::channel::payload::{PayloadWriter, Written};
+use crate::channel::payload::{Buffer, PayloadWriter, Written};
 use crate::channel::spin::SpinBudget;
 use crate::channel::{scope, state, Cancel, Channel, ChannelError, Payload, WaitEnd};
 use crate::error::{CallPhase, Error, Result};
@@ -276,16 +275,6 @@ struct Connection {
     unavailable: Box<[u32]>,
 }
 
-thread_local! {
-    /// Per-thread buffers for encoding requests and copying out replies, reused across calls.
-    static BUFFERS: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
-}
-
-/// Largest buffer kept between calls; larger ones are freed after use. Keeping up to 32 MiB
-/// per calling thread spares repeated large calls the page faults of fresh memory (the
-/// benchmarks showed them dominating a 1 MiB call); use `Loan` to avoid the copies entirely.
-const KEEP_BUFFER: usize = 32 << 20;
-
 impl Client {
     /// Connects to service `name`, checking that it implements `interface`.
     ///
@@ -526,29 +515,13 @@ impl Client {
         A: Serialize + ?Sized,
         R: DeserializeOwned,
     {
-        BUFFERS.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut bufs) => {
-                let (request, reply) = &mut *bufs;
-                let result = self.call_with(method.id, method.name, args, request, reply, loans);
-                if request.capacity() > KEEP_BUFFER {
-                    *request = Vec::new();
-                }
-                if reply.capacity() > KEEP_BUFFER {
-                    *reply = Vec::new();
-                }
-                result
-            }
-            // A call made while decoding another call's result (re-entrant serde code):
-            // use fresh buffers.
-            Err(_) => self.call_with(
-                method.id,
-                method.name,
-                args,
-                &mut Vec::new(),
-                &mut Vec::new(),
-                loans,
-            ),
-        })
+        self.call_with(
+            method.id,
+            method.name,
+            args,
+            (&mut Buffer::for_writing(), &mut Buffer::for_reading()),
+            loans,
+        )
     }
 
     fn call_with<A, R>(
@@ -556,8 +529,7 @@ impl Client {
         method_id: u32,
         method: &str,
         args: &A,
-        request: &mut Vec<u8>,
-        reply: &mut Vec<u8>,
+        (request, reply): (&mut Buffer, &mut Buffer),
         loans: bool,
     ) -> Result<R>
     where
@@ -624,7 +596,7 @@ impl Client {
         self.exchange(
             &conn,
             (id, method, FLAG_JSON),
-            (&mut Vec::new(), &mut Vec::new()),
+            (&mut Buffer::for_writing(), &mut Buffer::for_reading()),
             |writer| {
                 // A failure to write is kept by the writer, which reports it when finished.
                 let _ = codec::Sink::put_all(writer, &request);
@@ -813,7 +785,7 @@ impl Client {
         &self,
         conn: &Connection,
         (method_id, method, flags): (u32, &str, u32),
-        (stage, scratch): (&mut Vec<u8>, &mut Vec<u8>),
+        (stage, scratch): (&mut Buffer, &mut Buffer),
         encode: impl FnOnce(&mut PayloadWriter<'_>) -> Result<()>,
         decode: impl FnOnce(Payload<'_>) -> Result<T>,
     ) -> Result<T> {
@@ -839,7 +811,7 @@ impl Client {
             Ok(written) => written,
             Err(e) => return Err(conn.fail(e, method, CallPhase::NotSent)),
         };
-        let (header, head) = self.submit(&mut call, written, stage)?;
+        let (header, head) = self.submit(&mut call, written, stage.as_slice())?;
         if header.status == Status::Ok {
             let decoded = conn
                 .channel
@@ -851,7 +823,7 @@ impl Client {
             }
             decoded
         } else {
-            conn.failure(slot, &header, method, scratch)
+            conn.failure(slot, &header, method, scratch.get())
         }
         // Dropping the guard frees the slot, which stays in REPLY: the next request on it
         // overwrites that state (see `channel::state` for why not FREE).

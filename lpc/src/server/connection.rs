@@ -14,7 +14,7 @@ use super::dispatch::{DispatchError, EncodedArgs, EncodedReply, ReplyTarget};
 use super::stats::ConnectionStats;
 use super::Shared;
 use crate::channel::budget::{self, Budget, ConnectionBudget};
-use crate::channel::payload::Written;
+use crate::channel::payload::{Buffer, Written};
 use crate::channel::spin::{SpinBudget, Spinner};
 use crate::channel::{Channel, ChannelError, Payload, Taken};
 use crate::shm::layout::{ConnectionMemory, Geometry};
@@ -230,8 +230,8 @@ fn pid_text(peer: Option<&PeerCredentials>) -> String {
 struct Worker {
     slot: u32,
     stats: Arc<ConnectionStats>,
-    args: Vec<u8>,
-    reply: Vec<u8>,
+    args: Buffer,
+    reply: Buffer,
     /// The last method called and its position in the interface: a client calling in a loop
     /// calls the same method, so the statistics' lookup is one comparison.
     last_method: (u32, Option<usize>),
@@ -242,8 +242,8 @@ impl Worker {
         Worker {
             slot,
             stats,
-            args: Vec::new(),
-            reply: Vec::new(),
+            args: Buffer::for_reading(),
+            reply: Buffer::for_writing(),
             last_method: (u32::MAX, None),
         }
     }
@@ -365,15 +365,15 @@ fn serve(
         if channel.has_request(slot) {
             serve_one(shared, channel, worker)?;
             // Slot 0's are kept up to 32 MiB, like the client's buffers (see
-            // `client::KEEP_BUFFER`): repeated large calls then fault in no fresh pages. The
+            // `channel::payload::KEEP_BUFFER`): repeated large calls then fault in no fresh pages. The
             // other slots' threads keep 1 MiB, so that a connection's threads together hold
             // about what one did.
             let keep = if slot == 0 { 32 << 20 } else { 1 << 20 };
-            if worker.args.capacity() > keep {
-                worker.args = Vec::new();
+            if worker.args.vec.capacity() > keep {
+                worker.args.vec = Vec::new();
             }
-            if worker.reply.capacity() > keep {
-                worker.reply = Vec::new();
+            if worker.reply.vec.capacity() > keep {
+                worker.reply.vec = Vec::new();
             }
             continue;
         }
@@ -523,7 +523,7 @@ fn serve_one(shared: &Shared, channel: &Channel, worker: &mut Worker) -> Result<
         deadline_ns: 0,
     };
     match outcome {
-        Outcome::Written(written) => channel.publish(slot, header, written, reply),
+        Outcome::Written(written) => channel.publish(slot, header, written, reply.as_slice()),
         Outcome::Failed(status, mut message) => {
             let header = FrameHeader { status, ..header };
             match channel.write_payload(slot, &message, header) {
@@ -563,7 +563,7 @@ fn dispatch(
     slot: u32,
     method: u32,
     args: Payload<'_>,
-    stage: &mut Vec<u8>,
+    stage: &mut Buffer,
 ) -> Result<Outcome, Close> {
     let mut reply = EncodedReply(ReplyTarget::Slot(channel.writer(
         slot,
@@ -596,7 +596,7 @@ fn dispatch_json(
     slot: u32,
     method: u32,
     args: Payload<'_>,
-    stage: &mut Vec<u8>,
+    stage: &mut Buffer,
 ) -> Result<Outcome, Close> {
     let args = match args.into_local() {
         Ok(args) => args,
