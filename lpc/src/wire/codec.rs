@@ -11,6 +11,7 @@ use serde::de::{Deserialize, Deserializer, Visitor};
 use serde::Serialize;
 
 use super::budget::Budget;
+use super::encode::Encoder;
 
 /// Where an encoder writes: a private `Vec`, or a channel's payload writer. A sink that
 /// cannot take more (its memory failed) returns `Err(())` and keeps the reason itself.
@@ -29,32 +30,6 @@ impl Sink for Vec<u8> {
     #[inline]
     fn put_all(&mut self, bytes: &[u8]) -> Result<(), ()> {
         self.extend_from_slice(bytes);
-        Ok(())
-    }
-}
-
-/// A postcard output over a [`Sink`] (postcard's own `to_extend` pushes through an iterator
-/// one byte at a time).
-struct SinkFlavor<'a, S: Sink>(&'a mut S);
-
-impl<S: Sink> postcard::ser_flavors::Flavor for SinkFlavor<'_, S> {
-    type Output = ();
-
-    #[inline]
-    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
-        self.0
-            .put(byte)
-            .map_err(|()| postcard::Error::SerializeBufferFull)
-    }
-
-    #[inline]
-    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
-        self.0
-            .put_all(bytes)
-            .map_err(|()| postcard::Error::SerializeBufferFull)
-    }
-
-    fn finalize(self) -> postcard::Result<()> {
         Ok(())
     }
 }
@@ -165,7 +140,12 @@ pub(crate) fn encode_into<T: Serialize + ?Sized, S: Sink>(
     value: &T,
     sink: &mut S,
 ) -> Result<(), String> {
-    postcard::serialize_with_flavor(value, SinkFlavor(sink)).map_err(explain)
+    value.serialize(&mut Encoder::new(sink)).map_err(|e| {
+        // A refusing `Serialize` impl may have noted its reason for postcard's sake: the
+        // message carries it already, and the note must not outlive this failure.
+        CUSTOM_REASON.with(|r| r.borrow_mut().take());
+        e.to_string()
+    })
 }
 
 /// Decodes `bytes` as exactly one `T`: trailing bytes mean the peer encoded something else.
