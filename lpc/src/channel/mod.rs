@@ -577,6 +577,7 @@ impl Channel {
         Ok(())
     }
 
+    #[inline]
     fn words(&self, slot: u32) -> Slot<'_, AtomicU32> {
         let view = self.slot(slot);
         Slot {

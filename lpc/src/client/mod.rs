@@ -407,6 +407,7 @@ impl Client {
 
     /// The connection to use for a call: ours while it lives; after it is lost, a new one if
     /// this client reconnects.
+    #[inline]
     fn live(&self, method: &str) -> Result<Live<'_>> {
         match &self.link {
             Link::Fixed(conn) if !conn.dead.load(Ordering::Relaxed) => Ok(Live::Own(conn)),

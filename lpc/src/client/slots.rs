@@ -111,6 +111,7 @@ impl SlotPool {
         }
     }
 
+    #[inline]
     fn try_acquire_index(&self, channel: &Channel) -> Option<u32> {
         if let Some(index) = self.take_free() {
             return Some(index);
@@ -284,6 +285,7 @@ impl SlotPool {
         self.waiters.store(0, Ordering::SeqCst);
     }
 
+    #[inline]
     fn release(&self, index: u32) {
         self.free.fetch_or(1 << index, Ordering::SeqCst);
         if self.waiters.load(Ordering::SeqCst) > 0 {

@@ -245,6 +245,7 @@ impl ConnectionMemory {
     /// in those only, so that an idle connection keeps only the pages of the slots it used
     /// resident, not all of them. Written by the client before its first request in a slot;
     /// a client that lies only hides its own requests (the service clamps it to the count).
+    #[inline]
     pub(crate) fn slots_used(&self) -> &AtomicU32 {
         self.region.atomic_u32(SLOTS_USED)
     }

@@ -107,6 +107,7 @@ impl Region {
     /// # Panics
     /// If `offset` is misaligned or out of bounds: offsets come from the layout, never from
     /// shared memory, so that is a bug in lpc.
+    #[inline]
     pub(crate) fn atomic_u32(&self, offset: usize) -> &AtomicU32 {
         assert!(
             offset.is_multiple_of(4),
