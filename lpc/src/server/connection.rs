@@ -481,9 +481,9 @@ fn serve_one(shared: &Shared, channel: &Channel, worker: &mut Worker) -> Result<
                     });
                     let _call = CallScope::enter(slot, deadline);
                     let outcome = if header.flags & FLAG_JSON != 0 {
-                        dispatch_json(shared, channel, slot, header.method, payload, reply)
+                        dispatch_json(shared, channel, slot, &header, payload, reply)
                     } else {
-                        dispatch(shared, channel, slot, header.method, payload, reply)
+                        dispatch(shared, channel, slot, &header, payload, reply)
                     };
                     (outcome, started.map(|s| s.elapsed()))
                 },
@@ -513,19 +513,18 @@ fn serve_one(shared: &Shared, channel: &Channel, worker: &mut Worker) -> Result<
             (outcome, header.method, header.call_id)
         }
     };
-    let header = FrameHeader {
-        method,
-        flags: 0,
-        call_id,
-        len: 0,
-        spill_generation: 0,
-        status: Status::Ok,
-        deadline_ns: 0,
-    };
     match outcome {
-        Outcome::Written(written) => channel.publish(slot, header, written, reply.as_slice()),
+        Outcome::Published => {}
         Outcome::Failed(status, mut message) => {
-            let header = FrameHeader { status, ..header };
+            let header = FrameHeader {
+                method,
+                flags: 0,
+                call_id,
+                len: 0,
+                spill_generation: 0,
+                status,
+                deadline_ns: 0,
+            };
             match channel.write_payload(slot, &message, header) {
                 Ok(()) => {}
                 Err(ChannelError::Io(_)) => {
@@ -548,9 +547,9 @@ fn serve_one(shared: &Shared, channel: &Channel, worker: &mut Worker) -> Result<
     }
 }
 
-/// What a call produced: a result already in the slot, or a failure to report.
+/// What a call produced: a result already in the slot with its frame, or a failure to report.
 enum Outcome {
-    Written(Written),
+    Published,
     Failed(Status, Vec<u8>),
 }
 
@@ -561,31 +560,35 @@ fn dispatch(
     shared: &Shared,
     channel: &Channel,
     slot: u32,
-    method: u32,
+    request: &FrameHeader,
     args: Payload<'_>,
     stage: &mut Buffer,
 ) -> Result<Outcome, Close> {
-    let mut reply = EncodedReply(ReplyTarget::Slot(channel.writer(
-        slot,
-        channel.peer_limit(),
-        stage,
-    )));
-    let result = catch_unwind(AssertUnwindSafe(|| {
-        shared
-            .dispatcher
-            .dispatch(method, EncodedArgs(args), &mut reply)
-    }));
-    let ReplyTarget::Slot(mut writer) = reply.0 else {
-        unreachable!("built as a slot writer above")
+    let written = {
+        let mut reply = EncodedReply(ReplyTarget::Slot(channel.writer(
+            slot,
+            channel.peer_limit(),
+            stage,
+        )));
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            shared
+                .dispatcher
+                .dispatch(request.method, EncodedArgs(args), &mut reply)
+        }));
+        let ReplyTarget::Slot(mut writer) = reply.0 else {
+            unreachable!("built as a slot writer above")
+        };
+        match result {
+            Ok(Ok(())) => writer.finish(),
+            // A writer that failed (no memory for a spill buffer) is why encoding failed.
+            Ok(Err(e)) => match writer.take_failure() {
+                None => return Ok(refused(e)),
+                Some(failure) => Err(failure),
+            },
+            Err(panic) => return Ok(panicked(panic)),
+        }
     };
-    match result {
-        Ok(Ok(())) => finish(writer.finish()),
-        // A writer that failed (no memory for a spill buffer) is why encoding failed.
-        Ok(Err(e)) => writer
-            .take_failure()
-            .map_or_else(|| Ok(refused(e)), |failure| finish(Err(failure))),
-        Err(panic) => Ok(panicked(panic)),
-    }
+    finish(channel, slot, request, written, stage)
 }
 
 /// Runs the handler of a JSON call (its arguments copied out whole, its reply built in a
@@ -594,35 +597,57 @@ fn dispatch_json(
     shared: &Shared,
     channel: &Channel,
     slot: u32,
-    method: u32,
+    request: &FrameHeader,
     args: Payload<'_>,
     stage: &mut Buffer,
 ) -> Result<Outcome, Close> {
     let args = match args.into_local() {
         Ok(args) => args,
-        Err(e) => return finish(Err(ChannelError::Io(e))),
+        Err(e) => return finish(channel, slot, request, Err(ChannelError::Io(e)), stage),
     };
     let mut json = Vec::new();
     let result = catch_unwind(AssertUnwindSafe(|| {
-        shared.dispatcher.dispatch_json(method, args, &mut json)
+        shared
+            .dispatcher
+            .dispatch_json(request.method, args, &mut json)
     }));
     match result {
         Ok(Ok(())) => {
             let mut writer = channel.writer(slot, channel.peer_limit(), stage);
             let _ = Sink::put_all(&mut writer, &json);
-            finish(writer.finish())
+            let written = writer.finish();
+            finish(channel, slot, request, written, stage)
         }
         Ok(Err(e)) => Ok(refused(e)),
         Err(panic) => Ok(panicked(panic)),
     }
 }
 
-/// The outcome of a result written to the slot: too large for the client, or no memory for
-/// it, becomes a failure to report; a client that vanished ends the connection.
+/// Publishes the frame of a result written for `request` into `slot` (staged in `stage`);
+/// a result too large for the client, or no memory for it, becomes a failure to report; a
+/// client that vanished ends the connection.
 #[inline]
-fn finish(written: Result<Written, ChannelError>) -> Result<Outcome, Close> {
+fn finish(
+    channel: &Channel,
+    slot: u32,
+    request: &FrameHeader,
+    written: Result<Written, ChannelError>,
+    stage: &Buffer,
+) -> Result<Outcome, Close> {
     match written {
-        Ok(written) => Ok(Outcome::Written(written)),
+        Ok(written) => {
+            let reply = FrameHeader {
+                method: request.method,
+                flags: 0,
+                call_id: request.call_id,
+                len: 0,
+                spill_generation: 0,
+                status: Status::Ok,
+                deadline_ns: 0,
+            };
+            channel.publish(slot, reply, written, stage.as_slice());
+            Ok(Outcome::Published)
+        }
         Err(ChannelError::TooLarge { size, .. }) => Ok(Outcome::Failed(
             Status::TooLarge,
             size.to_le_bytes().to_vec(),

@@ -13,26 +13,7 @@ use serde::Serialize;
 use super::budget::Budget;
 use super::encode::Encoder;
 
-/// Where an encoder writes: a private `Vec`, or a channel's payload writer. A sink that
-/// cannot take more (its memory failed) returns `Err(())` and keeps the reason itself.
-pub(crate) trait Sink {
-    fn put(&mut self, byte: u8) -> Result<(), ()>;
-    fn put_all(&mut self, bytes: &[u8]) -> Result<(), ()>;
-}
-
-impl Sink for Vec<u8> {
-    #[inline]
-    fn put(&mut self, byte: u8) -> Result<(), ()> {
-        self.push(byte);
-        Ok(())
-    }
-
-    #[inline]
-    fn put_all(&mut self, bytes: &[u8]) -> Result<(), ()> {
-        self.extend_from_slice(bytes);
-        Ok(())
-    }
-}
+pub(crate) use super::encode::Sink;
 
 /// Where a decoder reads a payload that is not in private memory (a spill buffer). It hands
 /// out copies: shared memory is never borrowed. Every take is checked against the bytes left

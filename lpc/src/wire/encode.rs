@@ -13,7 +13,26 @@ use std::fmt;
 
 use serde::ser::{self, Serialize};
 
-use super::codec::Sink;
+/// Where an encoder writes: a private `Vec`, or a channel's payload writer. A sink that
+/// cannot take more (its memory failed) returns `Err(())` and keeps the reason itself.
+pub(crate) trait Sink {
+    fn put(&mut self, byte: u8) -> Result<(), ()>;
+    fn put_all(&mut self, bytes: &[u8]) -> Result<(), ()>;
+}
+
+impl Sink for Vec<u8> {
+    #[inline]
+    fn put(&mut self, byte: u8) -> Result<(), ()> {
+        self.push(byte);
+        Ok(())
+    }
+
+    #[inline]
+    fn put_all(&mut self, bytes: &[u8]) -> Result<(), ()> {
+        self.extend_from_slice(bytes);
+        Ok(())
+    }
+}
 
 /// Why an encode failed: a `Serialize` impl refused (its message), or the sink could take no
 /// more (it knows why).
