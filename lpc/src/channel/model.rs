@@ -151,7 +151,7 @@ fn receive(client: &Channel, slot: u32, call_id: u64, request: &[u8]) {
 /// for slot 0 (the connection's own thread), on the slot's state word for the others (each
 /// has a thread of its own).
 fn serve(service: &Channel, slot: u32, calls: usize) {
-    let mut args = Vec::new();
+    let mut args = crate::channel::payload::Buffer::for_reading();
     let mut served = 0;
     while served < calls {
         if service.has_request(slot) {
@@ -171,7 +171,7 @@ fn serve(service: &Channel, slot: u32, calls: usize) {
 /// The service's loop until `stop()`, as the reactor stops it (setting the flag, then
 /// ringing): returns how many calls it ran.
 fn serve_until(service: &Channel, stop: impl Fn() -> bool) -> usize {
-    let mut args = Vec::new();
+    let mut args = crate::channel::payload::Buffer::for_reading();
     let mut ran = 0;
     while !stop() {
         if service.has_request(0) {
@@ -210,7 +210,7 @@ impl Stoppable {
 /// with the compare-and-swap to SERVING (and its frame read again), one without is marked
 /// taken; the reply is written, its frame, then published (or the slot freed, if the client
 /// abandoned the call meanwhile). False if the client withdrew the call before it was taken.
-fn serve_one(service: &Channel, slot: u32, args: &mut Vec<u8>) -> bool {
+fn serve_one(service: &Channel, slot: u32, args: &mut crate::channel::payload::Buffer) -> bool {
     let Some(Taken {
         frame,
         withdrawable,
