@@ -76,13 +76,13 @@ pub mod testing;
 pub use client::{query, Client, ClientOptions, WaitStrategy};
 pub use error::{CallPhase, Error, Result};
 pub use loan::{Loan, LoanError};
-#[cfg(not(loom))]
-pub use shared::{Segment, SegmentOptions, Shared, SharedOptions};
 pub use lpc_macros::service;
 pub use server::{
     caller, cancelled, deadline, AccessCheck, Dispatch, DispatchError, EncodedArgs, EncodedReply,
     Server, ServerHandle, ServerOptions,
 };
+#[cfg(not(loom))]
+pub use shared::{Segment, SegmentOptions, Shared, SharedOptions};
 pub use sys::{PeerCredentials, UserId};
 pub use wire::hash::fnv1a64;
 pub use wire::info;

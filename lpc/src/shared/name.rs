@@ -324,7 +324,11 @@ pub(crate) fn scan(dir: &Path, prune: bool) -> Result<Vec<Found>> {
             shm,
         });
     }
-    out.sort_by(|a, b| a.name.cmp(&b.name).then(a.kind.suffix().cmp(b.kind.suffix())));
+    out.sort_by(|a, b| {
+        a.name
+            .cmp(&b.name)
+            .then(a.kind.suffix().cmp(b.kind.suffix()))
+    });
     Ok(out)
 }
 

@@ -61,11 +61,12 @@ impl SegmentOptions {
         }
         let mut create = || {
             let total = DATA_OFFSET + len.div_ceil(4096) * 4096;
-            let shm = SharedMemory::create(&format!("lpc-segment-{name}"), total)
-                .map_err(|e| shared_error(Kind::Segment, name, format!("creating its memory: {e}")))?;
-            let map = shm
-                .map()
-                .map_err(|e| shared_error(Kind::Segment, name, format!("mapping its memory: {e}")))?;
+            let shm = SharedMemory::create(&format!("lpc-segment-{name}"), total).map_err(|e| {
+                shared_error(Kind::Segment, name, format!("creating its memory: {e}"))
+            })?;
+            let map = shm.map().map_err(|e| {
+                shared_error(Kind::Segment, name, format!("mapping its memory: {e}"))
+            })?;
             Region::new(map)
                 .store_words(
                     0,
@@ -249,7 +250,11 @@ impl Segment {
     }
 
     fn out_of_bounds(&self) -> Error {
-        shared_error(Kind::Segment, &self.name, "access out of bounds (a bug in lpc)")
+        shared_error(
+            Kind::Segment,
+            &self.name,
+            "access out of bounds (a bug in lpc)",
+        )
     }
 
     /// Loads the 64-bit word at `offset` (a multiple of 8).

@@ -223,21 +223,27 @@ impl SharedOptions {
 
 fn trace<T: DeserializeOwned>(name: &str) -> Result<(Shape, TypeTable)> {
     let mut tracer = Tracer::default();
-    let shape = tracer
-        .trace::<T>()
-        .map_err(|e| shared_error(Kind::Value, name, format!("its type cannot be described: {e}")))?;
-    let types = tracer
-        .types()
-        .map_err(|e| shared_error(Kind::Value, name, format!("its type cannot be described: {e}")))?;
+    let shape = tracer.trace::<T>().map_err(|e| {
+        shared_error(
+            Kind::Value,
+            name,
+            format!("its type cannot be described: {e}"),
+        )
+    })?;
+    let types = tracer.types().map_err(|e| {
+        shared_error(
+            Kind::Value,
+            name,
+            format!("its type cannot be described: {e}"),
+        )
+    })?;
     Ok((shape, types))
 }
 
 /// `shape` written out with the definitions of the user types it names.
 fn describe_type(shape: &Shape, types: &TypeTable) -> String {
     match shape {
-        Shape::Named(n) => types
-            .get(n)
-            .map_or_else(|| n.clone(), |def| def.rust(n)),
+        Shape::Named(n) => types.get(n).map_or_else(|| n.clone(), |def| def.rust(n)),
         other => other.to_string(),
     }
 }
@@ -294,7 +300,9 @@ fn create_object(
             ],
         )
         .map_err(oob)?;
-    region.store_bytes(SHAPE_OFFSET, &shape_bytes).map_err(oob)?;
+    region
+        .store_bytes(SHAPE_OFFSET, &shape_bytes)
+        .map_err(oob)?;
     // Generation 0 publishes copy 0, with sequence 2 (even: complete).
     let copy = layout.copy(0);
     region
@@ -448,7 +456,11 @@ impl UntypedShared {
     pub fn get_json(&self) -> Result<(serde_json::Value, u64)> {
         self.object.read(|bytes| {
             decode_json(bytes, &self.object.shape, &self.object.types).map_err(|e| {
-                shared_error(Kind::Value, &self.object.name, format!("its value does not decode: {e}"))
+                shared_error(
+                    Kind::Value,
+                    &self.object.name,
+                    format!("its value does not decode: {e}"),
+                )
             })
         })
     }
@@ -567,9 +579,16 @@ pub(crate) fn describe(shm: &SharedMemory, kind: Kind, name: &str) -> Result<(us
     }
 }
 
-fn value_layout(region: &Region, header: &Header, name: &str) -> Result<(Layout, Shape, TypeTable)> {
+fn value_layout(
+    region: &Region,
+    header: &Header,
+    name: &str,
+) -> Result<(Layout, Shape, TypeTable)> {
     if header.kind != KIND_VALUE {
-        return Err(bad(name, format!("kind {} is not a shared value", header.kind)));
+        return Err(bad(
+            name,
+            format!("kind {} is not a shared value", header.kind),
+        ));
     }
     let w = &header.words;
     let shape_len = usize::try_from(w[H_SHAPE_LEN / 8]).unwrap_or(usize::MAX);
@@ -577,7 +596,10 @@ fn value_layout(region: &Region, header: &Header, name: &str) -> Result<(Layout,
         return Err(bad(name, "its shape is out of bounds"));
     }
     if header.data_len > MAX_VALUE_CAPACITY {
-        return Err(bad(name, format!("a capacity of {} bytes", header.data_len)));
+        return Err(bad(
+            name,
+            format!("a capacity of {} bytes", header.data_len),
+        ));
     }
     let layout = Layout::new(shape_len, header.data_len);
     if layout.data_offset != header.data_offset || layout.total_len != region.len() {
@@ -805,7 +827,8 @@ impl ValueObject {
                 // not published (readers never look at it; ours overwrites it). If it had
                 // published without waking the waiters, wake them now.
                 let current = self.word(C_CURRENT).load(Ordering::Acquire);
-                self.word32(C_CHANGE).store(current as u32, Ordering::SeqCst);
+                self.word32(C_CHANGE)
+                    .store(current as u32, Ordering::SeqCst);
                 wake(self.word32(C_CHANGE), u32::MAX);
                 return Ok(WriterLock { object: self, me });
             }
@@ -834,7 +857,11 @@ impl ValueObject {
         let s = seq.load(Ordering::Relaxed);
         // Odd while written (a dead writer may have left it odd: it changes anyway, so that a
         // reader holding the old value sees the difference).
-        let odd = if s & 1 == 0 { s.wrapping_add(1) } else { s.wrapping_add(2) };
+        let odd = if s & 1 == 0 {
+            s.wrapping_add(1)
+        } else {
+            s.wrapping_add(2)
+        };
         seq.store(odd, Ordering::Relaxed);
         fence(Ordering::Release);
         self.word(copy + COPY_LEN)
@@ -888,12 +915,9 @@ impl ValueObject {
 impl Drop for WriterLock<'_> {
     fn drop(&mut self) {
         let o = self.object;
-        let _ = o.word(C_LOCK).compare_exchange(
-            self.me,
-            0,
-            Ordering::Release,
-            Ordering::Relaxed,
-        );
+        let _ = o
+            .word(C_LOCK)
+            .compare_exchange(self.me, 0, Ordering::Release, Ordering::Relaxed);
         o.word32(C_LOCK_GEN).fetch_add(1, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         if o.word32(C_LOCK_WAITERS).load(Ordering::SeqCst) != 0 {

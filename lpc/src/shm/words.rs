@@ -21,7 +21,9 @@ impl Region {
         // SAFETY: in bounds (checked); the pointer is only turned into a shared reference to
         // an atomic by the callers below, which is sound for any bit pattern under concurrent
         // atomic access (mappings are page-aligned, so `offset`'s alignment is the address's).
-        Ok(unsafe { self.map.as_ptr().add(offset) }.cast::<A>().cast_const())
+        Ok(unsafe { self.map.as_ptr().add(offset) }
+            .cast::<A>()
+            .cast_const())
     }
 
     /// The 64-bit atomic word at `offset`, to write or read-modify-write: the region must be
@@ -108,7 +110,8 @@ impl Region {
                 at += 8;
             } else {
                 // SAFETY: `at` is in the checked range; AtomicU8 has no alignment requirement.
-                out[at - offset] = unsafe { &*base.add(at).cast::<AtomicU8>() }.load(Ordering::Relaxed);
+                out[at - offset] =
+                    unsafe { &*base.add(at).cast::<AtomicU8>() }.load(Ordering::Relaxed);
                 at += 1;
             }
         }

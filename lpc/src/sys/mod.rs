@@ -58,17 +58,17 @@ compile_error!("lpc supports Linux; the Windows backend is planned behind this s
 #[cfg(all(test, not(loom)))]
 mod conformance;
 
-#[cfg(not(loom))]
-pub(crate) use os::{
-    current_pid, holds, pid_namespace, thread_alive, thread_identity, NameFile, ObjectIdentity,
-    MAX_NAME_FILE,
-};
 #[cfg_attr(loom, allow(unused_imports))]
 pub(crate) use os::{
     can_run_apart, create_private_dir, current_user, file_identity, monotonic_ns,
     open_to_other_users, process_alive, process_name, raise_open_file_limit, spawn_with_endpoint,
     wait, wake, DirLock, FileIdentity, Listener, Mapping, Reactor, SharedMemory, Stream,
     ENDPOINT_ENV,
+};
+#[cfg(not(loom))]
+pub(crate) use os::{
+    current_pid, holds, pid_namespace, thread_alive, thread_identity, NameFile, ObjectIdentity,
+    MAX_NAME_FILE,
 };
 
 // The 32-bit word that shared memory is made of, and the fence of its memory model: `std`'s

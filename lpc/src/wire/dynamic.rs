@@ -42,31 +42,29 @@ pub(crate) fn max_encoded_size(shape: &Shape, types: &TypeTable) -> Option<usize
                 return None
             }
             Shape::Option(s) => 1 + size(s, types, d)?,
-            Shape::Tuple(items) => items.iter().try_fold(0usize, |acc, s| {
-                acc.checked_add(size(s, types, d)?)
-            })?,
+            Shape::Tuple(items) => items
+                .iter()
+                .try_fold(0usize, |acc, s| acc.checked_add(size(s, types, d)?))?,
             Shape::Array { item, len } => size(item, types, d)?.checked_mul(*len)?,
             Shape::Result { ok, err } => 1 + size(ok, types, d)?.max(size(err, types, d)?),
             Shape::Named(name) => match types.get(name)? {
                 TypeDef::Unit => 0,
                 TypeDef::Newtype(s) => size(s, types, d)?,
-                TypeDef::Tuple(items) => items.iter().try_fold(0usize, |acc, s| {
-                    acc.checked_add(size(s, types, d)?)
-                })?,
-                TypeDef::Struct(fields) => fields.iter().try_fold(0usize, |acc, f| {
-                    acc.checked_add(size(&f.shape, types, d)?)
-                })?,
+                TypeDef::Tuple(items) => items
+                    .iter()
+                    .try_fold(0usize, |acc, s| acc.checked_add(size(s, types, d)?))?,
+                TypeDef::Struct(fields) => fields
+                    .iter()
+                    .try_fold(0usize, |acc, f| acc.checked_add(size(&f.shape, types, d)?))?,
                 TypeDef::Enum(variants) => {
                     let mut most = 0;
                     for v in variants {
                         let payload = match &v.fields {
                             VariantFields::Unit => 0,
                             VariantFields::Newtype(s) => size(s, types, d)?,
-                            VariantFields::Tuple(items) => {
-                                items.iter().try_fold(0usize, |acc, s| {
-                                    acc.checked_add(size(s, types, d)?)
-                                })?
-                            }
+                            VariantFields::Tuple(items) => items
+                                .iter()
+                                .try_fold(0usize, |acc, s| acc.checked_add(size(s, types, d)?))?,
                             VariantFields::Struct(fields) => {
                                 fields.iter().try_fold(0usize, |acc, f| {
                                     acc.checked_add(size(&f.shape, types, d)?)
@@ -261,7 +259,10 @@ impl Reader<'_> {
                     TypeDef::Enum(variants) => {
                         let index = self.varint(32)? as usize;
                         let v = variants.get(index).ok_or_else(|| {
-                            format!("`{name}` has no variant {index} ({} variants)", variants.len())
+                            format!(
+                                "`{name}` has no variant {index} ({} variants)",
+                                variants.len()
+                            )
                         })?;
                         let payload = match &v.fields {
                             VariantFields::Unit => return Ok(Value::String(v.name.clone())),
@@ -307,7 +308,11 @@ fn big_signed(v: i128) -> Value {
 }
 
 /// Encodes the JSON `value` as postcard bytes of `shape`, or says what does not fit.
-pub(crate) fn encode_json(value: &Value, shape: &Shape, types: &TypeTable) -> Result<Vec<u8>, String> {
+pub(crate) fn encode_json(
+    value: &Value,
+    shape: &Shape,
+    types: &TypeTable,
+) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     encode(value, shape, types, &mut out, 0)?;
     Ok(out)
@@ -379,7 +384,9 @@ fn encode(
             _ => return Err(expected("null", value)),
         },
         Shape::Bool => out.push(u8::from(
-            value.as_bool().ok_or_else(|| expected("true or false", value))?,
+            value
+                .as_bool()
+                .ok_or_else(|| expected("true or false", value))?,
         )),
         Shape::U8 => out.push(unsigned(value, u8::MAX.into(), "u8")? as u8),
         Shape::I8 => out.push(signed(value, i8::MIN.into(), i8::MAX.into(), "i8")? as i8 as u8),
@@ -424,20 +431,25 @@ fn encode(
             }
         },
         Shape::Seq(s) => {
-            let items = value.as_array().ok_or_else(|| expected("an array", value))?;
+            let items = value
+                .as_array()
+                .ok_or_else(|| expected("an array", value))?;
             put_varint(out, items.len() as u128);
             for item in items {
                 encode(item, s, types, out, d)?;
             }
         }
         Shape::Map { key, value: vs } => {
-            let map = value.as_object().ok_or_else(|| expected("an object", value))?;
+            let map = value
+                .as_object()
+                .ok_or_else(|| expected("an object", value))?;
             put_varint(out, map.len() as u128);
             for (k, v) in map {
                 let key_value = if **key == Shape::Str || **key == Shape::Char {
                     Value::String(k.clone())
                 } else {
-                    serde_json::from_str(k).map_err(|_| format!("map key {k:?} is not a `{key}`"))?
+                    serde_json::from_str(k)
+                        .map_err(|_| format!("map key {k:?} is not a `{key}`"))?
                 };
                 encode(&key_value, key, types, out, d)?;
                 encode(v, vs, types, out, d)?;
@@ -445,9 +457,14 @@ fn encode(
         }
         Shape::Tuple(items) => encode_items(value, items, types, out, d)?,
         Shape::Array { item, len } => {
-            let items = value.as_array().ok_or_else(|| expected("an array", value))?;
+            let items = value
+                .as_array()
+                .ok_or_else(|| expected("an array", value))?;
             if items.len() != *len {
-                return Err(format!("expected an array of {len} items, got {}", items.len()));
+                return Err(format!(
+                    "expected an array of {len} items, got {}",
+                    items.len()
+                ));
             }
             for v in items {
                 encode(v, item, types, out, d)?;
@@ -511,7 +528,8 @@ fn encode(
                                 match &variant.fields {
                                     VariantFields::Unit => "no value".to_owned(),
                                     VariantFields::Newtype(s) => format!("a `{s}`"),
-                                    VariantFields::Tuple(items) => format!("{} values", items.len()),
+                                    VariantFields::Tuple(items) =>
+                                        format!("{} values", items.len()),
                                     VariantFields::Struct(_) => "an object of fields".to_owned(),
                                 }
                             ))
@@ -531,7 +549,9 @@ fn encode_items(
     out: &mut Vec<u8>,
     depth: usize,
 ) -> Result<(), String> {
-    let values = value.as_array().ok_or_else(|| expected("an array", value))?;
+    let values = value
+        .as_array()
+        .ok_or_else(|| expected("an array", value))?;
     if values.len() != items.len() {
         return Err(format!(
             "expected an array of {} items, got {}",
@@ -570,7 +590,12 @@ fn encode_fields(
         let v = match map.get(&f.name) {
             Some(v) => v,
             None if matches!(f.shape, Shape::Option(_)) => &Value::Null,
-            None => return Err(format!("`{name}` is missing field `{}` ({})", f.name, f.shape)),
+            None => {
+                return Err(format!(
+                    "`{name}` is missing field `{}` ({})",
+                    f.name, f.shape
+                ))
+            }
         };
         encode(v, &f.shape, types, out, depth).map_err(|e| format!("field `{}`: {e}", f.name))?;
     }
