@@ -338,3 +338,47 @@ fn a_segment_creator_killed_at_each_step_leaves_a_usable_name() {
         assert_eq!(buf, [0; 4], "{step}: a fresh segment");
     }
 }
+
+#[test]
+fn memory_written_over_by_another_process_gives_errors_never_a_crash() {
+    use std::os::unix::fs::FileExt;
+    let dir = TempDir::new().unwrap();
+    let v: Shared<[u64; 8]> = opts(dir.path()).open("h").unwrap();
+    // The name file says where the memory is: reach it the way an opener does.
+    let record = std::fs::read_to_string(dir.path().join("h.value")).unwrap();
+    let fields: Vec<&str> = record.lines().nth(1).unwrap().split_whitespace().collect();
+    let memory = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("/proc/{}/fd/{}", fields[0], fields[1]))
+        .unwrap();
+    let mut word = [0u8; 8];
+    memory.read_at(&mut word, 24).unwrap();
+    let copy0 = u64::from_ne_bytes(word);
+    // A published length beyond the capacity: the read fails, nothing is allocated for it.
+    memory.write_at(&u64::MAX.to_ne_bytes(), copy0 + 8).unwrap();
+    let err = v.get().unwrap_err().to_string();
+    assert!(err.contains("beyond its capacity"), "{err}");
+    // Bytes that are not a value of its type: a decode error.
+    memory
+        .write_at(&[2, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0], copy0)
+        .unwrap();
+    memory.write_at(&[0xff, 0xff, 0xff], copy0 + 16).unwrap();
+    let err = v.get().unwrap_err().to_string();
+    assert!(err.contains("does not decode"), "{err}");
+    // A writer repairs it (its write goes to the other copy).
+    v.set([4; 8]).unwrap();
+    assert_eq!(v.get().unwrap(), [4; 8]);
+    // A header that is not lpc's: a new opener refuses it, naming why.
+    memory.write_at(b"NOTLPC!!", 0).unwrap();
+    let err = opts(dir.path()).open::<[u64; 8]>("h").unwrap_err();
+    assert!(matches!(err, Error::Shared { .. }), "{err:?}");
+    assert!(err.to_string().contains("no lpc magic number"), "{err}");
+    // A layout that does not add up, likewise.
+    memory
+        .write_at(&u64::from_le_bytes(*b"LPCSHOBJ").to_ne_bytes(), 0)
+        .unwrap();
+    memory.write_at(&(1u64 << 40).to_ne_bytes(), 32).unwrap();
+    let err = opts(dir.path()).open::<[u64; 8]>("h").unwrap_err();
+    assert!(err.to_string().contains("capacity"), "{err}");
+}

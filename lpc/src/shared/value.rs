@@ -741,7 +741,7 @@ impl ValueObject {
             }
             // The copy was rewritten while we read it (two writes passed): again.
             tries += 1;
-            if tries % 64 == 0 {
+            if tries.is_multiple_of(64) {
                 std::thread::yield_now();
                 let deadline = *deadline.get_or_insert_with(|| Instant::now() + READ_TIMEOUT);
                 if Instant::now() > deadline {
