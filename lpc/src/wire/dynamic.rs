@@ -661,7 +661,9 @@ mod tests {
             assert_eq!(json, serde_json::to_value(&p).unwrap());
             assert_eq!(encode_json(&json, &shape, &types).unwrap(), bytes);
         }
-        assert_eq!(max_encoded_size(&shape, &types), None); // Kind::C holds a String
+        // Kind::C holds a String: no largest size.
+        assert_eq!(max_encoded_size(&shape, &types), None);
+
         // Integers beyond 64 bits, which serde_json's numbers cannot hold, are strings.
         let bytes = postcard::to_stdvec(&u128::MAX).unwrap();
         let json = decode_json(&bytes, &Shape::U128, &types).unwrap();
