@@ -428,3 +428,101 @@ fn probe_admits_another_user_only_when_allowed() {
     );
     service.stderr_line_with(&["WARN", "refused a client at accept", "user 4343"]);
 }
+
+/// A process that holds a shared object until its stdin closes (`shared-data set`,
+/// `segment-writer`): its first line, and the process, whose stdin closes when dropped.
+struct Holder {
+    child: Child,
+    first: String,
+}
+
+impl Holder {
+    fn start(bin: &str, args: &[&str], dir: &Path) -> Holder {
+        let mut child = Command::new(bin)
+            .args(args)
+            .env("LPC_RUNTIME_DIR", dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = lines_of(child.stdout.take().unwrap());
+        let first = lines
+            .recv_timeout(Duration::from_secs(20))
+            .expect("a first line within 20 s");
+        Holder { child, first }
+    }
+
+    /// Closes its stdin (the example's "Enter") and waits for it to exit, at most 20 s.
+    fn finish(mut self) {
+        drop(self.child.stdin.take());
+        let until = Instant::now() + Duration::from_secs(20);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < until, "the holder did not exit");
+            std::thread::yield_now();
+        }
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const SHARED_DATA: &str = env!("CARGO_BIN_EXE_shared-data");
+
+#[test]
+fn shared_data_set_in_one_process_is_read_in_another() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let first = Holder::start(SHARED_DATA, &["set", "8"], dir.path());
+    assert!(
+        first.first.contains("set shared-data to 8"),
+        "{}",
+        first.first
+    );
+    let out = run(SHARED_DATA, &["get"], dir.path());
+    assert!(
+        out.trim_end().lines().last().unwrap().ends_with(" 8"),
+        "{out}"
+    );
+    let second = Holder::start(SHARED_DATA, &["set", "16"], dir.path());
+    let out = run(SHARED_DATA, &["get"], dir.path());
+    assert!(
+        out.trim_end().lines().last().unwrap().ends_with(" 16"),
+        "{out}"
+    );
+    let out = run(SHARED_DATA, &["add", "4"], dir.path());
+    assert!(out.trim_end().ends_with(" 20"), "{out}");
+    first.finish();
+    // The value lives while a process holds it: the second holder still does.
+    let out = run(SHARED_DATA, &["get"], dir.path());
+    assert!(out.trim_end().ends_with(" 20"), "{out}");
+    second.finish();
+    // Nothing is left behind.
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| !e.file_name().to_string_lossy().starts_with(".lpc"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn segment_reader_reads_what_segment_writer_wrote() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let writer = Holder::start(env!("CARGO_BIN_EXE_segment-writer"), &[], dir.path());
+    assert!(writer.first.contains("4096 bytes"), "{}", writer.first);
+    let out = run(env!("CARGO_BIN_EXE_segment-reader"), &[], dir.path());
+    assert!(out.contains("read-only: true"), "{out}");
+    let pid = writer.child.id();
+    assert!(
+        out.contains(&format!("message 1: hello from segment-writer (pid {pid})")),
+        "{out}"
+    );
+    writer.finish();
+    let out = output(env!("CARGO_BIN_EXE_segment-reader"), &[], dir.path());
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("segment `frames` not found"), "{err}");
+}

@@ -21,6 +21,13 @@ pub fn run(ctx: &Ctx, prune: bool, json: bool) -> CliResult {
         registry::list_served_by(dir, ctx.timeout, &ctx.service_user()).map_err(|e| {
             dir_error(e).hint("choose the directory with `--runtime-dir DIR` or $LPC_RUNTIME_DIR")
         })?;
+    // Shared values and segments: with --prune, the name files no live process holds go.
+    let (shared, pruned_shared) = if prune {
+        let removed = lpc::shared::prune(dir).map_err(dir_error)?;
+        (lpc::shared::list(dir).map_err(dir_error)?, removed)
+    } else {
+        (lpc::shared::list(dir).map_err(dir_error)?, Vec::new())
+    };
 
     if json {
         let services: Vec<_> = listings
@@ -47,6 +54,8 @@ pub fn run(ctx: &Ctx, prune: bool, json: bool) -> CliResult {
             "runtime_dir": dir,
             "pruned": pruned,
             "services": services,
+            "pruned_shared": pruned_shared,
+            "shared": crate::shared::listing_json(&shared),
         });
         anstream::println!("{}", to_json(&out, false));
         return Ok(());
@@ -55,8 +64,12 @@ pub fn run(ctx: &Ctx, prune: bool, json: bool) -> CliResult {
     for name in &pruned {
         anstream::println!("removed the stale socket of `{}`", safe(name));
     }
+    for name in &pruned_shared {
+        anstream::println!("removed the stale name file of `{}`", safe(name));
+    }
     if listings.is_empty() {
         anstream::println!("no services in {}", dir.display());
+        crate::shared::print_table(&shared);
         return Ok(());
     }
     let mut rows = Vec::new();
@@ -115,6 +128,7 @@ pub fn run(ctx: &Ctx, prune: bool, json: bool) -> CliResult {
             if stale == 1 { "it" } else { "them" }
         );
     }
+    crate::shared::print_table(&shared);
     Ok(())
 }
 

@@ -7,6 +7,7 @@ mod demo;
 mod describe;
 mod list;
 mod monitor;
+mod shared;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -68,7 +69,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// List the services of the runtime directory: name, pid, uid, interface, methods,
-    /// clients, uptime; sockets left by dead services show as stale.
+    /// clients, uptime; sockets left by dead services show as stale. Then its shared values
+    /// and segments: name, kind, size, type, holders.
     #[command(
         after_help = "Example:\n  lpc list\n  lpc list --prune\n  lpc --runtime-dir /tmp/my-lpc list --json"
     )]
@@ -150,6 +152,28 @@ enum Command {
         concurrency: usize,
     },
 
+    /// Print a shared value as JSON, decoded by the type its memory records.
+    #[command(after_help = "Example:\n  lpc get counter\n  lpc get config --compact")]
+    Get {
+        /// The shared value's name (see `lpc list`).
+        name: String,
+        /// Print JSON on one line.
+        #[arg(long)]
+        compact: bool,
+    },
+
+    /// Write a shared value from JSON, checked against the type its memory records.
+    #[command(
+        after_help = "Example:\n  lpc set counter 16\n  lpc set config '{\"level\": 3, \"name\": \"fast\"}'"
+    )]
+    Set {
+        /// The shared value's name (see `lpc list`).
+        name: String,
+        /// The new value, one JSON value (strings quoted: '"text"').
+        #[arg(allow_negative_numbers = true)]
+        value: String,
+    },
+
     /// Print a shell completion script.
     #[command(
         after_help = "Example:\n  lpc completions bash > ~/.local/share/bash-completion/completions/lpc\n  lpc completions zsh > ~/.zfunc/_lpc\n  lpc completions fish > ~/.config/fish/completions/lpc.fish"
@@ -213,6 +237,8 @@ fn main() -> ExitCode {
             };
             bench::run(&ctx, &target, load, concurrency).map(|()| EXIT_OK)
         }
+        Command::Get { name, compact } => shared::get(&ctx, &name, compact).map(|()| EXIT_OK),
+        Command::Set { name, value } => shared::set(&ctx, &name, &value).map(|()| EXIT_OK),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "lpc", &mut std::io::stdout());
             Ok(EXIT_OK)

@@ -279,6 +279,31 @@ pub enum Error {
         reason: String,
     },
 
+    /// No process holds a shared value or segment of this name (`Shared::open_existing`,
+    /// `Segment::open`, `lpc get`): it was never created, or every holder has exited.
+    #[error("{what} `{name}` not found: no live process holds it ({})", path.display())]
+    SharedNotFound {
+        /// "shared value" or "segment".
+        what: &'static str,
+        /// Its name.
+        name: String,
+        /// Its name file in the runtime directory.
+        path: PathBuf,
+    },
+
+    /// A shared value or segment cannot be opened or used as asked: its type differs (both
+    /// shapes named), its size differs, a value does not fit, the memory is not what lpc
+    /// made, a writer lock stayed held past its timeout, or an operating-system call failed.
+    #[error("{what} `{name}`: {detail}")]
+    Shared {
+        /// "shared value" or "segment".
+        what: &'static str,
+        /// Its name.
+        name: String,
+        /// What is wrong, and what to do.
+        detail: String,
+    },
+
     /// An operating-system call failed.
     #[error("service `{service}`{}: {context}: {source}", In(method))]
     Io {
@@ -313,7 +338,9 @@ impl Error {
             | Error::Protocol { service, .. }
             | Error::InvalidOption { service, .. }
             | Error::Io { service, .. } => service,
-            Error::InvalidName { name, .. } => name,
+            Error::InvalidName { name, .. }
+            | Error::SharedNotFound { name, .. }
+            | Error::Shared { name, .. } => name,
         }
     }
 
@@ -336,6 +363,8 @@ impl Error {
             Error::InvalidName { .. } => "InvalidName",
             Error::InvalidOption { .. } => "InvalidOption",
             Error::Io { .. } => "Io",
+            Error::SharedNotFound { .. } => "SharedNotFound",
+            Error::Shared { .. } => "Shared",
         }
     }
 

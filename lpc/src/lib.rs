@@ -41,7 +41,7 @@
 //! | `channel` | the call protocol of one connection: slot states, doorbells, waiting, payloads in and out of slots |
 //! | [`registry`] | naming: where services live, connecting and the handshake exchange |
 //! | `loan` | [`Loan`]: byte buffers lent in place |
-//! | [`server`], [`client`] | the two sides of the public API |
+//! | [`server`], [`client`], [`shared`] | the two sides of the public API; shared values and named segments |
 //!
 //! `unsafe` code is allowed only in `sys` and `shm` (`#![deny(unsafe_code)]` everywhere else).
 
@@ -65,6 +65,8 @@ pub mod registry;
 
 pub mod client;
 pub mod server;
+#[cfg(not(loom))]
+pub mod shared;
 
 #[cfg(feature = "test-util")]
 pub mod floor;
@@ -79,6 +81,8 @@ pub use server::{
     caller, cancelled, deadline, AccessCheck, Dispatch, DispatchError, EncodedArgs, EncodedReply,
     Server, ServerHandle, ServerOptions,
 };
+#[cfg(not(loom))]
+pub use shared::{Segment, SegmentOptions, Shared, SharedOptions};
 pub use sys::{PeerCredentials, UserId};
 pub use wire::hash::fnv1a64;
 pub use wire::info;

@@ -14,6 +14,9 @@
 
 pub(crate) mod bulk;
 pub(crate) mod layout;
+// Atomic-only accessors for memory many processes write (shared values, named segments).
+#[cfg(not(loom))]
+pub(crate) mod words;
 // Under the loom model the accessors below go through the model's tracked memory instead.
 #[cfg(loom)]
 mod model;

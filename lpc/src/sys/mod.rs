@@ -17,6 +17,7 @@
 //! | [`Listener`] / [`Stream`] | a local endpoint: bind an address, accept, connect; send and receive one message with at most one attached [`SharedMemory`]; the peer's [`PeerCredentials`] (its pid unknown for a peer in a PID namespace we cannot see); whether the peer hung up; shut down | Unix `SOCK_SEQPACKET`, `SCM_RIGHTS`, `SO_PEERCRED` | named pipes in message mode, token SID |
 //! | [`Reactor`] | waits for connections to accept, for peers to hang up or send a message (it does not read it), and can be woken; on request, also for the signals that ask the process to stop (SIGTERM, SIGINT), which then no longer end it | `epoll(7)`, `eventfd(2)`, a `signal-hook` self-pipe | I/O completion port, `SetConsoleCtrlHandler` |
 //! | [`DirLock`], [`create_private_dir`], [`open_to_other_users`], [`file_identity`] | the place endpoints are named in: private to the user, locked while a name is bound; never a symlink, another user's directory, one others can write to or one in a parent others can change (any of which another user could have planted), and never a mode changed on a directory lpc did not create | directory mode 0700 and a marker file, `lstat`, `flock(2)` | per-user pipe prefix, DACL |
+//! | [`NameFile`], [`SharedMemory::open_held`], [`holds`], [`thread_identity`], [`thread_alive`] | named shared objects without a daemon: a locked name file that lists the holders (pid, descriptor, object identity), the object reached through a live holder and checked like a received one; who a thread is (tid and start time) and whether it still runs, for writer locks | a 0600 file in the runtime directory, `flock(2)`, `/proc/<pid>/fd/<n>`, `/proc/<tid>/stat` | a named section (`CreateFileMapping` with a name in the session namespace), `OpenThread` |
 //! | [`current_user`], [`monotonic_ns`], [`can_run_apart`], [`process_name`], [`process_alive`], [`raise_open_file_limit`], [`spawn_with_endpoint`] | the process: who we are, a clock both peers share, CPU placement, another process's name and liveness, the descriptor budget, children that inherit one endpoint | `getuid`, `CLOCK_MONOTONIC`, `sched_getaffinity`, `/proc`, `pidfd`/`kill(0)`, `RLIMIT_NOFILE`, `fork`+`exec` with one inherited descriptor | token SID, `QueryPerformanceCounter`, `OpenProcess`, `PROC_THREAD_ATTRIBUTE_HANDLE_LIST` |
 //!
 //! The Linux backend is built on `rustix`; most of its calls are safe wrappers. The `unsafe`
@@ -63,6 +64,11 @@ pub(crate) use os::{
     open_to_other_users, process_alive, process_name, raise_open_file_limit, spawn_with_endpoint,
     wait, wake, DirLock, FileIdentity, Listener, Mapping, Reactor, SharedMemory, Stream,
     ENDPOINT_ENV,
+};
+#[cfg(not(loom))]
+pub(crate) use os::{
+    current_pid, holds, pid_namespace, thread_alive, thread_identity, NameFile, ObjectIdentity,
+    MAX_NAME_FILE,
 };
 
 // The 32-bit word that shared memory is made of, and the fence of its memory model: `std`'s
@@ -246,6 +252,20 @@ const CONTRACT: () = {
         let _: fn(&str, usize) -> Result<(SharedMemory, Mapping)> = SharedMemory::create_one_writer;
         let _: fn(&SharedMemory) -> Result<Mapping> = SharedMemory::map;
         let _: fn(&SharedMemory) -> Result<Mapping> = SharedMemory::map_read_only;
+        // Named objects: a name file listing the holders, an object reached through a holder.
+        let _: fn(&SharedMemory) -> Result<ObjectIdentity> = SharedMemory::identity;
+        let _: fn(&SharedMemory) -> i32 = SharedMemory::raw_fd;
+        let _: fn(u32, i32, ObjectIdentity, bool) -> Result<Option<SharedMemory>> =
+            SharedMemory::open_held;
+        let _: fn(u32, i32, ObjectIdentity) -> bool = holds;
+        let _: fn(&Path, bool) -> Result<Option<NameFile>> = NameFile::lock;
+        let _: fn(&mut NameFile) -> Result<Vec<u8>> = NameFile::read;
+        let _: fn(&mut NameFile, &[u8]) -> Result<()> = NameFile::write;
+        let _: usize = MAX_NAME_FILE;
+        let _: fn() -> u32 = current_pid;
+        let _: fn() -> u64 = pid_namespace;
+        let _: fn() -> u64 = thread_identity;
+        let _: fn(u64) -> bool = thread_alive;
         let _: fn(&Mapping) -> *mut u8 = Mapping::as_ptr;
         let _: fn(&Mapping) -> usize = Mapping::len;
         let _: fn(&Mapping) -> bool = Mapping::writable;
