@@ -123,7 +123,10 @@ impl SlotPool {
     }
 
     fn take_free(&self) -> Option<u32> {
-        let hint = LAST_SLOT.with(Cell::get) % self.count;
+        // The thread's last slot, if this pool has it (a comparison, not `%`: a division costs
+        // tens of cycles on the call's path).
+        let hint = LAST_SLOT.with(Cell::get);
+        let hint = if hint < self.count { hint } else { 0 };
         let mut free = self.free.load(Ordering::Acquire);
         while free != 0 {
             let index = if free & (1 << hint) != 0 {
