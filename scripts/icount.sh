@@ -2,7 +2,7 @@
 # Instruction-count guard for the hot path: counts, with callgrind, the instructions of the
 # client call path (`client_call` in lpc-tests/src/bin/lpc-icount.rs) and of the service's
 # dispatch path (`serve_one`) per small call, and fails if either grew by more than
-# $LPC_ICOUNT_TOLERANCE percent (default 15) over docs/icount-baseline.txt.
+# $LPC_ICOUNT_TOLERANCE percent (default 5) over docs/icount-baseline.txt.
 # Instruction counts do not depend on the machine's load, unlike timings.
 #
 #   scripts/icount.sh            check against the baseline
@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 calls=5000
-tolerance=${LPC_ICOUNT_TOLERANCE:-15}
+tolerance=${LPC_ICOUNT_TOLERANCE:-5}
 baseline=docs/icount-baseline.txt
 
 command -v valgrind >/dev/null || { echo "icount: valgrind is required (scripts/setup.sh installs it)" >&2; exit 1; }

@@ -27,6 +27,11 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_SAMPLES: usize = 500;
 /// Rounds of an interleaved measurement.
 const INTERLEAVE_ROUNDS: usize = 10;
+/// Untimed round trips at the start of each system's turn in a round: the system that had
+/// just slept (its service on a futex, its spin budgets shrunk) settles before it is timed.
+/// Without them, whichever system came right after `raw-spin` showed a p99 of ~3 µs in about
+/// one run in three (its first calls paying wake-ups), statistics on or off.
+const ROUND_WARMUP: usize = 2_000;
 /// Connections timed per interface by the handshake measurement (fewer with `--samples`).
 const HANDSHAKE_SAMPLES: usize = 200;
 /// Encoding, decoding and comparing one description in one process (the handshake
@@ -367,6 +372,9 @@ impl Runner {
             if raw {
                 pinger.unpark();
                 let op = &mut || pinger.round_trip();
+                for _ in 0..ROUND_WARMUP {
+                    op().map_err(|e| format!("raw-spin: {e}"))?;
+                }
                 let latencies = if warm {
                     &mut scratch
                 } else {
@@ -383,6 +391,9 @@ impl Runner {
             }
             for (i, (system, client, peer)) in lpcs.iter().enumerate() {
                 let op = &mut || call(client, &mut counter);
+                for _ in 0..ROUND_WARMUP {
+                    op().map_err(|e| format!("{system}: {e}"))?;
+                }
                 scratch.clear();
                 let latencies = if warm {
                     &mut scratch
