@@ -310,6 +310,7 @@ mod tests {
                 params,
                 output: "()".into(),
                 returns_result: false,
+                oneway: false,
                 result: Shape::Unit,
                 error: None,
                 fingerprint: 0,

@@ -164,6 +164,7 @@ impl RawSocket {
             geometry: Geometry {
                 slot_count: welcome.slot_count,
                 slot_size: welcome.slot_size,
+                queue_size: welcome.queue_size,
             },
             token: welcome.token,
         })
@@ -426,6 +427,7 @@ impl RawServiceConnection {
             interface: std::sync::Arc::new(interface),
             slot_count: RAW_SERVICE_GEOMETRY.slot_count,
             slot_size: RAW_SERVICE_GEOMETRY.slot_size,
+            queue_size: 0,
             max_request: 1 << 20,
             token: 1,
         })
@@ -453,6 +455,7 @@ impl RawServiceConnection {
 const RAW_SERVICE_GEOMETRY: Geometry = Geometry {
     slot_count: 1,
     slot_size: 4096,
+    queue_size: 0,
 };
 
 /// The size of the region a [`RawService`]'s welcome announces.
@@ -599,6 +602,7 @@ fn answer(
             let geometry = Geometry {
                 slot_count: 2,
                 slot_size: 4096,
+                queue_size: 0,
             };
             let shm = SharedMemory::create("lpc-raw-service", geometry.region_len())?;
             let memory = ConnectionMemory::initialize(&shm, geometry).map_err(io::Error::other)?;
@@ -607,6 +611,7 @@ fn answer(
                 interface: std::sync::Arc::new(answers.interface.clone()),
                 slot_count: geometry.slot_count,
                 slot_size: geometry.slot_size,
+                queue_size: 0,
                 max_request: 1 << 20,
                 token: 1,
             });
@@ -668,4 +673,10 @@ pub fn require_pid_namespaces() {
         .status()
         .unwrap_or_else(|e| panic!("cannot run unshare (scripts/setup.sh installs it): {e}"));
     assert!(status.success(), "unshare --pid fails here: {status}");
+}
+
+/// How many times one-way posts of this process rang a sleeping service's doorbell (each one
+/// `futex_wake` system call; a post to a service that is awake makes none).
+pub fn oneway_wakes() -> u64 {
+    crate::channel::queue::wakes()
 }
