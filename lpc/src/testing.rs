@@ -675,8 +675,9 @@ pub fn require_pid_namespaces() {
     assert!(status.success(), "unshare --pid fails here: {status}");
 }
 
-/// How many times one-way posts of this process rang a sleeping service's doorbell (each one
-/// `futex_wake` system call; a post to a service that is awake makes none).
-pub fn oneway_wakes() -> u64 {
-    crate::channel::queue::wakes()
+/// The system calls one-way posts of this process made: how many times they rang a sleeping
+/// service's doorbell (`futex_wake`; a post to a service that is awake makes none), and how
+/// many times they slept for room in a full queue (`futex_wait`).
+pub fn oneway_system_calls() -> (u64, u64) {
+    crate::channel::queue::system_calls()
 }

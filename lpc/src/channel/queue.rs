@@ -26,16 +26,18 @@
 //! set (the service sets that flag, fences, and looks at the tail before it sleeps, see
 //! `protocol::sleep`); the service publishes its head, fences, and wakes the head word only
 //! if a sender waits for room (which sets the flag, fences and re-reads the head before it
-//! sleeps). A tight loop of posts to a service that is awake makes no system call at all.
+//! sleeps) and half the ring is free. Whoever wakes the other clears the other's flag (an
+//! atomic swap, so that exactly one wakes it): a sleeper woken but not yet running costs no
+//! more system calls. A tight loop of posts to a service that is awake makes none at all.
 
-use std::sync::atomic::{fence, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use super::protocol::{self, SysFutex};
 use super::{Channel, ChannelError, LIVENESS_SLICE};
 use crate::shm::layout::QueueView;
-use crate::sys::{self, WaitOutcome};
+use crate::sys::{self, fence, WaitOutcome};
 
 /// Bytes of a record's header: the payload length (with [`JSON`]) and the method id.
 pub(crate) const RECORD_HEADER: usize = 8;
@@ -46,10 +48,13 @@ const JSON: u32 = 1 << 31;
 
 /// How many times a post rang the service's doorbell (a system call), in this process.
 static WAKES: AtomicU64 = AtomicU64::new(0);
+/// How many times a post slept for room (a system call), in this process.
+static WAITS: AtomicU64 = AtomicU64::new(0);
 
-/// How many times posts in this process woke a sleeping service (each a `futex_wake`).
-pub(crate) fn wakes() -> u64 {
-    WAKES.load(Ordering::Relaxed)
+/// How many times posts in this process woke a sleeping service (each a `futex_wake`), and
+/// slept waiting for room in a full queue (each a `futex_wait`).
+pub(crate) fn system_calls() -> (u64, u64) {
+    (WAKES.load(Ordering::Relaxed), WAITS.load(Ordering::Relaxed))
 }
 
 /// The largest payload of one message in a ring of `size` bytes: half of it, less the
@@ -163,9 +168,13 @@ impl Channel {
                 guard.tail = guard.tail.wrapping_add(needed as u32);
                 queue.tail().store(guard.tail, Ordering::Release);
                 // The Dekker pair with the service's sleep: publish, fence, then look at its
-                // sleeping flag (it sets the flag, fences, then looks at the tail).
+                // sleeping flag (it sets the flag, fences, then looks at the tail). The flag is
+                // cleared by whoever rings: one ring wakes the service, and until it runs
+                // (long, on a loaded machine) later posts must not ring again.
                 fence(Ordering::SeqCst);
-                if self.memory.service_sleeping().load(Ordering::Relaxed) != 0 {
+                let sleeping = self.memory.service_sleeping();
+                if sleeping.load(Ordering::Relaxed) != 0 && sleeping.swap(0, Ordering::Relaxed) != 0
+                {
                     WAKES.fetch_add(1, Ordering::Relaxed);
                     protocol::ring(&SysFutex, &self.doorbell());
                 }
@@ -221,6 +230,7 @@ impl Channel {
         let outcome = match room {
             Ok(room) if room < needed => {
                 drop(guard);
+                WAITS.fetch_add(1, Ordering::Relaxed);
                 let outcome = sys::wait(queue.head(), head, Some(slice));
                 guard = sender.lock().unwrap_or_else(|p| p.into_inner());
                 Some(outcome)
@@ -315,12 +325,28 @@ impl Receiver {
         }
     }
 
-    /// Frees `n` bytes: publishes the new head and wakes a sender that waits for room.
+    /// Frees `n` bytes: publishes the new head and wakes the senders that wait for room, once
+    /// at least half the ring is free: a sender that fills
+    /// the queue faster than the service empties it then sleeps once per half a ring, not
+    /// once per message. (The wake-up comes at the latest when the queue is empty, which has
+    /// room for any message; a sender also re-checks every `LIVENESS_SLICE`.)
     fn advance(&mut self, queue: QueueView<'_>, n: usize) {
         self.head = self.head.wrapping_add(n as u32);
         queue.head().store(self.head, Ordering::Release);
         fence(Ordering::SeqCst);
-        if queue.sender_waiting().load(Ordering::Relaxed) != 0 {
+        // Cleared by the wake, as the client clears the service's sleeping flag: the senders
+        // raise it again if they must sleep again.
+        let waiting = queue.sender_waiting();
+        // (The tail read now, not `until`: the sender may have filled the ring since. What a
+        // lying client writes there only decides when it is woken.)
+        if waiting.load(Ordering::Relaxed) != 0
+            && queue
+                .tail()
+                .load(Ordering::Relaxed)
+                .wrapping_sub(self.head) as usize
+                <= queue.size() / 2
+            && waiting.swap(0, Ordering::Relaxed) != 0
+        {
             sys::wake(queue.head(), u32::MAX);
         }
     }
