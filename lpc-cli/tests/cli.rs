@@ -1208,3 +1208,36 @@ fn describe_and_monitor_survive_a_service_whose_query_answer_lies() {
         assert!(text.contains('m'), "{args:?}: {text}");
     }
 }
+
+#[test]
+fn call_posts_a_one_way_method_and_describe_and_monitor_mark_it() {
+    let svc = Service::start("ow");
+    let name = format!("{}-copydata", svc.name);
+    svc.lpc(&["call", &name, "copy_data", "7", "[1, 2, 3]"])
+        .success()
+        .stdout("posted\n");
+    svc.lpc(&["call", "--oneway", "--json", &name, "copy_data", "7", "[4]"])
+        .success()
+        .stdout(contains("\"posted\": true"));
+    // A call after the posts sees both handled.
+    let out = stdout(&svc.lpc(&["call", "--compact", &name, "received"]).success());
+    assert_eq!(out, "[[7,2,4]]\n");
+    svc.lpc(&["call", "--oneway", &name, "received"])
+        .code(1)
+        .stderr(contains("is a two-way method: it cannot be posted"));
+    let text = stdout(&svc.lpc(&["describe", &name]).success());
+    assert!(
+        text.contains("#[lpc(oneway)] fn copy_data(&self, kind: u32, bytes: Vec<u8>)")
+            && text.contains("one-way"),
+        "{text}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&svc.lpc(&["describe", "--json", &name]).success()))
+            .unwrap();
+    assert_eq!(json["methods"][0]["oneway"], true);
+    assert_eq!(json["methods"][1]["oneway"], false);
+    let text = stdout(&svc.lpc(&["monitor", "--once", &name]).success());
+    let row = row(&text, "copy_data");
+    assert_eq!(row[1], "(one-way)", "{text}");
+    assert_eq!(row[2], "2", "two messages handled: {text}");
+}
