@@ -293,3 +293,78 @@ fn a_post_waiting_for_room_learns_that_the_service_died() {
         "{err}"
     );
 }
+
+/// A raw client writes its queue as an enemy would: a tail far past the head, a record longer
+/// than the bound or than what was written, a skip marker past the tail. Each loses its own
+/// connection only; a record naming a two-way method or holding arguments that do not decode
+/// is counted as a failed message and the connection goes on. The good client never notices.
+#[test]
+fn a_client_that_corrupts_its_queue_loses_only_its_own_connection() {
+    use lpc::testing::{RawPeer, RawSocket};
+    let dir = TempDir::new().unwrap();
+    let _service = start(dir.path(), &[]);
+    let good = connect(dir.path(), ClientOptions::new());
+    let pid = std::process::id();
+    let peer = || -> RawPeer {
+        RawSocket::connect(dir.path(), "journal")
+            .unwrap()
+            .handshake()
+            .unwrap()
+    };
+    let header = |len: u32, method: u32| {
+        let mut h = len.to_le_bytes().to_vec();
+        h.extend(method.to_le_bytes());
+        h
+    };
+    let note = lpc_tests::journal::JOURNAL_INTERFACE
+        .method_by_name("note")
+        .unwrap()
+        .id;
+    let last = lpc_tests::journal::JOURNAL_INTERFACE
+        .method_by_name("last")
+        .unwrap()
+        .id;
+    // (what is written at the ring's start, the tail published)
+    let attacks: Vec<(&str, Vec<u8>, u32)> = vec![
+        ("tail far past the head", header(4, note), 1 << 20),
+        ("record over the bound", header(60_000, note), 16),
+        ("record past the tail", header(100, note), 16),
+        ("skip marker past the tail", header(u32::MAX, 0), 16),
+        ("tail inside a header", header(0, note), 3),
+    ];
+    for (seq, (what, bytes, tail)) in attacks.into_iter().enumerate() {
+        let raw = peer();
+        let queue = raw.queue_offset().expect("the journal has one-way methods");
+        raw.write(queue + 128, &bytes);
+        raw.store(queue, tail);
+        raw.ring();
+        assert!(
+            eventually(PROMPT, || raw.socket().closed_by_peer()),
+            "{what}: the connection was not closed"
+        );
+        good.note(pid, 0, seq as u64).unwrap();
+        assert_eq!(good.last(pid, 0).unwrap(), Some(seq as u64), "{what}");
+    }
+    // Well-formed records that fail: a two-way method, arguments that do not decode. The
+    // connection stays, the next good record on it runs.
+    let raw = peer();
+    let queue = raw.queue_offset().unwrap();
+    let mut ring = header(0, last);
+    ring.extend(header(2, note));
+    ring.extend([0xff, 0xff, 0, 0, 0, 0, 0, 0]);
+    let mut valid = header(3, note);
+    valid.extend([7, 1, 0, 0, 0, 0, 0, 0]); // (pid 7, thread 1, seq 0), padded
+    ring.extend(valid);
+    raw.write(queue + 128, &ring);
+    raw.store(queue, ring.len() as u32);
+    raw.ring();
+    assert!(
+        eventually(PROMPT, || good.last(7, 1).unwrap() == Some(0)),
+        "the valid record after the failing ones never ran"
+    );
+    assert!(!raw.socket().closed_by_peer());
+    let info = lpc::query("journal", &client_options(dir.path())).unwrap();
+    let errors = |name: &str| info.methods.iter().find(|m| m.name == name).unwrap().errors;
+    assert_eq!((errors("last"), errors("note")), (1, 1));
+    assert_eq!(good.check().unwrap(), Ok(6));
+}

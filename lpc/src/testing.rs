@@ -237,6 +237,21 @@ impl RawPeer {
         HEADER_SIZE + index as usize * self.geometry.slot_size as usize
     }
 
+    /// Where the connection's one-way queue starts, if it has one: its tail word (the client's)
+    /// at this offset, its head word (the service's) 64 bytes on, its ring 128 bytes on, of
+    /// [`RawPeer::queue_size`] bytes (see `shm::layout`).
+    pub fn queue_offset(&self) -> Option<usize> {
+        (self.geometry.queue_size != 0).then(|| {
+            crate::shm::layout::HEADER_SIZE
+                + self.geometry.slot_count as usize * self.geometry.slot_size as usize
+        })
+    }
+
+    /// Bytes of the one-way queue's ring (0: none).
+    pub fn queue_size(&self) -> usize {
+        self.geometry.queue_size as usize
+    }
+
     /// Writes `bytes` at `offset` (clipped to the region).
     pub fn write(&self, offset: usize, bytes: &[u8]) {
         let end = (offset + bytes.len()).min(self.region.len());
