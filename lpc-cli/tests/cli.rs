@@ -1232,8 +1232,7 @@ fn call_posts_a_one_way_method_and_describe_and_monitor_mark_it() {
         "{text}"
     );
     let json: serde_json::Value =
-        serde_json::from_str(&stdout(&svc.lpc(&["describe", "--json", &name]).success()))
-            .unwrap();
+        serde_json::from_str(&stdout(&svc.lpc(&["describe", "--json", &name]).success())).unwrap();
     assert_eq!(json["methods"][0]["oneway"], true);
     assert_eq!(json["methods"][1]["oneway"], false);
     let text = stdout(&svc.lpc(&["monitor", "--once", &name]).success());

@@ -129,10 +129,7 @@ fn a_full_queue_makes_the_sender_wait_up_to_its_timeout_or_its_bound() {
     assert!(waited >= Duration::from_millis(250), "{waited:?}");
     other.release().unwrap();
     assert_eq!(
-        timed
-            .with_timeout(PROMPT)
-            .blob_bytes()
-            .unwrap(),
+        timed.with_timeout(PROMPT).blob_bytes().unwrap(),
         posted * 1000
     );
 

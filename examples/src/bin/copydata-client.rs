@@ -14,7 +14,10 @@ fn run() -> Result<(), lpc::Error> {
     let len = lpc_examples::number_arg("--bytes", 20_000) as usize;
     service.copy_data(1, text.clone().into_bytes())?;
     service.copy_data(2, vec![0xAB; len])?;
-    println!("posted kind 1 ({} bytes) and kind 2 ({len} bytes)", text.len());
+    println!(
+        "posted kind 1 ({} bytes) and kind 2 ({len} bytes)",
+        text.len()
+    );
     for (kind, messages, bytes) in service.received()? {
         println!("the service has received kind {kind}: {messages} message(s), {bytes} bytes");
     }

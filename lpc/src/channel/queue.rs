@@ -109,9 +109,9 @@ pub(crate) struct Receiver {
 impl Channel {
     /// The connection's one-way queue, if it has one.
     fn queue(&self) -> Result<QueueView<'_>, ChannelError> {
-        self.memory.queue().ok_or_else(|| {
-            ChannelError::Protocol("this connection has no one-way queue".into())
-        })
+        self.memory
+            .queue()
+            .ok_or_else(|| ChannelError::Protocol("this connection has no one-way queue".into()))
     }
 
     /// The largest one-way payload this connection carries (`None`: it has no queue).
@@ -340,10 +340,7 @@ impl Receiver {
         // (The tail read now, not `until`: the sender may have filled the ring since. What a
         // lying client writes there only decides when it is woken.)
         if waiting.load(Ordering::Relaxed) != 0
-            && queue
-                .tail()
-                .load(Ordering::Relaxed)
-                .wrapping_sub(self.head) as usize
+            && queue.tail().load(Ordering::Relaxed).wrapping_sub(self.head) as usize
                 <= queue.size() / 2
             && waiting.swap(0, Ordering::Relaxed) != 0
         {
@@ -446,14 +443,22 @@ mod tests {
         let mut out = Vec::new();
         let until = service.queue_tail().unwrap();
         assert_eq!(
-            receiver.next(&service, until, &mut out).unwrap().unwrap().method,
+            receiver
+                .next(&service, until, &mut out)
+                .unwrap()
+                .unwrap()
+                .method,
             1
         );
         waiter.join().unwrap().unwrap();
         let until = service.queue_tail().unwrap();
         for method in [1, 2] {
             assert_eq!(
-                receiver.next(&service, until, &mut out).unwrap().unwrap().method,
+                receiver
+                    .next(&service, until, &mut out)
+                    .unwrap()
+                    .unwrap()
+                    .method,
                 method
             );
         }
@@ -475,12 +480,16 @@ mod tests {
             let mut header = [0u8; 8];
             header[..4].copy_from_slice(&len.to_le_bytes());
             queue.write(0, &header).unwrap();
-            let err = Receiver::default().next(&service, 16, &mut out).unwrap_err();
+            let err = Receiver::default()
+                .next(&service, 16, &mut out)
+                .unwrap_err();
             assert!(matches!(err, ChannelError::Protocol(_)), "{err}");
         }
         // A skip marker in the middle of what was written, past the tail.
         queue.write(0, &SKIP.to_le_bytes()).unwrap();
-        let err = Receiver::default().next(&service, 16, &mut out).unwrap_err();
+        let err = Receiver::default()
+            .next(&service, 16, &mut out)
+            .unwrap_err();
         assert!(err.to_string().contains("skip"), "{err}");
         // A lying service: a head ahead of the client's tail.
         let sender = Mutex::new(Sender::default());

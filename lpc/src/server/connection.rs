@@ -199,7 +199,9 @@ pub(super) fn run(shared: &Arc<Shared>, conn: &Arc<ConnectionShared>) {
     tracing::debug!(service, %pid, "client connected");
     conn.calling.store(true, Ordering::Relaxed);
     if channel.max_post().is_some() {
-        let _ = conn.oneway.set(Oneway::new(conn.new_stats(shared.interface)));
+        let _ = conn
+            .oneway
+            .set(Oneway::new(conn.new_stats(shared.interface)));
     }
     let _ = conn.channel.set(channel.clone());
     fence(Ordering::SeqCst);

@@ -121,8 +121,9 @@ pub fn cancelled() -> bool {
             .is_some_and(|c| c.stop.load(Ordering::SeqCst))
     });
     stopped
-        || call.slot != ONEWAY && scope::served(|channel| {
-            channel.slot(call.slot).state().load(Ordering::Acquire) == state::ABANDONED
-        })
-        .unwrap_or(false)
+        || call.slot != ONEWAY
+            && scope::served(|channel| {
+                channel.slot(call.slot).state().load(Ordering::Acquire) == state::ABANDONED
+            })
+            .unwrap_or(false)
 }

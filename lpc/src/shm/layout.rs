@@ -357,10 +357,14 @@ impl<'a> QueueView<'a> {
 
     /// Copies `bytes` into the ring at `offset` (which must leave room for them: no wrap).
     pub(crate) fn write(&self, offset: usize, bytes: &[u8]) -> Result<(), OutOfBounds> {
-        if offset.checked_add(bytes.len()).is_none_or(|end| end > self.size) {
+        if offset
+            .checked_add(bytes.len())
+            .is_none_or(|end| end > self.size)
+        {
             return Err(OutOfBounds);
         }
-        self.region.copy_in(self.base + QUEUE_CONTROL + offset, bytes)
+        self.region
+            .copy_in(self.base + QUEUE_CONTROL + offset, bytes)
     }
 
     /// Copies `N` bytes of the ring at `offset` out.
@@ -381,7 +385,8 @@ impl<'a> QueueView<'a> {
         if offset.checked_add(len).is_none_or(|end| end > self.size) {
             return Err(OutOfBounds);
         }
-        self.region.copy_out(self.base + QUEUE_CONTROL + offset, len, out)
+        self.region
+            .copy_out(self.base + QUEUE_CONTROL + offset, len, out)
     }
 }
 
