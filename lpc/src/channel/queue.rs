@@ -53,6 +53,7 @@ static WAITS: AtomicU64 = AtomicU64::new(0);
 
 /// How many times posts in this process woke a sleeping service (each a `futex_wake`), and
 /// slept waiting for room in a full queue (each a `futex_wait`).
+#[cfg(feature = "test-util")]
 pub(crate) fn system_calls() -> (u64, u64) {
     (WAKES.load(Ordering::Relaxed), WAITS.load(Ordering::Relaxed))
 }
