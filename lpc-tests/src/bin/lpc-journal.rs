@@ -3,6 +3,10 @@
 //!
 //! `lpc-journal post NAME COUNT`: posts COUNT notes (thread 0) and exits at once, without
 //! waiting for them to be handled; prints `posted COUNT` first.
+//!
+//! `lpc-journal bench NAME COUNT`: times COUNT posts from one thread (posts per second), then
+//! a call after them (which returns once all are handled: the service's rate), and the
+//! latency of one post followed by a call (post, then handled), over 10,000 rounds.
 
 use lpc_tests::journal::{JournalClient, JournalServer, JournalService};
 
@@ -37,6 +41,64 @@ fn main() -> Result<(), lpc::Error> {
             println!("posted {count}");
             Ok(())
         }
-        other => panic!("unknown mode {other:?}: serve or post"),
+        "bench" => {
+            let journal = JournalClient::connect(&arg(1))?;
+            let count: u64 = arg(2).parse().expect("count");
+            let pid = std::process::id();
+            let started = std::time::Instant::now();
+            for seq in 0..count {
+                journal.note(pid, 0, seq)?;
+            }
+            let posted = started.elapsed();
+            journal.check()?.expect("in order");
+            let handled = started.elapsed();
+            println!(
+                "{count} posts from one thread: {:.2} M posts/s posting, {:.2} M/s handled",
+                count as f64 / posted.as_secs_f64() / 1e6,
+                count as f64 / handled.as_secs_f64() / 1e6
+            );
+            let mut rounds = Vec::with_capacity(10_000);
+            for seq in count..count + 10_000 {
+                let t = std::time::Instant::now();
+                journal.note(pid, 0, seq)?;
+                rounds.push(t.elapsed());
+            }
+            rounds.sort();
+            let pct = |p: f64| rounds[((rounds.len() - 1) as f64 * p) as usize];
+            println!(
+                "one post (returns once queued): p50 {:?}, p99 {:?}",
+                pct(0.5),
+                pct(0.99)
+            );
+            let mut rounds = Vec::with_capacity(10_000);
+            for _ in 0..10_000 {
+                let t = std::time::Instant::now();
+                journal.last(pid, 0)?;
+                rounds.push(t.elapsed());
+            }
+            rounds.sort();
+            let pct = |p: f64| rounds[((rounds.len() - 1) as f64 * p) as usize];
+            println!(
+                "a call alone, for comparison: p50 {:?}, p99 {:?}",
+                pct(0.5),
+                pct(0.99)
+            );
+            let mut rounds = Vec::with_capacity(10_000);
+            for seq in count + 10_000..count + 20_000 {
+                let t = std::time::Instant::now();
+                journal.note(pid, 0, seq)?;
+                journal.last(pid, 0)?;
+                rounds.push(t.elapsed());
+            }
+            rounds.sort();
+            let pct = |p: f64| rounds[((rounds.len() - 1) as f64 * p) as usize];
+            println!(
+                "a post then a call (returns once the post is handled): p50 {:?}, p99 {:?}",
+                pct(0.5),
+                pct(0.99)
+            );
+            Ok(())
+        }
+        other => panic!("unknown mode {other:?}: serve, post or bench"),
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! tail (client's line)   bytes ever written, wrapping; published with a release store
-//! sender waiting         nonzero while a client thread sleeps for room (on the head word)
+//! sender waiting         nonzero while a client thread sleeps for room (on this word)
 //! head (service's line)  bytes ever consumed, wrapping; published with a release store
 //! ring                   records: [len | JSON bit (u32)] [method id (u32)] [payload] [pad to 8]
 //!                        or a skip marker (u32::MAX): the rest of the ring is unused
@@ -24,15 +24,17 @@
 //! Waking, as for calls, costs a system call only when the other side sleeps: the client
 //! publishes the tail, fences, and rings the doorbell only if the service-sleeping flag is
 //! set (the service sets that flag, fences, and looks at the tail before it sleeps, see
-//! `protocol::sleep`); the service publishes its head, fences, and wakes the head word only
-//! if a sender waits for room (which sets the flag, fences and re-reads the head before it
-//! sleeps) and half the ring is free. Whoever wakes the other clears the other's flag (an
-//! atomic swap, so that exactly one wakes it): a sleeper woken but not yet running costs no
-//! more system calls. A tight loop of posts to a service that is awake makes none at all.
+//! `protocol::sleep`); the service publishes its head, and after a batch of messages fences
+//! and wakes a sender only if one waits for room (it sets the sender-waiting flag, fences and
+//! re-reads the head before it sleeps on that flag) and half the ring is free. Whoever wakes
+//! the other clears the other's flag (an atomic swap, so that exactly one wakes it): a
+//! sleeper woken but not yet running costs no more system calls. The client reads the head's
+//! line only when the room it last saw runs out. A tight loop of posts to a service that is
+//! awake makes no system call at all.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::protocol::{self, SysFutex};
 use super::{Channel, ChannelError, LIVENESS_SLICE};
@@ -91,6 +93,9 @@ impl From<ChannelError> for PostError {
 #[derive(Debug, Default)]
 pub(crate) struct Sender {
     tail: u32,
+    /// The service's head as last read: the room it leaves is known without reading the
+    /// head's line (which the service writes) on every post.
+    head: u32,
     waiters: u32,
 }
 
@@ -122,7 +127,7 @@ impl Channel {
 
     /// Client side: writes one message (`method`, `payload`) into the one-way queue and wakes
     /// the service if it sleeps. When the queue has no room: `Full` at once if `wait` is
-    /// `None`, else waits for room until the deadline (`Some(None)`: as long as the service
+    /// `None`, else waits for room for up to that long (`Some(None)`: as long as the service
     /// lives), releasing `sender` meanwhile so that other threads' posts that fit go on.
     pub(crate) fn post(
         &self,
@@ -130,7 +135,7 @@ impl Channel {
         method: u32,
         json: bool,
         payload: &[u8],
-        wait: Option<Option<Instant>>,
+        wait: Option<Option<Duration>>,
     ) -> Result<(), PostError> {
         let queue = self.queue()?;
         let size = queue.size();
@@ -144,12 +149,19 @@ impl Channel {
         }
         let record = RECORD_HEADER + padded(payload.len());
         let mut guard = sender.lock().unwrap_or_else(|p| p.into_inner());
+        // Computed when the post first has to wait (no clock read otherwise).
+        let mut deadline = None;
         loop {
             let pos = guard.tail as usize & (size - 1);
             let skip = if pos + record > size { size - pos } else { 0 };
             let needed = skip + record;
-            let head = queue.head().load(Ordering::Acquire);
-            if Self::room(&guard, head, size)? >= needed {
+            let mut room = Self::room(&guard, guard.head, size)?;
+            if room < needed {
+                let head = queue.head().load(Ordering::Acquire);
+                room = Self::room(&guard, head, size)?;
+                guard.head = head;
+            }
+            if room >= needed {
                 if skip > 0 {
                     queue
                         .write(pos, &SKIP.to_le_bytes())
@@ -181,10 +193,13 @@ impl Channel {
                 }
                 return Ok(());
             }
-            let Some(deadline) = wait else {
+            let Some(limit) = wait else {
                 return Err(PostError::Full { size });
             };
-            guard = self.wait_for_room(sender, guard, needed, deadline)?;
+            // A limit too far to represent is no limit.
+            let until =
+                *deadline.get_or_insert_with(|| limit.and_then(|l| Instant::now().checked_add(l)));
+            guard = self.wait_for_room(sender, guard, needed, until)?;
         }
     }
 
@@ -228,11 +243,16 @@ impl Channel {
         fence(Ordering::SeqCst);
         let head = queue.head().load(Ordering::Acquire);
         let room = Self::room(&guard, head, queue.size());
+        if room.is_ok() {
+            guard.head = head;
+        }
         let outcome = match room {
             Ok(room) if room < needed => {
                 drop(guard);
                 WAITS.fetch_add(1, Ordering::Relaxed);
-                let outcome = sys::wait(queue.head(), head, Some(slice));
+                // On the flag, not the head: the head moves with every message taken, which would
+                // end each wait at once; the flag changes only when the service wakes us.
+                let outcome = sys::wait(queue.sender_waiting(), 1, Some(slice));
                 guard = sender.lock().unwrap_or_else(|p| p.into_inner());
                 Some(outcome)
             }
@@ -264,7 +284,8 @@ impl Receiver {
     }
 
     /// Service side: copies the next message, if `until` (a tail read earlier) is not reached
-    /// yet, into `out`, frees its room and wakes a sender waiting for room. Every word read
+    /// yet, into `out` and frees its room (call [`Receiver::wake_senders`] after a batch of
+    /// them). Every word read
     /// from the ring is checked first; a malformed queue is a protocol error.
     pub(crate) fn next(
         &mut self,
@@ -326,14 +347,16 @@ impl Receiver {
         }
     }
 
-    /// Frees `n` bytes: publishes the new head and wakes the senders that wait for room, once
-    /// at least half the ring is free: a sender that fills
+    /// Service side, after taking messages: wakes the senders that wait for room, once at
+    /// least half the ring is free (the Dekker pair with `wait_for_room`: the head published,
+    /// fence, then the flag). Once per batch of messages, not per message: a sender that fills
     /// the queue faster than the service empties it then sleeps once per half a ring, not
     /// once per message. (The wake-up comes at the latest when the queue is empty, which has
     /// room for any message; a sender also re-checks every `LIVENESS_SLICE`.)
-    fn advance(&mut self, queue: QueueView<'_>, n: usize) {
-        self.head = self.head.wrapping_add(n as u32);
-        queue.head().store(self.head, Ordering::Release);
+    pub(crate) fn wake_senders(&self, channel: &Channel) {
+        let Ok(queue) = channel.queue() else {
+            return;
+        };
         fence(Ordering::SeqCst);
         // Cleared by the wake, as the client clears the service's sleeping flag: the senders
         // raise it again if they must sleep again.
@@ -345,8 +368,14 @@ impl Receiver {
                 <= queue.size() / 2
             && waiting.swap(0, Ordering::Relaxed) != 0
         {
-            sys::wake(queue.head(), u32::MAX);
+            sys::wake(queue.sender_waiting(), u32::MAX);
         }
+    }
+
+    /// Frees `n` bytes: publishes the new head (see [`Receiver::wake_senders`]).
+    fn advance(&mut self, queue: QueueView<'_>, n: usize) {
+        self.head = self.head.wrapping_add(n as u32);
+        queue.head().store(self.head, Ordering::Release);
     }
 }
 
@@ -419,12 +448,13 @@ mod tests {
             client.post(&sender, 1, false, b"", None),
             Err(PostError::Full { size: 4096 })
         ));
-        let deadline = Instant::now() + std::time::Duration::from_millis(30);
+        let started = Instant::now();
+        let limit = Some(Some(Duration::from_millis(30)));
         assert!(matches!(
-            client.post(&sender, 1, false, &vec![0; max], Some(Some(deadline))),
+            client.post(&sender, 1, false, &vec![0; max], limit),
             Err(PostError::TimedOut)
         ));
-        assert!(Instant::now() >= deadline);
+        assert!(started.elapsed() >= Duration::from_millis(30));
     }
 
     #[test]
@@ -437,8 +467,13 @@ mod tests {
         client.post(&sender, 1, false, &vec![1; max], None).unwrap();
         let (c, s) = (client.clone(), sender.clone());
         let waiter = std::thread::spawn(move || {
-            let deadline = Instant::now() + std::time::Duration::from_secs(10);
-            c.post(&s, 2, false, &vec![2; max], Some(Some(deadline)))
+            c.post(
+                &s,
+                2,
+                false,
+                &vec![2; max],
+                Some(Some(Duration::from_secs(10))),
+            )
         });
         let mut receiver = Receiver::default();
         let mut out = Vec::new();
@@ -451,6 +486,7 @@ mod tests {
                 .method,
             1
         );
+        receiver.wake_senders(&service);
         waiter.join().unwrap().unwrap();
         let until = service.queue_tail().unwrap();
         for method in [1, 2] {
@@ -492,9 +528,13 @@ mod tests {
             .next(&service, 16, &mut out)
             .unwrap_err();
         assert!(err.to_string().contains("skip"), "{err}");
-        // A lying service: a head ahead of the client's tail.
+        // A lying service: a head ahead of the client's tail, read once the client needs room
+        // (it reads the head only then).
         let sender = Mutex::new(Sender::default());
-        queue.head().store(64, Ordering::Release);
+        let max = max_message(4096);
+        client.post(&sender, 1, false, &vec![0; max], None).unwrap();
+        client.post(&sender, 1, false, &vec![0; max], None).unwrap();
+        queue.head().store(8192, Ordering::Release);
         assert!(matches!(
             client.post(&sender, 1, false, b"x", None),
             Err(PostError::Channel(ChannelError::Protocol(_)))

@@ -5,7 +5,7 @@
 //! it.
 
 use std::cell::RefCell;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -105,22 +105,22 @@ impl Client {
                  one-way method)",
             ));
         }
-        let now = Instant::now();
-        let deadline = self.call_timeout.map(|t| now + t);
-        let bound = match self.post_wait {
+        // `None`: Busy at once; `Some(limit)`: wait up to `limit` (`None`: while the service
+        // lives). The call timeout bounds it; the clock is read only if the post must wait.
+        let wait = match self.post_wait {
             Some(wait) if wait.is_zero() => None,
-            Some(wait) => Some(now.checked_add(wait)),
-            None => Some(None),
+            Some(wait) => Some(Some(self.call_timeout.map_or(wait, |t| t.min(wait)))),
+            None => Some(self.call_timeout),
         };
-        // `None`: Busy at once; `Some(until)`: wait until then (`None`: while the service lives).
-        let wait = bound.map(|bound| match (deadline, bound) {
-            (Some(d), Some(b)) => Some(d.min(b)),
-            (d, b) => d.or(b),
-        });
+        let by_timeout = match (self.call_timeout, self.post_wait) {
+            (Some(t), Some(w)) => t <= w,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
         match conn.channel.post(&conn.sender, id, json, payload, wait) {
             Ok(()) => Ok(()),
             Err(PostError::Full { size }) => Err(self.queue_full(&conn, method, size, None)),
-            Err(PostError::TimedOut) if deadline.is_some() && wait == Some(deadline) => {
+            Err(PostError::TimedOut) if by_timeout => {
                 Err(self.timeout(&conn, method, CallPhase::NotSent))
             }
             Err(PostError::TimedOut) => {

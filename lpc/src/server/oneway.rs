@@ -118,6 +118,7 @@ impl Oneway {
                 *reply = Vec::new();
             }
         }
+        receiver.wake_senders(channel);
         Ok(())
     }
 }

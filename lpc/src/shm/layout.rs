@@ -24,9 +24,9 @@
 //!                the state word)
 //! then, if the queue size is not 0, the one-way queue (`channel::queue`):
 //!        0  tail (client: bytes ever written, wrapping u32)
-//!        4  sender-waiting flag (client: set while a sender waits for room)
-//!       64  head (service: bytes ever consumed, wrapping u32; also the futex a waiting
-//!           sender sleeps on)
+//!        4  sender-waiting flag (client: set while a sender waits for room, and the futex it
+//!           sleeps on; the service clears it when it wakes the sender)
+//!       64  head (service: bytes ever consumed, wrapping u32)
 //!      128  ring (queue size bytes, a power of two): records of an 8-byte header (payload
 //!           length with bit 31 set for JSON, or u32::MAX to skip to the ring's start; then
 //!           the method id) and the payload, padded to 8 bytes
@@ -345,7 +345,8 @@ impl<'a> QueueView<'a> {
         self.region.atomic_u32(self.base)
     }
 
-    /// Nonzero while a client thread waits for room (it sleeps on [`QueueView::head`]).
+    /// Nonzero while a client thread waits for room (it sleeps on this word, which the
+    /// service clears when it wakes it).
     pub(crate) fn sender_waiting(&self) -> &'a AtomicU32 {
         self.region.atomic_u32(self.base + 4)
     }
