@@ -6,6 +6,9 @@
 //! - [`compare`]: an `&mut` parameter — the client sends a struct, the service writes its own
 //!   values into it, and the client reads them back after the call (`compare-service`,
 //!   `compare-client`).
+//! - [`copydata`]: one-way calls — `WM_COPYDATA` of old: `#[lpc(oneway)] copy_data(kind,
+//!   bytes)` returns once the message is queued, and a later call sees it handled
+//!   (`copydata-service`, `copydata-client`).
 //! - [`counter`]: a stateful service — one total shared by every client, and a share per
 //!   client process (`counter-service`, `counter-client`).
 //! - [`inventory`]: errors — an application error type that crosses as the inner `Err` of a
@@ -20,6 +23,7 @@
 
 pub mod calc;
 pub mod compare;
+pub mod copydata;
 pub mod counter;
 pub mod inventory;
 pub mod loans;

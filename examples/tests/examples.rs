@@ -173,6 +173,36 @@ fn compare_client_reads_back_what_the_service_wrote() {
     );
 }
 
+/// One-way posts return before they run; the call after them sees both handled, and the
+/// service printed each message, in order.
+#[test]
+fn copydata_client_posts_one_way_and_the_service_handles_the_posts_in_order() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let service = start(env!("CARGO_BIN_EXE_copydata-service"), &[], dir.path());
+    let out = run(
+        env!("CARGO_BIN_EXE_copydata-client"),
+        &["--text", "hi there"],
+        dir.path(),
+    );
+    assert_eq!(
+        out,
+        "posted kind 1 (8 bytes) and kind 2 (20000 bytes)\n\
+         the service has received kind 1: 1 message(s), 8 bytes\n\
+         the service has received kind 2: 1 message(s), 20000 bytes\n"
+    );
+    assert_eq!(service.line(), "copy_data kind 1: 8 bytes \"hi there\"");
+    assert_eq!(service.line(), "copy_data kind 2: 20000 bytes");
+    // Larger than half the queue (64 KiB by default): refused before anything is sent.
+    let out = output(
+        env!("CARGO_BIN_EXE_copydata-client"),
+        &["--bytes", "40000"],
+        dir.path(),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("40004") && err.contains("32760"), "{err}");
+}
+
 #[test]
 fn a_client_without_its_service_says_so() {
     let dir = tempfile::TempDir::new().unwrap();

@@ -30,6 +30,7 @@ struct Welcome {
     interface: lpc::InterfaceInfo,
     slot_count: u32,
     slot_size: u32,
+    queue_size: u32,
     max_request: u64,
     token: u64,
 }
@@ -107,6 +108,7 @@ pub fn handshake() -> Vec<(String, Vec<u8>)> {
         interface: interface.info().expect("the examples trace").clone(),
         slot_count: 4,
         slot_size: 4096,
+        queue_size: 0,
         max_request: 1 << 30,
         token: 0x1234_5678_9abc_def0,
     };

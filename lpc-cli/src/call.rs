@@ -176,10 +176,32 @@ pub fn call_error(ctx: &Ctx, service: &str, method: &MethodInfo, e: lpc::Error) 
 }
 
 /// `lpc call`: `--timeout` bounds the whole of it, connecting and calling.
-pub fn run(ctx: &Ctx, target: &Target, compact: bool, json: bool) -> CliResult<u8> {
+pub fn run(ctx: &Ctx, target: &Target, compact: bool, json: bool, oneway: bool) -> CliResult<u8> {
     let started = Instant::now();
     let prepared = target.prepare(ctx, "call")?;
     let left = ctx.timeout.saturating_sub(started.elapsed());
+    if oneway && !prepared.method.oneway {
+        return Err(CliError::new(format!(
+            "`{}` of service `{}` is a two-way method: it cannot be posted",
+            safe(&prepared.method.name),
+            target.service
+        ))
+        .detail(format!("signature: {}", signature(&prepared.method)))
+        .hint("call it without --oneway"));
+    }
+    if prepared.method.oneway {
+        prepared
+            .client
+            .with_timeout(left)
+            .post_json(&prepared.method.name, &prepared.args)
+            .map_err(|e| call_error(ctx, &target.service, &prepared.method, e))?;
+        if json {
+            anstream::println!("{}", to_json(&serde_json::json!({"posted": true}), compact));
+        } else {
+            anstream::println!("posted");
+        }
+        return Ok(EXIT_OK);
+    }
     let reply = call_once(ctx, &target.service, &prepared, left)?;
     let Some(obj) = reply.as_object() else {
         return Err(CliError::new(format!(

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use lpc_examples::calc::{CalcClient, CalcServer, Calculator};
 use lpc_examples::compare::{Comparator, CompareClient, CompareServer, MyInfo};
+use lpc_examples::copydata::{CopyDataServer, Receiver};
 
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
@@ -114,10 +115,14 @@ pub fn service(name: &str) -> Result<()> {
     let calc = lpc::Server::bind(&format!("{name}-calc"))?.spawn(CalcServer::new(Calculator))?;
     let compare = lpc::Server::bind(&format!("{name}-compare"))?
         .spawn(CompareServer::new(Comparator::default()))?;
+    // One-way methods, for `lpc call` of a one-way method (its messages print on stdout).
+    let copydata = lpc::Server::bind(&format!("{name}-copydata"))?
+        .spawn(CopyDataServer::new(Receiver::default()))?;
     println!("ready");
     // Serve until the parent closes our stdin (or dies).
     let _ = std::io::stdin().read_to_end(&mut Vec::new());
     calc.shutdown()?;
     compare.shutdown()?;
+    copydata.shutdown()?;
     Ok(())
 }

@@ -39,6 +39,8 @@ struct Method<'a> {
     params: &'a [ParamInfo],
     output: &'a str,
     returns_result: bool,
+    /// Posted, never answered (`#[lpc(oneway)]`).
+    oneway: bool,
     result: &'a Shape,
     error: &'a Option<Shape>,
     fingerprint: String,
@@ -64,6 +66,7 @@ pub fn run(ctx: &Ctx, service: &str, json: bool) -> CliResult {
                     params: &m.params,
                     output: &m.output,
                     returns_result: m.returns_result,
+                    oneway: m.oneway,
                     result: &m.result,
                     error: &m.error,
                     fingerprint: hex(m.fingerprint),
@@ -133,7 +136,13 @@ fn print_method(service: &str, m: &MethodInfo, types: &TypeTable) {
             safe(&outs.join(", "))
         );
     }
-    anstream::println!("    {DIM}result{DIM:#}  {}", safe(&m.result.to_string()));
+    if m.oneway {
+        anstream::println!(
+            "    {DIM}one-way{DIM:#} posted, never answered {DIM}(`lpc call` returns once it is queued){DIM:#}"
+        );
+    } else {
+        anstream::println!("    {DIM}result{DIM:#}  {}", safe(&m.result.to_string()));
+    }
     if let Some(error) = &m.error {
         anstream::println!(
             "    {DIM}error{DIM:#}   {} {DIM}(an application error: `lpc call` prints it and exits with code 3){DIM:#}",
@@ -310,6 +319,7 @@ mod tests {
                 params,
                 output: "()".into(),
                 returns_result: false,
+                oneway: false,
                 result: Shape::Unit,
                 error: None,
                 fingerprint: 0,

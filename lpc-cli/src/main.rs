@@ -112,6 +112,11 @@ enum Command {
         /// Print the service's whole JSON reply (result, error and `&mut` values).
         #[arg(long)]
         json: bool,
+        /// Post a one-way method (`#[lpc(oneway)]`): return once the message is in the
+        /// service's queue, before it runs. One-way methods are always posted; with this
+        /// flag a two-way method is an error instead of a call.
+        #[arg(long)]
+        oneway: bool,
     },
 
     /// Watch a service: per-method calls, rates, latency percentiles, errors, and its clients.
@@ -219,7 +224,8 @@ fn main() -> ExitCode {
             target,
             compact,
             json,
-        } => call::run(&ctx, &target, compact, json),
+            oneway,
+        } => call::run(&ctx, &target, compact, json, oneway),
         Command::Monitor {
             service,
             interval,

@@ -114,8 +114,15 @@ fn frame(
                 .percentile(p)
                 .map_or("-".into(), |d| format!("≤{}", fmt_duration(d)))
         };
+        // One-way methods count the messages handled (posted, never answered).
+        let oneway = cur.interface.method(&m.name).is_some_and(|i| i.oneway);
+        let name = if oneway {
+            format!("{} (one-way)", m.name)
+        } else {
+            m.name.clone()
+        };
         rows.push(vec![
-            (m.name.clone(), NAME),
+            (name, NAME),
             (m.calls.to_string(), plain),
             (rate(&m.name, m.calls), plain),
             (
@@ -163,7 +170,8 @@ fn frame(
         ));
     }
     out.push_str(&format!(
-        "{DIM}CALLS/S: over the last {}.  ERRORS: panics and undecodable arguments.\n\
+        "{DIM}CALLS/S: over the last {}.  ERRORS: panics and undecodable arguments (of one-way\n\
+         messages too: their senders are not told).\n\
          P50..P99.9: time in the service of sampled calls since it started (bucket upper bounds).{DIM:#}\n\n",
         prev.map_or("-".into(), |(_, dt)| fmt_duration(dt))
     ));

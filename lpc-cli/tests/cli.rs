@@ -871,6 +871,7 @@ fn hostile_answers(reply: lpc::testing::RawReply) -> lpc::testing::RawAnswers {
             }],
             output: evil("Result<u32, "),
             returns_result: true,
+            oneway: false,
             result: Shape::U32,
             error: Some(Shape::Named(evil("Kind"))),
             fingerprint: 2,
@@ -1148,6 +1149,7 @@ fn describe_and_monitor_survive_a_service_whose_query_answer_lies() {
         params: vec![param("a", huge), param("b", Shape::Named("T0".into()))],
         output: "()".into(),
         returns_result: false,
+        oneway: false,
         result: Shape::Unit,
         error: None,
         fingerprint: 0,
@@ -1205,4 +1207,36 @@ fn describe_and_monitor_survive_a_service_whose_query_answer_lies() {
         assert!(text.len() < 1 << 20, "{args:?}: {} bytes", text.len());
         assert!(text.contains('m'), "{args:?}: {text}");
     }
+}
+
+#[test]
+fn call_posts_a_one_way_method_and_describe_and_monitor_mark_it() {
+    let svc = Service::start("ow");
+    let name = format!("{}-copydata", svc.name);
+    svc.lpc(&["call", &name, "copy_data", "7", "[1, 2, 3]"])
+        .success()
+        .stdout("posted\n");
+    svc.lpc(&["call", "--oneway", "--json", &name, "copy_data", "7", "[4]"])
+        .success()
+        .stdout(contains("\"posted\": true"));
+    // A call after the posts sees both handled.
+    let out = stdout(&svc.lpc(&["call", "--compact", &name, "received"]).success());
+    assert_eq!(out, "[[7,2,4]]\n");
+    svc.lpc(&["call", "--oneway", &name, "received"])
+        .code(1)
+        .stderr(contains("is a two-way method: it cannot be posted"));
+    let text = stdout(&svc.lpc(&["describe", &name]).success());
+    assert!(
+        text.contains("#[lpc(oneway)] fn copy_data(&self, kind: u32, bytes: Vec<u8>)")
+            && text.contains("one-way"),
+        "{text}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&svc.lpc(&["describe", "--json", &name]).success())).unwrap();
+    assert_eq!(json["methods"][0]["oneway"], true);
+    assert_eq!(json["methods"][1]["oneway"], false);
+    let text = stdout(&svc.lpc(&["monitor", "--once", &name]).success());
+    let row = row(&text, "copy_data");
+    assert_eq!(row[1], "(one-way)", "{text}");
+    assert_eq!(row[2], "2", "two messages handled: {text}");
 }

@@ -152,6 +152,7 @@ impl<'a> ServiceGenerator<'a> {
         let params = method.params.iter().map(Self::param_descriptor);
         let output = &method.output_text;
         let returns_result = method.returns_result;
+        let oneway = method.oneway;
         let trace = Self::trace_fn(method);
         quote! {
             ::lpc::MethodDescriptor {
@@ -161,6 +162,7 @@ impl<'a> ServiceGenerator<'a> {
                 params: &[#(#params),*],
                 output: #output,
                 returns_result: #returns_result,
+                oneway: #oneway,
                 trace: #trace,
             }
         }
@@ -287,10 +289,18 @@ impl<'a> ServiceGenerator<'a> {
     /// The client method for the service method at `index`: the trait method's signature
     /// (with the result wrapped in `Result<_, lpc::Error>`) and docs.
     fn client_method(&self, index: usize, method: &Method) -> TokenStream {
-        let default_doc = format!(
-            "Calls [`{}::{}`] in the service process.",
-            self.service.name, method.name
-        );
+        let default_doc = if method.oneway {
+            format!(
+                "Posts [`{}::{}`] to the service process (one-way): returns once the message \
+                 is in the connection's queue, before the handler runs.",
+                self.service.name, method.name
+            )
+        } else {
+            format!(
+                "Calls [`{}::{}`] in the service process.",
+                self.service.name, method.name
+            )
+        };
         let docs = if method.docs.is_empty() {
             quote!(#[doc = #default_doc])
         } else {
@@ -339,6 +349,12 @@ impl<'a> ServiceGenerator<'a> {
             }
         });
         let call_args = quote!(&(#(#arguments,)*));
+        if method.oneway {
+            // Posted into the one-way queue: returns once the message is in shared memory.
+            return quote! {
+                self.inner.post(&#interface.methods[#index], #call_args)
+            };
+        }
 
         let wire_return = match &method.output {
             Output::Unit => quote!(()),

@@ -68,6 +68,8 @@ fn service_impl(
 fn sanitize(mut item: syn::ItemTrait) -> syn::ItemTrait {
     for trait_item in &mut item.items {
         if let syn::TraitItem::Fn(function) = trait_item {
+            // `#[lpc(...)]` is the macro's, not an attribute rustc knows.
+            function.attrs.retain(|attr| !attr.path().is_ident("lpc"));
             function.sig.variadic = None;
             if let Some(syn::FnArg::Receiver(receiver)) = function.sig.inputs.first_mut() {
                 receiver.mutability = None;

@@ -69,6 +69,8 @@ pub struct Method {
     /// Whether the return type names `lpc::Loan` (see [`holds_loan`]): the client then decodes
     /// the result where the loan's buffer can be mapped.
     pub returns_loan: bool,
+    /// `#[lpc(oneway)]`: posted into the connection's one-way queue, never answered.
+    pub oneway: bool,
 }
 
 /// A method parameter.
@@ -148,7 +150,7 @@ impl Errors {
 }
 
 /// Checks the trait and describes it. On error, every problem found is reported.
-pub fn read_service(item: ItemTrait) -> syn::Result<Service> {
+pub fn read_service(mut item: ItemTrait) -> syn::Result<Service> {
     let mut errors = Errors::default();
 
     if !item.generics.params.is_empty() {
@@ -212,6 +214,13 @@ pub fn read_service(item: ItemTrait) -> syn::Result<Service> {
         }
     }
 
+    // `#[lpc(...)]` is read here; the trait emitted keeps no trace of it (no such attribute).
+    for trait_item in &mut item.items {
+        if let TraitItem::Fn(function) = trait_item {
+            function.attrs.retain(|attr| !attr.path().is_ident("lpc"));
+        }
+    }
+
     let name = item.ident.unraw().to_string();
     let mut fingerprint_text = name.clone();
     for method in &methods {
@@ -240,21 +249,31 @@ fn read_method(function: &TraitItemFn, errors: &mut Errors) -> Option<Method> {
     let errors_before = errors.count();
 
     check_attributes(&function.attrs, errors);
+    let oneway = read_lpc_attributes(&function.attrs, errors);
     check_qualifiers(sig, errors);
     check_generics(&sig.generics, errors);
     let name = read_name(&sig.ident, errors);
     let receiver_lifetime = read_receiver(sig, errors);
     let params = read_params(sig, errors);
     let output = read_output(&sig.output, errors);
+    if oneway {
+        check_oneway(sig, &params, errors);
+    }
 
     if errors.count() > errors_before {
         return None;
     }
+    let signature = signature_text(sig, &params);
     Some(Method {
         ident: sig.ident.clone(),
         id: method_id(&name),
         name,
-        signature: signature_text(sig, &params),
+        signature: if oneway {
+            format!("#[lpc(oneway)] {signature}")
+        } else {
+            signature
+        },
+        oneway,
         docs: read_docs(&function.attrs),
         generics: sig.generics.clone(),
         receiver_lifetime,
@@ -264,6 +283,55 @@ fn read_method(function: &TraitItemFn, errors: &mut Errors) -> Option<Method> {
         returns_result: returns_result(&sig.output),
         returns_loan: returns_loan(&sig.output),
     })
+}
+
+/// Reads the `#[lpc(...)]` attributes of a method: whether it is `#[lpc(oneway)]`.
+fn read_lpc_attributes(attrs: &[Attribute], errors: &mut Errors) -> bool {
+    let mut oneway = false;
+    for attr in attrs.iter().filter(|attr| attr.path().is_ident("lpc")) {
+        let parsed = attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("oneway") {
+                oneway = true;
+                Ok(())
+            } else {
+                Err(meta.error(
+                    "unknown lpc method attribute: the only one is `#[lpc(oneway)]` (the client \
+                     posts the call and does not wait for it)",
+                ))
+            }
+        });
+        if let Err(e) = parsed {
+            errors.push(e);
+        }
+    }
+    oneway
+}
+
+/// A one-way method has nothing to send back: no return type, no `&mut` parameter, no loan
+/// (whose buffer the caller would reuse before the service reads it).
+fn check_oneway(sig: &Signature, params: &[Param], errors: &mut Errors) {
+    if let ReturnType::Type(_, ty) = &sig.output {
+        errors.spanned(
+            ty,
+            "a `#[lpc(oneway)]` method cannot have a return type: the client does not wait for \
+             it to run, so nothing comes back; remove `-> ...`, or make it a two-way method",
+        );
+    }
+    for param in params {
+        if matches!(param.kind, ParamKind::RefMut(_)) {
+            errors.spanned(
+                &param.ty,
+                "a `#[lpc(oneway)]` method cannot take a `&mut` parameter: nothing comes back \
+                 to the caller; take the value (`T` or `&T`)",
+            );
+        } else if holds_loan(&param.ty) {
+            errors.spanned(
+                &param.ty,
+                "a `#[lpc(oneway)]` method cannot take an `lpc::Loan`: the caller would reuse \
+                 the buffer before the service reads it; pass the bytes (`Vec<u8>`, `&[u8]`)",
+            );
+        }
+    }
 }
 
 /// Rejects `#[cfg]` and `#[cfg_attr]` on a method.

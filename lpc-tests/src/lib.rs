@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub mod journal;
 pub mod sizes;
 
 /// A record with owned data, sent both ways.
@@ -220,9 +221,21 @@ impl Process {
     /// Starts `program args` with `LPC_RUNTIME_DIR=dir` and waits (at most 20 s) for a
     /// stdout line starting with `ready_prefix`.
     pub fn start(program: &Path, args: &[&str], dir: &Path, ready_prefix: &str) -> Process {
+        Self::start_with_env(program, args, dir, ready_prefix, &[])
+    }
+
+    /// [`Process::start`] with more environment variables.
+    pub fn start_with_env(
+        program: &Path,
+        args: &[&str],
+        dir: &Path,
+        ready_prefix: &str,
+        env: &[(&str, &Path)],
+    ) -> Process {
         let mut child = Command::new(program)
             .args(args)
             .env("LPC_RUNTIME_DIR", dir)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

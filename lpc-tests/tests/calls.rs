@@ -307,6 +307,7 @@ fn an_unknown_method_id_is_no_such_method() {
         params: &[],
         output: "()",
         returns_result: false,
+        oneway: false,
         trace: |_| Ok(()),
     };
     let dir = TempDir::new().unwrap();

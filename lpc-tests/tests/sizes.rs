@@ -504,8 +504,9 @@ fn a_client_under_a_memory_limit_gets_errors_from_a_service_whose_lengths_lie() 
         // shape is an array (variant 21) of u8 (7) of 2^60 elements...
         body.extend([1, b'm', 0, 0, 1, 1, b'p', 0, 0, 21, 7]);
         body.extend(huge());
-        // ... output "", no result, unit result, no error, fingerprint 0; no types.
-        body.extend([0, 0, 0, 0, 0, 0]);
+        // ... output "", no result, not one-way, unit result, no error, fingerprint 0; no
+        // types.
+        body.extend([0, 0, 0, 0, 0, 0, 0]);
         // 0 connections, no clients, no methods, 0 unknown calls.
         body.extend([0, 0, 0, 0]);
         conn.socket().send(&message(TAG_INFO, &body)).unwrap();

@@ -420,6 +420,7 @@ mod tests {
             }],
             output: "Loan",
             returns_result: false,
+            oneway: false,
             trace: |t| {
                 t.param::<Option<super::Loan>>()?;
                 t.result::<super::Loan>()

@@ -164,6 +164,7 @@ impl RawSocket {
             geometry: Geometry {
                 slot_count: welcome.slot_count,
                 slot_size: welcome.slot_size,
+                queue_size: welcome.queue_size,
             },
             token: welcome.token,
         })
@@ -234,6 +235,21 @@ impl RawPeer {
     /// payload at +48).
     pub fn slot_offset(&self, index: u32) -> usize {
         HEADER_SIZE + index as usize * self.geometry.slot_size as usize
+    }
+
+    /// Where the connection's one-way queue starts, if it has one: its tail word (the client's)
+    /// at this offset, its head word (the service's) 64 bytes on, its ring 128 bytes on, of
+    /// [`RawPeer::queue_size`] bytes (see `shm::layout`).
+    pub fn queue_offset(&self) -> Option<usize> {
+        (self.geometry.queue_size != 0).then(|| {
+            crate::shm::layout::HEADER_SIZE
+                + self.geometry.slot_count as usize * self.geometry.slot_size as usize
+        })
+    }
+
+    /// Bytes of the one-way queue's ring (0: none).
+    pub fn queue_size(&self) -> usize {
+        self.geometry.queue_size as usize
     }
 
     /// Writes `bytes` at `offset` (clipped to the region).
@@ -426,6 +442,7 @@ impl RawServiceConnection {
             interface: std::sync::Arc::new(interface),
             slot_count: RAW_SERVICE_GEOMETRY.slot_count,
             slot_size: RAW_SERVICE_GEOMETRY.slot_size,
+            queue_size: 0,
             max_request: 1 << 20,
             token: 1,
         })
@@ -453,6 +470,7 @@ impl RawServiceConnection {
 const RAW_SERVICE_GEOMETRY: Geometry = Geometry {
     slot_count: 1,
     slot_size: 4096,
+    queue_size: 0,
 };
 
 /// The size of the region a [`RawService`]'s welcome announces.
@@ -599,6 +617,7 @@ fn answer(
             let geometry = Geometry {
                 slot_count: 2,
                 slot_size: 4096,
+                queue_size: 0,
             };
             let shm = SharedMemory::create("lpc-raw-service", geometry.region_len())?;
             let memory = ConnectionMemory::initialize(&shm, geometry).map_err(io::Error::other)?;
@@ -607,6 +626,7 @@ fn answer(
                 interface: std::sync::Arc::new(answers.interface.clone()),
                 slot_count: geometry.slot_count,
                 slot_size: geometry.slot_size,
+                queue_size: 0,
                 max_request: 1 << 20,
                 token: 1,
             });
@@ -668,4 +688,11 @@ pub fn require_pid_namespaces() {
         .status()
         .unwrap_or_else(|e| panic!("cannot run unshare (scripts/setup.sh installs it): {e}"));
     assert!(status.success(), "unshare --pid fails here: {status}");
+}
+
+/// The system calls one-way posts of this process made: how many times they rang a sleeping
+/// service's doorbell (`futex_wake`; a post to a service that is awake makes none), and how
+/// many times they slept for room in a full queue (`futex_wait`).
+pub fn oneway_system_calls() -> (u64, u64) {
+    crate::channel::queue::system_calls()
 }

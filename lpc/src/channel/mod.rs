@@ -10,6 +10,7 @@ pub(crate) mod bulk;
 mod model;
 pub(crate) mod payload;
 pub(crate) mod protocol;
+pub(crate) mod queue;
 pub(crate) mod scope;
 pub(crate) mod spin;
 pub(crate) mod state;
@@ -812,6 +813,7 @@ mod tests {
     const GEOMETRY: Geometry = Geometry {
         slot_count: 4,
         slot_size: 256,
+        queue_size: 0,
     };
 
     /// Two channels over one region: the service's and the client's view of a connection.

@@ -35,6 +35,7 @@ use crate::wire::FrameHeader;
 const GEOMETRY: Geometry = Geometry {
     slot_count: 2,
     slot_size: 128,
+    queue_size: 0,
 };
 
 /// A deadline for the calls that have one: never reached (the model's clock stands still, and

@@ -3,6 +3,7 @@
 //! [`Client`] is what the generated `XxxClient` proxies wrap. It is cheap to clone and safe to
 //! share between threads; each concurrent call takes its own call slot.
 
+mod oneway;
 mod slots;
 
 use std::fmt;
@@ -54,6 +55,7 @@ pub struct ClientOptions {
     wait: WaitStrategy,
     max_reply: u64,
     slot_wait: Option<Duration>,
+    post_wait: Option<Duration>,
     reconnect: bool,
     allow_mismatched: bool,
     /// Who must serve the socket: this process's user when `None`.
@@ -69,6 +71,7 @@ impl Default for ClientOptions {
             wait: WaitStrategy::Adaptive,
             max_reply: DEFAULT_MAX_PAYLOAD,
             slot_wait: None,
+            post_wait: None,
             reconnect: false,
             allow_mismatched: false,
             service_user: None,
@@ -135,6 +138,23 @@ impl ClientOptions {
         self.queue_for_slot(Duration::ZERO)
     }
 
+    /// A one-way post ([`Client::post`]) that finds the connection's one-way queue full waits
+    /// up to `wait` (and never past its call timeout) for the service to make room, then fails
+    /// with [`Error::Busy`]. `Duration::ZERO` fails at once, like
+    /// [`ClientOptions::busy_when_queue_full`]. By default a post waits as long as its call
+    /// timeout allows (without one, as long as the service lives). A post is never dropped
+    /// silently: it is in the queue when it returns `Ok`, or it returns an error.
+    pub fn queue_for_post(mut self, wait: Duration) -> Self {
+        self.post_wait = Some(wait);
+        self
+    }
+
+    /// A one-way post that finds the queue full fails at once with [`Error::Busy`] (the same
+    /// as `queue_for_post(Duration::ZERO)`).
+    pub fn busy_when_queue_full(self) -> Self {
+        self.queue_for_post(Duration::ZERO)
+    }
+
     /// After the connection is lost, let the next call connect again (to the same name,
     /// checking the interface again). The call that found the connection lost still fails
     /// with [`Error::Disconnected`]: lpc never repeats a call that may have run.
@@ -194,6 +214,9 @@ pub struct Client {
     call_timeout: Option<Duration>,
     /// How long a call waits for a free slot: `None` as long as its deadline allows.
     slot_wait: Option<Duration>,
+    /// How long a post waits for room in the one-way queue: `None` as long as its deadline
+    /// allows.
+    post_wait: Option<Duration>,
 }
 
 /// How a client reaches its connection.
@@ -273,6 +296,8 @@ struct Connection {
     /// send (empty when both agree, so a call pays one length check for it).
     comparison: Comparison,
     unavailable: Box<[u32]>,
+    /// The client's end of the one-way queue (see `oneway`).
+    sender: Mutex<crate::channel::queue::Sender>,
 }
 
 impl Client {
@@ -317,6 +342,7 @@ impl Client {
             link,
             call_timeout: options.call_timeout,
             slot_wait: options.slot_wait,
+            post_wait: options.post_wait,
         })
     }
 
@@ -361,6 +387,7 @@ impl Client {
         let geometry = Geometry {
             slot_count: welcome.slot_count,
             slot_size: welcome.slot_size,
+            queue_size: welcome.queue_size,
         };
         let memory =
             ConnectionMemory::open(&shm, geometry).map_err(|e| Error::protocol(name, None, e))?;
@@ -387,6 +414,7 @@ impl Client {
                 .collect(),
             comparison: Comparison::default(),
             unavailable: Box::new([]),
+            sender: Mutex::default(),
         };
         if let Some(interface) = interface {
             let local = interface.info().map_err(|e| Error::Shape {

@@ -393,6 +393,7 @@ mod tests {
         let geometry = Geometry {
             slot_count: slots,
             slot_size: 256,
+            queue_size: 0,
         };
         let shm = SharedMemory::create("test", geometry.region_len()).unwrap();
         let memory = ConnectionMemory::initialize(&shm, geometry).unwrap();

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::context::{CallScope, ConnectionScope};
 use super::dispatch::{DispatchError, EncodedArgs, EncodedReply, ReplyTarget};
+use super::oneway::{self, Oneway};
 use super::stats::ConnectionStats;
 use super::Shared;
 use crate::channel::budget::{self, Budget, ConnectionBudget};
@@ -52,6 +53,8 @@ pub(super) struct ConnectionShared {
     /// Set when the connection must end; shared with the handlers' context (`cancelled()`).
     stop: Arc<AtomicBool>,
     channel: OnceLock<Arc<Channel>>,
+    /// The consumer of the connection's one-way queue, if it has one (set with `channel`).
+    oneway: OnceLock<Oneway>,
 }
 
 impl std::fmt::Debug for ConnectionShared {
@@ -88,6 +91,7 @@ impl ConnectionShared {
             threads: AtomicU32::new(0),
             stop: Arc::new(AtomicBool::new(false)),
             channel: OnceLock::new(),
+            oneway: OnceLock::new(),
         }
     }
 
@@ -194,6 +198,11 @@ pub(super) fn run(shared: &Arc<Shared>, conn: &Arc<ConnectionShared>) {
     };
     tracing::debug!(service, %pid, "client connected");
     conn.calling.store(true, Ordering::Relaxed);
+    if channel.max_post().is_some() {
+        let _ = conn
+            .oneway
+            .set(Oneway::new(conn.new_stats(shared.interface)));
+    }
     let _ = conn.channel.set(channel.clone());
     fence(Ordering::SeqCst);
     let _scope = ConnectionScope::enter(channel.clone(), conn.peer.clone(), conn.stop.clone());
@@ -206,15 +215,24 @@ pub(super) fn run(shared: &Arc<Shared>, conn: &Arc<ConnectionShared>) {
             start_slot_threads(shared, conn);
         }
     };
-    match serve(shared, conn, &channel, &mut worker, started) {
-        Ok(()) => tracing::debug!(service, %pid, "client disconnected"),
-        Err(Close(reason)) => tracing::warn!(service, %pid, %reason, "dropped a client"),
-    }
+    let served = serve(shared, conn, &channel, &mut worker, started);
     // The slot threads end with the connection.
     conn.stop();
     let threads = std::mem::take(&mut *conn.slot_threads.lock().unwrap_or_else(|p| p.into_inner()));
     for thread in threads {
         let _ = thread.join();
+    }
+    let served = match (served, conn.oneway.get()) {
+        // The messages the client wrote before it left (or before the stop) are still handled:
+        // they are in shared memory this side holds. At most a ring's worth.
+        (Ok(()), Some(oneway)) => oneway
+            .handle(shared, &channel, conn.peer.as_ref(), usize::MAX, true)
+            .map_err(Close::from),
+        (served, _) => served,
+    };
+    match served {
+        Ok(()) => tracing::debug!(service, %pid, "client disconnected"),
+        Err(Close(reason)) => tracing::warn!(service, %pid, %reason, "dropped a client"),
     }
 
     // Dropping the channel unmaps the region and closes the socket (the reactor forgets it).
@@ -300,8 +318,14 @@ fn handshake(shared: &Shared, conn: &ConnectionShared) -> Result<Channel, String
         ));
     }
     conn.threads.store(slots, Ordering::Relaxed);
+    // A queue for one-way messages only if the interface has one-way methods.
     let geometry = Geometry {
         slot_count: slots,
+        queue_size: if shared.interface.methods.iter().any(|m| m.oneway) {
+            shared.server.geometry.queue_size
+        } else {
+            0
+        },
         ..shared.server.geometry
     };
     let connection_budget = ConnectionBudget::new(
@@ -329,6 +353,7 @@ fn handshake(shared: &Shared, conn: &ConnectionShared) -> Result<Channel, String
         interface: shared.interface_info.clone(),
         slot_count: geometry.slot_count,
         slot_size: geometry.slot_size,
+        queue_size: geometry.queue_size,
         max_request: options.max_payload,
         token: connection_token(),
     };
@@ -358,11 +383,19 @@ fn serve(
         conn.peer.as_ref().and_then(PeerCredentials::pid),
     );
     let slot = worker.slot;
+    let oneway = conn.oneway.get();
+    let peer = conn.peer.as_ref();
+    // Slot 0's thread handles the one-way messages between calls (see `oneway`).
+    let posted = |oneway: Option<&Oneway>| slot == 0 && oneway.is_some_and(|o| o.behind(channel));
     loop {
         if conn.stopped() {
             return Ok(());
         }
         if channel.has_request(slot) {
+            // The messages written before this call are handled first.
+            if let Some(oneway) = oneway.filter(|o| o.behind(channel)) {
+                oneway.handle(shared, channel, peer, usize::MAX, true)?;
+            }
             serve_one(shared, channel, worker)?;
             // Slot 0's are kept up to 32 MiB, like the client's buffers (see
             // `channel::payload::KEEP_BUFFER`): repeated large calls then fault in no fresh pages. The
@@ -378,6 +411,12 @@ fn serve(
             continue;
         }
         idle();
+        if posted(oneway) {
+            if let Some(oneway) = oneway {
+                oneway.handle(shared, channel, peer, oneway::BATCH, false)?;
+            }
+            continue;
+        }
         // Idle: spin a little in case the client calls again at once (it usually does when
         // it is busy). The budget adapts as the client's does: it grows while the next call
         // comes during the spin, and shrinks when the service has to sleep anyway, unless the
@@ -386,7 +425,7 @@ fn serve(
         if budget > 0 {
             let mut spinner = Spinner::new(&spin);
             let found = loop {
-                if channel.has_request(slot) {
+                if channel.has_request(slot) || posted(oneway) {
                     break true;
                 }
                 if !spinner.round() {
@@ -410,7 +449,7 @@ fn serve(
                 !conn.slot_threads_failed.load(Ordering::Relaxed)
                     && channel.slots_used() > conn.slot_threads_started.load(Ordering::SeqCst) + 1
             };
-            channel.service_sleep(|| conn.stopped(), more_slots);
+            channel.service_sleep(|| conn.stopped(), || more_slots() || posted(oneway));
         } else {
             channel.slot_sleep(slot, || conn.stopped());
         }

@@ -26,6 +26,9 @@ struct CallContext {
     deadline: Option<Instant>,
 }
 
+/// The slot of a one-way message's scope (it has none).
+const ONEWAY: u32 = u32::MAX;
+
 thread_local! {
     static CONNECTION: RefCell<Option<ConnectionContext>> = const { RefCell::new(None) };
     static CALL: Cell<Option<CallContext>> = const { Cell::new(None) };
@@ -64,6 +67,12 @@ impl CallScope {
     pub(super) fn enter(slot: u32, deadline: Option<Instant>) -> CallScope {
         CALL.with(|c| c.set(Some(CallContext { slot, deadline })));
         CallScope(())
+    }
+
+    /// The scope of a one-way message's handler: the caller is known, there is no deadline,
+    /// and only the connection's end cancels it.
+    pub(super) fn enter_oneway() -> CallScope {
+        Self::enter(ONEWAY, None)
     }
 }
 
@@ -112,8 +121,9 @@ pub fn cancelled() -> bool {
             .is_some_and(|c| c.stop.load(Ordering::SeqCst))
     });
     stopped
-        || scope::served(|channel| {
-            channel.slot(call.slot).state().load(Ordering::Acquire) == state::ABANDONED
-        })
-        .unwrap_or(false)
+        || call.slot != ONEWAY
+            && scope::served(|channel| {
+                channel.slot(call.slot).state().load(Ordering::Acquire) == state::ABANDONED
+            })
+            .unwrap_or(false)
 }

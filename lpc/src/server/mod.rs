@@ -11,6 +11,7 @@ mod connection;
 mod context;
 pub(crate) mod dispatch;
 pub(crate) mod json;
+mod oneway;
 mod stats;
 
 pub use crate::wire::DEFAULT_MAX_PAYLOAD;
@@ -71,6 +72,8 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long a stop waits for calls in progress by default (see [`ServerOptions::grace_period`]).
 pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(5);
+/// Default bytes of a connection's one-way queue ([`ServerOptions::oneway_queue`]).
+pub const DEFAULT_ONEWAY_QUEUE: u32 = 64 * 1024;
 
 /// A callback deciding from a client's credentials whether it may connect.
 pub type AccessCheck = Arc<dyn Fn(&PeerCredentials) -> bool + Send + Sync>;
@@ -81,6 +84,7 @@ pub struct ServerOptions {
     runtime_dir: Option<PathBuf>,
     slots: u32,
     slot_size: u32,
+    oneway_queue: u32,
     max_payload: u64,
     spin: bool,
     handshake_timeout: Duration,
@@ -105,6 +109,7 @@ impl std::fmt::Debug for ServerOptions {
             .field("runtime_dir", &self.runtime_dir)
             .field("slots", &self.slots)
             .field("slot_size", &self.slot_size)
+            .field("oneway_queue", &self.oneway_queue)
             .field("max_payload", &self.max_payload)
             .field("spin", &self.spin)
             .field("statistics", &self.statistics)
@@ -133,6 +138,7 @@ impl Default for ServerOptions {
             runtime_dir: None,
             slots: 16,
             slot_size: 4096,
+            oneway_queue: DEFAULT_ONEWAY_QUEUE,
             max_payload: DEFAULT_MAX_PAYLOAD,
             spin: true,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
@@ -177,6 +183,16 @@ impl ServerOptions {
     /// bytes travel inline, larger ones through a spill buffer.
     pub fn slot_size(mut self, bytes: u32) -> Self {
         self.slot_size = bytes;
+        self
+    }
+
+    /// Bytes of each connection's one-way queue (a power of two, 4 KiB to 16 MiB; default
+    /// 64 KiB), in the connection's shared memory, for the methods marked `#[lpc(oneway)]`.
+    /// A one-way message holds at most half of it, less 8 bytes (32,760 bytes of encoded
+    /// arguments by default): a larger one is refused with [`Error::TooLarge`] before it is
+    /// sent. A service whose interface has no one-way method gives its connections no queue.
+    pub fn oneway_queue(mut self, bytes: u32) -> Self {
+        self.oneway_queue = bytes;
         self
     }
 
@@ -341,9 +357,17 @@ impl ServerOptions {
         Geometry {
             slot_count: self.slots,
             slot_size: self.slot_size,
+            queue_size: 0,
         }
         .validate()
-        .map_err(|reason| invalid("ServerOptions::slot_size", reason))
+        .map_err(|reason| invalid("ServerOptions::slot_size", reason))?;
+        Geometry {
+            slot_count: self.slots,
+            slot_size: self.slot_size,
+            queue_size: self.oneway_queue,
+        }
+        .validate()
+        .map_err(|reason| invalid("ServerOptions::oneway_queue", reason))
     }
 }
 

@@ -6,6 +6,7 @@
 //!        8  slot count       12  slot size (bytes, multiple of 64)
 //!       16  region length (u64)
 //!       24  slots used (client: one past the highest slot it has ever used)
+//!       28  one-way queue size (bytes of its ring; 0: the connection has no queue)
 //!       64  doorbell (futex word: bumped by the client when the service sleeps)
 //!       68  service-sleeping flag
 //! 128  lent words of the client's bulk buffers (64 × u32), then of the service's (64 × u32):
@@ -21,6 +22,14 @@
 //!                compare-and-swap on the state; on its own cache line, see `channel::protocol`)
 //!     size - 60  service-waiting flag (slots 1 and up: their own service thread sleeps on
 //!                the state word)
+//! then, if the queue size is not 0, the one-way queue (`channel::queue`):
+//!        0  tail (client: bytes ever written, wrapping u32)
+//!        4  sender-waiting flag (client: set while a sender waits for room, and the futex it
+//!           sleeps on; the service clears it when it wakes the sender)
+//!       64  head (service: bytes ever consumed, wrapping u32)
+//!      128  ring (queue size bytes, a power of two): records of an 8-byte header (payload
+//!           length with bit 31 set for JSON, or u32::MAX to skip to the ring's start; then
+//!           the method id) and the payload, padded to 8 bytes
 //! ```
 //!
 //! Each slot starts on its own cache line so that concurrent calls on different slots do not
@@ -37,7 +46,8 @@ pub(crate) const MAGIC: u32 = u32::from_le_bytes(*b"LPC1");
 /// 4: a request without deadline is its own state (REQUEST_FIXED), see `channel::state`.
 /// 5: a service-waiting flag per slot (each slot from 1 up has its own service thread).
 /// 6: the loans' lent words in the header, out of the buffers (which the peer maps read-only).
-pub(crate) const LAYOUT_VERSION: u32 = 6;
+/// 7: the one-way queue after the slots, its size in the header.
+pub(crate) const LAYOUT_VERSION: u32 = 7;
 pub(crate) const HEADER_SIZE: usize = LENT_WORDS + 2 * MAX_BULK_BUFFERS * 4;
 /// At most this many bulk buffers (loans) each side may create per connection.
 pub(crate) const MAX_BULK_BUFFERS: usize = 64;
@@ -61,6 +71,14 @@ const _: () =
 pub(crate) const SLOTS_USED: usize = 24;
 const DOORBELL: usize = 64;
 const SERVICE_SLEEPING: usize = 68;
+const QUEUE_SIZE: usize = 28;
+/// The queue's control lines before its ring: the client's (tail, sender waiting), the
+/// service's (head).
+pub(crate) const QUEUE_CONTROL: usize = 128;
+const QUEUE_HEAD: usize = 64;
+/// Bounds of a one-way queue's ring (a power of two).
+pub(crate) const MIN_QUEUE: u32 = 4096;
+pub(crate) const MAX_QUEUE: u32 = 16 << 20;
 
 /// Upper bounds on what a peer may announce, so a hostile handshake cannot make us map or
 /// iterate absurd amounts.
@@ -73,6 +91,8 @@ pub(crate) const MIN_SLOT_SIZE: u32 = 128;
 pub(crate) struct Geometry {
     pub(crate) slot_count: u32,
     pub(crate) slot_size: u32,
+    /// Bytes of the one-way queue's ring; 0 for none.
+    pub(crate) queue_size: u32,
 }
 
 impl Geometry {
@@ -93,10 +113,29 @@ impl Geometry {
                 self.slot_size
             ));
         }
+        if self.queue_size != 0
+            && (!self.queue_size.is_power_of_two()
+                || self.queue_size < MIN_QUEUE
+                || self.queue_size > MAX_QUEUE)
+        {
+            return Err(format!(
+                "one-way queue size {} not 0 or a power of two in {MIN_QUEUE}..={MAX_QUEUE}",
+                self.queue_size
+            ));
+        }
         Ok(self)
     }
 
     pub(crate) fn region_len(self) -> usize {
+        let queue = match self.queue_size {
+            0 => 0,
+            size => QUEUE_CONTROL + size as usize,
+        };
+        self.queue_offset() + queue
+    }
+
+    /// Where the one-way queue starts (right after the slots).
+    fn queue_offset(self) -> usize {
         HEADER_SIZE + self.slot_count as usize * self.slot_size as usize
     }
 
@@ -159,12 +198,13 @@ impl ConnectionMemory {
         if region.len() < geometry.region_len() {
             return Err("region smaller than its geometry".into());
         }
-        let mut header = [0u8; 24];
+        let mut header = [0u8; 32];
         header[0..4].copy_from_slice(&MAGIC.to_le_bytes());
         header[4..8].copy_from_slice(&LAYOUT_VERSION.to_le_bytes());
         header[8..12].copy_from_slice(&geometry.slot_count.to_le_bytes());
         header[12..16].copy_from_slice(&geometry.slot_size.to_le_bytes());
         header[16..24].copy_from_slice(&(geometry.region_len() as u64).to_le_bytes());
+        header[QUEUE_SIZE..QUEUE_SIZE + 4].copy_from_slice(&geometry.queue_size.to_le_bytes());
         region
             .copy_in(0, &header)
             .map_err(|_| "region too small".to_string())?;
@@ -195,7 +235,7 @@ impl ConnectionMemory {
                 geometry.region_len()
             ));
         }
-        let header: [u8; 24] = region
+        let header: [u8; 32] = region
             .read_array(0)
             .map_err(|_| "region too small".to_string())?;
         let word =
@@ -209,7 +249,10 @@ impl ConnectionMemory {
                 word(4)
             ));
         }
-        if word(8) != geometry.slot_count || word(12) != geometry.slot_size {
+        if word(8) != geometry.slot_count
+            || word(12) != geometry.slot_size
+            || word(QUEUE_SIZE) != geometry.queue_size
+        {
             return Err("shared region header disagrees with the handshake".into());
         }
         Ok(ConnectionMemory {
@@ -260,6 +303,19 @@ impl ConnectionMemory {
         self.region.atomic_u32(SERVICE_SLEEPING)
     }
 
+    /// The one-way queue, if the connection has one.
+    pub(crate) fn queue(&self) -> Option<QueueView<'_>> {
+        if self.geometry.queue_size == 0 {
+            return None;
+        }
+        let base = self.geometry.queue_offset();
+        Some(QueueView {
+            region: &self.region,
+            base,
+            size: self.geometry.queue_size as usize,
+        })
+    }
+
     /// The view of slot `index`.
     ///
     /// # Panics
@@ -276,6 +332,72 @@ impl ConnectionMemory {
             taken: self.geometry.slot_offset(index) + self.geometry.slot_size as usize
                 - SLOT_TRAILER_SIZE,
         }
+    }
+}
+
+/// The one-way queue: its control words and its ring. Offsets into the ring are reduced
+/// modulo its size by the caller (`channel::queue`) and every access is bounds-checked here.
+#[derive(Clone, Copy)]
+pub(crate) struct QueueView<'a> {
+    region: &'a Region,
+    base: usize,
+    size: usize,
+}
+
+impl<'a> QueueView<'a> {
+    /// Bytes of the ring (a power of two).
+    pub(crate) fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Bytes the client has ever written (wrapping): written by the client only.
+    pub(crate) fn tail(&self) -> &'a AtomicU32 {
+        self.region.atomic_u32(self.base)
+    }
+
+    /// Nonzero while a client thread waits for room (it sleeps on this word, which the
+    /// service clears when it wakes it).
+    pub(crate) fn sender_waiting(&self) -> &'a AtomicU32 {
+        self.region.atomic_u32(self.base + 4)
+    }
+
+    /// Bytes the service has ever consumed (wrapping): written by the service only.
+    pub(crate) fn head(&self) -> &'a AtomicU32 {
+        self.region.atomic_u32(self.base + QUEUE_HEAD)
+    }
+
+    /// Copies `bytes` into the ring at `offset` (which must leave room for them: no wrap).
+    pub(crate) fn write(&self, offset: usize, bytes: &[u8]) -> Result<(), OutOfBounds> {
+        if offset
+            .checked_add(bytes.len())
+            .is_none_or(|end| end > self.size)
+        {
+            return Err(OutOfBounds);
+        }
+        self.region
+            .copy_in(self.base + QUEUE_CONTROL + offset, bytes)
+    }
+
+    /// Copies `N` bytes of the ring at `offset` out.
+    pub(crate) fn read_array<const N: usize>(&self, offset: usize) -> Result<[u8; N], OutOfBounds> {
+        if offset.checked_add(N).is_none_or(|end| end > self.size) {
+            return Err(OutOfBounds);
+        }
+        self.region.read_array(self.base + QUEUE_CONTROL + offset)
+    }
+
+    /// Copies `len` bytes of the ring at `offset` to the end of `out`.
+    pub(crate) fn copy_out(
+        &self,
+        offset: usize,
+        len: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), OutOfBounds> {
+        if offset.checked_add(len).is_none_or(|end| end > self.size) {
+            return Err(OutOfBounds);
+        }
+        self.region
+            .copy_out(self.base + QUEUE_CONTROL + offset, len, out)
     }
 }
 
@@ -355,6 +477,7 @@ mod tests {
     const GEOMETRY: Geometry = Geometry {
         slot_count: 2,
         slot_size: 128,
+        queue_size: 0,
     };
 
     fn region(len: usize) -> SharedMemory {
@@ -370,6 +493,7 @@ mod tests {
         let other = Geometry {
             slot_count: 1,
             slot_size: 128,
+            queue_size: 0,
         };
         let shm = region(other.region_len());
         ConnectionMemory::initialize(&shm, GEOMETRY).unwrap_err();
@@ -384,6 +508,7 @@ mod tests {
         let other = Geometry {
             slot_count: 1,
             slot_size: 128 + GEOMETRY.slot_size,
+            queue_size: 0,
         };
         assert_eq!(other.region_len(), GEOMETRY.region_len());
         let err = ConnectionMemory::open(&shm, other).unwrap_err();
@@ -412,22 +537,27 @@ mod tests {
             Geometry {
                 slot_count: 0,
                 slot_size: 128,
+                queue_size: 0,
             },
             Geometry {
                 slot_count: 65,
                 slot_size: 128,
+                queue_size: 0,
             },
             Geometry {
                 slot_count: 1,
                 slot_size: 100,
+                queue_size: 0,
             },
             Geometry {
                 slot_count: 1,
                 slot_size: 64,
+                queue_size: 0,
             },
             Geometry {
                 slot_count: 1,
                 slot_size: 2 << 20,
+                queue_size: 0,
             },
         ] {
             assert!(g.validate().is_err(), "{g:?}");

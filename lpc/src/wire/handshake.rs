@@ -70,6 +70,8 @@ pub(crate) struct Welcome {
     pub(crate) interface: std::sync::Arc<InterfaceInfo>,
     pub(crate) slot_count: u32,
     pub(crate) slot_size: u32,
+    /// Bytes of the connection's one-way queue (0: none; see `shm::layout`).
+    pub(crate) queue_size: u32,
     /// The largest request payload the service accepts.
     pub(crate) max_request: u64,
     /// Names this connection in loan handles, so that a loan made on another connection is
@@ -362,6 +364,7 @@ mod tests {
                 interface: std::sync::Arc::new(interface),
                 slot_count: 1,
                 slot_size: 4096,
+                queue_size: 0,
                 max_request: 1,
                 token: 1,
             })

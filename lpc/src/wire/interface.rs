@@ -63,6 +63,9 @@ pub struct MethodDescriptor {
     pub output: &'static str,
     /// True when the return type is `Result<T, E>`: `E` is an application error.
     pub returns_result: bool,
+    /// True for a one-way method (`#[lpc(oneway)]`): the client posts it into the
+    /// connection's one-way queue and does not wait for it to run.
+    pub oneway: bool,
     /// Traces the shapes of the parameters and the result.
     #[doc(hidden)]
     pub trace: TraceFn,
@@ -130,6 +133,7 @@ impl InterfaceDescriptor {
                         .collect(),
                     output: m.output.to_owned(),
                     returns_result: m.returns_result,
+                    oneway: m.oneway,
                     result,
                     error,
                     fingerprint: 0,
@@ -180,6 +184,8 @@ pub struct MethodInfo {
     pub output: String,
     /// Whether the return type is `Result<T, E>`.
     pub returns_result: bool,
+    /// Whether the method is one-way (`#[lpc(oneway)]`): posted, never answered.
+    pub oneway: bool,
     /// The shape of the result (of `T`, for `Result<T, E>`).
     pub result: Shape,
     /// The shape of the application error `E`, for `Result<T, E>`.
@@ -221,7 +227,9 @@ impl MethodInfo {
 
     fn shape_fingerprint(&self, types: &TypeTable) -> u64 {
         let names: Vec<&str> = self.params.iter().map(|p| p.name.as_str()).collect();
-        let signature = format!("{}({})", self.name, names.join(","));
+        // A one-way method travels another way: the same parameters are another method.
+        let oneway = if self.oneway { "oneway " } else { "" };
+        let signature = format!("{oneway}{}({})", self.name, names.join(","));
         shape::fingerprint(&signature, self.shapes(), types)
     }
 
@@ -233,6 +241,16 @@ impl MethodInfo {
         other: &MethodInfo,
         theirs: Side<'_>,
     ) -> Option<String> {
+        if self.oneway != other.oneway {
+            let kind = |oneway: bool| if oneway { "one-way" } else { "two-way" };
+            return Some(format!(
+                "it is {} in {}, {} in {}",
+                kind(self.oneway),
+                mine.label,
+                kind(other.oneway),
+                theirs.label
+            ));
+        }
         if self.params.len() != other.params.len() {
             let count = |n: usize| format!("{n} parameter{}", if n == 1 { "" } else { "s" });
             return Some(format!(
