@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what lpc's build and tests need beyond a Rust toolchain: the toolchain's rustfmt
-# and clippy, util-linux's unshare and setpriv (tests with other users and PID namespaces), and
-# valgrind (for the instruction-count guard, scripts/icount.sh). A missing
+# and clippy, util-linux's unshare and setpriv (tests with other users and PID namespaces), a C
+# and a C++ compiler (the C ABI's tests), and valgrind (for the instruction-count guard,
+# scripts/icount.sh). A missing
 # piece is installed, or fails here with a clear message rather than deep inside the build.
 set -euo pipefail
 need() { command -v "$1" >/dev/null 2>&1 || { echo "setup: '$1' is required: $2" >&2; exit 1; }; }
@@ -15,6 +16,16 @@ if ! command -v unshare >/dev/null 2>&1 || ! command -v setpriv >/dev/null 2>&1;
     apt-get install -y util-linux >/dev/null || { apt-get update >/dev/null && apt-get install -y util-linux >/dev/null; }
   else
     echo "setup: util-linux (unshare, setpriv) is required by the tests; install it with your package manager" >&2
+    exit 1
+  fi
+fi
+# A C and a C++ compiler: the C ABI's tests build the C examples (examples/c) and check that
+# lpc-c/include/lpc.h compiles as C99 and as C++ (examples/tests/c.rs).
+if ! command -v cc >/dev/null 2>&1 || ! command -v c++ >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    apt-get install -y gcc g++ >/dev/null || { apt-get update >/dev/null && apt-get install -y gcc g++ >/dev/null; }
+  else
+    echo "setup: a C and a C++ compiler (cc, c++) are required by the C ABI's tests; install them with your package manager" >&2
     exit 1
   fi
 fi

@@ -600,6 +600,39 @@ impl Client {
         )
     }
 
+    /// Calls method `method_id` with arguments already encoded (the postcard encoding of the
+    /// tuple of the arguments, as generated clients send them) and returns the encoded result
+    /// (the postcard encoding of the return value). For bindings to other languages, which
+    /// encode themselves: this is what the C ABI's `lpc_call` uses.
+    ///
+    /// Errors: as [`Client::call`]; [`Error::NoSuchMethod`] if the service has no method with
+    /// that id.
+    pub fn call_encoded(&self, method_id: u32, args: &[u8]) -> Result<Vec<u8>> {
+        let conn = self.live("(by id)")?;
+        let Some(method) = conn.remote.methods.iter().find(|m| m.id == method_id) else {
+            return Err(Error::NoSuchMethod {
+                service: conn.service.clone(),
+                method: format!("#{method_id:#010x}"),
+            });
+        };
+        let name = method.name.clone();
+        self.exchange(
+            &conn,
+            (method_id, &name, 0),
+            (&mut Buffer::for_writing(), &mut Buffer::for_reading()),
+            |writer| {
+                // A failure to write is kept by the writer, which reports it when finished.
+                let _ = codec::Sink::put_all(writer, args);
+                Ok(())
+            },
+            |payload| {
+                payload.into_local().map(<[u8]>::to_vec).map_err(|e| {
+                    Error::protocol(&conn.service, Some(&name), format!("the result: {e}"))
+                })
+            },
+        )
+    }
+
     /// Calls `method` by name with JSON arguments — an array in parameter order, or an object
     /// by parameter name — decoded by the service itself. Returns the service's JSON reply:
     /// `{"result": R}` (or `{"error": E}` when a method returning `Result<T, E>` fails), with

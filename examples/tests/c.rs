@@ -1,0 +1,177 @@
+//! The C examples (examples/c), built against lpc's C ABI (the lpc-c crate's static library
+//! and its generated header) with the system's C compiler, and run as processes against the
+//! Rust services.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CALC_SERVICE: &str = env!("CARGO_BIN_EXE_calc-service");
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// lpc-c's static library, which cargo built beside this test (a dev-dependency).
+fn static_lib() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let lib = exe.parent().unwrap().join("liblpc_c.a");
+    assert!(
+        lib.exists(),
+        "no {} (lpc-c is a dev-dependency)",
+        lib.display()
+    );
+    lib
+}
+
+/// Runs a compiler, which must succeed without a single warning.
+fn compile(compiler: &str, args: &[&str]) {
+    let out = Command::new(compiler)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("{compiler}: {e} (scripts/setup.sh installs a C and a C++ compiler)")
+        });
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.trim().is_empty(),
+        "{compiler} {args:?}:\n{stderr}"
+    );
+}
+
+/// Builds examples/c/`source` into `dir`; returns the program.
+fn build_c(source: &str, dir: &Path) -> PathBuf {
+    let program = dir.join(source.trim_end_matches(".c"));
+    let include = root().join("lpc-c/include");
+    let source = root().join("examples/c").join(source);
+    let lib = static_lib();
+    compile(
+        "cc",
+        &[
+            "-std=c99",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pedantic",
+            "-I",
+            include.to_str().unwrap(),
+            source.to_str().unwrap(),
+            lib.to_str().unwrap(),
+            "-lpthread",
+            "-ldl",
+            "-lm",
+            "-o",
+            program.to_str().unwrap(),
+        ],
+    );
+    program
+}
+
+/// A service process, killed when dropped; started once it printed `ready`.
+struct Service(std::process::Child);
+
+impl Service {
+    fn start(bin: &str, dir: &Path) -> Service {
+        let mut child = Command::new(bin)
+            .env("LPC_RUNTIME_DIR", dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let until = Instant::now() + Duration::from_secs(20);
+        loop {
+            match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                Ok(line) if line.starts_with("ready") => return Service(child),
+                Ok(_) => {}
+                Err(_) => panic!("{bin} printed no `ready` within 20 s"),
+            }
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_header_compiles_as_c99_and_as_cpp_without_warnings() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let include = root().join("lpc-c/include");
+    let unit = dir.path().join("unit.c");
+    std::fs::write(
+        &unit,
+        "#include \"lpc.h\"\nint main(void) { return LPC_OK; }\n",
+    )
+    .unwrap();
+    let common = [
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-pedantic",
+        "-fsyntax-only",
+        "-I",
+    ];
+    let mut c = vec!["-std=c99"];
+    c.extend(common);
+    c.extend([include.to_str().unwrap(), unit.to_str().unwrap()]);
+    compile("cc", &c);
+    let mut cpp = vec!["-std=c++11", "-x", "c++"];
+    cpp.extend(common);
+    cpp.extend([include.to_str().unwrap(), unit.to_str().unwrap()]);
+    compile("c++", &cpp);
+}
+
+#[test]
+fn a_c_client_calls_the_rust_calc_service_by_json_and_by_binary() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let client = build_c("calc_client.c", dir.path());
+    let _service = Service::start(CALC_SERVICE, dir.path());
+    let out = Command::new(&client)
+        .env("LPC_RUNTIME_DIR", dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout,
+        "json: add(10, 20) -> {\"result\":30}\n\
+         binary: add(10, 20) = 30\n\
+         json: checked_div(1, 0) -> {\"error\":\"DivisionByZero\"}\n\
+         sqrt: status 6: service `calc` has no method `sqrt`\n"
+    );
+}
+
+#[test]
+fn a_c_client_of_a_missing_service_gets_not_found_with_its_message() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let client = build_c("calc_client.c", dir.path());
+    let out = Command::new(&client)
+        .arg("nosuch")
+        .env("LPC_RUNTIME_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("connect failed (status 2): service `nosuch` not found"),
+        "{stderr}"
+    );
+}

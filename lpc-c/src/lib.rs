@@ -1,0 +1,505 @@
+//! The C ABI of lpc: C and C++ programs connect to an lpc service by name and call it, by
+//! method name with JSON or by method id with the binary (postcard) encoding Rust clients use.
+//!
+//! The header, `include/lpc.h`, is generated from this file by cbindgen (`build.rs`); it
+//! compiles as C99 and as C++. Conventions, all of them checked by the tests:
+//!
+//! * every function returns an `lpc_status` (`LPC_OK`, 0, on success) or a pointer (NULL on
+//!   failure); a failing call fills `*err` with an `lpc_error` when `err` is not NULL, which
+//!   the caller frees with `lpc_error_free`;
+//! * every handle has its free function (`lpc_client_free`, `lpc_options_free`,
+//!   `lpc_string_free`, `lpc_bytes_free`, `lpc_error_free`), and each accepts NULL;
+//! * no Rust panic crosses the boundary: each function runs inside `catch_unwind` and reports
+//!   a panic as `LPC_ERR_INTERNAL`;
+//! * strings are NUL-terminated UTF-8; a NULL where a value is required is `LPC_ERR_INVALID`.
+//!
+//! A client handle may be used from several threads at once (calls run in parallel, as in
+//! Rust).
+
+use std::ffi::{c_char, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Outcome of a call through the C ABI.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub enum lpc_status {
+    /// Success.
+    LPC_OK = 0,
+    /// An argument was NULL, not UTF-8, or out of range.
+    LPC_ERR_INVALID = 1,
+    /// No service has that name.
+    LPC_ERR_NOT_FOUND = 2,
+    /// The connection or call did not finish in time.
+    LPC_ERR_TIMEOUT = 3,
+    /// The service is gone (crashed or stopped).
+    LPC_ERR_DISCONNECTED = 4,
+    /// The service or the connection is at a limit; retry later.
+    LPC_ERR_BUSY = 5,
+    /// The service has no such method.
+    LPC_ERR_NO_SUCH_METHOD = 6,
+    /// The service serves another version of the interface.
+    LPC_ERR_MISMATCH = 7,
+    /// The service could not run the call: bad arguments, a panic in the handler, a result
+    /// too large.
+    LPC_ERR_REMOTE = 8,
+    /// The peer broke the protocol.
+    LPC_ERR_PROTOCOL = 9,
+    /// The caller may not connect (access denied) or another operating-system failure.
+    LPC_ERR_SYSTEM = 10,
+    /// A bug in lpc (a panic, caught at the boundary).
+    LPC_ERR_INTERNAL = 11,
+}
+
+use lpc_status::*;
+
+/// An error: its status and message. Free with `lpc_error_free`.
+#[allow(non_camel_case_types)]
+pub struct lpc_error {
+    status: lpc_status,
+    message: CString,
+}
+
+/// Options for `lpc_connect`. Free with `lpc_options_free`.
+#[allow(non_camel_case_types)]
+pub struct lpc_options {
+    options: lpc::ClientOptions,
+}
+
+/// A connection to a service. Free with `lpc_client_free`.
+#[allow(non_camel_case_types)]
+pub struct lpc_client {
+    client: lpc::Client,
+}
+
+fn status_of(e: &lpc::Error) -> lpc_status {
+    use lpc::Error::*;
+    match e {
+        NotFound { .. } => LPC_ERR_NOT_FOUND,
+        Timeout { .. } => LPC_ERR_TIMEOUT,
+        Disconnected { .. } => LPC_ERR_DISCONNECTED,
+        Busy { .. } => LPC_ERR_BUSY,
+        NoSuchMethod { .. } => LPC_ERR_NO_SUCH_METHOD,
+        InterfaceMismatch { .. } => LPC_ERR_MISMATCH,
+        Protocol { .. } => LPC_ERR_PROTOCOL,
+        InvalidName { .. } | InvalidOption { .. } => LPC_ERR_INVALID,
+        Io { .. } | Denied { .. } => LPC_ERR_SYSTEM,
+        _ => LPC_ERR_REMOTE,
+    }
+}
+
+/// Stores an error in `*err` (if `err` is not NULL) and returns its status.
+fn fail(err: *mut *mut lpc_error, status: lpc_status, message: impl Into<String>) -> lpc_status {
+    if !err.is_null() {
+        let message = message.into().replace('\0', "\\0");
+        let boxed = Box::new(lpc_error {
+            status,
+            message: CString::new(message).unwrap_or_default(),
+        });
+        // SAFETY: `err` is not NULL, and the caller passes a pointer to a writable
+        // `lpc_error *` (the documented contract of every function taking `err`).
+        unsafe { *err = Box::into_raw(boxed) };
+    }
+    status
+}
+
+fn fail_lpc(err: *mut *mut lpc_error, e: &lpc::Error) -> lpc_status {
+    fail(err, status_of(e), e.to_string())
+}
+
+/// Runs `f` at the boundary: a panic becomes `LPC_ERR_INTERNAL`.
+fn guarded(err: *mut *mut lpc_error, f: impl FnOnce() -> lpc_status) -> lpc_status {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(status) => status,
+        Err(_) => fail(
+            err,
+            LPC_ERR_INTERNAL,
+            "lpc panicked inside a C call (a bug in lpc)",
+        ),
+    }
+}
+
+/// A required C string argument as `&str`.
+///
+/// # Safety
+/// `s` is NULL or points to a NUL-terminated string that outlives the call.
+unsafe fn text<'a>(s: *const c_char, what: &str) -> Result<&'a str, String> {
+    if s.is_null() {
+        return Err(format!("{what} is NULL"));
+    }
+    // SAFETY: not NULL (checked) and NUL-terminated (the caller's contract).
+    unsafe { CStr::from_ptr(s) }
+        .to_str()
+        .map_err(|_| format!("{what} is not UTF-8"))
+}
+
+/// New default options (the user's runtime directory, default timeouts).
+#[no_mangle]
+pub extern "C" fn lpc_options_new() -> *mut lpc_options {
+    catch_unwind(|| {
+        Box::into_raw(Box::new(lpc_options {
+            options: lpc::ClientOptions::new(),
+        }))
+    })
+    .unwrap_or(std::ptr::null_mut())
+}
+
+/// Frees options (NULL is allowed).
+///
+/// # Safety
+/// `options` is NULL or was returned by `lpc_options_new` and not freed yet.
+#[no_mangle]
+pub unsafe extern "C" fn lpc_options_free(options: *mut lpc_options) {
+    if !options.is_null() {
+        // SAFETY: allocated by `lpc_options_new` (the caller's contract), freed once.
+        drop(unsafe { Box::from_raw(options) });
+    }
+}
+
+/// Applies `change` to the options behind `options`.
+///
+/// # Safety
+/// `options` is NULL or a live `lpc_options`.
+unsafe fn with_options(
+    options: *mut lpc_options,
+    err: *mut *mut lpc_error,
+    change: impl FnOnce(lpc::ClientOptions) -> Result<lpc::ClientOptions, String>,
+) -> lpc_status {
+    guarded(err, || {
+        if options.is_null() {
+            return fail(err, LPC_ERR_INVALID, "options is NULL");
+        }
+        // SAFETY: a live `lpc_options` (the caller's contract), not aliased during the call.
+        let options = unsafe { &mut *options };
+        let current = std::mem::take(&mut options.options);
+        match change(current.clone()) {
+            Ok(changed) => {
+                options.options = changed;
+                LPC_OK
+            }
+            Err(why) => {
+                options.options = current;
+                fail(err, LPC_ERR_INVALID, why)
+            }
+        }
+    })
+}
+
+/// Looks for services in `dir` instead of the user's runtime directory.
+///
+/// # Safety
+/// `options` is a live `lpc_options`; `dir` a NUL-terminated string; `err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn lpc_options_runtime_dir(
+    options: *mut lpc_options,
+    dir: *const c_char,
+    err: *mut *mut lpc_error,
+) -> lpc_status {
+    // SAFETY: the caller's contract, passed on.
+    unsafe {
+        with_options(options, err, |o| {
+            // SAFETY: `dir` is NULL or NUL-terminated (the caller's contract).
+            let dir = text(dir, "dir")?;
+            Ok(o.runtime_dir(PathBuf::from(dir)))
+        })
+    }
+}
+
+/// Gives up connecting (and handshaking) after `ms` milliseconds.
+///
+/// # Safety
+/// `options` is a live `lpc_options`; `err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn lpc_options_connect_timeout_ms(
+    options: *mut lpc_options,
+    ms: u64,
+    err: *mut *mut lpc_error,
+) -> lpc_status {
+    // SAFETY: the caller's contract, passed on.
+    unsafe {
+        with_options(options, err, |o| {
+            Ok(o.connect_timeout(Duration::from_millis(ms)))
+        })
+    }
+}
+
+/// Gives every call up after `ms` milliseconds (`LPC_ERR_TIMEOUT`); 0 means no limit.
+///
+/// # Safety
+/// `options` is a live `lpc_options`; `err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn lpc_options_call_timeout_ms(
+    options: *mut lpc_options,
+    ms: u64,
+    err: *mut *mut lpc_error,
+) -> lpc_status {
+    // SAFETY: the caller's contract, passed on.
+    unsafe {
+        with_options(options, err, |o| {
+            if ms == 0 {
+                Ok(o)
+            } else {
+                Ok(o.call_timeout(Duration::from_millis(ms)))
+            }
+        })
+    }
+}
+
+/// Connects to service `name` (any interface: calls are checked by the service). `options`
+/// may be NULL for the defaults. Returns NULL on failure, with `*err` set.
+///
+/// # Safety
+/// `name` is a NUL-terminated string; `options` NULL or a live `lpc_options`; `err` NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn lpc_connect(
+    name: *const c_char,
+    options: *const lpc_options,
+    err: *mut *mut lpc_error,
+) -> *mut lpc_client {
+    let mut client = std::ptr::null_mut();
+    guarded(err, || {
+        // SAFETY: NULL or NUL-terminated (the caller's contract).
+        let name = match unsafe { text(name, "name") } {
+            Ok(name) => name,
+            Err(why) => return fail(err, LPC_ERR_INVALID, why),
+        };
+        let defaults = lpc::ClientOptions::new();
+        let options = if options.is_null() {
+            &defaults
+        } else {
+            // SAFETY: a live `lpc_options` (the caller's contract), only read.
+            unsafe { &(*options).options }
+        };
+        match lpc::Client::connect_dynamic(name, options) {
+            Ok(c) => {
+                client = Box::into_raw(Box::new(lpc_client { client: c }));
+                LPC_OK
+            }
+            Err(e) => fail_lpc(err, &e),
+        }
+    });
+    client
+}
+
+/// Closes the connection and frees the handle (NULL is allowed). Calls still running on
+/// other threads must have returned.
+///
+/// # Safety
+/// `client` is NULL or was returned by `lpc_connect` and not freed yet.
+#[no_mangle]
+pub unsafe extern "C" fn lpc_client_free(client: *mut lpc_client) {
+    if !client.is_null() {
+        // SAFETY: allocated by `lpc_connect` (the caller's contract), freed once.
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(client) })));
+    }
+}
+
+/// The client of a live handle.
+///
+/// # Safety
+/// `client` is NULL or a live `lpc_client`.
+unsafe fn client_of<'a>(client: *const lpc_client) -> Option<&'a lpc::Client> {
+    // SAFETY: NULL or live (the caller's contract); only shared access.
+    unsafe { client.as_ref() }.map(|c| &c.client)
+}
+
+/// The id of method `method` of the service (for `lpc_call`), in `*id`.
+///
+/// # Safety
+/// `client` is a live `lpc_client`; `method` NUL-terminated; `id` writable; `err` NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn lpc_method_id(
+    client: *const lpc_client,
+    method: *const c_char,
+    id: *mut u32,
+    err: *mut *mut lpc_error,
+) -> lpc_status {
+    guarded(err, || {
+        // SAFETY: the caller's contract.
+        let (Some(c), Ok(name)) = (unsafe { client_of(client) }, unsafe {
+            text(method, "method")
+        }) else {
+            return fail(err, LPC_ERR_INVALID, "client, method or id is NULL");
+        };
+        if id.is_null() {
+            return fail(err, LPC_ERR_INVALID, "id is NULL");
+        }
+        match c.interface().methods.iter().find(|m| m.name == name) {
+            Some(m) => {
+                // SAFETY: not NULL (checked), writable (the caller's contract).
+                unsafe { *id = m.id };
+                LPC_OK
+            }
+            None => fail(
+                err,
+                LPC_ERR_NO_SUCH_METHOD,
+                format!("service {} has no method {name}", c.service_name()),
+            ),
+        }
+    })
+}
+
+/// Calls `method` with JSON arguments (an array in parameter order, or an object by name)
+/// and stores the service's JSON reply — `{"result": …}`, or `{"error": …}` for a method
+/// returning `Result` that failed — in `*reply`, a string to free with `lpc_string_free`.
+///
+/// # Safety
+/// `client` is a live `lpc_client`; `method` and `args_json` NUL-terminated; `reply`
+/// writable; `err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn lpc_call_json(
+    client: *const lpc_client,
+    method: *const c_char,
+    args_json: *const c_char,
+    reply: *mut *mut c_char,
+    err: *mut *mut lpc_error,
+) -> lpc_status {
+    guarded(err, || {
+        // SAFETY: the caller's contract.
+        let c = match unsafe { client_of(client) } {
+            Some(c) if !reply.is_null() => c,
+            _ => return fail(err, LPC_ERR_INVALID, "client or reply is NULL"),
+        };
+        // SAFETY: the caller's contract.
+        let (method, args) = match unsafe { (text(method, "method"), text(args_json, "args_json")) }
+        {
+            (Ok(m), Ok(a)) => (m, a),
+            (Err(why), _) | (_, Err(why)) => return fail(err, LPC_ERR_INVALID, why),
+        };
+        let args: serde_json::Value = match serde_json::from_str(args) {
+            Ok(v) => v,
+            Err(e) => return fail(err, LPC_ERR_INVALID, format!("args_json is not JSON: {e}")),
+        };
+        match c.call_json(method, &args) {
+            Ok(value) => {
+                let text = CString::new(value.to_string()).unwrap_or_default();
+                // SAFETY: not NULL (checked), writable (the caller's contract).
+                unsafe { *reply = text.into_raw() };
+                LPC_OK
+            }
+            Err(e) => fail_lpc(err, &e),
+        }
+    })
+}
+
+/// Calls method `method_id` with `args` (`args_len` bytes: the postcard encoding of the tuple
+/// of the arguments, as a Rust client sends them) and stores the encoded result in `*result`
+/// (`*result_len` bytes, to free with `lpc_bytes_free`; NULL when empty).
+///
+/// # Safety
+/// `client` is a live `lpc_client`; `args` points to `args_len` readable bytes (or is NULL
+/// with `args_len` 0); `result` and `result_len` writable; `err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn lpc_call(
+    client: *const lpc_client,
+    method_id: u32,
+    args: *const u8,
+    args_len: usize,
+    result: *mut *mut u8,
+    result_len: *mut usize,
+    err: *mut *mut lpc_error,
+) -> lpc_status {
+    guarded(err, || {
+        // SAFETY: the caller's contract.
+        let c = match unsafe { client_of(client) } {
+            Some(c) if !result.is_null() && !result_len.is_null() => c,
+            _ => return fail(err, LPC_ERR_INVALID, "client, result or result_len is NULL"),
+        };
+        let args: &[u8] = if args_len == 0 {
+            &[]
+        } else if args.is_null() {
+            return fail(err, LPC_ERR_INVALID, "args is NULL but args_len is not 0");
+        } else {
+            // SAFETY: `args_len` readable bytes at `args` (the caller's contract), private to
+            // the caller for the call.
+            unsafe { std::slice::from_raw_parts(args, args_len) }
+        };
+        match c.call_encoded(method_id, args) {
+            Ok(bytes) => {
+                let (ptr, len) = into_raw_bytes(bytes);
+                // SAFETY: not NULL (checked), writable (the caller's contract).
+                unsafe {
+                    *result = ptr;
+                    *result_len = len;
+                }
+                LPC_OK
+            }
+            Err(e) => fail_lpc(err, &e),
+        }
+    })
+}
+
+/// Hands `bytes` to C: a pointer and length for `lpc_bytes_free` (NULL for none).
+fn into_raw_bytes(bytes: Vec<u8>) -> (*mut u8, usize) {
+    if bytes.is_empty() {
+        return (std::ptr::null_mut(), 0);
+    }
+    let boxed = bytes.into_boxed_slice();
+    let len = boxed.len();
+    (Box::into_raw(boxed).cast::<u8>(), len)
+}
+
+/// Frees a string returned by lpc (NULL is allowed).
+///
+/// # Safety
+/// `s` is NULL or a string returned by lpc and not freed yet.
+#[no_mangle]
+pub unsafe extern "C" fn lpc_string_free(s: *mut c_char) {
+    if !s.is_null() {
+        // SAFETY: made by `CString::into_raw` in this crate (the caller's contract), freed once.
+        drop(unsafe { CString::from_raw(s) });
+    }
+}
+
+/// Frees bytes returned by `lpc_call` (NULL is allowed); `len` is the length returned with
+/// them.
+///
+/// # Safety
+/// `bytes` is NULL or was returned by `lpc_call` with `len`, and not freed yet.
+#[no_mangle]
+pub unsafe extern "C" fn lpc_bytes_free(bytes: *mut u8, len: usize) {
+    if !bytes.is_null() {
+        // SAFETY: a boxed slice of `len` bytes made by `into_raw_bytes` (the caller's
+        // contract), freed once.
+        drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(bytes, len)) });
+    }
+}
+
+/// The status of an error.
+///
+/// # Safety
+/// `err` is NULL or a live `lpc_error`.
+#[no_mangle]
+pub unsafe extern "C" fn lpc_error_status(err: *const lpc_error) -> lpc_status {
+    // SAFETY: NULL or live (the caller's contract).
+    unsafe { err.as_ref() }.map_or(LPC_ERR_INVALID, |e| e.status)
+}
+
+/// The message of an error (UTF-8, valid until the error is freed); "" for NULL.
+///
+/// # Safety
+/// `err` is NULL or a live `lpc_error`.
+#[no_mangle]
+pub unsafe extern "C" fn lpc_error_message(err: *const lpc_error) -> *const c_char {
+    // SAFETY: NULL or live (the caller's contract).
+    match unsafe { err.as_ref() } {
+        Some(e) => e.message.as_ptr(),
+        None => c"".as_ptr(),
+    }
+}
+
+/// Frees an error (NULL is allowed).
+///
+/// # Safety
+/// `err` is NULL or an error returned by lpc and not freed yet.
+#[no_mangle]
+pub unsafe extern "C" fn lpc_error_free(err: *mut lpc_error) {
+    if !err.is_null() {
+        // SAFETY: allocated by `fail` (the caller's contract), freed once.
+        drop(unsafe { Box::from_raw(err) });
+    }
+}
