@@ -72,11 +72,16 @@ fn build_c(source: &str, dir: &Path) -> PathBuf {
 }
 
 /// A service process, killed when dropped; started once it printed `ready`.
-struct Service(std::process::Child);
+struct Service(std::process::Child, bool);
 
 impl Service {
     fn start(bin: &str, dir: &Path) -> Service {
+        Service::start_args(bin, &[], dir)
+    }
+
+    fn start_args(bin: &str, args: &[&str], dir: &Path) -> Service {
         let mut child = Command::new(bin)
+            .args(args)
             .env("LPC_RUNTIME_DIR", dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -92,7 +97,7 @@ impl Service {
         let until = Instant::now() + Duration::from_secs(20);
         loop {
             match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
-                Ok(line) if line.starts_with("ready") => return Service(child),
+                Ok(line) if line.starts_with("ready") => return Service(child, false),
                 Ok(_) => {}
                 Err(_) => panic!("{bin} printed no `ready` within 20 s"),
             }
@@ -102,8 +107,10 @@ impl Service {
 
 impl Drop for Service {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        if !self.1 {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
     }
 }
 
@@ -174,4 +181,87 @@ fn a_c_client_of_a_missing_service_gets_not_found_with_its_message() {
         stderr.starts_with("connect failed (status 2): service `nosuch` not found"),
         "{stderr}"
     );
+}
+
+const CALC_CLIENT: &str = env!("CARGO_BIN_EXE_calc-client");
+
+fn calc_interface_json() -> PathBuf {
+    root().join("examples/c/calc.interface.json")
+}
+
+#[test]
+fn the_c_services_interface_file_is_the_rust_calc_interface() {
+    let text = std::fs::read_to_string(calc_interface_json()).unwrap();
+    let described = lpc::InterfaceInfo::from_describe_json(&text).unwrap();
+    let traced = lpc_examples::calc::CALC_INTERFACE.info().unwrap();
+    assert!(
+        &described == traced,
+        "examples/c/calc.interface.json is stale: rewrite it with `lpc describe --json calc` \
+         against examples' calc-service"
+    );
+}
+
+#[test]
+fn the_rust_calc_client_and_json_calls_use_the_calc_service_written_in_c() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let program = build_c("calc_service.c", dir.path());
+    let json = calc_interface_json();
+    let mut service = Service::start_args(
+        program.to_str().unwrap(),
+        &[json.to_str().unwrap()],
+        dir.path(),
+    );
+    // The typed Rust client, as a process: it checks the interface at connect.
+    let out = Command::new(CALC_CLIENT)
+        .env("LPC_RUNTIME_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "add(10, 20) = 30\n");
+
+    let options = lpc::ClientOptions::new().runtime_dir(dir.path());
+    // Typed calls of every method, an application error included.
+    let calc = lpc_examples::calc::CalcClient::connect_with("calc", &options).unwrap();
+    assert_eq!(calc.add(i32::MAX, 1).unwrap(), i32::MIN);
+    assert_eq!(calc.checked_div(7, 2).unwrap(), Ok(3));
+    assert_eq!(
+        calc.checked_div(1, 0).unwrap(),
+        Err(lpc_examples::calc::CalcError::DivisionByZero)
+    );
+    assert_eq!(calc.sum(&[1, 2, 3, -10, 1 << 40]).unwrap(), (1 << 40) - 4);
+    // JSON calls, converted through the interface's shapes.
+    let dynamic = lpc::Client::connect_dynamic("calc", &options).unwrap();
+    let call = |method: &str, args: serde_json::Value| dynamic.call_json(method, &args).unwrap();
+    assert_eq!(
+        call("add", serde_json::json!([10, 20])),
+        serde_json::json!({"result": 30})
+    );
+    assert_eq!(
+        call("checked_div", serde_json::json!({"a": 1, "b": 0})),
+        serde_json::json!({"error": "DivisionByZero"})
+    );
+    assert_eq!(
+        call("sum", serde_json::json!([[1, 2, -4]])),
+        serde_json::json!({"result": -1})
+    );
+    // A call the C handler refuses (arguments it cannot decode) reaches the caller.
+    let refused = dynamic
+        .call_json("add", &serde_json::json!([1, "two"]))
+        .unwrap_err();
+    assert!(refused.to_string().contains("argument `b`"), "{refused}");
+    drop((calc, dynamic));
+
+    // SIGTERM stops it cleanly.
+    let status = Command::new("kill")
+        .args(["-TERM", &service.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = service.0.wait().unwrap();
+    assert_eq!(exit.code(), Some(0), "{exit:?}");
+    service.1 = true;
 }

@@ -44,6 +44,24 @@ typedef struct lpc_error lpc_error;
 // Options for `lpc_connect`. Free with `lpc_options_free`.
 typedef struct lpc_options lpc_options;
 
+// Where a C handler writes its encoded result (`lpc_reply_write`); valid only during the
+// call of the handler it was given to.
+typedef struct lpc_reply lpc_reply;
+
+// A bound service name, not yet served. Free with `lpc_server_free` if never served.
+typedef struct lpc_server lpc_server;
+
+// A C handler: runs method `method_id` on `args` (`args_len` bytes, the postcard encoding of
+// the tuple of the arguments), writes the encoded result with `lpc_reply_write` and returns
+// 0; any other value refuses the call (the caller gets `LPC_ERR_REMOTE`, a Rust caller
+// `Error::BadArguments`, with the value in the message). It may be called from several
+// threads at once (one per connection and call slot): `context` must allow that.
+typedef int32_t (*lpc_dispatch_fn)(void *context,
+                                   uint32_t method_id,
+                                   const uint8_t *args,
+                                   size_t args_len,
+                                   lpc_reply *reply);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -158,6 +176,40 @@ const char *lpc_error_message(const lpc_error *err);
 // # Safety
 // `err` is NULL or an error returned by lpc and not freed yet.
 void lpc_error_free(lpc_error *err);
+
+// Appends `len` bytes of the encoded result.
+//
+// # Safety
+// `reply` is the handle the handler was given; `bytes` points to `len` readable bytes (or is
+// NULL with `len` 0).
+lpc_status lpc_reply_write(lpc_reply *reply, const uint8_t *bytes, size_t len);
+
+// Binds service name `name` (in `runtime_dir`, or the user's runtime directory if NULL):
+// clients can connect once this returns, and are served by `lpc_server_serve`.
+//
+// # Safety
+// `name` is NUL-terminated; `runtime_dir` NULL or NUL-terminated; `err` NULL or writable.
+lpc_server *lpc_server_bind(const char *name, const char *runtime_dir, lpc_error **err);
+
+// Frees a bound service that was never served (NULL is allowed): its name is released.
+//
+// # Safety
+// `server` is NULL or was returned by `lpc_server_bind` and neither served nor freed.
+void lpc_server_free(lpc_server *server);
+
+// Serves the bound `server` (which this frees) with the interface in `interface_json` (the
+// document `lpc describe --json` writes for a service of that interface: typed Rust clients
+// of the interface then connect, and JSON calls work through its shapes) and `handler`,
+// called with `context`. Returns when the service stops (SIGTERM or SIGINT): `LPC_OK`.
+//
+// # Safety
+// `server` was returned by `lpc_server_bind` and not served or freed; `interface_json`
+// NUL-terminated; `handler` follows `lpc_dispatch_fn`'s contract; `err` NULL or writable.
+lpc_status lpc_server_serve(lpc_server *server,
+                            const char *interface_json,
+                            lpc_dispatch_fn handler,
+                            void *context,
+                            lpc_error **err);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -503,3 +503,230 @@ pub unsafe extern "C" fn lpc_error_free(err: *mut lpc_error) {
         drop(unsafe { Box::from_raw(err) });
     }
 }
+
+// ---- Services written in C ----
+
+/// Where a C handler writes its encoded result (`lpc_reply_write`); valid only during the
+/// call of the handler it was given to.
+#[allow(non_camel_case_types)]
+pub struct lpc_reply {
+    bytes: Vec<u8>,
+}
+
+/// A C handler: runs method `method_id` on `args` (`args_len` bytes, the postcard encoding of
+/// the tuple of the arguments), writes the encoded result with `lpc_reply_write` and returns
+/// 0; any other value refuses the call (the caller gets `LPC_ERR_REMOTE`, a Rust caller
+/// `Error::BadArguments`, with the value in the message). It may be called from several
+/// threads at once (one per connection and call slot): `context` must allow that.
+#[allow(non_camel_case_types)]
+pub type lpc_dispatch_fn = Option<
+    unsafe extern "C" fn(
+        context: *mut std::ffi::c_void,
+        method_id: u32,
+        args: *const u8,
+        args_len: usize,
+        reply: *mut lpc_reply,
+    ) -> i32,
+>;
+
+/// A bound service name, not yet served. Free with `lpc_server_free` if never served.
+#[allow(non_camel_case_types)]
+pub struct lpc_server {
+    server: lpc::Server,
+}
+
+/// Appends `len` bytes of the encoded result.
+///
+/// # Safety
+/// `reply` is the handle the handler was given; `bytes` points to `len` readable bytes (or is
+/// NULL with `len` 0).
+#[no_mangle]
+pub unsafe extern "C" fn lpc_reply_write(
+    reply: *mut lpc_reply,
+    bytes: *const u8,
+    len: usize,
+) -> lpc_status {
+    // SAFETY: NULL or the live reply of the running handler (the caller's contract).
+    let Some(reply) = (unsafe { reply.as_mut() }) else {
+        return LPC_ERR_INVALID;
+    };
+    if len == 0 {
+        return LPC_OK;
+    }
+    if bytes.is_null() {
+        return LPC_ERR_INVALID;
+    }
+    // SAFETY: `len` readable bytes at `bytes` (the caller's contract).
+    reply
+        .bytes
+        .extend_from_slice(unsafe { std::slice::from_raw_parts(bytes, len) });
+    LPC_OK
+}
+
+/// Binds service name `name` (in `runtime_dir`, or the user's runtime directory if NULL):
+/// clients can connect once this returns, and are served by `lpc_server_serve`.
+///
+/// # Safety
+/// `name` is NUL-terminated; `runtime_dir` NULL or NUL-terminated; `err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn lpc_server_bind(
+    name: *const c_char,
+    runtime_dir: *const c_char,
+    err: *mut *mut lpc_error,
+) -> *mut lpc_server {
+    let mut server = std::ptr::null_mut();
+    guarded(err, || {
+        // SAFETY: the caller's contract.
+        let name = match unsafe { text(name, "name") } {
+            Ok(name) => name,
+            Err(why) => return fail(err, LPC_ERR_INVALID, why),
+        };
+        let mut options = lpc::ServerOptions::new();
+        if !runtime_dir.is_null() {
+            // SAFETY: not NULL, NUL-terminated (the caller's contract).
+            match unsafe { text(runtime_dir, "runtime_dir") } {
+                Ok(dir) => options = options.runtime_dir(dir),
+                Err(why) => return fail(err, LPC_ERR_INVALID, why),
+            }
+        }
+        match lpc::Server::bind_with(name, options) {
+            Ok(s) => {
+                server = Box::into_raw(Box::new(lpc_server { server: s }));
+                LPC_OK
+            }
+            Err(e) => fail_lpc(err, &e),
+        }
+    });
+    server
+}
+
+/// Frees a bound service that was never served (NULL is allowed): its name is released.
+///
+/// # Safety
+/// `server` is NULL or was returned by `lpc_server_bind` and neither served nor freed.
+#[no_mangle]
+pub unsafe extern "C" fn lpc_server_free(server: *mut lpc_server) {
+    if !server.is_null() {
+        // SAFETY: allocated by `lpc_server_bind` (the caller's contract), freed once.
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(unsafe { Box::from_raw(server) })));
+    }
+}
+
+/// The dispatcher of a service written in C: its interface (read from an
+/// `lpc describe --json` document) and its handler.
+struct CDispatch {
+    interface: &'static lpc::InterfaceDescriptor,
+    info: lpc::InterfaceInfo,
+    handler:
+        unsafe extern "C" fn(*mut std::ffi::c_void, u32, *const u8, usize, *mut lpc_reply) -> i32,
+    context: *mut std::ffi::c_void,
+}
+
+// SAFETY: the context pointer is only handed back to the C handler, whose contract
+// (`lpc_dispatch_fn`) is to allow calls from several threads at once.
+unsafe impl Send for CDispatch {}
+// SAFETY: as above: shared use only passes the pointer to the thread-safe handler.
+unsafe impl Sync for CDispatch {}
+
+impl CDispatch {
+    fn run(&self, method_id: u32, args: &[u8]) -> Result<Vec<u8>, lpc::DispatchError> {
+        let method = self
+            .interface
+            .method(method_id)
+            .ok_or(lpc::DispatchError::NoSuchMethod)?;
+        let mut reply = lpc_reply { bytes: Vec::new() };
+        // SAFETY: the handler's contract (`lpc_dispatch_fn`): it reads `args.len()` bytes at
+        // `args.as_ptr()` and writes only through `reply`, both valid for the call.
+        let status = unsafe {
+            (self.handler)(
+                self.context,
+                method_id,
+                args.as_ptr(),
+                args.len(),
+                &mut reply,
+            )
+        };
+        if status != 0 {
+            return Err(lpc::DispatchError::BadArguments(format!(
+                "the service's handler of {} refused the call (it returned {status})",
+                method.name
+            )));
+        }
+        Ok(reply.bytes)
+    }
+}
+
+impl lpc::Dispatch for CDispatch {
+    fn interface(&self) -> &'static lpc::InterfaceDescriptor {
+        self.interface
+    }
+
+    fn dispatch(
+        &self,
+        method_id: u32,
+        args: lpc::EncodedArgs<'_>,
+        reply: &mut lpc::EncodedReply<'_>,
+    ) -> Result<(), lpc::DispatchError> {
+        let args = args.into_bytes().map_err(|e| {
+            lpc::DispatchError::BadArguments(format!("the arguments could not be read: {e}"))
+        })?;
+        reply.put_bytes(&self.run(method_id, args)?);
+        Ok(())
+    }
+
+    fn dispatch_json(
+        &self,
+        method_id: u32,
+        args: &[u8],
+        reply: &mut Vec<u8>,
+    ) -> Result<(), lpc::DispatchError> {
+        lpc::__private::json_by_shapes(&self.info, method_id, args, reply, |encoded| {
+            self.run(method_id, encoded)
+        })
+    }
+}
+
+/// Serves the bound `server` (which this frees) with the interface in `interface_json` (the
+/// document `lpc describe --json` writes for a service of that interface: typed Rust clients
+/// of the interface then connect, and JSON calls work through its shapes) and `handler`,
+/// called with `context`. Returns when the service stops (SIGTERM or SIGINT): `LPC_OK`.
+///
+/// # Safety
+/// `server` was returned by `lpc_server_bind` and not served or freed; `interface_json`
+/// NUL-terminated; `handler` follows `lpc_dispatch_fn`'s contract; `err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn lpc_server_serve(
+    server: *mut lpc_server,
+    interface_json: *const c_char,
+    handler: lpc_dispatch_fn,
+    context: *mut std::ffi::c_void,
+    err: *mut *mut lpc_error,
+) -> lpc_status {
+    guarded(err, || {
+        if server.is_null() {
+            return fail(err, LPC_ERR_INVALID, "server is NULL");
+        }
+        // SAFETY: allocated by `lpc_server_bind` (the caller's contract); taken once.
+        let server = unsafe { Box::from_raw(server) }.server;
+        let Some(handler) = handler else {
+            return fail(err, LPC_ERR_INVALID, "handler is NULL");
+        };
+        // SAFETY: the caller's contract.
+        let info = match unsafe { text(interface_json, "interface_json") }
+            .and_then(lpc::InterfaceInfo::from_describe_json)
+        {
+            Ok(info) => info,
+            Err(why) => return fail(err, LPC_ERR_INVALID, why),
+        };
+        let dispatcher = CDispatch {
+            interface: lpc::InterfaceDescriptor::leak_from_info(info.clone()),
+            info,
+            handler,
+            context,
+        };
+        match server.serve(dispatcher) {
+            Ok(()) => LPC_OK,
+            Err(e) => fail_lpc(err, &e),
+        }
+    })
+}

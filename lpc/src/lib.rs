@@ -117,7 +117,7 @@ pub mod __private {
         pub use serde_json::Value;
     }
 
-    pub use crate::server::dispatch::{decode_args, encode_reply};
+    pub use crate::server::dispatch::{decode_args, encode_reply, json_by_shapes};
 }
 
 /// The README's code blocks, compiled as doctests so that the quick start stays true.

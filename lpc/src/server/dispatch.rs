@@ -35,6 +35,15 @@ impl<'a> EncodedArgs<'a> {
     }
 }
 
+impl<'a> EncodedArgs<'a> {
+    /// The encoded arguments in private memory (copied out of shared memory if they were
+    /// large): for dispatchers in other languages, which decode them themselves (the C ABI).
+    #[doc(hidden)]
+    pub fn into_bytes(self) -> std::io::Result<&'a [u8]> {
+        self.0.into_local()
+    }
+}
+
 impl<'a> From<&'a [u8]> for EncodedArgs<'a> {
     fn from(bytes: &'a [u8]) -> Self {
         EncodedArgs::from_bytes(bytes)
@@ -60,6 +69,21 @@ impl<'a> EncodedReply<'a> {
     /// A reply appended to `out`.
     pub fn to_vec(out: &'a mut Vec<u8>) -> EncodedReply<'a> {
         EncodedReply(ReplyTarget::Vec(out))
+    }
+}
+
+impl EncodedReply<'_> {
+    /// Appends an already encoded result: for dispatchers in other languages, which encode
+    /// it themselves (the C ABI). A failure to write (no memory for a spill buffer) is
+    /// reported when the runtime finishes the reply.
+    #[doc(hidden)]
+    pub fn put_bytes(&mut self, bytes: &[u8]) {
+        match &mut self.0 {
+            ReplyTarget::Vec(vec) => vec.extend_from_slice(bytes),
+            ReplyTarget::Slot(writer) => {
+                let _ = crate::wire::codec::Sink::put_all(writer, bytes);
+            }
+        }
     }
 }
 
@@ -131,4 +155,81 @@ pub fn encode_reply<T: serde::Serialize + ?Sized>(
         ReplyTarget::Slot(writer) => codec::encode_into(value, writer),
     };
     encoded.map_err(DispatchError::Encode)
+}
+
+/// `Dispatch::dispatch_json` for a dispatcher that knows only the binary encoding (a service
+/// written in another language): converts the JSON arguments to postcard through the
+/// method's parameter shapes, runs `call` on them, and converts its postcard result back,
+/// as `{"result": …}` (or `{"error": …}` for a method returning `Result` that failed).
+/// Methods with `&mut` parameters are refused.
+#[doc(hidden)]
+pub fn json_by_shapes(
+    info: &crate::wire::interface::InterfaceInfo,
+    method_id: u32,
+    args: &[u8],
+    reply: &mut Vec<u8>,
+    call: impl FnOnce(&[u8]) -> Result<Vec<u8>, DispatchError>,
+) -> Result<(), DispatchError> {
+    use crate::wire::dynamic::{decode_json, encode_json};
+    use crate::wire::shape::Shape;
+    let method = info
+        .methods
+        .iter()
+        .find(|m| m.id == method_id)
+        .ok_or(DispatchError::NoSuchMethod)?;
+    let bad = |why: String| DispatchError::BadArguments(why);
+    if method.params.iter().any(|p| p.out) {
+        return Err(bad(format!(
+            "{} has `&mut` parameters: JSON calls of it are not supported by this service",
+            method.name
+        )));
+    }
+    let args: serde_json::Value = serde_json::from_slice(args)
+        .map_err(|e| bad(format!("the arguments are not JSON: {e}")))?;
+    let values: Vec<&serde_json::Value> = match &args {
+        serde_json::Value::Array(items) if items.len() == method.params.len() => {
+            items.iter().collect()
+        }
+        serde_json::Value::Object(fields) if fields.len() == method.params.len() => method
+            .params
+            .iter()
+            .map(|p| {
+                fields
+                    .get(&p.name)
+                    .ok_or_else(|| bad(format!("no argument named `{}`", p.name)))
+            })
+            .collect::<Result<_, _>>()?,
+        _ => {
+            return Err(bad(format!(
+                "{} takes {} arguments: give an array in order or an object by name",
+                method.name,
+                method.params.len()
+            )))
+        }
+    };
+    let mut encoded = Vec::new();
+    for (param, value) in method.params.iter().zip(values) {
+        let bytes = encode_json(value, &param.shape, &info.types)
+            .map_err(|why| bad(format!("argument `{}`: {why}", param.name)))?;
+        encoded.extend_from_slice(&bytes);
+    }
+    let result = call(&encoded)?;
+    let decode = |bytes: &[u8], shape: &Shape| {
+        decode_json(bytes, shape, &info.types).map_err(|why| {
+            DispatchError::Encode(format!("the result does not match its shape: {why}"))
+        })
+    };
+    let json = match (&method.error, result.split_first()) {
+        (Some(error), Some((&1, rest))) => serde_json::json!({ "error": decode(rest, error)? }),
+        (Some(_), Some((&0, rest))) => {
+            serde_json::json!({ "result": decode(rest, &method.result)? })
+        }
+        (Some(_), _) => {
+            return Err(DispatchError::Encode(
+                "the result is not a Result's encoding".into(),
+            ))
+        }
+        (None, _) => serde_json::json!({ "result": decode(&result, &method.result)? }),
+    };
+    serde_json::to_writer(reply, &json).map_err(|e| DispatchError::Encode(e.to_string()))
 }

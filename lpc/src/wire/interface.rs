@@ -83,6 +83,52 @@ pub struct ParamDescriptor {
 }
 
 impl InterfaceDescriptor {
+    /// A descriptor for an interface known only at run time (read with
+    /// [`InterfaceInfo::from_describe_json`]), for a service written in another language:
+    /// its shapes are `info`'s, never traced. Leaks the descriptor (the runtime keeps
+    /// `'static` descriptors): make one per service, not per call.
+    #[doc(hidden)]
+    pub fn leak_from_info(info: InterfaceInfo) -> &'static InterfaceDescriptor {
+        fn leak(s: &str) -> &'static str {
+            Box::leak(s.to_owned().into_boxed_str())
+        }
+        fn untraced(_: &mut MethodTracer<'_>) -> Result<(), ShapeError> {
+            unreachable!("a descriptor made from its info is never traced")
+        }
+        let methods: Vec<MethodDescriptor> = info
+            .methods
+            .iter()
+            .map(|m| MethodDescriptor {
+                name: leak(&m.name),
+                id: m.id,
+                signature: leak(&m.signature),
+                params: Box::leak(
+                    m.params
+                        .iter()
+                        .map(|p| ParamDescriptor {
+                            name: leak(&p.name),
+                            ty: leak(&p.ty),
+                            out: p.out,
+                        })
+                        .collect::<Vec<_>>()
+                        .into_boxed_slice(),
+                ),
+                output: leak(&m.output),
+                returns_result: m.returns_result,
+                oneway: m.oneway,
+                trace: untraced,
+            })
+            .collect();
+        Box::leak(Box::new(InterfaceDescriptor {
+            name: leak(&info.name),
+            fingerprint: info.fingerprint,
+            methods: Box::leak(methods.into_boxed_slice()),
+            info: InfoCache(OnceLock::from(Ok(info))),
+        }))
+    }
+}
+
+impl InterfaceDescriptor {
     /// The method with this id, if any.
     pub fn method(&self, id: u32) -> Option<&'static MethodDescriptor> {
         self.methods.iter().find(|m| m.id == id)
@@ -206,6 +252,77 @@ pub struct ParamInfo {
     pub out: bool,
     /// The shape of the value that crosses.
     pub shape: Shape,
+}
+
+/// The document `lpc describe --json` writes (format `lpc-interface/1`, docs/shapes.md), as
+/// far as an interface needs it.
+#[derive(Deserialize)]
+struct DescribedInterface {
+    format: String,
+    interface: String,
+    fingerprint: String,
+    methods: Vec<DescribedMethod>,
+    types: TypeTable,
+}
+
+#[derive(Deserialize)]
+struct DescribedMethod {
+    name: String,
+    id: u32,
+    signature: String,
+    params: Vec<ParamInfo>,
+    output: String,
+    returns_result: bool,
+    #[serde(default)]
+    oneway: bool,
+    result: Shape,
+    error: Option<Shape>,
+    fingerprint: String,
+}
+
+fn hex_u64(text: &str, what: &str) -> Result<u64, String> {
+    u64::from_str_radix(text.trim_start_matches("0x"), 16)
+        .map_err(|_| format!("{what} {text:?} is not a hexadecimal fingerprint"))
+}
+
+impl InterfaceInfo {
+    /// Reads the interface from the document `lpc describe --json` writes: what a service
+    /// written in another language serves (so that typed Rust clients of the interface
+    /// connect to it), and what `lpc gen` generates stubs from.
+    pub fn from_describe_json(text: &str) -> Result<InterfaceInfo, String> {
+        let doc: DescribedInterface = serde_json::from_str(text)
+            .map_err(|e| format!("not an `lpc describe --json` document: {e}"))?;
+        if doc.format != "lpc-interface/1" {
+            return Err(format!(
+                "document format {:?}, expected \"lpc-interface/1\"",
+                doc.format
+            ));
+        }
+        let methods = doc
+            .methods
+            .into_iter()
+            .map(|m| {
+                Ok(MethodInfo {
+                    fingerprint: hex_u64(&m.fingerprint, "method fingerprint")?,
+                    name: m.name,
+                    id: m.id,
+                    signature: m.signature,
+                    params: m.params,
+                    output: m.output,
+                    returns_result: m.returns_result,
+                    oneway: m.oneway,
+                    result: m.result,
+                    error: m.error,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(InterfaceInfo {
+            name: doc.interface,
+            fingerprint: hex_u64(&doc.fingerprint, "interface fingerprint")?,
+            methods,
+            types: doc.types,
+        })
+    }
 }
 
 impl InterfaceInfo {
