@@ -118,6 +118,26 @@ lpc_status lpc_method_id(const lpc_client *client,
                          uint32_t *id,
                          lpc_error **err);
 
+// The id and shape fingerprint of the service's method `method` (`lpc describe` shows
+// both): what generated stubs compare with their own at connect.
+//
+// # Safety
+// `client` is a live `lpc_client`; `method` NUL-terminated; `id` and `fingerprint`
+// writable; `err` NULL or writable.
+lpc_status lpc_method_fingerprint(const lpc_client *client,
+                                  const char *method,
+                                  uint32_t *id,
+                                  uint64_t *fingerprint,
+                                  lpc_error **err);
+
+// Makes an error of `status` with `message` about `method` (either may be NULL) in `*err`,
+// and returns `status`: for generated stubs, to report what they found wrong the way lpc
+// reports its own errors.
+//
+// # Safety
+// `message` and `method` are NULL or NUL-terminated; `err` NULL or writable.
+lpc_status lpc_fail(lpc_status status, const char *message, const char *method, lpc_error **err);
+
 // Calls `method` with JSON arguments (an array in parameter order, or an object by name)
 // and stores the service's JSON reply — `{"result": …}`, or `{"error": …}` for a method
 // returning `Result` that failed — in `*reply`, a string to free with `lpc_string_free`.

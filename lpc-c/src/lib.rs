@@ -343,6 +343,75 @@ pub unsafe extern "C" fn lpc_method_id(
     })
 }
 
+/// The id and shape fingerprint of the service's method `method` (`lpc describe` shows
+/// both): what generated stubs compare with their own at connect.
+///
+/// # Safety
+/// `client` is a live `lpc_client`; `method` NUL-terminated; `id` and `fingerprint`
+/// writable; `err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn lpc_method_fingerprint(
+    client: *const lpc_client,
+    method: *const c_char,
+    id: *mut u32,
+    fingerprint: *mut u64,
+    err: *mut *mut lpc_error,
+) -> lpc_status {
+    guarded(err, || {
+        // SAFETY: the caller's contract.
+        let (Some(c), Ok(name)) = (unsafe { client_of(client) }, unsafe {
+            text(method, "method")
+        }) else {
+            return fail(err, LPC_ERR_INVALID, "client or method is NULL");
+        };
+        if id.is_null() || fingerprint.is_null() {
+            return fail(err, LPC_ERR_INVALID, "id or fingerprint is NULL");
+        }
+        match c.interface().methods.iter().find(|m| m.name == name) {
+            Some(m) => {
+                // SAFETY: not NULL (checked), writable (the caller's contract).
+                unsafe {
+                    *id = m.id;
+                    *fingerprint = m.fingerprint;
+                }
+                LPC_OK
+            }
+            None => fail(
+                err,
+                LPC_ERR_MISMATCH,
+                format!(
+                    "service {} has no method {name}: it serves another version of the interface",
+                    c.service_name()
+                ),
+            ),
+        }
+    })
+}
+
+/// Makes an error of `status` with `message` about `method` (either may be NULL) in `*err`,
+/// and returns `status`: for generated stubs, to report what they found wrong the way lpc
+/// reports its own errors.
+///
+/// # Safety
+/// `message` and `method` are NULL or NUL-terminated; `err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn lpc_fail(
+    status: lpc_status,
+    message: *const c_char,
+    method: *const c_char,
+    err: *mut *mut lpc_error,
+) -> lpc_status {
+    guarded(err, || {
+        // SAFETY: the caller's contract.
+        let message = unsafe { text(message, "message") }.unwrap_or("failed");
+        // SAFETY: the caller's contract.
+        match unsafe { text(method, "method") } {
+            Ok(method) => fail(err, status, format!("{method}: {message}")),
+            Err(_) => fail(err, status, message),
+        }
+    })
+}
+
 /// Calls `method` with JSON arguments (an array in parameter order, or an object by name)
 /// and stores the service's JSON reply — `{"result": …}`, or `{"error": …}` for a method
 /// returning `Result` that failed — in `*reply`, a string to free with `lpc_string_free`.

@@ -46,36 +46,45 @@ struct Method<'a> {
     fingerprint: String,
 }
 
+/// The `--json` document of `service`'s interface (what `lpc gen` embeds, too).
+pub fn document_json(
+    service: &str,
+    pid: Option<u32>,
+    interface: &lpc::InterfaceInfo,
+) -> Result<String, CliError> {
+    let doc = Document {
+        format: FORMAT,
+        service,
+        pid,
+        interface: &interface.name,
+        fingerprint: hex(interface.fingerprint),
+        methods: interface
+            .methods
+            .iter()
+            .map(|m| Method {
+                name: &m.name,
+                id: m.id,
+                signature: signature(m),
+                params: &m.params,
+                output: &m.output,
+                returns_result: m.returns_result,
+                oneway: m.oneway,
+                result: &m.result,
+                error: &m.error,
+                fingerprint: hex(m.fingerprint),
+            })
+            .collect(),
+        types: &interface.types,
+    };
+    serde_json::to_string_pretty(&doc)
+        .map_err(|e| CliError::new(format!("cannot write the JSON: {e}")))
+}
+
 pub fn run(ctx: &Ctx, service: &str, json: bool) -> CliResult {
     let info = ctx.query(service)?;
     let interface = &info.interface;
     if json {
-        let doc = Document {
-            format: FORMAT,
-            service,
-            pid: info.pid,
-            interface: &interface.name,
-            fingerprint: hex(interface.fingerprint),
-            methods: interface
-                .methods
-                .iter()
-                .map(|m| Method {
-                    name: &m.name,
-                    id: m.id,
-                    signature: signature(m),
-                    params: &m.params,
-                    output: &m.output,
-                    returns_result: m.returns_result,
-                    oneway: m.oneway,
-                    result: &m.result,
-                    error: &m.error,
-                    fingerprint: hex(m.fingerprint),
-                })
-                .collect(),
-            types: &interface.types,
-        };
-        let text = serde_json::to_string_pretty(&doc)
-            .map_err(|e| CliError::new(format!("cannot write the JSON: {e}")))?;
+        let text = document_json(service, info.pid, interface)?;
         anstream::println!("{}", json_safe(text));
         return Ok(());
     }

@@ -5,6 +5,7 @@ mod call;
 mod common;
 mod demo;
 mod describe;
+mod gen;
 mod list;
 mod monitor;
 mod shared;
@@ -119,6 +120,22 @@ enum Command {
         oneway: bool,
     },
 
+    /// Generate typed stubs of a service's interface for another language: `lpc gen c NAME`
+    /// writes NAME's interface as `<interface>.h` and `<interface>.c` (client functions, C
+    /// types, a service skeleton; the binary encoding Rust clients use). See docs/c.md.
+    Gen {
+        /// The language: `c`.
+        #[arg(value_parser = ["c"])]
+        language: String,
+        /// The service name, or with --from the path of an `lpc describe --json` document.
+        source: String,
+        /// Read the interface from a file written by `lpc describe --json`.
+        #[arg(long)]
+        from: bool,
+        /// Where to write the files (default: the current directory).
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: PathBuf,
+    },
     /// Watch a service: per-method calls, rates, latency percentiles, errors, and its clients.
     #[command(
         after_help = "Example:\n  lpc monitor calc\n  lpc monitor calc --interval 500ms\n  lpc monitor calc --once\n\n\
@@ -226,6 +243,12 @@ fn main() -> ExitCode {
             json,
             oneway,
         } => call::run(&ctx, &target, compact, json, oneway),
+        Command::Gen {
+            language: _,
+            source,
+            from,
+            out,
+        } => gen::run(&ctx, &source, from, &out).map(|()| EXIT_OK),
         Command::Monitor {
             service,
             interval,
