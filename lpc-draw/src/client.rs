@@ -64,7 +64,6 @@ const BUTTON_W: i32 = 216;
 const BUTTON_H: i32 = 22;
 const BUTTON_TOP: i32 = 40;
 const BUTTON_STEP: i32 = 27;
-const LOG_LINES: usize = 5;
 
 /// The top left corner of button `i`.
 fn button_origin(i: usize) -> (i32, i32) {
@@ -119,7 +118,9 @@ fn render(log: &[String], pressed: Option<usize>) -> Canvas {
     }
     let top = BUTTON_TOP + BUTTONS.len() as i32 * BUTTON_STEP + 4;
     c.line(12, top, WIDTH as i32 - 12, top, rgb(160, 160, 170));
-    for (i, line) in log.iter().rev().take(LOG_LINES).rev().enumerate() {
+    // As many of the last calls as fit below the buttons, 12 pixels a line.
+    let fit_lines = ((HEIGHT as i32 - top - 8) / 12).max(0) as usize;
+    for (i, line) in log.iter().rev().take(fit_lines).rev().enumerate() {
         // 8 pixels a character: cut what does not fit.
         let fit: String = line.chars().take((WIDTH as usize - 16) / 8).collect();
         c.text(8, top + 8 + i as i32 * 12, &fit, 1, ink);
