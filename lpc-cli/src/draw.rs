@@ -107,9 +107,11 @@ fn lpc_command(runtime_dir: &Path) -> Result<Command> {
 /// or the script and its screenshot done).
 pub fn run(runtime_dir: &Path, script: Option<&Path>, screenshot: Option<&Path>) -> Result<()> {
     if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
-        return Err("no display to open the windows on: DISPLAY and WAYLAND_DISPLAY are unset \
+        return Err(
+            "no display to open the windows on: DISPLAY and WAYLAND_DISPLAY are unset \
                     (without a screen, run it under Xvfb: `xvfb-run lpc demo draw --script FILE`)"
-            .into());
+                .into(),
+        );
     }
     let name = format!("lpc-draw-{}", std::process::id());
     let (tx, rx) = mpsc::channel();
@@ -131,10 +133,9 @@ pub fn run(runtime_dir: &Path, script: Option<&Path>, screenshot: Option<&Path>)
                 .into())
             }
             Err(_) => {
-                return Err(format!(
-                    "the drawing service was not ready within {READY_TIMEOUT:?}"
+                return Err(
+                    format!("the drawing service was not ready within {READY_TIMEOUT:?}").into(),
                 )
-                .into())
             }
         }
     }
@@ -193,7 +194,9 @@ pub fn run(runtime_dir: &Path, script: Option<&Path>, screenshot: Option<&Path>)
         match status {
             Some(s) if s.success() => Ok(()),
             Some(s) => Err(format!("the {what} process failed ({s})").into()),
-            None => Err(format!("the {what} process did not exit within {EXIT_TIMEOUT:?}: killed").into()),
+            None => Err(
+                format!("the {what} process did not exit within {EXIT_TIMEOUT:?}: killed").into(),
+            ),
         }
     };
     ok(client_status, "client")?;

@@ -292,11 +292,12 @@ fn main() -> ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "lpc", &mut std::io::stdout());
             Ok(EXIT_OK)
         }
-        Command::Demo { calls: _, demo: Some(DemoKind::Draw { script, screenshot }) } => {
-            draw::run(&ctx.runtime_dir, script.as_deref(), screenshot.as_deref())
-                .map(|()| EXIT_OK)
-                .map_err(CliError::from)
-        }
+        Command::Demo {
+            calls: _,
+            demo: Some(DemoKind::Draw { script, screenshot }),
+        } => draw::run(&ctx.runtime_dir, script.as_deref(), screenshot.as_deref())
+            .map(|()| EXIT_OK)
+            .map_err(CliError::from),
         Command::Demo { calls, demo: None } => {
             demo::run(calls).map(|()| EXIT_OK).map_err(CliError::from)
         }

@@ -82,7 +82,11 @@ fn demo_draw_runs_a_script_in_the_client_and_the_service_window_shows_it() {
         assert_eq!(at(x, y), [0, 0, 255], "inside the rectangle at {x}, {y}");
     }
     for (x, y) in [(9, 100), (210, 150), (110, 99), (300, 50)] {
-        assert_eq!(at(x, y), [255, 255, 255], "outside the rectangle at {x}, {y}");
+        assert_eq!(
+            at(x, y),
+            [255, 255, 255],
+            "outside the rectangle at {x}, {y}"
+        );
     }
     assert_eq!(at(50, 200), [255, 0, 0], "the line");
     assert_eq!(at(50, 201), [255, 255, 255], "below the line");

@@ -182,7 +182,11 @@ impl Canvas {
 
 /// The 8×8 glyph of `ch`: eight rows, bit 0 the leftmost pixel (font8x8's basic set).
 fn glyph(ch: char) -> [u8; 8] {
-    let code = if ch.is_ascii() { ch as usize } else { '?' as usize };
+    let code = if ch.is_ascii() {
+        ch as usize
+    } else {
+        '?' as usize
+    };
     font8x8::legacy::BASIC_LEGACY[code]
 }
 

@@ -101,7 +101,13 @@ fn render(log: &[String], pressed: Option<usize>) -> Canvas {
     c.clear(rgb(236, 236, 240));
     let ink: Color = rgb(20, 20, 30);
     c.text(12, 10, "process B: calls A", 1, ink);
-    c.text(12, 22, &format!("pid {}", std::process::id()), 1, rgb(90, 90, 100));
+    c.text(
+        12,
+        22,
+        &format!("pid {}", std::process::id()),
+        1,
+        rgb(90, 90, 100),
+    );
     for (i, (button, label)) in BUTTONS.iter().enumerate() {
         let (x, y) = button_origin(i);
         let face = if pressed == Some(i) {
@@ -251,7 +257,8 @@ impl ApplicationHandler<Event> for App {
                 let under = button_at(self.cursor.0, self.cursor.1);
                 match state {
                     ElementState::Pressed => {
-                        self.pressed = under.and_then(|b| BUTTONS.iter().position(|(x, _)| *x == b));
+                        self.pressed =
+                            under.and_then(|b| BUTTONS.iter().position(|(x, _)| *x == b));
                         self.changed();
                     }
                     ElementState::Released => {
@@ -377,7 +384,10 @@ mod tests {
         let mut b = Canvas::new(30, 15);
         b.clear(rgb(2, 2, 2));
         let both = compose(&a, &b);
-        assert_eq!((both.width(), both.height()), (12 + 20 + 12 + 30 + 12, 12 + 20 + 15 + 12));
+        assert_eq!(
+            (both.width(), both.height()),
+            (12 + 20 + 12 + 30 + 12, 12 + 20 + 15 + 12)
+        );
         assert_eq!(both.pixel(12, 32), Some(rgb(1, 1, 1)));
         assert_eq!(both.pixel(44, 32), Some(rgb(2, 2, 2)));
     }

@@ -100,7 +100,8 @@ fn number<T: std::str::FromStr>(rest: &mut &str, what: &str) -> Result<T, String
     if w.is_empty() {
         return Err(format!("missing {what}"));
     }
-    w.parse().map_err(|_| format!("{what} `{w}` is not a valid number here"))
+    w.parse()
+        .map_err(|_| format!("{what} `{w}` is not a valid number here"))
 }
 
 fn parse_line(line: &str) -> Result<Step, String> {

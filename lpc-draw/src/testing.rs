@@ -23,7 +23,15 @@ impl Xvfb {
         let mut child = Command::new("Xvfb")
             // -displayfd 1: Xvfb picks a free display number itself and writes it on fd 1
             // (our pipe) once it is ready.
-            .args(["-displayfd", "1", "-screen", "0", "1024x768x24", "-nolisten", "tcp"])
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "1024x768x24",
+                "-nolisten",
+                "tcp",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -52,9 +60,7 @@ impl Xvfb {
                 line,
                 xvfb.child.try_wait()
             )),
-            Err(_) => Err(format!(
-                "Xvfb reported no display within {START_TIMEOUT:?}"
-            )),
+            Err(_) => Err(format!("Xvfb reported no display within {START_TIMEOUT:?}")),
         }
     }
 

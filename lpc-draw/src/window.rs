@@ -39,8 +39,7 @@ impl View {
     /// window manager may impose one) shows the canvas from its top left corner, on white.
     pub(crate) fn present(&mut self, canvas: &Canvas) -> Result<(), Box<dyn Error>> {
         let size = self.window.inner_size();
-        let (Some(w), Some(h)) = (NonZeroU32::new(size.width), NonZeroU32::new(size.height))
-        else {
+        let (Some(w), Some(h)) = (NonZeroU32::new(size.width), NonZeroU32::new(size.height)) else {
             return Ok(()); // minimised: nothing to draw
         };
         self.surface.resize(w, h)?;

@@ -76,7 +76,10 @@ fn a_rectangle_drawn_by_another_process_is_in_the_windows_pixels() {
     let draw = connect(dir.path(), "draw-rect");
 
     let blank = draw.snapshot().unwrap();
-    assert_eq!((blank.width, blank.height), (lpc_draw::WIDTH, lpc_draw::HEIGHT));
+    assert_eq!(
+        (blank.width, blank.height),
+        (lpc_draw::WIDTH, lpc_draw::HEIGHT)
+    );
     assert_eq!(blank.rgba.len(), (blank.width * blank.height * 4) as usize);
     assert_eq!(count(&blank, WHITE), (blank.width * blank.height) as usize);
 
@@ -87,10 +90,21 @@ fn a_rectangle_drawn_by_another_process_is_in_the_windows_pixels() {
     for (x, y) in [(10, 100), (209, 149), (110, 125), (10, 149), (209, 100)] {
         assert_eq!(snap.rgb(x, y), Some(black), "inside at {x}, {y}");
     }
-    for (x, y) in [(9, 100), (10, 99), (210, 149), (209, 150), (0, 0), (300, 200)] {
+    for (x, y) in [
+        (9, 100),
+        (10, 99),
+        (210, 149),
+        (209, 150),
+        (0, 0),
+        (300, 200),
+    ] {
         assert_eq!(snap.rgb(x, y), Some(WHITE), "outside at {x}, {y}");
     }
-    assert_eq!(count(&snap, black), 200 * 50, "exactly the rectangle is painted");
+    assert_eq!(
+        count(&snap, black),
+        200 * 50,
+        "exactly the rectangle is painted"
+    );
 
     // A red line, then clear.
     draw.set_color(255, 0, 0).unwrap();
@@ -101,7 +115,11 @@ fn a_rectangle_drawn_by_another_process_is_in_the_windows_pixels() {
     assert_eq!(snap.rgb(99, 200), Some([255, 0, 0]));
     assert_eq!(snap.rgb(100, 200), Some(WHITE));
     assert_eq!(snap.rgb(50, 201), Some(WHITE));
-    assert_eq!(count(&snap, black), 200 * 50, "the rectangle is still there");
+    assert_eq!(
+        count(&snap, black),
+        200 * 50,
+        "the rectangle is still there"
+    );
 
     draw.draw_text(10, 10, "lpc").unwrap();
     let snap = draw.snapshot().unwrap();
