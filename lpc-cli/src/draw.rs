@@ -109,7 +109,7 @@ pub fn run(runtime_dir: &Path, script: Option<&Path>, screenshot: Option<&Path>)
     if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
         return Err(
             "no display to open the windows on: DISPLAY and WAYLAND_DISPLAY are unset \
-                    (without a screen, run it under Xvfb: `xvfb-run lpc demo draw --script FILE`)"
+                    (without a screen, run it under Xvfb: `xvfb-run -a lpc demo draw --script FILE`)"
                 .into(),
         );
     }

@@ -189,7 +189,8 @@ enum Command {
         shell: clap_complete::Shell,
     },
 
-    /// Start an embedded calc service in a child process, call it, and show the latency.
+    /// Start an embedded calc service in a child process, call it, and show the latency
+    /// (`lpc demo draw`: the drawing demo, two processes with a window each).
     ///
     /// Example: `lpc demo --calls 100000`
     #[command(after_help = "Example:\n  lpc demo --calls 100000")]
@@ -234,7 +235,7 @@ enum DemoKind {
     /// B's buttons (or a script) call them, and A's window shows the result.
     #[command(
         after_help = "Example:\n  lpc demo draw\n  lpc demo draw --script drawing.txt\n  \
-                      xvfb-run lpc demo draw --script drawing.txt --screenshot both.png\n\n\
+                      xvfb-run -a lpc demo draw --script drawing.txt --screenshot both.png\n\n\
                       Script lines: draw_rectangle X0 Y0 X1 Y1 | draw_line X0 Y0 X1 Y1 |\n\
                       draw_text X Y TEXT | set_color R G B | clear | pause MS | # comment\n\
                       (docs/guide.md, \"The drawing demo\")."
