@@ -30,8 +30,9 @@ fi
 # the windows when there is no screen (lpc-draw/tests, lpc-cli/tests/draw.rs,
 # scripts/draw-screenshot.sh), and the X client libraries that winit and softbuffer dlopen at
 # run time (libX11, libX11-xcb, libXcursor, libXrandr, libXi, libxcb, libxkbcommon-x11);
-# xauth for xvfb-run (docs/guide.md runs the demo with it).
-draw_packages="xvfb xauth libx11-6 libx11-xcb1 libxcursor1 libxrandr2 libxi6 libxcb1 libxkbcommon0 libxkbcommon-x11-0"
+# xauth for xvfb-run (docs/guide.md runs the demo with it); xdotool, with which a test clicks
+# the client window's button as a person would.
+draw_packages="xvfb xauth xdotool libx11-6 libx11-xcb1 libxcursor1 libxrandr2 libxi6 libxcb1 libxkbcommon0 libxkbcommon-x11-0"
 if command -v dpkg-query >/dev/null 2>&1; then
   missing=""
   for p in $draw_packages; do

@@ -134,3 +134,100 @@ fn demo_draw_reports_a_bad_script_line_and_stops_both_processes() {
     assert!(stderr.contains("the client process failed"), "{stderr}");
     assert_no_socket_left(&runtime);
 }
+
+/// Sends each line of `from` on a channel; the channel disconnects at end of file, that is
+/// once every process holding the pipe's other end has exited.
+fn lines_of(from: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(from).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
+/// Reads `lines` until one contains `wanted` (at most 30 s); panics with what came before.
+fn line_with(lines: &std::sync::mpsc::Receiver<String>, wanted: &str) -> String {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut seen = Vec::new();
+    loop {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains(wanted) => return line,
+            Ok(line) => seen.push(line),
+            Err(e) => panic!("no line with {wanted:?} ({e}); got {seen:?}"),
+        }
+    }
+}
+
+/// A person's click: xdotool moves the pointer over B's `draw_rectangle` button and clicks
+/// (X's XTEST input, as from a mouse); A's window then holds the rectangle. Then the demo is
+/// killed, and both children exit by themselves.
+#[test]
+fn a_click_on_the_clients_button_draws_in_the_services_window() {
+    let xvfb = Xvfb::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = dir.path().join("runtime");
+    let mut demo = std::process::Command::new(LPC)
+        .args(["demo", "draw"])
+        .env("DISPLAY", xvfb.display())
+        .env_remove("WAYLAND_DISPLAY")
+        .env("LPC_RUNTIME_DIR", &runtime)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = lines_of(demo.stdout.take().unwrap());
+    // The children inherit the demo's stderr: it ends only when all three have exited.
+    let err = lines_of(demo.stderr.take().unwrap());
+    let a = line_with(&out, "process A (pid");
+    let name = a.split('`').nth(1).expect("the service's name").to_owned();
+    line_with(&out, "B (client): ready: client window open");
+
+    // The button's centre, in the client window's coordinates (x 12..228, y 40..62).
+    let xdotool = |args: &[&str]| {
+        let o = std::process::Command::new("xdotool")
+            .args(args)
+            .env("DISPLAY", xvfb.display())
+            .output()
+            .expect("xdotool (scripts/setup.sh installs it)");
+        assert!(o.status.success(), "xdotool {args:?}: {o:?}");
+        String::from_utf8_lossy(&o.stdout).trim().to_owned()
+    };
+    let window = xdotool(&["search", "--name", "B: lpc drawing client"]);
+    let window = window
+        .lines()
+        .next()
+        .expect("the client's window")
+        .to_owned();
+    xdotool(&["mousemove", "--window", &window, "100", "51", "click", "1"]);
+    line_with(
+        &out,
+        "B (client): called draw_rectangle(10, 100, 210, 150) (button draw_rectangle)",
+    );
+
+    let options = lpc::ClientOptions::new().runtime_dir(&runtime);
+    let draw = lpc_draw::DrawClient::connect_with(&name, &options).unwrap();
+    let snap = draw.snapshot().unwrap();
+    assert_eq!(snap.rgb(10, 100), Some([0, 0, 0]));
+    assert_eq!(snap.rgb(209, 149), Some([0, 0, 0]));
+    assert_eq!(snap.rgb(210, 149), Some([255, 255, 255]));
+    assert_eq!(snap.rgb(10, 99), Some([255, 255, 255]));
+    drop(draw);
+
+    // Killed, the demo cannot stop its children: they see their stdin close and exit.
+    let pid = rustix::process::Pid::from_raw(demo.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let _ = demo.wait();
+    loop {
+        match err.recv_timeout(std::time::Duration::from_secs(30)) {
+            Ok(_) => continue,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(e) => panic!("the demo's children did not exit: {e}"),
+        }
+    }
+    assert_no_socket_left(&runtime);
+}

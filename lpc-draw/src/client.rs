@@ -200,7 +200,10 @@ impl App {
         let call = call_of(button, self.presses[i]);
         self.presses[i] += 1;
         match call.apply(&self.client) {
-            Ok(()) => self.log.push(call.to_string()),
+            Ok(()) => {
+                println!("called {call} (button {})", BUTTONS[i].1);
+                self.log.push(call.to_string());
+            }
             Err(e) => self.fail(event_loop, format!("{call}: {e}").into()),
         }
         self.changed();
