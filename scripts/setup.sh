@@ -37,3 +37,24 @@ if ! command -v valgrind >/dev/null 2>&1; then
     exit 1
   fi
 fi
+# The drawing demo (lpc-draw, `lpc demo draw`) and its tests: Xvfb, a private X server for
+# the windows when there is no screen (lpc-draw/tests, lpc-cli/tests/draw.rs,
+# scripts/draw-screenshot.sh), and the X client libraries that winit and softbuffer dlopen at
+# run time (libX11, libX11-xcb, libXcursor, libXrandr, libXi, libxcb, libxkbcommon-x11);
+# xauth for xvfb-run (docs/guide.md runs the demo with it); xdotool, with which a test clicks
+# the client window's button as a person would.
+draw_packages="xvfb xauth xdotool libx11-6 libx11-xcb1 libxcursor1 libxrandr2 libxi6 libxcb1 libxkbcommon0 libxkbcommon-x11-0"
+if command -v dpkg-query >/dev/null 2>&1; then
+  missing=""
+  for p in $draw_packages; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+  done
+  if [ -n "$missing" ]; then
+    # shellcheck disable=SC2086 # one word per package
+    apt-get install -y --no-install-recommends $missing >/dev/null \
+      || { apt-get update >/dev/null && apt-get install -y --no-install-recommends $missing >/dev/null; }
+  fi
+elif ! command -v Xvfb >/dev/null 2>&1; then
+  echo "setup: Xvfb and the X11 client libraries (libX11, libXcursor, libXrandr, libXi, libxkbcommon-x11) are required by the drawing demo's tests; install them with your package manager" >&2
+  exit 1
+fi

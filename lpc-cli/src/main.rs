@@ -5,6 +5,7 @@ mod call;
 mod common;
 mod demo;
 mod describe;
+mod draw;
 mod gen;
 mod list;
 mod monitor;
@@ -205,7 +206,8 @@ enum Command {
         shell: clap_complete::Shell,
     },
 
-    /// Start an embedded calc service in a child process, call it, and show the latency.
+    /// Start an embedded calc service in a child process, call it, and show the latency
+    /// (`lpc demo draw`: the drawing demo, two processes with a window each).
     ///
     /// Example: `lpc demo --calls 100000`
     #[command(after_help = "Example:\n  lpc demo --calls 100000")]
@@ -213,6 +215,26 @@ enum Command {
         /// How many `add` calls to time.
         #[arg(long, default_value_t = 100_000)]
         calls: u32,
+        #[command(subcommand)]
+        demo: Option<DemoKind>,
+    },
+
+    /// The drawing demo's service process (started by `lpc demo draw`).
+    #[command(hide = true, name = "__draw-service")]
+    DrawService {
+        /// The service name.
+        name: String,
+    },
+
+    /// The drawing demo's client process (started by `lpc demo draw`).
+    #[command(hide = true, name = "__draw-client")]
+    DrawClient {
+        /// The drawing service's name.
+        name: String,
+        #[arg(long)]
+        script: Option<PathBuf>,
+        #[arg(long)]
+        screenshot: Option<PathBuf>,
     },
 
     /// The demo's service process (started by `lpc demo`).
@@ -220,6 +242,28 @@ enum Command {
     DemoService {
         /// Prefix of the service names.
         name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum DemoKind {
+    /// The drawing demo: process A owns a window and serves drawing functions
+    /// (`draw_rectangle`, `draw_line`, `draw_text`, `set_color`, `clear`, `snapshot`); process
+    /// B's buttons (or a script) call them, and A's window shows the result.
+    #[command(
+        after_help = "Example:\n  lpc demo draw\n  lpc demo draw --script drawing.txt\n  \
+                      xvfb-run -a lpc demo draw --script drawing.txt --screenshot both.png\n\n\
+                      Script lines: draw_rectangle X0 Y0 X1 Y1 | draw_line X0 Y0 X1 Y1 |\n\
+                      draw_text X Y TEXT | set_color R G B | clear | pause MS | # comment\n\
+                      (docs/guide.md, \"The drawing demo\")."
+    )]
+    Draw {
+        /// Make the calls of this script (one a line; see below), then keep the windows open.
+        #[arg(long, value_name = "FILE")]
+        script: Option<PathBuf>,
+        /// After the script, write a PNG of both windows here and exit.
+        #[arg(long, value_name = "PNG")]
+        screenshot: Option<PathBuf>,
     },
 }
 
@@ -272,7 +316,25 @@ fn main() -> ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "lpc", &mut std::io::stdout());
             Ok(EXIT_OK)
         }
-        Command::Demo { calls } => demo::run(calls).map(|()| EXIT_OK).map_err(CliError::from),
+        Command::Demo {
+            calls: _,
+            demo: Some(DemoKind::Draw { script, screenshot }),
+        } => draw::run(&ctx.runtime_dir, script.as_deref(), screenshot.as_deref())
+            .map(|()| EXIT_OK)
+            .map_err(CliError::from),
+        Command::Demo { calls, demo: None } => {
+            demo::run(calls).map(|()| EXIT_OK).map_err(CliError::from)
+        }
+        Command::DrawService { name } => draw::service(ctx.runtime_dir.clone(), &name)
+            .map(|()| EXIT_OK)
+            .map_err(CliError::from),
+        Command::DrawClient {
+            name,
+            script,
+            screenshot,
+        } => draw::client(ctx.runtime_dir.clone(), &name, script, screenshot)
+            .map(|()| EXIT_OK)
+            .map_err(CliError::from),
         Command::DemoService { name } => demo::service(&name)
             .map(|()| EXIT_OK)
             .map_err(CliError::from),
