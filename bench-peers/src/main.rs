@@ -10,6 +10,7 @@
 //! `lpc-bench --peers <this executable>` runs it for each peer and merges the lines into its
 //! report. The server side is this executable re-run as a child (`serve`, hidden).
 
+mod board;
 mod grpc;
 mod iox;
 mod ipc;
@@ -75,6 +76,12 @@ enum Command {
         /// Serve on tokio's multi-thread runtime (tarpc, tonic) instead of a current-thread one.
         #[arg(long)]
         multi_thread: bool,
+    },
+    /// The writer process of the blackboard's `get` with a writer: updates it back to back.
+    #[command(hide = true)]
+    BoardWriter {
+        #[arg(long)]
+        dir: PathBuf,
     },
 }
 
@@ -177,6 +184,7 @@ fn main() -> ExitCode {
             max,
             multi_thread,
         } => system.serve(&dir, max, multi_thread),
+        Command::BoardWriter { dir } => board::writer(&dir),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -233,6 +241,35 @@ fn measure_peer(
         cpus: if cpu.is_some() { "1 CPU" } else { "unpinned" },
     };
     let dir = TempDir::new()?;
+    let shared = |w: &Workload| {
+        matches!(
+            w,
+            Workload::SharedGet | Workload::SharedGetWriting | Workload::SharedSet
+        )
+    };
+    let (board, workloads): (Vec<Workload>, Vec<Workload>) =
+        workloads.iter().copied().partition(shared);
+    if !board.is_empty() {
+        let records = if system == System::Iceoryx2 {
+            board::measure_board(&placement.label, &board, budget, &dir.0).unwrap_or_else(|e| {
+                eprintln!("bench-peers: {} blackboard: {e}", placement.label);
+                board
+                    .iter()
+                    .map(|&w| Record::skipped(&placement.label, w, format!("failed: {e}")))
+                    .collect()
+            })
+        } else {
+            board
+                .iter()
+                .map(|&w| Record::skipped(&placement.label, w, "no shared value measured"))
+                .collect()
+        };
+        records.iter().for_each(emit);
+    }
+    if workloads.is_empty() {
+        return Ok(());
+    }
+    let workloads = &workloads[..];
     let max = workloads
         .iter()
         .map(|w| match w {

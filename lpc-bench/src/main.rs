@@ -18,6 +18,7 @@ mod peers;
 mod report;
 mod runs;
 mod service;
+mod shared;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -117,6 +118,10 @@ pub enum Section {
     Handshake,
     /// An idle service's CPU and memory; shared memory per connection.
     Idle,
+    /// Shared values (`lpc::Shared`): get with and without a writer, set, and 4 reader
+    /// processes checking 10 M reads against 1 writer (iceoryx2's blackboard beside, with
+    /// `--peers`).
+    Shared,
 }
 
 /// The child's side; not for direct use.
@@ -187,6 +192,26 @@ enum ChildCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Set the shared value in `dir` back to back until the parent leaves.
+    #[command(hide = true)]
+    ChildSharedWriter {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Once told `go`, get and check `reads` values of the shared value in `dir`.
+    #[command(hide = true)]
+    ChildSharedReader {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        reads: u64,
+    },
+    /// For profiling: `count` gets of a shared value no one writes.
+    #[command(hide = true)]
+    ChildSharedLoop {
+        #[arg(long)]
+        count: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -211,11 +236,18 @@ fn run_child(command: &ChildCommand) -> Result<(), String> {
         | ChildCommand::ChildService { cpu, .. } => *cpu,
         ChildCommand::ChildClient { .. }
         | ChildCommand::ChildTrace { .. }
-        | ChildCommand::ChildBare { .. } => None,
+        | ChildCommand::ChildBare { .. }
+        | ChildCommand::ChildSharedWriter { .. }
+        | ChildCommand::ChildSharedReader { .. }
+        | ChildCommand::ChildSharedLoop { .. } => None,
     };
     if let Some(cpu) = cpu {
         // Before any thread starts, so that all of them inherit it.
         affinity::pin_to(cpu).map_err(|e| format!("pinning to CPU {cpu}: {e}"))?;
+    }
+    if let ChildCommand::ChildSharedLoop { count } = command {
+        // Run by hand (under valgrind), with no parent on stdin.
+        return shared::get_loop(*count);
     }
     let from_parent = child::exit_with_parent();
     match command {
@@ -240,6 +272,9 @@ fn run_child(command: &ChildCommand) -> Result<(), String> {
             out,
         } => runs::client_process(dir, name, *seconds, *warmup, out, &from_parent),
         ChildCommand::ChildTrace { large } => runs::trace_once(*large),
+        ChildCommand::ChildSharedWriter { dir } => shared::writer(dir),
+        ChildCommand::ChildSharedReader { dir, reads } => shared::reader(dir, *reads, &from_parent),
+        ChildCommand::ChildSharedLoop { .. } => unreachable!("handled above"),
     }
 }
 
@@ -351,6 +386,13 @@ fn measure_all(cli: &Cli) -> Result<Results, String> {
     } else {
         Vec::new()
     };
+    let torn = if wants(Section::Shared) {
+        let (rows, torn) = shared::measure_lpc(&budget)?;
+        push(rows);
+        Some(torn)
+    } else {
+        None
+    };
     let mut peer_note = None;
     match &cli.peers {
         Some(path) => {
@@ -373,6 +415,15 @@ fn measure_all(cli: &Cli) -> Result<Results, String> {
                 .collect();
             let cpu = affinity::allowed_cpus().first().copied();
             for system in peers::SYSTEMS.into_iter().filter(|s| runner.wants(s)) {
+                let mut workloads = workloads.clone();
+                if system == "iceoryx2" && wants(Section::Shared) {
+                    // Its blackboard, beside lpc's shared value.
+                    workloads.extend([
+                        Workload::SharedGet,
+                        Workload::SharedGetWriting,
+                        Workload::SharedSet,
+                    ]);
+                }
                 if !workloads.is_empty() {
                     eprintln!("lpc-bench: {system}…");
                     push(peers::run(path, system, &workloads, &budget, None));
@@ -424,6 +475,7 @@ fn measure_all(cli: &Cli) -> Result<Results, String> {
         idle,
         handshake,
         concurrent,
+        torn,
         peer_note,
     })
 }

@@ -23,6 +23,13 @@ pub enum Workload {
     /// its first and last bytes in place and returns a loan of `n` bytes of its own with those
     /// two written: what a zero-copy call costs apart from touching the data.
     LoanPass(u64),
+    /// `get` of a shared value (`[u64; 8]`, 64 bytes; a blackboard entry for iceoryx2) that
+    /// no one writes.
+    SharedGet,
+    /// The same `get` while another process rewrites the value back to back.
+    SharedGetWriting,
+    /// `set` of that value, no other writer.
+    SharedSet,
 }
 
 impl Workload {
@@ -51,6 +58,9 @@ impl Workload {
             Workload::Procs(n) => format!("{n} processes"),
             Workload::Connect => "connect + first call".into(),
             Workload::LoanPass(n) => format!("loan of {}", size_label(n)),
+            Workload::SharedGet => "get, no writer".into(),
+            Workload::SharedGetWriting => "get, a writer process writing".into(),
+            Workload::SharedSet => "set".into(),
         }
     }
 
@@ -63,6 +73,9 @@ impl Workload {
             Workload::Procs(n) => format!("procs:{n}"),
             Workload::Connect => "connect".into(),
             Workload::LoanPass(n) => format!("pass:{n}"),
+            Workload::SharedGet => "shared-get".into(),
+            Workload::SharedGetWriting => "shared-get-writing".into(),
+            Workload::SharedSet => "shared-set".into(),
         }
     }
 
@@ -72,6 +85,9 @@ impl Workload {
         Ok(match s.split_once(':') {
             None if s == "small" => Workload::Small,
             None if s == "connect" => Workload::Connect,
+            None if s == "shared-get" => Workload::SharedGet,
+            None if s == "shared-get-writing" => Workload::SharedGetWriting,
+            None if s == "shared-set" => Workload::SharedSet,
             Some(("echo", n)) => Workload::Echo(number(n)?),
             Some(("threads", n)) => Workload::Threads(number(n)? as u32),
             Some(("procs", n)) => Workload::Procs(number(n)? as u32),
@@ -148,6 +164,9 @@ mod tests {
             Workload::Threads(4),
             Workload::Procs(2),
             Workload::Connect,
+            Workload::SharedGet,
+            Workload::SharedGetWriting,
+            Workload::SharedSet,
         ] {
             assert_eq!(Workload::parse(&w.arg()).unwrap(), w);
         }

@@ -82,6 +82,9 @@ pub struct Results {
     /// Calls that never wait on each other (`None` if not measured).
     #[serde(default)]
     pub concurrent: Option<Concurrent>,
+    /// The shared-value torn-read check (`None` if not measured).
+    #[serde(default)]
+    pub torn: Option<crate::shared::TornCheck>,
     /// Why the peers are missing, if they are.
     pub peer_note: Option<String>,
 }
@@ -468,6 +471,7 @@ pub fn targets(r: &Results) -> Vec<Target> {
         }
         None => not_measured(what),
     });
+    shared_targets(r, &mut out);
     let what = "per-method statistics cost ≤ 5% of a small call (batch mean)";
     out.push(
         match (
@@ -485,6 +489,115 @@ pub fn targets(r: &Results) -> Vec<Target> {
             _ => not_measured(what),
         },
     );
+    out
+}
+
+/// The shared-value targets: `get` p50 against its limit (beside iceoryx2's blackboard when
+/// it ran), and the torn-read check.
+fn shared_targets(r: &Results, out: &mut Vec<Target>) {
+    use crate::shared::{CHECKED_READS, READERS, SYSTEM};
+    for (w, what, limit) in [
+        (
+            Workload::SharedGet,
+            "shared value: `get` of a 64-byte value p50 ≤ 50 ns with no writer",
+            50.0,
+        ),
+        (
+            Workload::SharedGetWriting,
+            "shared value: `get` of a 64-byte value p50 ≤ 150 ns while a writer updates continuously",
+            150.0,
+        ),
+    ] {
+        out.push(match r.get(SYSTEM, w) {
+            Some(s) => {
+                let x = s.p50 as f64 / limit;
+                let beside = match r.get("iceoryx2", w) {
+                    Some(i) => format!(
+                        "; ÷ `iceoryx2` blackboard p50 {} ns = {:.2}×",
+                        i.p50,
+                        s.p50 as f64 / i.p50.max(1) as f64
+                    ),
+                    None => "; iceoryx2 not measured in this run".into(),
+                };
+                Target {
+                    what,
+                    figure: format!(
+                        "`{SYSTEM}` p50 {} ns ÷ {limit:.0} ns = {x:.2}×{beside}",
+                        s.p50
+                    ),
+                    met: Some(x <= 1.0),
+                }
+            }
+            None => not_measured(what),
+        });
+    }
+    let what =
+        "shared value: 4 reader processes and 1 writer, zero torn reads over 10 M checked reads";
+    out.push(match &r.torn {
+        Some(t) => Target {
+            what,
+            figure: format!(
+                "{} torn of {} reads checked by {} processes ({} changes seen, {} writes \
+                 published meanwhile, {:.1} s)",
+                t.torn,
+                thousands(t.reads as f64),
+                t.readers,
+                thousands(t.changes as f64),
+                thousands(t.writes as f64),
+                t.seconds
+            ),
+            met: Some(
+                t.torn == 0 && t.reads >= CHECKED_READS && t.readers >= READERS && t.changes > 0,
+            ),
+        },
+        None => not_measured(what),
+    });
+}
+
+/// The shared-value rows, lpc's and iceoryx2's blackboard's.
+fn shared_table(r: &Results) -> String {
+    use crate::shared::SYSTEM;
+    let mut out = String::from(
+        "| system | operation | p50 | p99 | p99.9 | batch mean | p50 ÷ iceoryx2 p50 | note |\n\
+         |---|---|---:|---:|---:|---:|---:|---|\n",
+    );
+    let mut any = false;
+    for w in [
+        Workload::SharedGet,
+        Workload::SharedGetWriting,
+        Workload::SharedSet,
+    ] {
+        for system in [SYSTEM, "iceoryx2"] {
+            let Some(rec) = r.record(system, w) else {
+                continue;
+            };
+            any = true;
+            let note = rec.note.clone().unwrap_or_default();
+            match &rec.summary {
+                Some(s) => {
+                    let vs = match (system == SYSTEM, r.get("iceoryx2", w)) {
+                        (true, Some(i)) => format!("{:.2}×", s.p50 as f64 / i.p50.max(1) as f64),
+                        _ => String::new(),
+                    };
+                    let _ = writeln!(
+                        out,
+                        "| `{system}` | {} | {} ns | {} ns | {} ns | {:.1} ns | {vs} | {note} |",
+                        w.label(),
+                        s.p50,
+                        s.p99,
+                        s.p999,
+                        s.batch_mean,
+                    );
+                }
+                None => {
+                    let _ = writeln!(out, "| `{system}` | {} | | | | | | {note} |", w.label());
+                }
+            }
+        }
+    }
+    if !any {
+        out.push_str("| not measured in this run (`--only shared`) | | | | | | | |\n");
+    }
     out
 }
 
@@ -1131,6 +1244,32 @@ pub fn full(r: &Results, chart: Option<&Path>, markdown: Option<&Path>) -> Strin
         s.command
     );
 
+    out.push_str("\n## Shared values\n\n");
+    out.push_str(
+        "`lpc::Shared<[u64; 8]>` (64 bytes in memory; every word is a counter plus 2⁴⁹, so its \
+         postcard encoding is 64 bytes too), in the measuring process: `get` with no writer, \
+         `set` with no other writer, and `get` while a writer process calls `set` back to back \
+         (unpinned). Each value read is checked whole (all words equal). iceoryx2 (with \
+         `--peers`): a blackboard entry of the same `[u64; 8]`, `get` from a reader port and \
+         `update_with_copy` from a writer port, the writer of the third row in another \
+         process. Times include the timer's overhead.\n\n",
+    );
+    out.push_str(&shared_table(r));
+    if let Some(t) = &r.torn {
+        let _ = writeln!(
+            out,
+            "\nTorn-read check: {} reader processes each `get` and check {} values while one \
+             writer process sets the value back to back: {} torn of {} ({} writes published \
+             meanwhile, {:.1} s).",
+            t.readers,
+            thousands((t.reads / u64::from(t.readers.max(1))) as f64),
+            t.torn,
+            thousands(t.reads as f64),
+            thousands(t.writes as f64),
+            t.seconds
+        );
+    }
+
     out.push_str("\n## Pinned to one CPU\n\n");
     out.push_str(
         "Client and service restricted to the same single CPU (`sched_setaffinity`, as \
@@ -1516,6 +1655,7 @@ mod tests {
             idle: None,
             handshake: Vec::new(),
             concurrent,
+            torn: None,
             peer_note: None,
         }
     }

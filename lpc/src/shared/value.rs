@@ -61,6 +61,8 @@ const COPY_SEQ: usize = 0;
 const COPY_LEN: usize = 8;
 const COPY_DATA: usize = 16;
 
+/// Values up to this many bytes are copied out to the stack by a read, larger ones to the heap.
+const STACK_BYTES: usize = 256;
 /// Largest recorded shape accepted.
 const MAX_SHAPE_BYTES: usize = 64 * 1024;
 /// Largest encoded value (capacity) a shared value may have.
@@ -693,9 +695,10 @@ impl ValueObject {
     }
 
     /// A consistent copy of the published value's bytes, given to `decode`; with its version.
-    fn read<R>(&self, decode: impl Fn(&[u8]) -> Result<R>) -> Result<(R, u64)> {
-        const STACK_WORDS: usize = 32;
-        let mut stack = [0u64; STACK_WORDS];
+    /// The copy goes to a buffer on the stack for values up to [`STACK_BYTES`] (no heap
+    /// allocation), to a `Vec` above.
+    fn read<R>(&self, decode: impl FnOnce(&[u8]) -> Result<R>) -> Result<(R, u64)> {
+        let mut stack = [0u8; STACK_BYTES];
         let mut heap = Vec::new();
         let current = self.word(C_CURRENT);
         let mut tries: u32 = 0;
@@ -711,20 +714,18 @@ impl ValueObject {
                 // A length beyond the capacity is either a copy being rewritten (the sequence
                 // check below says) or a hostile writer's: never used for the copy.
                 if len <= self.layout.capacity {
-                    let words = len.div_ceil(8);
-                    let buf: &mut [u64] = if words <= STACK_WORDS {
-                        &mut stack[..words]
+                    let buf: &mut [u8] = if len <= STACK_BYTES {
+                        &mut stack[..len]
                     } else {
-                        heap.resize(words, 0);
+                        heap.resize(len, 0);
                         &mut heap[..]
                     };
                     self.region
-                        .load_words(copy + COPY_DATA, buf)
+                        .load_word_bytes(copy + COPY_DATA, buf)
                         .expect("copies are inside the checked layout");
                     fence(Ordering::Acquire);
                     if seq.load(Ordering::Relaxed) == s1 {
-                        let bytes = words_as_bytes(buf, len);
-                        return decode(&bytes).map(|v| (v, generation));
+                        return decode(buf).map(|v| (v, generation));
                     }
                 } else {
                     fence(Ordering::Acquire);
@@ -924,15 +925,6 @@ impl Drop for WriterLock<'_> {
             wake(o.word32(C_LOCK_GEN), u32::MAX);
         }
     }
-}
-
-fn words_as_bytes(words: &[u64], len: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(words.len() * 8);
-    for w in words {
-        out.extend_from_slice(&w.to_ne_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 fn bytes_as_words(bytes: &[u8]) -> Vec<u64> {

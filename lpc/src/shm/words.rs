@@ -83,6 +83,36 @@ impl Region {
         Ok(())
     }
 
+    /// Copies `out.len()` bytes at `offset` (8-aligned) with relaxed atomic loads of whole
+    /// 64-bit words: `out.len()` rounded up to a multiple of 8 must be in bounds (the bytes of
+    /// the last word beyond `out.len()` are loaded and dropped). One bounds check for the
+    /// range, one load per word: what a seqlock reader copies a value out with.
+    pub(crate) fn load_word_bytes(&self, offset: usize, out: &mut [u8]) -> Result<(), OutOfBounds> {
+        if out.is_empty() {
+            return self.check(offset, 0);
+        }
+        let len = out.len().div_ceil(8).checked_mul(8).ok_or(OutOfBounds)?;
+        self.check(offset, len)?;
+        let first = self.word_ptr::<AtomicU64>(offset, 8)?;
+        let mut chunks = out.chunks_exact_mut(8);
+        let mut i = 0;
+        for chunk in &mut chunks {
+            // SAFETY: word `i` is within the checked range (`len` covers every chunk's word)
+            // and aligned (the first is, and words follow each other); see `atomic_u64_at`.
+            let word = unsafe { &*first.add(i) }.load(Ordering::Relaxed);
+            chunk.copy_from_slice(&word.to_ne_bytes());
+            i += 1;
+        }
+        let tail = chunks.into_remainder();
+        if !tail.is_empty() {
+            // SAFETY: as above: the last word, inside the range rounded up to whole words.
+            let word = unsafe { &*first.add(i) }.load(Ordering::Relaxed);
+            let n = tail.len();
+            tail.copy_from_slice(&word.to_ne_bytes()[..n]);
+        }
+        Ok(())
+    }
+
     /// Stores `words` at `offset` (8-aligned) with relaxed atomic stores.
     pub(crate) fn store_words(&self, offset: usize, words: &[u64]) -> Result<(), OutOfBounds> {
         let len = words.len().checked_mul(8).ok_or(OutOfBounds)?;
