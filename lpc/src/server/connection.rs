@@ -99,6 +99,16 @@ impl ConnectionShared {
         &self.stream
     }
 
+    /// The stream, shared (a subscription's hub entry keeps it, to end it).
+    pub(super) fn stream_arc(&self) -> Arc<Stream> {
+        self.stream.clone()
+    }
+
+    /// The token its welcome gave it, once it is a calling connection.
+    pub(super) fn welcome_token(&self) -> Option<u64> {
+        self.channel.get().map(|c| c.token())
+    }
+
     /// The client hung up: end the connection.
     pub(super) fn peer_gone(&self) {
         self.stop();
@@ -297,6 +307,11 @@ fn handshake(shared: &Shared, conn: &ConnectionShared) -> Result<Channel, String
         Ok(Message::Query) => {
             let info = Message::Info(Box::new(shared.info(conn.peer.as_ref())));
             let _ = conn.stream.send(&info.encode(), None);
+            return Err(String::new());
+        }
+        Ok(Message::Subscribe(request)) => {
+            // A subscription lives on this thread until it ends (`server::events`).
+            super::events::serve(shared, conn, request);
             return Err(String::new());
         }
         Ok(_) => return Err(refuse("bad handshake: expected a hello".into())),
