@@ -80,7 +80,7 @@ pub use client::events::{
 pub use client::{query, Client, ClientOptions, WaitStrategy};
 pub use error::{CallPhase, Error, Result};
 pub use loan::{Loan, LoanError};
-pub use lpc_macros::service;
+pub use lpc_macros::{events, service};
 pub use server::{
     caller, cancelled, deadline, AccessCheck, Dispatch, DispatchError, EncodedArgs, EncodedReply,
     Server, ServerHandle, ServerOptions,
