@@ -254,7 +254,7 @@ impl EventHub {
 }
 
 /// How often a subscription's thread looks whether the service stops.
-const RECHECK: Duration = Duration::from_millis(500);
+const RECHECK: Duration = Duration::from_secs(5);
 
 /// Serves a subscription on its connection's thread, from its `Subscribe` to its end.
 pub(super) fn serve(shared: &Shared, conn: &ConnectionShared, request: Subscribe) {
