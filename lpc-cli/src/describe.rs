@@ -28,6 +28,28 @@ struct Document<'a> {
     fingerprint: String,
     methods: Vec<Method<'a>>,
     types: &'a TypeTable,
+    /// The events it emits (`#[lpc::events]`), if any: their interface, each with its
+    /// parameters' shapes (in `events.types`).
+    events: Option<Events<'a>>,
+}
+
+/// The events of the `--json` document.
+#[derive(Serialize)]
+struct Events<'a> {
+    interface: &'a str,
+    fingerprint: String,
+    events: Vec<Event<'a>>,
+    types: &'a TypeTable,
+}
+
+/// One event of the `--json` document.
+#[derive(Serialize)]
+struct Event<'a> {
+    name: &'a str,
+    id: u32,
+    signature: String,
+    params: &'a [ParamInfo],
+    fingerprint: String,
 }
 
 /// One method of the `--json` document.
@@ -73,6 +95,22 @@ pub fn run(ctx: &Ctx, service: &str, json: bool) -> CliResult {
                 })
                 .collect(),
             types: &interface.types,
+            events: info.events.as_ref().map(|e| Events {
+                interface: &e.name,
+                fingerprint: hex(e.fingerprint),
+                events: e
+                    .methods
+                    .iter()
+                    .map(|m| Event {
+                        name: &m.name,
+                        id: m.id,
+                        signature: signature(m),
+                        params: &m.params,
+                        fingerprint: hex(m.fingerprint),
+                    })
+                    .collect(),
+                types: &e.types,
+            }),
         };
         let text = serde_json::to_string_pretty(&doc)
             .map_err(|e| CliError::new(format!("cannot write the JSON: {e}")))?;
@@ -106,6 +144,24 @@ pub fn run(ctx: &Ctx, service: &str, json: bool) -> CliResult {
             anstream::println!();
         }
         print_method(service, m, &interface.types);
+    }
+    if let Some(events) = &info.events {
+        anstream::println!();
+        anstream::println!(
+            "{HEADER}events{HEADER:#} {DIM}({}, fingerprint {}; `lpc watch {service}` prints them){DIM:#}",
+            safe(&events.name),
+            hex(events.fingerprint)
+        );
+        for m in &events.methods {
+            anstream::println!("  {}", safe(&signature(m)));
+            let params = m
+                .params
+                .iter()
+                .map(|p| format!("{}: {}", p.name, p.shape))
+                .collect::<Vec<_>>()
+                .join(", ");
+            anstream::println!("    {DIM}params{DIM:#}  {}", safe(&params));
+        }
     }
     Ok(())
 }

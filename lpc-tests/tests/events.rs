@@ -159,7 +159,12 @@ fn a_killed_subscriber_has_its_ring_freed() {
     let dir = TempDir::new().unwrap();
     let _service = start(dir.path(), &[]);
     let feed = control(dir.path());
-    let mut subscriber = Process::start(Path::new(EVENTS), &["subscribe", "feed"], dir.path(), "subscribed");
+    let mut subscriber = Process::start(
+        Path::new(EVENTS),
+        &["subscribe", "feed"],
+        dir.path(),
+        "subscribed",
+    );
     assert_eq!(feed.subscribers().unwrap(), 1);
     let info = lpc::query("feed", &client_options(dir.path())).unwrap();
     assert_eq!(info.subscribers.len(), 1);

@@ -46,7 +46,12 @@ fn run() -> Result<(), lpc::Error> {
     println!("job {job} done");
     let mut done = 0;
     while done < steps {
-        if let TickerEventsEvent::Progress { job: j, done: d, of } = next()? {
+        if let TickerEventsEvent::Progress {
+            job: j,
+            done: d,
+            of,
+        } = next()?
+        {
             assert_eq!(j, job);
             println!("progress {d}/{of}");
             done = d;

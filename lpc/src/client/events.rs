@@ -32,7 +32,8 @@ pub trait EventSet: Sized {
     /// The events interface this type was compiled from (`None`: any, decoded by shape).
     fn interface() -> Option<&'static InterfaceDescriptor>;
     /// Decodes event `id`'s `payload`; `remote` is the interface the service announced.
-    fn decode(id: u32, payload: &[u8], remote: &InterfaceInfo) -> std::result::Result<Self, String>;
+    fn decode(id: u32, payload: &[u8], remote: &InterfaceInfo)
+        -> std::result::Result<Self, String>;
 }
 
 /// Decodes an event's arguments (a tuple) as the generated `EventSet::decode` does.
@@ -57,7 +58,11 @@ impl EventSet for JsonEvent {
         None
     }
 
-    fn decode(id: u32, payload: &[u8], remote: &InterfaceInfo) -> std::result::Result<Self, String> {
+    fn decode(
+        id: u32,
+        payload: &[u8],
+        remote: &InterfaceInfo,
+    ) -> std::result::Result<Self, String> {
         let event = remote
             .methods
             .iter()
@@ -435,4 +440,3 @@ impl Drop for EventThread {
         self.halt();
     }
 }
-

@@ -9,16 +9,16 @@
 
 mod connection;
 mod context;
-pub mod events;
 pub(crate) mod dispatch;
+pub mod events;
 pub(crate) mod json;
 mod oneway;
 mod stats;
 
 pub use crate::wire::DEFAULT_MAX_PAYLOAD;
 pub use context::{caller, cancelled, deadline};
-pub use events::{current_connection, ConnectionId, EventHub, Target};
 pub use dispatch::{Dispatch, DispatchError, EncodedArgs, EncodedReply};
+pub use events::{current_connection, ConnectionId, EventHub, Target};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
