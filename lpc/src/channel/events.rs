@@ -365,7 +365,7 @@ impl Consumer {
                 return Ok(None);
             }
             let used = tail.wrapping_sub(head) as usize;
-            if used > size || head % 8 != 0 {
+            if used > size || !head.is_multiple_of(8) {
                 return bad(format!(
                     "the event ring's tail {tail} and head {head} are not {size} bytes apart \
                      at most"
