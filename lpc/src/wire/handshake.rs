@@ -285,14 +285,15 @@ mod tests {
     fn the_version_is_read_before_the_body() {
         // A future hello with fields this side does not know: told apart by its prefix.
         let mut future = vec![TAG_HELLO];
-        future.extend_from_slice(&3u32.to_le_bytes());
+        future.extend_from_slice(&(PROTOCOL_VERSION + 1).to_le_bytes());
         future.extend_from_slice(&[0xff; 40]);
         let err = Message::decode(&future).unwrap_err();
-        assert_eq!(err, MessageError::Version(3));
+        assert_eq!(err, MessageError::Version(PROTOCOL_VERSION + 1));
         assert_eq!(
             text(err),
             format!(
-                "the peer speaks protocol version 3, this side speaks version {PROTOCOL_VERSION}"
+                "the peer speaks protocol version {}, this side speaks version {PROTOCOL_VERSION}",
+                PROTOCOL_VERSION + 1
             )
         );
         // Too short to hold the version at all: malformed, not another version.
@@ -382,6 +383,8 @@ mod tests {
                 &no_clients,
                 (1u8, ("m", 1u64, 0u64, vec![0u64; 2])),
                 0u64,
+                // No events, no subscribers.
+                (0u8, 0u8),
             ),
         );
         assert!(
