@@ -47,6 +47,7 @@ use std::time::Duration;
 use super::ChannelError;
 use crate::shm::Region;
 use crate::sys::{self, fence, AtomicU32, SharedMemory, WaitOutcome};
+pub use crate::wire::handshake::Overflow;
 
 /// Bytes before the ring.
 pub(crate) const HEADER: usize = 128;
@@ -58,6 +59,9 @@ const HEAD: usize = 64;
 const SLEEPING: usize = 68;
 const RECORD_HEADER: usize = 16;
 const SKIP: u32 = u32::MAX;
+
+/// The ring a subscriber gets when it asks for none in particular.
+pub const DEFAULT_EVENT_RING: u32 = 64 * 1024;
 
 /// The smallest and largest ring a subscriber may ask for.
 pub(crate) const MIN_RING: usize = 4096;
@@ -84,17 +88,6 @@ pub(crate) fn max_event(size: usize) -> usize {
 
 fn padded(len: usize) -> usize {
     (len + 7) & !7
-}
-
-/// What the service does with an event when a subscriber's ring is full.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Overflow {
-    /// Take back the oldest events not read yet to make room (counted as missed).
-    DropOldest,
-    /// Drop the new event (counted as missed).
-    DropNewest,
-    /// End the subscription.
-    Disconnect,
 }
 
 /// How an event went to one subscriber.

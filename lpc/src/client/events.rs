@@ -109,7 +109,7 @@ impl Default for SubscribeOptions {
         SubscribeOptions {
             client: ClientOptions::default(),
             events: None,
-            ring: crate::server::events::DEFAULT_EVENT_RING,
+            ring: crate::channel::events::DEFAULT_EVENT_RING,
             policy: Overflow::DropOldest,
         }
     }

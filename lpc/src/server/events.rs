@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::connection::ConnectionShared;
 use super::Shared;
 use crate::channel::budget::{Budget, Charge, ConnectionBudget};
 use crate::channel::events::{self, Overflow, Producer, Pushed};
@@ -32,8 +31,7 @@ use crate::wire::handshake::{Message, Refusal, RefusalKind, Subscribe, Subscribe
 use crate::wire::info::{SubscriberInfo, MAX_LISTED_CLIENTS};
 use crate::wire::interface::{InterfaceDescriptor, MethodDescriptor};
 
-/// The ring a subscriber gets when it asks for none in particular.
-pub const DEFAULT_EVENT_RING: u32 = 64 * 1024;
+pub use crate::channel::events::DEFAULT_EVENT_RING;
 
 /// A calling connection, to send events to it alone: [`current_connection`] inside a
 /// handler; kept, it names the same connection later (events to it reach the subscriptions
@@ -256,9 +254,19 @@ impl EventHub {
 /// How often a subscription's thread looks whether the service stops.
 const RECHECK: Duration = Duration::from_secs(5);
 
+/// What a subscription needs of its connection (`server::connection` gives it).
+pub(super) struct SubscriberConnection<'a> {
+    pub(super) stream: Arc<Stream>,
+    pub(super) peer: Option<PeerCredentials>,
+    /// Set once subscribed (a query then counts it as a connection).
+    pub(super) calling: &'a AtomicBool,
+    /// Whether the connection must end (the service stops).
+    pub(super) stopped: &'a dyn Fn() -> bool,
+}
+
 /// Serves a subscription on its connection's thread, from its `Subscribe` to its end.
-pub(super) fn serve(shared: &Shared, conn: &ConnectionShared, request: Subscribe) {
-    let stream = conn.stream_arc();
+pub(super) fn serve(shared: &Shared, conn: SubscriberConnection<'_>, request: Subscribe) {
+    let stream = conn.stream.clone();
     let refuse = |kind: RefusalKind, reason: String| {
         let refusal = Refusal { kind, reason };
         let _ = stream.send(&Message::Refused(refusal).encode(), None);
@@ -383,7 +391,7 @@ pub(super) fn serve(shared: &Shared, conn: &ConnectionShared, request: Subscribe
         // shut it down).
         let mut buf = [0u8; 64];
         loop {
-            if conn.stopped() || subscriber.gone.load(Ordering::Relaxed) {
+            if (conn.stopped)() || subscriber.gone.load(Ordering::Relaxed) {
                 break;
             }
             match stream.recv(&mut buf, Some(Instant::now() + RECHECK)) {

@@ -58,6 +58,17 @@ const TAG_SLOTS: u8 = 8;
 const TAG_SUBSCRIBE: u8 = 9;
 const TAG_SUBSCRIBED: u8 = 10;
 
+/// What the service does with an event when a subscriber's ring is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Overflow {
+    /// Take back the oldest events not read yet to make room (counted as missed).
+    DropOldest,
+    /// Drop the new event (counted as missed).
+    DropNewest,
+    /// End the subscription.
+    Disconnect,
+}
+
 /// A subscriber's first message (instead of a hello): which events it wants and how.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Subscribe {
@@ -69,7 +80,7 @@ pub(crate) struct Subscribe {
     pub(crate) events: Option<Vec<String>>,
     /// The ring size asked for (bytes; the service rounds it into its bounds).
     pub(crate) ring: u32,
-    pub(crate) policy: crate::channel::events::Overflow,
+    pub(crate) policy: Overflow,
     /// The token of a calling connection of the same process (its welcome's): events sent
     /// to that connection (`to_caller`) go to this subscription.
     pub(crate) link: Option<u64>,
