@@ -28,6 +28,7 @@ pub mod counter;
 pub mod inventory;
 pub mod loans;
 pub mod probe;
+pub mod ticker;
 
 /// Parses `--name NAME` from the command line, or returns `default`.
 pub fn name_arg(default: &str) -> String {

@@ -556,3 +556,19 @@ fn segment_reader_reads_what_segment_writer_wrote() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("segment `frames` not found"), "{err}");
 }
+
+/// The ticker's events: ticks to every subscriber, progress to the caller of a job alone.
+#[test]
+fn ticker_client_receives_ticks_and_the_progress_of_its_job() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let _service = start(env!("CARGO_BIN_EXE_ticker-service"), &[], dir.path());
+    let out = run(
+        env!("CARGO_BIN_EXE_ticker-client"),
+        &["--ticks", "2", "--steps", "3"],
+        dir.path(),
+    );
+    assert_eq!(
+        out,
+        "tick 1\ntick 2\njob 1 done\nprogress 1/3\nprogress 2/3\nprogress 3/3\n"
+    );
+}

@@ -51,7 +51,7 @@ struct Refusal {
 }
 
 /// The protocol version lpc speaks (`PROTOCOL_VERSION` in `lpc/src/wire/handshake.rs`).
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 
 /// `tag` and the protocol version, followed by the postcard encoding of `body`.
 fn message<T: Serialize + ?Sized>(tag: u8, body: &T) -> Vec<u8> {

@@ -28,6 +28,28 @@ struct Document<'a> {
     fingerprint: String,
     methods: Vec<Method<'a>>,
     types: &'a TypeTable,
+    /// The events it emits (`#[lpc::events]`), if any: their interface, each with its
+    /// parameters' shapes (in `events.types`).
+    events: Option<Events<'a>>,
+}
+
+/// The events of the `--json` document.
+#[derive(Serialize)]
+struct Events<'a> {
+    interface: &'a str,
+    fingerprint: String,
+    events: Vec<Event<'a>>,
+    types: &'a TypeTable,
+}
+
+/// One event of the `--json` document.
+#[derive(Serialize)]
+struct Event<'a> {
+    name: &'a str,
+    id: u32,
+    signature: String,
+    params: &'a [ParamInfo],
+    fingerprint: String,
 }
 
 /// One method of the `--json` document.
@@ -51,6 +73,7 @@ pub fn document_json(
     service: &str,
     pid: Option<u32>,
     interface: &lpc::InterfaceInfo,
+    events: Option<&lpc::InterfaceInfo>,
 ) -> Result<String, CliError> {
     let doc = Document {
         format: FORMAT,
@@ -75,6 +98,22 @@ pub fn document_json(
             })
             .collect(),
         types: &interface.types,
+        events: events.map(|e| Events {
+            interface: &e.name,
+            fingerprint: hex(e.fingerprint),
+            events: e
+                .methods
+                .iter()
+                .map(|m| Event {
+                    name: &m.name,
+                    id: m.id,
+                    signature: signature(m),
+                    params: &m.params,
+                    fingerprint: hex(m.fingerprint),
+                })
+                .collect(),
+            types: &e.types,
+        }),
     };
     serde_json::to_string_pretty(&doc)
         .map_err(|e| CliError::new(format!("cannot write the JSON: {e}")))
@@ -84,7 +123,7 @@ pub fn run(ctx: &Ctx, service: &str, json: bool) -> CliResult {
     let info = ctx.query(service)?;
     let interface = &info.interface;
     if json {
-        let text = document_json(service, info.pid, interface)?;
+        let text = document_json(service, info.pid, interface, info.events.as_ref())?;
         anstream::println!("{}", json_safe(text));
         return Ok(());
     }
@@ -115,6 +154,24 @@ pub fn run(ctx: &Ctx, service: &str, json: bool) -> CliResult {
             anstream::println!();
         }
         print_method(service, m, &interface.types);
+    }
+    if let Some(events) = &info.events {
+        anstream::println!();
+        anstream::println!(
+            "{HEADER}events{HEADER:#} {DIM}({}, fingerprint {}; `lpc watch {service}` prints them){DIM:#}",
+            safe(&events.name),
+            hex(events.fingerprint)
+        );
+        for m in &events.methods {
+            anstream::println!("  {}", safe(&signature(m)));
+            let params = m
+                .params
+                .iter()
+                .map(|p| format!("{}: {}", p.name, p.shape))
+                .collect::<Vec<_>>()
+                .join(", ");
+            anstream::println!("    {DIM}params{DIM:#}  {}", safe(&params));
+        }
     }
     Ok(())
 }

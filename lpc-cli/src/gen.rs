@@ -26,9 +26,14 @@ pub fn run(ctx: &Ctx, source: &str, from_file: bool, out_dir: &Path) -> CliResul
         let info = InterfaceInfo::from_describe_json(&text).map_err(CliError::new)?;
         (info, text)
     } else {
-        let info = ctx.query(source)?.interface;
-        let document = crate::describe::document_json(source, None, &info)?;
-        (info, document)
+        let service = ctx.query(source)?;
+        let document = crate::describe::document_json(
+            source,
+            None,
+            &service.interface,
+            service.events.as_ref(),
+        )?;
+        (service.interface, document)
     };
     let generated = generate(&info, &document).map_err(CliError::new)?;
     for (name, text) in [

@@ -10,6 +10,7 @@ mod gen;
 mod list;
 mod monitor;
 mod shared;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -137,6 +138,18 @@ enum Command {
         #[arg(long, value_name = "DIR", default_value = ".")]
         out: PathBuf,
     },
+    /// Print a service's events as JSON lines (`{"event", "args", "missed"}`) until
+    /// interrupted, `--count` events, or the service is gone.
+    Watch {
+        /// The service name (see `lpc list`).
+        service: String,
+        /// Only these events (all by default).
+        events: Vec<String>,
+        /// Exit after this many events.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+
     /// Watch a service: per-method calls, rates, latency percentiles, errors, and its clients.
     #[command(
         after_help = "Example:\n  lpc monitor calc\n  lpc monitor calc --interval 500ms\n  lpc monitor calc --once\n\n\
@@ -293,6 +306,11 @@ fn main() -> ExitCode {
             from,
             out,
         } => gen::run(&ctx, &source, from, &out).map(|()| EXIT_OK),
+        Command::Watch {
+            service,
+            events,
+            count,
+        } => watch::run(&ctx, &service, &events, count).map(|()| EXIT_OK),
         Command::Monitor {
             service,
             interval,

@@ -211,5 +211,38 @@ fn frame(
             ));
         }
     }
+    if !cur.subscribers.is_empty() {
+        out.push('\n');
+        let rows: Vec<_> = cur
+            .subscribers
+            .iter()
+            .map(|s| {
+                vec![
+                    (fmt_pid(s.pid), plain),
+                    (s.user.clone(), plain),
+                    (
+                        s.events.as_ref().map_or("all".into(), |e| e.join(",")),
+                        NAME,
+                    ),
+                    (s.ring.to_string(), plain),
+                    (s.policy.clone(), plain),
+                    (s.delivered.to_string(), plain),
+                    (s.dropped.to_string(), plain),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            &[
+                "SUBSCRIBER PID",
+                "USER",
+                "EVENTS",
+                "RING",
+                "WHEN FULL",
+                "DELIVERED",
+                "DROPPED",
+            ],
+            &rows,
+        ));
+    }
     out
 }

@@ -902,6 +902,8 @@ fn hostile_answers(reply: lpc::testing::RawReply) -> lpc::testing::RawAnswers {
             },
         }],
         unknown_calls: 0,
+        events: None,
+        subscribers: Vec::new(),
     };
     lpc::testing::RawAnswers {
         info,
@@ -1179,6 +1181,8 @@ fn describe_and_monitor_survive_a_service_whose_query_answer_lies() {
             2
         ],
         unknown_calls: 0,
+        events: None,
+        subscribers: Vec::new(),
     };
     let runs: [&[&str]; 3] = [
         &["describe", "liar"],

@@ -69,7 +69,7 @@ pub fn expand(service: &Service) -> TokenStream {
 }
 
 /// Generates the items of one service from its description, one method per item.
-struct ServiceGenerator<'a> {
+pub(crate) struct ServiceGenerator<'a> {
     service: &'a Service,
     /// `XXX_INTERFACE`, the descriptor static.
     interface: Ident,
@@ -101,7 +101,7 @@ impl ToTokens for ServiceGenerator<'_> {
 }
 
 impl<'a> ServiceGenerator<'a> {
-    fn new(service: &'a Service) -> Self {
+    pub(crate) fn new(service: &'a Service) -> Self {
         // The generated names carry the trait name's span, so that an error about one (a name
         // already taken) points at the trait.
         let span = service.ident.span();
@@ -119,7 +119,7 @@ impl<'a> ServiceGenerator<'a> {
     }
 
     /// `pub static XXX_INTERFACE: lpc::InterfaceDescriptor`.
-    fn interface_static(&self) -> TokenStream {
+    pub(crate) fn interface_static(&self) -> TokenStream {
         let Service {
             name,
             vis,

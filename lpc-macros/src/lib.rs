@@ -13,6 +13,7 @@
 //!   (arguments as a JSON array or object, reply `{"result": …}` / `{"error": …}` plus
 //!   `"out"` for `&mut` parameters).
 
+mod events;
 mod expand;
 mod hash;
 mod model;
@@ -20,6 +21,33 @@ mod pretty;
 
 use proc_macro::TokenStream;
 use quote::ToTokens as _;
+
+/// Turns a trait into the events a service emits (see the `lpc` crate's guide): generates
+/// `XXX_INTERFACE` (the events with their shapes), `XxxEmitter` (what the service emits
+/// through) and `XxxEvent` (what a subscriber receives). Each method is an event: `&self`, no
+/// result, parameters by value.
+#[proc_macro_attribute]
+pub fn events(args: TokenStream, input: TokenStream) -> TokenStream {
+    let input: proc_macro2::TokenStream = input.into();
+    if !args.is_empty() {
+        let error = syn::Error::new(
+            proc_macro2::Span::call_site(),
+            "`#[lpc::events]` takes no arguments",
+        );
+        return with_errors(input, error).into();
+    }
+    let item = match syn::parse2::<syn::ItemTrait>(input.clone()) {
+        Ok(item) => item,
+        Err(error) => return with_errors(input, error).into(),
+    };
+    match model::read_service(item.clone()) {
+        Ok(mut service) => match events::expand(&mut service) {
+            Ok(tokens) => tokens.into(),
+            Err(error) => with_errors(sanitize(item).into_token_stream(), error).into(),
+        },
+        Err(error) => with_errors(sanitize(item).into_token_stream(), error).into(),
+    }
+}
 
 /// Turns a trait into an lpc service interface.
 ///

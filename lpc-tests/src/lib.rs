@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub mod feed;
 pub mod journal;
 pub mod sizes;
 

@@ -437,10 +437,10 @@ fn a_peer_that_breaks_the_handshake_is_a_protocol_error() {
     // (answer, what the client must say): an unknown tag of this version, and a welcome of a
     // future version whose body this side cannot know (told apart by the version prefix).
     let cases: [(Vec<u8>, &str); 2] = [
-        (vec![0xee, 2, 0, 0, 0, 1, 2, 3], "unknown message tag"),
+        (vec![0xee, 3, 0, 0, 0, 1, 2, 3], "unknown message tag"),
         (
             [&[2u8, 9, 0, 0, 0][..], &[0xff; 64]].concat(),
-            "the peer speaks protocol version 9, this side speaks version 2",
+            "the peer speaks protocol version 9, this side speaks version 3",
         ),
     ];
     for (answer, needle) in cases {

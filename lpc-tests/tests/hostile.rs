@@ -64,7 +64,7 @@ const TAG_WELCOME: u8 = 2;
 const TAG_REFUSED: u8 = 3;
 const TAG_SPILL: u8 = 4;
 /// The protocol version lpc speaks (`wire::handshake::PROTOCOL_VERSION`).
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 
 /// The service's default largest payload.
 const LIMIT: u64 = 1 << 30;
@@ -962,7 +962,7 @@ fn malformed_handshakes_are_refused_without_harm() {
         (
             "a hello of a future version, with fields this side does not know".into(),
             [prefix(TAG_HELLO, VERSION + 1), vec![0xff; 40]].concat(),
-            "protocol version 3, this side speaks version 2",
+            "protocol version 4, this side speaks version 3",
         ),
         (
             "a hello of the first version (its version inside the body)".into(),

@@ -469,6 +469,8 @@ fn a_client_under_a_memory_limit_gets_errors_from_a_service_whose_lengths_lie() 
         body.extend(varint(190_000));
         body.extend(zeros(190_000));
         body.push(0);
+        // No events, no subscribers.
+        body.extend([0, 0]);
         conn.socket().send(&message(TAG_INFO, &body)).unwrap();
         // 4. An honest welcome, then results that lie.
         let conn = service.accept(PROMPT).unwrap();
@@ -507,8 +509,8 @@ fn a_client_under_a_memory_limit_gets_errors_from_a_service_whose_lengths_lie() 
         // ... output "", no result, not one-way, unit result, no error, fingerprint 0; no
         // types.
         body.extend([0, 0, 0, 0, 0, 0, 0]);
-        // 0 connections, no clients, no methods, 0 unknown calls.
-        body.extend([0, 0, 0, 0]);
+        // 0 connections, no clients, no methods, 0 unknown calls; no events, no subscribers.
+        body.extend([0, 0, 0, 0, 0, 0]);
         conn.socket().send(&message(TAG_INFO, &body)).unwrap();
     });
     for l in &lines {

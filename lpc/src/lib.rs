@@ -73,10 +73,14 @@ pub mod floor;
 #[cfg(feature = "test-util")]
 pub mod testing;
 
+pub use channel::events::Overflow;
+pub use client::events::{
+    EventSet, EventThread, JsonEvent, Received, SubscribeOptions, Subscription,
+};
 pub use client::{query, Client, ClientOptions, WaitStrategy};
 pub use error::{CallPhase, Error, Result};
 pub use loan::{Loan, LoanError};
-pub use lpc_macros::service;
+pub use lpc_macros::{events, service};
 pub use server::{
     caller, cancelled, deadline, AccessCheck, Dispatch, DispatchError, EncodedArgs, EncodedReply,
     Server, ServerHandle, ServerOptions,
@@ -118,6 +122,9 @@ pub mod __private {
     }
 
     pub use crate::server::dispatch::{decode_args, encode_reply, json_by_shapes};
+
+    /// Support for the code `#[lpc::events]` generates.
+    pub use crate::client::events::decode_args as decode_event_args;
 }
 
 /// The README's code blocks, compiled as doctests so that the quick start stays true.

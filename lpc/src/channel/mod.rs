@@ -6,6 +6,7 @@
 
 pub(crate) mod budget;
 pub(crate) mod bulk;
+pub(crate) mod events;
 #[cfg(all(test, loom))]
 mod model;
 pub(crate) mod payload;
@@ -36,7 +37,7 @@ use self::state::REPLY;
 
 /// How long a blocked client sleeps before checking that the service is still alive.
 /// A call in flight learns of the service's death within about this long.
-const LIVENESS_SLICE: Duration = Duration::from_millis(20);
+pub(crate) const LIVENESS_SLICE: Duration = Duration::from_millis(20);
 /// How long a sleeping connection thread goes without re-checking that it should stop.
 const SERVICE_RECHECK: Duration = Duration::from_secs(5);
 /// Smallest spill buffer: below this, growing again soon is likely.

@@ -55,6 +55,9 @@ pub(super) struct ConnectionShared {
     channel: OnceLock<Arc<Channel>>,
     /// The consumer of the connection's one-way queue, if it has one (set with `channel`).
     oneway: OnceLock<Oneway>,
+    /// The token of its welcome, set before the welcome is sent (a subscription of the same
+    /// process may name it as soon as the client has it).
+    welcome_token: OnceLock<u64>,
 }
 
 impl std::fmt::Debug for ConnectionShared {
@@ -92,11 +95,17 @@ impl ConnectionShared {
             stop: Arc::new(AtomicBool::new(false)),
             channel: OnceLock::new(),
             oneway: OnceLock::new(),
+            welcome_token: OnceLock::new(),
         }
     }
 
     pub(super) fn stream(&self) -> &Stream {
         &self.stream
+    }
+
+    /// The token its welcome gave it, once it is a calling connection.
+    pub(super) fn welcome_token(&self) -> Option<u64> {
+        self.welcome_token.get().copied()
     }
 
     /// The client hung up: end the connection.
@@ -299,6 +308,17 @@ fn handshake(shared: &Shared, conn: &ConnectionShared) -> Result<Channel, String
             let _ = conn.stream.send(&info.encode(), None);
             return Err(String::new());
         }
+        Ok(Message::Subscribe(request)) => {
+            // A subscription lives on this thread until it ends (`server::events`).
+            let subscriber = super::events::SubscriberConnection {
+                stream: conn.stream.clone(),
+                peer: conn.peer.clone(),
+                calling: &conn.calling,
+                stopped: &|| conn.stopped(),
+            };
+            super::events::serve(shared, subscriber, request);
+            return Err(String::new());
+        }
         Ok(_) => return Err(refuse("bad handshake: expected a hello".into())),
         Err(e) => return Err(refuse(format!("bad handshake: {e}"))),
     };
@@ -358,6 +378,7 @@ fn handshake(shared: &Shared, conn: &ConnectionShared) -> Result<Channel, String
         token: connection_token(),
     };
     let welcome_token = welcome.token;
+    let _ = conn.welcome_token.set(welcome_token);
     conn.stream
         .send(&Message::Welcome(welcome).encode(), Some(&shm))
         .map_err(|e| format!("sending the welcome: {e}"))?;

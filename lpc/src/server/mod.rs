@@ -10,6 +10,7 @@
 mod connection;
 mod context;
 pub(crate) mod dispatch;
+pub mod events;
 pub(crate) mod json;
 mod oneway;
 mod stats;
@@ -17,6 +18,7 @@ mod stats;
 pub use crate::wire::DEFAULT_MAX_PAYLOAD;
 pub use context::{caller, cancelled, deadline};
 pub use dispatch::{Dispatch, DispatchError, EncodedArgs, EncodedReply};
+pub use events::{current_connection, ConnectionId, EventHub, Target};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -380,6 +382,8 @@ pub struct Server {
     listener: Listener,
     options: ServerOptions,
     geometry: Geometry,
+    /// The events it emits, if any ([`Server::with_events`]).
+    events: Option<events::EventHub>,
 }
 
 impl Server {
@@ -456,7 +460,15 @@ impl Server {
             listener,
             options,
             geometry,
+            events: None,
         })
+    }
+
+    /// Emits the events of `hub` (an `#[lpc::events]` trait's `XxxEmitter::hub()`, or the
+    /// emitter itself): clients may subscribe to them, and `describe` lists them.
+    pub fn with_events(mut self, hub: &impl AsRef<EventHub>) -> Server {
+        self.events = Some(hub.as_ref().clone());
+        self
     }
 
     /// The service name.
@@ -910,6 +922,17 @@ impl Shared {
             clients,
             methods,
             unknown_calls,
+            events: self
+                .server
+                .events
+                .as_ref()
+                .and_then(|hub| hub.interface().info().ok().cloned()),
+            subscribers: self
+                .server
+                .events
+                .as_ref()
+                .map(|hub| hub.subscribers_info(visible))
+                .unwrap_or_default(),
         }
     }
 

@@ -14,6 +14,10 @@
 //! and when the client first uses a call slot beyond slot 0 (the service starts its thread):
 //!   Slots                              ->
 //!
+//! or, for a subscriber to events (`lpc::Subscription`, its own connection):
+//!   Subscribe {interface, events?, ring, policy, link?} ->
+//!                                      <-  Subscribed {events interface, ring} + ring memfd
+//!
 //! or, for tools that only look (`lpc list`, `lpc monitor`):
 //!   Query                              ->
 //!                                      <-  Info {pid, uid, uptime, interface, clients, stats}
@@ -32,8 +36,9 @@ use super::info::ServiceInfo;
 use super::interface::InterfaceInfo;
 
 /// Version of the wire protocol; a message of any other is refused before its body is read.
-/// (2: the version moved from the hello's and welcome's bodies into every message's prefix.)
-pub(crate) const PROTOCOL_VERSION: u32 = 2;
+/// (2: the version moved from the hello's and welcome's bodies into every message's prefix;
+/// 3: `Subscribe` and `Subscribed`, and the events and subscribers in `Info`.)
+pub(crate) const PROTOCOL_VERSION: u32 = 3;
 /// Bytes before a message's body: the tag and the version.
 pub(crate) const PREFIX_LEN: usize = 5;
 /// Default largest payload, in either direction: 1 GiB. Each side announces its own limit in
@@ -50,6 +55,45 @@ const TAG_QUERY: u8 = 5;
 const TAG_INFO: u8 = 6;
 const TAG_BULK: u8 = 7;
 const TAG_SLOTS: u8 = 8;
+const TAG_SUBSCRIBE: u8 = 9;
+const TAG_SUBSCRIBED: u8 = 10;
+
+/// What the service does with an event when a subscriber's ring is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Overflow {
+    /// Take back the oldest events not read yet to make room (counted as missed).
+    DropOldest,
+    /// Drop the new event (counted as missed).
+    DropNewest,
+    /// End the subscription.
+    Disconnect,
+}
+
+/// A subscriber's first message (instead of a hello): which events it wants and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Subscribe {
+    pub(crate) service: String,
+    /// The events interface (name, fingerprint) the subscriber was compiled against; `None`
+    /// for a tool that decodes by shape (`lpc watch`).
+    pub(crate) interface: Option<(String, u64)>,
+    /// The names of the events wanted; `None`: all of them.
+    pub(crate) events: Option<Vec<String>>,
+    /// The ring size asked for (bytes; the service rounds it into its bounds).
+    pub(crate) ring: u32,
+    pub(crate) policy: Overflow,
+    /// The token of a calling connection of the same process (its welcome's): events sent
+    /// to that connection (`to_caller`) go to this subscription.
+    pub(crate) link: Option<u64>,
+}
+
+/// The service's answer to a subscription, with the ring attached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Subscribed {
+    /// The events interface the service emits, with the shapes.
+    pub(crate) events: InterfaceInfo,
+    /// Bytes of the ring (the object is `channel::events::HEADER` more).
+    pub(crate) ring: u32,
+}
 
 /// The client's first message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,6 +163,10 @@ pub(crate) enum Message {
     /// The client raised its "slots used" mark: the service's reactor starts the threads of
     /// the new slots (it only needs to notice the message; nobody waits for it).
     Slots,
+    /// A subscription (instead of a hello).
+    Subscribe(Subscribe),
+    /// The answer to it; the ring is attached.
+    Subscribed(Subscribed),
 }
 
 /// Why a received message was not understood.
@@ -157,6 +205,8 @@ impl Message {
             Message::Bulk { id } => (TAG_BULK, postcard::to_stdvec(id)),
             Message::Slots => (TAG_SLOTS, Ok(Vec::new())),
             Message::Info(info) => (TAG_INFO, postcard::to_stdvec(info)),
+            Message::Subscribe(s) => (TAG_SUBSCRIBE, postcard::to_stdvec(s)),
+            Message::Subscribed(s) => (TAG_SUBSCRIBED, postcard::to_stdvec(s)),
         };
         let body = body.expect("handshake messages always encode");
         let mut out = Vec::with_capacity(PREFIX_LEN + body.len());
@@ -200,6 +250,8 @@ impl Message {
             TAG_BULK => Message::Bulk { id: whole(body)? },
             TAG_SLOTS if body.is_empty() => Message::Slots,
             TAG_SLOTS => return Err(malformed("a slots notice carries no body".into())),
+            TAG_SUBSCRIBE => Message::Subscribe(whole(body)?),
+            TAG_SUBSCRIBED => Message::Subscribed(whole(body)?),
             other => return Err(malformed(format!("unknown message tag {other}"))),
         })
     }
@@ -244,14 +296,15 @@ mod tests {
     fn the_version_is_read_before_the_body() {
         // A future hello with fields this side does not know: told apart by its prefix.
         let mut future = vec![TAG_HELLO];
-        future.extend_from_slice(&3u32.to_le_bytes());
+        future.extend_from_slice(&(PROTOCOL_VERSION + 1).to_le_bytes());
         future.extend_from_slice(&[0xff; 40]);
         let err = Message::decode(&future).unwrap_err();
-        assert_eq!(err, MessageError::Version(3));
+        assert_eq!(err, MessageError::Version(PROTOCOL_VERSION + 1));
         assert_eq!(
             text(err),
             format!(
-                "the peer speaks protocol version 3, this side speaks version {PROTOCOL_VERSION}"
+                "the peer speaks protocol version {}, this side speaks version {PROTOCOL_VERSION}",
+                PROTOCOL_VERSION + 1
             )
         );
         // Too short to hold the version at all: malformed, not another version.
@@ -341,6 +394,8 @@ mod tests {
                 &no_clients,
                 (1u8, ("m", 1u64, 0u64, vec![0u64; 2])),
                 0u64,
+                // No events, no subscribers.
+                (0u8, 0u8),
             ),
         );
         assert!(

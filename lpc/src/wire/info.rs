@@ -35,6 +35,11 @@ pub struct ServiceInfo {
     pub methods: Vec<MethodStats>,
     /// Calls whose method id the service did not know.
     pub unknown_calls: u64,
+    /// The events the service emits (`#[lpc::events]`), with their shapes, if any.
+    pub events: Option<InterfaceInfo>,
+    /// The subscribers to them the asker may see (at most [`MAX_LISTED_CLIENTS`]), with what
+    /// each received and missed.
+    pub subscribers: Vec<SubscriberInfo>,
 }
 
 /// At most this many clients are listed in a [`ServiceInfo`].
@@ -58,6 +63,26 @@ pub struct ClientInfo {
     pub connected_for: Duration,
     /// Calls it has made.
     pub calls: u64,
+}
+
+/// One subscriber to a service's events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriberInfo {
+    /// Process id (from the kernel, at connect), `None` if unknown.
+    #[serde(with = "pid_or_zero")]
+    pub pid: Option<u32>,
+    /// The user it runs as.
+    pub user: String,
+    /// The events it asked for (`None`: all).
+    pub events: Option<Vec<String>>,
+    /// Its ring's size in bytes.
+    pub ring: u64,
+    /// What happens when its ring is full: `drop-oldest`, `drop-newest` or `disconnect`.
+    pub policy: String,
+    /// Events written into its ring.
+    pub delivered: u64,
+    /// Events it missed (dropped for it).
+    pub dropped: u64,
 }
 
 /// A pid that may be unknown, as 0 on the wire (as `SO_PEERCRED` reports an unknown one, and
