@@ -526,3 +526,34 @@ fn segment_reader_reads_what_segment_writer_wrote() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("segment `frames` not found"), "{err}");
 }
+
+#[test]
+fn spawn_worker_survives_its_workers_crash_and_spawns_another() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let out = run(env!("CARGO_BIN_EXE_spawn-worker"), &[], dir.path());
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 6, "{out}");
+    let first: u32 = lines[0]
+        .strip_prefix("spawned worker ")
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(lines[1], "square(12) = 144", "{out}");
+    assert!(
+        lines[2].starts_with("the worker crashed: ") && lines[2].contains("square"),
+        "{out}"
+    );
+    assert!(lines[3].starts_with("worker exited: "), "{out}");
+    assert!(lines[3].contains("SIGABRT"), "{out}");
+    let second: u32 = lines[4]
+        .strip_prefix("spawned worker ")
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_ne!(first, second, "{out}");
+    assert_eq!(lines[5], "square(14) = 196", "{out}");
+    // Inherited connections have no names: nothing in the runtime directory.
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(names.is_empty(), "{names:?}");
+}

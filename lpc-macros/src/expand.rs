@@ -262,6 +262,25 @@ impl<'a> ServiceGenerator<'a> {
                     ::lpc::Client::connect(name, &#interface, options).map(|inner| Self { inner })
                 }
 
+                /// Starts `command` as a child service of this interface and connects to
+                /// it over an inherited connection (see `lpc::Client::spawn`); the child
+                /// serves with `lpc::Server::inherited()`. Dropping the returned
+                /// `lpc::Child` kills the child.
+                pub fn spawn(
+                    command: ::std::process::Command,
+                ) -> ::core::result::Result<(::lpc::Child, Self), ::lpc::Error> {
+                    Self::spawn_with(command, &::lpc::ClientOptions::default())
+                }
+
+                /// [`Self::spawn`] with `options` (connect and call timeouts, limits).
+                pub fn spawn_with(
+                    command: ::std::process::Command,
+                    options: &::lpc::ClientOptions,
+                ) -> ::core::result::Result<(::lpc::Child, Self), ::lpc::Error> {
+                    ::lpc::Client::spawn(command, &#interface, options)
+                        .map(|(child, inner)| (child, Self { inner }))
+                }
+
                 /// Wraps a connected client (whose interface must be this one).
                 pub fn from_client(inner: ::lpc::Client) -> Self {
                     Self { inner }

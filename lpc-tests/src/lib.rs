@@ -382,3 +382,62 @@ pub fn probe_method_id(name: &str) -> u32 {
         .unwrap_or_else(|| panic!("Probe has no method {name}"))
         .id
 }
+
+/// The interface of the child services the spawn tests start (`lpc-test-child`).
+pub mod child {
+    /// What a spawned child tells about itself.
+    #[lpc::service]
+    pub trait ChildProbe {
+        /// `a + b`, wrapping.
+        fn add(&self, a: i32, b: i32) -> i32;
+        /// The child's pid.
+        fn pid(&self) -> u32;
+        /// What each of the child's open descriptors is (`readlink /proc/self/fd/N`), by
+        /// number, listed while this call runs.
+        fn descriptors(&self) -> Vec<(u32, String)>;
+        /// The child's environment variable `name`.
+        fn env(&self, name: &str) -> Option<String>;
+        /// Aborts the child (a crash: no unwinding, no reply).
+        fn abort(&self) -> u32;
+        /// Prints `sleeping <ms>` on stdout, sleeps `ms` milliseconds, returns `ms`.
+        fn sleep_ms(&self, ms: u64) -> u64;
+    }
+
+    /// What `lpc-test-child` serves.
+    pub struct ChildService;
+
+    impl ChildProbe for ChildService {
+        fn add(&self, a: i32, b: i32) -> i32 {
+            a.wrapping_add(b)
+        }
+        fn pid(&self) -> u32 {
+            std::process::id()
+        }
+        fn descriptors(&self) -> Vec<(u32, String)> {
+            let mut fds: Vec<(u32, String)> = std::fs::read_dir("/proc/self/fd")
+                .map(|dir| {
+                    dir.filter_map(|e| {
+                        let e = e.ok()?;
+                        let n = e.file_name().to_str()?.parse().ok()?;
+                        let target = std::fs::read_link(e.path()).ok()?;
+                        Some((n, target.to_string_lossy().into_owned()))
+                    })
+                    .collect()
+                })
+                .unwrap_or_default();
+            fds.sort();
+            fds
+        }
+        fn env(&self, name: &str) -> Option<String> {
+            std::env::var(name).ok()
+        }
+        fn abort(&self) -> u32 {
+            std::process::abort()
+        }
+        fn sleep_ms(&self, ms: u64) -> u64 {
+            println!("sleeping {ms}");
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            ms
+        }
+    }
+}

@@ -73,7 +73,7 @@ pub mod floor;
 #[cfg(feature = "test-util")]
 pub mod testing;
 
-pub use client::{query, Client, ClientOptions, WaitStrategy};
+pub use client::{query, Child, Client, ClientOptions, WaitStrategy};
 pub use error::{CallPhase, Error, Result};
 pub use loan::{Loan, LoanError};
 pub use lpc_macros::service;

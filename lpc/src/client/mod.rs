@@ -4,6 +4,9 @@
 //! share between threads; each concurrent call takes its own call slot.
 
 mod slots;
+mod spawn;
+
+pub use spawn::Child;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -339,6 +342,19 @@ impl Client {
             options.connect_timeout,
             &options.expected_service_user(),
         )?;
+        Self::handshake(name, stream, service.pid(), deadline, interface, options)
+    }
+
+    /// The handshake on a connected `stream` to the service `name` (whose pid is
+    /// `service_pid`, if known), by `deadline`.
+    fn handshake(
+        name: &str,
+        stream: Stream,
+        service_pid: Option<u32>,
+        deadline: Instant,
+        interface: Option<&'static InterfaceDescriptor>,
+        options: &ClientOptions,
+    ) -> Result<Connection> {
         let hello = Message::Hello(Hello {
             service: name.to_owned(),
             interface: interface.map(|i| (i.name.to_owned(), i.fingerprint)),
@@ -365,7 +381,6 @@ impl Client {
         let memory =
             ConnectionMemory::open(&shm, geometry).map_err(|e| Error::protocol(name, None, e))?;
         // Unknown (None) when the service runs in a PID namespace we cannot see.
-        let service_pid = service.pid();
         let stream = Arc::new(stream);
         let mut channel = Channel::new(name, memory, stream.clone());
         channel.set_peer_limit(welcome.max_request);

@@ -352,8 +352,12 @@ impl ServerOptions {
 pub struct Server {
     name: String,
     path: PathBuf,
-    identity: FileIdentity,
-    listener: Listener,
+    /// The socket file we bound (`None` for an inherited connection: no name).
+    identity: Option<FileIdentity>,
+    /// The listening socket (`None` for an inherited connection).
+    listener: Option<Listener>,
+    /// The one connection of a service started by `lpc::spawn`, until it is served.
+    inherited: Mutex<Option<Stream>>,
     options: ServerOptions,
     geometry: Geometry,
 }
@@ -428,8 +432,66 @@ impl Server {
         Ok(Server {
             name: name.to_owned(),
             path,
-            identity,
-            listener,
+            identity: Some(identity),
+            listener: Some(listener),
+            inherited: Mutex::new(None),
+            options,
+            geometry,
+        })
+    }
+
+    /// The connection this process inherited from the parent that started it with
+    /// [`crate::Client::spawn`] (or a generated `XxxClient::spawn`), ready to serve, with
+    /// default options: a child service. It has no name in the runtime directory and accepts
+    /// no other connection; serving it ([`Server::serve`]) returns once that connection ends
+    /// — the parent dropped its client, or died — so a child's `main` that returns
+    /// `Server::inherited()?.serve(..)` exits with its parent.
+    ///
+    /// The descriptor is found through the environment variable `LPC_ENDPOINT_FD` (its
+    /// number), checked to be a Unix `SOCK_SEQPACKET` socket, made close-on-exec (a program
+    /// this child starts does not inherit it), and the variable is removed: call this early in
+    /// `main`, before other threads read the environment. Fails with
+    /// [`Error::InvalidOption`] in a process that was not started so.
+    pub fn inherited() -> Result<Server> {
+        Self::inherited_with(ServerOptions::default())
+    }
+
+    /// [`Server::inherited`] with `options` (the runtime directory, the access policy and the
+    /// connection limits do not apply: the one connection is the parent's).
+    pub fn inherited_with(options: ServerOptions) -> Result<Server> {
+        let name = std::env::current_exe()
+            .ok()
+            .and_then(|p| Some(p.file_name()?.to_string_lossy().into_owned()))
+            .filter(|n| registry::validate_name(n).is_ok())
+            .unwrap_or_else(|| "child".to_owned());
+        let geometry = options.geometry(&name)?;
+        let stream = match Stream::inherited() {
+            Ok(Some(stream)) => stream,
+            Ok(None) => {
+                return Err(Error::InvalidOption {
+                    service: name.clone(),
+                    option: "Server::inherited".into(),
+                    reason: format!(
+                        "this process inherited no lpc connection ({} is not set, or was \
+                         taken already): it must be started by lpc::Client::spawn",
+                        crate::sys::ENDPOINT_ENV
+                    ),
+                })
+            }
+            Err(e) => {
+                return Err(Error::InvalidOption {
+                    service: name.clone(),
+                    option: "Server::inherited".into(),
+                    reason: e.to_string(),
+                })
+            }
+        };
+        Ok(Server {
+            name,
+            path: PathBuf::new(),
+            identity: None,
+            listener: None,
+            inherited: Mutex::new(Some(stream)),
             options,
             geometry,
         })
@@ -440,7 +502,7 @@ impl Server {
         &self.name
     }
 
-    /// The socket path clients connect to.
+    /// The socket path clients connect to (empty for an inherited connection).
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -493,8 +555,9 @@ impl Server {
 impl Server {
     /// Removes our socket, unless another service has replaced it since.
     fn remove_socket(&self) {
+        let Some(ours) = self.identity else { return };
         if let Ok(identity) = file_identity(&self.path) {
-            if identity == self.identity {
+            if identity == ours {
                 let _ = std::fs::remove_file(&self.path);
             }
         }
@@ -687,9 +750,11 @@ impl Shared {
         ));
         let reactor =
             Reactor::new().map_err(|e| Error::io(&server.name, "creating the event loop", e))?;
-        reactor
-            .watch_listener(&server.listener)
-            .map_err(|e| Error::io(&server.name, "watching the socket", e))?;
+        if let Some(listener) = &server.listener {
+            reactor
+                .watch_listener(listener)
+                .map_err(|e| Error::io(&server.name, "watching the socket", e))?;
+        }
         Ok(Shared {
             server,
             reactor,
@@ -893,6 +958,23 @@ impl Shared {
     /// then the graceful stop.
     fn run(self: &Arc<Self>) -> Result<()> {
         let mut events = Vec::new();
+        let inherited = self
+            .server
+            .inherited
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(stream) = inherited {
+            // The parent's connection: admitted by construction (it handed us the socket).
+            let peer = stream.peer_credentials().ok();
+            if !self.add_connection(stream, peer) {
+                return Err(Error::io(
+                    &self.server.name,
+                    "serving the inherited connection",
+                    std::io::Error::other("cannot watch it or start its thread"),
+                ));
+            }
+        }
         let result = loop {
             if self.stopping.load(Ordering::SeqCst) {
                 break Ok(());
@@ -932,8 +1014,11 @@ impl Shared {
     }
 
     fn accept_all(self: &Arc<Self>) {
+        let Some(listener) = &self.server.listener else {
+            return;
+        };
         loop {
-            let stream = match self.server.listener.accept() {
+            let stream = match listener.accept() {
                 Ok(Some(stream)) => stream,
                 Ok(None) => return,
                 Err(_) => {
@@ -956,43 +1041,55 @@ impl Shared {
                 refuse_at_accept(&self.server.name, &stream, kind, reason);
                 continue;
             }
-            let token = self.next_token.fetch_add(1, Ordering::Relaxed);
-            let conn = Arc::new(ConnectionShared::new(
-                stream,
-                peer,
-                self.dispatcher.interface(),
-                token,
-            ));
-            if self.reactor.watch_peer(conn.stream(), token).is_err() {
-                continue;
+            self.add_connection(stream, peer);
+        }
+    }
+
+    /// Gives an admitted connection its place in the table and its thread.
+    fn add_connection(self: &Arc<Self>, stream: Stream, peer: Option<PeerCredentials>) -> bool {
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        let conn = Arc::new(ConnectionShared::new(
+            stream,
+            peer,
+            self.dispatcher.interface(),
+            token,
+        ));
+        if self.reactor.watch_peer(conn.stream(), token).is_err() {
+            return false;
+        }
+        self.connections().insert(token, (conn.clone(), None));
+        let shared = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("lpc-{}-{token}", self.server.name))
+            .spawn(move || {
+                connection::run(&shared, &conn);
+                shared.release_threads(conn.threads.swap(0, Ordering::Relaxed));
+                // Under the table's lock, so that a query counts this connection's calls
+                // exactly once: either live or among the closed.
+                let mut table = shared.connections();
+                table.remove(&token);
+                conn.each_stats(|stats| shared.closed.absorb(stats));
+                drop(table);
+                if shared.server.listener.is_none() {
+                    // An inherited connection was the service's only one.
+                    shared.stopping.store(true, Ordering::SeqCst);
+                    shared.reactor.wake();
+                }
+                if shared.stopping.load(Ordering::SeqCst) {
+                    // The graceful stop waits for the connections to end.
+                    shared.reactor.wake();
+                }
+            });
+        match spawned {
+            Ok(handle) => {
+                if let Some(entry) = self.connections().get_mut(&token) {
+                    entry.1 = Some(handle);
+                }
+                true
             }
-            self.connections().insert(token, (conn.clone(), None));
-            let shared = self.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("lpc-{}-{token}", self.server.name))
-                .spawn(move || {
-                    connection::run(&shared, &conn);
-                    shared.release_threads(conn.threads.swap(0, Ordering::Relaxed));
-                    // Under the table's lock, so that a query counts this connection's calls
-                    // exactly once: either live or among the closed.
-                    let mut table = shared.connections();
-                    table.remove(&token);
-                    conn.each_stats(|stats| shared.closed.absorb(stats));
-                    drop(table);
-                    if shared.stopping.load(Ordering::SeqCst) {
-                        // The graceful stop waits for the connections to end.
-                        shared.reactor.wake();
-                    }
-                });
-            match spawned {
-                Ok(handle) => {
-                    if let Some(entry) = self.connections().get_mut(&token) {
-                        entry.1 = Some(handle);
-                    }
-                }
-                Err(_) => {
-                    self.connections().remove(&token);
-                }
+            Err(_) => {
+                self.connections().remove(&token);
+                false
             }
         }
     }
@@ -1000,7 +1097,10 @@ impl Shared {
     /// Accepts the connections queued on the listener and closes them at once: their clients
     /// see the service gone instead of waiting for a welcome.
     fn refuse_queued(&self) {
-        while let Ok(Some(stream)) = self.server.listener.accept() {
+        let Some(listener) = &self.server.listener else {
+            return;
+        };
+        while let Ok(Some(stream)) = listener.accept() {
             drop(stream);
         }
     }

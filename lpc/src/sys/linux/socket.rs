@@ -284,7 +284,9 @@ impl Stream {
 
     /// The endpoint this process inherited from the parent that started it with
     /// [`super::spawn_with_endpoint`], if it was started so: taken once (a second call returns
-    /// `None`), checked to be a `SOCK_SEQPACKET` Unix socket, and made close-on-exec again.
+    /// `None`), checked to be a `SOCK_SEQPACKET` Unix socket, made close-on-exec again, and
+    /// the variable naming it removed from the environment (so: call it early, before the
+    /// process starts threads that read the environment).
     pub(crate) fn inherited() -> io::Result<Option<Stream>> {
         use std::os::fd::FromRawFd;
         use std::sync::atomic::{AtomicBool, Ordering};
@@ -307,15 +309,20 @@ impl Stream {
         // fails with EBADF (and we stop) if the number is not open in this process.
         let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
         rustix::io::fcntl_getfd(borrowed).map_err(|_| bad("descriptor is not open"))?;
-        if sockopt::socket_type(borrowed).ok() != Some(SocketType::SEQPACKET) {
+        if sockopt::socket_domain(borrowed).ok() != Some(AddressFamily::UNIX)
+            || sockopt::socket_type(borrowed).ok() != Some(SocketType::SEQPACKET)
+        {
             return Err(bad(
-                "descriptor is not an lpc endpoint (a SEQPACKET socket)",
+                "descriptor is not an lpc endpoint (a Unix SEQPACKET socket)",
             ));
         }
         if TAKEN.swap(true, Ordering::SeqCst) {
             return Ok(None);
         }
         rustix::io::fcntl_setfd(borrowed, rustix::io::FdFlags::CLOEXEC)?;
+        // Taken: the variable names nothing any more, and a child this process starts must
+        // not believe it inherited the number.
+        std::env::remove_var(super::ENDPOINT_ENV);
         // SAFETY: the descriptor is open (checked) and nothing in this process owns it: it
         // was inherited under the number the parent put in the environment, and the `TAKEN`
         // flag lets only one caller ever adopt it.
