@@ -383,6 +383,9 @@ mod tests {
             (Shape::Str, json!("str")),
             (Shape::Bytes, json!("bytes")),
             (Shape::Loan, json!("loan")),
+            (Shape::File, json!("file")),
+            (Shape::Fd, json!("fd")),
+            (Shape::Segment, json!("segment")),
             (Shape::Option(b(Shape::Str)), json!({"option": "str"})),
             (Shape::Seq(b(named())), json!({"seq": {"named": "MyInfo"}})),
             (

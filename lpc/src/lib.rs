@@ -60,6 +60,8 @@ mod wire;
 
 mod channel;
 
+#[cfg(not(loom))]
+mod handle;
 mod loan;
 pub mod registry;
 
@@ -107,6 +109,8 @@ pub mod __private {
     pub use serde;
     pub use serde_bytes;
 
+    #[cfg(not(loom))]
+    pub use crate::handle::{begin_call as begin_handles, RecvFd, RecvFile, SendHandle};
     pub use crate::wire::codec::WireBytes;
     pub use crate::wire::interface::{InfoCache, MethodTracer};
     pub use crate::wire::trace::ShapeError;

@@ -97,7 +97,18 @@ pub struct ServerOptions {
     max_threads: u32,
     stop_on_signals: bool,
     grace_period: Duration,
+    max_descriptors_per_call: u32,
+    max_descriptors_per_connection: usize,
 }
+
+/// Default largest number of handles (files, descriptors, segments) one call may pass to the
+/// service (see [`ServerOptions::max_descriptors_per_call`]).
+pub const DEFAULT_MAX_DESCRIPTORS_PER_CALL: u32 = crate::channel::handles::DEFAULT_PER_CALL;
+
+/// Default largest number of handles a connection's client may have sent and not yet named
+/// in a call (see [`ServerOptions::max_descriptors_per_connection`]).
+pub const DEFAULT_MAX_DESCRIPTORS_PER_CONNECTION: usize =
+    crate::channel::handles::DEFAULT_PER_CONNECTION;
 
 impl std::fmt::Debug for ServerOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -123,6 +134,11 @@ impl std::fmt::Debug for ServerOptions {
             .field("max_threads", &self.max_threads)
             .field("stop_on_signals", &self.stop_on_signals)
             .field("grace_period", &self.grace_period)
+            .field("max_descriptors_per_call", &self.max_descriptors_per_call)
+            .field(
+                "max_descriptors_per_connection",
+                &self.max_descriptors_per_connection,
+            )
             .finish()
     }
 }
@@ -149,6 +165,8 @@ impl Default for ServerOptions {
             max_threads: DEFAULT_MAX_THREADS,
             stop_on_signals: true,
             grace_period: DEFAULT_GRACE_PERIOD,
+            max_descriptors_per_call: DEFAULT_MAX_DESCRIPTORS_PER_CALL,
+            max_descriptors_per_connection: DEFAULT_MAX_DESCRIPTORS_PER_CONNECTION,
         }
     }
 }
@@ -306,6 +324,23 @@ impl ServerOptions {
     /// early; what it returns still reaches the caller.
     pub fn grace_period(mut self, period: Duration) -> Self {
         self.grace_period = period;
+        self
+    }
+
+    /// The most handles (files, descriptors, segments) one call may pass to the service
+    /// (default 16): a call with more is refused with [`Error::Busy`] naming this limit, and
+    /// every descriptor it passed is closed. At most 64 (what a sender sends in one call).
+    pub fn max_descriptors_per_call(mut self, n: u32) -> Self {
+        self.max_descriptors_per_call = n.min(crate::channel::handles::MAX_PER_CALL);
+        self
+    }
+
+    /// The most handles a client may have sent on its connection and not yet named in a call
+    /// (default 64): descriptors of calls that timed out before the service took them, or a
+    /// hostile client's. Past it the oldest is closed (and a warning logged), so a client can
+    /// make the service hold at most this many descriptors for it.
+    pub fn max_descriptors_per_connection(mut self, n: usize) -> Self {
+        self.max_descriptors_per_connection = n.max(1);
         self
     }
 

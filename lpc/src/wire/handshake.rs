@@ -11,6 +11,10 @@
 //! and whenever a side creates a bulk buffer for loans (`lpc::Loan`):
 //!   Bulk {id}                          <-> + bulk memfd
 //!
+//! and, before the frame of a call or reply that passes a handle (a file, a descriptor, a
+//! segment), one notice per handle:
+//!   Handle {id}                        <-> + the descriptor
+//!
 //! and when the client first uses a call slot beyond slot 0 (the service starts its thread):
 //!   Slots                              ->
 //!
@@ -50,6 +54,7 @@ const TAG_QUERY: u8 = 5;
 const TAG_INFO: u8 = 6;
 const TAG_BULK: u8 = 7;
 const TAG_SLOTS: u8 = 8;
+const TAG_HANDLE: u8 = 16;
 
 /// The client's first message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +122,11 @@ pub(crate) enum Message {
     /// The client raised its "slots used" mark: the service's reactor starts the threads of
     /// the new slots (it only needs to notice the message; nobody waits for it).
     Slots,
+    /// A handle passed in a call: the sender's number `id` for it (named by the payload that
+    /// follows), the descriptor attached.
+    Handle {
+        id: u32,
+    },
 }
 
 /// Why a received message was not understood.
@@ -154,6 +164,7 @@ impl Message {
             Message::Query => (TAG_QUERY, Ok(Vec::new())),
             Message::Bulk { id } => (TAG_BULK, postcard::to_stdvec(id)),
             Message::Slots => (TAG_SLOTS, Ok(Vec::new())),
+            Message::Handle { id } => (TAG_HANDLE, postcard::to_stdvec(id)),
             Message::Info(info) => (TAG_INFO, postcard::to_stdvec(info)),
         };
         let body = body.expect("handshake messages always encode");
@@ -197,6 +208,7 @@ impl Message {
             TAG_INFO => Message::Info(Box::new(whole(body)?)),
             TAG_BULK => Message::Bulk { id: whole(body)? },
             TAG_SLOTS if body.is_empty() => Message::Slots,
+            TAG_HANDLE => Message::Handle { id: whole(body)? },
             TAG_SLOTS => return Err(malformed("a slots notice carries no body".into())),
             other => return Err(malformed(format!("unknown message tag {other}"))),
         })

@@ -70,6 +70,26 @@ impl Listener {
     }
 }
 
+/// A descriptor received from the peer, not checked yet: it becomes shared memory only through
+/// [`Received::into_shared_memory`]'s checks, or a handle the receiver must treat as untrusted
+/// ([`Received::into_handle`]). Closed when dropped.
+#[derive(Debug)]
+pub(crate) struct Received {
+    fd: OwnedFd,
+}
+
+impl Received {
+    /// Checked to be lpc shared memory ([`SharedMemory::from_received`]).
+    pub(crate) fn into_shared_memory(self) -> io::Result<SharedMemory> {
+        SharedMemory::from_received(self.fd)
+    }
+
+    /// Whatever the peer sent, as an owned descriptor.
+    pub(crate) fn into_handle(self) -> OwnedFd {
+        self.fd
+    }
+}
+
 /// One end of a connection.
 #[derive(Debug)]
 pub(crate) struct Stream {
@@ -156,6 +176,28 @@ impl Stream {
         }
     }
 
+    /// Sends one message with any descriptor attached (a file, a socket: a handle passed in
+    /// a call). Never raises `SIGPIPE`.
+    pub(crate) fn send_handle(&self, bytes: &[u8], handle: BorrowedFd<'_>) -> io::Result<()> {
+        let mut space = [MaybeUninit::<u8>::uninit(); CMSG_SPACE];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        let fds = [handle];
+        if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
+            return Err(io::Error::other(
+                "control buffer too small for one descriptor",
+            ));
+        }
+        let iov = [io::IoSlice::new(bytes)];
+        loop {
+            match sendmsg(&self.fd, &iov, &mut control, SendFlags::NOSIGNAL) {
+                Ok(n) if n == bytes.len() => return Ok(()),
+                Ok(_) => return Err(io::Error::other("short send on a SEQPACKET socket")),
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
     /// Receives one message into `buf`, waiting until `deadline` (forever if `None`).
     /// Returns its length (0 when the peer has closed) and the shared memory attached to it.
     /// A message longer than `buf`, or a descriptor that is not sealed shared memory, is an
@@ -165,6 +207,22 @@ impl Stream {
         buf: &mut [u8],
         deadline: Option<Instant>,
     ) -> io::Result<(usize, Option<SharedMemory>)> {
+        let (n, received) = self.recv_any(buf, deadline)?;
+        let shm = match received {
+            Some(received) => Some(received.into_shared_memory()?),
+            None => None,
+        };
+        Ok((n, shm))
+    }
+
+    /// Like [`Stream::recv`], with the attached descriptor (if any) not checked yet: the
+    /// message says what it must be ([`Received`]). At most one descriptor per message; more
+    /// (all closed) or a truncated message are `InvalidData`.
+    pub(crate) fn recv_any(
+        &self,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> io::Result<(usize, Option<Received>)> {
         loop {
             if let Some(deadline) = deadline {
                 let left = deadline.saturating_duration_since(Instant::now());
@@ -201,11 +259,7 @@ impl Stream {
                     "more than one descriptor in a message",
                 ));
             }
-            let shm = match received.pop() {
-                Some(fd) => Some(SharedMemory::from_received(fd)?),
-                None => None,
-            };
-            return Ok((msg.bytes, shm));
+            return Ok((msg.bytes, received.pop().map(|fd| Received { fd })));
         }
     }
 
