@@ -198,3 +198,68 @@ fn the_service_closes_what_it_received_when_a_handler_fails_and_when_the_client_
         descriptors(service.pid())
     );
 }
+
+#[test]
+fn a_hostile_client_sending_descriptors_it_never_names_makes_the_service_hold_a_bounded_few() {
+    use lpc::testing::{message, varint, RawSocket};
+    let dir = TempDir::new().unwrap();
+    let service = start(dir.path(), &["--max-per-connection", "8"]);
+    let alone = fd_count(service.pid());
+    let raw = RawSocket::connect(dir.path(), "files")
+        .unwrap()
+        .handshake()
+        .unwrap();
+    assert!(eventually(Duration::from_secs(5), || fd_count(
+        service.pid()
+    ) > alone));
+    let connected = fd_count(service.pid());
+    // 100 notices, each with a descriptor, that no call names.
+    let null = std::fs::File::open("/dev/null").unwrap();
+    for id in 0..100u64 {
+        raw.socket()
+            .send_descriptor(&message(16, &varint(id)), null.as_fd())
+            .unwrap();
+    }
+    // A call naming a handle that never comes: the service reads the socket looking for it,
+    // keeping at most 8 of the unnamed ones.
+    let size = lpc::method_id("size");
+    raw.request(0, size, &varint(1000));
+    assert!(
+        eventually(Duration::from_secs(4), || fd_count(service.pid())
+            == connected + 8),
+        "the service holds {} descriptors, {connected} before the notices: {:?}",
+        fd_count(service.pid()),
+        descriptors(service.pid())
+    );
+    // Never more.
+    assert!(fd_count(service.pid()) <= connected + 8);
+    drop(raw);
+    assert!(
+        eventually(Duration::from_secs(10), || fd_count(service.pid()) == alone),
+        "with the hostile client gone the service holds {} descriptors, {alone} before",
+        fd_count(service.pid())
+    );
+}
+
+#[test]
+fn a_hostile_client_naming_a_handle_it_never_sent_breaks_only_its_call_or_connection() {
+    use lpc::testing::{varint, RawSocket};
+    let dir = TempDir::new().unwrap();
+    let service = start(dir.path(), &[]);
+    let alone = fd_count(service.pid());
+    let raw = RawSocket::connect(dir.path(), "files")
+        .unwrap()
+        .handshake()
+        .unwrap();
+    raw.request(0, lpc::method_id("size"), &varint(7));
+    // Another client is served meanwhile.
+    let files = FilesClient::connect_with("files", &client_options(dir.path())).unwrap();
+    assert_eq!(files.read_all(&temp_file(b"ok")).unwrap(), b"ok");
+    drop(files);
+    drop(raw);
+    assert!(
+        eventually(Duration::from_secs(10), || fd_count(service.pid()) == alone),
+        "the service holds {} descriptors, {alone} before",
+        fd_count(service.pid())
+    );
+}
