@@ -40,7 +40,7 @@
 //! | `wire` | what crosses between the processes: frame header, handshake, interface and service descriptions, payload codec |
 //! | `channel` | the call protocol of one connection: slot states, doorbells, waiting, payloads in and out of slots |
 //! | [`registry`] | naming: where services live, connecting and the handshake exchange |
-//! | `loan` | [`Loan`]: byte buffers lent in place |
+//! | `loan`, `handle` | [`Loan`]: byte buffers lent in place; files and descriptors passed in calls |
 //! | [`server`], [`client`], [`shared`] | the two sides of the public API; shared values and named segments |
 //!
 //! `unsafe` code is allowed only in `sys` and `shm` (`#![deny(unsafe_code)]` everywhere else).
