@@ -1138,6 +1138,7 @@ mod tests {
                 ParamKind::Slice(_) => "slice",
                 ParamKind::Ref(_) => "ref",
                 ParamKind::RefMut(_) => "refmut",
+                ParamKind::Handle { .. } => "handle",
             })
             .collect();
         assert_eq!(
@@ -1154,6 +1155,56 @@ mod tests {
                 "ref"
             ]
         );
+    }
+
+    #[test]
+    fn files_descriptors_and_segments() {
+        let m = method(
+            "fn f(&self, a: File, b: &std::fs::File, c: OwnedFd, d: &OwnedFd, \
+             e: BorrowedFd<'_>, s: &lpc::Segment) -> Result<File, String>;",
+        );
+        let kinds: Vec<(bool, HandleBy)> = m
+            .params
+            .iter()
+            .filter_map(|p| match p.kind {
+                ParamKind::Handle { file, by } => Some((file, by)),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            kinds
+                == [
+                    (true, HandleBy::Value),
+                    (true, HandleBy::Ref),
+                    (false, HandleBy::Value),
+                    (false, HandleBy::Ref),
+                    (false, HandleBy::Borrowed),
+                ]
+        );
+        // A segment is lpc's own serde type: an ordinary reference.
+        assert!(matches!(m.params[5].kind, ParamKind::Ref(_)));
+        assert!(matches!(
+            m.output,
+            Output::Handle {
+                file: true,
+                err: Some(_)
+            }
+        ));
+        assert!(m.passes_handles);
+        assert!(method("fn f(&self, s: Vec<lpc::Segment>);").passes_handles);
+        assert!(!method("fn f(&self, a: u32) -> bank::File;").passes_handles);
+        for nested in [
+            "fn f(&self, a: Option<File>);",
+            "fn f(&self) -> Vec<OwnedFd>;",
+            "fn f(&self, a: &mut File);",
+            "fn f(&self) -> BorrowedFd<'static>;",
+        ] {
+            let why = error(nested);
+            assert!(
+                why.contains("descriptor") || why.contains("BorrowedFd"),
+                "{nested}: {why}"
+            );
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! [`Client`] is what the generated `XxxClient` proxies wrap. It is cheap to clone and safe to
 //! share between threads; each concurrent call takes its own call slot.
 
+#[cfg(not(loom))]
 mod handles;
 mod slots;
 mod spawn;
