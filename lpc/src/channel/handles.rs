@@ -18,11 +18,18 @@
 //! so a failing handler, a failed decode or a closed connection closes it.
 
 use std::cell::Cell;
+#[cfg(not(loom))]
 use std::os::fd::BorrowedFd;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::AtomicU32;
+#[cfg(not(loom))]
+use std::sync::atomic::Ordering;
 
-use super::{Channel, ChannelError, Inbox};
+use super::Channel;
+#[cfg(not(loom))]
+use super::{ChannelError, Inbox};
+#[cfg(not(loom))]
 use crate::sys::{Received, SharedMemory};
+#[cfg(not(loom))]
 use crate::wire::handshake::Message;
 
 /// The most handles a sender puts in one call or reply (the service's own limit,
@@ -37,6 +44,7 @@ pub(crate) const DEFAULT_PER_CONNECTION: usize = 64;
 
 /// The handle limits and ids of one connection.
 #[derive(Debug)]
+#[cfg_attr(loom, allow(dead_code))]
 pub(crate) struct HandleState {
     next: AtomicU32,
     per_call: u32,
@@ -61,6 +69,7 @@ thread_local! {
 }
 
 /// Starts counting the handles of a call (or of the reply to one) on this thread.
+#[cfg_attr(loom, allow(dead_code))]
 pub(crate) fn begin_call() {
     SENT.with(|c| c.set(0));
     RECEIVED.with(|c| c.set(0));
@@ -72,7 +81,11 @@ impl Channel {
         self.handles.per_call = per_call;
         self.handles.per_connection = per_connection.max(1);
     }
+}
 
+// The model backend (loom) has no descriptors to pass.
+#[cfg(not(loom))]
+impl Channel {
     /// A new id, counted against the call's handles.
     fn next_handle(&self) -> Result<u32, ChannelError> {
         let sent = SENT.with(|c| c.get());

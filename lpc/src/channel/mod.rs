@@ -6,7 +6,6 @@
 
 pub(crate) mod budget;
 pub(crate) mod bulk;
-#[cfg(not(loom))]
 pub(crate) mod handles;
 #[cfg(all(test, loom))]
 mod model;
@@ -235,7 +234,6 @@ pub(crate) struct Channel {
     /// Bulk buffers for loans, both directions.
     pub(crate) bulk: bulk::BulkTable,
     /// Handles passed in calls: the limits, and the next id this side gives one.
-    #[cfg(not(loom))]
     pub(crate) handles: handles::HandleState,
     /// The largest payload the peer accepts from us.
     peer_limit: u64,
@@ -274,7 +272,6 @@ impl Channel {
             stream,
             inbox: Mutex::new(Inbox::default()),
             bulk: bulk::BulkTable::default(),
-            #[cfg(not(loom))]
             handles: handles::HandleState::default(),
             peer_limit: u64::MAX,
             receive_limit: u64::MAX,
