@@ -141,7 +141,7 @@ fn print_method(service: &str, m: &MethodInfo, types: &TypeTable) {
         );
     }
     let shapes = m.params.iter().map(|p| &p.shape).chain([&m.result]);
-    if shapes.clone().any(|s| passes_handles(s, types, 0)) {
+    if shapes.clone().any(|s| passes_handles(s, types)) {
         anstream::println!(
             "    {DIM}passes files, descriptors or segments (by the kernel): call it from Rust, not with `lpc call`{DIM:#}"
         );
@@ -151,39 +151,41 @@ fn print_method(service: &str, m: &MethodInfo, types: &TypeTable) {
 }
 
 /// Whether a value of `shape` holds a file, a descriptor or a segment (which only a binary
-/// call can carry), looking into user types up to a depth (recursive types end there).
-fn passes_handles(shape: &Shape, types: &TypeTable, depth: usize) -> bool {
+/// call can carry): whether one is reachable from it, each user type looked into once (a
+/// service's table may be hostile: types holding thousands of the next, recursion).
+fn passes_handles(shape: &Shape, types: &TypeTable) -> bool {
     use lpc::shape::{TypeDef, VariantFields};
-    if depth > 32 {
-        return false;
-    }
-    let d = depth + 1;
-    let any = |shapes: &mut dyn Iterator<Item = &Shape>| {
-        let mut shapes = shapes;
-        Iterator::any(&mut shapes, |s| passes_handles(s, types, d))
-    };
-    match shape {
-        Shape::File | Shape::Fd | Shape::Segment => true,
-        Shape::Option(s) | Shape::Seq(s) | Shape::Array { item: s, .. } => {
-            passes_handles(s, types, d)
+    let mut seen = std::collections::HashSet::new();
+    let mut stack = vec![shape];
+    while let Some(shape) = stack.pop() {
+        match shape {
+            Shape::File | Shape::Fd | Shape::Segment => return true,
+            Shape::Option(s) | Shape::Seq(s) | Shape::Array { item: s, .. } => stack.push(s),
+            Shape::Map { key, value } => stack.extend([&**key, &**value]),
+            Shape::Result { ok, err } => stack.extend([&**ok, &**err]),
+            Shape::Tuple(items) => stack.extend(items),
+            Shape::Named(name) if seen.insert(name.as_str()) => match types.get(name) {
+                Some(TypeDef::Newtype(s)) => stack.push(s),
+                Some(TypeDef::Tuple(items)) => stack.extend(items),
+                Some(TypeDef::Struct(fields)) => stack.extend(fields.iter().map(|f| &f.shape)),
+                Some(TypeDef::Enum(variants)) => {
+                    for v in variants {
+                        match &v.fields {
+                            VariantFields::Unit => {}
+                            VariantFields::Newtype(s) => stack.push(s),
+                            VariantFields::Tuple(items) => stack.extend(items),
+                            VariantFields::Struct(fields) => {
+                                stack.extend(fields.iter().map(|f| &f.shape))
+                            }
+                        }
+                    }
+                }
+                Some(TypeDef::Unit) | None => {}
+            },
+            _ => {}
         }
-        Shape::Map { key, value } => any(&mut [&**key, &**value].into_iter()),
-        Shape::Result { ok, err } => any(&mut [&**ok, &**err].into_iter()),
-        Shape::Tuple(items) => any(&mut items.iter()),
-        Shape::Named(name) => match types.get(name) {
-            Some(TypeDef::Newtype(s)) => passes_handles(s, types, d),
-            Some(TypeDef::Tuple(items)) => any(&mut items.iter()),
-            Some(TypeDef::Struct(fields)) => any(&mut fields.iter().map(|f| &f.shape)),
-            Some(TypeDef::Enum(variants)) => variants.iter().any(|v| match &v.fields {
-                VariantFields::Unit => false,
-                VariantFields::Newtype(s) => passes_handles(s, types, d),
-                VariantFields::Tuple(items) => any(&mut items.iter()),
-                VariantFields::Struct(fields) => any(&mut fields.iter().map(|f| &f.shape)),
-            }),
-            Some(TypeDef::Unit) | None => false,
-        },
-        _ => false,
     }
+    false
 }
 
 /// Every user type of the interface: first those the methods use, in first-use order, then
