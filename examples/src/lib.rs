@@ -18,6 +18,9 @@
 //!   `loans-client`).
 //! - [`probe`]: options — call timeouts and cancellation, reconnecting after the service
 //!   restarts, and access for another user (`probe-service`, `probe-client`).
+//! - [`worker`]: a child service — a crash-prone worker a parent spawns as a child process
+//!   over an inherited connection, calls, survives the crash of, and spawns again
+//!   (`spawn-worker`).
 //!
 //! See `docs/guide.md` for what each shows.
 
@@ -29,6 +32,7 @@ pub mod inventory;
 pub mod loans;
 pub mod probe;
 pub mod ticker;
+pub mod worker;
 
 /// Parses `--name NAME` from the command line, or returns `default`.
 pub fn name_arg(default: &str) -> String {

@@ -571,4 +571,33 @@ fn ticker_client_receives_ticks_and_the_progress_of_its_job() {
         out,
         "tick 1\ntick 2\njob 1 done\nprogress 1/3\nprogress 2/3\nprogress 3/3\n"
     );
+#[test]
+fn spawn_worker_survives_its_workers_crash_and_spawns_another() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let out = run(env!("CARGO_BIN_EXE_spawn-worker"), &[], dir.path());
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 6, "{out}");
+    let first: u32 = lines[0]
+        .strip_prefix("spawned worker ")
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(lines[1], "square(12) = 144", "{out}");
+    assert!(
+        lines[2].starts_with("the worker crashed: ") && lines[2].contains("square"),
+        "{out}"
+    );
+    assert!(lines[3].starts_with("worker exited: "), "{out}");
+    assert!(lines[3].contains("SIGABRT"), "{out}");
+    let second: u32 = lines[4]
+        .strip_prefix("spawned worker ")
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_ne!(first, second, "{out}");
+    assert_eq!(lines[5], "square(14) = 196", "{out}");
+    // Inherited connections have no names: nothing in the runtime directory.
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(names.is_empty(), "{names:?}");
 }

@@ -215,7 +215,52 @@ fn print_method(service: &str, m: &MethodInfo, types: &TypeTable) {
             safe(&error.to_string())
         );
     }
-    anstream::println!("    {}", safe(&example_call(service, m, types)));
+    let shapes = m.params.iter().map(|p| &p.shape).chain([&m.result]);
+    if shapes.clone().any(|s| passes_handles(s, types)) {
+        anstream::println!(
+            "    {DIM}passes files, descriptors or segments (by the kernel): call it from Rust, not with `lpc call`{DIM:#}"
+        );
+    } else {
+        anstream::println!("    {}", safe(&example_call(service, m, types)));
+    }
+}
+
+/// Whether a value of `shape` holds a file, a descriptor or a segment (which only a binary
+/// call can carry): whether one is reachable from it, each user type looked into once (a
+/// service's table may be hostile: types holding thousands of the next, recursion).
+fn passes_handles(shape: &Shape, types: &TypeTable) -> bool {
+    use lpc::shape::{TypeDef, VariantFields};
+    let mut seen = std::collections::HashSet::new();
+    let mut stack = vec![shape];
+    while let Some(shape) = stack.pop() {
+        match shape {
+            Shape::File | Shape::Fd | Shape::Segment => return true,
+            Shape::Option(s) | Shape::Seq(s) | Shape::Array { item: s, .. } => stack.push(s),
+            Shape::Map { key, value } => stack.extend([&**key, &**value]),
+            Shape::Result { ok, err } => stack.extend([&**ok, &**err]),
+            Shape::Tuple(items) => stack.extend(items),
+            Shape::Named(name) if seen.insert(name.as_str()) => match types.get(name) {
+                Some(TypeDef::Newtype(s)) => stack.push(s),
+                Some(TypeDef::Tuple(items)) => stack.extend(items),
+                Some(TypeDef::Struct(fields)) => stack.extend(fields.iter().map(|f| &f.shape)),
+                Some(TypeDef::Enum(variants)) => {
+                    for v in variants {
+                        match &v.fields {
+                            VariantFields::Unit => {}
+                            VariantFields::Newtype(s) => stack.push(s),
+                            VariantFields::Tuple(items) => stack.extend(items),
+                            VariantFields::Struct(fields) => {
+                                stack.extend(fields.iter().map(|f| &f.shape))
+                            }
+                        }
+                    }
+                }
+                Some(TypeDef::Unit) | None => {}
+            },
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Every user type of the interface: first those the methods use, in first-use order, then
@@ -459,6 +504,9 @@ mod tests {
             (Shape::Str, json!("str")),
             (Shape::Bytes, json!("bytes")),
             (Shape::Loan, json!("loan")),
+            (Shape::File, json!("file")),
+            (Shape::Fd, json!("fd")),
+            (Shape::Segment, json!("segment")),
             (Shape::Option(b(Shape::Str)), json!({"option": "str"})),
             (Shape::Seq(b(named())), json!({"seq": {"named": "MyInfo"}})),
             (

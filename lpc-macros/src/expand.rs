@@ -25,7 +25,9 @@ use proc_macro2::{Literal, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, ToTokens};
 use syn::{Ident, LitInt};
 
-use crate::model::{erase_lifetimes, result_args, Method, Output, Param, ParamKind, Service};
+use crate::model::{
+    erase_lifetimes, result_args, HandleBy, Method, Output, Param, ParamKind, Service,
+};
 
 /// `ImageFilter` → `IMAGE_FILTER`, `HTTPServer` → `HTTP_SERVER`.
 pub fn screaming_snake(name: &str) -> String {
@@ -180,6 +182,18 @@ impl<'a> ServiceGenerator<'a> {
         let result = match &method.output {
             Output::Unit => quote!(#tracer.result::<()>()?;),
             Output::ByteVec => quote!(#tracer.result::<::lpc::__private::WireBytes>()?;),
+            Output::Handle { file, err: None } => {
+                let recv = recv_type(*file);
+                quote!(#tracer.result::<#recv>()?;)
+            }
+            Output::Handle {
+                file,
+                err: Some(err),
+            } => {
+                let recv = recv_type(*file);
+                let err = erase_lifetimes(err.to_token_stream());
+                quote!(#tracer.result::<#recv>()?; #tracer.error::<#err>()?;)
+            }
             Output::Type(ty) => match result_args(ty) {
                 Some((ok, err)) if method.returns_result => {
                     let (ok, err) = (
@@ -264,6 +278,25 @@ impl<'a> ServiceGenerator<'a> {
                     ::lpc::Client::connect(name, &#interface, options).map(|inner| Self { inner })
                 }
 
+                /// Starts `command` as a child service of this interface and connects to
+                /// it over an inherited connection (see `lpc::Client::spawn`); the child
+                /// serves with `lpc::Server::inherited()`. Dropping the returned
+                /// `lpc::Child` kills the child.
+                pub fn spawn(
+                    command: ::std::process::Command,
+                ) -> ::core::result::Result<(::lpc::Child, Self), ::lpc::Error> {
+                    Self::spawn_with(command, &::lpc::ClientOptions::default())
+                }
+
+                /// [`Self::spawn`] with `options` (connect and call timeouts, limits).
+                pub fn spawn_with(
+                    command: ::std::process::Command,
+                    options: &::lpc::ClientOptions,
+                ) -> ::core::result::Result<(::lpc::Child, Self), ::lpc::Error> {
+                    ::lpc::Client::spawn(command, &#interface, options)
+                        .map(|(child, inner)| (child, Self { inner }))
+                }
+
                 /// Wraps a connected client (whose interface must be this one).
                 pub fn from_client(inner: ::lpc::Client) -> Self {
                     Self { inner }
@@ -318,6 +351,13 @@ impl<'a> ServiceGenerator<'a> {
         let returns = match &method.output {
             Output::Unit => quote!(()),
             Output::ByteVec => quote!(::std::vec::Vec<u8>),
+            Output::Handle { file, err } => {
+                let handle = handle_type(*file);
+                match err {
+                    None => handle,
+                    Some(err) => quote!(::core::result::Result<#handle, #err>),
+                }
+            }
             Output::Type(ty) => ty.to_token_stream(),
         };
         let body = self.client_body(index, method);
@@ -346,6 +386,17 @@ impl<'a> ServiceGenerator<'a> {
                 ParamKind::Str | ParamKind::Slice(_) | ParamKind::Ref(_) => quote!(#ident),
                 ParamKind::ByteSlice => quote!(#serde_bytes::Bytes::new(#ident)),
                 ParamKind::RefMut(_) => quote!(&*#ident),
+                ParamKind::Handle { file, by } => {
+                    let send = if *file {
+                        quote!(::lpc::__private::SendHandle::file)
+                    } else {
+                        quote!(::lpc::__private::SendHandle::fd)
+                    };
+                    match by {
+                        HandleBy::Ref => quote!(&#send(#ident)),
+                        HandleBy::Value | HandleBy::Borrowed => quote!(&#send(&#ident)),
+                    }
+                }
             }
         });
         let call_args = quote!(&(#(#arguments,)*));
@@ -359,12 +410,28 @@ impl<'a> ServiceGenerator<'a> {
         let wire_return = match &method.output {
             Output::Unit => quote!(()),
             Output::ByteVec => quote!(::lpc::__private::WireBytes),
+            Output::Handle { file, err: None } => recv_type(*file),
+            Output::Handle {
+                file,
+                err: Some(err),
+            } => {
+                let recv = recv_type(*file);
+                quote!(::core::result::Result<#recv, #err>)
+            }
             Output::Type(ty) => ty.to_token_stream(),
+        };
+        // The received handle, out of its wire wrapper.
+        let unwrap_handle = |value: TokenStream| match &method.output {
+            Output::Handle { err: None, .. } => quote!(#value.into_inner()),
+            Output::Handle { err: Some(_), .. } => quote!(#value.map(|h| h.into_inner())),
+            _ => value,
         };
 
         // A result that holds a `lpc::Loan` is decoded where loans can be mapped; every other
         // method takes the plain path, which pays nothing for loans.
-        let call_fn = if method.returns_loan {
+        let call_fn = if method.passes_handles {
+            quote!(call_handles)
+        } else if method.returns_loan {
             quote!(call_loaned)
         } else {
             quote!(call)
@@ -387,6 +454,10 @@ impl<'a> ServiceGenerator<'a> {
             let call = call(wire_return);
             return match &method.output {
                 Output::ByteVec => quote!(#call.map(::lpc::__private::WireBytes::into_vec)),
+                Output::Handle { .. } => {
+                    let unwrapped = unwrap_handle(quote!(ret));
+                    quote!(#call.map(|ret| #unwrapped))
+                }
                 Output::Unit | Output::Type(_) => call,
             };
         }
@@ -402,6 +473,7 @@ impl<'a> ServiceGenerator<'a> {
         let (ret_pattern, ret_value) = match &method.output {
             Output::Unit => (quote!(()), quote!(())),
             Output::ByteVec => (quote!(#ret), quote!(#ret.into_vec())),
+            Output::Handle { .. } => (quote!(#ret), unwrap_handle(quote!(#ret))),
             Output::Type(_) => (quote!(#ret), quote!(#ret)),
         };
         quote! {
@@ -552,7 +624,25 @@ impl<'a> ServiceGenerator<'a> {
                 quote!(let #ret = #call;),
                 quote!(#serde_bytes::Bytes::new(&#ret)),
             ),
+            Output::Handle { file, err } => {
+                let send = if *file {
+                    quote!(::lpc::__private::SendHandle::file)
+                } else {
+                    quote!(::lpc::__private::SendHandle::fd)
+                };
+                let encoded = match err {
+                    None => quote!(&#send(&#ret)),
+                    Some(_) => quote!(&#ret.as_ref().map(|h| #send(h))),
+                };
+                (quote!(let #ret = #call;), encoded)
+            }
             Output::Type(_) => (quote!(let #ret = #call;), quote!(&#ret)),
+        };
+        // Counting the call's handles, for the service's per-call limit.
+        let decode = if method.passes_handles {
+            quote!(::lpc::__private::begin_handles(); #decode)
+        } else {
+            decode
         };
         let updated = updated_locals(method, &locals);
         let encode = if updated.is_empty() {
@@ -574,6 +664,18 @@ impl<'a> ServiceGenerator<'a> {
     /// array or object, the reply goes as `{"result": …, "out": {…}}` or `{"error": …}`.
     fn json_arm(&self, index: usize, method: &Method) -> TokenStream {
         let id = hex_literal(u64::from(method.id), 8);
+        if method.passes_handles {
+            let why = format!(
+                "method `{}` passes files, descriptors or segments, which the kernel carries \
+                 beside the payload and a JSON call cannot: call it from Rust",
+                method.name
+            );
+            return quote! {
+                #id => ::core::result::Result::Err(
+                    ::lpc::DispatchError::BadArguments(::std::string::String::from(#why))
+                ),
+            };
+        }
         let locals = argument_locals(method);
         let decode = self.json_decode(index, method, &locals);
         let call = self.handler_call(method, &locals, Codec::Json);
@@ -633,7 +735,9 @@ impl<'a> ServiceGenerator<'a> {
         // The run statement, and a reference to the value of the reply.
         let (run, value) = match &method.output {
             Output::Unit => (quote!(#call;), quote!(&())),
-            Output::ByteVec | Output::Type(_) => (quote!(let #ret = #call;), quote!(&#ret)),
+            Output::ByteVec | Output::Type(_) | Output::Handle { .. } => {
+                (quote!(let #ret = #call;), quote!(&#ret))
+            }
         };
 
         let outs = Ident::new("outs", Span::mixed_site());
@@ -692,6 +796,13 @@ impl<'a> ServiceGenerator<'a> {
                 ParamKind::Str | ParamKind::Ref(_) => quote!(&#local),
                 ParamKind::ByteSlice | ParamKind::Slice(_) => quote!(&#local[..]),
                 ParamKind::RefMut(_) => quote!(&mut #local),
+                ParamKind::Handle { by, .. } => match by {
+                    HandleBy::Value => quote!(#local.into_inner()),
+                    HandleBy::Ref => quote!(&#local.into_inner()),
+                    HandleBy::Borrowed => {
+                        quote!(::std::os::fd::AsFd::as_fd(&#local.into_inner()))
+                    }
+                },
             });
         quote! {
             <#impl_ty as #trait_ident>::#ident(&self.inner, #(#call_args),*)
@@ -730,8 +841,27 @@ fn owned_type(param: &Param, codec: Codec) -> TokenStream {
         ParamKind::Str => quote!(::std::string::String),
         ParamKind::Slice(elem) => quote!(::std::vec::Vec<#elem>),
         ParamKind::Ref(elem) | ParamKind::RefMut(elem) => elem.to_token_stream(),
+        ParamKind::Handle { file, .. } => recv_type(*file),
     };
     erase_lifetimes(ty)
+}
+
+/// The wire type a received file (`file`) or descriptor is decoded as.
+fn recv_type(file: bool) -> TokenStream {
+    if file {
+        quote!(::lpc::__private::RecvFile)
+    } else {
+        quote!(::lpc::__private::RecvFd)
+    }
+}
+
+/// `File` or `OwnedFd`, by full path.
+fn handle_type(file: bool) -> TokenStream {
+    if file {
+        quote!(::std::fs::File)
+    } else {
+        quote!(::std::os::fd::OwnedFd)
+    }
 }
 
 /// The locals holding the decoded arguments: `arg0`, `arg1`, …

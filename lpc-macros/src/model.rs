@@ -71,6 +71,9 @@ pub struct Method {
     pub returns_loan: bool,
     /// `#[lpc(oneway)]`: posted into the connection's one-way queue, never answered.
     pub oneway: bool,
+    /// Whether a parameter or the result passes files, descriptors or segments (see
+    /// [`holds_handle`]): the call then goes where descriptors can travel.
+    pub passes_handles: bool,
 }
 
 /// A method parameter.
@@ -103,6 +106,25 @@ pub enum ParamKind {
     Ref(Type),
     /// `&mut T`: the service decodes a `T`, and sends it back after the call.
     RefMut(Type),
+    /// A file or descriptor passed by the kernel: `File`, `&File`, `OwnedFd`, `&OwnedFd`,
+    /// `BorrowedFd<'_>`.
+    Handle {
+        /// `File` (else a descriptor).
+        file: bool,
+        /// How the handler takes it.
+        by: HandleBy,
+    },
+}
+
+/// How a handler takes a file or descriptor parameter.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum HandleBy {
+    /// `File`, `OwnedFd`.
+    Value,
+    /// `&File`, `&OwnedFd`.
+    Ref,
+    /// `BorrowedFd<'_>`.
+    Borrowed,
 }
 
 /// What a method returns.
@@ -111,6 +133,14 @@ pub enum Output {
     Unit,
     /// `Vec<u8>`: sent as bytes.
     ByteVec,
+    /// A file or descriptor passed by the kernel: `File`, `OwnedFd`, or either as the `Ok` of
+    /// a `Result<_, E>` (whose `E` is given).
+    Handle {
+        /// `File` (else `OwnedFd`).
+        file: bool,
+        /// `E` of `Result<File, E>`.
+        err: Option<Box<Type>>,
+    },
     /// Any other type.
     Type(Box<Type>),
 }
@@ -282,6 +312,11 @@ fn read_method(function: &TraitItemFn, errors: &mut Errors) -> Option<Method> {
         output_text: output_text(&sig.output),
         returns_result: returns_result(&sig.output),
         returns_loan: returns_loan(&sig.output),
+        passes_handles: matches!(&sig.output, ReturnType::Type(_, ty) if holds_handle(ty))
+            || sig
+                .inputs
+                .iter()
+                .any(|input| matches!(input, syn::FnArg::Typed(typed) if holds_handle(&typed.ty))),
     })
 }
 
@@ -744,8 +779,140 @@ fn is_loan_path(path: &Path) -> bool {
     }
 }
 
+/// Which handle `path` names: `Some(true)` for `File` (`File`, `fs::File`, `std::fs::File`),
+/// `Some(false)` for `OwnedFd` or `BorrowedFd` (also through `std::os::fd::`, `fd::`). A
+/// path of another crate's type of that name is not recognised unless written from `std`.
+fn handle_path(path: &Path) -> Option<bool> {
+    let last = path.segments.last()?;
+    let first = path.segments.first()?;
+    let from_std = path.segments.len() == 1
+        || matches!(first.ident.to_string().as_str(), "std" | "fs" | "fd" | "os");
+    if !from_std {
+        return None;
+    }
+    match last.ident.to_string().as_str() {
+        "File" if last.arguments.is_none() => Some(true),
+        "OwnedFd" if last.arguments.is_none() => Some(false),
+        "BorrowedFd" => Some(false),
+        _ => None,
+    }
+}
+
+/// Whether `path` names lpc's `Segment`: `Segment`, `lpc::Segment`, `::lpc::Segment`.
+fn is_segment_path(path: &Path) -> bool {
+    let Some(last) = path.segments.last() else {
+        return false;
+    };
+    if last.ident != "Segment" || !last.arguments.is_none() {
+        return false;
+    }
+    match path.segments.first() {
+        Some(first) if path.segments.len() > 1 => first.ident == "lpc",
+        _ => path.leading_colon.is_none(),
+    }
+}
+
+/// Whether a value of type `ty` may hold a file, a descriptor or a segment, anywhere in it
+/// (as [`holds_loan`] looks for loans).
+pub(crate) fn holds_handle(ty: &Type) -> bool {
+    match ty {
+        Type::Array(array) => holds_handle(&array.elem),
+        Type::Group(group) => holds_handle(&group.elem),
+        Type::Paren(paren) => holds_handle(&paren.elem),
+        Type::Reference(reference) => holds_handle(&reference.elem),
+        Type::Slice(slice) => holds_handle(&slice.elem),
+        Type::Tuple(tuple) => tuple.elems.iter().any(holds_handle),
+        Type::Path(path) => {
+            (path.qself.is_none()
+                && (handle_path(&path.path).is_some() || is_segment_path(&path.path)))
+                || path.path.segments.iter().any(|segment| {
+                    let PathArguments::AngleBracketed(args) = &segment.arguments else {
+                        return false;
+                    };
+                    args.args
+                        .iter()
+                        .any(|arg| matches!(arg, GenericArgument::Type(ty) if holds_handle(ty)))
+                })
+        }
+        _ => false,
+    }
+}
+
+/// The file or descriptor `ty` is itself (`Some(true)` for a file), if it is one.
+fn handle_type(ty: &Type) -> Option<bool> {
+    match peel(ty) {
+        Type::Path(path) if path.qself.is_none() => handle_path(&path.path),
+        _ => None,
+    }
+}
+
+/// Why a file or descriptor sits where it cannot travel, if one does: files and descriptors
+/// are passed as parameters or results themselves (or a result's `Ok`), not inside other
+/// types (segments, which lpc serialises itself, may be anywhere).
+fn nested_handle_problem(ty: &Type) -> Option<String> {
+    fn nested(ty: &Type) -> bool {
+        match ty {
+            Type::Array(a) => handle_type(&a.elem).is_some() || nested(&a.elem),
+            Type::Group(g) => nested(&g.elem),
+            Type::Paren(p) => nested(&p.elem),
+            Type::Reference(r) => nested(&r.elem),
+            Type::Slice(s) => handle_type(&s.elem).is_some() || nested(&s.elem),
+            Type::Tuple(t) => t
+                .elems
+                .iter()
+                .any(|e| handle_type(e).is_some() || nested(e)),
+            Type::Path(path) => path.path.segments.iter().any(|segment| {
+                let PathArguments::AngleBracketed(args) = &segment.arguments else {
+                    return false;
+                };
+                args.args.iter().any(|arg| {
+                    matches!(arg, GenericArgument::Type(ty)
+                        if handle_type(ty).is_some() || nested(ty))
+                })
+            }),
+            _ => false,
+        }
+    }
+    nested(ty).then(|| {
+        "a `File` or a descriptor (`OwnedFd`, `BorrowedFd`) travels only as a parameter          (`File`, `&File`, `OwnedFd`, `&OwnedFd`, `BorrowedFd<'_>`) or a result (`File`,          `OwnedFd`, `Result<File, E>`) of its own, not inside another type: its descriptor is          passed by the kernel beside the payload"
+            .to_owned()
+    })
+}
+
 /// How a parameter of type `ty` travels, or why it cannot.
 fn param_kind(ty: &Type) -> Result<ParamKind, String> {
+    if let Some(file) = handle_type(ty) {
+        let borrowed = matches!(peel(ty), Type::Path(p)
+            if p.path.segments.last().is_some_and(|s| s.ident == "BorrowedFd"));
+        let by = if borrowed {
+            HandleBy::Borrowed
+        } else {
+            HandleBy::Value
+        };
+        return Ok(ParamKind::Handle { file, by });
+    }
+    if let Type::Reference(reference) = peel(ty) {
+        if let Some(file) = handle_type(&reference.elem) {
+            if reference.mutability.is_some() {
+                return Err(
+                    "a file or descriptor cannot be a `&mut` parameter: the service cannot send                      the caller's back; take `&File` or `File`, and return a new one"
+                        .to_owned(),
+                );
+            }
+            if matches!(peel(&reference.elem), Type::Path(p)
+                if p.path.segments.last().is_some_and(|s| s.ident == "BorrowedFd"))
+            {
+                return Err("take `BorrowedFd<'_>` by value, not by reference".to_owned());
+            }
+            return Ok(ParamKind::Handle {
+                file,
+                by: HandleBy::Ref,
+            });
+        }
+    }
+    if let Some(problem) = nested_handle_problem(ty) {
+        return Err(problem);
+    }
     let Type::Reference(reference) = peel(ty) else {
         return Ok(if is_byte_vec(ty) {
             ParamKind::ByteVec
@@ -805,7 +972,35 @@ fn output_kind(ty: &Type) -> Result<Output, String> {
                 .to_owned(),
         ),
         _ if is_byte_vec(ty) => Ok(Output::ByteVec),
-        _ => Ok(Output::Type(Box::new(ty.clone()))),
+        _ if handle_type(ty) == Some(true) || handle_type(ty) == Some(false) => {
+            if matches!(peel(ty), Type::Path(p)
+                if p.path.segments.last().is_some_and(|s| s.ident == "BorrowedFd"))
+            {
+                return Err("a method cannot return a `BorrowedFd`: return `OwnedFd`".to_owned());
+            }
+            Ok(Output::Handle {
+                file: handle_type(ty) == Some(true),
+                err: None,
+            })
+        }
+        _ => {
+            if is_result(ty) {
+                if let Some((ok, err)) = result_args(ty) {
+                    if let Some(file) = handle_type(&ok) {
+                        if nested_handle_problem(&err).is_none() && handle_type(&err).is_none() {
+                            return Ok(Output::Handle {
+                                file,
+                                err: Some(Box::new(err)),
+                            });
+                        }
+                    }
+                }
+            }
+            if let Some(problem) = nested_handle_problem(ty) {
+                return Err(problem);
+            }
+            Ok(Output::Type(Box::new(ty.clone())))
+        }
     }
 }
 
@@ -1011,6 +1206,7 @@ mod tests {
                 ParamKind::Slice(_) => "slice",
                 ParamKind::Ref(_) => "ref",
                 ParamKind::RefMut(_) => "refmut",
+                ParamKind::Handle { .. } => "handle",
             })
             .collect();
         assert_eq!(
@@ -1027,6 +1223,56 @@ mod tests {
                 "ref"
             ]
         );
+    }
+
+    #[test]
+    fn files_descriptors_and_segments() {
+        let m = method(
+            "fn f(&self, a: File, b: &std::fs::File, c: OwnedFd, d: &OwnedFd, \
+             e: BorrowedFd<'_>, s: &lpc::Segment) -> Result<File, String>;",
+        );
+        let kinds: Vec<(bool, HandleBy)> = m
+            .params
+            .iter()
+            .filter_map(|p| match p.kind {
+                ParamKind::Handle { file, by } => Some((file, by)),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            kinds
+                == [
+                    (true, HandleBy::Value),
+                    (true, HandleBy::Ref),
+                    (false, HandleBy::Value),
+                    (false, HandleBy::Ref),
+                    (false, HandleBy::Borrowed),
+                ]
+        );
+        // A segment is lpc's own serde type: an ordinary reference.
+        assert!(matches!(m.params[5].kind, ParamKind::Ref(_)));
+        assert!(matches!(
+            m.output,
+            Output::Handle {
+                file: true,
+                err: Some(_)
+            }
+        ));
+        assert!(m.passes_handles);
+        assert!(method("fn f(&self, s: Vec<lpc::Segment>);").passes_handles);
+        assert!(!method("fn f(&self, a: u32) -> bank::File;").passes_handles);
+        for nested in [
+            "fn f(&self, a: Option<File>);",
+            "fn f(&self) -> Vec<OwnedFd>;",
+            "fn f(&self, a: &mut File);",
+            "fn f(&self) -> BorrowedFd<'static>;",
+        ] {
+            let why = error(nested);
+            assert!(
+                why.contains("descriptor") || why.contains("BorrowedFd"),
+                "{nested}: {why}"
+            );
+        }
     }
 
     #[test]

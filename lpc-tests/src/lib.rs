@@ -396,3 +396,151 @@ pub fn probe_method_id(name: &str) -> u32 {
         .unwrap_or_else(|| panic!("Probe has no method {name}"))
         .id
 }
+
+/// The interface of the child services the spawn tests start (`lpc-test-child`).
+pub mod child {
+    /// What a spawned child tells about itself.
+    #[lpc::service]
+    pub trait ChildProbe {
+        /// `a + b`, wrapping.
+        fn add(&self, a: i32, b: i32) -> i32;
+        /// The child's pid.
+        fn pid(&self) -> u32;
+        /// What each of the child's open descriptors is (`readlink /proc/self/fd/N`), by
+        /// number, listed while this call runs.
+        fn descriptors(&self) -> Vec<(u32, String)>;
+        /// The child's environment variable `name`.
+        fn env(&self, name: &str) -> Option<String>;
+        /// Aborts the child (a crash: no unwinding, no reply).
+        fn abort(&self) -> u32;
+        /// Prints `sleeping <ms>` on stdout, sleeps `ms` milliseconds, returns `ms`.
+        fn sleep_ms(&self, ms: u64) -> u64;
+    }
+
+    /// What `lpc-test-child` serves.
+    pub struct ChildService;
+
+    impl ChildProbe for ChildService {
+        fn add(&self, a: i32, b: i32) -> i32 {
+            a.wrapping_add(b)
+        }
+        fn pid(&self) -> u32 {
+            std::process::id()
+        }
+        fn descriptors(&self) -> Vec<(u32, String)> {
+            let mut fds: Vec<(u32, String)> = std::fs::read_dir("/proc/self/fd")
+                .map(|dir| {
+                    dir.filter_map(|e| {
+                        let e = e.ok()?;
+                        let n = e.file_name().to_str()?.parse().ok()?;
+                        let target = std::fs::read_link(e.path()).ok()?;
+                        Some((n, target.to_string_lossy().into_owned()))
+                    })
+                    .collect()
+                })
+                .unwrap_or_default();
+            fds.sort();
+            fds
+        }
+        fn env(&self, name: &str) -> Option<String> {
+            std::env::var(name).ok()
+        }
+        fn abort(&self) -> u32 {
+            std::process::abort()
+        }
+        fn sleep_ms(&self, ms: u64) -> u64 {
+            println!("sleeping {ms}");
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            ms
+        }
+    }
+}
+
+/// The interface of the handle tests (`lpc-test-files`): files, descriptors and segments
+/// passed in calls.
+pub mod files {
+    use std::fs::File;
+    use std::io::{Read, Seek, SeekFrom};
+    use std::os::fd::{BorrowedFd, OwnedFd};
+
+    /// Files, descriptors and segments in calls.
+    #[lpc::service]
+    pub trait Files {
+        /// Opens `path` read-only with the service's rights; the descriptor crosses.
+        fn open(&self, path: &str) -> Result<File, String>;
+        /// Everything in `file`, read from its start.
+        fn read_all(&self, file: &File) -> Vec<u8>;
+        /// The size of the file behind `fd` (`fstat`), which the service then closes.
+        fn size(&self, fd: OwnedFd) -> u64;
+        /// The size of the file behind a borrowed descriptor.
+        fn borrowed_size(&self, fd: BorrowedFd<'_>) -> u64;
+        /// Panics, holding `file` (which must be closed all the same).
+        fn fail_with(&self, file: File) -> u32;
+        /// Takes three files; returns how many bytes they hold together.
+        fn three(&self, a: &File, b: &File, c: &File) -> u64;
+        /// Fills a segment with `byte`; an error for a read-only one.
+        fn fill(&self, segment: &lpc::Segment, byte: u8) -> Result<u64, String>;
+        /// A new segment of `len` bytes of `byte`.
+        fn make_segment(&self, len: u64, byte: u8) -> lpc::Segment;
+        /// Sleeps `ms`, then returns a file (`/proc/self/stat` of the service).
+        fn slow_file(&self, ms: u64) -> File;
+        /// The service's pid.
+        fn pid(&self) -> u32;
+    }
+
+    /// What `lpc-test-files` serves.
+    pub struct FilesService;
+
+    fn fstat_size(fd: BorrowedFd<'_>) -> u64 {
+        rustix::fs::fstat(fd).map_or(u64::MAX, |s| s.st_size as u64)
+    }
+
+    impl Files for FilesService {
+        fn open(&self, path: &str) -> Result<File, String> {
+            File::open(path).map_err(|e| format!("{path}: {e}"))
+        }
+        fn read_all(&self, file: &File) -> Vec<u8> {
+            let mut file = file;
+            let mut out = Vec::new();
+            let _ = file.seek(SeekFrom::Start(0));
+            let _ = file.read_to_end(&mut out);
+            out
+        }
+        fn size(&self, fd: OwnedFd) -> u64 {
+            use std::os::fd::AsFd;
+            fstat_size(fd.as_fd())
+        }
+        fn borrowed_size(&self, fd: BorrowedFd<'_>) -> u64 {
+            fstat_size(fd)
+        }
+        fn fail_with(&self, file: File) -> u32 {
+            let _held = file;
+            panic!("failing while holding a file")
+        }
+        fn three(&self, a: &File, b: &File, c: &File) -> u64 {
+            [a, b, c]
+                .iter()
+                .map(|f| f.metadata().map_or(0, |m| m.len()))
+                .sum()
+        }
+        fn fill(&self, segment: &lpc::Segment, byte: u8) -> Result<u64, String> {
+            let bytes = vec![byte; segment.len()];
+            segment.write_at(0, &bytes).map_err(|e| e.to_string())?;
+            Ok(segment.len() as u64)
+        }
+        fn make_segment(&self, len: u64, byte: u8) -> lpc::Segment {
+            let segment = lpc::Segment::anonymous(len as usize).expect("memory");
+            segment
+                .write_at(0, &vec![byte; len as usize])
+                .expect("our own segment");
+            segment
+        }
+        fn slow_file(&self, ms: u64) -> File {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            File::open("/proc/self/stat").expect("our own stat")
+        }
+        fn pid(&self) -> u32 {
+            std::process::id()
+        }
+    }
+}

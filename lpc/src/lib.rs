@@ -40,7 +40,7 @@
 //! | `wire` | what crosses between the processes: frame header, handshake, interface and service descriptions, payload codec |
 //! | `channel` | the call protocol of one connection: slot states, doorbells, waiting, payloads in and out of slots |
 //! | [`registry`] | naming: where services live, connecting and the handshake exchange |
-//! | `loan` | [`Loan`]: byte buffers lent in place |
+//! | `loan`, `handle` | [`Loan`]: byte buffers lent in place; files and descriptors passed in calls |
 //! | [`server`], [`client`], [`shared`] | the two sides of the public API; shared values and named segments |
 //!
 //! `unsafe` code is allowed only in `sys` and `shm` (`#![deny(unsafe_code)]` everywhere else).
@@ -60,6 +60,8 @@ mod wire;
 
 mod channel;
 
+#[cfg(not(loom))]
+mod handle;
 mod loan;
 pub mod registry;
 
@@ -77,7 +79,7 @@ pub use channel::events::Overflow;
 pub use client::events::{
     EventSet, EventThread, JsonEvent, Received, SubscribeOptions, Subscription,
 };
-pub use client::{query, Client, ClientOptions, WaitStrategy};
+pub use client::{query, Child, Client, ClientOptions, WaitStrategy};
 pub use error::{CallPhase, Error, Result};
 pub use loan::{Loan, LoanError};
 pub use lpc_macros::{events, service};
@@ -111,6 +113,8 @@ pub mod __private {
     pub use serde;
     pub use serde_bytes;
 
+    #[cfg(not(loom))]
+    pub use crate::handle::{begin_call as begin_handles, RecvFd, RecvFile, SendHandle};
     pub use crate::wire::codec::WireBytes;
     pub use crate::wire::interface::{InfoCache, MethodTracer};
     pub use crate::wire::trace::ShapeError;

@@ -122,6 +122,11 @@ impl RawSocket {
         self.stream.send(bytes, Some(&shm))
     }
 
+    /// Sends `bytes` with any descriptor attached (a forged handle notice, say).
+    pub fn send_descriptor(&self, bytes: &[u8], fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+        self.stream.send_handle(bytes, fd)
+    }
+
     /// Receives one message (its bytes; empty when the service closed), waiting up to `timeout`.
     pub fn recv(&self, timeout: Duration) -> io::Result<Vec<u8>> {
         let mut buf = vec![0u8; MAX_MESSAGE];
@@ -207,6 +212,28 @@ impl RawPeer {
             deadline_ns: 0,
         };
         self.write(base + 8, &header.encode());
+        self.store(base, 3);
+        self.wake_slot(slot);
+    }
+
+    /// As a service: answers the request on `slot` with `payload` inline (status Ok), and
+    /// wakes the client.
+    pub fn reply_inline(&self, slot: u32, payload: &[u8]) {
+        let base = self.slot_offset(slot);
+        let request: [u8; FRAME_SIZE] =
+            self.read(base + 8, FRAME_SIZE).try_into().expect("a frame");
+        let call_id = FrameHeader::decode(&request).map_or(0, |h| h.call_id);
+        let header = FrameHeader {
+            method: 0,
+            flags: 0,
+            call_id,
+            len: payload.len() as u64,
+            spill_generation: 0,
+            status: crate::wire::frame::Status::Ok,
+            deadline_ns: 0,
+        };
+        self.write(base + 8, &header.encode());
+        self.write(base + 48, payload);
         self.store(base, 3);
         self.wake_slot(slot);
     }
@@ -352,7 +379,7 @@ pub fn varint(v: u64) -> Vec<u8> {
 
 /// A socket message of `tag` with `body` (postcard bytes), prefixed as lpc sends it: the tag,
 /// then the protocol version. Tags: 1 hello, 2 welcome, 3 refusal, 4 spill notice, 5 query,
-/// 6 query answer, 7 bulk notice, 8 slots notice.
+/// 6 query answer, 7 bulk notice, 8 slots notice, 16 handle notice.
 pub fn message(tag: u8, body: &[u8]) -> Vec<u8> {
     let mut out = vec![tag];
     out.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());

@@ -7,6 +7,7 @@
 pub(crate) mod budget;
 pub(crate) mod bulk;
 pub(crate) mod events;
+pub(crate) mod handles;
 #[cfg(all(test, loom))]
 mod model;
 pub(crate) mod payload;
@@ -174,6 +175,9 @@ struct Inbox {
     spills: HashMap<u32, (u32, SharedMemory)>,
     /// Bulk buffers by id.
     bulks: HashMap<u32, SharedMemory>,
+    /// Handles passed in calls, by the sender's id, unchecked (see `handles`).
+    #[cfg(not(loom))]
+    handles: std::collections::BTreeMap<u32, crate::sys::Received>,
 }
 
 pub(crate) use crate::shm::layout::MAX_BULK_BUFFERS;
@@ -231,6 +235,8 @@ pub(crate) struct Channel {
     inbox: Mutex<Inbox>,
     /// Bulk buffers for loans, both directions.
     pub(crate) bulk: bulk::BulkTable,
+    /// Handles passed in calls: the limits, and the next id this side gives one.
+    pub(crate) handles: handles::HandleState,
     /// The largest payload the peer accepts from us.
     peer_limit: u64,
     /// The largest payload we accept from the peer.
@@ -268,6 +274,7 @@ impl Channel {
             stream,
             inbox: Mutex::new(Inbox::default()),
             bulk: bulk::BulkTable::default(),
+            handles: handles::HandleState::default(),
             peer_limit: u64::MAX,
             receive_limit: u64::MAX,
             token: 0,
@@ -542,7 +549,7 @@ impl Channel {
     ) -> Result<(), ChannelError> {
         let deadline = Instant::now() + SPILL_NOTICE_TIMEOUT;
         let mut buf = [0u8; 64];
-        let (n, shm) = match self.stream.recv(&mut buf, Some(deadline)) {
+        let (n, received) = match self.stream.recv_any(&mut buf, Some(deadline)) {
             Ok(r) => r,
             Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                 return Err(ChannelError::Protocol(missing()))
@@ -558,7 +565,30 @@ impl Channel {
         if n == 0 {
             return Err(ChannelError::PeerGone);
         }
-        match (Message::decode(&buf[..n]), shm) {
+        let message = Message::decode(&buf[..n]);
+        #[cfg(not(loom))]
+        if let Ok(Message::Handle { id }) = message {
+            return match received {
+                Some(handle) => {
+                    self.keep_handle(inbox, id, handle);
+                    Ok(())
+                }
+                None => Err(ChannelError::Protocol(format!(
+                    "handle notice {id} carries no descriptor"
+                ))),
+            };
+        }
+        // Anything else attached must be lpc shared memory.
+        let shm = match received.map(crate::sys::Received::into_shared_memory) {
+            None => None,
+            Some(Ok(shm)) => Some(shm),
+            Some(Err(e)) => {
+                let reason = e.to_string();
+                let _ = self.broken.set(reason.clone());
+                return Err(ChannelError::Protocol(reason));
+            }
+        };
+        match (message, shm) {
             (Ok(Message::Spill { slot, generation }), Some(shm))
                 if slot < self.memory.geometry().slot_count =>
             {

@@ -4,8 +4,13 @@
 //! share between threads; each concurrent call takes its own call slot.
 
 pub mod events;
+#[cfg(not(loom))]
+mod handles;
 mod oneway;
 mod slots;
+mod spawn;
+
+pub use spawn::Child;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -366,6 +371,19 @@ impl Client {
             options.connect_timeout,
             &options.expected_service_user(),
         )?;
+        Self::handshake(name, stream, service.pid(), deadline, interface, options)
+    }
+
+    /// The handshake on a connected `stream` to the service `name` (whose pid is
+    /// `service_pid`, if known), by `deadline`.
+    fn handshake(
+        name: &str,
+        stream: Stream,
+        service_pid: Option<u32>,
+        deadline: Instant,
+        interface: Option<&'static InterfaceDescriptor>,
+        options: &ClientOptions,
+    ) -> Result<Connection> {
         let hello = Message::Hello(Hello {
             service: name.to_owned(),
             interface: interface.map(|i| (i.name.to_owned(), i.fingerprint)),
@@ -393,7 +411,6 @@ impl Client {
         let memory =
             ConnectionMemory::open(&shm, geometry).map_err(|e| Error::protocol(name, None, e))?;
         // Unknown (None) when the service runs in a PID namespace we cannot see.
-        let service_pid = service.pid();
         let stream = Arc::new(stream);
         let mut channel = Channel::new(name, memory, stream.clone());
         channel.set_peer_limit(welcome.max_request);

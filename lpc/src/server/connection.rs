@@ -387,6 +387,10 @@ fn handshake(shared: &Shared, conn: &ConnectionShared) -> Result<Channel, String
     channel.set_peer_limit(hello.max_reply);
     channel.set_receive_limit(options.max_payload);
     channel.set_token(welcome_token);
+    channel.set_handle_limits(
+        options.max_descriptors_per_call,
+        options.max_descriptors_per_connection,
+    );
     Ok(channel)
 }
 

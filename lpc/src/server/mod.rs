@@ -103,7 +103,18 @@ pub struct ServerOptions {
     max_threads: u32,
     stop_on_signals: bool,
     grace_period: Duration,
+    max_descriptors_per_call: u32,
+    max_descriptors_per_connection: usize,
 }
+
+/// Default largest number of handles (files, descriptors, segments) one call may pass to the
+/// service (see [`ServerOptions::max_descriptors_per_call`]).
+pub const DEFAULT_MAX_DESCRIPTORS_PER_CALL: u32 = crate::channel::handles::DEFAULT_PER_CALL;
+
+/// Default largest number of handles a connection's client may have sent and not yet named
+/// in a call (see [`ServerOptions::max_descriptors_per_connection`]).
+pub const DEFAULT_MAX_DESCRIPTORS_PER_CONNECTION: usize =
+    crate::channel::handles::DEFAULT_PER_CONNECTION;
 
 impl std::fmt::Debug for ServerOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -130,6 +141,11 @@ impl std::fmt::Debug for ServerOptions {
             .field("max_threads", &self.max_threads)
             .field("stop_on_signals", &self.stop_on_signals)
             .field("grace_period", &self.grace_period)
+            .field("max_descriptors_per_call", &self.max_descriptors_per_call)
+            .field(
+                "max_descriptors_per_connection",
+                &self.max_descriptors_per_connection,
+            )
             .finish()
     }
 }
@@ -157,6 +173,8 @@ impl Default for ServerOptions {
             max_threads: DEFAULT_MAX_THREADS,
             stop_on_signals: true,
             grace_period: DEFAULT_GRACE_PERIOD,
+            max_descriptors_per_call: DEFAULT_MAX_DESCRIPTORS_PER_CALL,
+            max_descriptors_per_connection: DEFAULT_MAX_DESCRIPTORS_PER_CONNECTION,
         }
     }
 }
@@ -327,6 +345,23 @@ impl ServerOptions {
         self
     }
 
+    /// The most handles (files, descriptors, segments) one call may pass to the service
+    /// (default 16): a call with more is refused with [`Error::Busy`] naming this limit, and
+    /// every descriptor it passed is closed. At most 64 (what a sender sends in one call).
+    pub fn max_descriptors_per_call(mut self, n: u32) -> Self {
+        self.max_descriptors_per_call = n.min(crate::channel::handles::MAX_PER_CALL);
+        self
+    }
+
+    /// The most handles a client may have sent on its connection and not yet named in a call
+    /// (default 64): descriptors of calls that timed out before the service took them, or a
+    /// hostile client's. Past it the oldest is closed (and a warning logged), so a client can
+    /// make the service hold at most this many descriptors for it.
+    pub fn max_descriptors_per_connection(mut self, n: usize) -> Self {
+        self.max_descriptors_per_connection = n.max(1);
+        self
+    }
+
     fn admits_others(&self) -> bool {
         !self.allowed_users.is_empty()
             || !self.allowed_gids.is_empty()
@@ -378,8 +413,12 @@ impl ServerOptions {
 pub struct Server {
     name: String,
     path: PathBuf,
-    identity: FileIdentity,
-    listener: Listener,
+    /// The socket file we bound (`None` for an inherited connection: no name).
+    identity: Option<FileIdentity>,
+    /// The listening socket (`None` for an inherited connection).
+    listener: Option<Listener>,
+    /// The one connection of a service started by `lpc::spawn`, until it is served.
+    inherited: Mutex<Option<Stream>>,
     options: ServerOptions,
     geometry: Geometry,
     /// The events it emits, if any ([`Server::with_events`]).
@@ -456,8 +495,67 @@ impl Server {
         Ok(Server {
             name: name.to_owned(),
             path,
-            identity,
-            listener,
+            identity: Some(identity),
+            listener: Some(listener),
+            inherited: Mutex::new(None),
+            options,
+            geometry,
+            events: None,
+        })
+    }
+
+    /// The connection this process inherited from the parent that started it with
+    /// [`crate::Client::spawn`] (or a generated `XxxClient::spawn`), ready to serve, with
+    /// default options: a child service. It has no name in the runtime directory and accepts
+    /// no other connection; serving it ([`Server::serve`]) returns once that connection ends
+    /// — the parent dropped its client, or died — so a child's `main` that returns
+    /// `Server::inherited()?.serve(..)` exits with its parent.
+    ///
+    /// The descriptor is found through the environment variable `LPC_ENDPOINT_FD` (its
+    /// number), checked to be a Unix `SOCK_SEQPACKET` socket, made close-on-exec (a program
+    /// this child starts does not inherit it), and the variable is removed: call this early in
+    /// `main`, before other threads read the environment. Fails with
+    /// [`Error::InvalidOption`] in a process that was not started so.
+    pub fn inherited() -> Result<Server> {
+        Self::inherited_with(ServerOptions::default())
+    }
+
+    /// [`Server::inherited`] with `options` (the runtime directory, the access policy and the
+    /// connection limits do not apply: the one connection is the parent's).
+    pub fn inherited_with(options: ServerOptions) -> Result<Server> {
+        let name = std::env::current_exe()
+            .ok()
+            .and_then(|p| Some(p.file_name()?.to_string_lossy().into_owned()))
+            .filter(|n| registry::validate_name(n).is_ok())
+            .unwrap_or_else(|| "child".to_owned());
+        let geometry = options.geometry(&name)?;
+        let stream = match Stream::inherited() {
+            Ok(Some(stream)) => stream,
+            Ok(None) => {
+                return Err(Error::InvalidOption {
+                    service: name.clone(),
+                    option: "Server::inherited".into(),
+                    reason: format!(
+                        "this process inherited no lpc connection ({} is not set, or was \
+                         taken already): it must be started by lpc::Client::spawn",
+                        crate::sys::ENDPOINT_ENV
+                    ),
+                })
+            }
+            Err(e) => {
+                return Err(Error::InvalidOption {
+                    service: name.clone(),
+                    option: "Server::inherited".into(),
+                    reason: e.to_string(),
+                })
+            }
+        };
+        Ok(Server {
+            name,
+            path: PathBuf::new(),
+            identity: None,
+            listener: None,
+            inherited: Mutex::new(Some(stream)),
             options,
             geometry,
             events: None,
@@ -476,7 +574,7 @@ impl Server {
         &self.name
     }
 
-    /// The socket path clients connect to.
+    /// The socket path clients connect to (empty for an inherited connection).
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -529,8 +627,9 @@ impl Server {
 impl Server {
     /// Removes our socket, unless another service has replaced it since.
     fn remove_socket(&self) {
+        let Some(ours) = self.identity else { return };
         if let Ok(identity) = file_identity(&self.path) {
-            if identity == self.identity {
+            if identity == ours {
                 let _ = std::fs::remove_file(&self.path);
             }
         }
@@ -723,9 +822,11 @@ impl Shared {
         ));
         let reactor =
             Reactor::new().map_err(|e| Error::io(&server.name, "creating the event loop", e))?;
-        reactor
-            .watch_listener(&server.listener)
-            .map_err(|e| Error::io(&server.name, "watching the socket", e))?;
+        if let Some(listener) = &server.listener {
+            reactor
+                .watch_listener(listener)
+                .map_err(|e| Error::io(&server.name, "watching the socket", e))?;
+        }
         Ok(Shared {
             server,
             reactor,
@@ -940,6 +1041,23 @@ impl Shared {
     /// then the graceful stop.
     fn run(self: &Arc<Self>) -> Result<()> {
         let mut events = Vec::new();
+        let inherited = self
+            .server
+            .inherited
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(stream) = inherited {
+            // The parent's connection: admitted by construction (it handed us the socket).
+            let peer = stream.peer_credentials().ok();
+            if !self.add_connection(stream, peer) {
+                return Err(Error::io(
+                    &self.server.name,
+                    "serving the inherited connection",
+                    std::io::Error::other("cannot watch it or start its thread"),
+                ));
+            }
+        }
         let result = loop {
             if self.stopping.load(Ordering::SeqCst) {
                 break Ok(());
@@ -979,8 +1097,11 @@ impl Shared {
     }
 
     fn accept_all(self: &Arc<Self>) {
+        let Some(listener) = &self.server.listener else {
+            return;
+        };
         loop {
-            let stream = match self.server.listener.accept() {
+            let stream = match listener.accept() {
                 Ok(Some(stream)) => stream,
                 Ok(None) => return,
                 Err(_) => {
@@ -1003,43 +1124,55 @@ impl Shared {
                 refuse_at_accept(&self.server.name, &stream, kind, reason);
                 continue;
             }
-            let token = self.next_token.fetch_add(1, Ordering::Relaxed);
-            let conn = Arc::new(ConnectionShared::new(
-                stream,
-                peer,
-                self.dispatcher.interface(),
-                token,
-            ));
-            if self.reactor.watch_peer(conn.stream(), token).is_err() {
-                continue;
+            self.add_connection(stream, peer);
+        }
+    }
+
+    /// Gives an admitted connection its place in the table and its thread.
+    fn add_connection(self: &Arc<Self>, stream: Stream, peer: Option<PeerCredentials>) -> bool {
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        let conn = Arc::new(ConnectionShared::new(
+            stream,
+            peer,
+            self.dispatcher.interface(),
+            token,
+        ));
+        if self.reactor.watch_peer(conn.stream(), token).is_err() {
+            return false;
+        }
+        self.connections().insert(token, (conn.clone(), None));
+        let shared = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("lpc-{}-{token}", self.server.name))
+            .spawn(move || {
+                connection::run(&shared, &conn);
+                shared.release_threads(conn.threads.swap(0, Ordering::Relaxed));
+                // Under the table's lock, so that a query counts this connection's calls
+                // exactly once: either live or among the closed.
+                let mut table = shared.connections();
+                table.remove(&token);
+                conn.each_stats(|stats| shared.closed.absorb(stats));
+                drop(table);
+                if shared.server.listener.is_none() {
+                    // An inherited connection was the service's only one.
+                    shared.stopping.store(true, Ordering::SeqCst);
+                    shared.reactor.wake();
+                }
+                if shared.stopping.load(Ordering::SeqCst) {
+                    // The graceful stop waits for the connections to end.
+                    shared.reactor.wake();
+                }
+            });
+        match spawned {
+            Ok(handle) => {
+                if let Some(entry) = self.connections().get_mut(&token) {
+                    entry.1 = Some(handle);
+                }
+                true
             }
-            self.connections().insert(token, (conn.clone(), None));
-            let shared = self.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("lpc-{}-{token}", self.server.name))
-                .spawn(move || {
-                    connection::run(&shared, &conn);
-                    shared.release_threads(conn.threads.swap(0, Ordering::Relaxed));
-                    // Under the table's lock, so that a query counts this connection's calls
-                    // exactly once: either live or among the closed.
-                    let mut table = shared.connections();
-                    table.remove(&token);
-                    conn.each_stats(|stats| shared.closed.absorb(stats));
-                    drop(table);
-                    if shared.stopping.load(Ordering::SeqCst) {
-                        // The graceful stop waits for the connections to end.
-                        shared.reactor.wake();
-                    }
-                });
-            match spawned {
-                Ok(handle) => {
-                    if let Some(entry) = self.connections().get_mut(&token) {
-                        entry.1 = Some(handle);
-                    }
-                }
-                Err(_) => {
-                    self.connections().remove(&token);
-                }
+            Err(_) => {
+                self.connections().remove(&token);
+                false
             }
         }
     }
@@ -1047,7 +1180,10 @@ impl Shared {
     /// Accepts the connections queued on the listener and closes them at once: their clients
     /// see the service gone instead of waiting for a welcome.
     fn refuse_queued(&self) {
-        while let Ok(Some(stream)) = self.server.listener.accept() {
+        let Some(listener) = &self.server.listener else {
+            return;
+        };
+        while let Ok(Some(stream)) = listener.accept() {
             drop(stream);
         }
     }

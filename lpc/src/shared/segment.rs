@@ -59,29 +59,7 @@ impl SegmentOptions {
                 format!("a size of {len} bytes: a segment holds 1 byte to {MAX_SEGMENT_LEN}"),
             ));
         }
-        let mut create = || {
-            let total = DATA_OFFSET + len.div_ceil(4096) * 4096;
-            let shm = SharedMemory::create(&format!("lpc-segment-{name}"), total).map_err(|e| {
-                shared_error(Kind::Segment, name, format!("creating its memory: {e}"))
-            })?;
-            let map = shm.map().map_err(|e| {
-                shared_error(Kind::Segment, name, format!("mapping its memory: {e}"))
-            })?;
-            Region::new(map)
-                .store_words(
-                    0,
-                    &[
-                        MAGIC,
-                        (VERSION << 32) | KIND_SEGMENT,
-                        total as u64,
-                        DATA_OFFSET as u64,
-                        len as u64,
-                    ],
-                )
-                .map_err(|_| shared_error(Kind::Segment, name, "header out of bounds"))?;
-            std::sync::atomic::fence(Ordering::SeqCst);
-            Ok(shm)
-        };
+        let mut create = || new_segment_memory(name, len);
         let segment = self.open_with(name, true, Some(&mut create))?;
         if segment.len != len {
             return Err(shared_error(
@@ -95,7 +73,9 @@ impl SegmentOptions {
         }
         Ok(segment)
     }
+}
 
+impl SegmentOptions {
     /// Opens segment `name`, which some process holds, read-write.
     pub fn open(&self, name: &str) -> Result<Segment> {
         self.open_with(name, true, None)
@@ -116,30 +96,150 @@ impl SegmentOptions {
         let holding = match name::open(&self.dir(), name, Kind::Segment, writable, create)? {
             Opened::Existing(h) | Opened::Created(h) => h,
         };
-        let map = if writable {
-            holding.shm.map()
-        } else {
-            holding.shm.map_read_only()
-        }
-        .map_err(|e| shared_error(Kind::Segment, name, format!("mapping its memory: {e}")))?;
-        let region = Region::new(map);
-        let header = read_header(&region, Kind::Segment, name)?;
-        if header.kind != KIND_SEGMENT
-            || header.data_offset != DATA_OFFSET
-            || header.data_len == 0
-            || header.data_len > region.len() - DATA_OFFSET.min(region.len())
-        {
-            return Err(shared_error(
-                Kind::Segment,
-                name,
-                "its memory is not a segment lpc made (kind or layout)",
-            ));
-        }
+        let (len, region) = map_segment(name, &holding.shm, writable)?;
         Ok(Segment {
             name: name.to_owned(),
-            len: header.data_len,
+            len,
             region,
-            _holding: holding,
+            backing: Backing::Named(holding),
+        })
+    }
+}
+
+/// The memory of a new segment of `len` bytes, its header written.
+fn new_segment_memory(name: &str, len: usize) -> Result<SharedMemory> {
+    let total = DATA_OFFSET + len.div_ceil(4096) * 4096;
+    let shm = SharedMemory::create(&format!("lpc-segment-{name}"), total)
+        .map_err(|e| shared_error(Kind::Segment, name, format!("creating its memory: {e}")))?;
+    let map = shm
+        .map()
+        .map_err(|e| shared_error(Kind::Segment, name, format!("mapping its memory: {e}")))?;
+    Region::new(map)
+        .store_words(
+            0,
+            &[
+                MAGIC,
+                (VERSION << 32) | KIND_SEGMENT,
+                total as u64,
+                DATA_OFFSET as u64,
+                len as u64,
+            ],
+        )
+        .map_err(|_| shared_error(Kind::Segment, name, "header out of bounds"))?;
+    std::sync::atomic::fence(Ordering::SeqCst);
+    Ok(shm)
+}
+
+/// Maps a segment's memory (read-write or read-only) and checks its header: its data length.
+fn map_segment(name: &str, shm: &SharedMemory, writable: bool) -> Result<(usize, Region)> {
+    let map = if writable {
+        shm.map()
+    } else {
+        shm.map_read_only()
+    }
+    .map_err(|e| shared_error(Kind::Segment, name, format!("mapping its memory: {e}")))?;
+    let region = Region::new(map);
+    let header = read_header(&region, Kind::Segment, name)?;
+    if header.kind != KIND_SEGMENT
+        || header.data_offset != DATA_OFFSET
+        || header.data_len == 0
+        || header.data_len > region.len() - DATA_OFFSET.min(region.len())
+    {
+        return Err(shared_error(
+            Kind::Segment,
+            name,
+            "its memory is not a segment lpc made (kind or layout)",
+        ));
+    }
+    Ok((header.data_len, region))
+}
+
+/// What keeps a segment's memory: this process's hold on its name, or the descriptor a call
+/// passed (with what mapping it costs the service's budget).
+#[derive(Debug)]
+enum Backing {
+    Named(Holding),
+    Received {
+        shm: SharedMemory,
+        _charge: Option<crate::channel::budget::Charge>,
+    },
+}
+
+impl Backing {
+    fn shm(&self) -> &SharedMemory {
+        match self {
+            Backing::Named(holding) => &holding.shm,
+            Backing::Received { shm, .. } => shm,
+        }
+    }
+}
+
+/// In a binary call a segment's descriptor crosses (`SCM_RIGHTS`, see `channel::handles`),
+/// and only its id in the payload; the receiver maps it read-write if the sender's descriptor
+/// is read-write, else read-only. Not in JSON.
+impl serde::Serialize for Segment {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::Error as _;
+        let why = |why: String| {
+            crate::wire::codec::note_custom_reason(why.clone());
+            S::Error::custom(why)
+        };
+        if serializer.is_human_readable() {
+            return Err(why(
+                "a segment is passed by the kernel, which a JSON call cannot carry".into(),
+            ));
+        }
+        let id = match crate::channel::scope::current(|c| c.send_memory(self.backing.shm())) {
+            Some(Ok(id)) => id,
+            Some(Err(e)) => return Err(why(format!("cannot send segment `{}`: {e}", self.name))),
+            None => {
+                return Err(why(
+                    "a segment can only be sent as an argument or result of an lpc call".into(),
+                ))
+            }
+        };
+        serializer.serialize_newtype_struct(crate::wire::shape::SEGMENT_NAME, &id)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Segment {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Segment, D::Error> {
+        use serde::de::Error as _;
+        let fail = |why: String| {
+            crate::wire::codec::note_custom_reason(why.clone());
+            D::Error::custom(why)
+        };
+        let Some(id) = crate::handle::handle_id(deserializer, crate::wire::shape::SEGMENT_NAME)?
+        else {
+            // Tracing shapes: a segment of one page stands in (never used).
+            return Segment::anonymous(1).map_err(|e| fail(e.to_string()));
+        };
+        let shm = crate::handle::receive_raw::<D::Error>(id, "segment")?
+            .into_shared_memory()
+            .map_err(|e| fail(format!("received segment: {e}")))?;
+        let charge = crate::channel::scope::current(|c| c.charge(shm.len()))
+            .transpose()
+            .map_err(|e| {
+                crate::channel::budget::note_refusal(crate::channel::budget::Refusal::Busy);
+                fail(format!("cannot map the received segment: {e}"))
+            })?
+            .flatten();
+        let writable = shm.writable_descriptor();
+        let (len, region) =
+            map_segment("(received)", &shm, writable).map_err(|e| fail(e.to_string()))?;
+        Ok(Segment {
+            name: String::new(),
+            len,
+            region,
+            backing: Backing::Received {
+                shm,
+                _charge: charge,
+            },
         })
     }
 }
@@ -160,7 +260,7 @@ pub struct Segment {
     name: String,
     len: usize,
     region: Region,
-    _holding: Holding,
+    backing: Backing,
 }
 
 impl Segment {
@@ -179,7 +279,28 @@ impl Segment {
         SegmentOptions::new().open_read_only(name)
     }
 
-    /// The name.
+    /// A segment of `len` zero bytes with no name, read-write: only a call can pass it to
+    /// another process (as an argument or result; the receiver gets it read-write). Gone when
+    /// every process holding it drops it.
+    pub fn anonymous(len: usize) -> Result<Segment> {
+        if len == 0 || len > MAX_SEGMENT_LEN {
+            return Err(shared_error(
+                Kind::Segment,
+                "(anonymous)",
+                format!("a size of {len} bytes: a segment holds 1 byte to {MAX_SEGMENT_LEN}"),
+            ));
+        }
+        let shm = new_segment_memory("(anonymous)", len)?;
+        let (len, region) = map_segment("(anonymous)", &shm, true)?;
+        Ok(Segment {
+            name: String::new(),
+            len,
+            region,
+            backing: Backing::Received { shm, _charge: None },
+        })
+    }
+
+    /// The name (empty for a segment received in a call, or made with [`Segment::anonymous`]).
     pub fn name(&self) -> &str {
         &self.name
     }

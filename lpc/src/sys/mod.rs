@@ -14,7 +14,7 @@
 //! | [`Mapping`] | a live mapping of one, unmapped on drop: `as_ptr()`, `len()`, `writable()` | `mmap(2)` | `MapViewOfFile` |
 //! | [`AtomicU32`], [`fence`] | the 32-bit word shared memory is made of, and the fence of its memory model: `std::sync::atomic`'s (the loom model's under `cfg(loom)`); everything that lives in shared memory uses these names | `std::sync::atomic` | `std::sync::atomic` |
 //! | [`wait`] / [`wake`] | the doorbell: sleep while a 32-bit word of shared memory holds a value (with a timeout), wake its sleepers | `futex(2)`, shared | spin, then events, with a "sleeping" flag |
-//! | [`Listener`] / [`Stream`] | a local endpoint: bind an address, accept, connect; send and receive one message with at most one attached [`SharedMemory`]; the peer's [`PeerCredentials`] (its pid unknown for a peer in a PID namespace we cannot see); whether the peer hung up; shut down | Unix `SOCK_SEQPACKET`, `SCM_RIGHTS`, `SO_PEERCRED` | named pipes in message mode, token SID |
+//! | [`Listener`] / [`Stream`] | a local endpoint: bind an address, accept, connect; send and receive one message with at most one attached [`SharedMemory`] or, for handles in calls, any descriptor (`send_handle`, `recv_any`: a [`Received`] stays unchecked until the message says what it must be); the peer's [`PeerCredentials`] (its pid unknown for a peer in a PID namespace we cannot see); whether the peer hung up; shut down | Unix `SOCK_SEQPACKET`, `SCM_RIGHTS`, `SO_PEERCRED` | named pipes in message mode, token SID |
 //! | [`Reactor`] | waits for connections to accept, for peers to hang up or send a message (it does not read it), and can be woken; on request, also for the signals that ask the process to stop (SIGTERM, SIGINT), which then no longer end it | `epoll(7)`, `eventfd(2)`, a `signal-hook` self-pipe | I/O completion port, `SetConsoleCtrlHandler` |
 //! | [`DirLock`], [`create_private_dir`], [`open_to_other_users`], [`file_identity`] | the place endpoints are named in: private to the user, locked while a name is bound; never a symlink, another user's directory, one others can write to or one in a parent others can change (any of which another user could have planted), and never a mode changed on a directory lpc did not create | directory mode 0700 and a marker file, `lstat`, `flock(2)` | per-user pipe prefix, DACL |
 //! | [`NameFile`], [`SharedMemory::open_held`], [`holds`], [`thread_identity`], [`thread_alive`] | named shared objects without a daemon: a locked name file that lists the holders (pid, descriptor, object identity), the object reached through a live holder and checked like a received one; who a thread is (tid and start time) and whether it still runs, for writer locks | a 0600 file in the runtime directory, `flock(2)`, `/proc/<pid>/fd/<n>`, `/proc/<tid>/stat` | a named section (`CreateFileMapping` with a name in the session namespace), `OpenThread` |
@@ -58,6 +58,7 @@ compile_error!("lpc supports Linux; the Windows backend is planned behind this s
 #[cfg(all(test, not(loom)))]
 mod conformance;
 
+pub(crate) use os::Received;
 #[cfg_attr(loom, allow(unused_imports))]
 pub(crate) use os::{
     can_run_apart, create_private_dir, current_user, file_identity, monotonic_ns,
@@ -278,6 +279,17 @@ const CONTRACT: () = {
         let _: fn(&Path, Instant) -> Result<Stream> = Stream::connect;
         let _: fn() -> Result<(Stream, Stream)> = Stream::pair;
         let _: fn(&Stream, &[u8], Option<&SharedMemory>) -> Result<()> = Stream::send;
+        // Handles in calls: any descriptor sent, received unchecked until the message says
+        // what it must be (shared memory is checked as in `recv`; a file is the peer's word).
+        let _: fn(&Stream, &[u8], std::os::fd::BorrowedFd<'_>) -> Result<()> = Stream::send_handle;
+        let _: for<'a> fn(
+            &Stream,
+            &'a mut [u8],
+            Option<Instant>,
+        ) -> Result<(usize, Option<Received>)> = Stream::recv_any;
+        let _: fn(Received) -> Result<SharedMemory> = Received::into_shared_memory;
+        let _: fn(Received) -> std::os::fd::OwnedFd = Received::into_handle;
+        let _: fn(&SharedMemory) -> bool = SharedMemory::writable_descriptor;
         let _: for<'a> fn(
             &Stream,
             &'a mut [u8],

@@ -38,9 +38,14 @@ pub(crate) fn max_encoded_size(shape: &Shape, types: &TypeTable) -> Option<usize
             Shape::F32 => 4,
             Shape::F64 => 8,
             Shape::Char => 5,
-            Shape::Str | Shape::Bytes | Shape::Seq(_) | Shape::Map { .. } | Shape::Loan => {
-                return None
-            }
+            Shape::Str
+            | Shape::Bytes
+            | Shape::Seq(_)
+            | Shape::Map { .. }
+            | Shape::Loan
+            | Shape::File
+            | Shape::Fd
+            | Shape::Segment => return None,
             Shape::Option(s) => 1 + size(s, types, d)?,
             Shape::Tuple(items) => items
                 .iter()
@@ -246,6 +251,9 @@ impl Reader<'_> {
                 v => return Err(format!("{v} is not a Result variant")),
             },
             Shape::Loan => return Err("a loan cannot be read by shape".to_owned()),
+            Shape::File | Shape::Fd | Shape::Segment => {
+                return Err(format!("a {shape} cannot be read by shape"))
+            }
             Shape::Named(name) => {
                 let def = self
                     .types
@@ -486,6 +494,9 @@ fn encode(
             }
         }
         Shape::Loan => return Err("a loan cannot be written by shape".to_owned()),
+        Shape::File | Shape::Fd | Shape::Segment => {
+            return Err(format!("a {shape} cannot be written by shape"))
+        }
         Shape::Named(name) => {
             let def = types
                 .get(name)

@@ -11,6 +11,10 @@
 //! and whenever a side creates a bulk buffer for loans (`lpc::Loan`):
 //!   Bulk {id}                          <-> + bulk memfd
 //!
+//! and, before the frame of a call or reply that passes a handle (a file, a descriptor, a
+//! segment), one notice per handle:
+//!   Handle {id}                        <-> + the descriptor
+//!
 //! and when the client first uses a call slot beyond slot 0 (the service starts its thread):
 //!   Slots                              ->
 //!
@@ -94,6 +98,7 @@ pub(crate) struct Subscribed {
     /// Bytes of the ring (the object is `channel::events::HEADER` more).
     pub(crate) ring: u32,
 }
+const TAG_HANDLE: u8 = 16;
 
 /// The client's first message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,6 +172,11 @@ pub(crate) enum Message {
     Subscribe(Subscribe),
     /// The answer to it; the ring is attached.
     Subscribed(Subscribed),
+    /// A handle passed in a call: the sender's number `id` for it (named by the payload that
+    /// follows), the descriptor attached.
+    Handle {
+        id: u32,
+    },
 }
 
 /// Why a received message was not understood.
@@ -204,6 +214,7 @@ impl Message {
             Message::Query => (TAG_QUERY, Ok(Vec::new())),
             Message::Bulk { id } => (TAG_BULK, postcard::to_stdvec(id)),
             Message::Slots => (TAG_SLOTS, Ok(Vec::new())),
+            Message::Handle { id } => (TAG_HANDLE, postcard::to_stdvec(id)),
             Message::Info(info) => (TAG_INFO, postcard::to_stdvec(info)),
             Message::Subscribe(s) => (TAG_SUBSCRIBE, postcard::to_stdvec(s)),
             Message::Subscribed(s) => (TAG_SUBSCRIBED, postcard::to_stdvec(s)),
@@ -249,6 +260,7 @@ impl Message {
             TAG_INFO => Message::Info(Box::new(whole(body)?)),
             TAG_BULK => Message::Bulk { id: whole(body)? },
             TAG_SLOTS if body.is_empty() => Message::Slots,
+            TAG_HANDLE => Message::Handle { id: whole(body)? },
             TAG_SLOTS => return Err(malformed("a slots notice carries no body".into())),
             TAG_SUBSCRIBE => Message::Subscribe(whole(body)?),
             TAG_SUBSCRIBED => Message::Subscribed(whole(body)?),

@@ -14,6 +14,10 @@ use serde_json::Value;
 
 /// The serde name `lpc::Loan` uses for itself, so that tracing recognises it.
 pub(crate) const LOAN_NAME: &str = "lpc::Loan";
+/// The serde names the handles passed in calls use, so that tracing recognises them.
+pub(crate) const FILE_NAME: &str = "std::fs::File";
+pub(crate) const FD_NAME: &str = "std::os::fd::OwnedFd";
+pub(crate) const SEGMENT_NAME: &str = "lpc::Segment";
 /// Deepest shape accepted from a peer (a guard against a stack overflow while decoding).
 const MAX_SHAPE_DEPTH: usize = 64;
 
@@ -86,6 +90,12 @@ pub enum Shape {
     Named(String),
     /// An `lpc::Loan`: a byte buffer lent in place (a handle crosses, not the bytes).
     Loan,
+    /// A `std::fs::File` passed by the kernel (its descriptor crosses, not its name).
+    File,
+    /// A descriptor (`OwnedFd`, `BorrowedFd`) passed by the kernel.
+    Fd,
+    /// An `lpc::Segment` passed by the kernel, read-write or read-only as the sender holds it.
+    Segment,
 }
 
 /// Mirror of [`Shape`] for decoding, behind a depth guard (a peer's welcome is hostile input).
@@ -117,6 +127,9 @@ enum ShapeRepr {
     Result { ok: Box<Shape>, err: Box<Shape> },
     Named(String),
     Loan,
+    File,
+    Fd,
+    Segment,
 }
 
 thread_local! {
@@ -167,6 +180,9 @@ impl<'de> Deserialize<'de> for Shape {
             ShapeRepr::Result { ok, err } => Shape::Result { ok, err },
             ShapeRepr::Named(n) => Shape::Named(n),
             ShapeRepr::Loan => Shape::Loan,
+            ShapeRepr::File => Shape::File,
+            ShapeRepr::Fd => Shape::Fd,
+            ShapeRepr::Segment => Shape::Segment,
         })
     }
 }
@@ -263,6 +279,9 @@ impl fmt::Display for Shape {
             Shape::Result { ok, err } => write!(f, "Result<{ok}, {err}>"),
             Shape::Named(n) => f.write_str(n),
             Shape::Loan => f.write_str("lpc::Loan"),
+            Shape::File => f.write_str("std::fs::File"),
+            Shape::Fd => f.write_str("std::os::fd::OwnedFd"),
+            Shape::Segment => f.write_str("lpc::Segment"),
         }
     }
 }
@@ -622,6 +641,7 @@ pub fn example_json(shape: &Shape, types: &TypeTable) -> Value {
             Shape::Char => "a".into(),
             Shape::Str => "".into(),
             Shape::Bytes | Shape::Loan => serde_json::json!([]),
+            Shape::File | Shape::Fd | Shape::Segment => Value::Null,
             Shape::Option(_) => Value::Null,
             Shape::Seq(s) => {
                 if depth > 3 {
@@ -726,6 +746,10 @@ pub fn check_json(value: &Value, shape: &Shape, types: &TypeTable) -> Result<(),
             return Ok(());
         }
         match (shape, value) {
+            (Shape::File | Shape::Fd | Shape::Segment, _) => Err(format!(
+                "a {shape} is passed by the kernel (its descriptor), which a JSON call cannot \
+                 carry: call this method from Rust"
+            )),
             (Shape::Option(s), v) if !v.is_null() => check(v, s, types, depth + 1),
             (Shape::Seq(s), Value::Array(items)) => {
                 for (i, v) in items.iter().enumerate() {

@@ -463,6 +463,17 @@ impl<'de> de::Deserializer<'de> for Tracing<'_> {
         name: &'static str,
         visitor: V,
     ) -> Result<V::Value> {
+        let handle = match name {
+            super::shape::FILE_NAME => Some(Shape::File),
+            super::shape::FD_NAME => Some(Shape::Fd),
+            super::shape::SEGMENT_NAME => Some(Shape::Segment),
+            _ => None,
+        };
+        if let Some(shape) = handle {
+            *self.out = Some(shape);
+            let mut ignored = None;
+            return visitor.visit_newtype_struct(Tracing::at(self.tracer, &mut ignored));
+        }
         if name == super::shape::LOAN_NAME {
             *self.out = Some(Shape::Loan);
             let mut ignored = None;

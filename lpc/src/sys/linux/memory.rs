@@ -112,6 +112,13 @@ impl SharedMemory {
         self.len
     }
 
+    /// Whether this descriptor allows writing (opened read-write, not `O_RDONLY`): a
+    /// read-only one can only be mapped read-only, here and wherever it is sent.
+    pub(crate) fn writable_descriptor(&self) -> bool {
+        rustix::fs::fcntl_getfl(&self.fd)
+            .is_ok_and(|flags| flags & rustix::fs::OFlags::RWMODE == rustix::fs::OFlags::RDWR)
+    }
+
     /// The descriptor, to send to the peer.
     pub(super) fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()

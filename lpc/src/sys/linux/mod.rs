@@ -19,4 +19,4 @@ pub(crate) use process::{
     DirLock, FileIdentity, ENDPOINT_ENV,
 };
 pub(crate) use reactor::Reactor;
-pub(crate) use socket::{Listener, Stream};
+pub(crate) use socket::{Listener, Received, Stream};

@@ -306,27 +306,115 @@ pub(crate) fn process_alive(pid: u32) -> bool {
 pub(crate) const ENDPOINT_ENV: &str = "LPC_ENDPOINT_FD";
 
 /// Starts `command` with `endpoint` inherited: the one descriptor of the parent's that the
-/// child gets besides its standard streams (every descriptor lpc opens is close-on-exec, and
-/// this one is made inheritable only in the child, between `fork` and `exec`, so that a spawn
-/// on another thread at the same moment cannot inherit it). The child finds it with
-/// [`Stream::inherited`].
+/// child gets besides its standard streams.
+///
+/// * **Only that one.** The endpoint is duplicated to a number above 2 (close-on-exec), and in
+///   the child, between `fork` and `exec`, every descriptor above 2 is marked close-on-exec
+///   (`close_range(CLOSE_RANGE_CLOEXEC)`: lpc's own descriptors are close-on-exec already,
+///   but a library's or the program's may not be) and only the duplicate is made inheritable
+///   again, so that neither an inheritable descriptor of the program's nor a spawn on another
+///   thread at the same moment passes anything else. The child finds the endpoint with
+///   [`Stream::inherited`], through [`ENDPOINT_ENV`].
+/// * **Dies with the parent.** The child asks the kernel for SIGKILL when its parent dies
+///   (`PR_SET_PDEATHSIG`) and exits at once if the parent died before it asked. The kernel
+///   sends that signal when the *thread* that forked exits, so every child is forked by one
+///   thread of lpc's that lives as long as the process (`spawner`), never by the caller's,
+///   which may be a short-lived thread.
+///
+/// Each step in the child is one system call on numbers prepared before the fork (no
+/// allocation, no lock): async-signal-safe, as code between `fork` and `exec` must be.
 pub(crate) fn spawn_with_endpoint(
     command: &mut std::process::Command,
     endpoint: &Stream,
 ) -> io::Result<std::process::Child> {
-    let fd = endpoint.fd().as_raw_fd();
+    // At 3 or above: a parent started without standard streams may have the endpoint at 0-2,
+    // which the child's standard streams would replace.
+    let passed = rustix::io::fcntl_dupfd_cloexec(endpoint.fd(), 3)?;
+    let fd = passed.as_raw_fd();
     command.env(ENDPOINT_ENV, fd.to_string());
+    let parent = rustix::process::getpid();
     // SAFETY: the closure runs in the child between fork and exec, where only
-    // async-signal-safe calls are allowed: it makes one `fcntl(F_SETFD)` system call on a
-    // descriptor number (no allocation, no lock). The descriptor is open in the child, since
-    // fork copies the parent's table and `endpoint` is borrowed for the whole spawn.
+    // async-signal-safe calls are allowed: it makes five system calls (`prctl`, `getppid`,
+    // two `close_range`, `fcntl`) on numbers computed before the fork, without allocating or
+    // locking. The descriptor `fd` is open in the child: fork copies the parent's table, and
+    // `passed` lives until the spawn has returned.
     unsafe {
         command.pre_exec(move || {
-            // SAFETY: `fd` is open in the child (see above); borrowing it for one call.
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+            if rustix::process::getppid() != Some(parent) {
+                // The parent died before the death signal was asked for: nobody to serve.
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            // Everything above the standard streams close-on-exec, the endpoint included
+            // (a kernel without `close_range`, before 5.11, leaves them as they are: lpc's
+            // descriptors are close-on-exec anyway).
+            // SAFETY: `close_range` with CLOSE_RANGE_CLOEXEC closes nothing, it only sets
+            // a flag on the descriptors of this (the child's) table.
+            let _ = libc::syscall(
+                libc::SYS_close_range,
+                3 as libc::c_uint,
+                libc::c_uint::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
+            // SAFETY: `fd` is open in the child (see above); borrowed for one call.
             let borrowed = std::os::fd::BorrowedFd::borrow_raw(fd);
             rustix::io::fcntl_setfd(borrowed, rustix::io::FdFlags::empty())?;
             Ok(())
         });
     }
-    command.spawn()
+    let child = spawner::spawn(command);
+    drop(passed);
+    child
+}
+
+/// The thread that forks every child `spawn_with_endpoint` starts, so that the children's
+/// parent-death signal (`PR_SET_PDEATHSIG`, sent when the forking thread exits) means the
+/// death of the process, not of whichever thread asked for the spawn. Started on the first
+/// spawn, it lives as long as the process and sleeps while nobody spawns.
+mod spawner {
+    use std::io;
+    use std::process::{Child, Command};
+    use std::sync::{mpsc, Mutex, OnceLock};
+
+    type Job = (Command, mpsc::Sender<(Command, io::Result<Child>)>);
+
+    static JOBS: OnceLock<Option<Mutex<mpsc::Sender<Job>>>> = OnceLock::new();
+
+    /// Spawns `command` on the spawner thread (on this one if that thread cannot be started).
+    pub(super) fn spawn(command: &mut Command) -> io::Result<Child> {
+        let jobs = JOBS.get_or_init(|| {
+            let (tx, rx) = mpsc::channel::<Job>();
+            std::thread::Builder::new()
+                .name("lpc-spawner".into())
+                .spawn(move || {
+                    for (mut command, reply) in rx {
+                        let child = command.spawn();
+                        let _ = reply.send((command, child));
+                    }
+                })
+                .ok()
+                .map(|_| Mutex::new(tx))
+        });
+        let Some(jobs) = jobs else {
+            return command.spawn();
+        };
+        // The command travels to the thread and back (a `Command` is moved, not copied).
+        let moved = std::mem::replace(command, Command::new(""));
+        let (tx, rx) = mpsc::channel();
+        let sent = jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send((moved, tx));
+        if let Err(mpsc::SendError((moved, _))) = sent {
+            *command = moved;
+            return command.spawn();
+        }
+        match rx.recv() {
+            Ok((moved, child)) => {
+                *command = moved;
+                child
+            }
+            Err(_) => Err(io::Error::other("the lpc spawner thread is gone")),
+        }
+    }
 }

@@ -70,6 +70,26 @@ impl Listener {
     }
 }
 
+/// A descriptor received from the peer, not checked yet: it becomes shared memory only through
+/// [`Received::into_shared_memory`]'s checks, or a handle the receiver must treat as untrusted
+/// ([`Received::into_handle`]). Closed when dropped.
+#[derive(Debug)]
+pub(crate) struct Received {
+    fd: OwnedFd,
+}
+
+impl Received {
+    /// Checked to be lpc shared memory ([`SharedMemory::from_received`]).
+    pub(crate) fn into_shared_memory(self) -> io::Result<SharedMemory> {
+        SharedMemory::from_received(self.fd)
+    }
+
+    /// Whatever the peer sent, as an owned descriptor.
+    pub(crate) fn into_handle(self) -> OwnedFd {
+        self.fd
+    }
+}
+
 /// One end of a connection.
 #[derive(Debug)]
 pub(crate) struct Stream {
@@ -156,6 +176,28 @@ impl Stream {
         }
     }
 
+    /// Sends one message with any descriptor attached (a file, a socket: a handle passed in
+    /// a call). Never raises `SIGPIPE`.
+    pub(crate) fn send_handle(&self, bytes: &[u8], handle: BorrowedFd<'_>) -> io::Result<()> {
+        let mut space = [MaybeUninit::<u8>::uninit(); CMSG_SPACE];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        let fds = [handle];
+        if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
+            return Err(io::Error::other(
+                "control buffer too small for one descriptor",
+            ));
+        }
+        let iov = [io::IoSlice::new(bytes)];
+        loop {
+            match sendmsg(&self.fd, &iov, &mut control, SendFlags::NOSIGNAL) {
+                Ok(n) if n == bytes.len() => return Ok(()),
+                Ok(_) => return Err(io::Error::other("short send on a SEQPACKET socket")),
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
     /// Receives one message into `buf`, waiting until `deadline` (forever if `None`).
     /// Returns its length (0 when the peer has closed) and the shared memory attached to it.
     /// A message longer than `buf`, or a descriptor that is not sealed shared memory, is an
@@ -165,6 +207,22 @@ impl Stream {
         buf: &mut [u8],
         deadline: Option<Instant>,
     ) -> io::Result<(usize, Option<SharedMemory>)> {
+        let (n, received) = self.recv_any(buf, deadline)?;
+        let shm = match received {
+            Some(received) => Some(received.into_shared_memory()?),
+            None => None,
+        };
+        Ok((n, shm))
+    }
+
+    /// Like [`Stream::recv`], with the attached descriptor (if any) not checked yet: the
+    /// message says what it must be ([`Received`]). At most one descriptor per message; more
+    /// (all closed) or a truncated message are `InvalidData`.
+    pub(crate) fn recv_any(
+        &self,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> io::Result<(usize, Option<Received>)> {
         loop {
             if let Some(deadline) = deadline {
                 let left = deadline.saturating_duration_since(Instant::now());
@@ -201,11 +259,7 @@ impl Stream {
                     "more than one descriptor in a message",
                 ));
             }
-            let shm = match received.pop() {
-                Some(fd) => Some(SharedMemory::from_received(fd)?),
-                None => None,
-            };
-            return Ok((msg.bytes, shm));
+            return Ok((msg.bytes, received.pop().map(|fd| Received { fd })));
         }
     }
 
@@ -284,7 +338,9 @@ impl Stream {
 
     /// The endpoint this process inherited from the parent that started it with
     /// [`super::spawn_with_endpoint`], if it was started so: taken once (a second call returns
-    /// `None`), checked to be a `SOCK_SEQPACKET` Unix socket, and made close-on-exec again.
+    /// `None`), checked to be a `SOCK_SEQPACKET` Unix socket, made close-on-exec again, and
+    /// the variable naming it removed from the environment (so: call it early, before the
+    /// process starts threads that read the environment).
     pub(crate) fn inherited() -> io::Result<Option<Stream>> {
         use std::os::fd::FromRawFd;
         use std::sync::atomic::{AtomicBool, Ordering};
@@ -307,15 +363,20 @@ impl Stream {
         // fails with EBADF (and we stop) if the number is not open in this process.
         let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
         rustix::io::fcntl_getfd(borrowed).map_err(|_| bad("descriptor is not open"))?;
-        if sockopt::socket_type(borrowed).ok() != Some(SocketType::SEQPACKET) {
+        if sockopt::socket_domain(borrowed).ok() != Some(AddressFamily::UNIX)
+            || sockopt::socket_type(borrowed).ok() != Some(SocketType::SEQPACKET)
+        {
             return Err(bad(
-                "descriptor is not an lpc endpoint (a SEQPACKET socket)",
+                "descriptor is not an lpc endpoint (a Unix SEQPACKET socket)",
             ));
         }
         if TAKEN.swap(true, Ordering::SeqCst) {
             return Ok(None);
         }
         rustix::io::fcntl_setfd(borrowed, rustix::io::FdFlags::CLOEXEC)?;
+        // Taken: the variable names nothing any more, and a child this process starts must
+        // not believe it inherited the number.
+        std::env::remove_var(super::ENDPOINT_ENV);
         // SAFETY: the descriptor is open (checked) and nothing in this process owns it: it
         // was inherited under the number the parent put in the environment, and the `TAKEN`
         // flag lets only one caller ever adopt it.

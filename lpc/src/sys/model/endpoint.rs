@@ -108,6 +108,16 @@ impl Stream {
         }
     }
 
+    /// [`Stream::recv`], the memory handed over as it came (the model sends nothing else).
+    pub(crate) fn recv_any(
+        &self,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> io::Result<(usize, Option<Received>)> {
+        let (n, shm) = self.recv(buf, deadline)?;
+        Ok((n, shm.map(Received)))
+    }
+
     /// Both ends are in this process.
     pub(crate) fn peer_credentials(&self) -> io::Result<PeerCredentials> {
         Ok(PeerCredentials::new(
@@ -189,5 +199,15 @@ impl Reactor {
         _timeout: Option<Duration>,
     ) -> io::Result<()> {
         Err(unsupported("a reactor"))
+    }
+}
+
+/// A received object: in the model, always shared memory.
+#[derive(Debug)]
+pub(crate) struct Received(SharedMemory);
+
+impl Received {
+    pub(crate) fn into_shared_memory(self) -> io::Result<SharedMemory> {
+        Ok(self.0)
     }
 }

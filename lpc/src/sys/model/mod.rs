@@ -22,7 +22,7 @@ mod memory;
 use std::io;
 use std::path::Path;
 
-pub(crate) use endpoint::{Listener, Reactor, Stream};
+pub(crate) use endpoint::{Listener, Reactor, Received, Stream};
 pub(crate) use futex::{wait, wake};
 pub(crate) use memory::{Mapping, SharedMemory};
 
