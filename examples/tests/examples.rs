@@ -571,6 +571,8 @@ fn ticker_client_receives_ticks_and_the_progress_of_its_job() {
         out,
         "tick 1\ntick 2\njob 1 done\nprogress 1/3\nprogress 2/3\nprogress 3/3\n"
     );
+}
+
 #[test]
 fn spawn_worker_survives_its_workers_crash_and_spawns_another() {
     let dir = tempfile::TempDir::new().unwrap();
