@@ -221,3 +221,43 @@ fn a_type_c_cannot_carry_is_refused_naming_it() {
     );
     assert!(!dir.path().join("calc.h").exists());
 }
+
+#[test]
+fn a_c_client_drives_the_drawing_services_window_through_generated_stubs() {
+    let xvfb = lpc_draw::testing::Xvfb::start().unwrap();
+    let dir = tempfile::TempDir::new().unwrap();
+    let (runtime, out) = (dir.path().join("run"), dir.path().join("gen"));
+    std::fs::create_dir_all(&runtime).unwrap();
+    std::fs::create_dir_all(&out).unwrap();
+    let mut service = Command::new(LPC);
+    service
+        .args(["__draw-service", "canvas"])
+        .env("DISPLAY", xvfb.display())
+        .env_remove("WAYLAND_DISPLAY")
+        .env("LPC_RUNTIME_DIR", &runtime);
+    let _service = Ready::start(service);
+    quiet(
+        Command::new(LPC)
+            .args(["gen", "c", "canvas", "--out"])
+            .arg(&out)
+            .env("LPC_RUNTIME_DIR", &runtime),
+    );
+    let client = build(
+        &out,
+        "draw_client",
+        &[root().join("examples/c/draw_client.c"), out.join("draw.c")],
+    );
+    assert_eq!(
+        run_in(&runtime, &client, &["canvas"]),
+        "snapshot 480x320: inside the rectangle red=200, outside red=255\n"
+    );
+    // The window itself, seen by a Rust client: the rectangle C drew, and only there.
+    let options = lpc::ClientOptions::new().runtime_dir(&runtime);
+    let draw = lpc_draw::DrawClient::connect_with("canvas", &options).unwrap();
+    let shot = draw.snapshot().unwrap();
+    assert_eq!(shot.rgb(10, 100), Some([200, 30, 30]));
+    assert_eq!(shot.rgb(209, 149), Some([200, 30, 30]));
+    assert_eq!(shot.rgb(210, 149), Some([255, 255, 255]));
+    assert_eq!(shot.rgb(9, 120), Some([255, 255, 255]));
+    assert_eq!(shot.rgb(100, 200), Some([20, 20, 160]));
+}
