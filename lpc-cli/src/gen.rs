@@ -684,7 +684,7 @@ pub fn generate(info: &InterfaceInfo, document: &str) -> Result<Generated, Strin
             m.name,
             signature(m, true)
         );
-        c.push_str("  buf lpc_args = {NULL, 0, 0, 0};\n  buf *lpc_b = &lpc_args;\n  uint8_t *lpc_res = NULL;\n  size_t lpc_res_len = 0;\n  lpc_status lpc_s;\n  reader lpc_rr;\n  reader *lpc_r = &lpc_rr;\n");
+        c.push_str("  buf lpc_args = {NULL, 0, 0, 0};\n  buf *lpc_b = &lpc_args;\n  uint8_t *lpc_res = NULL;\n  size_t lpc_res_len = 0;\n  lpc_status lpc_s;\n  reader lpc_rr;\n  reader *lpc_r = &lpc_rr;\n  (void)lpc_b;\n  (void)lpc_r;\n");
         for (_, name, shape, out) in &m.params {
             let expr = if *out
                 || matches!(
@@ -722,7 +722,7 @@ pub fn generate(info: &InterfaceInfo, document: &str) -> Result<Generated, Strin
     }
     // The service side, in its own file.
     let client_body = std::mem::take(&mut c);
-    c.push_str("static int32_t dispatch(void *context, uint32_t method, const uint8_t *data, size_t len, lpc_reply *reply) {\n  reader lpc_rr;\n  reader *lpc_r = &lpc_rr;\n  buf lpc_out = {NULL, 0, 0, 0};\n  buf *lpc_b = &lpc_out;\n  int32_t lpc_status_ = 1;\n  lpc_rr.at = data; lpc_rr.end = data + len;\n");
+    c.push_str("static int32_t dispatch(void *context, uint32_t method, const uint8_t *data, size_t len, lpc_reply *reply) {\n  reader lpc_rr;\n  reader *lpc_r = &lpc_rr;\n  buf lpc_out = {NULL, 0, 0, 0};\n  buf *lpc_b = &lpc_out;\n  int32_t lpc_status_ = 1;\n  lpc_rr.at = data; lpc_rr.end = data + len;\n  (void)lpc_b;\n  (void)lpc_r;\n");
     for m in &methods {
         let _ = writeln!(c, "  if (method == {}u) {{", m.id);
         for (_, name, shape, _) in &m.params {
