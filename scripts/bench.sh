@@ -33,6 +33,8 @@ fi
 echo "bench: building (release)…" >&2
 cargo build --release --quiet --manifest-path bench-peers/Cargo.toml
 cargo build --release --quiet -p lpc-bench --features chart
+# The C client section (`--only c`) runs `lpc gen c` and links lpc-c's static library.
+cargo build --release --quiet -p lpc-cli -p lpc-c
 peers=bench-peers/target/release/bench-peers
 
 echo "bench: $(uptime)" >&2

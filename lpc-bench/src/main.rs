@@ -122,6 +122,10 @@ pub enum Section {
     /// processes checking 10 M reads against 1 writer (iceoryx2's blackboard beside, with
     /// `--peers`).
     Shared,
+    /// The small call from C — the typed stubs `lpc gen c` writes, and JSON — beside the Rust
+    /// client on one service (needs the `lpc` command and lpc-c's static library beside this
+    /// executable: scripts/bench.sh builds them).
+    C,
 }
 
 /// The child's side; not for direct use.
@@ -386,6 +390,9 @@ fn measure_all(cli: &Cli) -> Result<Results, String> {
     } else {
         Vec::new()
     };
+    if wants(Section::C) && lpc {
+        push(runner.c_clients()?);
+    }
     let torn = if wants(Section::Shared) {
         let (rows, torn) = shared::measure_lpc(&budget)?;
         push(rows);

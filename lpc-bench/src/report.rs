@@ -472,6 +472,32 @@ pub fn targets(r: &Results) -> Vec<Target> {
         None => not_measured(what),
     });
     shared_targets(r, &mut out);
+    let what = "typed C client's small call within 1.2× of the Rust client's (p50, same service, interleaved)";
+    out.push(
+        match (
+            r.get("c-typed", Workload::Small),
+            r.get("rust-typed", Workload::Small),
+            r.get("c-json", Workload::Small),
+        ) {
+            (Some(c), Some(rust), json) if rust.p50 > 0 => {
+                let x = c.p50 as f64 / rust.p50 as f64;
+                let json = json
+                    .map(|j| {
+                        format!(
+                            "; by name with JSON `c-json` {:.2}× `c-typed`",
+                            j.p50 as f64 / c.p50.max(1) as f64
+                        )
+                    })
+                    .unwrap_or_default();
+                Target {
+                    what,
+                    figure: format!("`c-typed` p50 ÷ `rust-typed` p50 = {x:.2}×{json}"),
+                    met: Some(x <= 1.2),
+                }
+            }
+            _ => not_measured(what),
+        },
+    );
     let what = "per-method statistics cost ≤ 5% of a small call (batch mean)";
     out.push(
         match (

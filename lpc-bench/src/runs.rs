@@ -774,6 +774,116 @@ impl Runner {
         ))
     }
 
+    /// The small call from C (`c-typed`: the stubs `lpc gen c` writes for the Bench
+    /// interface; `c-json`: by name with JSON) beside the Rust client (`rust-typed`), on one
+    /// service, interleaved round by round; the C client is `lpc-bench/c/bench_c.c`, built
+    /// here with the system's compiler (`-O2`) against lpc-c's static library. Needs the
+    /// `lpc` command and `liblpc_c.a` beside this executable (scripts/bench.sh builds them).
+    pub fn c_clients(&self) -> Result<Vec<Record>, String> {
+        const ROUNDS: usize = 3;
+        eprintln!("lpc-bench: c-typed, c-json, rust-typed (interleaved)…");
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let bin = exe.parent().ok_or("no directory of this executable")?;
+        let (lpc_cmd, lib) = (bin.join("lpc"), bin.join("liblpc_c.a"));
+        if !lpc_cmd.exists() || !lib.exists() {
+            let why = format!(
+                "needs {} and {} (scripts/bench.sh builds them)",
+                lpc_cmd.display(),
+                lib.display()
+            );
+            return Ok(["c-typed", "c-json", "rust-typed"]
+                .iter()
+                .map(|s| Record::skipped(s, Workload::Small, why.clone()))
+                .collect());
+        }
+        let (peer, name) = self.service("c", false, true, &[])?;
+        let work = self.dir().join("c-client");
+        std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+        let run = |command: &mut std::process::Command| -> Result<String, String> {
+            let out = command.output().map_err(|e| format!("{command:?}: {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "{command:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        };
+        run(std::process::Command::new(&lpc_cmd)
+            .args(["gen", "c", &name, "--out"])
+            .arg(&work)
+            .env("LPC_RUNTIME_DIR", self.dir()))?;
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let program = work.join("bench_c");
+        run(std::process::Command::new("cc")
+            .args(["-O2", "-std=c99", "-Wall", "-Werror", "-I"])
+            .arg(root.join("../lpc-c/include"))
+            .arg("-I")
+            .arg(&work)
+            .arg(root.join("c/bench_c.c"))
+            .arg(work.join("bench.c"))
+            .arg(&lib)
+            .args(["-lpthread", "-ldl", "-lm", "-o"])
+            .arg(&program))?;
+        let samples = (self.budget.samples / ROUNDS).max(stats::MIN_SAMPLES);
+        let client = BenchClient::connect_with(&name, &self.options().wait(WaitStrategy::Adaptive))
+            .map_err(|e| e.to_string())?;
+        let mut latencies: [Vec<u64>; 3] = Default::default();
+        let mut batch = [(0usize, Duration::ZERO); 3];
+        for _ in 0..ROUNDS {
+            for (i, mode) in ["typed", "json"].iter().enumerate() {
+                let file = work.join(format!("{mode}.ns"));
+                let out = run(std::process::Command::new(&program)
+                    .args([name.as_str(), mode, &samples.to_string()])
+                    .arg(&file)
+                    .env("LPC_RUNTIME_DIR", self.dir()))?;
+                let wall: u64 = out
+                    .split_whitespace()
+                    .nth(2)
+                    .and_then(|w| w.parse().ok())
+                    .ok_or_else(|| format!("bench_c said {out:?}"))?;
+                let text = std::fs::read_to_string(&file).map_err(|e| e.to_string())?;
+                let before = latencies[i].len();
+                latencies[i].extend(text.lines().filter_map(|l| l.parse::<u64>().ok()));
+                batch[i].0 += latencies[i].len() - before;
+                batch[i].1 += Duration::from_nanos(wall);
+            }
+            // The Rust client, timed the same way: each call alone, after as many untimed.
+            let mut a = 0i32;
+            for _ in 0..samples {
+                client.add(a, 1).map_err(|e| e.to_string())?;
+                a = a.wrapping_add(1);
+            }
+            let started = Instant::now();
+            for _ in 0..samples {
+                let t = Instant::now();
+                let sum = client.add(a, 1).map_err(|e| e.to_string())?;
+                latencies[2].push(stats::duration_ns(t.elapsed()));
+                if sum != a.wrapping_add(1) {
+                    return Err(format!("add({a}, 1) returned {sum}"));
+                }
+                a = a.wrapping_add(1);
+            }
+            batch[2].0 += samples;
+            batch[2].1 += started.elapsed();
+        }
+        drop(client);
+        peer.finish(EXIT_TIMEOUT)?;
+        Ok(["c-typed", "c-json", "rust-typed"]
+            .iter()
+            .zip(latencies)
+            .zip(batch)
+            .map(|((system, l), (n, wall))| {
+                Record::measured(
+                    system,
+                    Workload::Small,
+                    Placement::Unpinned.describe(),
+                    stats::summarise(l, n, wall),
+                )
+            })
+            .collect())
+    }
+
     /// The handshake of the large interface (`large.rs`, 50 methods over 30 types) next to
     /// the small `Bench` one: the size of each description as it crosses (postcard, as in the
     /// welcome), the time to trace it once in a fresh process (`trace_runs` processes, each

@@ -36,6 +36,9 @@ pub fn run(ctx: &Ctx, source: &str, from_file: bool, out_dir: &Path) -> CliResul
         (service.interface, document)
     };
     let generated = generate(&info, &document).map_err(CliError::new)?;
+    for why in &generated.skipped {
+        anstream::eprintln!("lpc gen c: left out {why}");
+    }
     for (name, text) in [
         (&generated.header_name, &generated.header),
         (&generated.source_name, &generated.source),
@@ -51,6 +54,8 @@ pub fn run(ctx: &Ctx, source: &str, from_file: bool, out_dir: &Path) -> CliResul
 
 /// The generated files.
 pub struct Generated {
+    /// The methods left out, each with why (a type C cannot carry).
+    pub skipped: Vec<String>,
     pub header_name: String,
     pub header: String,
     pub source_name: String,
@@ -398,56 +403,71 @@ pub fn generate(info: &InterfaceInfo, document: &str) -> Result<Generated, Strin
         named: Vec::new(),
     };
     let mut methods = Vec::new();
+    let mut skipped = Vec::new();
     for m in &info.methods {
-        let within = |e: String| format!("method {}: {e}", m.name);
-        if m.oneway {
-            return Err(within(unsupported(
-                "one-way methods (not yet in the C ABI)",
-            )));
-        }
-        let mut params = Vec::new();
-        for p in &m.params {
-            let c = g
-                .ctype(&p.shape)
-                .map_err(|e| within(format!("{e} (parameter `{}`)", p.name)))?;
-            let name = c_ident(&p.name);
-            let decl = if p.out {
-                format!("{c} *{name}")
-            } else if c == "char *" {
-                format!("const char *{name}")
-            } else if matches!(
-                p.shape,
-                Shape::Named(_) | Shape::Seq(_) | Shape::Bytes | Shape::Option(_)
-            ) {
-                format!("const {c} *{name}")
-            } else {
-                format!("{c} {name}")
+        let mut method = || -> Result<MethodC, String> {
+            let within = |e: String| format!("method {}: {e}", m.name);
+            if m.oneway {
+                return Err(within(unsupported(
+                    "one-way methods (not yet in the C ABI)",
+                )));
+            }
+            let mut params = Vec::new();
+            for p in &m.params {
+                let c = g
+                    .ctype(&p.shape)
+                    .map_err(|e| within(format!("{e} (parameter `{}`)", p.name)))?;
+                let name = c_ident(&p.name);
+                let decl = if p.out {
+                    format!("{c} *{name}")
+                } else if c == "char *" {
+                    format!("const char *{name}")
+                } else if matches!(
+                    p.shape,
+                    Shape::Named(_) | Shape::Seq(_) | Shape::Bytes | Shape::Option(_)
+                ) {
+                    format!("const {c} *{name}")
+                } else {
+                    format!("{c} {name}")
+                };
+                params.push((decl, name, p.shape.clone(), p.out));
+            }
+            let result = match &m.result {
+                Shape::Unit => None,
+                shape => Some((
+                    g.ctype(shape)
+                        .map_err(|e| within(format!("{e} (result)")))?,
+                    shape.clone(),
+                )),
             };
-            params.push((decl, name, p.shape.clone(), p.out));
+            let error = match &m.error {
+                Some(Shape::Unit) | None => None,
+                Some(shape) => Some((
+                    g.ctype(shape).map_err(|e| within(format!("{e} (error)")))?,
+                    shape.clone(),
+                )),
+            };
+            Ok(MethodC {
+                name: m.name.clone(),
+                id: m.id,
+                fingerprint: m.fingerprint,
+                params,
+                result,
+                error,
+            })
+        };
+        // A method C cannot carry is left out, with the reason, not the whole interface.
+        match method() {
+            Ok(method) => methods.push(method),
+            Err(why) => skipped.push(why),
         }
-        let result = match &m.result {
-            Shape::Unit => None,
-            shape => Some((
-                g.ctype(shape)
-                    .map_err(|e| within(format!("{e} (result)")))?,
-                shape.clone(),
-            )),
-        };
-        let error = match &m.error {
-            Some(Shape::Unit) | None => None,
-            Some(shape) => Some((
-                g.ctype(shape).map_err(|e| within(format!("{e} (error)")))?,
-                shape.clone(),
-            )),
-        };
-        methods.push(MethodC {
-            name: m.name.clone(),
-            id: m.id,
-            fingerprint: m.fingerprint,
-            params,
-            result,
-            error,
-        });
+    }
+    if methods.is_empty() {
+        return Err(format!(
+            "no method of {} can be called from C: {}",
+            info.name,
+            skipped.join("; ")
+        ));
     }
     let upper = prefix.to_ascii_uppercase();
     let header_name = format!("{prefix}.h");
@@ -460,6 +480,9 @@ pub fn generate(info: &InterfaceInfo, document: &str) -> Result<Generated, Strin
         "/* Typed C stubs of the lpc interface {} (fingerprint {:016x}), generated by\n * `lpc gen c`: do not edit. Client: {prefix}_connect, then one function per method. Service:\n * implement the {prefix}_impl_* functions and call {prefix}_serve. Strings are UTF-8, NUL-terminated;\n * what a call returns is owned by the caller (free it with the {prefix}_free_* functions or free()). */",
         info.name, info.fingerprint
     );
+    for why in &skipped {
+        let _ = writeln!(h, "/* Left out: {why}. */");
+    }
     let _ = writeln!(h, "#ifndef {upper}_LPC_H\n#define {upper}_LPC_H\n");
     h.push_str(
         "#include <stdbool.h>\n#include <stddef.h>\n#include <stdint.h>\n\n#include \"lpc.h\"\n\n",
@@ -842,6 +865,7 @@ pub fn generate(info: &InterfaceInfo, document: &str) -> Result<Generated, Strin
         &service_body,
     );
     Ok(Generated {
+        skipped,
         header_name,
         header: h,
         source,

@@ -198,15 +198,16 @@ impl ConnectionMemory {
         if region.len() < geometry.region_len() {
             return Err("region smaller than its geometry".into());
         }
-        let mut header = [0u8; 32];
+        let mut header = [0u8; 24];
         header[0..4].copy_from_slice(&MAGIC.to_le_bytes());
         header[4..8].copy_from_slice(&LAYOUT_VERSION.to_le_bytes());
         header[8..12].copy_from_slice(&geometry.slot_count.to_le_bytes());
         header[12..16].copy_from_slice(&geometry.slot_size.to_le_bytes());
         header[16..24].copy_from_slice(&(geometry.region_len() as u64).to_le_bytes());
-        header[QUEUE_SIZE..QUEUE_SIZE + 4].copy_from_slice(&geometry.queue_size.to_le_bytes());
+        // Written apart: the word between (24, slots used) is only ever used atomically.
         region
             .copy_in(0, &header)
+            .and_then(|()| region.copy_in(QUEUE_SIZE, &geometry.queue_size.to_le_bytes()))
             .map_err(|_| "region too small".to_string())?;
         Ok(ConnectionMemory {
             region,
@@ -235,11 +236,19 @@ impl ConnectionMemory {
                 geometry.region_len()
             ));
         }
-        let header: [u8; 32] = region
+        // Read apart from the word between (24, slots used), which is only used atomically.
+        let (header, queue): ([u8; 24], [u8; 4]) = region
             .read_array(0)
+            .and_then(|h| Ok((h, region.read_array(QUEUE_SIZE)?)))
             .map_err(|_| "region too small".to_string())?;
-        let word =
-            |i: usize| u32::from_le_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+        let word = |i: usize| {
+            let bytes = if i == QUEUE_SIZE {
+                &queue[..]
+            } else {
+                &header[i..i + 4]
+            };
+            u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]])
+        };
         if word(0) != MAGIC {
             return Err("shared region has a bad magic number".into());
         }
