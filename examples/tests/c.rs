@@ -71,8 +71,9 @@ fn build_c(source: &str, dir: &Path) -> PathBuf {
     program
 }
 
-/// A service process, killed when dropped; started once it printed `ready`.
-struct Service(std::process::Child, bool);
+/// A service process, killed when dropped; started once it printed `ready`. The receiver
+/// gets the lines it prints after.
+struct Service(std::process::Child, bool, std::sync::mpsc::Receiver<String>);
 
 impl Service {
     fn start(bin: &str, dir: &Path) -> Service {
@@ -97,7 +98,7 @@ impl Service {
         let until = Instant::now() + Duration::from_secs(20);
         loop {
             match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
-                Ok(line) if line.starts_with("ready") => return Service(child, false),
+                Ok(line) if line.starts_with("ready") => return Service(child, false, rx),
                 Ok(_) => {}
                 Err(_) => panic!("{bin} printed no `ready` within 20 s"),
             }
@@ -264,4 +265,44 @@ fn the_rust_calc_client_and_json_calls_use_the_calc_service_written_in_c() {
     let exit = service.0.wait().unwrap();
     assert_eq!(exit.code(), Some(0), "{exit:?}");
     service.1 = true;
+}
+
+#[test]
+fn a_c_client_reads_events_and_posts_one_way_calls() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let client = build_c("events_client.c", dir.path());
+    let _ticker = Service::start(env!("CARGO_BIN_EXE_ticker-service"), dir.path());
+    let copydata = Service::start(env!("CARGO_BIN_EXE_copydata-service"), dir.path());
+    let out = Command::new(&client)
+        .args(["ticker", "copydata"])
+        .env("LPC_RUNTIME_DIR", dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    for line in &lines[..2] {
+        let event: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(event["event"], "tick", "{line}");
+        assert!(event["args"]["counter"].is_u64(), "{line}");
+        assert_eq!(event["missed"], 0, "{line}");
+    }
+    assert_eq!(lines[2], "posted copy_data");
+    // The service ran the post after the client returned.
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        match copydata
+            .2
+            .recv_timeout(until.saturating_duration_since(Instant::now()))
+        {
+            Ok(line) if line == "copy_data kind 7: 6 bytes \"from C\"" => break,
+            Ok(_) => {}
+            Err(_) => panic!("the copy-data service never printed the post"),
+        }
+    }
 }

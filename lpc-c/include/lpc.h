@@ -51,6 +51,9 @@ typedef struct lpc_reply lpc_reply;
 // A bound service name, not yet served. Free with `lpc_server_free` if never served.
 typedef struct lpc_server lpc_server;
 
+// A subscription to a service's events, read as JSON. Free with `lpc_subscription_free`.
+typedef struct lpc_subscription lpc_subscription;
+
 // A C handler: runs method `method_id` on `args` (`args_len` bytes, the postcard encoding of
 // the tuple of the arguments), writes the encoded result with `lpc_reply_write` and returns
 // 0; any other value refuses the call (the caller gets `LPC_ERR_REMOTE`, a Rust caller
@@ -230,6 +233,51 @@ lpc_status lpc_server_serve(lpc_server *server,
                             lpc_dispatch_fn handler,
                             void *context,
                             lpc_error **err);
+
+// Posts one-way method `method` (`#[lpc(oneway)]`) with JSON arguments: returns once the
+// message is in the service's queue, before it runs (the caller is not told how it went).
+// A full queue waits up to the call timeout, as in Rust.
+//
+// # Safety
+// `client` is a live `lpc_client`; `method` and `args_json` NUL-terminated; `err` NULL or
+// writable.
+lpc_status lpc_post_json(const lpc_client *client,
+                         const char *method,
+                         const char *args_json,
+                         lpc_error **err);
+
+// Subscribes to the events of service `name` (`events`: a comma-separated list of event
+// names, or NULL for all; `runtime_dir` NULL for the user's). The ring holds the default
+// number of events; when it is full the oldest are dropped, and each event read says how
+// many were missed before it. Returns NULL on failure, with `*err` set.
+//
+// # Safety
+// `name` is NUL-terminated; `events` and `runtime_dir` NULL or NUL-terminated; `err` NULL
+// or writable.
+lpc_subscription *lpc_subscribe(const char *name,
+                                const char *events,
+                                const char *runtime_dir,
+                                lpc_error **err);
+
+// Waits up to `timeout_ms` for the next event and stores it in `*event_json` as
+// `{"event": name, "args": {…}, "missed": n}` (free with `lpc_string_free`), `missed` being
+// the events dropped just before it. `LPC_ERR_TIMEOUT` if none came in time (then
+// `*event_json` is NULL); `LPC_ERR_DISCONNECTED` once the service is gone and every event it
+// sent was read.
+//
+// # Safety
+// `subscription` is a live `lpc_subscription`, used by one thread at a time; `event_json`
+// writable; `err` NULL or writable.
+lpc_status lpc_subscription_next(lpc_subscription *subscription,
+                                 uint64_t timeout_ms,
+                                 char **event_json,
+                                 lpc_error **err);
+
+// Ends a subscription and frees it (NULL is allowed); the service frees its ring.
+//
+// # Safety
+// `subscription` is NULL or was returned by `lpc_subscribe` and not freed yet.
+void lpc_subscription_free(lpc_subscription *subscription);
 
 #ifdef __cplusplus
 }  // extern "C"

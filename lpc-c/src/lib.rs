@@ -799,3 +799,162 @@ pub unsafe extern "C" fn lpc_server_serve(
         }
     })
 }
+
+// ---- One-way calls and events ----
+
+/// Posts one-way method `method` (`#[lpc(oneway)]`) with JSON arguments: returns once the
+/// message is in the service's queue, before it runs (the caller is not told how it went).
+/// A full queue waits up to the call timeout, as in Rust.
+///
+/// # Safety
+/// `client` is a live `lpc_client`; `method` and `args_json` NUL-terminated; `err` NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn lpc_post_json(
+    client: *const lpc_client,
+    method: *const c_char,
+    args_json: *const c_char,
+    err: *mut *mut lpc_error,
+) -> lpc_status {
+    guarded(err, || {
+        // SAFETY: the caller's contract.
+        let Some(c) = (unsafe { client_of(client) }) else {
+            return fail(err, LPC_ERR_INVALID, "client is NULL");
+        };
+        // SAFETY: the caller's contract.
+        let (method, args) = match unsafe { (text(method, "method"), text(args_json, "args_json")) }
+        {
+            (Ok(m), Ok(a)) => (m, a),
+            (Err(why), _) | (_, Err(why)) => return fail(err, LPC_ERR_INVALID, why),
+        };
+        let args: serde_json::Value = match serde_json::from_str(args) {
+            Ok(v) => v,
+            Err(e) => return fail(err, LPC_ERR_INVALID, format!("args_json is not JSON: {e}")),
+        };
+        match c.post_json(method, &args) {
+            Ok(()) => LPC_OK,
+            Err(e) => fail_lpc(err, &e),
+        }
+    })
+}
+
+/// A subscription to a service's events, read as JSON. Free with `lpc_subscription_free`.
+#[allow(non_camel_case_types)]
+pub struct lpc_subscription {
+    subscription: lpc::Subscription<lpc::JsonEvent>,
+}
+
+/// Subscribes to the events of service `name` (`events`: a comma-separated list of event
+/// names, or NULL for all; `runtime_dir` NULL for the user's). The ring holds the default
+/// number of events; when it is full the oldest are dropped, and each event read says how
+/// many were missed before it. Returns NULL on failure, with `*err` set.
+///
+/// # Safety
+/// `name` is NUL-terminated; `events` and `runtime_dir` NULL or NUL-terminated; `err` NULL
+/// or writable.
+#[no_mangle]
+pub unsafe extern "C" fn lpc_subscribe(
+    name: *const c_char,
+    events: *const c_char,
+    runtime_dir: *const c_char,
+    err: *mut *mut lpc_error,
+) -> *mut lpc_subscription {
+    let mut out = std::ptr::null_mut();
+    guarded(err, || {
+        // SAFETY: the caller's contract.
+        let name = match unsafe { text(name, "name") } {
+            Ok(name) => name,
+            Err(why) => return fail(err, LPC_ERR_INVALID, why),
+        };
+        let mut options = lpc::SubscribeOptions::new();
+        if !runtime_dir.is_null() {
+            // SAFETY: not NULL, NUL-terminated (the caller's contract).
+            match unsafe { text(runtime_dir, "runtime_dir") } {
+                Ok(dir) => options = options.runtime_dir(dir),
+                Err(why) => return fail(err, LPC_ERR_INVALID, why),
+            }
+        }
+        if !events.is_null() {
+            // SAFETY: not NULL, NUL-terminated (the caller's contract).
+            match unsafe { text(events, "events") } {
+                Ok(list) => {
+                    options =
+                        options.events(list.split(',').map(str::trim).filter(|e| !e.is_empty()))
+                }
+                Err(why) => return fail(err, LPC_ERR_INVALID, why),
+            }
+        }
+        match lpc::Subscription::<lpc::JsonEvent>::open(name, options) {
+            Ok(subscription) => {
+                out = Box::into_raw(Box::new(lpc_subscription { subscription }));
+                LPC_OK
+            }
+            Err(e) => fail_lpc(err, &e),
+        }
+    });
+    out
+}
+
+/// Waits up to `timeout_ms` for the next event and stores it in `*event_json` as
+/// `{"event": name, "args": {…}, "missed": n}` (free with `lpc_string_free`), `missed` being
+/// the events dropped just before it. `LPC_ERR_TIMEOUT` if none came in time (then
+/// `*event_json` is NULL); `LPC_ERR_DISCONNECTED` once the service is gone and every event it
+/// sent was read.
+///
+/// # Safety
+/// `subscription` is a live `lpc_subscription`, used by one thread at a time; `event_json`
+/// writable; `err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn lpc_subscription_next(
+    subscription: *mut lpc_subscription,
+    timeout_ms: u64,
+    event_json: *mut *mut c_char,
+    err: *mut *mut lpc_error,
+) -> lpc_status {
+    guarded(err, || {
+        if event_json.is_null() {
+            return fail(err, LPC_ERR_INVALID, "event_json is NULL");
+        }
+        // SAFETY: not NULL (checked), writable (the caller's contract).
+        unsafe { *event_json = std::ptr::null_mut() };
+        // SAFETY: NULL or live, one thread at a time (the caller's contract).
+        let Some(s) = (unsafe { subscription.as_mut() }) else {
+            return fail(err, LPC_ERR_INVALID, "subscription is NULL");
+        };
+        match s
+            .subscription
+            .recv_timeout(Duration::from_millis(timeout_ms))
+        {
+            Ok(Some(received)) => {
+                let json = serde_json::json!({
+                    "event": received.event.name,
+                    "args": received.event.args,
+                    "missed": received.missed,
+                });
+                let text = CString::new(json.to_string()).unwrap_or_default();
+                // SAFETY: not NULL (checked), writable (the caller's contract).
+                unsafe { *event_json = text.into_raw() };
+                LPC_OK
+            }
+            Ok(None) => fail(
+                err,
+                LPC_ERR_TIMEOUT,
+                format!("no event within {timeout_ms} ms"),
+            ),
+            Err(e) => fail_lpc(err, &e),
+        }
+    })
+}
+
+/// Ends a subscription and frees it (NULL is allowed); the service frees its ring.
+///
+/// # Safety
+/// `subscription` is NULL or was returned by `lpc_subscribe` and not freed yet.
+#[no_mangle]
+pub unsafe extern "C" fn lpc_subscription_free(subscription: *mut lpc_subscription) {
+    if !subscription.is_null() {
+        // SAFETY: allocated by `lpc_subscribe` (the caller's contract), freed once.
+        let subscription = unsafe { Box::from_raw(subscription) };
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(subscription)));
+    }
+}
