@@ -306,3 +306,57 @@ fn a_c_client_reads_events_and_posts_one_way_calls() {
         }
     }
 }
+
+#[test]
+fn the_ticker_interface_file_is_the_rust_ticker_interface_and_its_events() {
+    let text = std::fs::read_to_string(root().join("examples/c/ticker.interface.json")).unwrap();
+    let methods = lpc::InterfaceInfo::from_describe_json(&text).unwrap();
+    assert!(&methods == lpc_examples::ticker::TICKER_INTERFACE.info().unwrap());
+    let events = lpc::InterfaceInfo::events_from_describe_json(&text)
+        .unwrap()
+        .unwrap();
+    let traced = lpc_examples::ticker::TICKER_EVENTS_INTERFACE
+        .info()
+        .unwrap();
+    assert_eq!(
+        (&events.name, events.fingerprint, events.methods.len()),
+        (&traced.name, traced.fingerprint, traced.methods.len()),
+        "examples/c/ticker.interface.json is stale: rewrite it with `lpc describe --json ticker`"
+    );
+}
+
+#[test]
+fn a_service_in_c_emits_events_that_typed_rust_subscribers_receive() {
+    use lpc_examples::ticker::TickerEventsEvent;
+    let dir = tempfile::TempDir::new().unwrap();
+    let program = build_c("ticker_service.c", dir.path());
+    let json = root().join("examples/c/ticker.interface.json");
+    let _service = Service::start_args(
+        program.to_str().unwrap(),
+        &[json.to_str().unwrap(), "cticker"],
+        dir.path(),
+    );
+    let options = lpc::SubscribeOptions::new().runtime_dir(dir.path());
+    let mut ticks = lpc::Subscription::<TickerEventsEvent>::open("cticker", options).unwrap();
+    let mut last = 0;
+    for _ in 0..3 {
+        let received = ticks
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap()
+            .expect("a tick within 10 s");
+        match received.event {
+            TickerEventsEvent::Tick { counter, at_ns } => {
+                assert!(counter > last, "{counter} after {last}");
+                assert!(at_ns > 0);
+                last = counter;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let ticker = lpc_examples::ticker::TickerClient::connect_with(
+        "cticker",
+        &lpc::ClientOptions::new().runtime_dir(dir.path()),
+    )
+    .unwrap();
+    assert_eq!(ticker.job(3).unwrap(), 1);
+}

@@ -41,6 +41,10 @@ typedef struct lpc_client lpc_client;
 // An error: its status and message. Free with `lpc_error_free`.
 typedef struct lpc_error lpc_error;
 
+// The events a service written in C emits. Free with `lpc_events_free` (after the service
+// stopped, or keep it for the process's life).
+typedef struct lpc_events lpc_events;
+
 // Options for `lpc_connect`. Free with `lpc_options_free`.
 typedef struct lpc_options lpc_options;
 
@@ -278,6 +282,40 @@ lpc_status lpc_subscription_next(lpc_subscription *subscription,
 // # Safety
 // `subscription` is NULL or was returned by `lpc_subscribe` and not freed yet.
 void lpc_subscription_free(lpc_subscription *subscription);
+
+// The events of the interface in `interface_json` (an `lpc describe --json` document with an
+// `events` section, as written for a Rust service that emits them). NULL on failure.
+//
+// # Safety
+// `interface_json` is NUL-terminated; `err` NULL or writable.
+lpc_events *lpc_events_new(const char *interface_json, lpc_error **err);
+
+// Frees events (NULL is allowed); a service still serving them keeps its own reference.
+//
+// # Safety
+// `events` is NULL or was returned by `lpc_events_new` and not freed yet.
+void lpc_events_free(lpc_events *events);
+
+// Makes the bound `server` emit `events`: clients may subscribe once it serves.
+//
+// # Safety
+// `server` is a bound, not yet served `lpc_server`; `events` a live `lpc_events`; `err` NULL
+// or writable.
+lpc_status lpc_server_emit(lpc_server *server, const lpc_events *events, lpc_error **err);
+
+// Emits event `event` with JSON arguments (an array in parameter order or an object by
+// name, converted through the event's shapes) to every subscriber that asked for it; the
+// number it was written to goes to `*delivered` (if not NULL). Never waits for a subscriber.
+// May be called from any thread, while the service serves.
+//
+// # Safety
+// `events` is a live `lpc_events`; `event` and `args_json` NUL-terminated; `delivered` NULL
+// or writable; `err` NULL or writable.
+lpc_status lpc_events_emit_json(const lpc_events *events,
+                                const char *event,
+                                const char *args_json,
+                                size_t *delivered,
+                                lpc_error **err);
 
 #ifdef __cplusplus
 }  // extern "C"

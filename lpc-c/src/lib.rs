@@ -601,7 +601,8 @@ pub type lpc_dispatch_fn = Option<
 /// A bound service name, not yet served. Free with `lpc_server_free` if never served.
 #[allow(non_camel_case_types)]
 pub struct lpc_server {
-    server: lpc::Server,
+    /// Taken by `lpc_server_serve`; replaced by `lpc_server_emit`.
+    server: Option<lpc::Server>,
 }
 
 /// Appends `len` bytes of the encoded result.
@@ -660,7 +661,7 @@ pub unsafe extern "C" fn lpc_server_bind(
         }
         match lpc::Server::bind_with(name, options) {
             Ok(s) => {
-                server = Box::into_raw(Box::new(lpc_server { server: s }));
+                server = Box::into_raw(Box::new(lpc_server { server: Some(s) }));
                 LPC_OK
             }
             Err(e) => fail_lpc(err, &e),
@@ -776,7 +777,9 @@ pub unsafe extern "C" fn lpc_server_serve(
             return fail(err, LPC_ERR_INVALID, "server is NULL");
         }
         // SAFETY: allocated by `lpc_server_bind` (the caller's contract); taken once.
-        let server = unsafe { Box::from_raw(server) }.server;
+        let Some(server) = unsafe { Box::from_raw(server) }.server else {
+            return fail(err, LPC_ERR_INVALID, "server was already served");
+        };
         let Some(handler) = handler else {
             return fail(err, LPC_ERR_INVALID, "handler is NULL");
         };
@@ -957,4 +960,135 @@ pub unsafe extern "C" fn lpc_subscription_free(subscription: *mut lpc_subscripti
         let subscription = unsafe { Box::from_raw(subscription) };
         let _ = catch_unwind(AssertUnwindSafe(|| drop(subscription)));
     }
+}
+
+// ---- Events emitted by services written in C ----
+
+/// The events a service written in C emits. Free with `lpc_events_free` (after the service
+/// stopped, or keep it for the process's life).
+#[allow(non_camel_case_types)]
+pub struct lpc_events {
+    hub: lpc::server::EventHub,
+    info: lpc::InterfaceInfo,
+}
+
+/// The events of the interface in `interface_json` (an `lpc describe --json` document with an
+/// `events` section, as written for a Rust service that emits them). NULL on failure.
+///
+/// # Safety
+/// `interface_json` is NUL-terminated; `err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn lpc_events_new(
+    interface_json: *const c_char,
+    err: *mut *mut lpc_error,
+) -> *mut lpc_events {
+    let mut out = std::ptr::null_mut();
+    guarded(err, || {
+        // SAFETY: the caller's contract.
+        let info = match unsafe { text(interface_json, "interface_json") }
+            .and_then(lpc::InterfaceInfo::events_from_describe_json)
+        {
+            Ok(Some(info)) => info,
+            Ok(None) => return fail(err, LPC_ERR_INVALID, "the document describes no events"),
+            Err(why) => return fail(err, LPC_ERR_INVALID, why),
+        };
+        let hub =
+            lpc::server::EventHub::new(lpc::InterfaceDescriptor::leak_from_info(info.clone()));
+        out = Box::into_raw(Box::new(lpc_events { hub, info }));
+        LPC_OK
+    });
+    out
+}
+
+/// Frees events (NULL is allowed); a service still serving them keeps its own reference.
+///
+/// # Safety
+/// `events` is NULL or was returned by `lpc_events_new` and not freed yet.
+#[no_mangle]
+pub unsafe extern "C" fn lpc_events_free(events: *mut lpc_events) {
+    if !events.is_null() {
+        // SAFETY: allocated by `lpc_events_new` (the caller's contract), freed once.
+        let events = unsafe { Box::from_raw(events) };
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(events)));
+    }
+}
+
+/// Makes the bound `server` emit `events`: clients may subscribe once it serves.
+///
+/// # Safety
+/// `server` is a bound, not yet served `lpc_server`; `events` a live `lpc_events`; `err` NULL
+/// or writable.
+#[no_mangle]
+pub unsafe extern "C" fn lpc_server_emit(
+    server: *mut lpc_server,
+    events: *const lpc_events,
+    err: *mut *mut lpc_error,
+) -> lpc_status {
+    guarded(err, || {
+        // SAFETY: NULL or live, not aliased during the call (the caller's contract).
+        let (Some(server), Some(events)) = (unsafe { server.as_mut() }, unsafe { events.as_ref() })
+        else {
+            return fail(err, LPC_ERR_INVALID, "server or events is NULL");
+        };
+        match server.server.take() {
+            Some(s) => {
+                server.server = Some(s.with_events(&events.hub));
+                LPC_OK
+            }
+            None => fail(err, LPC_ERR_INVALID, "server was already served"),
+        }
+    })
+}
+
+/// Emits event `event` with JSON arguments (an array in parameter order or an object by
+/// name, converted through the event's shapes) to every subscriber that asked for it; the
+/// number it was written to goes to `*delivered` (if not NULL). Never waits for a subscriber.
+/// May be called from any thread, while the service serves.
+///
+/// # Safety
+/// `events` is a live `lpc_events`; `event` and `args_json` NUL-terminated; `delivered` NULL
+/// or writable; `err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn lpc_events_emit_json(
+    events: *const lpc_events,
+    event: *const c_char,
+    args_json: *const c_char,
+    delivered: *mut usize,
+    err: *mut *mut lpc_error,
+) -> lpc_status {
+    guarded(err, || {
+        // SAFETY: NULL or live (the caller's contract); only shared access.
+        let Some(events) = (unsafe { events.as_ref() }) else {
+            return fail(err, LPC_ERR_INVALID, "events is NULL");
+        };
+        // SAFETY: the caller's contract.
+        let (name, args) = match unsafe { (text(event, "event"), text(args_json, "args_json")) } {
+            (Ok(n), Ok(a)) => (n, a),
+            (Err(why), _) | (_, Err(why)) => return fail(err, LPC_ERR_INVALID, why),
+        };
+        let Some(method) = events.info.methods.iter().find(|m| m.name == name) else {
+            return fail(
+                err,
+                LPC_ERR_NO_SUCH_METHOD,
+                format!("{} has no event {name}", events.info.name),
+            );
+        };
+        let payload = match lpc::__private::encode_json_args(
+            name,
+            &method.params,
+            &events.info.types,
+            args.as_bytes(),
+        ) {
+            Ok(payload) => payload,
+            Err(why) => return fail(err, LPC_ERR_INVALID, format!("event {name}: {why}")),
+        };
+        let n = events
+            .hub
+            .emit_encoded(lpc::server::Target::All, method.id, &payload);
+        if !delivered.is_null() {
+            // SAFETY: not NULL (checked), writable (the caller's contract).
+            unsafe { *delivered = n };
+        }
+        LPC_OK
+    })
 }

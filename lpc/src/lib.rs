@@ -125,7 +125,9 @@ pub mod __private {
         pub use serde_json::Value;
     }
 
-    pub use crate::server::dispatch::{decode_args, encode_reply, json_by_shapes};
+    pub use crate::server::dispatch::{
+        decode_args, encode_json_args, encode_reply, json_by_shapes,
+    };
 
     /// Support for the code `#[lpc::events]` generates.
     pub use crate::client::events::decode_args as decode_event_args;

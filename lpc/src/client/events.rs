@@ -216,7 +216,15 @@ impl<E: EventSet> Subscription<E> {
         )?;
         let request = Message::Subscribe(Subscribe {
             service: name.to_owned(),
-            interface: E::interface().map(|i| (i.name.to_owned(), i.fingerprint)),
+            // The shapes' fingerprint, as the call handshake compares shapes (not how the
+            // trait is written).
+            interface: E::interface()
+                .map(|i| i.info().map(|info| (i.name.to_owned(), info.fingerprint)))
+                .transpose()
+                .map_err(|e| Error::Shape {
+                    service: name.to_owned(),
+                    detail: e.to_string(),
+                })?,
             events: options.events.clone(),
             ring: options.ring,
             policy: options.policy,

@@ -170,7 +170,7 @@ pub fn json_by_shapes(
     reply: &mut Vec<u8>,
     call: impl FnOnce(&[u8]) -> Result<Vec<u8>, DispatchError>,
 ) -> Result<(), DispatchError> {
-    use crate::wire::dynamic::{decode_json, encode_json};
+    use crate::wire::dynamic::decode_json;
     use crate::wire::shape::Shape;
     let method = info
         .methods
@@ -184,35 +184,7 @@ pub fn json_by_shapes(
             method.name
         )));
     }
-    let args: serde_json::Value = serde_json::from_slice(args)
-        .map_err(|e| bad(format!("the arguments are not JSON: {e}")))?;
-    let values: Vec<&serde_json::Value> = match &args {
-        serde_json::Value::Array(items) if items.len() == method.params.len() => {
-            items.iter().collect()
-        }
-        serde_json::Value::Object(fields) if fields.len() == method.params.len() => method
-            .params
-            .iter()
-            .map(|p| {
-                fields
-                    .get(&p.name)
-                    .ok_or_else(|| bad(format!("no argument named `{}`", p.name)))
-            })
-            .collect::<Result<_, _>>()?,
-        _ => {
-            return Err(bad(format!(
-                "{} takes {} arguments: give an array in order or an object by name",
-                method.name,
-                method.params.len()
-            )))
-        }
-    };
-    let mut encoded = Vec::new();
-    for (param, value) in method.params.iter().zip(values) {
-        let bytes = encode_json(value, &param.shape, &info.types)
-            .map_err(|why| bad(format!("argument `{}`: {why}", param.name)))?;
-        encoded.extend_from_slice(&bytes);
-    }
+    let encoded = encode_json_args(&method.name, &method.params, &info.types, args).map_err(bad)?;
     let result = call(&encoded)?;
     let decode = |bytes: &[u8], shape: &Shape| {
         decode_json(bytes, shape, &info.types).map_err(|why| {
@@ -232,4 +204,43 @@ pub fn json_by_shapes(
         (None, _) => serde_json::json!({ "result": decode(&result, &method.result)? }),
     };
     serde_json::to_writer(reply, &json).map_err(|e| DispatchError::Encode(e.to_string()))
+}
+
+/// The postcard encoding of JSON arguments — an array in parameter order, or an object by
+/// parameter name — through the parameters' shapes: for bindings that take JSON (the C
+/// ABI's events, `json_by_shapes`).
+#[doc(hidden)]
+pub fn encode_json_args(
+    what: &str,
+    params: &[crate::wire::interface::ParamInfo],
+    types: &crate::wire::shape::TypeTable,
+    args: &[u8],
+) -> Result<Vec<u8>, String> {
+    use crate::wire::dynamic::encode_json;
+    let args: serde_json::Value =
+        serde_json::from_slice(args).map_err(|e| format!("the arguments are not JSON: {e}"))?;
+    let values: Vec<&serde_json::Value> = match &args {
+        serde_json::Value::Array(items) if items.len() == params.len() => items.iter().collect(),
+        serde_json::Value::Object(fields) if fields.len() == params.len() => params
+            .iter()
+            .map(|p| {
+                fields
+                    .get(&p.name)
+                    .ok_or_else(|| format!("no argument named `{}`", p.name))
+            })
+            .collect::<Result<_, _>>()?,
+        _ => {
+            return Err(format!(
+                "{what} takes {} arguments: give an array in order or an object by name",
+                params.len()
+            ))
+        }
+    };
+    let mut encoded = Vec::new();
+    for (param, value) in params.iter().zip(values) {
+        let bytes = encode_json(value, &param.shape, types)
+            .map_err(|why| format!("argument `{}`: {why}", param.name))?;
+        encoded.extend_from_slice(&bytes);
+    }
+    Ok(encoded)
 }

@@ -174,6 +174,16 @@ impl EventHub {
         })
     }
 
+    /// Emits event `event_id` with `payload`, already encoded (the postcard encoding of the
+    /// tuple of its parameters): for services in other languages (the C ABI).
+    #[doc(hidden)]
+    pub fn emit_encoded(&self, target: Target, event_id: u32, payload: &[u8]) -> usize {
+        if self.read().is_empty() {
+            return 0;
+        }
+        self.emit_bytes(target, event_id, payload)
+    }
+
     fn emit_bytes(&self, target: Target, id: u32, payload: &[u8]) -> usize {
         let mut delivered = 0;
         let mut ended = Vec::new();
@@ -283,13 +293,14 @@ pub(super) fn serve(shared: &Shared, conn: SubscriberConnection<'_>, request: Su
         Err(e) => return refuse(RefusalKind::Protocol, e.to_string()),
     };
     if let Some((name, fingerprint)) = &request.interface {
-        if *name != interface.name || *fingerprint != interface.fingerprint {
+        // The shapes' fingerprint (`InterfaceInfo::fingerprint`), what the subscriber sends.
+        if *name != info.name || *fingerprint != info.fingerprint {
             return refuse(
                 RefusalKind::Protocol,
                 format!(
                     "the subscriber expects events `{name}` ({fingerprint:#018x}); the service \
                      emits `{}` ({:#018x})",
-                    interface.name, interface.fingerprint
+                    info.name, info.fingerprint
                 ),
             );
         }

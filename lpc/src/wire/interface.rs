@@ -285,6 +285,66 @@ fn hex_u64(text: &str, what: &str) -> Result<u64, String> {
         .map_err(|_| format!("{what} {text:?} is not a hexadecimal fingerprint"))
 }
 
+/// The events section of an `lpc describe --json` document.
+#[derive(Deserialize)]
+struct DescribedEvents {
+    interface: String,
+    fingerprint: String,
+    events: Vec<DescribedEvent>,
+    types: TypeTable,
+}
+
+#[derive(Deserialize)]
+struct DescribedEvent {
+    name: String,
+    id: u32,
+    signature: String,
+    params: Vec<ParamInfo>,
+    fingerprint: String,
+}
+
+#[derive(Deserialize)]
+struct WithEvents {
+    #[serde(default)]
+    events: Option<DescribedEvents>,
+}
+
+impl InterfaceInfo {
+    /// The events interface in an `lpc describe --json` document (its `events` section), if
+    /// the service emits events: what a service written in another language emits.
+    pub fn events_from_describe_json(text: &str) -> Result<Option<InterfaceInfo>, String> {
+        let doc: WithEvents = serde_json::from_str(text)
+            .map_err(|e| format!("not an `lpc describe --json` document: {e}"))?;
+        let Some(events) = doc.events else {
+            return Ok(None);
+        };
+        let methods = events
+            .events
+            .into_iter()
+            .map(|e| {
+                Ok(MethodInfo {
+                    fingerprint: hex_u64(&e.fingerprint, "event fingerprint")?,
+                    name: e.name,
+                    id: e.id,
+                    signature: e.signature,
+                    params: e.params,
+                    output: "()".into(),
+                    returns_result: false,
+                    oneway: false,
+                    result: Shape::Unit,
+                    error: None,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Some(InterfaceInfo {
+            name: events.interface,
+            fingerprint: hex_u64(&events.fingerprint, "events fingerprint")?,
+            methods,
+            types: events.types,
+        }))
+    }
+}
+
 impl InterfaceInfo {
     /// Reads the interface from the document `lpc describe --json` writes: what a service
     /// written in another language serves (so that typed Rust clients of the interface
