@@ -306,6 +306,29 @@ unsafe fn client_of<'a>(client: *const lpc_client) -> Option<&'a lpc::Client> {
     unsafe { client.as_ref() }.map(|c| &c.client)
 }
 
+/// The service's method `name`, or `missing` (with the reason in `*err`).
+fn method_of<'c>(
+    c: &'c lpc::Client,
+    name: &str,
+    missing: lpc_status,
+    err: *mut *mut lpc_error,
+) -> Result<&'c lpc::MethodInfo, lpc_status> {
+    c.interface()
+        .methods
+        .iter()
+        .find(|m| m.name == name)
+        .ok_or_else(|| {
+            fail(
+                err,
+                missing,
+                format!(
+                    "service {} has no method {name}: it serves another version of the interface",
+                    c.service_name()
+                ),
+            )
+        })
+}
+
 /// The id of method `method` of the service (for `lpc_call`), in `*id`.
 ///
 /// # Safety
@@ -328,17 +351,13 @@ pub unsafe extern "C" fn lpc_method_id(
         if id.is_null() {
             return fail(err, LPC_ERR_INVALID, "id is NULL");
         }
-        match c.interface().methods.iter().find(|m| m.name == name) {
-            Some(m) => {
+        match method_of(c, name, LPC_ERR_NO_SUCH_METHOD, err) {
+            Ok(m) => {
                 // SAFETY: not NULL (checked), writable (the caller's contract).
                 unsafe { *id = m.id };
                 LPC_OK
             }
-            None => fail(
-                err,
-                LPC_ERR_NO_SUCH_METHOD,
-                format!("service {} has no method {name}", c.service_name()),
-            ),
+            Err(status) => status,
         }
     })
 }
@@ -367,8 +386,8 @@ pub unsafe extern "C" fn lpc_method_fingerprint(
         if id.is_null() || fingerprint.is_null() {
             return fail(err, LPC_ERR_INVALID, "id or fingerprint is NULL");
         }
-        match c.interface().methods.iter().find(|m| m.name == name) {
-            Some(m) => {
+        match method_of(c, name, LPC_ERR_MISMATCH, err) {
+            Ok(m) => {
                 // SAFETY: not NULL (checked), writable (the caller's contract).
                 unsafe {
                     *id = m.id;
@@ -376,14 +395,7 @@ pub unsafe extern "C" fn lpc_method_fingerprint(
                 }
                 LPC_OK
             }
-            None => fail(
-                err,
-                LPC_ERR_MISMATCH,
-                format!(
-                    "service {} has no method {name}: it serves another version of the interface",
-                    c.service_name()
-                ),
-            ),
+            Err(status) => status,
         }
     })
 }

@@ -201,8 +201,11 @@ impl Gen<'_> {
             Shape::Array { .. } => return Err(unsupported("fixed-size arrays")),
             Shape::Result { .. } => return Err(unsupported("a `Result` inside a value")),
             Shape::Loan => return Err(unsupported("`lpc::Loan`")),
-            #[allow(unreachable_patterns)]
-            _ => return Err(unsupported("this shape")),
+            Shape::File | Shape::Fd | Shape::Segment => {
+                return Err(unsupported(
+                    "files, descriptors and segments (call it from Rust)",
+                ))
+            }
         })
     }
 
@@ -259,8 +262,6 @@ impl Gen<'_> {
             TypeDef::Newtype(_) | TypeDef::Tuple(_) => {
                 return Err(unsupported(&format!("tuple struct {name}")))
             }
-            #[allow(unreachable_patterns)]
-            _ => return Err(unsupported(&format!("type {name}"))),
         }
         if !self.named.iter().any(|n| n == name) {
             self.named.push(name.to_owned());
@@ -826,10 +827,6 @@ pub fn generate(info: &InterfaceInfo, document: &str) -> Result<Generated, Strin
         let _ = writeln!(c, "    goto finish;\n  }}");
     }
     c.push_str("  return 2;\nfinish:\n  if (lpc_status_ == 0 && !lpc_out.failed) lpc_reply_write(reply, lpc_out.data, lpc_out.len);\n  if (lpc_out.failed) lpc_status_ = 3;\n  free(lpc_out.data);\n  return lpc_status_;\n}\n\n");
-    // `goto fail` inside the service's decoders jumps to the method's own label.
-    for m in &methods {
-        let _ = m;
-    }
     let _ = writeln!(
         c,
         "lpc_status {prefix}_serve(const char *name, const char *runtime_dir, void *context, void (*ready)(void *context), lpc_error **err) {{\n  lpc_server *server = lpc_server_bind(name, runtime_dir, err);\n  if (server == NULL) return lpc_error_status(err ? *err : NULL);\n  if (ready != NULL) ready(context);\n  return lpc_server_serve(server, INTERFACE_JSON, dispatch, context, err);\n}}"

@@ -357,43 +357,32 @@ impl<S: Sink> ser::SerializeMap for &mut Encoder<'_, S> {
     }
 }
 
-impl<S: Sink> ser::SerializeStruct for &mut Encoder<'_, S> {
-    type Ok = ();
-    type Error = EncodeError;
+/// The forms with named fields: postcard writes the values alone, in order.
+macro_rules! named_fields {
+    ($trait:ident) => {
+        impl<S: Sink> ser::$trait for &mut Encoder<'_, S> {
+            type Ok = ();
+            type Error = EncodeError;
 
-    #[inline]
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        _key: &'static str,
-        value: &T,
-    ) -> Result<(), EncodeError> {
-        value.serialize(&mut **self)
-    }
+            #[inline]
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                _key: &'static str,
+                value: &T,
+            ) -> Result<(), EncodeError> {
+                value.serialize(&mut **self)
+            }
 
-    #[inline]
-    fn end(self) -> Result<(), EncodeError> {
-        Ok(())
-    }
+            #[inline]
+            fn end(self) -> Result<(), EncodeError> {
+                Ok(())
+            }
+        }
+    };
 }
 
-impl<S: Sink> ser::SerializeStructVariant for &mut Encoder<'_, S> {
-    type Ok = ();
-    type Error = EncodeError;
-
-    #[inline]
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        _key: &'static str,
-        value: &T,
-    ) -> Result<(), EncodeError> {
-        value.serialize(&mut **self)
-    }
-
-    #[inline]
-    fn end(self) -> Result<(), EncodeError> {
-        Ok(())
-    }
-}
+named_fields!(SerializeStruct);
+named_fields!(SerializeStructVariant);
 
 #[cfg(test)]
 mod tests {
