@@ -22,9 +22,13 @@ fn a_hostile_services_unnamed_descriptors_are_bounded_and_closed() {
     let before = own_descriptors();
     let service = RawService::bind(dir.path(), "evil").unwrap();
     let (done_tx, done_rx) = mpsc::channel::<()>();
+    let (welcomed_tx, welcomed_rx) = mpsc::channel::<()>();
     let raw = std::thread::spawn(move || {
         let conn = service.accept(Duration::from_secs(10)).expect("a client");
         let peer = conn.welcome(Some(&FILES_INTERFACE)).expect("welcomed");
+        // `welcome` closes its copy of the region's descriptor after the client may have
+        // returned from connect: the count below waits for that.
+        welcomed_tx.send(()).unwrap();
         assert!(eventually(Duration::from_secs(10), || peer.state(0) != 0));
         let null = std::fs::File::open("/dev/null").unwrap();
         for id in 0..100u64 {
@@ -40,6 +44,7 @@ fn a_hostile_services_unnamed_descriptors_are_bounded_and_closed() {
         let _ = done_rx.recv_timeout(Duration::from_secs(30));
     });
     let files = FilesClient::connect_with("evil", &client_options(dir.path())).unwrap();
+    welcomed_rx.recv_timeout(Duration::from_secs(10)).unwrap();
     let connected = own_descriptors();
     let caller = std::thread::spawn(move || {
         let result = files.open("/etc/hostname");
