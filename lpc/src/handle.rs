@@ -11,7 +11,7 @@
 
 use std::fmt;
 use std::fs::File;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use crate::sys::{borrow_os_handle, AsOsHandle, BorrowedOsHandle as BorrowedFd, OwnedOsHandle as OwnedFd};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -44,15 +44,15 @@ impl<'a> SendHandle<'a> {
     /// A file (`File`, `&File` parameters and results).
     pub fn file(file: &'a File) -> SendHandle<'a> {
         SendHandle {
-            fd: file.as_fd(),
+            fd: borrow_os_handle(file),
             name: FILE_NAME,
         }
     }
 
     /// A descriptor (`OwnedFd`, `&OwnedFd`, `BorrowedFd`).
-    pub fn fd(fd: &'a impl AsFd) -> SendHandle<'a> {
+    pub fn fd(fd: &'a impl AsOsHandle) -> SendHandle<'a> {
         SendHandle {
-            fd: fd.as_fd(),
+            fd: borrow_os_handle(fd),
             name: FD_NAME,
         }
     }

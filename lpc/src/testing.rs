@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use std::os::fd::OwnedFd;
+use crate::sys::OwnedOsHandle as OwnedFd;
 
 use crate::shm::layout::{ConnectionMemory, Geometry, HEADER_SIZE};
 use crate::shm::Region;
@@ -123,7 +123,7 @@ impl RawSocket {
     }
 
     /// Sends `bytes` with any descriptor attached (a forged handle notice, say).
-    pub fn send_descriptor(&self, bytes: &[u8], fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
+    pub fn send_descriptor(&self, bytes: &[u8], fd: crate::sys::BorrowedOsHandle<'_>) -> io::Result<()> {
         self.stream.send_handle(bytes, fd)
     }
 

@@ -19,7 +19,7 @@
 
 use std::cell::Cell;
 #[cfg(not(loom))]
-use std::os::fd::BorrowedFd;
+use crate::sys::BorrowedOsHandle as BorrowedFd;
 use std::sync::atomic::AtomicU32;
 #[cfg(not(loom))]
 use std::sync::atomic::Ordering;

@@ -31,7 +31,14 @@ pub fn default_runtime_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir).join("lpc");
     }
-    PathBuf::from(format!("/tmp/lpc-{}", crate::sys::current_user()))
+    #[cfg(windows)]
+    if let Some(dir) = std::env::var_os("LOCALAPPDATA").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("lpc");
+    }
+    #[cfg(unix)]
+    return PathBuf::from(format!("/tmp/lpc-{}", crate::sys::current_user()));
+    #[cfg(not(unix))]
+    std::env::temp_dir().join(format!("lpc-{}", crate::sys::current_user()))
 }
 
 /// Checks that `name` can name a service: 1 to 64 of `A-Z a-z 0-9 . _ -`, not starting with

@@ -52,8 +52,30 @@ compile_error!(
      RUSTFLAGS=\"--cfg loom\" cargo test -p lpc --lib --release --target-dir target/loom channel::model"
 );
 
-#[cfg(not(any(target_os = "linux", loom)))]
-compile_error!("lpc supports Linux; the Windows backend is planned behind this same contract");
+#[cfg(all(windows, not(loom)))]
+mod windows;
+#[cfg(all(windows, not(loom)))]
+use windows as os;
+
+#[cfg(not(any(target_os = "linux", windows, loom)))]
+compile_error!("lpc supports Linux and Windows");
+
+/// A kernel handle a call can carry, owned and borrowed: a descriptor on Unix, a `HANDLE` on
+/// Windows.
+#[cfg(unix)]
+pub(crate) use std::os::fd::{AsFd as AsOsHandle, BorrowedFd as BorrowedOsHandle, OwnedFd as OwnedOsHandle};
+#[cfg(windows)]
+pub(crate) use std::os::windows::io::{
+    AsHandle as AsOsHandle, BorrowedHandle as BorrowedOsHandle, OwnedHandle as OwnedOsHandle,
+};
+
+/// Borrows the kernel handle of `of` (`AsFd::as_fd`, `AsHandle::as_handle`).
+pub(crate) fn borrow_os_handle<T: AsOsHandle + ?Sized>(of: &T) -> BorrowedOsHandle<'_> {
+    #[cfg(unix)]
+    return of.as_fd();
+    #[cfg(windows)]
+    return of.as_handle();
+}
 
 #[cfg(all(test, not(loom)))]
 mod conformance;
@@ -281,14 +303,14 @@ const CONTRACT: () = {
         let _: fn(&Stream, &[u8], Option<&SharedMemory>) -> Result<()> = Stream::send;
         // Handles in calls: any descriptor sent, received unchecked until the message says
         // what it must be (shared memory is checked as in `recv`; a file is the peer's word).
-        let _: fn(&Stream, &[u8], std::os::fd::BorrowedFd<'_>) -> Result<()> = Stream::send_handle;
+        let _: fn(&Stream, &[u8], BorrowedOsHandle<'_>) -> Result<()> = Stream::send_handle;
         let _: for<'a> fn(
             &Stream,
             &'a mut [u8],
             Option<Instant>,
         ) -> Result<(usize, Option<Received>)> = Stream::recv_any;
         let _: fn(Received) -> Result<SharedMemory> = Received::into_shared_memory;
-        let _: fn(Received) -> std::os::fd::OwnedFd = Received::into_handle;
+        let _: fn(Received) -> OwnedOsHandle = Received::into_handle;
         let _: fn(&SharedMemory) -> bool = SharedMemory::writable_descriptor;
         let _: for<'a> fn(
             &Stream,

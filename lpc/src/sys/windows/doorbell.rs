@@ -1,0 +1,161 @@
+//! The doorbell: sleep while a 32-bit word of shared memory holds a value, wake its sleepers.
+//!
+//! `WaitOnAddress` keys its waiters by virtual address within one process: it never wakes a
+//! waiter in another (the two processes map the section at different addresses). So a word of
+//! a section gets a named semaphore, `Local\lpc-bell-<section id>-<offset>`, which both
+//! processes derive from what they share (the section's id, the word's offset) and open on
+//! first use. A semaphore remembers a wake that comes before the waiter sleeps, so a wake
+//! between the waiter's check of the word and its sleep is not lost. Its count is capped: a
+//! wake nobody waits for leaves at most [`MAX_COUNT`] spurious returns, each of which the
+//! callers (who always re-check the word) absorb.
+//!
+//! This is the slow path only: the layers above spin first, and wake only a peer that said it
+//! sleeps (the channel's Dekker pair), so no kernel call is made while both sides are awake.
+//! A word outside any section (process-local) uses `WaitOnAddress` itself.
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::windows::io::{AsRawHandle, OwnedHandle};
+use std::sync::atomic::AtomicU32;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use windows_sys::Win32::Foundation::{WAIT_OBJECT_0, WAIT_TIMEOUT};
+use windows_sys::Win32::System::Threading::{
+    CreateSemaphoreW, ReleaseSemaphore, WaitForSingleObject, WaitOnAddress, WakeByAddressAll,
+    INFINITE,
+};
+
+use super::{owned, wide};
+use crate::sys::WaitOutcome;
+
+/// The most wakes a word's semaphore holds for sleepers still to come.
+const MAX_COUNT: i32 = 1024;
+
+/// The views of sections in this process, by first address.
+#[derive(Default)]
+struct Views {
+    by_start: BTreeMap<usize, Arc<View>>,
+}
+
+struct View {
+    len: usize,
+    id: u128,
+    bells: Mutex<HashMap<usize, Arc<OwnedHandle>>>,
+}
+
+static VIEWS: RwLock<Views> = RwLock::new(Views {
+    by_start: BTreeMap::new(),
+});
+
+/// Records a view of section `id` at `start` (its words get doorbells).
+pub(super) fn register(start: usize, len: usize, id: u128) {
+    let view = Arc::new(View {
+        len,
+        id,
+        bells: Mutex::new(HashMap::new()),
+    });
+    VIEWS
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .by_start
+        .insert(start, view);
+}
+
+/// Forgets the view at `start` (closing its semaphores).
+pub(super) fn unregister(start: usize) {
+    VIEWS
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .by_start
+        .remove(&start);
+}
+
+/// The semaphore of the section word at `addr`, or `None` for a word outside every view.
+fn bell(addr: usize) -> Option<Arc<OwnedHandle>> {
+    let view = {
+        let views = VIEWS.read().unwrap_or_else(|p| p.into_inner());
+        let (&start, view) = views.by_start.range(..=addr).next_back()?;
+        if addr >= start + view.len {
+            return None;
+        }
+        (start, view.clone())
+    };
+    let (start, view) = view;
+    let offset = addr - start;
+    let mut bells = view.bells.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(bell) = bells.get(&offset) {
+        return Some(bell.clone());
+    }
+    let name = wide(&format!("Local\\lpc-bell-{:032x}-{offset:x}", view.id));
+    // SAFETY: default security, a nul-terminated name that lives for the call; creates the
+    // semaphore or opens the one the peer created; we own the returned handle.
+    let handle = unsafe { owned(CreateSemaphoreW(std::ptr::null(), 0, MAX_COUNT, name.as_ptr())) }
+        .ok()?;
+    let bell = Arc::new(handle);
+    bells.insert(offset, bell.clone());
+    Some(bell)
+}
+
+fn millis(timeout: Option<Duration>) -> u32 {
+    match timeout {
+        None => INFINITE,
+        // Rounded up: a wait never ends before its timeout.
+        Some(t) => u32::try_from(t.as_nanos().div_ceil(1_000_000)).unwrap_or(INFINITE - 1),
+    }
+}
+
+/// Sleeps while `*word == expected`, until woken or `timeout` passes. Returns at once if the
+/// word already differs; may return early (callers re-check the word).
+pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> WaitOutcome {
+    let addr = word as *const AtomicU32 as usize;
+    let ms = millis(timeout);
+    match bell(addr) {
+        Some(bell) => {
+            if word.load(std::sync::atomic::Ordering::SeqCst) != expected {
+                return WaitOutcome::Woken;
+            }
+            // SAFETY: the semaphore handle is open (held by `bell` for the call).
+            match unsafe { WaitForSingleObject(bell.as_raw_handle(), ms) } {
+                WAIT_OBJECT_0 => WaitOutcome::Woken,
+                WAIT_TIMEOUT => WaitOutcome::TimedOut,
+                _ => WaitOutcome::Woken,
+            }
+        }
+        None => {
+            // SAFETY: `word` is a live 4-byte atomic; `expected` lives for the call.
+            let ok = unsafe {
+                WaitOnAddress(
+                    word.as_ptr().cast(),
+                    (&expected as *const u32).cast(),
+                    4,
+                    ms,
+                )
+            };
+            if ok == 0 && super::last_error().raw_os_error() == Some(1460) {
+                // ERROR_TIMEOUT
+                WaitOutcome::TimedOut
+            } else {
+                WaitOutcome::Woken
+            }
+        }
+    }
+}
+
+/// Wakes up to `n` waiters on `word`.
+pub(crate) fn wake(word: &AtomicU32, n: u32) {
+    let addr = word as *const AtomicU32 as usize;
+    match bell(addr) {
+        Some(bell) => {
+            let n = i32::try_from(n).unwrap_or(MAX_COUNT).clamp(1, MAX_COUNT);
+            // SAFETY: the semaphore handle is open. A release past the cap fails as a whole:
+            // then one is tried (the count is already high, so waiters will run anyway).
+            unsafe {
+                if ReleaseSemaphore(bell.as_raw_handle(), n, std::ptr::null_mut()) == 0 {
+                    ReleaseSemaphore(bell.as_raw_handle(), 1, std::ptr::null_mut());
+                }
+            }
+        }
+        // SAFETY: `word` is a live atomic; waking never touches its value.
+        None => unsafe { WakeByAddressAll(word.as_ptr().cast()) },
+    }
+}

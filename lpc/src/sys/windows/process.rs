@@ -1,0 +1,375 @@
+//! Process-level facts on Windows: the user (a SID from the process token), private
+//! directories and directory locks, the shared clock, other processes' names and liveness,
+//! and children that inherit one endpoint.
+
+use std::fs::File;
+use std::io;
+use std::os::windows::fs::OpenOptionsExt;
+use std::os::windows::io::{AsRawHandle, OwnedHandle};
+use std::path::Path;
+use std::sync::OnceLock;
+
+use windows_sys::Win32::Foundation::{LocalFree, STILL_ACTIVE};
+use windows_sys::Win32::Security::Authorization::{
+    ConvertSidToStringSidW, ConvertStringSecurityDescriptorToSecurityDescriptorW,
+};
+use windows_sys::Win32::Security::{GetTokenInformation, TokenUser, SECURITY_ATTRIBUTES, TOKEN_QUERY, TOKEN_USER};
+use windows_sys::Win32::Storage::FileSystem::{
+    GetFileInformationByHandle, BY_HANDLE_FILE_INFORMATION, FILE_FLAG_BACKUP_SEMANTICS,
+    FILE_FLAG_OPEN_REPARSE_POINT,
+};
+use windows_sys::Win32::System::Performance::{QueryPerformanceCounter, QueryPerformanceFrequency};
+use windows_sys::Win32::System::Threading::{
+    GetCurrentProcess, GetExitCodeProcess, OpenProcess, OpenProcessToken,
+    QueryFullProcessImageNameW, PROCESS_NAME_WIN32, PROCESS_QUERY_LIMITED_INFORMATION,
+};
+
+use super::pipe::Stream;
+use super::{last_error, owned, wide};
+use crate::sys::UserId;
+
+/// The user of the process `process` is a handle to: its token's user SID, as `S-1-…`.
+pub(super) fn process_user(process: &OwnedHandle) -> io::Result<UserId> {
+    let mut token = std::ptr::null_mut();
+    // SAFETY: `process` is open; `token` receives a new handle we then own.
+    if unsafe { OpenProcessToken(process.as_raw_handle(), TOKEN_QUERY, &mut token) } == 0 {
+        return Err(last_error());
+    }
+    // SAFETY: OpenProcessToken succeeded.
+    let token = unsafe { owned(token) }?;
+    let mut buf = vec![0u64; 64];
+    let mut needed = 0u32;
+    // SAFETY: `buf` is writable and 8-byte aligned for its length in bytes.
+    if unsafe {
+        GetTokenInformation(
+            token.as_raw_handle(),
+            TokenUser,
+            buf.as_mut_ptr().cast(),
+            (buf.len() * 8) as u32,
+            &mut needed,
+        )
+    } == 0
+    {
+        return Err(last_error());
+    }
+    // SAFETY: on success the buffer starts with a TOKEN_USER whose SID points into it.
+    let user = unsafe { std::ptr::read(buf.as_ptr().cast::<TOKEN_USER>()) };
+    let mut text: *mut u16 = std::ptr::null_mut();
+    // SAFETY: the SID is valid (inside `buf`); `text` receives a LocalAlloc'd string.
+    if unsafe { ConvertSidToStringSidW(user.User.Sid, &mut text) } == 0 {
+        return Err(last_error());
+    }
+    // SAFETY: `text` is a nul-terminated UTF-16 string from the call above, freed once below.
+    let sid = unsafe {
+        let mut len = 0;
+        while *text.add(len) != 0 {
+            len += 1;
+        }
+        let s = String::from_utf16_lossy(std::slice::from_raw_parts(text, len));
+        LocalFree(text.cast());
+        s
+    };
+    Ok(UserId::from_sid(sid))
+}
+
+/// This process's user (the SID of its token).
+pub(crate) fn current_user() -> UserId {
+    static USER: OnceLock<UserId> = OnceLock::new();
+    USER.get_or_init(|| {
+        // SAFETY: GetCurrentProcess returns a pseudo handle, which needs no closing: wrapped
+        // only for the call and then forgotten.
+        let me = std::mem::ManuallyDrop::new(unsafe {
+            <OwnedHandle as std::os::windows::io::FromRawHandle>::from_raw_handle(GetCurrentProcess())
+        });
+        process_user(&me).unwrap_or_else(|_| UserId::from_sid("S-1-0-0"))
+    })
+    .clone()
+}
+
+/// A security descriptor that gives this process's user (and nobody else) full access, for
+/// the pipes it serves.
+pub(super) struct Security {
+    attributes: SECURITY_ATTRIBUTES,
+}
+
+// SAFETY: the descriptor is an immutable allocation, read by the kernel only.
+unsafe impl Send for Security {}
+// SAFETY: as above.
+unsafe impl Sync for Security {}
+
+impl Security {
+    pub(super) fn attributes(&self) -> *const SECURITY_ATTRIBUTES {
+        &self.attributes
+    }
+}
+
+/// The user-only security of pipes, built once: `D:P(A;;GA;;;<user SID>)`.
+pub(super) fn user_only_security() -> io::Result<&'static Security> {
+    static SECURITY: OnceLock<Option<Security>> = OnceLock::new();
+    SECURITY
+        .get_or_init(|| {
+            let sddl = wide(&format!("D:P(A;;GA;;;{})", current_user()));
+            let mut descriptor = std::ptr::null_mut();
+            // SAFETY: a nul-terminated SDDL string; `descriptor` receives a LocalAlloc'd
+            // descriptor that lives as long as the process (never freed).
+            let ok = unsafe {
+                ConvertStringSecurityDescriptorToSecurityDescriptorW(
+                    sddl.as_ptr(),
+                    1, // SDDL_REVISION_1
+                    &mut descriptor,
+                    std::ptr::null_mut(),
+                )
+            };
+            (ok != 0).then(|| Security {
+                attributes: SECURITY_ATTRIBUTES {
+                    nLength: std::mem::size_of::<SECURITY_ATTRIBUTES>() as u32,
+                    lpSecurityDescriptor: descriptor,
+                    bInheritHandle: 0,
+                },
+            })
+        })
+        .as_ref()
+        .ok_or_else(|| io::Error::other("cannot build the pipes' security descriptor"))
+}
+
+/// Whether this process and `peer` can run on two CPUs at once: more than one CPU.
+pub(crate) fn can_run_apart(_peer: Option<u32>) -> bool {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) > 1
+}
+
+const CREATED_MARK: &str = ".lpc-created";
+
+fn refused(path: &Path, why: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::PermissionDenied, format!("{} {why}", path.display()))
+}
+
+/// Makes `path` the directory endpoints are named in, or checks an existing one: never a
+/// symbolic link or junction (a reparse point), never a path through `..`, always a
+/// directory. (Its ACL is inherited from its parent: the user's profile directory, private
+/// by default, holds the default runtime directory.)
+pub(crate) fn create_private_dir(path: &Path) -> io::Result<()> {
+    let path: std::path::PathBuf = path.components().collect();
+    if path.components().any(|c| c == std::path::Component::ParentDir) {
+        return Err(refused(&path, "contains `..`: name the runtime directory without `..`"));
+    }
+    let created = match std::fs::create_dir(&path) {
+        Ok(()) => true,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(&path)?;
+            true
+        }
+        Err(e) => return Err(e),
+    };
+    let meta = std::fs::symlink_metadata(&path)?;
+    if meta.file_type().is_symlink() {
+        return Err(refused(
+            &path,
+            "is a symbolic link or junction; lpc never follows one for its runtime directory: \
+             remove it, or choose the real directory",
+        ));
+    }
+    if !meta.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} exists and is not a directory: remove it, or choose another runtime directory", path.display()),
+        ));
+    }
+    if created {
+        std::fs::OpenOptions::new().write(true).create_new(true).open(path.join(CREATED_MARK))?;
+    }
+    Ok(())
+}
+
+/// An exclusive lock (`LockFileEx`) on a lock file in a directory, held while a service name
+/// is checked and bound. The system releases it if we die.
+pub(crate) struct DirLock {
+    _file: File,
+}
+
+impl DirLock {
+    /// Blocks until the lock on `dir` is ours.
+    pub(crate) fn acquire(dir: &Path) -> io::Result<DirLock> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join(".lpc-lock"))?;
+        file.lock()?;
+        Ok(DirLock { _file: file })
+    }
+}
+
+/// Which file a path names (volume serial number and file index).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileIdentity {
+    volume: u32,
+    index: u64,
+}
+
+pub(super) fn handle_identity(file: &File) -> io::Result<FileIdentity> {
+    // SAFETY: an all-zero BY_HANDLE_FILE_INFORMATION is valid; the call fills it.
+    let mut info: BY_HANDLE_FILE_INFORMATION = unsafe { std::mem::zeroed() };
+    // SAFETY: `file` is open; `info` is writable.
+    if unsafe { GetFileInformationByHandle(file.as_raw_handle(), &mut info) } == 0 {
+        return Err(last_error());
+    }
+    Ok(FileIdentity {
+        volume: info.dwVolumeSerialNumber,
+        index: (u64::from(info.nFileIndexHigh) << 32) | u64::from(info.nFileIndexLow),
+    })
+}
+
+/// The identity of the file at `path`, without following a reparse point.
+pub(crate) fn file_identity(path: &Path) -> io::Result<FileIdentity> {
+    let file = std::fs::OpenOptions::new()
+        .access_mode(0x80) // FILE_READ_ATTRIBUTES
+        .share_mode(7) // read, write, delete
+        .custom_flags(FILE_FLAG_BACKUP_SEMANTICS | FILE_FLAG_OPEN_REPARSE_POINT)
+        .open(path)?;
+    handle_identity(&file)
+}
+
+fn open_process(pid: u32) -> Option<OwnedHandle> {
+    // SAFETY: OpenProcess returns a new handle (or null), which we own.
+    unsafe { owned(OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid)) }.ok()
+}
+
+/// The name of process `pid` (its image's file name without `.exe`), or empty.
+pub(crate) fn process_name(pid: u32) -> String {
+    let Some(process) = open_process(pid) else {
+        return String::new();
+    };
+    let mut buf = vec![0u16; 1024];
+    let mut len = buf.len() as u32;
+    // SAFETY: `buf` is writable for `len` UTF-16 units.
+    if unsafe { QueryFullProcessImageNameW(process.as_raw_handle(), PROCESS_NAME_WIN32, buf.as_mut_ptr(), &mut len) } == 0 {
+        return String::new();
+    }
+    let path = String::from_utf16_lossy(&buf[..len as usize]);
+    let file = path.rsplit(['\\', '/']).next().unwrap_or(&path);
+    file.strip_suffix(".exe").unwrap_or(file).to_owned()
+}
+
+/// Lets other users reach the service. Not supported yet on Windows: its pipes admit only
+/// their user (their DACL), and changing that is not implemented.
+pub(crate) fn open_to_other_users(_dir: &Path, _socket: &Path) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "admitting other users is not supported on Windows yet: its pipes admit their own user only",
+    ))
+}
+
+/// `QueryPerformanceCounter` in nanoseconds: one clock for every process of the machine.
+pub(crate) fn monotonic_ns() -> u64 {
+    static FREQUENCY: OnceLock<u64> = OnceLock::new();
+    let frequency = *FREQUENCY.get_or_init(|| {
+        let mut f = 0i64;
+        // SAFETY: writes the frequency into `f`.
+        unsafe { QueryPerformanceFrequency(&mut f) };
+        f.max(1) as u64
+    });
+    let mut count = 0i64;
+    // SAFETY: writes the counter into `count`.
+    unsafe { QueryPerformanceCounter(&mut count) };
+    let count = count.max(0) as u128;
+    (count * 1_000_000_000 / u128::from(frequency)).min(u128::from(u64::MAX)) as u64
+}
+
+/// Windows has no per-process descriptor limit to raise (about 16 million handles).
+pub(crate) fn raise_open_file_limit() -> u64 {
+    u64::MAX
+}
+
+/// Whether process `pid` exists and has not exited.
+pub(crate) fn process_alive(pid: u32) -> bool {
+    if pid == 0 {
+        return false;
+    }
+    let Some(process) = open_process(pid) else {
+        // A process of another user we may not open still exists; a gone one is
+        // ERROR_INVALID_PARAMETER.
+        return last_error().raw_os_error() != Some(87);
+    };
+    let mut code = 0u32;
+    // SAFETY: `process` is open with query rights.
+    if unsafe { GetExitCodeProcess(process.as_raw_handle(), &mut code) } == 0 {
+        return true;
+    }
+    code == STILL_ACTIVE as u32
+}
+
+/// The environment variable that tells a child started by [`spawn_with_endpoint`] which
+/// handle is its endpoint.
+pub(crate) const ENDPOINT_ENV: &str = "LPC_ENDPOINT_HANDLE";
+
+/// The job every child of [`spawn_with_endpoint`] joins: it is closed when this process ends,
+/// which ends them (`JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE`).
+fn children_job() -> Option<&'static OwnedHandle> {
+    use windows_sys::Win32::System::JobObjects::{
+        CreateJobObjectW, JobObjectExtendedLimitInformation, SetInformationJobObject,
+        JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
+    };
+    static JOB: OnceLock<Option<OwnedHandle>> = OnceLock::new();
+    JOB.get_or_init(|| {
+        // SAFETY: an unnamed job with default security; we own the handle (kept for the life
+        // of the process, never inheritable).
+        let job = unsafe { owned(CreateJobObjectW(std::ptr::null(), std::ptr::null())) }.ok()?;
+        // SAFETY: an all-zero limit structure is valid; we set one flag.
+        let mut limits: JOBOBJECT_EXTENDED_LIMIT_INFORMATION = unsafe { std::mem::zeroed() };
+        limits.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
+        // SAFETY: `limits` is readable for its size.
+        let ok = unsafe {
+            SetInformationJobObject(
+                job.as_raw_handle(),
+                JobObjectExtendedLimitInformation,
+                (&limits as *const JOBOBJECT_EXTENDED_LIMIT_INFORMATION).cast(),
+                std::mem::size_of::<JOBOBJECT_EXTENDED_LIMIT_INFORMATION>() as u32,
+            )
+        };
+        (ok != 0).then_some(job)
+    })
+    .as_ref()
+}
+
+/// Starts `command` with `endpoint` inherited, and in a job that ends it when this process
+/// ends. The endpoint is passed as an inheritable duplicate that exists only for the spawn
+/// (std's `Command` inherits every inheritable handle; lpc makes none other, but a spawn on
+/// another thread at that moment could inherit it too — `PROC_THREAD_ATTRIBUTE_HANDLE_LIST`,
+/// which would prevent that, needs `CreateProcessW` itself, which std's `Child` cannot wrap).
+pub(crate) fn spawn_with_endpoint(
+    command: &mut std::process::Command,
+    endpoint: &Stream,
+) -> io::Result<std::process::Child> {
+    use windows_sys::Win32::Foundation::{DuplicateHandle, DUPLICATE_SAME_ACCESS};
+    let mut inheritable = std::ptr::null_mut();
+    // SAFETY: duplicates our open pipe handle within this process, inheritable; we own the
+    // duplicate (closed after the spawn).
+    let ok = unsafe {
+        DuplicateHandle(
+            GetCurrentProcess(),
+            endpoint.handle().as_raw_handle(),
+            GetCurrentProcess(),
+            &mut inheritable,
+            0,
+            1,
+            DUPLICATE_SAME_ACCESS,
+        )
+    };
+    if ok == 0 {
+        return Err(last_error());
+    }
+    // SAFETY: DuplicateHandle succeeded.
+    let passed = unsafe { owned(inheritable) }?;
+    command.env(ENDPOINT_ENV, (passed.as_raw_handle() as usize).to_string());
+    let child = command.spawn();
+    drop(passed);
+    let child = child?;
+    if let Some(job) = children_job() {
+        use windows_sys::Win32::System::JobObjects::AssignProcessToJobObject;
+        // SAFETY: both handles are open (the child's is owned by `child`).
+        unsafe { AssignProcessToJobObject(job.as_raw_handle(), child.as_raw_handle()) };
+    }
+    Ok(child)
+}
