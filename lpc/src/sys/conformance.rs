@@ -235,7 +235,12 @@ fn a_message_arriving_is_seen_by_the_reactor_and_stays_to_be_read() {
 fn a_shut_down_endpoint_looks_closed_to_its_peer() {
     let (a, b) = Stream::pair().unwrap();
     a.shutdown();
-    assert!(b.peer_closed());
+    // At once on Unix; on Windows once the peer's reader has seen it.
+    let deadline = Instant::now() + PATIENCE;
+    while !b.peer_closed() {
+        assert!(Instant::now() < deadline, "the shutdown never reached the peer");
+        std::thread::yield_now();
+    }
 }
 
 #[test]
@@ -254,6 +259,10 @@ fn a_reactor_can_be_woken_from_another_thread() {
     waker.join().unwrap();
 }
 
+// Unix signals. On Windows a stop request is a console control event, which
+// `GenerateConsoleCtrlEvent` would send to every process of the console (the test runner's
+// too): tested there through a child process instead (lpc-tests' graceful-stop tests).
+#[cfg(unix)]
 #[test]
 fn a_stop_signal_wakes_the_reactor_that_watches_for_it_and_no_other() {
     use signal_hook::consts::{SIGINT, SIGTERM};

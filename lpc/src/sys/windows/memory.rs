@@ -111,10 +111,11 @@ pub(super) fn duplicate(handle: &OwnedHandle, access: Option<u32>) -> io::Result
 impl SharedMemory {
     fn create_section(len: usize) -> io::Result<SharedMemory> {
         if len == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "cannot create empty shared memory",
-            ));
+            // A section cannot have no bytes: an empty one holds a page it never maps (every
+            // `map` of it fails), as an empty memfd does on Linux.
+            let mut shm = SharedMemory::create_section(1)?;
+            shm.len = 0;
+            return Ok(shm);
         }
         loop {
             let id = new_id();

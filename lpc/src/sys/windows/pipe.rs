@@ -30,7 +30,7 @@ use windows_sys::Win32::Foundation::{
     GENERIC_WRITE, DUPLICATE_CLOSE_SOURCE, DUPLICATE_SAME_ACCESS, HANDLE,
 };
 use windows_sys::Win32::Storage::FileSystem::{
-    CreateFileW, ReadFile, WriteFile, FILE_FLAG_FIRST_PIPE_INSTANCE, FILE_FLAG_OVERLAPPED,
+    CreateFileW, ReadFile, WriteFile, FILE_FLAG_FIRST_PIPE_INSTANCE, FILE_FLAG_OVERLAPPED, WRITE_DAC,
     OPEN_EXISTING, PIPE_ACCESS_DUPLEX, SECURITY_IDENTIFICATION, SECURITY_SQOS_PRESENT,
 };
 use windows_sys::Win32::System::Pipes::{
@@ -59,6 +59,8 @@ const PIPE_BUFFER: u32 = 64 * 1024;
 const KIND_PLAIN: u8 = 0;
 const KIND_SECTION: u8 = 1;
 const KIND_HANDLE: u8 = 2;
+/// The sender shut its end down: the receiver takes it as a hang-up.
+const KIND_BYE: u8 = 3;
 
 /// The pipe name a path stands for: the user's SID keeps users apart, a hash of the directory
 /// keeps runtime directories apart, and the file name is the service's name.
@@ -231,7 +233,7 @@ impl Stream {
     /// Two connected ends of a fresh pipe with a random name (for a child process, or tests).
     pub(crate) fn pair() -> io::Result<(Stream, Stream)> {
         let name = format!(r"\\.\pipe\lpc-pair-{:032x}", super::new_id());
-        let server = create_instance(&name, true)?;
+        let server = create_instance(&name, true, false)?;
         let client = open_client(&name)?;
         let event = Event::new()?;
         let (_, error) = overlapped_io(
@@ -514,6 +516,8 @@ impl Stream {
     /// Ends the connection so that the peer sees a hang-up: the server end disconnects its
     /// pipe instance; a client end stops reading (the peer sees the hang-up when it is dropped).
     pub(crate) fn shutdown(&self) {
+        // Said first, so that the peer sees the hang-up even where the disconnect is late.
+        let _ = self.send_message(KIND_BYE, None, &[]);
         if self.pipe.server_end {
             // SAFETY: disconnects our own pipe instance; the peer's operations then fail.
             unsafe { DisconnectNamedPipe(self.pipe.handle.as_raw_handle()) };
@@ -585,6 +589,10 @@ fn read_loop(pipe: &Pipe) {
                     // A zero-length message is never sent by lpc (every message has a kind).
                     continue;
                 }
+                if whole == [KIND_BYE] {
+                    drop(inbox);
+                    return close_inbox(pipe);
+                }
                 inbox.messages.push_back(whole);
                 inbox.watchers.notify(|token| ReactorEvent::Message(token));
                 drop(inbox);
@@ -608,13 +616,14 @@ fn close_inbox(pipe: &Pipe) {
     pipe.arrived.notify_all();
 }
 
-fn create_instance(name: &str, first: bool) -> io::Result<OwnedHandle> {
+fn create_instance(name: &str, first: bool, open: bool) -> io::Result<OwnedHandle> {
     let wname = wide(name);
-    let mut mode = PIPE_ACCESS_DUPLEX | FILE_FLAG_OVERLAPPED;
+    // WRITE_DAC: `open_to_other_users` may change who can connect to the waiting instance.
+    let mut mode = PIPE_ACCESS_DUPLEX | FILE_FLAG_OVERLAPPED | WRITE_DAC;
     if first {
         mode |= FILE_FLAG_FIRST_PIPE_INSTANCE;
     }
-    let security = super::process::user_only_security()?;
+    let security = super::process::pipe_security(open)?;
     // SAFETY: a nul-terminated name and a security descriptor that live for the call; we
     // own the returned instance.
     unsafe {
@@ -689,6 +698,8 @@ struct ListenerState {
     stopping: bool,
     /// The instance waiting for a client (to cancel on drop).
     waiting: Option<usize>,
+    /// Admits other users (`open_to_other_users`).
+    open: bool,
     watchers: Watchers,
 }
 
@@ -709,7 +720,7 @@ impl Listener {
     /// `AddrInUse`. A thread accepts connections; [`Listener::accept`] takes them.
     pub(crate) fn bind(path: &Path) -> io::Result<Listener> {
         let name = pipe_name(path);
-        let first = match create_instance(&name, true) {
+        let first = match create_instance(&name, true, false) {
             Ok(h) => h,
             Err(e) if e.raw_os_error() == Some(5) || e.raw_os_error() == Some(231) => {
                 // ACCESS_DENIED (first instance exists), PIPE_BUSY
@@ -731,9 +742,18 @@ impl Listener {
                 ready: VecDeque::new(),
                 stopping: false,
                 waiting: None,
+                open: false,
                 watchers: Watchers::default(),
             }),
         });
+        LISTENERS
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(_, l)| l.strong_count() > 0);
+        LISTENERS
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((path.to_path_buf(), Arc::downgrade(&inner)));
         let accepting = inner.clone();
         std::thread::Builder::new()
             .name("lpc-accept".into())
@@ -775,6 +795,26 @@ impl Drop for Listener {
     }
 }
 
+/// The listeners of this process, by path, for [`open_listener`].
+static LISTENERS: Mutex<Vec<(std::path::PathBuf, Weak<ListenerInner>)>> = Mutex::new(Vec::new());
+
+/// Makes the listener bound at `path` admit other users, from its waiting instance on.
+pub(super) fn open_listener(path: &Path) -> io::Result<()> {
+    let inner = LISTENERS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .find(|(p, _)| p == path)
+        .and_then(|(_, l)| l.upgrade())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no listener of this process is bound there"))?;
+    let mut state = inner.queue.lock().unwrap_or_else(|p| p.into_inner());
+    state.open = true;
+    if let Some(raw) = state.waiting {
+        super::process::pipe_security(true)?.apply(raw as HANDLE)?;
+    }
+    Ok(())
+}
+
 fn accept_loop(inner: &ListenerInner, first: OwnedHandle) {
     let Ok(event) = Event::new() else { return };
     let mut instance = first;
@@ -809,7 +849,8 @@ fn accept_loop(inner: &ListenerInner, first: OwnedHandle) {
             return;
         }
         drop(state);
-        let next = match create_instance(&inner.name, false) {
+        let open = inner.queue.lock().unwrap_or_else(|p| p.into_inner()).open;
+        let next = match create_instance(&inner.name, false, open) {
             Ok(next) => next,
             Err(_) => return,
         };

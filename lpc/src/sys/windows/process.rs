@@ -103,33 +103,83 @@ impl Security {
     }
 }
 
-/// The user-only security of pipes, built once: `D:P(A;;GA;;;<user SID>)`.
-pub(super) fn user_only_security() -> io::Result<&'static Security> {
-    static SECURITY: OnceLock<Option<Security>> = OnceLock::new();
-    SECURITY
-        .get_or_init(|| {
-            let sddl = wide(&format!("D:P(A;;GA;;;{})", current_user()));
-            let mut descriptor = std::ptr::null_mut();
-            // SAFETY: a nul-terminated SDDL string; `descriptor` receives a LocalAlloc'd
-            // descriptor that lives as long as the process (never freed).
-            let ok = unsafe {
-                ConvertStringSecurityDescriptorToSecurityDescriptorW(
-                    sddl.as_ptr(),
-                    1, // SDDL_REVISION_1
-                    &mut descriptor,
-                    std::ptr::null_mut(),
-                )
-            };
-            (ok != 0).then(|| Security {
-                attributes: SECURITY_ATTRIBUTES {
-                    nLength: std::mem::size_of::<SECURITY_ATTRIBUTES>() as u32,
-                    lpSecurityDescriptor: descriptor,
-                    bInheritHandle: 0,
-                },
-            })
-        })
+fn security(sddl: &str) -> Option<Security> {
+    let sddl = wide(sddl);
+    let mut descriptor = std::ptr::null_mut();
+    // SAFETY: a nul-terminated SDDL string; `descriptor` receives a LocalAlloc'd descriptor
+    // that lives as long as the process (built once, never freed).
+    let ok = unsafe {
+        ConvertStringSecurityDescriptorToSecurityDescriptorW(
+            sddl.as_ptr(),
+            1, // SDDL_REVISION_1
+            &mut descriptor,
+            std::ptr::null_mut(),
+        )
+    };
+    (ok != 0).then(|| Security {
+        attributes: SECURITY_ATTRIBUTES {
+            nLength: std::mem::size_of::<SECURITY_ATTRIBUTES>() as u32,
+            lpSecurityDescriptor: descriptor,
+            bInheritHandle: 0,
+        },
+    })
+}
+
+/// The security of the pipes lpc serves, built once: full access for this process's user
+/// only (`D:P(A;;GA;;;<user SID>)`), or, for a service that admits other users (who is
+/// admitted is then its access policy's decision, at connect), read and write for every
+/// authenticated user too (`(A;;GRGW;;;AU)`).
+pub(super) fn pipe_security(open: bool) -> io::Result<&'static Security> {
+    static PRIVATE: OnceLock<Option<Security>> = OnceLock::new();
+    static OPEN: OnceLock<Option<Security>> = OnceLock::new();
+    let user = current_user();
+    let built = if open {
+        OPEN.get_or_init(|| security(&format!("D:P(A;;GA;;;{user})(A;;GRGW;;;AU)")))
+    } else {
+        PRIVATE.get_or_init(|| security(&format!("D:P(A;;GA;;;{user})")))
+    };
+    built
         .as_ref()
         .ok_or_else(|| io::Error::other("cannot build the pipes' security descriptor"))
+}
+
+impl Security {
+    /// Applies this descriptor's DACL to the kernel object `handle` (opened with `WRITE_DAC`).
+    pub(super) fn apply(&self, handle: windows_sys::Win32::Foundation::HANDLE) -> io::Result<()> {
+        use windows_sys::Win32::Security::Authorization::{SetSecurityInfo, SE_KERNEL_OBJECT};
+        use windows_sys::Win32::Security::{GetSecurityDescriptorDacl, DACL_SECURITY_INFORMATION};
+        let (mut present, mut defaulted) = (0, 0);
+        let mut dacl = std::ptr::null_mut();
+        // SAFETY: the descriptor is valid (built by `security`); the out-pointers are
+        // writable; the DACL returned points into the descriptor, which lives forever.
+        let ok = unsafe {
+            GetSecurityDescriptorDacl(
+                self.attributes.lpSecurityDescriptor,
+                &mut present,
+                &mut dacl,
+                &mut defaulted,
+            )
+        };
+        if ok == 0 {
+            return Err(last_error());
+        }
+        // SAFETY: `handle` is open with WRITE_DAC; `dacl` is valid for the call.
+        let rc = unsafe {
+            SetSecurityInfo(
+                handle,
+                SE_KERNEL_OBJECT,
+                DACL_SECURITY_INFORMATION,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                dacl,
+                std::ptr::null(),
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc as i32));
+        }
+        Ok(())
+    }
 }
 
 /// Whether this process and `peer` can run on two CPUs at once: more than one CPU.
@@ -252,13 +302,11 @@ pub(crate) fn process_name(pid: u32) -> String {
     file.strip_suffix(".exe").unwrap_or(file).to_owned()
 }
 
-/// Lets other users reach the service. Not supported yet on Windows: its pipes admit only
-/// their user (their DACL), and changing that is not implemented.
-pub(crate) fn open_to_other_users(_dir: &Path, _socket: &Path) -> io::Result<()> {
-    Err(io::Error::new(
-        io::ErrorKind::Unsupported,
-        "admitting other users is not supported on Windows yet: its pipes admit their own user only",
-    ))
+/// Lets other users reach the service listening at `socket`: its pipe's instances (the one
+/// waiting now and every later one) admit every authenticated user (see [`pipe_security`]);
+/// who may actually use the service is then decided by its access policy at connect.
+pub(crate) fn open_to_other_users(_dir: &Path, socket: &Path) -> io::Result<()> {
+    super::pipe::open_listener(socket)
 }
 
 /// `QueryPerformanceCounter` in nanoseconds: one clock for every process of the machine.
