@@ -9,9 +9,11 @@
 //! input — check it (`File::metadata`, `fstat`) before relying on what it is — just as it
 //! checks a path a peer names. lpc checks only that a descriptor arrived for each one named.
 
+use crate::sys::{
+    borrow_os_handle, AsOsHandle, BorrowedOsHandle as BorrowedFd, OwnedOsHandle as OwnedFd,
+};
 use std::fmt;
 use std::fs::File;
-use crate::sys::{borrow_os_handle, AsOsHandle, BorrowedOsHandle as BorrowedFd, OwnedOsHandle as OwnedFd};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 

@@ -123,7 +123,11 @@ impl RawSocket {
     }
 
     /// Sends `bytes` with any descriptor attached (a forged handle notice, say).
-    pub fn send_descriptor(&self, bytes: &[u8], fd: crate::sys::BorrowedOsHandle<'_>) -> io::Result<()> {
+    pub fn send_descriptor(
+        &self,
+        bytes: &[u8],
+        fd: crate::sys::BorrowedOsHandle<'_>,
+    ) -> io::Result<()> {
         self.stream.send_handle(bytes, fd)
     }
 

@@ -17,9 +17,9 @@
 //! that closes it when dropped — in the inbox, in a decoded argument, in a handler's result —
 //! so a failing handler, a failed decode or a closed connection closes it.
 
-use std::cell::Cell;
 #[cfg(not(loom))]
 use crate::sys::BorrowedOsHandle as BorrowedFd;
+use std::cell::Cell;
 use std::sync::atomic::AtomicU32;
 #[cfg(not(loom))]
 use std::sync::atomic::Ordering;

@@ -238,7 +238,10 @@ fn a_shut_down_endpoint_looks_closed_to_its_peer() {
     // At once on Unix; on Windows once the peer's reader has seen it.
     let deadline = Instant::now() + PATIENCE;
     while !b.peer_closed() {
-        assert!(Instant::now() < deadline, "the shutdown never reached the peer");
+        assert!(
+            Instant::now() < deadline,
+            "the shutdown never reached the peer"
+        );
         std::thread::yield_now();
     }
 }

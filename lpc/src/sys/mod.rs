@@ -63,7 +63,9 @@ compile_error!("lpc supports Linux and Windows");
 /// A kernel handle a call can carry, owned and borrowed: a descriptor on Unix, a `HANDLE` on
 /// Windows.
 #[cfg(unix)]
-pub(crate) use std::os::fd::{AsFd as AsOsHandle, BorrowedFd as BorrowedOsHandle, OwnedFd as OwnedOsHandle};
+pub(crate) use std::os::fd::{
+    AsFd as AsOsHandle, BorrowedFd as BorrowedOsHandle, OwnedFd as OwnedOsHandle,
+};
 #[cfg(windows)]
 pub(crate) use std::os::windows::io::{
     AsHandle as AsOsHandle, BorrowedHandle as BorrowedOsHandle, OwnedHandle as OwnedOsHandle,

@@ -89,8 +89,15 @@ fn bell(addr: usize) -> Option<Arc<OwnedHandle>> {
     let name = wide(&format!("Local\\lpc-bell-{:032x}-{offset:x}", view.id));
     // SAFETY: default security, a nul-terminated name that lives for the call; creates the
     // semaphore or opens the one the peer created; we own the returned handle.
-    let handle = unsafe { owned(CreateSemaphoreW(std::ptr::null(), 0, MAX_COUNT, name.as_ptr())) }
-        .ok()?;
+    let handle = unsafe {
+        owned(CreateSemaphoreW(
+            std::ptr::null(),
+            0,
+            MAX_COUNT,
+            name.as_ptr(),
+        ))
+    }
+    .ok()?;
     let bell = Arc::new(handle);
     bells.insert(offset, bell.clone());
     Some(bell)

@@ -13,7 +13,9 @@ use std::os::windows::io::{AsRawHandle, OwnedHandle};
 use std::ptr::NonNull;
 
 use windows_sys::Wdk::Foundation::{NtQueryObject, OBJECT_NAME_INFORMATION};
-use windows_sys::Win32::Foundation::{DuplicateHandle, DUPLICATE_SAME_ACCESS, INVALID_HANDLE_VALUE};
+use windows_sys::Win32::Foundation::{
+    DuplicateHandle, DUPLICATE_SAME_ACCESS, INVALID_HANDLE_VALUE,
+};
 use windows_sys::Win32::System::Memory::{
     CreateFileMappingW, MapViewOfFile, UnmapViewOfFile, VirtualQuery, FILE_MAP_READ,
     FILE_MAP_WRITE, MEMORY_BASIC_INFORMATION, MEMORY_MAPPED_VIEW_ADDRESS, MEM_COMMIT,
@@ -78,7 +80,9 @@ pub(super) fn object_name(handle: &OwnedHandle) -> io::Result<String> {
     let end = start + buf.len() * 8;
     let name = info.Name.Buffer as usize;
     if name < start || name + chars * 2 > end {
-        return Err(io::Error::other("NtQueryObject returned a name outside its buffer"));
+        return Err(io::Error::other(
+            "NtQueryObject returned a name outside its buffer",
+        ));
     }
     // SAFETY: the name lies within `buf` (checked above), as `chars` UTF-16 units.
     let units = unsafe { std::slice::from_raw_parts(info.Name.Buffer, chars) };
@@ -98,7 +102,11 @@ pub(super) fn duplicate(handle: &OwnedHandle, access: Option<u32>) -> io::Result
             &mut out,
             access.unwrap_or(0),
             0,
-            if access.is_none() { DUPLICATE_SAME_ACCESS } else { 0 },
+            if access.is_none() {
+                DUPLICATE_SAME_ACCESS
+            } else {
+                0
+            },
         )
     };
     if ok == 0 {
@@ -134,7 +142,7 @@ impl SharedMemory {
                 )
             };
             let already = last_error().raw_os_error() == Some(183); // ERROR_ALREADY_EXISTS
-            // SAFETY: CreateFileMappingW returned a new handle (or null), which we own.
+                                                                    // SAFETY: CreateFileMappingW returned a new handle (or null), which we own.
             let handle = unsafe { owned(handle) }?;
             if already {
                 // Another section has this random id: never in practice; take another.
@@ -169,11 +177,16 @@ impl SharedMemory {
     /// Adopts a section received from a peer, which may have sent anything: its kernel name
     /// must be the one lpc gives a section of id `id` and size `len`, and `len` nonzero.
     /// (Views are checked again when mapped: every page committed.)
-    pub(crate) fn from_received(handle: OwnedHandle, id: u128, len: usize) -> io::Result<SharedMemory> {
+    pub(crate) fn from_received(
+        handle: OwnedHandle,
+        id: u128,
+        len: usize,
+    ) -> io::Result<SharedMemory> {
         if len == 0 {
             return Err(not_ours("it is empty".into()));
         }
-        let name = object_name(&handle).map_err(|e| not_ours(format!("its name cannot be read ({e})")))?;
+        let name =
+            object_name(&handle).map_err(|e| not_ours(format!("its name cannot be read ({e})")))?;
         let expected = section_name(id, len);
         if !name.ends_with(&format!("\\{expected}")) {
             return Err(not_ours(format!(

@@ -14,15 +14,18 @@
 //! receiver's.
 
 mod doorbell;
+mod identity;
 mod memory;
 mod named;
 mod pipe;
 mod process;
 mod reactor;
+mod watch;
 
 use std::io;
 
 pub(crate) use doorbell::{wait, wake};
+pub(crate) use identity::current_user;
 pub(crate) use memory::{Mapping, SharedMemory};
 pub(crate) use named::{
     current_pid, holds, pid_namespace, thread_alive, thread_identity, NameFile, ObjectIdentity,
@@ -30,9 +33,9 @@ pub(crate) use named::{
 };
 pub(crate) use pipe::{Listener, Received, Stream};
 pub(crate) use process::{
-    can_run_apart, create_private_dir, current_user, file_identity, monotonic_ns,
-    open_to_other_users, process_alive, process_name, raise_open_file_limit, spawn_with_endpoint,
-    DirLock, FileIdentity, ENDPOINT_ENV,
+    can_run_apart, create_private_dir, file_identity, monotonic_ns, open_to_other_users,
+    process_alive, process_name, raise_open_file_limit, spawn_with_endpoint, DirLock, FileIdentity,
+    ENDPOINT_ENV,
 };
 pub(crate) use reactor::Reactor;
 

@@ -75,12 +75,15 @@ pub(crate) fn thread_alive(identity: u64) -> bool {
         return false;
     }
     // SAFETY: OpenThread returns a new handle (or null), which we own.
-    let Ok(thread) = (unsafe { owned(OpenThread(THREAD_QUERY_LIMITED_INFORMATION, 0, tid)) }) else {
+    let Ok(thread) = (unsafe { owned(OpenThread(THREAD_QUERY_LIMITED_INFORMATION, 0, tid)) })
+    else {
         return super::last_error().raw_os_error() != Some(87); // gone: ERROR_INVALID_PARAMETER
     };
     let mut code = 0u32;
     // SAFETY: `thread` is open with query rights.
-    if unsafe { GetExitCodeThread(thread.as_raw_handle(), &mut code) } != 0 && code != STILL_ACTIVE as u32 {
+    if unsafe { GetExitCodeThread(thread.as_raw_handle(), &mut code) } != 0
+        && code != STILL_ACTIVE as u32
+    {
         return false;
     }
     creation_time(thread.as_raw_handle()).is_none_or(|t| t as u32 == identity as u32)
@@ -258,7 +261,9 @@ impl NameFile {
         }
         let mut out = Vec::with_capacity(len as usize);
         self.file.rewind()?;
-        (&mut self.file).take(MAX_NAME_FILE as u64 + 1).read_to_end(&mut out)?;
+        (&mut self.file)
+            .take(MAX_NAME_FILE as u64 + 1)
+            .read_to_end(&mut out)?;
         out.truncate(MAX_NAME_FILE);
         Ok(out)
     }

@@ -25,27 +25,27 @@ use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::Instant;
 
 use windows_sys::Win32::Foundation::{
-    DuplicateHandle, ERROR_BROKEN_PIPE, ERROR_IO_PENDING, ERROR_MORE_DATA, ERROR_NO_DATA,
-    ERROR_PIPE_BUSY, ERROR_PIPE_CONNECTED, ERROR_PIPE_NOT_CONNECTED, GENERIC_READ,
-    GENERIC_WRITE, DUPLICATE_CLOSE_SOURCE, DUPLICATE_SAME_ACCESS, HANDLE,
+    DuplicateHandle, DUPLICATE_CLOSE_SOURCE, DUPLICATE_SAME_ACCESS, ERROR_BROKEN_PIPE,
+    ERROR_IO_PENDING, ERROR_MORE_DATA, ERROR_NO_DATA, ERROR_PIPE_BUSY, ERROR_PIPE_CONNECTED,
+    ERROR_PIPE_NOT_CONNECTED, GENERIC_READ, GENERIC_WRITE, HANDLE,
 };
 use windows_sys::Win32::Storage::FileSystem::{
-    CreateFileW, ReadFile, WriteFile, FILE_FLAG_FIRST_PIPE_INSTANCE, FILE_FLAG_OVERLAPPED, WRITE_DAC,
-    OPEN_EXISTING, PIPE_ACCESS_DUPLEX, SECURITY_IDENTIFICATION, SECURITY_SQOS_PRESENT,
+    CreateFileW, ReadFile, WriteFile, FILE_FLAG_FIRST_PIPE_INSTANCE, FILE_FLAG_OVERLAPPED,
+    OPEN_EXISTING, PIPE_ACCESS_DUPLEX, SECURITY_IDENTIFICATION, SECURITY_SQOS_PRESENT, WRITE_DAC,
 };
 use windows_sys::Win32::System::Pipes::{
     ConnectNamedPipe, CreateNamedPipeW, DisconnectNamedPipe, GetNamedPipeClientProcessId,
     GetNamedPipeServerProcessId, SetNamedPipeHandleState, WaitNamedPipeW, PIPE_READMODE_MESSAGE,
     PIPE_REJECT_REMOTE_CLIENTS, PIPE_TYPE_MESSAGE, PIPE_UNLIMITED_INSTANCES, PIPE_WAIT,
 };
-use windows_sys::Win32::System::IO::{CancelIoEx, GetOverlappedResult, OVERLAPPED};
 use windows_sys::Win32::System::Threading::{
     CreateEventW, GetCurrentProcess, OpenProcess, PROCESS_DUP_HANDLE,
     PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_SYNCHRONIZE,
 };
+use windows_sys::Win32::System::IO::{CancelIoEx, GetOverlappedResult, OVERLAPPED};
 
 use super::memory::SharedMemory;
-use super::reactor::Watchers;
+use super::watch::Watchers;
 use super::{last_error, owned, wide};
 use crate::sys::{PeerCredentials, ReactorEvent};
 
@@ -65,21 +65,30 @@ const KIND_BYE: u8 = 3;
 /// The pipe name a path stands for: the user's SID keeps users apart, a hash of the directory
 /// keeps runtime directories apart, and the file name is the service's name.
 pub(super) fn pipe_name(path: &Path) -> String {
-    let dir = path.parent().map(|d| d.to_string_lossy().to_lowercase()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .map(|d| d.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
     // FNV-1a: stable across processes and builds (std's hasher is not).
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for b in dir.bytes() {
         hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
     }
-    let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
     format!(
         r"\\.\pipe\lpc-{}-{hash:016x}-{file}",
-        super::process::current_user()
+        super::identity::current_user()
     )
 }
 
 fn hangup(what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::BrokenPipe, format!("the peer closed the pipe ({what})"))
+    io::Error::new(
+        io::ErrorKind::BrokenPipe,
+        format!("the peer closed the pipe ({what})"),
+    )
 }
 
 fn map_pipe_error(e: io::Error) -> io::Error {
@@ -98,7 +107,9 @@ struct Event(OwnedHandle);
 impl Event {
     fn new() -> io::Result<Event> {
         // SAFETY: an unnamed manual-reset event, default security; we own the handle.
-        Ok(Event(unsafe { owned(CreateEventW(std::ptr::null(), 1, 0, std::ptr::null()))? }))
+        Ok(Event(unsafe {
+            owned(CreateEventW(std::ptr::null(), 1, 0, std::ptr::null()))?
+        }))
     }
 
     fn overlapped(&self) -> OVERLAPPED {
@@ -269,7 +280,9 @@ impl Stream {
                     }
                     let wname = wide(&name);
                     // SAFETY: a nul-terminated name that lives for the call.
-                    unsafe { WaitNamedPipeW(wname.as_ptr(), left.as_millis().clamp(1, 1000) as u32) };
+                    unsafe {
+                        WaitNamedPipeW(wname.as_ptr(), left.as_millis().clamp(1, 1000) as u32)
+                    };
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     return Err(if std::fs::symlink_metadata(path).is_ok() {
@@ -286,7 +299,12 @@ impl Stream {
         }
     }
 
-    fn send_message(&self, kind: u8, handle: Option<(&OwnedHandle, Option<(u128, usize)>)>, bytes: &[u8]) -> io::Result<()> {
+    fn send_message(
+        &self,
+        kind: u8,
+        handle: Option<(&OwnedHandle, Option<(u128, usize)>)>,
+        bytes: &[u8],
+    ) -> io::Result<()> {
         let mut message = Vec::with_capacity(bytes.len() + 33);
         message.push(kind);
         let mut dup = None;
@@ -308,7 +326,13 @@ impl Stream {
             &event,
             // SAFETY: `message` and `ov` outlive the operation (overlapped_io waits for it).
             |ov| unsafe {
-                WriteFile(handle_raw, message.as_ptr(), message.len() as u32, std::ptr::null_mut(), ov)
+                WriteFile(
+                    handle_raw,
+                    message.as_ptr(),
+                    message.len() as u32,
+                    std::ptr::null_mut(),
+                    ov,
+                )
             },
             || {},
         );
@@ -329,9 +353,11 @@ impl Stream {
     pub(crate) fn send(&self, bytes: &[u8], shm: Option<&SharedMemory>) -> io::Result<()> {
         match shm {
             None => self.send_message(KIND_PLAIN, None, bytes),
-            Some(shm) => {
-                self.send_message(KIND_SECTION, Some((shm.handle(), Some((shm.id(), shm.len())))), bytes)
-            }
+            Some(shm) => self.send_message(
+                KIND_SECTION,
+                Some((shm.handle(), Some((shm.id(), shm.len())))),
+                bytes,
+            ),
         }
     }
 
@@ -372,7 +398,11 @@ impl Stream {
                     return Ok((0, None));
                 }
                 inbox = match deadline {
-                    None => self.pipe.arrived.wait(inbox).unwrap_or_else(|p| p.into_inner()),
+                    None => self
+                        .pipe
+                        .arrived
+                        .wait(inbox)
+                        .unwrap_or_else(|p| p.into_inner()),
                     Some(deadline) => {
                         let left = deadline.saturating_duration_since(Instant::now());
                         if left.is_zero() {
@@ -392,7 +422,9 @@ impl Stream {
         };
         self.pipe.space.notify_one();
         let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_owned());
-        let (&kind, rest) = message.split_first().ok_or_else(|| bad("an empty pipe message"))?;
+        let (&kind, rest) = message
+            .split_first()
+            .ok_or_else(|| bad("an empty pipe message"))?;
         let take_u64 = |at: &[u8]| -> io::Result<u64> {
             at.get(..8)
                 .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
@@ -402,7 +434,13 @@ impl Stream {
             KIND_PLAIN => (None, rest),
             KIND_HANDLE => {
                 let value = take_u64(rest)?;
-                (Some(Received { handle: self.pull(value)?, section: None }), &rest[8..])
+                (
+                    Some(Received {
+                        handle: self.pull(value)?,
+                        section: None,
+                    }),
+                    &rest[8..],
+                )
             }
             KIND_SECTION => {
                 let value = take_u64(rest)?;
@@ -413,7 +451,13 @@ impl Stream {
                 let len = take_u64(&rest[24.min(rest.len())..])?;
                 let handle = self.pull(value)?;
                 let len = usize::try_from(len).map_err(|_| bad("a section larger than memory"))?;
-                (Some(Received { handle, section: Some((id, len)) }), &rest[32..])
+                (
+                    Some(Received {
+                        handle,
+                        section: Some((id, len)),
+                    }),
+                    &rest[32..],
+                )
             }
             _ => return Err(bad("a pipe message of unknown kind")),
         };
@@ -427,7 +471,10 @@ impl Stream {
     /// Pulls handle `value` out of the peer's process (closing it there).
     fn pull(&self, value: u64) -> io::Result<OwnedHandle> {
         let process = self.pipe.peer_process.as_ref().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::PermissionDenied, "the peer's process cannot be opened to take its handles")
+            io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "the peer's process cannot be opened to take its handles",
+            )
         })?;
         let mut out = std::ptr::null_mut();
         // SAFETY: `process` is open with PROCESS_DUP_HANDLE; the source is whatever number
@@ -457,15 +504,22 @@ impl Stream {
 
     /// True once the peer has closed its end.
     pub(crate) fn peer_closed(&self) -> bool {
-        self.pipe.inbox.lock().unwrap_or_else(|p| p.into_inner()).closed
+        self.pipe
+            .inbox
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .closed
     }
 
     /// The peer's pid and user (from its process token).
     pub(crate) fn peer_credentials(&self) -> io::Result<PeerCredentials> {
         let process = self.pipe.peer_process.as_ref().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::PermissionDenied, "the peer's process cannot be opened")
+            io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "the peer's process cannot be opened",
+            )
         })?;
-        let user = super::process::process_user(process)?;
+        let user = super::identity::process_user(process)?;
         Ok(PeerCredentials::new(Some(self.pipe.peer_pid), user, None))
     }
 
@@ -480,7 +534,10 @@ impl Stream {
             return Ok(None);
         };
         let bad = |why: &str| {
-            io::Error::new(io::ErrorKind::InvalidInput, format!("{}: {why}", super::ENDPOINT_ENV))
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{}: {why}", super::ENDPOINT_ENV),
+            )
         };
         let raw: usize = value
             .to_str()
@@ -529,7 +586,7 @@ impl Stream {
     }
 
     /// Registers a reactor's interest (`Message`/`Hangup` with `token`).
-    pub(super) fn watch(&self, watcher: Weak<super::reactor::Inner>, token: u64) {
+    pub(super) fn watch(&self, watcher: Weak<super::watch::Inner>, token: u64) {
         let mut inbox = self.pipe.inbox.lock().unwrap_or_else(|p| p.into_inner());
         if inbox.closed {
             if let Some(r) = watcher.upgrade() {
@@ -571,10 +628,23 @@ fn read_loop(pipe: &Pipe) {
             raw,
             &event,
             // SAFETY: `chunk` and `ov` outlive the read (overlapped_io waits for it).
-            |ov| unsafe { ReadFile(raw, chunk.as_mut_ptr(), chunk.len() as u32, std::ptr::null_mut(), ov) },
+            |ov| unsafe {
+                ReadFile(
+                    raw,
+                    chunk.as_mut_ptr(),
+                    chunk.len() as u32,
+                    std::ptr::null_mut(),
+                    ov,
+                )
+            },
             || {
                 // Dropped while we issued the read: cancel it ourselves (see Stream's drop).
-                if pipe.inbox.lock().unwrap_or_else(|p| p.into_inner()).stopping {
+                if pipe
+                    .inbox
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .stopping
+                {
                     // SAFETY: cancels our own pending read.
                     unsafe { CancelIoEx(raw, std::ptr::null()) };
                 }
@@ -623,7 +693,7 @@ fn create_instance(name: &str, first: bool, open: bool) -> io::Result<OwnedHandl
     if first {
         mode |= FILE_FLAG_FIRST_PIPE_INSTANCE;
     }
-    let security = super::process::pipe_security(open)?;
+    let security = super::identity::pipe_security(open)?;
     // SAFETY: a nul-terminated name and a security descriptor that live for the call; we
     // own the returned instance.
     unsafe {
@@ -657,7 +727,15 @@ fn open_client(name: &str) -> io::Result<OwnedHandle> {
     }?;
     let mode = PIPE_READMODE_MESSAGE;
     // SAFETY: sets the read mode of our own pipe handle.
-    if unsafe { SetNamedPipeHandleState(handle.as_raw_handle(), &mode, std::ptr::null(), std::ptr::null()) } == 0 {
+    if unsafe {
+        SetNamedPipeHandleState(
+            handle.as_raw_handle(),
+            &mode,
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    } == 0
+    {
         return Err(last_error());
     }
     Ok(handle)
@@ -710,7 +788,9 @@ pub(crate) struct Listener {
 
 impl std::fmt::Debug for Listener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Listener").field("pipe", &self.inner.name).finish()
+        f.debug_struct("Listener")
+            .field("pipe", &self.inner.name)
+            .finish()
     }
 }
 
@@ -772,7 +852,7 @@ impl Listener {
             .pop_front())
     }
 
-    pub(super) fn watch(&self, watcher: Weak<super::reactor::Inner>) {
+    pub(super) fn watch(&self, watcher: Weak<super::watch::Inner>) {
         let mut state = self.inner.queue.lock().unwrap_or_else(|p| p.into_inner());
         if !state.ready.is_empty() {
             if let Some(r) = watcher.upgrade() {
@@ -806,11 +886,16 @@ pub(super) fn open_listener(path: &Path) -> io::Result<()> {
         .iter()
         .find(|(p, _)| p == path)
         .and_then(|(_, l)| l.upgrade())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no listener of this process is bound there"))?;
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                "no listener of this process is bound there",
+            )
+        })?;
     let mut state = inner.queue.lock().unwrap_or_else(|p| p.into_inner());
     state.open = true;
     if let Some(raw) = state.waiting {
-        super::process::pipe_security(true)?.apply(raw as HANDLE)?;
+        super::identity::pipe_security(true)?.apply(raw as HANDLE)?;
     }
     Ok(())
 }
@@ -833,7 +918,12 @@ fn accept_loop(inner: &ListenerInner, first: OwnedHandle) {
             // SAFETY: the instance is open; `ov` outlives the operation.
             |ov| unsafe { ConnectNamedPipe(raw, ov) },
             || {
-                if inner.queue.lock().unwrap_or_else(|p| p.into_inner()).stopping {
+                if inner
+                    .queue
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .stopping
+                {
                     // SAFETY: cancels our own pending connect.
                     unsafe { CancelIoEx(raw, std::ptr::null()) };
                 }

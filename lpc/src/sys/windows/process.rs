@@ -1,4 +1,4 @@
-//! Process-level facts on Windows: the user (a SID from the process token), private
+//! Process-level facts on Windows: private
 //! directories and directory locks, the shared clock, other processes' names and liveness,
 //! and children that inherit one endpoint.
 
@@ -9,178 +9,19 @@ use std::os::windows::io::{AsRawHandle, OwnedHandle};
 use std::path::Path;
 use std::sync::OnceLock;
 
-use windows_sys::Win32::Foundation::{LocalFree, STILL_ACTIVE};
-use windows_sys::Win32::Security::Authorization::{
-    ConvertSidToStringSidW, ConvertStringSecurityDescriptorToSecurityDescriptorW,
-};
-use windows_sys::Win32::Security::{GetTokenInformation, TokenUser, SECURITY_ATTRIBUTES, TOKEN_QUERY, TOKEN_USER};
+use windows_sys::Win32::Foundation::STILL_ACTIVE;
 use windows_sys::Win32::Storage::FileSystem::{
     GetFileInformationByHandle, BY_HANDLE_FILE_INFORMATION, FILE_FLAG_BACKUP_SEMANTICS,
     FILE_FLAG_OPEN_REPARSE_POINT,
 };
 use windows_sys::Win32::System::Performance::{QueryPerformanceCounter, QueryPerformanceFrequency};
 use windows_sys::Win32::System::Threading::{
-    GetCurrentProcess, GetExitCodeProcess, OpenProcess, OpenProcessToken,
-    QueryFullProcessImageNameW, PROCESS_NAME_WIN32, PROCESS_QUERY_LIMITED_INFORMATION,
+    GetCurrentProcess, GetExitCodeProcess, OpenProcess, QueryFullProcessImageNameW,
+    PROCESS_NAME_WIN32, PROCESS_QUERY_LIMITED_INFORMATION,
 };
 
 use super::pipe::Stream;
-use super::{last_error, owned, wide};
-use crate::sys::UserId;
-
-/// The user of the process `process` is a handle to: its token's user SID, as `S-1-…`.
-pub(super) fn process_user(process: &OwnedHandle) -> io::Result<UserId> {
-    let mut token = std::ptr::null_mut();
-    // SAFETY: `process` is open; `token` receives a new handle we then own.
-    if unsafe { OpenProcessToken(process.as_raw_handle(), TOKEN_QUERY, &mut token) } == 0 {
-        return Err(last_error());
-    }
-    // SAFETY: OpenProcessToken succeeded.
-    let token = unsafe { owned(token) }?;
-    let mut buf = vec![0u64; 64];
-    let mut needed = 0u32;
-    // SAFETY: `buf` is writable and 8-byte aligned for its length in bytes.
-    if unsafe {
-        GetTokenInformation(
-            token.as_raw_handle(),
-            TokenUser,
-            buf.as_mut_ptr().cast(),
-            (buf.len() * 8) as u32,
-            &mut needed,
-        )
-    } == 0
-    {
-        return Err(last_error());
-    }
-    // SAFETY: on success the buffer starts with a TOKEN_USER whose SID points into it.
-    let user = unsafe { std::ptr::read(buf.as_ptr().cast::<TOKEN_USER>()) };
-    let mut text: *mut u16 = std::ptr::null_mut();
-    // SAFETY: the SID is valid (inside `buf`); `text` receives a LocalAlloc'd string.
-    if unsafe { ConvertSidToStringSidW(user.User.Sid, &mut text) } == 0 {
-        return Err(last_error());
-    }
-    // SAFETY: `text` is a nul-terminated UTF-16 string from the call above, freed once below.
-    let sid = unsafe {
-        let mut len = 0;
-        while *text.add(len) != 0 {
-            len += 1;
-        }
-        let s = String::from_utf16_lossy(std::slice::from_raw_parts(text, len));
-        LocalFree(text.cast());
-        s
-    };
-    Ok(UserId::from_sid(sid))
-}
-
-/// This process's user (the SID of its token).
-pub(crate) fn current_user() -> UserId {
-    static USER: OnceLock<UserId> = OnceLock::new();
-    USER.get_or_init(|| {
-        // SAFETY: GetCurrentProcess returns a pseudo handle, which needs no closing: wrapped
-        // only for the call and then forgotten.
-        let me = std::mem::ManuallyDrop::new(unsafe {
-            <OwnedHandle as std::os::windows::io::FromRawHandle>::from_raw_handle(GetCurrentProcess())
-        });
-        process_user(&me).unwrap_or_else(|_| UserId::from_sid("S-1-0-0"))
-    })
-    .clone()
-}
-
-/// A security descriptor that gives this process's user (and nobody else) full access, for
-/// the pipes it serves.
-pub(super) struct Security {
-    attributes: SECURITY_ATTRIBUTES,
-}
-
-// SAFETY: the descriptor is an immutable allocation, read by the kernel only.
-unsafe impl Send for Security {}
-// SAFETY: as above.
-unsafe impl Sync for Security {}
-
-impl Security {
-    pub(super) fn attributes(&self) -> *const SECURITY_ATTRIBUTES {
-        &self.attributes
-    }
-}
-
-fn security(sddl: &str) -> Option<Security> {
-    let sddl = wide(sddl);
-    let mut descriptor = std::ptr::null_mut();
-    // SAFETY: a nul-terminated SDDL string; `descriptor` receives a LocalAlloc'd descriptor
-    // that lives as long as the process (built once, never freed).
-    let ok = unsafe {
-        ConvertStringSecurityDescriptorToSecurityDescriptorW(
-            sddl.as_ptr(),
-            1, // SDDL_REVISION_1
-            &mut descriptor,
-            std::ptr::null_mut(),
-        )
-    };
-    (ok != 0).then(|| Security {
-        attributes: SECURITY_ATTRIBUTES {
-            nLength: std::mem::size_of::<SECURITY_ATTRIBUTES>() as u32,
-            lpSecurityDescriptor: descriptor,
-            bInheritHandle: 0,
-        },
-    })
-}
-
-/// The security of the pipes lpc serves, built once: full access for this process's user
-/// only (`D:P(A;;GA;;;<user SID>)`), or, for a service that admits other users (who is
-/// admitted is then its access policy's decision, at connect), read and write for every
-/// authenticated user too (`(A;;GRGW;;;AU)`).
-pub(super) fn pipe_security(open: bool) -> io::Result<&'static Security> {
-    static PRIVATE: OnceLock<Option<Security>> = OnceLock::new();
-    static OPEN: OnceLock<Option<Security>> = OnceLock::new();
-    let user = current_user();
-    let built = if open {
-        OPEN.get_or_init(|| security(&format!("D:P(A;;GA;;;{user})(A;;GRGW;;;AU)")))
-    } else {
-        PRIVATE.get_or_init(|| security(&format!("D:P(A;;GA;;;{user})")))
-    };
-    built
-        .as_ref()
-        .ok_or_else(|| io::Error::other("cannot build the pipes' security descriptor"))
-}
-
-impl Security {
-    /// Applies this descriptor's DACL to the kernel object `handle` (opened with `WRITE_DAC`).
-    pub(super) fn apply(&self, handle: windows_sys::Win32::Foundation::HANDLE) -> io::Result<()> {
-        use windows_sys::Win32::Security::Authorization::{SetSecurityInfo, SE_KERNEL_OBJECT};
-        use windows_sys::Win32::Security::{GetSecurityDescriptorDacl, DACL_SECURITY_INFORMATION};
-        let (mut present, mut defaulted) = (0, 0);
-        let mut dacl = std::ptr::null_mut();
-        // SAFETY: the descriptor is valid (built by `security`); the out-pointers are
-        // writable; the DACL returned points into the descriptor, which lives forever.
-        let ok = unsafe {
-            GetSecurityDescriptorDacl(
-                self.attributes.lpSecurityDescriptor,
-                &mut present,
-                &mut dacl,
-                &mut defaulted,
-            )
-        };
-        if ok == 0 {
-            return Err(last_error());
-        }
-        // SAFETY: `handle` is open with WRITE_DAC; `dacl` is valid for the call.
-        let rc = unsafe {
-            SetSecurityInfo(
-                handle,
-                SE_KERNEL_OBJECT,
-                DACL_SECURITY_INFORMATION,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                dacl,
-                std::ptr::null(),
-            )
-        };
-        if rc != 0 {
-            return Err(io::Error::from_raw_os_error(rc as i32));
-        }
-        Ok(())
-    }
-}
+use super::{last_error, owned};
 
 /// Whether this process and `peer` can run on two CPUs at once: more than one CPU.
 pub(crate) fn can_run_apart(_peer: Option<u32>) -> bool {
@@ -190,7 +31,10 @@ pub(crate) fn can_run_apart(_peer: Option<u32>) -> bool {
 const CREATED_MARK: &str = ".lpc-created";
 
 fn refused(path: &Path, why: impl std::fmt::Display) -> io::Error {
-    io::Error::new(io::ErrorKind::PermissionDenied, format!("{} {why}", path.display()))
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!("{} {why}", path.display()),
+    )
 }
 
 /// Makes `path` the directory endpoints are named in, or checks an existing one: never a
@@ -199,8 +43,14 @@ fn refused(path: &Path, why: impl std::fmt::Display) -> io::Error {
 /// by default, holds the default runtime directory.)
 pub(crate) fn create_private_dir(path: &Path) -> io::Result<()> {
     let path: std::path::PathBuf = path.components().collect();
-    if path.components().any(|c| c == std::path::Component::ParentDir) {
-        return Err(refused(&path, "contains `..`: name the runtime directory without `..`"));
+    if path
+        .components()
+        .any(|c| c == std::path::Component::ParentDir)
+    {
+        return Err(refused(
+            &path,
+            "contains `..`: name the runtime directory without `..`",
+        ));
     }
     let created = match std::fs::create_dir(&path) {
         Ok(()) => true,
@@ -222,11 +72,17 @@ pub(crate) fn create_private_dir(path: &Path) -> io::Result<()> {
     if !meta.is_dir() {
         return Err(io::Error::new(
             io::ErrorKind::AlreadyExists,
-            format!("{} exists and is not a directory: remove it, or choose another runtime directory", path.display()),
+            format!(
+                "{} exists and is not a directory: remove it, or choose another runtime directory",
+                path.display()
+            ),
         ));
     }
     if created {
-        std::fs::OpenOptions::new().write(true).create_new(true).open(path.join(CREATED_MARK))?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path.join(CREATED_MARK))?;
     }
     Ok(())
 }
@@ -294,7 +150,15 @@ pub(crate) fn process_name(pid: u32) -> String {
     let mut buf = vec![0u16; 1024];
     let mut len = buf.len() as u32;
     // SAFETY: `buf` is writable for `len` UTF-16 units.
-    if unsafe { QueryFullProcessImageNameW(process.as_raw_handle(), PROCESS_NAME_WIN32, buf.as_mut_ptr(), &mut len) } == 0 {
+    if unsafe {
+        QueryFullProcessImageNameW(
+            process.as_raw_handle(),
+            PROCESS_NAME_WIN32,
+            buf.as_mut_ptr(),
+            &mut len,
+        )
+    } == 0
+    {
         return String::new();
     }
     let path = String::from_utf16_lossy(&buf[..len as usize]);

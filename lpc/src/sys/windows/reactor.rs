@@ -9,59 +9,13 @@ use std::time::Duration;
 use windows_sys::Win32::System::Console::SetConsoleCtrlHandler;
 
 use super::pipe::{Listener, Stream};
+use super::watch::Inner;
 use crate::sys::ReactorEvent;
-
-pub(crate) struct Inner {
-    events: Mutex<Vec<ReactorEvent>>,
-    ready: Condvar,
-}
-
-impl Inner {
-    pub(super) fn push(&self, event: ReactorEvent) {
-        let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
-        // Wake and StopSignal are states, not counts: one pending is enough.
-        if matches!(event, ReactorEvent::Wake | ReactorEvent::StopSignal | ReactorEvent::Accept)
-            && events.contains(&event)
-        {
-            return;
-        }
-        events.push(event);
-        drop(events);
-        self.ready.notify_all();
-    }
-}
-
-/// The reactors interested in one pipe end or listener, with their tokens.
-#[derive(Default)]
-pub(super) struct Watchers(Vec<(Weak<Inner>, u64)>);
-
-impl Watchers {
-    pub(super) fn add(&mut self, watcher: Weak<Inner>, token: u64) {
-        self.0.retain(|(w, _)| w.strong_count() > 0);
-        self.0.push((watcher, token));
-    }
-
-    pub(super) fn notify(&mut self, event: impl Fn(u64) -> ReactorEvent) {
-        self.0.retain(|(w, token)| match w.upgrade() {
-            Some(r) => {
-                r.push(event(*token));
-                true
-            }
-            None => false,
-        });
-    }
-}
 
 /// An event queue fed by the pipes' threads.
 #[derive(Debug)]
 pub(crate) struct Reactor {
     inner: Arc<Inner>,
-}
-
-impl std::fmt::Debug for Inner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Inner").finish_non_exhaustive()
-    }
 }
 
 static STOP_WATCHERS: Mutex<Vec<Weak<Inner>>> = Mutex::new(Vec::new());
@@ -106,7 +60,10 @@ impl Reactor {
         });
         result?;
         let mut watchers = STOP_WATCHERS.lock().unwrap_or_else(|p| p.into_inner());
-        if !watchers.iter().any(|w| w.as_ptr() == Arc::as_ptr(&self.inner)) {
+        if !watchers
+            .iter()
+            .any(|w| w.as_ptr() == Arc::as_ptr(&self.inner))
+        {
             watchers.push(Arc::downgrade(&self.inner));
         }
         Ok(())
@@ -139,7 +96,11 @@ impl Reactor {
         let mut events = self.inner.events.lock().unwrap_or_else(|p| p.into_inner());
         if events.is_empty() {
             events = match timeout {
-                None => self.inner.ready.wait_while(events, |e| e.is_empty()).unwrap_or_else(|p| p.into_inner()),
+                None => self
+                    .inner
+                    .ready
+                    .wait_while(events, |e| e.is_empty())
+                    .unwrap_or_else(|p| p.into_inner()),
                 Some(t) => {
                     self.inner
                         .ready
