@@ -288,9 +288,11 @@ impl Drop for Process {
     }
 }
 
-/// A second user for the tests of other users: `lpc-test-other`, created (as root, with
+/// A second user for the tests of other users (Unix: on Windows a second user needs an
+/// account and a logon, which Wine cannot give): `lpc-test-other`, created (as root, with
 /// `useradd`) if missing; its (uid, gid). An error, with the reason, where the test cannot
 /// become another user (not root).
+#[cfg(unix)]
 pub fn other_user() -> Result<(u32, u32), String> {
     if rustix::process::geteuid().as_raw() != 0 {
         return Err("not running as root: cannot create or become another user".into());
@@ -338,6 +340,7 @@ pub fn as_user(uid: u32, gid: u32, program: &str) -> Command {
 /// Lets other users through `dir` (mode 0711: they reach a name in it, they cannot list it),
 /// as a test's own temporary directory must for a service that admits them: lpc changes the
 /// mode only of a runtime directory it created.
+#[cfg(unix)]
 pub fn let_others_through(dir: &Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
@@ -457,7 +460,8 @@ pub mod child {
 }
 
 /// The interface of the handle tests (`lpc-test-files`): files, descriptors and segments
-/// passed in calls.
+/// passed in calls. (Unix: its descriptor methods take `OwnedFd`.)
+#[cfg(unix)]
 pub mod files {
     use std::fs::File;
     use std::io::{Read, Seek, SeekFrom};

@@ -117,6 +117,13 @@ impl Sizes for SizesService {
 
 /// Limits this process's address space to `bytes` (`RLIMIT_AS`, soft and hard): an allocation
 /// beyond it fails, which Rust's infallible allocations turn into an abort.
+#[cfg(not(unix))]
+pub fn limit_memory(_bytes: u64) {
+    panic!("limit_memory uses RLIMIT_AS, which Windows does not have (a job's memory limit would be its counterpart; not ported)");
+}
+
+/// See the other `limit_memory`.
+#[cfg(unix)]
 pub fn limit_memory(bytes: u64) {
     use rustix::process::{setrlimit, Resource, Rlimit};
     setrlimit(

@@ -6,6 +6,9 @@
 //! service refuse anybody else. The attacks run as a second user (`lpc-test-other`, created
 //! as root), from `lpc-flood`.
 
+// Unix: a second user and /proc.
+#![cfg(unix)]
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Stdio};

@@ -4,6 +4,9 @@
 //! client fails only with a clean `Busy` while the service is full, and works again once the
 //! memory is given back. docs/security.md lists which test covers which budget.
 
+// Unix: raw descriptors and /proc.
+#![cfg(unix)]
+
 use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::time::Duration;

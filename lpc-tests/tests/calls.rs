@@ -5,7 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lpc::{CallPhase, ClientOptions, Error};
+use lpc::{CallPhase, Error};
+#[cfg(unix)]
+use lpc::ClientOptions;
 use lpc_tests::{client_options, ProbeClient, ProbeError, Process, Record};
 use tempfile::TempDir;
 
@@ -428,6 +430,8 @@ fn a_bad_name_or_option_has_its_own_error() {
     assert!(!dir.path().join("svc.sock").exists());
 }
 
+// Unix: the fake service is a raw Unix socket.
+#[cfg(unix)]
 #[test]
 fn a_peer_that_breaks_the_handshake_is_a_protocol_error() {
     use rustix::net::{
@@ -467,6 +471,8 @@ fn a_peer_that_breaks_the_handshake_is_a_protocol_error() {
     }
 }
 
+// Unix: the fake service is a raw Unix socket.
+#[cfg(unix)]
 #[test]
 fn connect_times_out_when_the_service_never_answers_the_handshake() {
     use rustix::net::{bind, listen, socket, AddressFamily, SocketAddrUnix, SocketType};

@@ -6,6 +6,9 @@
 //! (here in-process, `lpc` itself in lpc-cli/tests/hostile_service.rs) against a hostile
 //! service. docs/security.md lists which test covers which attack.
 
+// Unix: memfds, pipes and seals sent as hostile descriptors.
+#![cfg(unix)]
+
 use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::time::Duration;

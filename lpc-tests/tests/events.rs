@@ -211,6 +211,7 @@ fn the_iterator_ends_with_disconnected_when_the_service_is_killed_mid_stream() {
 }
 
 /// Raises this process's soft limit on open descriptors to the hard limit.
+#[cfg(unix)]
 fn raise_open_files(want: u64) {
     let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
     let hard = limit.maximum.unwrap_or(u64::MAX);
@@ -234,6 +235,7 @@ fn raise_open_files(want: u64) {
 
 #[test]
 fn a_thousand_subscribers_each_get_every_event() {
+    #[cfg(unix)]
     raise_open_files(1200);
     let dir = TempDir::new().unwrap();
     let _service = start(dir.path(), &[]);

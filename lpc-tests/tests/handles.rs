@@ -3,6 +3,9 @@
 //! from a failing handler, a refused call or a call that timed out; the per-call limit is a
 //! clear error; JSON calls of such methods are refused.
 
+// Unix: the handle tests' interface (lpc_tests::files) takes OwnedFd and BorrowedFd.
+#![cfg(unix)]
+
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;

@@ -3,6 +3,9 @@
 //! client dropped, the process holds exactly the descriptors it held before. One test in this
 //! file, so that no other test of the process opens descriptors meanwhile.
 
+// Unix: counts descriptors in /proc.
+#![cfg(unix)]
+
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;

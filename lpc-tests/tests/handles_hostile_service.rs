@@ -3,6 +3,9 @@
 //! per-connection limit (64) of them meanwhile, fails that call, and holds nothing once the
 //! client is dropped. One test in this file: it counts the test process's own descriptors.
 
+// Unix: counts descriptors in /proc.
+#![cfg(unix)]
+
 use std::os::fd::AsFd;
 use std::sync::mpsc;
 use std::time::Duration;

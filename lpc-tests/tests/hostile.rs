@@ -9,6 +9,9 @@
 //! service must be back at the descriptors and threads it had before the attack.
 //! docs/security.md lists which test covers which attack.
 
+// Unix: the hostile clients speak raw SOCK_SEQPACKET and pass descriptors with SCM_RIGHTS.
+#![cfg(unix)]
+
 use std::collections::HashSet;
 use std::io::IoSlice;
 use std::mem::MaybeUninit;

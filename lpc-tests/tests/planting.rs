@@ -10,6 +10,9 @@
 //!
 //! Tests that need another user or a PID namespace run as root (and say so when skipped).
 
+// Unix: modes, owners and symlinks of the runtime directory.
+#![cfg(unix)]
+
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;

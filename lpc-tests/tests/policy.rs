@@ -1,5 +1,8 @@
 //! What a handler knows about its call, who may call, limits, and reconnection.
 
+// Unix: a second user (root's useradd), which Wine cannot provide.
+#![cfg(unix)]
+
 use std::path::Path;
 use std::time::Duration;
 

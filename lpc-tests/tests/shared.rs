@@ -3,6 +3,7 @@
 //! publishing and writing — nothing torn, nobody blocked for long, nothing left behind.
 
 use std::path::Path;
+#[cfg(unix)]
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -261,6 +262,8 @@ fn a_holder_that_exits_removes_its_record_and_the_last_one_the_file() {
     assert_eq!(name_files(dir.path()), Vec::<String>::new());
 }
 
+// Unix: it tries mprotect(2) on the read-only mapping.
+#[cfg(unix)]
 #[test]
 fn a_segment_is_shared_and_a_read_only_opener_cannot_write_it() {
     let dir = TempDir::new().unwrap();
@@ -339,6 +342,8 @@ fn a_segment_creator_killed_at_each_step_leaves_a_usable_name() {
     }
 }
 
+// Unix: the enemy writes the memfd through /proc/<pid>/fd.
+#[cfg(unix)]
 #[test]
 fn memory_written_over_by_another_process_gives_errors_never_a_crash() {
     use std::os::unix::fs::FileExt;

@@ -4,6 +4,9 @@
 //! before), exits when its client goes, and its crash is `Disconnected` for the parent, which
 //! spawns another.
 
+// Unix: the child's descriptors are listed from /proc/self/fd.
+#![cfg(unix)]
+
 use std::io::{BufRead, BufReader};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;

@@ -2,6 +2,9 @@
 //! down) while a call is in flight. The call finishes within the grace period, or is cut off
 //! after it; the process exits with status 0, and nothing is left in the runtime directory.
 
+// Unix signals (SIGTERM, SIGINT) end a service gracefully here; on Windows a stop is a console control event, which these tests do not send.
+#![cfg(unix)]
+
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::ExitStatus;
