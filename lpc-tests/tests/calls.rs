@@ -5,9 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lpc::{CallPhase, Error};
 #[cfg(unix)]
 use lpc::ClientOptions;
+use lpc::{CallPhase, Error};
 use lpc_tests::{client_options, ProbeClient, ProbeError, Process, Record};
 use tempfile::TempDir;
 

@@ -3,6 +3,9 @@
 //! past its deadline, no leak) and exits non-zero if one fails; this test also checks that the
 //! run did what it is for. The 60-second run and its figures: `docs/reliability.md`.
 
+// Unix: lpc-chaos counts descriptors and mappings in /proc.
+#![cfg(unix)]
+
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -48,6 +48,8 @@ fn loans_cross_both_ways_at_any_size() {
     }
 }
 
+// Unix: counts the service's mappings in /proc/<pid>/maps.
+#[cfg(unix)]
 #[test]
 fn buffers_are_reused_not_grown() {
     let (_dir, service, probe) = setup();
@@ -129,6 +131,8 @@ fn mappings(pid: u32, name: &str) -> Vec<String> {
         .collect()
 }
 
+// Unix: reads the mappings' modes in /proc/<pid>/maps.
+#[cfg(unix)]
 #[test]
 fn each_side_maps_the_others_buffers_read_only() {
     let (_dir, service, probe) = setup();

@@ -15,6 +15,9 @@
 //! allocation failure under the limit, or a stack overflow). docs/security.md, "Sizes a peer
 //! controls", lists what is bounded and how.
 
+// Unix: the service and client run under RLIMIT_AS (lpc_tests::sizes::limit_memory).
+#![cfg(unix)]
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -5,9 +5,15 @@
 //! a section gets a named semaphore, `Local\lpc-bell-<section id>-<offset>`, which both
 //! processes derive from what they share (the section's id, the word's offset) and open on
 //! first use. A semaphore remembers a wake that comes before the waiter sleeps, so a wake
-//! between the waiter's check of the word and its sleep is not lost. Its count is capped: a
-//! wake nobody waits for leaves at most [`MAX_COUNT`] spurious returns, each of which the
-//! callers (who always re-check the word) absorb.
+//! between the waiter's check of the word and its sleep is not lost.
+//!
+//! A semaphore would also remember wakes nobody waits for, and every one of them would later
+//! be a wait that returns at once (a system call for nothing). So waiters count themselves in
+//! a page beside the section (`Local\lpc-bellw-<section id>`, one counter per word, shared
+//! by words whose offsets collide modulo the page), and a wake releases only as many as are
+//! counted. A wait that times out as it is released leaves one count behind: one spurious
+//! return, which the callers (who always re-check the word) absorb. A peer that writes the
+//! counters wrongly only delays its own wake-ups.
 //!
 //! This is the slow path only: the layers above spin first, and wake only a peer that said it
 //! sleeps (the channel's Dekker pair), so no kernel call is made while both sides are awake.
@@ -19,7 +25,7 @@ use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use windows_sys::Win32::Foundation::{WAIT_OBJECT_0, WAIT_TIMEOUT};
+use windows_sys::Win32::Foundation::WAIT_TIMEOUT;
 use windows_sys::Win32::System::Threading::{
     CreateSemaphoreW, ReleaseSemaphore, WaitForSingleObject, WaitOnAddress, WakeByAddressAll,
     INFINITE,
@@ -41,6 +47,87 @@ struct View {
     len: usize,
     id: u128,
     bells: Mutex<HashMap<usize, Arc<OwnedHandle>>>,
+    waiters: std::sync::OnceLock<Option<WaiterPage>>,
+}
+
+/// The page of waiter counts of one section's words, mapped here.
+struct WaiterPage {
+    _section: OwnedHandle,
+    view: std::ptr::NonNull<AtomicU32>,
+}
+
+// SAFETY: the view is shared memory accessed only through atomics, from any thread.
+unsafe impl Send for WaiterPage {}
+// SAFETY: as above.
+unsafe impl Sync for WaiterPage {}
+
+const WAITER_WORDS: usize = 1024;
+
+impl WaiterPage {
+    fn open(id: u128) -> Option<WaiterPage> {
+        use windows_sys::Win32::Foundation::INVALID_HANDLE_VALUE;
+        use windows_sys::Win32::System::Memory::{
+            CreateFileMappingW, MapViewOfFile, FILE_MAP_READ, FILE_MAP_WRITE, PAGE_READWRITE,
+        };
+        let name = wide(&format!("Local\\lpc-bellw-{id:032x}"));
+        let len = WAITER_WORDS * 4;
+        // SAFETY: creates (or opens) a pagefile-backed section of one page; we own the handle.
+        let section = unsafe {
+            owned(CreateFileMappingW(
+                INVALID_HANDLE_VALUE,
+                std::ptr::null(),
+                PAGE_READWRITE,
+                0,
+                len as u32,
+                name.as_ptr(),
+            ))
+        }
+        .ok()?;
+        // SAFETY: maps `len` bytes of the section just opened (a smaller one, planted by
+        // someone else under this name, makes the call fail).
+        let view = unsafe {
+            MapViewOfFile(
+                section.as_raw_handle(),
+                FILE_MAP_READ | FILE_MAP_WRITE,
+                0,
+                0,
+                len,
+            )
+        };
+        let view = std::ptr::NonNull::new(view.Value.cast::<AtomicU32>())?;
+        Some(WaiterPage {
+            _section: section,
+            view,
+        })
+    }
+
+    fn counter(&self, offset: usize) -> &AtomicU32 {
+        let index = (offset / 4) % WAITER_WORDS;
+        // SAFETY: `index` is within the page's WAITER_WORDS aligned words; the view lives as
+        // long as `self`; an AtomicU32 accepts any bits and concurrent access.
+        unsafe { &*self.view.as_ptr().add(index) }
+    }
+}
+
+impl Drop for WaiterPage {
+    fn drop(&mut self) {
+        use windows_sys::Win32::System::Memory::{UnmapViewOfFile, MEMORY_MAPPED_VIEW_ADDRESS};
+        // SAFETY: the view MapViewOfFile returned, unmapped once; counters borrowed from it
+        // are tied to `&self`.
+        unsafe {
+            UnmapViewOfFile(MEMORY_MAPPED_VIEW_ADDRESS {
+                Value: self.view.as_ptr().cast(),
+            })
+        };
+    }
+}
+
+impl View {
+    fn waiters(&self) -> Option<&WaiterPage> {
+        self.waiters
+            .get_or_init(|| WaiterPage::open(self.id))
+            .as_ref()
+    }
 }
 
 static VIEWS: RwLock<Views> = RwLock::new(Views {
@@ -53,6 +140,7 @@ pub(super) fn register(start: usize, len: usize, id: u128) {
         len,
         id,
         bells: Mutex::new(HashMap::new()),
+        waiters: std::sync::OnceLock::new(),
     });
     VIEWS
         .write()
@@ -70,8 +158,9 @@ pub(super) fn unregister(start: usize) {
         .remove(&start);
 }
 
-/// The semaphore of the section word at `addr`, or `None` for a word outside every view.
-fn bell(addr: usize) -> Option<Arc<OwnedHandle>> {
+/// The semaphore of the section word at `addr` (with its view and offset), or `None` for a
+/// word outside every view.
+fn bell(addr: usize) -> Option<(Arc<OwnedHandle>, Arc<View>, usize)> {
     let view = {
         let views = VIEWS.read().unwrap_or_else(|p| p.into_inner());
         let (&start, view) = views.by_start.range(..=addr).next_back()?;
@@ -84,7 +173,7 @@ fn bell(addr: usize) -> Option<Arc<OwnedHandle>> {
     let offset = addr - start;
     let mut bells = view.bells.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(bell) = bells.get(&offset) {
-        return Some(bell.clone());
+        return Some((bell.clone(), view.clone(), offset));
     }
     let name = wide(&format!("Local\\lpc-bell-{:032x}-{offset:x}", view.id));
     // SAFETY: default security, a nul-terminated name that lives for the call; creates the
@@ -100,7 +189,8 @@ fn bell(addr: usize) -> Option<Arc<OwnedHandle>> {
     .ok()?;
     let bell = Arc::new(handle);
     bells.insert(offset, bell.clone());
-    Some(bell)
+    drop(bells);
+    Some((bell, view, offset))
 }
 
 fn millis(timeout: Option<Duration>) -> u32 {
@@ -117,16 +207,28 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -
     let addr = word as *const AtomicU32 as usize;
     let ms = millis(timeout);
     match bell(addr) {
-        Some(bell) => {
-            if word.load(std::sync::atomic::Ordering::SeqCst) != expected {
-                return WaitOutcome::Woken;
+        Some((bell, view, offset)) => {
+            use std::sync::atomic::Ordering::SeqCst;
+            // Counted before the word is checked: a waker that changes the word after our
+            // check sees the count, and releases.
+            let counter = view.waiters().map(|w| w.counter(offset));
+            if let Some(c) = counter {
+                c.fetch_add(1, SeqCst);
             }
-            // SAFETY: the semaphore handle is open (held by `bell` for the call).
-            match unsafe { WaitForSingleObject(bell.as_raw_handle(), ms) } {
-                WAIT_OBJECT_0 => WaitOutcome::Woken,
-                WAIT_TIMEOUT => WaitOutcome::TimedOut,
-                _ => WaitOutcome::Woken,
+            let outcome = if word.load(SeqCst) != expected {
+                WaitOutcome::Woken
+            } else {
+                // SAFETY: the semaphore handle is open (held by `bell` for the call).
+                match unsafe { WaitForSingleObject(bell.as_raw_handle(), ms) } {
+                    WAIT_TIMEOUT => WaitOutcome::TimedOut,
+                    _ => WaitOutcome::Woken,
+                }
+            };
+            if let Some(c) = counter {
+                // Never below zero, whatever a peer wrote.
+                let _ = c.fetch_update(SeqCst, SeqCst, |n| Some(n.saturating_sub(1)));
             }
+            outcome
         }
         None => {
             // SAFETY: `word` is a live 4-byte atomic; `expected` lives for the call.
@@ -152,7 +254,15 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -
 pub(crate) fn wake(word: &AtomicU32, n: u32) {
     let addr = word as *const AtomicU32 as usize;
     match bell(addr) {
-        Some(bell) => {
+        Some((bell, view, offset)) => {
+            // As many as wait (all asked for, if the count cannot be read).
+            let waiting = view.waiters().map_or(n, |w| {
+                w.counter(offset).load(std::sync::atomic::Ordering::SeqCst)
+            });
+            let n = n.min(waiting);
+            if n == 0 {
+                return;
+            }
             let n = i32::try_from(n).unwrap_or(MAX_COUNT).clamp(1, MAX_COUNT);
             // SAFETY: the semaphore handle is open. A release past the cap fails as a whole:
             // then one is tried (the count is already high, so waiters will run anyway).

@@ -66,6 +66,17 @@ pub(super) unsafe fn owned(handle: HANDLE) -> io::Result<OwnedHandle> {
     Ok(unsafe { OwnedHandle::from_raw_handle(handle) })
 }
 
+/// A hash of a directory path that every process computes alike (FNV-1a of its lowercased
+/// text; std's hasher is keyed per process), for kernel object names derived from it.
+pub(super) fn path_hash(path: &std::path::Path) -> u64 {
+    let text = path.to_string_lossy().to_lowercase();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
 /// A fresh 128-bit identifier for a section: unpredictable to other processes (std's hash
 /// keys are random per process), unique within this one (a counter), and apart between
 /// processes (the pid and the clock).

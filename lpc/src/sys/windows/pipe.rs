@@ -65,15 +65,7 @@ const KIND_BYE: u8 = 3;
 /// The pipe name a path stands for: the user's SID keeps users apart, a hash of the directory
 /// keeps runtime directories apart, and the file name is the service's name.
 pub(super) fn pipe_name(path: &Path) -> String {
-    let dir = path
-        .parent()
-        .map(|d| d.to_string_lossy().to_lowercase())
-        .unwrap_or_default();
-    // FNV-1a: stable across processes and builds (std's hasher is not).
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in dir.bytes() {
-        hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
+    let hash = path.parent().map_or(0, super::path_hash);
     let file = path
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())

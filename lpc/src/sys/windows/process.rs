@@ -87,23 +87,36 @@ pub(crate) fn create_private_dir(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// An exclusive lock (`LockFileEx`) on a lock file in a directory, held while a service name
-/// is checked and bound. The system releases it if we die.
+/// An exclusive lock on a directory, held while a service name is checked and bound: a named
+/// mutex (`Local\lpc-dir-<path hash>`), so that nothing is left in the directory. The system
+/// releases it if we die (the next owner sees it abandoned, and takes it all the same).
 pub(crate) struct DirLock {
-    _file: File,
+    mutex: OwnedHandle,
 }
 
 impl DirLock {
     /// Blocks until the lock on `dir` is ours.
     pub(crate) fn acquire(dir: &Path) -> io::Result<DirLock> {
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(dir.join(".lpc-lock"))?;
-        file.lock()?;
-        Ok(DirLock { _file: file })
+        use windows_sys::Win32::Foundation::{WAIT_ABANDONED, WAIT_OBJECT_0};
+        use windows_sys::Win32::System::Threading::{CreateMutexW, WaitForSingleObject, INFINITE};
+        let dir: std::path::PathBuf = dir.components().collect();
+        let name = super::wide(&format!("Local\\lpc-dir-{:016x}", super::path_hash(&dir)));
+        // SAFETY: default security, not owned at creation, a nul-terminated name that lives for
+        // the call; we own the returned handle.
+        let mutex = unsafe { owned(CreateMutexW(std::ptr::null(), 0, name.as_ptr())) }?;
+        // SAFETY: the mutex handle is open.
+        match unsafe { WaitForSingleObject(mutex.as_raw_handle(), INFINITE) } {
+            WAIT_OBJECT_0 | WAIT_ABANDONED => Ok(DirLock { mutex }),
+            _ => Err(last_error()),
+        }
+    }
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        // SAFETY: this thread owns the mutex (acquired above; a DirLock is dropped on the
+        // thread that took it, as its users hold it within one scope).
+        unsafe { windows_sys::Win32::System::Threading::ReleaseMutex(self.mutex.as_raw_handle()) };
     }
 }
 
