@@ -255,6 +255,10 @@ pub(crate) fn wake(word: &AtomicU32, n: u32) {
     let addr = word as *const AtomicU32 as usize;
     match bell(addr) {
         Some((bell, view, offset)) => {
+            // The Dekker pair with the waiter (it counts itself, then reads the word; we changed
+            // the word, now read the count): the caller's store may be only Release, which a
+            // later load can pass; the fence keeps it before (as the futex call does on Linux).
+            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
             // As many as wait (all asked for, if the count cannot be read).
             let waiting = view.waiters().map_or(n, |w| {
                 w.counter(offset).load(std::sync::atomic::Ordering::SeqCst)
