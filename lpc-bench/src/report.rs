@@ -85,6 +85,10 @@ pub struct Results {
     /// The shared-value torn-read check (`None` if not measured).
     #[serde(default)]
     pub torn: Option<crate::shared::TornCheck>,
+    /// One-way calls' and events' measurements beside their records (`None` if not
+    /// measured).
+    #[serde(default)]
+    pub oneway: Option<crate::oneway::OnewayExtra>,
     /// Why the peers are missing, if they are.
     pub peer_note: Option<String>,
 }
