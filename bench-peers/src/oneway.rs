@@ -85,9 +85,8 @@ pub fn measure(
             eprintln!("bench-peers: {label} {}…", w.label());
             let result = match w {
                 Workload::Post => throughput(sink.as_mut(), budget),
-                Workload::PostLatency => latency(sink.as_mut(), budget).map(|s| {
-                    (s, format!("a stamped message every {PACE:?}"))
-                }),
+                Workload::PostLatency => latency(sink.as_mut(), budget)
+                    .map(|s| (s, format!("a stamped message every {PACE:?}"))),
                 _ => Err("not a one-way workload".into()),
             };
             match result {
@@ -266,7 +265,9 @@ impl Sink for Crossbeam {
 
     fn end_stamps(&mut self) -> Result<Vec<u64>, String> {
         self.stamp(END)?;
-        self.latencies.recv_timeout(ANSWER).map_err(|e| e.to_string())
+        self.latencies
+            .recv_timeout(ANSWER)
+            .map_err(|e| e.to_string())
     }
 }
 

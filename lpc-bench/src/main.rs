@@ -520,7 +520,13 @@ fn measure_all(cli: &Cli) -> Result<Results, String> {
                 // The reference for channels inside one process, beside lpc's one-way calls.
                 eprintln!("lpc-bench: {}…", peers::CROSSBEAM);
                 let workloads = [Workload::Post, Workload::PostLatency];
-                push(peers::run(path, peers::CROSSBEAM, &workloads, &budget, None));
+                push(peers::run(
+                    path,
+                    peers::CROSSBEAM,
+                    &workloads,
+                    &budget,
+                    None,
+                ));
             }
         }
         None => {

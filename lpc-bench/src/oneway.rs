@@ -210,10 +210,7 @@ pub struct OnewayExtra {
 
 /// Measures everything of this section: the one-way records (lpc's), fan-out to each of
 /// `subscribers`, and the system-call count.
-pub fn measure(
-    budget: &Budget,
-    subscribers: &[u32],
-) -> Result<(Vec<Record>, OnewayExtra), String> {
+pub fn measure(budget: &Budget, subscribers: &[u32]) -> Result<(Vec<Record>, OnewayExtra), String> {
     let dir = temp_dir()?;
     let result = measure_in(&dir, budget, subscribers);
     let _ = std::fs::remove_dir_all(&dir);
@@ -400,10 +397,7 @@ fn latency(
     let wall = start.elapsed();
     let latencies = client.latencies().map_err(e)?;
     if latencies.len() != sent {
-        return Err(format!(
-            "{sent} stamps posted, {} handled",
-            latencies.len()
-        ));
+        return Err(format!("{sent} stamps posted, {} handled", latencies.len()));
     }
     Ok(stats::summarise(latencies, sent, wall))
 }
@@ -470,8 +464,8 @@ fn find_strace() -> Option<PathBuf> {
 
 /// The system-call count (see the module's documentation).
 fn syscalls(dir: &Path) -> Result<Syscalls, String> {
-    let strace = find_strace()
-        .ok_or("strace is not installed (scripts/setup.sh installs it)".to_owned())?;
+    let strace =
+        find_strace().ok_or("strace is not installed (scripts/setup.sh installs it)".to_owned())?;
     let (service, name) = start_service(dir, "notes-syscalls")?;
     let log = dir.join("post-loop.strace");
     let exe = std::env::current_exe().map_err(|e| format!("finding this executable: {e}"))?;

@@ -615,7 +615,8 @@ fn oneway_targets(r: &Results, out: &mut Vec<Target>) {
         }
         _ => not_measured(what),
     });
-    let what = "a tight loop of one-way calls to a sleeping service makes no system call per message";
+    let what =
+        "a tight loop of one-way calls to a sleeping service makes no system call per message";
     out.push(match r.oneway.as_ref().and_then(|o| o.syscalls.as_ref()) {
         Some(c) => Target {
             what,
@@ -778,7 +779,10 @@ fn oneway_section(r: &Results) -> String {
             );
         }
         (None, Some(why)) => {
-            let _ = writeln!(out, "\nSystem calls of posts to a sleeping service: not counted ({why}).");
+            let _ = writeln!(
+                out,
+                "\nSystem calls of posts to a sleeping service: not counted ({why})."
+            );
         }
         (None, None) => {}
     }
@@ -1889,8 +1893,42 @@ mod tests {
             handshake: Vec::new(),
             concurrent,
             torn: None,
+            oneway: None,
             peer_note: None,
         }
+    }
+
+    #[test]
+    fn the_system_call_target() {
+        let verdict = |thread: u64| {
+            let mut r = results(None);
+            r.oneway = Some(crate::oneway::OnewayExtra {
+                syscalls: Some(crate::oneway::Syscalls {
+                    messages: 1_000_000,
+                    bursts: 5,
+                    thread,
+                    process: thread,
+                    by_name: Default::default(),
+                    wakes: 5,
+                    waits: 0,
+                }),
+                ..Default::default()
+            });
+            targets(&r)
+                .into_iter()
+                .find(|t| t.what.contains("no system call per message"))
+                .map(|t| t.met)
+                .unwrap()
+        };
+        assert_eq!(verdict(340), Some(true));
+        assert_eq!(verdict(20_000), Some(false));
+        assert_eq!(
+            targets(&results(None))
+                .into_iter()
+                .find(|t| t.what.contains("≥ 10 M/s"))
+                .map(|t| t.met),
+            Some(None)
+        );
     }
 
     fn concurrent(alone_p50: u64, beside_p50: u64) -> Concurrent {
