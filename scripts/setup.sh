@@ -2,7 +2,7 @@
 # Installs what lpc's build and tests need beyond a Rust toolchain: the toolchain's rustfmt
 # and clippy, util-linux's unshare and setpriv (tests with other users and PID namespaces), a C
 # and a C++ compiler (the C ABI's tests), and valgrind (for the instruction-count guard,
-# scripts/icount.sh). A missing
+# scripts/icount.sh), and strace (lpc-bench's system-call count). A missing
 # piece is installed, or fails here with a clear message rather than deep inside the build.
 set -euo pipefail
 need() { command -v "$1" >/dev/null 2>&1 || { echo "setup: '$1' is required: $2" >&2; exit 1; }; }
@@ -34,6 +34,16 @@ if ! command -v valgrind >/dev/null 2>&1; then
     apt-get install -y valgrind >/dev/null || { apt-get update >/dev/null && apt-get install -y valgrind >/dev/null; }
   else
     echo "setup: valgrind is required for scripts/icount.sh; install it with your package manager" >&2
+    exit 1
+  fi
+fi
+# strace: lpc-bench's one-way section (and its smoke test, lpc-bench/tests/smoke.rs) counts the
+# system calls of a tight loop of one-way calls to a sleeping service with `strace -f`.
+if ! command -v strace >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    apt-get install -y strace >/dev/null || { apt-get update >/dev/null && apt-get install -y strace >/dev/null; }
+  else
+    echo "setup: strace is required by lpc-bench's one-way section and its smoke test; install it with your package manager" >&2
     exit 1
   fi
 fi

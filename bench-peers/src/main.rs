@@ -14,6 +14,7 @@ mod board;
 mod grpc;
 mod iox;
 mod ipc;
+mod oneway;
 mod rpc;
 
 use std::ffi::OsString;
@@ -83,6 +84,12 @@ enum Command {
         #[arg(long)]
         dir: PathBuf,
     },
+    /// The subscriber process of iceoryx2's publish-subscribe (the one-way workloads).
+    #[command(hide = true)]
+    PubsubSubscriber {
+        #[arg(long)]
+        dir: PathBuf,
+    },
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +98,8 @@ enum System {
     Tarpc,
     IpcChannel,
     Tonic,
+    /// crossbeam-channel between two threads (the one-way workloads only).
+    CrossbeamChannel,
 }
 
 impl System {
@@ -100,6 +109,7 @@ impl System {
             System::Tarpc => "tarpc",
             System::IpcChannel => "ipc-channel",
             System::Tonic => "tonic",
+            System::CrossbeamChannel => "crossbeam-channel",
         }
     }
 
@@ -109,6 +119,7 @@ impl System {
             System::Tarpc => Box::new(rpc::TarpcClient::connect(dir)?),
             System::IpcChannel => Box::new(ipc::IpcClient::connect(dir)?),
             System::Tonic => Box::new(grpc::TonicClient::connect(dir)?),
+            System::CrossbeamChannel => return Err(ONEWAY_ONLY.into()),
         })
     }
 
@@ -118,6 +129,7 @@ impl System {
             System::Tarpc => rpc::serve(dir, multi_thread),
             System::IpcChannel => ipc::serve(dir),
             System::Tonic => grpc::serve(dir, multi_thread),
+            System::CrossbeamChannel => Err(ONEWAY_ONLY.into()),
         }
     }
 
@@ -126,10 +138,13 @@ impl System {
     fn flavours(self) -> &'static [bool] {
         match self {
             System::Tarpc | System::Tonic => &[false, true],
-            System::Iceoryx2 | System::IpcChannel => &[false],
+            System::Iceoryx2 | System::IpcChannel | System::CrossbeamChannel => &[false],
         }
     }
 }
+
+/// Why crossbeam-channel has no client or server.
+const ONEWAY_ONLY: &str = "crossbeam-channel is measured on the one-way workloads only";
 
 /// A connected client of one peer.
 pub trait Client {
@@ -185,6 +200,7 @@ fn main() -> ExitCode {
             multi_thread,
         } => system.serve(&dir, max, multi_thread),
         Command::BoardWriter { dir } => board::writer(&dir),
+        Command::PubsubSubscriber { dir } => oneway::subscriber_child(&dir),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -263,6 +279,23 @@ fn measure_peer(
                 .iter()
                 .map(|&w| Record::skipped(&placement.label, w, "no shared value measured"))
                 .collect()
+        };
+        records.iter().for_each(emit);
+    }
+    let (posts, workloads): (Vec<Workload>, Vec<Workload>) = workloads
+        .iter()
+        .copied()
+        .partition(|w| matches!(w, Workload::Post | Workload::PostLatency));
+    if !posts.is_empty() {
+        let records = match system {
+            System::Iceoryx2 => oneway::measure(&placement.label, false, &posts, budget, &dir.0),
+            System::CrossbeamChannel => {
+                oneway::measure(&placement.label, true, &posts, budget, &dir.0)
+            }
+            _ => posts
+                .iter()
+                .map(|&w| Record::skipped(&placement.label, w, "no one-way messages measured"))
+                .collect(),
         };
         records.iter().for_each(emit);
     }

@@ -14,6 +14,7 @@ mod chart;
 mod concurrent;
 mod floor;
 mod large;
+mod oneway;
 mod peers;
 mod report;
 mod runs;
@@ -77,6 +78,10 @@ struct Cli {
     /// Default 10 (1 with --quick).
     #[arg(long)]
     idle_seconds: Option<u64>,
+    /// Subscriber process counts of the event fan-out (comma-separated). Default 1,4,16
+    /// (1,2 with --quick).
+    #[arg(long, value_delimiter = ',')]
+    subscribers: Vec<u32>,
     /// Connected, idle clients during the idle measurement.
     #[arg(long, default_value_t = 50)]
     idle_clients: usize,
@@ -126,6 +131,11 @@ pub enum Section {
     /// client on one service (needs the `lpc` command and lpc-c's static library beside this
     /// executable: scripts/bench.sh builds them).
     C,
+    /// One-way calls and events: one-way small messages per second from one client thread and
+    /// their latency to the handler (iceoryx2 publish-subscribe and crossbeam-channel beside,
+    /// with `--peers`), event fan-out to 1, 4 and 16 subscriber processes, and the system calls
+    /// of a tight loop of one-way calls to a sleeping service (counted with `strace`).
+    Oneway,
 }
 
 /// The child's side; not for direct use.
@@ -173,6 +183,9 @@ enum ChildCommand {
         /// Serve the large interface (`large.rs`) instead.
         #[arg(long)]
         large: bool,
+        /// Serve the one-way interface (`oneway.rs`) instead.
+        #[arg(long)]
+        notes: bool,
         #[arg(long)]
         cpu: Option<usize>,
     },
@@ -210,6 +223,27 @@ enum ChildCommand {
         #[arg(long)]
         reads: u64,
     },
+    /// Once told `go`, post `count` one-way notes to the service in `dir` (between marker
+    /// system calls, for strace); again for each `go`, until `end`.
+    #[command(hide = true)]
+    ChildPostLoop {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        count: u64,
+    },
+    /// Subscribe to the fan-out's events and report each phase.
+    #[command(hide = true)]
+    ChildSubscriber {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// For profiling: `count` gets of a shared value no one writes.
     #[command(hide = true)]
     ChildSharedLoop {
@@ -243,6 +277,8 @@ fn run_child(command: &ChildCommand) -> Result<(), String> {
         | ChildCommand::ChildBare { .. }
         | ChildCommand::ChildSharedWriter { .. }
         | ChildCommand::ChildSharedReader { .. }
+        | ChildCommand::ChildPostLoop { .. }
+        | ChildCommand::ChildSubscriber { .. }
         | ChildCommand::ChildSharedLoop { .. } => None,
     };
     if let Some(cpu) = cpu {
@@ -266,8 +302,16 @@ fn run_child(command: &ChildCommand) -> Result<(), String> {
             block,
             no_stats,
             large,
+            notes,
             ..
-        } => service::serve(dir, name, *block, !*no_stats, *large),
+        } => {
+            let served = match (*large, *notes) {
+                (true, _) => service::Served::Large,
+                (false, true) => service::Served::Notes,
+                (false, false) => service::Served::Bench,
+            };
+            service::serve(dir, name, *block, !*no_stats, served)
+        }
         ChildCommand::ChildClient {
             dir,
             name,
@@ -278,6 +322,10 @@ fn run_child(command: &ChildCommand) -> Result<(), String> {
         ChildCommand::ChildTrace { large } => runs::trace_once(*large),
         ChildCommand::ChildSharedWriter { dir } => shared::writer(dir),
         ChildCommand::ChildSharedReader { dir, reads } => shared::reader(dir, *reads, &from_parent),
+        ChildCommand::ChildPostLoop { dir, name, count } => {
+            oneway::post_loop(dir, name, *count, &from_parent)
+        }
+        ChildCommand::ChildSubscriber { dir, name, out } => oneway::subscriber(dir, name, out),
         ChildCommand::ChildSharedLoop { .. } => unreachable!("handled above"),
     }
 }
@@ -400,6 +448,18 @@ fn measure_all(cli: &Cli) -> Result<Results, String> {
     } else {
         None
     };
+    let oneway = if wants(Section::Oneway) {
+        let counts: Vec<u32> = match (&cli.subscribers[..], quick) {
+            ([], true) => vec![1, 2],
+            ([], false) => vec![1, 4, 16],
+            (given, _) => given.to_vec(),
+        };
+        let (rows, extra) = oneway::measure(&budget, &counts)?;
+        push(rows);
+        Some(extra)
+    } else {
+        None
+    };
     let mut peer_note = None;
     match &cli.peers {
         Some(path) => {
@@ -431,6 +491,10 @@ fn measure_all(cli: &Cli) -> Result<Results, String> {
                         Workload::SharedSet,
                     ]);
                 }
+                if system == "iceoryx2" && wants(Section::Oneway) {
+                    // Its publish-subscribe, beside lpc's one-way calls.
+                    workloads.extend([Workload::Post, Workload::PostLatency]);
+                }
                 if !workloads.is_empty() {
                     eprintln!("lpc-bench: {system}…");
                     push(peers::run(path, system, &workloads, &budget, None));
@@ -451,6 +515,18 @@ fn measure_all(cli: &Cli) -> Result<Results, String> {
                         push(peers::run(path, system, &pinned, &budget, cpu));
                     }
                 }
+            }
+            if wants(Section::Oneway) && runner.wants(peers::CROSSBEAM) {
+                // The reference for channels inside one process, beside lpc's one-way calls.
+                eprintln!("lpc-bench: {}…", peers::CROSSBEAM);
+                let workloads = [Workload::Post, Workload::PostLatency];
+                push(peers::run(
+                    path,
+                    peers::CROSSBEAM,
+                    &workloads,
+                    &budget,
+                    None,
+                ));
             }
         }
         None => {
@@ -483,6 +559,7 @@ fn measure_all(cli: &Cli) -> Result<Results, String> {
         handshake,
         concurrent,
         torn,
+        oneway,
         peer_note,
     })
 }

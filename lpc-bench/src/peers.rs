@@ -15,6 +15,10 @@ use lpc_bench::stats::Budget;
 /// The peers, in the order they run.
 pub const SYSTEMS: [&str; 4] = ["iceoryx2", "tarpc", "ipc-channel", "tonic"];
 
+/// crossbeam-channel between two threads of one process: measured for the one-way section
+/// only.
+pub const CROSSBEAM: &str = "crossbeam-channel";
+
 /// Why a peer is not also run with both processes on one CPU, if it is not.
 pub fn no_single_cpu(system: &str) -> Option<&'static str> {
     (system == "iceoryx2").then_some(

@@ -30,6 +30,17 @@ pub enum Workload {
     SharedGetWriting,
     /// `set` of that value, no other writer.
     SharedSet,
+    /// One-way small messages (one `u64`) from one thread, back to back: messages per second
+    /// delivered to the handler (or the receiver), the last one included.
+    Post,
+    /// One-way latency, sender to handler (receiver), of stamped messages paced so that the
+    /// receiver keeps up: the sender's `CLOCK_MONOTONIC` in the message, read again there.
+    PostLatency,
+    /// The same with one message every millisecond: the service asleep on its doorbell each
+    /// time (lpc only; the peers measured busy-poll).
+    PostLatencyIdle,
+    /// Events from one emitter to `n` subscriber processes.
+    Fanout(u32),
 }
 
 impl Workload {
@@ -61,6 +72,11 @@ impl Workload {
             Workload::SharedGet => "get, no writer".into(),
             Workload::SharedGetWriting => "get, a writer process writing".into(),
             Workload::SharedSet => "set".into(),
+            Workload::Post => "one-way messages".into(),
+            Workload::PostLatency => "one-way latency".into(),
+            Workload::PostLatencyIdle => "one-way latency, service asleep".into(),
+            Workload::Fanout(1) => "events to 1 subscriber".into(),
+            Workload::Fanout(n) => format!("events to {n} subscribers"),
         }
     }
 
@@ -76,6 +92,10 @@ impl Workload {
             Workload::SharedGet => "shared-get".into(),
             Workload::SharedGetWriting => "shared-get-writing".into(),
             Workload::SharedSet => "shared-set".into(),
+            Workload::Post => "post".into(),
+            Workload::PostLatency => "post-latency".into(),
+            Workload::PostLatencyIdle => "post-latency-idle".into(),
+            Workload::Fanout(n) => format!("fanout:{n}"),
         }
     }
 
@@ -88,6 +108,10 @@ impl Workload {
             None if s == "shared-get" => Workload::SharedGet,
             None if s == "shared-get-writing" => Workload::SharedGetWriting,
             None if s == "shared-set" => Workload::SharedSet,
+            None if s == "post" => Workload::Post,
+            None if s == "post-latency" => Workload::PostLatency,
+            None if s == "post-latency-idle" => Workload::PostLatencyIdle,
+            Some(("fanout", n)) => Workload::Fanout(number(n)? as u32),
             Some(("echo", n)) => Workload::Echo(number(n)?),
             Some(("threads", n)) => Workload::Threads(number(n)? as u32),
             Some(("procs", n)) => Workload::Procs(number(n)? as u32),
@@ -167,6 +191,10 @@ mod tests {
             Workload::SharedGet,
             Workload::SharedGetWriting,
             Workload::SharedSet,
+            Workload::Post,
+            Workload::PostLatency,
+            Workload::PostLatencyIdle,
+            Workload::Fanout(16),
         ] {
             assert_eq!(Workload::parse(&w.arg()).unwrap(), w);
         }

@@ -85,6 +85,10 @@ pub struct Results {
     /// The shared-value torn-read check (`None` if not measured).
     #[serde(default)]
     pub torn: Option<crate::shared::TornCheck>,
+    /// One-way calls' and events' measurements beside their records (`None` if not
+    /// measured).
+    #[serde(default)]
+    pub oneway: Option<crate::oneway::OnewayExtra>,
     /// Why the peers are missing, if they are.
     pub peer_note: Option<String>,
 }
@@ -472,6 +476,7 @@ pub fn targets(r: &Results) -> Vec<Target> {
         None => not_measured(what),
     });
     shared_targets(r, &mut out);
+    oneway_targets(r, &mut out);
     let what = "typed C client's small call within 1.2× of the Rust client's (p50, same service, interleaved)";
     out.push(
         match (
@@ -578,6 +583,210 @@ fn shared_targets(r: &Results, out: &mut Vec<Target>) {
         },
         None => not_measured(what),
     });
+}
+
+/// The one-way and event targets: ≥ 10 M one-way messages/s from one thread, ahead of
+/// iceoryx2 publish-subscribe, and no system call per message to a sleeping service.
+fn oneway_targets(r: &Results, out: &mut Vec<Target>) {
+    use crate::oneway::{SYSCALL_LIMIT, SYSTEM};
+    let lpc = r.get(SYSTEM, Workload::Post);
+    let what = "one-way small messages from one client thread ≥ 10 M/s (handled, drain included)";
+    out.push(match lpc {
+        Some(s) => Target {
+            what,
+            figure: format!(
+                "`{SYSTEM}` {} messages/s ÷ 10 M = {:.2}×",
+                thousands(s.calls_per_sec),
+                s.calls_per_sec / 1e7
+            ),
+            met: Some(s.calls_per_sec >= 1e7),
+        },
+        None => not_measured(what),
+    });
+    let what = "one-way small messages ahead of iceoryx2 publish-subscribe (messages/s)";
+    out.push(match (lpc, r.get("iceoryx2", Workload::Post)) {
+        (Some(l), Some(i)) if i.calls_per_sec > 0.0 => {
+            let x = l.calls_per_sec / i.calls_per_sec;
+            Target {
+                what,
+                figure: format!("`{SYSTEM}` ÷ `iceoryx2` publish-subscribe = {x:.2}×"),
+                met: Some(x > 1.0),
+            }
+        }
+        _ => not_measured(what),
+    });
+    let what =
+        "a tight loop of one-way calls to a sleeping service makes no system call per message";
+    out.push(match r.oneway.as_ref().and_then(|o| o.syscalls.as_ref()) {
+        Some(c) => Target {
+            what,
+            figure: format!(
+                "{} system calls of the posting thread in {} posts (`strace -f`): {:.5} per message (limit {SYSCALL_LIMIT})",
+                c.thread,
+                thousands(c.messages as f64),
+                c.per_message()
+            ),
+            met: Some(c.per_message() <= SYSCALL_LIMIT && c.bursts > 0),
+        },
+        None => not_measured(what),
+    });
+}
+
+/// The one-way calls' and events' section.
+fn oneway_section(r: &Results) -> String {
+    use crate::oneway::{CHUNK, EVENTS, FANOUT_PACE, IDLE_PACE, PACE, SYSTEM};
+    let mut out = String::from("\n## One-way calls and events\n\n");
+    let _ = writeln!(
+        out,
+        "One-way small messages (`#[lpc(oneway)] fn note(&self, x: u64)`, a 16-byte record in \
+         the connection's 64 KiB queue) posted back to back from one client thread in chunks \
+         of {CHUNK}, for the run's time; then a two-way call, which the service answers once \
+         every message before it is handled: **messages/s counts messages handled**, the \
+         drain included, and the handler checks they came in order. Beside it (with \
+         `--peers`), iceoryx2 publish-subscribe between two processes (lossless: no safe \
+         overflow, `RetryUntilDelivered`, a subscriber buffer of 4,096; its subscriber \
+         busy-polls) and crossbeam-channel between two threads of one process (bounded, \
+         4,096), both with the same harness, ended by a marker the receiver answers. Latency: \
+         the sender's `CLOCK_MONOTONIC` in the message, read again in the handler (receiver); \
+         one message every {PACE:?}, and for lpc also every {IDLE_PACE:?}, when its service \
+         sleeps on its doorbell before each. Compare rows of one run only.\n"
+    );
+    out.push_str(
+        "| system | workload | messages/s | ns per message (p50 / p99 of chunks) | latency p50 | \
+         p99 | p99.9 | ÷ lpc | note |\n|---|---|---:|---:|---:|---:|---:|---:|---|\n",
+    );
+    let mut any = false;
+    for w in [
+        Workload::Post,
+        Workload::PostLatency,
+        Workload::PostLatencyIdle,
+    ] {
+        for system in [SYSTEM, "iceoryx2", crate::peers::CROSSBEAM] {
+            let Some(rec) = r.record(system, w) else {
+                continue;
+            };
+            any = true;
+            let name = match system {
+                "iceoryx2" => "`iceoryx2` publish-subscribe".to_owned(),
+                s => format!("`{s}`"),
+            };
+            let note = rec.note.clone().unwrap_or_default();
+            let Some(s) = &rec.summary else {
+                let _ = writeln!(out, "| {name} | {} | | | | | | | {note} |", w.label());
+                continue;
+            };
+            let lpc = r.get(SYSTEM, w);
+            if w == Workload::Post {
+                let vs = match lpc {
+                    Some(l) if system != SYSTEM && l.calls_per_sec > 0.0 => {
+                        format!("{:.2}×", s.calls_per_sec / l.calls_per_sec)
+                    }
+                    _ => String::new(),
+                };
+                let _ = writeln!(
+                    out,
+                    "| {name} | {} | {} | {} / {} | | | | {vs} | {note} |",
+                    w.label(),
+                    thousands(s.calls_per_sec),
+                    s.p50,
+                    s.p99,
+                );
+            } else {
+                let vs = match lpc {
+                    Some(l) if system != SYSTEM && l.p50 > 0 => {
+                        format!("{:.2}× (p50)", s.p50 as f64 / l.p50 as f64)
+                    }
+                    _ => String::new(),
+                };
+                let _ = writeln!(
+                    out,
+                    "| {name} | {} | | | {} | {} | {} | {vs} | {note} |",
+                    w.label(),
+                    micros(s.p50 as f64),
+                    micros(s.p99 as f64),
+                    micros(s.p999 as f64),
+                );
+            }
+        }
+    }
+    if !any {
+        out.push_str("| not measured in this run (`--only oneway`) | | | | | | | | |\n");
+    }
+    let Some(extra) = &r.oneway else {
+        return out;
+    };
+    let _ = writeln!(
+        out,
+        "\nEvent fan-out (`{EVENTS}`): this process is the service and emits \
+         (`#[lpc::events]`, a `u64`); each subscriber is a process of its own with the default \
+         64 KiB ring and the default policy, drop oldest. First events emitted back to back \
+         for the run's time: what each subscriber received per second (from its first event \
+         to the end marker) and what it missed (lpc counts every drop); then one event every \
+         {FANOUT_PACE:?}, for the latency from emit to receive (every subscriber's together; a \
+         subscriber sleeps on its ring when it is empty, so each event wakes it).\n"
+    );
+    out.push_str(
+        "| subscribers | emitted/s | received/s per subscriber (mean / min) | received/s, all | \
+         missed | latency p50 | p99 | p99.9 |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for f in &extra.fanout {
+        let rates = f.rates();
+        let mean = rates.iter().sum::<f64>() / rates.len().max(1) as f64;
+        let min = rates.iter().copied().fold(f64::INFINITY, f64::min);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} / {} | {} | {:.1}% | {} | {} | {} |",
+            f.subscribers,
+            thousands(f.emit_rate()),
+            thousands(mean),
+            thousands(if min.is_finite() { min } else { 0.0 }),
+            thousands(rates.iter().sum()),
+            f.lost() * 100.0,
+            micros(f.latency.p50 as f64),
+            micros(f.latency.p99 as f64),
+            micros(f.latency.p999 as f64),
+        );
+    }
+    if extra.fanout.is_empty() {
+        out.push_str("| not measured in this run | | | | | | | |\n");
+    }
+    match (&extra.syscalls, &extra.syscalls_note) {
+        (Some(c), _) => {
+            let names: Vec<String> = c.by_name.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            let _ = writeln!(
+                out,
+                "\nSystem calls of a tight loop of posts to a sleeping service: a client process \
+                 run under `strace -f` posts {} bursts of {} notes; before each burst every \
+                 thread of the service sleeps (`S` in `/proc/<pid>/task/*/stat`). Between the \
+                 marker system calls around the bursts, the posting thread made **{} system \
+                 calls in {} posts ({:.5} per message)**: {}; the whole client process {}. lpc's \
+                 own count over the same posts: {} doorbell rings (`futex_wake`, a burst's first \
+                 post, or one that found the service asleep again) and {} waits for room \
+                 (`futex_wait`, at most one per half queue when the service is the slower).",
+                c.bursts,
+                thousands((c.messages / u64::from(c.bursts.max(1))) as f64),
+                c.thread,
+                thousands(c.messages as f64),
+                c.per_message(),
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                },
+                c.process,
+                c.wakes,
+                c.waits,
+            );
+        }
+        (None, Some(why)) => {
+            let _ = writeln!(
+                out,
+                "\nSystem calls of posts to a sleeping service: not counted ({why})."
+            );
+        }
+        (None, None) => {}
+    }
+    out
 }
 
 /// The shared-value rows, lpc's and iceoryx2's blackboard's.
@@ -1270,6 +1479,8 @@ pub fn full(r: &Results, chart: Option<&Path>, markdown: Option<&Path>) -> Strin
         s.command
     );
 
+    out.push_str(&oneway_section(r));
+
     out.push_str("\n## Shared values\n\n");
     out.push_str(
         "`lpc::Shared<[u64; 8]>` (64 bytes in memory; every word is a counter plus 2⁴⁹, so its \
@@ -1682,8 +1893,42 @@ mod tests {
             handshake: Vec::new(),
             concurrent,
             torn: None,
+            oneway: None,
             peer_note: None,
         }
+    }
+
+    #[test]
+    fn the_system_call_target() {
+        let verdict = |thread: u64| {
+            let mut r = results(None);
+            r.oneway = Some(crate::oneway::OnewayExtra {
+                syscalls: Some(crate::oneway::Syscalls {
+                    messages: 1_000_000,
+                    bursts: 5,
+                    thread,
+                    process: thread,
+                    by_name: Default::default(),
+                    wakes: 5,
+                    waits: 0,
+                }),
+                ..Default::default()
+            });
+            targets(&r)
+                .into_iter()
+                .find(|t| t.what.contains("no system call per message"))
+                .map(|t| t.met)
+                .unwrap()
+        };
+        assert_eq!(verdict(340), Some(true));
+        assert_eq!(verdict(20_000), Some(false));
+        assert_eq!(
+            targets(&results(None))
+                .into_iter()
+                .find(|t| t.what.contains("≥ 10 M/s"))
+                .map(|t| t.met),
+            Some(None)
+        );
     }
 
     fn concurrent(alone_p50: u64, beside_p50: u64) -> Concurrent {

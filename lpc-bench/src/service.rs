@@ -5,6 +5,7 @@ use std::path::Path;
 use lpc::{Loan, Server, ServerOptions};
 
 use crate::large::{LargeServer, Shop};
+use crate::oneway::{Noter, NotesServer};
 
 /// What `lpc-bench` calls.
 #[lpc::service]
@@ -64,14 +65,23 @@ impl Bench for Bencher {
     }
 }
 
-/// Child side: serves [`Bench`] (or, if `large`, [`Large`](crate::large::Large)) in `dir`
-/// under `name` until the parent leaves.
+/// Which interface a service child serves.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Served {
+    Bench,
+    /// [`Large`](crate::large::Large).
+    Large,
+    /// [`Notes`](crate::oneway::Notes), the one-way service.
+    Notes,
+}
+
+/// Child side: serves `served` in `dir` under `name` until the parent leaves.
 pub fn serve(
     dir: &Path,
     name: &str,
     block: bool,
     statistics: bool,
-    large: bool,
+    served: Served,
 ) -> Result<(), String> {
     let options = ServerOptions::new()
         .runtime_dir(dir)
@@ -79,10 +89,10 @@ pub fn serve(
         .statistics(statistics);
     let server = Server::bind_with(name, options).map_err(|e| e.to_string())?;
     lpc_bench::child::ready();
-    if large {
-        server.serve(LargeServer::new(Shop))
-    } else {
-        server.serve(BenchServer::new(Bencher))
+    match served {
+        Served::Large => server.serve(LargeServer::new(Shop)),
+        Served::Bench => server.serve(BenchServer::new(Bencher)),
+        Served::Notes => server.serve(NotesServer::new(Noter::default())),
     }
     .map_err(|e| e.to_string())
 }

@@ -113,6 +113,48 @@ fn tiny_run_reports_every_section() {
         [0, 100]
     );
     assert!(mixes.iter().all(|m| m["fast_calls"].as_u64().unwrap() > 0));
+    for workload in ["post", "post-latency", "post-latency-idle"] {
+        assert!(has("lpc-oneway", workload.into()), "no {workload} for lpc");
+    }
+    let oneway = &results["oneway"];
+    let fanout = oneway["fanout"].as_array().unwrap();
+    assert_eq!(
+        fanout
+            .iter()
+            .map(|f| f["subscribers"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [1, 2]
+    );
+    for f in fanout {
+        assert!(f["received"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n.as_u64().unwrap() > 0));
+        assert!(f["latency"]["p50"].as_u64().unwrap() > 0);
+    }
+    // The system calls of posts to a sleeping service, counted by strace (scripts/setup.sh
+    // installs it): none per message. Not a matter of timing: a post rings the doorbell only
+    // when the service has gone to sleep (after at least its spin), and waits for room at most
+    // once per half queue.
+    let syscalls = &oneway["syscalls"];
+    assert!(
+        syscalls.is_object(),
+        "system calls not counted: {}",
+        oneway["syscalls_note"]
+    );
+    let (messages, thread) = (
+        syscalls["messages"].as_u64().unwrap(),
+        syscalls["thread"].as_u64().unwrap(),
+    );
+    assert_eq!(messages, 1_000_000);
+    assert!(
+        thread * 100 <= messages,
+        "{thread} system calls in {messages} posts"
+    );
+    // Each burst's first post found the service asleep, and strace saw the wake-up lpc counted.
+    assert!(syscalls["wakes"].as_u64().unwrap() >= 1);
+    assert!(syscalls["by_name"]["futex"].as_u64().unwrap() >= 1);
     let report = std::fs::read_to_string(&markdown).unwrap();
     for heading in [
         "## Targets",
@@ -121,6 +163,7 @@ fn tiny_run_reports_every_section() {
         "## Pinned to one CPU",
         "## Handshake of a large interface",
         "## Calls that never wait on each other",
+        "## One-way calls and events",
     ] {
         assert!(report.contains(heading), "no {heading:?} in the report");
     }
