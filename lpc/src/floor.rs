@@ -12,6 +12,9 @@ use crate::sys::{self, SharedMemory};
 #[derive(Debug)]
 pub struct SharedWords {
     region: Region,
+    // Held: on Windows a named section stays reachable by its name only while a handle to
+    // it is open (a view alone keeps the memory, not the name).
+    _shm: SharedMemory,
 }
 
 impl SharedWords {
@@ -21,6 +24,7 @@ impl SharedWords {
         let shm = SharedMemory::create_file(path, count.max(1) * 4)?;
         Ok(SharedWords {
             region: Region::new(shm.map()?),
+            _shm: shm,
         })
     }
 
@@ -29,6 +33,7 @@ impl SharedWords {
         let shm = SharedMemory::open_file(path)?;
         Ok(SharedWords {
             region: Region::new(shm.map()?),
+            _shm: shm,
         })
     }
 
