@@ -4,10 +4,8 @@
 //! before), exits when its client goes, and its crash is `Disconnected` for the parent, which
 //! spawns another.
 
-// Unix: the child's descriptors are listed from /proc/self/fd.
-#![cfg(unix)]
-
 use std::io::{BufRead, BufReader};
+#[cfg(unix)]
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -32,6 +30,7 @@ fn child_command(dir: &Path) -> Command {
 
 /// Whether process `pid` is gone: no such process, or a zombie nobody reaped yet (another
 /// parent's child, reparented to init).
+#[cfg(unix)]
 fn gone(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
@@ -42,12 +41,21 @@ fn gone(pid: u32) -> bool {
     }
 }
 
+/// Whether process `pid` is gone (it has exited).
+#[cfg(windows)]
+fn gone(pid: u32) -> bool {
+    !lpc::testing::process_alive(pid)
+}
+
 /// A pipe whose ends are inheritable (no close-on-exec): a descriptor of the program's that a
 /// careless spawn would pass on.
+#[cfg(unix)]
 fn inheritable_pipe() -> (OwnedFd, OwnedFd) {
     rustix::pipe::pipe_with(rustix::pipe::PipeFlags::empty()).unwrap()
 }
 
+// Unix: the child lists its descriptors from /proc/self/fd.
+#[cfg(unix)]
 #[test]
 fn a_child_serves_its_inherited_connection_and_has_no_other_descriptor() {
     let dir = TempDir::new().unwrap();
@@ -233,14 +241,22 @@ fn a_child_spawned_from_a_thread_that_ended_still_serves() {
 
 #[test]
 fn a_child_that_exits_before_serving_is_a_clear_error() {
+    #[cfg(unix)]
     let mut command = Command::new("/bin/sh");
+    #[cfg(unix)]
     command.args(["-c", "exit 3"]);
+    #[cfg(windows)]
+    let mut command = Command::new("cmd");
+    #[cfg(windows)]
+    command.args(["/c", "exit 3"]);
     let err = ChildProbeClient::spawn(command).unwrap_err();
     let text = err.to_string();
     assert!(text.contains("exited before serving"), "{text}");
     assert!(text.contains("Server::inherited"), "{text}");
 }
 
+// Unix: descriptor numbers, and a shell redirection to make one inheritable.
+#[cfg(unix)]
 #[test]
 fn a_process_not_spawned_so_cannot_serve_inherited() {
     // This test process inherited no connection.
@@ -279,4 +295,30 @@ fn a_process_not_spawned_so_cannot_serve_inherited() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not an lpc endpoint"), "{stderr}");
+}
+
+/// The Windows counterpart: handle numbers in `LPC_ENDPOINT_HANDLE`.
+#[cfg(windows)]
+#[test]
+fn a_process_not_spawned_so_cannot_serve_inherited() {
+    if std::env::var_os("LPC_ENDPOINT_HANDLE").is_none() {
+        let err = lpc::Server::inherited().unwrap_err();
+        assert!(matches!(err, Error::InvalidOption { .. }), "{err:?}");
+        assert!(err.to_string().contains("LPC_ENDPOINT_HANDLE"), "{err}");
+    }
+    for (value, why) in [
+        ("0", "not a handle number"),
+        ("x", "not a handle number"),
+        // Not open, or the standard input's (a file or the console): no pipe of lpc's.
+        ("999", "not an lpc endpoint"),
+    ] {
+        let out = Command::new(CHILD)
+            .env("LPC_ENDPOINT_HANDLE", value)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(why), "LPC_ENDPOINT_HANDLE={value}: {stderr}");
+    }
 }

@@ -721,6 +721,11 @@ pub fn require_pid_namespaces() {
     assert!(status.success(), "unshare --pid fails here: {status}");
 }
 
+/// Whether process `pid` exists and has not exited (the backend's own check).
+pub fn process_alive(pid: u32) -> bool {
+    crate::sys::process_alive(pid)
+}
+
 /// The system calls one-way posts of this process made: how many times they rang a sleeping
 /// service's doorbell (`futex_wake`; a post to a service that is awake makes none), and how
 /// many times they slept for room in a full queue (`futex_wait`).

@@ -19,7 +19,7 @@ use std::sync::atomic::Ordering::{Acquire, Release};
 use std::time::{Duration, Instant};
 
 use lpc::floor::{futex_wait, futex_wake, SharedWords};
-use lpc_tests::{client_options, Process, ProbeClient};
+use lpc_tests::{client_options, ProbeClient, Process};
 
 const PING: usize = 0;
 const PONG: usize = 16;
@@ -81,7 +81,10 @@ fn ping_pong(dir: &Path, doorbell: bool, rounds: u32) -> Vec<Duration> {
         .expect("the ping-pong child");
     let deadline = Instant::now() + Duration::from_secs(30);
     while words.word(READY).load(Acquire) == 0 {
-        assert!(Instant::now() < deadline, "the child never opened the section");
+        assert!(
+            Instant::now() < deadline,
+            "the child never opened the section"
+        );
         std::thread::yield_now();
     }
     let (ping, pong) = (words.word(PING), words.word(PONG));
@@ -137,7 +140,10 @@ fn main() {
     println!();
     println!("| round trip | p50 | p99 | samples |");
     println!("|---|---:|---:|---:|");
-    let spin = row("spin ping-pong (two processes)", ping_pong(&dir, false, calls));
+    let spin = row(
+        "spin ping-pong (two processes)",
+        ping_pong(&dir, false, calls),
+    );
     let bell = row(
         "doorbell ping-pong (two processes, each sleeping)",
         ping_pong(&dir, true, calls.min(5_000)),

@@ -12,7 +12,8 @@ use lpc_tests::child::ChildProbeClient;
 
 fn main() -> Result<(), lpc::Error> {
     let exe = std::env::current_exe().expect("own path");
-    let command = Command::new(exe.with_file_name("lpc-test-child"));
+    let command =
+        Command::new(exe.with_file_name(format!("lpc-test-child{}", std::env::consts::EXE_SUFFIX)));
     let (child, client) = if std::env::args().any(|a| a == "--from-thread") {
         std::thread::spawn(move || ChildProbeClient::spawn(command))
             .join()

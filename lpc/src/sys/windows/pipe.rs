@@ -147,13 +147,20 @@ struct Inbox {
     watchers: Watchers,
 }
 
+struct Peer {
+    pid: u32,
+    process: Option<OwnedHandle>,
+}
+
 struct Pipe {
     handle: OwnedHandle,
     server_end: bool,
-    peer_pid: u32,
-    /// The peer's process, opened at connection time (so its pid cannot be reused meanwhile),
-    /// to pull the handles it sends.
-    peer_process: Option<OwnedHandle>,
+    /// The peer's pid and process, opened at connection time (so its pid cannot be reused
+    /// meanwhile), to pull the handles it sends. Set again when the other end of a
+    /// [`Stream::pair`] goes to a child ([`Stream::handed_to`]).
+    peer: std::sync::RwLock<Peer>,
+    /// The other end, when both were made here ([`Stream::pair`]).
+    partner: Mutex<Weak<Pipe>>,
     inbox: Mutex<Inbox>,
     arrived: Condvar,
     space: Condvar,
@@ -169,7 +176,10 @@ impl std::fmt::Debug for Stream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Stream")
             .field("handle", &self.pipe.handle)
-            .field("peer_pid", &self.pipe.peer_pid)
+            .field(
+                "peer_pid",
+                &self.pipe.peer.read().map(|p| p.pid).unwrap_or(0),
+            )
             .finish()
     }
 }
@@ -214,8 +224,11 @@ impl Stream {
         let pipe = Arc::new(Pipe {
             handle,
             server_end,
-            peer_pid: pid,
-            peer_process: open_peer(pid),
+            peer: std::sync::RwLock::new(Peer {
+                pid,
+                process: open_peer(pid),
+            }),
+            partner: Mutex::new(Weak::new()),
             inbox: Mutex::new(Inbox {
                 messages: VecDeque::new(),
                 closed: false,
@@ -251,7 +264,35 @@ impl Stream {
                 return Err(e);
             }
         }
-        Ok((Stream::start(server, true)?, Stream::start(client, false)?))
+        let (server, client) = (Stream::start(server, true)?, Stream::start(client, false)?);
+        *server
+            .pipe
+            .partner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::downgrade(&client.pipe);
+        *client
+            .pipe
+            .partner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::downgrade(&server.pipe);
+        Ok((server, client))
+    }
+
+    /// This end (of a [`Stream::pair`]) now belongs to process `pid`: the other end's peer is
+    /// that process, whose handles it pulls from then on.
+    pub(super) fn handed_to(&self, pid: u32) {
+        let partner = self
+            .pipe
+            .partner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .upgrade();
+        if let Some(partner) = partner {
+            *partner.peer.write().unwrap_or_else(|p| p.into_inner()) = Peer {
+                pid,
+                process: open_peer(pid),
+            };
+        }
     }
 
     /// Connects to the service whose listener is the file at `path`. `NotFound` when there is
@@ -462,7 +503,8 @@ impl Stream {
 
     /// Pulls handle `value` out of the peer's process (closing it there).
     fn pull(&self, value: u64) -> io::Result<OwnedHandle> {
-        let process = self.pipe.peer_process.as_ref().ok_or_else(|| {
+        let peer = self.pipe.peer.read().unwrap_or_else(|p| p.into_inner());
+        let process = peer.process.as_ref().ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::PermissionDenied,
                 "the peer's process cannot be opened to take its handles",
@@ -505,14 +547,15 @@ impl Stream {
 
     /// The peer's pid and user (from its process token).
     pub(crate) fn peer_credentials(&self) -> io::Result<PeerCredentials> {
-        let process = self.pipe.peer_process.as_ref().ok_or_else(|| {
+        let peer = self.pipe.peer.read().unwrap_or_else(|p| p.into_inner());
+        let process = peer.process.as_ref().ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::PermissionDenied,
                 "the peer's process cannot be opened",
             )
         })?;
         let user = super::identity::process_user(process)?;
-        Ok(PeerCredentials::new(Some(self.pipe.peer_pid), user, None))
+        Ok(PeerCredentials::new(Some(peer.pid), user, None))
     }
 
     /// The endpoint this process inherited from [`super::spawn_with_endpoint`], if any: taken

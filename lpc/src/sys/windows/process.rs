@@ -291,6 +291,7 @@ pub(crate) fn spawn_with_endpoint(
     let child = command.spawn();
     drop(passed);
     let child = child?;
+    endpoint.handed_to(child.id());
     if let Some(job) = children_job() {
         use windows_sys::Win32::System::JobObjects::AssignProcessToJobObject;
         // SAFETY: both handles are open (the child's is owned by `child`).
