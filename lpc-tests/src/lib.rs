@@ -459,6 +459,74 @@ pub mod child {
     }
 }
 
+/// The Windows counterpart of the handle tests' interface: files and segments (the
+/// descriptor methods take Unix types).
+#[cfg(windows)]
+pub mod files {
+    use std::fs::File;
+    use std::io::{Read, Seek, SeekFrom};
+
+    /// Files and segments in calls.
+    #[lpc::service]
+    pub trait Files {
+        /// Opens `path` read-only with the service's rights; the handle crosses.
+        fn open(&self, path: &str) -> Result<File, String>;
+        /// Everything in `file`, read from its start.
+        fn read_all(&self, file: &File) -> Vec<u8>;
+        /// Panics, holding `file` (which must be closed all the same).
+        fn fail_with(&self, file: File) -> u32;
+        /// Takes three files; returns how many bytes they hold together.
+        fn three(&self, a: &File, b: &File, c: &File) -> u64;
+        /// Fills a segment with `byte`; an error for a read-only one.
+        fn fill(&self, segment: &lpc::Segment, byte: u8) -> Result<u64, String>;
+        /// A new segment of `len` bytes of `byte`.
+        fn make_segment(&self, len: u64, byte: u8) -> lpc::Segment;
+        /// The service's pid.
+        fn pid(&self) -> u32;
+    }
+
+    /// What `lpc-test-files` serves.
+    pub struct FilesService;
+
+    impl Files for FilesService {
+        fn open(&self, path: &str) -> Result<File, String> {
+            File::open(path).map_err(|e| format!("{path}: {e}"))
+        }
+        fn read_all(&self, file: &File) -> Vec<u8> {
+            let mut file = file;
+            let mut out = Vec::new();
+            let _ = file.seek(SeekFrom::Start(0));
+            let _ = file.read_to_end(&mut out);
+            out
+        }
+        fn fail_with(&self, file: File) -> u32 {
+            let _held = file;
+            panic!("failing while holding a file")
+        }
+        fn three(&self, a: &File, b: &File, c: &File) -> u64 {
+            [a, b, c]
+                .iter()
+                .map(|f| f.metadata().map_or(0, |m| m.len()))
+                .sum()
+        }
+        fn fill(&self, segment: &lpc::Segment, byte: u8) -> Result<u64, String> {
+            let bytes = vec![byte; segment.len()];
+            segment.write_at(0, &bytes).map_err(|e| e.to_string())?;
+            Ok(segment.len() as u64)
+        }
+        fn make_segment(&self, len: u64, byte: u8) -> lpc::Segment {
+            let segment = lpc::Segment::anonymous(len as usize).expect("memory");
+            segment
+                .write_at(0, &vec![byte; len as usize])
+                .expect("our own segment");
+            segment
+        }
+        fn pid(&self) -> u32 {
+            std::process::id()
+        }
+    }
+}
+
 /// The interface of the handle tests (`lpc-test-files`): files, descriptors and segments
 /// passed in calls. (Unix: its descriptor methods take `OwnedFd`.)
 #[cfg(unix)]

@@ -319,6 +319,9 @@ fn a_process_not_spawned_so_cannot_serve_inherited() {
             .unwrap();
         assert!(!out.status.success());
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains(why), "LPC_ENDPOINT_HANDLE={value}: {stderr}");
+        assert!(
+            stderr.contains(why),
+            "LPC_ENDPOINT_HANDLE={value}: {stderr}"
+        );
     }
 }
