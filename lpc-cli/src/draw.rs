@@ -6,7 +6,6 @@
 
 use std::error::Error;
 use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -39,10 +38,12 @@ impl Process {
     fn spawn(mut command: Command, who: Who, tx: mpsc::Sender<Said>) -> Result<Process> {
         // Its own process group: a Ctrl-C at the terminal stops this process only, and the
         // children then see their stdin close and exit cleanly (removing the socket).
-        command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .process_group(0);
+        command.stdin(Stdio::piped()).stdout(Stdio::piped());
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        // CREATE_NEW_PROCESS_GROUP: Ctrl-C is not sent to the child's group.
+        #[cfg(windows)]
+        std::os::windows::process::CommandExt::creation_flags(&mut command, 0x0000_0200);
         let mut child = command.spawn()?;
         let stdout = child.stdout.take().ok_or("no stdout from a child")?;
         std::thread::spawn(move || {

@@ -237,6 +237,8 @@ fn describe_shows_types_as_rust_shapes_and_example_calls() {
 
 /// Every `lpc call` line `lpc describe` prints, run as a user would: by the shell, with `lpc`
 /// on the PATH.
+// Unix: the examples are run by sh, with its quoting.
+#[cfg(unix)]
 #[test]
 fn describe_example_calls_run() {
     let svc = Service::start("dx");
@@ -562,7 +564,16 @@ fn monitor_once_shows_calls_and_clients() {
     // This test process is the connected client.
     let me = std::process::id().to_string();
     let client_row = row(&text, &me);
+    #[cfg(unix)]
     let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+    // The image's file name without `.exe`.
+    #[cfg(windows)]
+    let comm = std::env::current_exe()
+        .unwrap()
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     assert_eq!(client_row[3], comm.trim(), "{text}");
     assert_eq!(client_row[5], "5", "its calls: {text}");
     drop(client);
@@ -700,6 +711,7 @@ fn call_timeout_bounds_the_whole_call_and_names_the_phase() {
 }
 
 /// `lpc ARGS...` started in the background, its stdout lines sent to the receiver.
+#[cfg_attr(not(unix), allow(dead_code))] // used by Unix-only tests
 fn spawn_lpc(dir: &Path, args: &[&str]) -> (Child, mpsc::Receiver<String>) {
     let mut child = StdCommand::new(LPC)
         .arg("--runtime-dir")
@@ -729,6 +741,7 @@ fn stdout_lines(child: &mut Child) -> mpsc::Receiver<String> {
 }
 
 /// Waits (at most 20 s) for a line containing `text`.
+#[cfg_attr(not(unix), allow(dead_code))] // used by Unix-only tests
 fn wait_for_line(lines: &mpsc::Receiver<String>, text: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -742,6 +755,7 @@ fn wait_for_line(lines: &mpsc::Receiver<String>, text: &str) {
 }
 
 /// Waits (at most `within`) for `child` to exit; its exit code and stderr.
+#[cfg_attr(not(unix), allow(dead_code))] // used by Unix-only tests
 fn finish(mut child: Child, within: Duration) -> (Option<i32>, String) {
     let deadline = Instant::now() + within;
     let status = loop {
@@ -760,11 +774,14 @@ fn finish(mut child: Child, within: Duration) -> (Option<i32>, String) {
     (status.code(), err)
 }
 
+#[cfg(unix)]
 fn signal(pid: u32, signal: rustix::process::Signal) {
     let pid = rustix::process::Pid::from_raw(pid as i32).unwrap();
     rustix::process::kill_process(pid, signal).unwrap();
 }
 
+// Unix: SIGSTOP makes the service stop answering.
+#[cfg(unix)]
 #[test]
 fn a_service_that_stops_answering_ends_monitor_bench_and_call() {
     use rustix::process::Signal;
@@ -1023,9 +1040,12 @@ fn a_hostile_services_bytes_never_reach_the_terminal_raw() {
 
 /// `unshare`'s arguments that run a program in a new PID namespace with its own /proc, killed
 /// with `unshare`.
+#[cfg(unix)]
 const IN_NEW_PID_NAMESPACE: [&str; 5] =
     ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"];
 
+// Unix: PID namespaces (unshare) and another uid.
+#[cfg(unix)]
 #[test]
 fn pids_from_another_pid_namespace_show_as_unknown() {
     lpc::testing::require_pid_namespaces();
@@ -1072,6 +1092,8 @@ fn pids_from_another_pid_namespace_show_as_unknown() {
     assert!(text.contains("(pid unknown)"), "{text}");
 }
 
+// Unix: PID namespaces (unshare) and another uid.
+#[cfg(unix)]
 #[test]
 fn a_service_of_another_user_is_refused_unless_named() {
     lpc::testing::require_pid_namespaces();
@@ -1121,6 +1143,8 @@ fn a_service_of_another_user_is_refused_unless_named() {
 /// elements, types that each hold a thousand of the next, eight deep, and statistics that
 /// overflow when summed. Run with the address space limited to 512 MiB (`prlimit`): before the
 /// example was bounded, the first was a `vec![_; 2^60]`.
+// Unix: the lpc command runs under prlimit(1)'s memory limit.
+#[cfg(unix)]
 #[test]
 fn describe_and_monitor_survive_a_service_whose_query_answer_lies() {
     use lpc::info::{LatencyHistogram, MethodStats, ServiceInfo};

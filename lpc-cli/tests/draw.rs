@@ -1,6 +1,9 @@
 //! `lpc demo draw` as a user runs it, on a private X server: the service and client processes
 //! with their windows, a script, and the screenshot of both windows.
 
+// Unix: the windows open under Xvfb.
+#![cfg(unix)]
+
 use std::process::Command;
 
 use lpc_draw::testing::Xvfb;

@@ -3,6 +3,9 @@
 //! calc service, a C client of the compare service (an in/out struct), and the calc service
 //! written in C on the generated skeleton, called by a typed Rust client and by `lpc call`.
 
+// Unix: the stubs are compiled with the system's C compiler and linked against liblpc_c for Linux.
+#![cfg(unix)]
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

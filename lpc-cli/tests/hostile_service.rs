@@ -2,6 +2,9 @@
 //! and however it lies, `lpc` ends with a clear error and an exit code — never a crash by a
 //! signal (`SIGBUS`), never a hang.
 
+// Unix: a raw SOCK_SEQPACKET service and exit signals.
+#![cfg(unix)]
+
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
