@@ -352,13 +352,21 @@ pub fn client_options(dir: &Path) -> lpc::ClientOptions {
     lpc::ClientOptions::new().runtime_dir(dir)
 }
 
-/// Counts the open descriptors of process `pid`.
+/// Counts the open descriptors of process `pid` (its handles, on Windows).
 pub fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+    #[cfg(unix)]
+    return std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+    #[cfg(windows)]
+    return lpc::testing::process_resources(pid).map_or(0, |(handles, _)| handles);
 }
 
-/// A field (in kB or a count) of `/proc/<pid>/status`, e.g. `VmRSS` or `Threads`.
+/// A field (in kB or a count) of `/proc/<pid>/status`, e.g. `VmRSS` or `Threads` (on
+/// Windows only `Threads`, from a toolhelp snapshot; other fields are 0).
 pub fn status_field(pid: u32, field: &str) -> u64 {
+    #[cfg(windows)]
+    if field == "Threads" {
+        return lpc::testing::process_resources(pid).map_or(0, |(_, threads)| threads as u64);
+    }
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()

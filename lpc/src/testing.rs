@@ -721,6 +721,13 @@ pub fn require_pid_namespaces() {
     assert!(status.success(), "unshare --pid fails here: {status}");
 }
 
+/// How many handles process `pid` holds and how many threads it runs, on Windows (where
+/// Linux tests read `/proc`); `None` if the process cannot be read.
+#[cfg(windows)]
+pub fn process_resources(pid: u32) -> Option<(usize, usize)> {
+    crate::sys::process_resources(pid)
+}
+
 /// Whether process `pid` exists and has not exited (the backend's own check).
 pub fn process_alive(pid: u32) -> bool {
     crate::sys::process_alive(pid)

@@ -82,6 +82,8 @@ pub(crate) fn borrow_os_handle<T: AsOsHandle + ?Sized>(of: &T) -> BorrowedOsHand
 #[cfg(all(test, not(loom)))]
 mod conformance;
 
+#[cfg(all(windows, feature = "test-util"))]
+pub(crate) use os::process_resources;
 pub(crate) use os::Received;
 #[cfg_attr(loom, allow(unused_imports))]
 pub(crate) use os::{

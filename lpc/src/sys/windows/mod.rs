@@ -32,6 +32,8 @@ pub(crate) use named::{
     MAX_NAME_FILE,
 };
 pub(crate) use pipe::{Listener, Received, Stream};
+#[cfg(feature = "test-util")]
+pub(crate) use process::process_resources;
 pub(crate) use process::{
     can_run_apart, create_private_dir, file_identity, monotonic_ns, open_to_other_users,
     process_alive, process_name, raise_open_file_limit, spawn_with_endpoint, DirLock, FileIdentity,

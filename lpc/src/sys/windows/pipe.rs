@@ -13,9 +13,10 @@
 //! checks and removal work as on Linux) plus the pipe, whose name is derived from that path.
 //!
 //! A message is `[kind][handle?][section id, len?][payload]`. A handle is sent by number: the
-//! sender duplicates it in its own table, the receiver pulls that duplicate out of the
-//! sender's process with `DUPLICATE_CLOSE_SOURCE`. (A duplicate the receiver never pulls stays
-//! in the sender's table until it exits: the receiver's loss, bounded by what it is sent.)
+//! sender duplicates it in its own table, the receiver duplicates that out of the sender's
+//! process and says so (a release message), and the sender then closes its copy. Copies a
+//! peer never takes are closed when the connection ends, and at most [`MAX_LENT`] wait at a
+//! time: a peer that never takes what it is sent cannot make the sender's table grow.
 
 use std::collections::VecDeque;
 use std::io;
@@ -25,9 +26,9 @@ use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::Instant;
 
 use windows_sys::Win32::Foundation::{
-    DuplicateHandle, DUPLICATE_CLOSE_SOURCE, DUPLICATE_SAME_ACCESS, ERROR_BROKEN_PIPE,
-    ERROR_IO_PENDING, ERROR_MORE_DATA, ERROR_NO_DATA, ERROR_PIPE_BUSY, ERROR_PIPE_CONNECTED,
-    ERROR_PIPE_NOT_CONNECTED, GENERIC_READ, GENERIC_WRITE, HANDLE,
+    DuplicateHandle, DUPLICATE_SAME_ACCESS, ERROR_BROKEN_PIPE, ERROR_IO_PENDING, ERROR_MORE_DATA,
+    ERROR_NO_DATA, ERROR_PIPE_BUSY, ERROR_PIPE_CONNECTED, ERROR_PIPE_NOT_CONNECTED, GENERIC_READ,
+    GENERIC_WRITE, HANDLE,
 };
 use windows_sys::Win32::Storage::FileSystem::{
     CreateFileW, ReadFile, WriteFile, FILE_FLAG_FIRST_PIPE_INSTANCE, FILE_FLAG_OVERLAPPED,
@@ -61,6 +62,12 @@ const KIND_SECTION: u8 = 1;
 const KIND_HANDLE: u8 = 2;
 /// The sender shut its end down: the receiver takes it as a hang-up.
 const KIND_BYE: u8 = 3;
+/// The receiver took the handle this message names (a `u64`): the sender may close its copy.
+const KIND_RELEASE: u8 = 4;
+
+/// The most handles an end lends its peer (sent, not yet taken): past it, a send is an error
+/// rather than a table that a peer which never takes them makes grow without end.
+const MAX_LENT: usize = 1024;
 
 /// The pipe name a path stands for: the user's SID keeps users apart, a hash of the directory
 /// keeps runtime directories apart, and the file name is the service's name.
@@ -161,6 +168,9 @@ struct Pipe {
     peer: std::sync::RwLock<Peer>,
     /// The other end, when both were made here ([`Stream::pair`]).
     partner: Mutex<Weak<Pipe>>,
+    /// The duplicates sent and not yet taken (by their number in the message): closed when
+    /// the peer says it took one, and all of them when the connection ends.
+    lent: Mutex<std::collections::HashMap<u64, OwnedHandle>>,
     inbox: Mutex<Inbox>,
     arrived: Condvar,
     space: Condvar,
@@ -229,6 +239,7 @@ impl Stream {
                 process: open_peer(pid),
             }),
             partner: Mutex::new(Weak::new()),
+            lent: Mutex::new(std::collections::HashMap::new()),
             inbox: Mutex::new(Inbox {
                 messages: VecDeque::new(),
                 closed: false,
@@ -340,16 +351,25 @@ impl Stream {
     ) -> io::Result<()> {
         let mut message = Vec::with_capacity(bytes.len() + 33);
         message.push(kind);
-        let mut dup = None;
+        let mut lent = None;
         if let Some((handle, section)) = handle {
-            // A duplicate for the receiver to pull (and close in our table as it does).
+            // A duplicate for the receiver to pull; ours stays open until it says it took it.
             let copy = super::memory::duplicate(handle, None)?;
-            message.extend_from_slice(&(copy.as_raw_handle() as usize as u64).to_le_bytes());
+            let value = copy.as_raw_handle() as usize as u64;
+            message.extend_from_slice(&value.to_le_bytes());
             if let Some((id, len)) = section {
                 message.extend_from_slice(&id.to_le_bytes());
                 message.extend_from_slice(&(len as u64).to_le_bytes());
             }
-            dup = Some(copy);
+            let mut table = self.pipe.lent.lock().unwrap_or_else(|p| p.into_inner());
+            if table.len() >= MAX_LENT {
+                return Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!("the peer holds {MAX_LENT} handles it was sent and never took"),
+                ));
+            }
+            table.insert(value, copy);
+            lent = Some(value);
         }
         message.extend_from_slice(bytes);
         let event = self.pipe.write.lock().unwrap_or_else(|p| p.into_inner());
@@ -369,15 +389,23 @@ impl Stream {
             },
             || {},
         );
-        if let Some(e) = error {
-            return Err(map_pipe_error(e));
-        }
-        if n as usize != message.len() {
-            return Err(io::Error::other("short write on a message pipe"));
-        }
-        // Sent: the copy is the receiver's to pull now; ours must not close it.
-        if let Some(copy) = dup {
-            std::mem::forget(copy);
+        let failed = match error {
+            Some(e) => Some(map_pipe_error(e)),
+            None if n as usize != message.len() => {
+                Some(io::Error::other("short write on a message pipe"))
+            }
+            None => None,
+        };
+        if let Some(e) = failed {
+            // Never sent: nobody will take it.
+            if let Some(value) = lent {
+                self.pipe
+                    .lent
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&value);
+            }
+            return Err(e);
         }
         Ok(())
     }
@@ -522,7 +550,7 @@ impl Stream {
                 &mut out,
                 0,
                 0,
-                DUPLICATE_SAME_ACCESS | DUPLICATE_CLOSE_SOURCE,
+                DUPLICATE_SAME_ACCESS,
             )
         };
         if ok == 0 {
@@ -532,8 +560,12 @@ impl Stream {
                 format!("the handle the peer sent cannot be taken: {e}"),
             ));
         }
+        drop(peer);
         // SAFETY: DuplicateHandle succeeded: `out` is ours.
-        unsafe { owned(out) }
+        let taken = unsafe { owned(out) }?;
+        // Taken: the sender may close its copy (a peer gone meanwhile has closed it anyway).
+        let _ = self.send_message(KIND_RELEASE, None, &value.to_le_bytes());
+        Ok(taken)
     }
 
     /// True once the peer has closed its end.
@@ -697,6 +729,16 @@ fn read_loop(pipe: &Pipe) {
                 if whole == [KIND_BYE] {
                     drop(inbox);
                     return close_inbox(pipe);
+                }
+                if whole.len() == 9 && whole[0] == KIND_RELEASE {
+                    drop(inbox);
+                    let value = u64::from_le_bytes(whole[1..].try_into().unwrap());
+                    // Only a handle we lent: any other number is ignored.
+                    pipe.lent
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&value);
+                    continue;
                 }
                 inbox.messages.push_back(whole);
                 inbox.watchers.notify(|token| ReactorEvent::Message(token));

@@ -299,3 +299,94 @@ pub(crate) fn spawn_with_endpoint(
     }
     Ok(child)
 }
+
+/// How many handles process `pid` holds and how many threads it runs (`GetProcessHandleCount`,
+/// a toolhelp snapshot): what the leak tests count where Linux reads `/proc`. `None` if the
+/// process cannot be read.
+#[cfg(feature = "test-util")]
+pub(crate) fn process_resources(pid: u32) -> Option<(usize, usize)> {
+    use windows_sys::Win32::System::Diagnostics::ToolHelp::{
+        CreateToolhelp32Snapshot, Thread32First, Thread32Next, TH32CS_SNAPTHREAD, THREADENTRY32,
+    };
+    use windows_sys::Win32::System::Threading::GetProcessHandleCount;
+    let process = open_process(pid)?;
+    let mut handles = 0u32;
+    // SAFETY: `process` is open with query rights; `handles` is writable.
+    if unsafe { GetProcessHandleCount(process.as_raw_handle(), &mut handles) } == 0 {
+        return None;
+    }
+    if handles == 0 {
+        // Wine answers 0 here: count the process's entries of the system's handle table.
+        handles = system_handles_of(pid)?;
+    }
+    // SAFETY: a snapshot of every thread of the system; we own the returned handle.
+    let snapshot = unsafe { owned(CreateToolhelp32Snapshot(TH32CS_SNAPTHREAD, 0)) }.ok()?;
+    // SAFETY: an all-zero THREADENTRY32 with its size set is what Thread32First expects.
+    let mut entry: THREADENTRY32 = unsafe { std::mem::zeroed() };
+    entry.dwSize = std::mem::size_of::<THREADENTRY32>() as u32;
+    let mut threads = 0;
+    // SAFETY: `snapshot` is open; `entry` is writable with its size set.
+    let mut more = unsafe { Thread32First(snapshot.as_raw_handle(), &mut entry) } != 0;
+    while more {
+        if entry.th32OwnerProcessID == pid {
+            threads += 1;
+        }
+        // SAFETY: as above.
+        more = unsafe { Thread32Next(snapshot.as_raw_handle(), &mut entry) } != 0;
+    }
+    Some((handles as usize, threads))
+}
+
+/// How many entries of the system handle table (`NtQuerySystemInformation`,
+/// `SystemExtendedHandleInformation`) belong to process `pid`.
+#[cfg(feature = "test-util")]
+fn system_handles_of(pid: u32) -> Option<u32> {
+    use windows_sys::Wdk::System::SystemInformation::NtQuerySystemInformation;
+    // SYSTEM_HANDLE_INFORMATION_EX: a count and a reserved word, then entries of
+    // (object, pid, handle value, access, backtrace index, type index, attributes, reserved).
+    #[repr(C)]
+    struct Entry {
+        object: usize,
+        pid: usize,
+        handle: usize,
+        access: u32,
+        backtrace: u16,
+        kind: u16,
+        attributes: u32,
+        reserved: u32,
+    }
+    let mut buf = vec![0usize; 1 << 16];
+    loop {
+        let mut returned = 0u32;
+        // SAFETY: `buf` is writable and aligned for the length given.
+        let status = unsafe {
+            NtQuerySystemInformation(
+                64, // SystemExtendedHandleInformation
+                buf.as_mut_ptr().cast(),
+                (buf.len() * std::mem::size_of::<usize>()) as u32,
+                &mut returned,
+            )
+        };
+        if status == 0xC000_0004_u32 as i32 && buf.len() < (1 << 26) {
+            // STATUS_INFO_LENGTH_MISMATCH: a bigger buffer.
+            buf.resize(buf.len() * 4, 0);
+            continue;
+        }
+        if status < 0 {
+            return None;
+        }
+        let count = buf[0];
+        let words = std::mem::size_of::<Entry>() / std::mem::size_of::<usize>();
+        let entries = buf.len().saturating_sub(2) / words;
+        let mut mine = 0;
+        for i in 0..count.min(entries) {
+            // SAFETY: entry `i` lies within `buf` (bounded by `entries`) and is aligned (it
+            // starts at a word boundary); every bit pattern is a valid Entry.
+            let entry = unsafe { std::ptr::read(buf.as_ptr().add(2 + i * words).cast::<Entry>()) };
+            if entry.pid == pid as usize {
+                mine += 1;
+            }
+        }
+        return Some(mine);
+    }
+}
