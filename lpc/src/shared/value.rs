@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::registry::default_runtime_dir;
 use crate::shm::Region;
 use crate::sys::{thread_alive, thread_identity, wait, wake, SharedMemory, WaitOutcome};
-use crate::wire::codec::decode_exact;
+use crate::wire::codec::{decode_exact, decode_exact_fast};
 use crate::wire::dynamic::{decode_json, encode_json, max_encoded_size};
 use crate::wire::shape::{difference, fingerprint, Shape, Side, TypeTable};
 use crate::wire::trace::Tracer;
@@ -369,7 +369,7 @@ impl<T: Serialize + DeserializeOwned> Shared<T> {
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<T> {
-        decode_exact(bytes, self.object.layout.capacity as u64).map_err(|e| {
+        decode_exact_fast(bytes, self.object.layout.capacity as u64).map_err(|e| {
             shared_error(
                 Kind::Value,
                 &self.object.name,
