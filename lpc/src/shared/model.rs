@@ -161,6 +161,8 @@ fn a_writer_that_dies_mid_write_leaves_the_published_value_and_the_lock_to_take_
             .write(&lock, &encode(99), &|step| step != "value.write.half")
             .unwrap();
         std::mem::forget(lock);
+        // The published value stays readable, whole, while the dead writer holds the lock.
+        assert!(read(&views[2]) <= 1);
         let dead = thread_identity();
         // Found dead by the next writer, which takes over and writes over the torn copy.
         let heir = views[1].clone();

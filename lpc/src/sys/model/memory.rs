@@ -96,9 +96,10 @@ impl Memory {
             let was = self.kinds[word].swap(kind, Ordering::Relaxed);
             assert!(
                 was == UNTOUCHED || was == kind,
-                "lpc used bytes {offset}..{} of shared memory as two kinds (plain bytes, a \
-                 32-bit or a 64-bit atomic word) at offset {}: the loom model keeps them apart \
-                 (see sys::model::memory), and lpc never mixes them at one offset",
+                "lpc used bytes {offset}..{} of shared memory both as plain bytes and as the \
+                 atomic word at offset {} (or as a 32-bit and a 64-bit word): the loom model \
+                 keeps them apart (see sys::model::memory), and lpc never mixes them at one \
+                 offset",
                 offset + len,
                 word * 4,
             );
