@@ -43,6 +43,27 @@ fn varint_in_word(w: u64) -> Option<(u64, usize)> {
     Some((x, (last_bit + 1) / 8))
 }
 
+/// postcard's varint loop over the start of `input`, for a type whose varint takes at most
+/// `max_len` bytes and whose largest value is `max`: the value and its length. (A function of
+/// the bytes, not of the decoder, so that the decoder's position can stay in a register.)
+#[cold]
+#[inline(never)]
+fn varint_bytewise(input: &[u8], max_len: usize, max: u64) -> Result<(u64, usize)> {
+    let last_max = (max >> (7 * (max_len - 1))) as u8;
+    let mut out = 0u64;
+    for i in 0..max_len {
+        let byte = *input.get(i).ok_or(Error::DeserializeUnexpectedEnd)?;
+        out |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            if i == max_len - 1 && byte > last_max {
+                return Err(Error::DeserializeBadVarint);
+            }
+            return Ok((out, i + 1));
+        }
+    }
+    Err(Error::DeserializeBadVarint)
+}
+
 /// Decodes postcard from a slice of private bytes (never shared memory: copy it out first).
 pub(crate) struct Decoder<'de> {
     input: &'de [u8],
@@ -56,6 +77,22 @@ impl<'de> Decoder<'de> {
     /// The bytes not yet decoded.
     pub(crate) fn rest(&self) -> &'de [u8] {
         self.input
+    }
+
+    /// Hands a visitor the `len` values that follow (a sequence's, a tuple's or a struct's),
+    /// through a copy of the decoder local to this call, written back after: its position
+    /// then lives in a register across the values (the compiler cannot know that the value
+    /// being built does not overlap a decoder reached through a pointer, so it would store
+    /// and reload the position around every value, which is most of a `[u64; 8]`'s decode).
+    #[inline(always)]
+    fn counted<R>(&mut self, len: usize, visit: impl FnOnce(Counted<'_, 'de>) -> R) -> R {
+        let mut local = Decoder { input: self.input };
+        let out = visit(Counted {
+            decoder: &mut local,
+            len,
+        });
+        self.input = local.input;
+        out
     }
 
     #[inline]
@@ -101,21 +138,11 @@ impl<'de> Decoder<'de> {
     }
 
     /// postcard's loop, for the last few bytes of the input and the 9- and 10-byte varints.
-    #[cold]
+    #[inline(always)]
     fn varint_bytewise(&mut self, max_len: usize, max: u64) -> Result<u64> {
-        let last_max = (max >> (7 * (max_len - 1))) as u8;
-        let mut out = 0u64;
-        for i in 0..max_len {
-            let byte = self.pop()?;
-            out |= u64::from(byte & 0x7f) << (7 * i);
-            if byte & 0x80 == 0 {
-                if i == max_len - 1 && byte > last_max {
-                    return Err(Error::DeserializeBadVarint);
-                }
-                return Ok(out);
-            }
-        }
-        Err(Error::DeserializeBadVarint)
+        let (value, len) = varint_bytewise(self.input, max_len, max)?;
+        self.input = &self.input[len..];
+        Ok(value)
     }
 
     #[inline]
@@ -387,12 +414,12 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
     #[inline]
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         let len = self.varint_usize()?;
-        visitor.visit_seq(Counted { decoder: self, len })
+        self.counted(len, |seq| visitor.visit_seq(seq))
     }
 
     #[inline]
     fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value> {
-        visitor.visit_seq(Counted { decoder: self, len })
+        self.counted(len, |seq| visitor.visit_seq(seq))
     }
 
     #[inline]
@@ -402,13 +429,13 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
         len: usize,
         visitor: V,
     ) -> Result<V::Value> {
-        visitor.visit_seq(Counted { decoder: self, len })
+        self.counted(len, |seq| visitor.visit_seq(seq))
     }
 
     #[inline]
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         let len = self.varint_usize()?;
-        visitor.visit_map(Counted { decoder: self, len })
+        self.counted(len, |map| visitor.visit_map(map))
     }
 
     #[inline]
@@ -418,10 +445,7 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value> {
-        visitor.visit_seq(Counted {
-            decoder: self,
-            len: fields.len(),
-        })
+        self.counted(fields.len(), |seq| visitor.visit_seq(seq))
     }
 
     #[inline]
@@ -470,7 +494,7 @@ impl<'de> de::VariantAccess<'de> for &mut Decoder<'de> {
 
     #[inline]
     fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value> {
-        visitor.visit_seq(Counted { decoder: self, len })
+        self.counted(len, |seq| visitor.visit_seq(seq))
     }
 
     #[inline]
@@ -479,10 +503,7 @@ impl<'de> de::VariantAccess<'de> for &mut Decoder<'de> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value> {
-        visitor.visit_seq(Counted {
-            decoder: self,
-            len: fields.len(),
-        })
+        self.counted(fields.len(), |seq| visitor.visit_seq(seq))
     }
 }
 
