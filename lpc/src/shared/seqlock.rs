@@ -133,12 +133,14 @@ fn deadline_after(d: Duration) -> u64 {
 }
 
 impl Seqlock {
+    #[inline]
     fn word(&self, offset: usize) -> &AtomicU64 {
         self.region
             .atomic_u64_at(offset)
             .expect("control words are inside the checked layout")
     }
 
+    #[inline]
     fn word32(&self, offset: usize) -> &AtomicU32 {
         self.region
             .atomic_u32_at(offset)

@@ -620,6 +620,17 @@ mod tests {
         round_trip(&None::<String>);
         round_trip(&vec![(); 3]);
         round_trip(&"x".repeat(200));
+        // Long values, with strings, bytes and single bytes moving the position by other
+        // amounts between the varints.
+        round_trip(&(0..200).map(|i| 1u64 << (i * 7 % 64)).collect::<Vec<_>>());
+        round_trip(
+            &(0..60u32)
+                .map(|i| {
+                    let text = "é".repeat((i * 13 % 70) as usize);
+                    (text, i.wrapping_mul(0x9e37_79b9), i as u8, u64::MAX >> i)
+                })
+                .collect::<Vec<_>>(),
+        );
     }
 
     /// Non-canonical and over-long varints: accepted or refused exactly as postcard does.
@@ -691,8 +702,9 @@ mod tests {
     fn hostile_bytes_give_postcards_answers() {
         let mut gen = Bytes(0x9e37_79b9_7f4a_7c15);
         let mut accepted = 0;
-        for _ in 0..20_000 {
-            let len = (gen.next() % 40) as usize;
+        for round in 0..20_000 {
+            // Mostly short inputs, some long ones.
+            let len = (gen.next() % if round % 8 == 0 { 300 } else { 40 }) as usize;
             let b = gen.fill(len);
             let results = [
                 agree::<[u64; 8]>(&b),
@@ -720,5 +732,38 @@ mod tests {
         assert_eq!(varint_in_word(u64::MAX), None);
         let eight = u64::from_le_bytes([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
         assert_eq!(varint_in_word(eight), Some(((1 << 56) - 1, 8)));
+    }
+}
+
+/// The decode alone, against postcard's (not a test: figures for docs/benchmarks-shared.md):
+/// `cargo test --release -p lpc --lib wire::decode::speed -- --ignored --nocapture`.
+#[cfg(test)]
+mod speed {
+    use std::hint::black_box;
+    use std::time::Instant;
+
+    use super::super::codec::{decode_exact, decode_exact_fast};
+
+    #[test]
+    #[ignore]
+    fn decode_of_a_64_byte_value() {
+        let bytes = postcard::to_stdvec(&[(1u64 << 49) + 12_345; 8]).unwrap();
+        assert_eq!(bytes.len(), 64);
+        let n = 20_000_000;
+        for round in 0..3 {
+            let started = Instant::now();
+            for _ in 0..n {
+                let v: [u64; 8] = decode_exact(black_box(&bytes), 1 << 20).unwrap();
+                black_box(v);
+            }
+            let postcard = started.elapsed().as_secs_f64() * 1e9 / f64::from(n);
+            let started = Instant::now();
+            for _ in 0..n {
+                let v: [u64; 8] = decode_exact_fast(black_box(&bytes), 1 << 20).unwrap();
+                black_box(v);
+            }
+            let ours = started.elapsed().as_secs_f64() * 1e9 / f64::from(n);
+            eprintln!("round {round}: postcard {postcard:.1} ns, lpc's decoder {ours:.1} ns");
+        }
     }
 }
