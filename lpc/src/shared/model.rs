@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use loom::thread;
 
-use super::seqlock::{Layout, Seqlock};
+use super::seqlock::{self, Layout, Seqlock};
 use crate::shm::Region;
 use crate::sys::{thread_identity, SharedMemory};
 
@@ -70,10 +70,11 @@ fn decode(bytes: &[u8]) -> u64 {
 }
 
 /// `mappings` views of one fresh value object (each thread's own, as each process maps it),
-/// holding write 1's value (written by the real write path, before any thread starts).
+/// holding value 0 at version 0, as its creator writes it.
 fn value_object(mappings: usize) -> Vec<Arc<Seqlock>> {
     let layout = Layout::new(0, 8 * WORDS);
     let shm = SharedMemory::create("model", layout.total_len).unwrap();
+    seqlock::initialize(&Region::new(shm.map().unwrap()), &layout, &encode(0)).unwrap();
     let views: Vec<Arc<Seqlock>> = (0..mappings)
         .map(|_| {
             Arc::new(Seqlock {
@@ -83,9 +84,6 @@ fn value_object(mappings: usize) -> Vec<Arc<Seqlock>> {
             })
         })
         .collect();
-    let lock = views[0].lock().unwrap();
-    views[0].write(&lock, &encode(1), &|_| true).unwrap();
-    drop(lock);
     views
 }
 
@@ -96,7 +94,7 @@ fn read(seqlock: &Seqlock) -> u64 {
     n
 }
 
-/// Sets the value to write `n`'s, as `Shared::set` does.
+/// Sets the value to write `n`'s, as `Shared::set` does (the `n`th write since creation).
 fn set(seqlock: &Seqlock, n: u64) {
     let lock = seqlock.lock().unwrap();
     seqlock.write(&lock, &encode(n), &|_| true).unwrap();
@@ -118,13 +116,13 @@ fn a_reader_never_sees_a_torn_value_while_a_writer_writes() {
     model(|| {
         let views = value_object(2);
         let r = reader(views[1].clone());
-        // Two writes: the second rewrites the copy that held write 1's value, which the
-        // reader may be reading.
+        // Two writes: the second rewrites the copy that held value 0, which the reader may be
+        // reading.
+        set(&views[0], 1);
         set(&views[0], 2);
-        set(&views[0], 3);
         let (_, second) = r.join().unwrap();
-        assert!(second <= 3);
-        assert_eq!(read(&views[1]), 3);
+        assert!(second <= 2);
+        assert_eq!(read(&views[1]), 2);
     });
 }
 
@@ -144,8 +142,8 @@ fn two_writers_are_serialized_by_the_writer_lock() {
         increment(&views[0]);
         t.join().unwrap();
         let (_, second) = r.join().unwrap();
-        assert!(second <= 3);
-        assert_eq!(read(&views[2]), 3);
+        assert!(second <= 2);
+        assert_eq!(read(&views[2]), 2);
     });
 }
 
@@ -162,20 +160,20 @@ fn a_writer_that_dies_mid_write_leaves_the_published_value_and_the_lock_to_take_
             .unwrap();
         std::mem::forget(lock);
         // The published value stays readable, whole, while the dead writer holds the lock.
-        assert!(read(&views[2]) <= 1);
+        assert_eq!(read(&views[2]), 0);
         let dead = thread_identity();
         // Found dead by the next writer, which takes over and writes over the torn copy.
         let heir = views[1].clone();
         thread::spawn(move || {
             let lock = heir.take_over(dead, thread_identity()).expect("taken over");
-            heir.write(&lock, &encode(2), &|_| true).unwrap();
+            heir.write(&lock, &encode(1), &|_| true).unwrap();
         })
         .join()
         .unwrap();
-        // Only whole published values: write 1's or 2's, never the dead writer's half.
+        // Only whole published values: 0 or write 1's, never the dead writer's half.
         let (_, second) = r.join().unwrap();
-        assert!(second <= 2, "read write {second}'s value");
-        assert_eq!(read(&views[2]), 2);
+        assert!(second <= 1, "read write {second}'s value");
+        assert_eq!(read(&views[2]), 1);
     });
 }
 
@@ -184,13 +182,13 @@ fn a_writer_that_dies_after_publishing_has_its_waiters_woken_by_the_takeover() {
     model(|| {
         let views = value_object(3);
         let waiter = views[2].clone();
-        // Waits for a change from version 1 (in the model, only a wake ends a wait: a lost
+        // Waits for a change from version 0 (in the model, only a wake ends a wait: a lost
         // one is a deadlock, which loom reports).
-        let t = thread::spawn(move || waiter.wait_for_change(1, TIMEOUT));
-        // Killed after publishing write 2, before waking the waiters.
+        let t = thread::spawn(move || waiter.wait_for_change(0, TIMEOUT));
+        // Killed after publishing write 1, before waking the waiters.
         let lock = views[0].lock().unwrap();
         views[0]
-            .write(&lock, &encode(2), &|step| step != "value.write.published")
+            .write(&lock, &encode(1), &|step| step != "value.write.published")
             .unwrap();
         std::mem::forget(lock);
         let dead = thread_identity();
@@ -198,7 +196,7 @@ fn a_writer_that_dies_after_publishing_has_its_waiters_woken_by_the_takeover() {
         thread::spawn(move || drop(heir.take_over(dead, thread_identity()).expect("taken over")))
             .join()
             .unwrap();
-        assert_eq!(t.join().unwrap(), Some(2));
-        assert_eq!(read(&views[1]), 2);
+        assert_eq!(t.join().unwrap(), Some(1));
+        assert_eq!(read(&views[1]), 1);
     });
 }

@@ -20,7 +20,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::shm::Region;
+use crate::shm::{OutOfBounds, Region};
 use crate::sys::{
     fence, monotonic_ns, thread_alive, thread_identity, wait, wake, AtomicU32, AtomicU64,
     WaitOutcome,
@@ -42,9 +42,9 @@ const C_CHANGE: usize = 88;
 const C_CHANGE_WAITERS: usize = 92;
 pub(super) const SHAPE_OFFSET: usize = 128;
 // In each copy.
-pub(super) const COPY_SEQ: usize = 0;
-pub(super) const COPY_LEN: usize = 8;
-pub(super) const COPY_DATA: usize = 16;
+const COPY_SEQ: usize = 0;
+const COPY_LEN: usize = 8;
+const COPY_DATA: usize = 16;
 
 /// Values up to this many bytes are copied out to the stack by a read, larger ones to the heap.
 const STACK_BYTES: usize = 256;
@@ -92,6 +92,15 @@ impl Layout {
     }
 }
 
+/// Writes the value a fresh object is created with, `bytes` (at most the capacity): generation
+/// 0 publishes copy 0, with sequence 2 (even: complete), before any other process can reach
+/// the memory.
+pub(super) fn initialize(region: &Region, layout: &Layout, bytes: &[u8]) -> Result<(), OutOfBounds> {
+    let copy = layout.copy(0);
+    region.store_words(copy + COPY_SEQ, &[2, bytes.len() as u64])?;
+    region.store_words(copy + COPY_DATA, &bytes_as_words(bytes))
+}
+
 /// Why the seqlock refused: `value` words it with the value's name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Refusal {
@@ -126,6 +135,15 @@ pub(super) struct Seqlock {
 pub(super) struct WriterLock<'a> {
     seqlock: &'a Seqlock,
     me: u64,
+}
+
+/// The sequence word of the copy `generation` was written to, once that write completed, if no
+/// writer ever died writing to that copy: each copy's word starts at 0 (copy 0's at 2, for the
+/// value it is created with, generation 0) and grows by 2 a write, and the copies take turns.
+/// A writer that dies leaves its copy's word odd, and the next write of that copy then adds 3
+/// more: from then on the word is larger than this for every generation of that copy.
+fn sequence_after(generation: u64) -> u64 {
+    generation.wrapping_add(2 - (generation & 1))
 }
 
 fn deadline_after(d: Duration) -> u64 {
@@ -182,14 +200,17 @@ impl Seqlock {
                         .load_word_bytes(copy + COPY_DATA, buf)
                         .expect("copies are inside the checked layout");
                     fence(Ordering::Acquire);
-                    // The copy unchanged, and still the published one: the bytes are the value
-                    // of `generation`. (A reader that loaded the generation, then was overtaken
-                    // by two writes, finds this copy complete again, holding a later value
-                    // than `generation` says: the sequence word cannot tell, the generation
-                    // can, since the sequence word it loaded orders it after the write before.
-                    // The loom model found this.)
+                    // The copy unchanged, and holding the value of `generation` itself, not a
+                    // later one: a reader that loaded the generation and was then overtaken by
+                    // two writes finds this copy complete again, holding a later value (the
+                    // loom model found this). Its sequence word says which write it holds when
+                    // it is the one write `generation`'s leaves ([`sequence_after`]);
+                    // otherwise (after a writer died on this copy) the generation, still the
+                    // same, does: having acquired a later write's sequence word orders this
+                    // load after the write before it.
                     if seq.load(Ordering::Relaxed) == s1
-                        && current.load(Ordering::Relaxed) == generation
+                        && (s1 == sequence_after(generation)
+                            || current.load(Ordering::Relaxed) == generation)
                     {
                         return Ok((decode(buf), generation));
                     }

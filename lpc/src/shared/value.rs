@@ -15,9 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::name::{self, hook, shared_error, Holding, Kind, Opened};
-use super::seqlock::{
-    Layout, Refusal, Seqlock, WriterLock, COPY_DATA, COPY_SEQ, READ_TIMEOUT, SHAPE_OFFSET,
-};
+use super::seqlock::{self, Layout, Refusal, Seqlock, WriterLock, READ_TIMEOUT, SHAPE_OFFSET};
 use crate::error::{Error, Result};
 use crate::registry::default_runtime_dir;
 use crate::shm::Region;
@@ -241,12 +239,7 @@ fn create_object(
     region
         .store_bytes(SHAPE_OFFSET, &shape_bytes)
         .map_err(oob)?;
-    // Generation 0 publishes copy 0, with sequence 2 (even: complete).
-    let copy = layout.copy(0);
-    region
-        .store_words(copy + COPY_SEQ, &[2, bytes.len() as u64])
-        .map_err(oob)?;
-    region.store_bytes(copy + COPY_DATA, bytes).map_err(oob)?;
+    seqlock::initialize(&region, &layout, bytes).map_err(oob)?;
     // Nobody else can reach the memory before its record is in the name file, written after
     // this (and a process reading the record synchronizes through the file).
     fence(Ordering::SeqCst);
