@@ -17,10 +17,10 @@
 //! processes are not modelled.
 
 // The layout, the seqlock and the writer lock of a value: what loom checks.
-#[cfg_attr(loom, allow(dead_code))]
-mod seqlock;
 #[cfg(all(test, loom))]
 mod model;
+#[cfg_attr(loom, allow(dead_code))]
+mod seqlock;
 
 #[cfg(not(loom))]
 mod name;

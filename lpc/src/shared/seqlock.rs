@@ -95,7 +95,11 @@ impl Layout {
 /// Writes the value a fresh object is created with, `bytes` (at most the capacity): generation
 /// 0 publishes copy 0, with sequence 2 (even: complete), before any other process can reach
 /// the memory.
-pub(super) fn initialize(region: &Region, layout: &Layout, bytes: &[u8]) -> Result<(), OutOfBounds> {
+pub(super) fn initialize(
+    region: &Region,
+    layout: &Layout,
+    bytes: &[u8],
+) -> Result<(), OutOfBounds> {
     let copy = layout.copy(0);
     region.store_words(copy + COPY_SEQ, &[2, bytes.len() as u64])?;
     region.store_words(copy + COPY_DATA, &bytes_as_words(bytes))

@@ -34,7 +34,7 @@ fn varint_in_word(w: u64) -> Option<(u64, usize)> {
         return None;
     }
     let last_bit = stops.trailing_zeros() as usize; // 8 × (length − 1) + 7
-    // Bits 0..=last_bit: the varint's bytes, nothing after it; less their high bits.
+                                                    // Bits 0..=last_bit: the varint's bytes, nothing after it; less their high bits.
     let x = w & (stops ^ (stops - 1)) & !HIGH_BITS;
     // Gather the 7-bit groups: pairs into 14 bits, pairs of those into 28, those into 56.
     let x = (x & 0x007f_007f_007f_007f) | ((x & 0x7f00_7f00_7f00_7f00) >> 1);
