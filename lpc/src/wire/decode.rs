@@ -515,8 +515,45 @@ mod tests {
     use serde::de::DeserializeOwned;
     use serde::{Deserialize, Serialize};
 
-    use super::super::codec::{decode_exact, decode_exact_fast};
+    use super::super::budget::Budget;
     use super::*;
+
+    /// What `codec::decode_exact` does with postcard's deserializer (less its notes of custom
+    /// reasons, which these types never give).
+    fn decode_exact<T: DeserializeOwned>(
+        bytes: &[u8],
+        limit: u64,
+    ) -> std::result::Result<T, String> {
+        let budget = Budget::for_payload(bytes.len(), limit);
+        let mut deserializer = postcard::Deserializer::from_bytes(bytes);
+        let value = budget
+            .deserialize(&mut deserializer)
+            .map_err(|e: Error| budget.refusal().unwrap_or_else(|| e.to_string()))?;
+        let rest = deserializer.finalize().map_err(|e| e.to_string())?;
+        if !rest.is_empty() {
+            return Err(format!("{} unexpected trailing bytes", rest.len()));
+        }
+        Ok(value)
+    }
+
+    /// The same with this decoder (what `codec::decode_exact_fast` does).
+    fn decode_exact_fast<T: DeserializeOwned>(
+        bytes: &[u8],
+        limit: u64,
+    ) -> std::result::Result<T, String> {
+        let budget = Budget::for_payload(bytes.len(), limit);
+        let mut decoder = Decoder::new(bytes);
+        let value = budget
+            .deserialize(&mut decoder)
+            .map_err(|e: Error| budget.refusal().unwrap_or_else(|| e.to_string()))?;
+        if !decoder.rest().is_empty() {
+            return Err(format!(
+                "{} unexpected trailing bytes",
+                decoder.rest().len()
+            ));
+        }
+        Ok(value)
+    }
 
     /// Both decoders' results for `bytes` as a `T`: the same value, or the same error (as
     /// their `Debug`, so that a NaN equals itself).
@@ -732,38 +769,5 @@ mod tests {
         assert_eq!(varint_in_word(u64::MAX), None);
         let eight = u64::from_le_bytes([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
         assert_eq!(varint_in_word(eight), Some(((1 << 56) - 1, 8)));
-    }
-}
-
-/// The decode alone, against postcard's (not a test: figures for docs/benchmarks-shared.md):
-/// `cargo test --release -p lpc --lib wire::decode::speed -- --ignored --nocapture`.
-#[cfg(test)]
-mod speed {
-    use std::hint::black_box;
-    use std::time::Instant;
-
-    use super::super::codec::{decode_exact, decode_exact_fast};
-
-    #[test]
-    #[ignore]
-    fn decode_of_a_64_byte_value() {
-        let bytes = postcard::to_stdvec(&[(1u64 << 49) + 12_345; 8]).unwrap();
-        assert_eq!(bytes.len(), 64);
-        let n = 20_000_000;
-        for round in 0..3 {
-            let started = Instant::now();
-            for _ in 0..n {
-                let v: [u64; 8] = decode_exact(black_box(&bytes), 1 << 20).unwrap();
-                black_box(v);
-            }
-            let postcard = started.elapsed().as_secs_f64() * 1e9 / f64::from(n);
-            let started = Instant::now();
-            for _ in 0..n {
-                let v: [u64; 8] = decode_exact_fast(black_box(&bytes), 1 << 20).unwrap();
-                black_box(v);
-            }
-            let ours = started.elapsed().as_secs_f64() * 1e9 / f64::from(n);
-            eprintln!("round {round}: postcard {postcard:.1} ns, lpc's decoder {ours:.1} ns");
-        }
     }
 }
