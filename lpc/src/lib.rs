@@ -67,7 +67,7 @@ pub mod registry;
 
 pub mod client;
 pub mod server;
-#[cfg(not(loom))]
+// Under loom only its seqlock, for its model (`shared::model`).
 pub mod shared;
 
 #[cfg(feature = "test-util")]

@@ -12,17 +12,35 @@
 //! close it — or, after every holder was killed, by the next opener of the name or by
 //! [`prune`] (`lpc list --prune`).
 
+//!
+//! Under loom (`cfg(loom)`) only `seqlock` is built, for its model (`model`): names, files and
+//! processes are not modelled.
+
+// The layout, the seqlock and the writer lock of a value: what loom checks.
+#[cfg(all(test, loom))]
+mod model;
+#[cfg_attr(loom, allow(dead_code))]
+mod seqlock;
+
+#[cfg(not(loom))]
 mod name;
+#[cfg(not(loom))]
 mod segment;
+#[cfg(not(loom))]
 mod value;
 
+#[cfg(not(loom))]
 use std::path::{Path, PathBuf};
 
+#[cfg(not(loom))]
 pub use segment::{Segment, SegmentOptions, MAX_SEGMENT_LEN};
+#[cfg(not(loom))]
 pub use value::{Shared, SharedOptions, UntypedShared, MAX_VALUE_CAPACITY};
 
+#[cfg(not(loom))]
 use crate::error::Result;
 
+#[cfg(not(loom))]
 /// What a listed name file names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SharedKind {
@@ -32,6 +50,7 @@ pub enum SharedKind {
     Segment,
 }
 
+#[cfg(not(loom))]
 /// A shared value or segment found in a runtime directory ([`list`]).
 #[derive(Debug, Clone)]
 pub struct SharedListing {
@@ -53,6 +72,7 @@ pub struct SharedListing {
     pub problem: Option<String>,
 }
 
+#[cfg(not(loom))]
 fn listings(dir: &Path, prune: bool) -> Result<Vec<SharedListing>> {
     Ok(name::scan(dir, prune)?
         .into_iter()
@@ -87,12 +107,14 @@ fn listings(dir: &Path, prune: bool) -> Result<Vec<SharedListing>> {
         .collect())
 }
 
+#[cfg(not(loom))]
 /// The shared values and segments named in runtime directory `dir`, sorted by name, each with
 /// its holders, size and type. A missing directory lists nothing.
 pub fn list(dir: &Path) -> Result<Vec<SharedListing>> {
     listings(dir, false)
 }
 
+#[cfg(not(loom))]
 /// Removes the name files of `dir` that no live process holds (left by holders that were all
 /// killed); returns their names.
 pub fn prune(dir: &Path) -> Result<Vec<String>> {
@@ -104,7 +126,7 @@ pub fn prune(dir: &Path) -> Result<Vec<String>> {
 }
 
 /// Hooks for lpc's own crash tests. Not a public API.
-#[cfg(feature = "test-util")]
+#[cfg(all(feature = "test-util", not(loom)))]
 #[doc(hidden)]
 pub mod testing {
     /// Sets a function called at each named step of creating, publishing and writing a shared

@@ -1,35 +1,26 @@
 //! Shared values: one typed value that every process of the user opening its name sees (the
 //! DLL shared data section). Memory layout, consistency protocol and writer-crash recovery are
-//! described in docs/architecture.md ("Shared values and named segments"); in short:
-//!
-//! ```text
-//! 0     header: magic, version and kind, length, layout, shape fingerprint (8-byte words)
-//! 64    control line: writer lock (owner thread), published generation, futex words
-//! 128   the value's shape (postcard of `(Shape, TypeTable)`)
-//! data  two copies, each: sequence word, length word, the encoded value in 64-bit words
-//! ```
-//!
-//! A write goes to the copy that is not published, inside that copy's seqlock, and is
-//! published by one atomic store of the generation (whose low bit names the copy). A writer
-//! killed mid-write leaves only the unpublished copy torn, with an odd sequence word; readers
-//! never look at it. Writers take a lock word holding the owner thread's identity; a waiter
-//! that finds the owner dead takes the lock over.
+//! described in docs/architecture.md ("Shared values and named segments"); the layout, the
+//! seqlock and the writer lock are in `seqlock` (which loom runs: `model`), and this module
+//! builds the named, typed value on them: its header and shape, opening and checking it,
+//! encoding and decoding.
 
 use std::borrow::Borrow;
 use std::marker::PhantomData;
 use std::path::PathBuf;
-use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{fence, Ordering};
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::name::{self, hook, shared_error, Holding, Kind, Opened};
+use super::seqlock::{self, Layout, Refusal, Seqlock, WriterLock, READ_TIMEOUT, SHAPE_OFFSET};
 use crate::error::{Error, Result};
 use crate::registry::default_runtime_dir;
 use crate::shm::Region;
-use crate::sys::{thread_alive, thread_identity, wait, wake, SharedMemory, WaitOutcome};
-use crate::wire::codec::decode_exact;
+use crate::sys::SharedMemory;
+use crate::wire::codec::{decode_exact, decode_exact_fast};
 use crate::wire::dynamic::{decode_json, encode_json, max_encoded_size};
 use crate::wire::shape::{difference, fingerprint, Shape, Side, TypeTable};
 use crate::wire::trace::Tracer;
@@ -48,69 +39,12 @@ pub(crate) const H_DATA_LEN: usize = 32;
 const H_FINGERPRINT: usize = 40;
 const H_SHAPE_OFFSET: usize = 48;
 const H_SHAPE_LEN: usize = 56;
-// The control line.
-const C_LOCK: usize = 64;
-const C_CURRENT: usize = 72;
-const C_LOCK_GEN: usize = 80;
-const C_LOCK_WAITERS: usize = 84;
-const C_CHANGE: usize = 88;
-const C_CHANGE_WAITERS: usize = 92;
-const SHAPE_OFFSET: usize = 128;
-// In each copy.
-const COPY_SEQ: usize = 0;
-const COPY_LEN: usize = 8;
-const COPY_DATA: usize = 16;
-
-/// Values up to this many bytes are copied out to the stack by a read, larger ones to the heap.
-const STACK_BYTES: usize = 256;
 /// Largest recorded shape accepted.
 const MAX_SHAPE_BYTES: usize = 64 * 1024;
 /// Largest encoded value (capacity) a shared value may have.
 pub const MAX_VALUE_CAPACITY: usize = 16 * 1024 * 1024;
-/// A writer's wait for the lock sleeps in slices this long, checking the owner's liveness
-/// after each: a writer killed holding the lock delays the others by about this much.
-const LOCK_SLICE: Duration = Duration::from_millis(5);
-/// A change waiter re-checks the generation this often (a writer killed between publishing and
-/// waking the waiters would otherwise leave them asleep until the next write).
-const CHANGE_SLICE: Duration = Duration::from_millis(250);
 /// Default for [`SharedOptions::lock_timeout`].
 const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a read may keep finding copies rewritten under it (only a writer that never stops
-/// rewriting, or a hostile one, can make a read take that long).
-const READ_TIMEOUT: Duration = Duration::from_secs(2);
-
-fn round_up(n: usize, to: usize) -> usize {
-    n.div_ceil(to) * to
-}
-
-/// The layout of a value object of this shape size and capacity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Layout {
-    shape_len: usize,
-    capacity: usize,
-    data_offset: usize,
-    copy_stride: usize,
-    total_len: usize,
-}
-
-impl Layout {
-    fn new(shape_len: usize, capacity: usize) -> Layout {
-        let data_offset = round_up(SHAPE_OFFSET + shape_len, 64);
-        let copy_stride = round_up(COPY_DATA + round_up(capacity.max(1), 8), 64);
-        Layout {
-            shape_len,
-            capacity,
-            data_offset,
-            copy_stride,
-            total_len: round_up(data_offset + 2 * copy_stride, 4096),
-        }
-    }
-
-    fn copy(&self, index: u64) -> usize {
-        self.data_offset + (index & 1) as usize * self.copy_stride
-    }
-}
-
 /// What [`SharedOptions`] opens with: where, how large, how long to wait.
 #[derive(Debug, Clone)]
 pub struct SharedOptions {
@@ -305,12 +239,7 @@ fn create_object(
     region
         .store_bytes(SHAPE_OFFSET, &shape_bytes)
         .map_err(oob)?;
-    // Generation 0 publishes copy 0, with sequence 2 (even: complete).
-    let copy = layout.copy(0);
-    region
-        .store_words(copy + COPY_SEQ, &[2, bytes.len() as u64])
-        .map_err(oob)?;
-    region.store_bytes(copy + COPY_DATA, bytes).map_err(oob)?;
+    seqlock::initialize(&region, &layout, bytes).map_err(oob)?;
     // Nobody else can reach the memory before its record is in the name file, written after
     // this (and a process reading the record synchronizes through the file).
     fence(Ordering::SeqCst);
@@ -341,7 +270,7 @@ impl<T> std::fmt::Debug for Shared<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared")
             .field("name", &self.object.name)
-            .field("capacity", &self.object.layout.capacity)
+            .field("capacity", &self.object.seqlock.layout.capacity)
             .finish_non_exhaustive()
     }
 }
@@ -369,7 +298,7 @@ impl<T: Serialize + DeserializeOwned> Shared<T> {
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<T> {
-        decode_exact(bytes, self.object.layout.capacity as u64).map_err(|e| {
+        decode_exact_fast(bytes, self.object.seqlock.layout.capacity as u64).map_err(|e| {
             shared_error(
                 Kind::Value,
                 &self.object.name,
@@ -422,7 +351,7 @@ impl<T: Serialize + DeserializeOwned> Shared<T> {
 
     /// The largest encoded value it holds, in bytes.
     pub fn capacity(&self) -> usize {
-        self.object.layout.capacity
+        self.object.seqlock.layout.capacity
     }
 }
 
@@ -451,7 +380,7 @@ impl UntypedShared {
 
     /// The largest encoded value it holds, in bytes.
     pub fn capacity(&self) -> usize {
-        self.object.layout.capacity
+        self.object.seqlock.layout.capacity
     }
 
     /// The value as JSON, with its version.
@@ -490,20 +419,13 @@ impl UntypedShared {
 #[derive(Debug)]
 struct ValueObject {
     name: String,
-    region: Region,
-    layout: Layout,
+    /// Its memory, the layout checked.
+    seqlock: Seqlock,
     shape: Shape,
     types: TypeTable,
     fingerprint: u64,
-    lock_timeout: Duration,
     /// Keeps the memory named while we hold it (dropped after the mapping).
     _holding: Holding,
-}
-
-/// Proof that this thread holds the writer lock; released on drop.
-struct WriterLock<'a> {
-    object: &'a ValueObject,
-    me: u64,
 }
 
 fn bad(name: &str, detail: impl Into<String>) -> Error {
@@ -639,12 +561,14 @@ impl ValueObject {
         let fingerprint = header.words[H_FINGERPRINT / 8];
         Ok(ValueObject {
             name: name.to_owned(),
-            region,
-            layout,
+            seqlock: Seqlock {
+                region,
+                layout,
+                lock_timeout,
+            },
             shape,
             types,
             fingerprint,
-            lock_timeout,
             _holding: holding,
         })
     }
@@ -678,262 +602,78 @@ impl ValueObject {
         ))
     }
 
-    fn word(&self, offset: usize) -> &AtomicU64 {
-        self.region
-            .atomic_u64_at(offset)
-            .expect("control words are inside the checked layout")
-    }
-
-    fn word32(&self, offset: usize) -> &AtomicU32 {
-        self.region
-            .atomic_u32_at(offset)
-            .expect("control words are inside the checked layout")
+    /// The seqlock's refusal, worded with the value's name.
+    fn refused(&self, refusal: Refusal) -> Error {
+        let name = &self.name;
+        match refusal {
+            Refusal::BeyondCapacity { len, capacity } => bad(
+                name,
+                format!("a published length of {len} bytes, beyond its capacity of {capacity}"),
+            ),
+            Refusal::NoConsistentCopy => shared_error(
+                Kind::Value,
+                name,
+                format!(
+                    "no consistent copy could be read in {READ_TIMEOUT:?}: a writer keeps \
+                     rewriting it faster than it can be read, or wrote it inconsistently"
+                ),
+            ),
+            Refusal::Reentrant => shared_error(
+                Kind::Value,
+                name,
+                "this thread already holds its writer lock (a `set` or `update` inside \
+                 `update`'s closure): change the value through the closure's argument",
+            ),
+            Refusal::LockTimeout { owner, timeout } => shared_error(
+                Kind::Value,
+                name,
+                format!(
+                    "its writer lock stayed held by thread {} for {timeout:?} (SharedOptions::lock_timeout)",
+                    owner >> 32,
+                ),
+            ),
+            Refusal::TooLarge { len, capacity } => shared_error(
+                Kind::Value,
+                name,
+                format!(
+                    "the value takes {len} bytes, more than its capacity of {capacity} (chosen \
+                     by its creator, SharedOptions::capacity)"
+                ),
+            ),
+            Refusal::OutOfBounds => {
+                shared_error(Kind::Value, name, "copy out of bounds (a bug in lpc)")
+            }
+        }
     }
 
     fn version(&self) -> u64 {
-        self.word(C_CURRENT).load(Ordering::Acquire)
+        self.seqlock.version()
     }
 
     /// A consistent copy of the published value's bytes, given to `decode`; with its version.
-    /// The copy goes to a buffer on the stack for values up to [`STACK_BYTES`] (no heap
-    /// allocation), to a `Vec` above.
     fn read<R>(&self, decode: impl FnOnce(&[u8]) -> Result<R>) -> Result<(R, u64)> {
-        let mut stack = [0u8; STACK_BYTES];
-        let mut heap = Vec::new();
-        let current = self.word(C_CURRENT);
-        let mut tries: u32 = 0;
-        let mut deadline = None;
-        loop {
-            let generation = current.load(Ordering::Acquire);
-            let copy = self.layout.copy(generation);
-            let seq = self.word(copy + COPY_SEQ);
-            let s1 = seq.load(Ordering::Acquire);
-            if s1 & 1 == 0 {
-                let len = self.word(copy + COPY_LEN).load(Ordering::Relaxed);
-                let len = usize::try_from(len).unwrap_or(usize::MAX);
-                // A length beyond the capacity is either a copy being rewritten (the sequence
-                // check below says) or a hostile writer's: never used for the copy.
-                if len <= self.layout.capacity {
-                    let buf: &mut [u8] = if len <= STACK_BYTES {
-                        &mut stack[..len]
-                    } else {
-                        heap.resize(len, 0);
-                        &mut heap[..]
-                    };
-                    self.region
-                        .load_word_bytes(copy + COPY_DATA, buf)
-                        .expect("copies are inside the checked layout");
-                    fence(Ordering::Acquire);
-                    if seq.load(Ordering::Relaxed) == s1 {
-                        return decode(buf).map(|v| (v, generation));
-                    }
-                } else {
-                    fence(Ordering::Acquire);
-                    if seq.load(Ordering::Relaxed) == s1 {
-                        return Err(bad(
-                            &self.name,
-                            format!(
-                                "a published length of {len} bytes, beyond its capacity of {}",
-                                self.layout.capacity
-                            ),
-                        ));
-                    }
-                }
-            }
-            // The copy was rewritten while we read it (two writes passed): again.
-            tries += 1;
-            if tries.is_multiple_of(64) {
-                std::thread::yield_now();
-                let deadline = *deadline.get_or_insert_with(|| Instant::now() + READ_TIMEOUT);
-                if Instant::now() > deadline {
-                    return Err(shared_error(
-                        Kind::Value,
-                        &self.name,
-                        format!(
-                            "no consistent copy could be read in {READ_TIMEOUT:?}: a writer keeps \
-                             rewriting it faster than it can be read, or wrote it inconsistently"
-                        ),
-                    ));
-                }
-            } else {
-                std::hint::spin_loop();
-            }
+        match self.seqlock.read(decode) {
+            Ok((value, version)) => Ok((value?, version)),
+            Err(refusal) => Err(self.refused(refusal)),
         }
     }
 
-    /// Takes the writer lock, waiting at most the lock timeout; takes it over from a dead
-    /// owner (a writer killed holding it) within about [`LOCK_SLICE`].
     fn lock(&self) -> Result<WriterLock<'_>> {
-        let me = thread_identity();
-        let lock = self.word(C_LOCK);
-        for _ in 0..100 {
-            if lock
-                .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-            {
-                return Ok(WriterLock { object: self, me });
-            }
-            std::hint::spin_loop();
-        }
-        let deadline = Instant::now() + self.lock_timeout;
-        let generation = self.word32(C_LOCK_GEN);
-        let waiters = self.word32(C_LOCK_WAITERS);
-        loop {
-            let owner = lock.load(Ordering::Acquire);
-            if owner == 0 {
-                if lock
-                    .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-                {
-                    return Ok(WriterLock { object: self, me });
-                }
-                continue;
-            }
-            if owner == me {
-                return Err(shared_error(
-                    Kind::Value,
-                    &self.name,
-                    "this thread already holds its writer lock (a `set` or `update` inside \
-                     `update`'s closure): change the value through the closure's argument",
-                ));
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(shared_error(
-                    Kind::Value,
-                    &self.name,
-                    format!(
-                        "its writer lock stayed held by thread {} for {:?} (SharedOptions::lock_timeout)",
-                        owner >> 32,
-                        self.lock_timeout
-                    ),
-                ));
-            }
-            waiters.fetch_add(1, Ordering::SeqCst);
-            let seen = generation.load(Ordering::SeqCst);
-            let outcome = if lock.load(Ordering::SeqCst) == owner {
-                wait(generation, seen, Some(LOCK_SLICE.min(deadline - now)))
-            } else {
-                WaitOutcome::Woken
-            };
-            waiters.fetch_sub(1, Ordering::SeqCst);
-            if outcome == WaitOutcome::TimedOut
-                && lock.load(Ordering::Acquire) == owner
-                && !thread_alive(owner)
-                && lock
-                    .compare_exchange(owner, me, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-            {
-                // The owner died holding it. Its write, if it had begun, went to the copy
-                // not published (readers never look at it; ours overwrites it). If it had
-                // published without waking the waiters, wake them now.
-                let current = self.word(C_CURRENT).load(Ordering::Acquire);
-                self.word32(C_CHANGE)
-                    .store(current as u32, Ordering::SeqCst);
-                wake(self.word32(C_CHANGE), u32::MAX);
-                return Ok(WriterLock { object: self, me });
-            }
-        }
+        self.seqlock.lock().map_err(|r| self.refused(r))
     }
 
     /// Publishes `bytes` as the new value (the caller holds the lock).
-    fn write(&self, _lock: &WriterLock<'_>, bytes: &[u8]) -> Result<()> {
-        if bytes.len() > self.layout.capacity {
-            return Err(shared_error(
-                Kind::Value,
-                &self.name,
-                format!(
-                    "the value takes {} bytes, more than its capacity of {} (chosen by its \
-                     creator, SharedOptions::capacity)",
-                    bytes.len(),
-                    self.layout.capacity
-                ),
-            ));
-        }
-        let current = self.word(C_CURRENT);
-        let generation = current.load(Ordering::Relaxed);
-        let next = generation.wrapping_add(1);
-        let copy = self.layout.copy(next);
-        let seq = self.word(copy + COPY_SEQ);
-        let s = seq.load(Ordering::Relaxed);
-        // Odd while written (a dead writer may have left it odd: it changes anyway, so that a
-        // reader holding the old value sees the difference).
-        let odd = if s & 1 == 0 {
-            s.wrapping_add(1)
-        } else {
-            s.wrapping_add(2)
+    fn write(&self, lock: &WriterLock<'_>, bytes: &[u8]) -> Result<()> {
+        let steps = |step: &'static str| {
+            hook(step);
+            true
         };
-        seq.store(odd, Ordering::Relaxed);
-        fence(Ordering::Release);
-        self.word(copy + COPY_LEN)
-            .store(bytes.len() as u64, Ordering::Relaxed);
-        let words = bytes_as_words(bytes);
-        let half = words.len() / 2;
-        let oob = |_| shared_error(Kind::Value, &self.name, "copy out of bounds (a bug in lpc)");
-        self.region
-            .store_words(copy + COPY_DATA, &words[..half])
-            .map_err(oob)?;
-        hook("value.write.half");
-        self.region
-            .store_words(copy + COPY_DATA + half * 8, &words[half..])
-            .map_err(oob)?;
-        seq.store(odd.wrapping_add(1), Ordering::Release);
-        current.store(next, Ordering::Release);
-        hook("value.write.published");
-        let change = self.word32(C_CHANGE);
-        change.store(next as u32, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
-        if self.word32(C_CHANGE_WAITERS).load(Ordering::SeqCst) != 0 {
-            wake(change, u32::MAX);
-        }
-        Ok(())
+        self.seqlock
+            .write(lock, bytes, &steps)
+            .map_err(|r| self.refused(r))
     }
 
     fn wait_for_change(&self, since: u64, timeout: Duration) -> Option<u64> {
-        let deadline = Instant::now() + timeout;
-        let current = self.word(C_CURRENT);
-        let change = self.word32(C_CHANGE);
-        let waiters = self.word32(C_CHANGE_WAITERS);
-        loop {
-            let now = current.load(Ordering::Acquire);
-            if now != since {
-                return Some(now);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            waiters.fetch_add(1, Ordering::SeqCst);
-            let seen = change.load(Ordering::SeqCst);
-            if current.load(Ordering::SeqCst) == since {
-                wait(change, seen, Some(CHANGE_SLICE.min(left)));
-            }
-            waiters.fetch_sub(1, Ordering::SeqCst);
-        }
+        self.seqlock.wait_for_change(since, timeout)
     }
-}
-
-impl Drop for WriterLock<'_> {
-    fn drop(&mut self) {
-        let o = self.object;
-        let _ = o
-            .word(C_LOCK)
-            .compare_exchange(self.me, 0, Ordering::Release, Ordering::Relaxed);
-        o.word32(C_LOCK_GEN).fetch_add(1, Ordering::SeqCst);
-        fence(Ordering::SeqCst);
-        if o.word32(C_LOCK_WAITERS).load(Ordering::SeqCst) != 0 {
-            wake(o.word32(C_LOCK_GEN), u32::MAX);
-        }
-    }
-}
-
-fn bytes_as_words(bytes: &[u8]) -> Vec<u64> {
-    bytes
-        .chunks(8)
-        .map(|c| {
-            let mut w = [0u8; 8];
-            w[..c.len()].copy_from_slice(c);
-            u64::from_ne_bytes(w)
-        })
-        .collect()
 }

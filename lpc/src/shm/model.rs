@@ -8,8 +8,10 @@
 //! of one connection (the service's and the client's, each over its own mapping) see the same
 //! memory.
 
+use std::sync::atomic::Ordering::Relaxed;
+
 use super::{OutOfBounds, Region};
-use crate::sys::AtomicU32;
+use crate::sys::{AtomicU32, AtomicU64};
 
 impl Region {
     /// The 32-bit atomic word at `offset`.
@@ -85,6 +87,57 @@ impl Region {
     pub(crate) fn copy_in(&self, offset: usize, bytes: &[u8]) -> Result<(), OutOfBounds> {
         self.check_write(offset, bytes.len())?;
         self.map.copy_in(offset, bytes);
+        Ok(())
+    }
+
+    // The accessors of shared values (`shm::words` over a real mapping), as `shared::seqlock`
+    // uses them: each 64-bit word a loom atomic, so that loom chooses what every relaxed load
+    // of a copy sees, as the real words' relaxed atomic loads may.
+
+    /// The 64-bit atomic word at `offset`.
+    ///
+    /// # Panics
+    /// If `offset` is not a multiple of 8, or the region is read-only.
+    pub(crate) fn atomic_u64_at(&self, offset: usize) -> Result<&AtomicU64, OutOfBounds> {
+        assert!(self.writable(), "atomic word of a read-only mapping");
+        assert!(
+            offset.is_multiple_of(8),
+            "misaligned atomic offset {offset}"
+        );
+        self.check(offset, 8)?;
+        Ok(self.map.word64(offset))
+    }
+
+    /// The 32-bit atomic word at `offset` (writable regions only).
+    pub(crate) fn atomic_u32_at(&self, offset: usize) -> Result<&AtomicU32, OutOfBounds> {
+        assert!(self.writable(), "atomic word of a read-only mapping");
+        assert!(
+            offset.is_multiple_of(4),
+            "misaligned atomic offset {offset}"
+        );
+        self.check(offset, 4)?;
+        Ok(self.map.word(offset))
+    }
+
+    /// Copies `out.len()` bytes at `offset` (8-aligned) with a relaxed load of each 64-bit
+    /// word they lie in.
+    pub(crate) fn load_word_bytes(&self, offset: usize, out: &mut [u8]) -> Result<(), OutOfBounds> {
+        let len = out.len().div_ceil(8) * 8;
+        self.check(offset, len)?;
+        for (i, chunk) in out.chunks_mut(8).enumerate() {
+            let word = self.atomic_u64_at(offset + 8 * i)?.load(Relaxed);
+            let n = chunk.len();
+            chunk.copy_from_slice(&word.to_ne_bytes()[..n]);
+        }
+        Ok(())
+    }
+
+    /// Stores `words` at `offset` (8-aligned) with relaxed atomic stores.
+    pub(crate) fn store_words(&self, offset: usize, words: &[u64]) -> Result<(), OutOfBounds> {
+        self.check_write(offset, words.len() * 8)?;
+        for (i, &word) in words.iter().enumerate() {
+            self.atomic_u64_at(offset + 8 * i)?.store(word, Relaxed);
+        }
         Ok(())
     }
 }

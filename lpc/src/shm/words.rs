@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use super::{OutOfBounds, Region};
 
 impl Region {
+    #[inline]
     fn word_ptr<A>(&self, offset: usize, size: usize) -> Result<*const A, OutOfBounds> {
         assert!(
             offset.is_multiple_of(size),
@@ -31,6 +32,7 @@ impl Region {
     ///
     /// # Panics
     /// If `offset` is not a multiple of 8, or the region is read-only.
+    #[inline]
     pub(crate) fn atomic_u64_at(&self, offset: usize) -> Result<&AtomicU64, OutOfBounds> {
         assert!(self.writable(), "atomic word of a read-only mapping");
         let ptr = self.word_ptr::<AtomicU64>(offset, 8)?;
@@ -87,6 +89,7 @@ impl Region {
     /// 64-bit words: `out.len()` rounded up to a multiple of 8 must be in bounds (the bytes of
     /// the last word beyond `out.len()` are loaded and dropped). One bounds check for the
     /// range, one load per word: what a seqlock reader copies a value out with.
+    #[inline]
     pub(crate) fn load_word_bytes(&self, offset: usize, out: &mut [u8]) -> Result<(), OutOfBounds> {
         if out.is_empty() {
             return self.check(offset, 0);

@@ -89,21 +89,19 @@ pub(crate) use os::Received;
 pub(crate) use os::{
     can_run_apart, create_private_dir, current_user, file_identity, monotonic_ns,
     open_to_other_users, process_alive, process_name, raise_open_file_limit, spawn_with_endpoint,
-    wait, wake, DirLock, FileIdentity, Listener, Mapping, Reactor, SharedMemory, Stream,
-    ENDPOINT_ENV,
+    thread_alive, thread_identity, wait, wake, DirLock, FileIdentity, Listener, Mapping, Reactor,
+    SharedMemory, Stream, ENDPOINT_ENV,
 };
 #[cfg(not(loom))]
-pub(crate) use os::{
-    current_pid, holds, pid_namespace, thread_alive, thread_identity, NameFile, ObjectIdentity,
-    MAX_NAME_FILE,
-};
+pub(crate) use os::{current_pid, holds, pid_namespace, NameFile, ObjectIdentity, MAX_NAME_FILE};
 
 // The 32-bit word that shared memory is made of, and the fence of its memory model: `std`'s
-// for every real backend (the hot path uses the plain type), loom's under the model.
+// for every real backend (the hot path uses the plain type), loom's under the model. (And
+// the 64-bit word of shared values' seqlock, likewise.)
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{fence, AtomicU32};
+pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64};
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{fence, AtomicU32};
+pub(crate) use std::sync::atomic::{fence, AtomicU32, AtomicU64};
 
 /// What a [`Reactor`] saw: the same events whatever the backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

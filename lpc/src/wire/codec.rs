@@ -11,6 +11,7 @@ use serde::de::{Deserialize, Deserializer, Visitor};
 use serde::Serialize;
 
 use super::budget::Budget;
+use super::decode::Decoder;
 use super::encode::Encoder;
 
 pub(crate) use super::encode::Sink;
@@ -148,6 +149,26 @@ pub(crate) fn decode_exact<'a, T: serde::Deserialize<'a>>(
     Ok(value)
 }
 
+/// [`decode_exact`] with lpc's own decoder ([`super::decode`]), which reads varints a word
+/// at a time: the same values, the same errors, the same budget, in a fraction of the
+/// instructions for integer-heavy values. What a shared value's `get` decodes with.
+#[inline]
+pub(crate) fn decode_exact_fast<'a, T: serde::Deserialize<'a>>(
+    bytes: &'a [u8],
+    limit: u64,
+) -> Result<T, String> {
+    let budget = Budget::for_payload(bytes.len(), limit);
+    let mut decoder = Decoder::new(bytes);
+    let value = budget
+        .deserialize(&mut decoder)
+        .map_err(|e| refused(&budget, e))?;
+    let rest = decoder.rest();
+    if !rest.is_empty() {
+        return Err(format!("{} unexpected trailing bytes", rest.len()));
+    }
+    Ok(value)
+}
+
 /// Decodes the whole of `source` as exactly one `T`, within the budget of its length and
 /// `limit` (see [`decode_exact`]).
 pub(crate) fn decode_exact_from<'de, T: Deserialize<'de>, S: Source<'de>>(
@@ -268,6 +289,41 @@ mod tests {
     }
 
     #[test]
+    fn the_fast_decode_answers_as_decode_exact_does() {
+        let value = (
+            1u32,
+            -5i64,
+            "text",
+            vec![1u8, 2, 3],
+            Some(2.5f64),
+            [1u64 << 50; 8],
+        );
+        let bytes = postcard::to_stdvec(&value).unwrap();
+        type T = (u32, i64, String, Vec<u8>, Option<f64>, [u64; 8]);
+        for end in 0..=bytes.len() {
+            assert_eq!(
+                decode_exact_fast::<T>(&bytes[..end], u64::MAX),
+                decode_exact::<T>(&bytes[..end], u64::MAX)
+            );
+        }
+        assert!(decode_exact_fast::<T>(&bytes, u64::MAX).is_ok());
+        assert!(decode_exact_fast::<u32>(&[1, 2], u64::MAX)
+            .unwrap_err()
+            .contains("trailing"));
+        // The budget's refusal, and a custom reason, come through as they do for postcard's.
+        let many = [&[0xff, 0xff, 0x03][..], &[0; 100]].concat();
+        assert_eq!(
+            decode_exact_fast::<Vec<()>>(&many, 64),
+            decode_exact::<Vec<()>>(&many, 64)
+        );
+        note_custom_reason("the real reason".into());
+        assert_eq!(
+            decode_exact_fast::<Refuser>(&[0], u64::MAX).unwrap_err(),
+            "the real reason"
+        );
+    }
+
+    #[test]
     fn a_noted_reason_explains_only_a_custom_error_and_never_a_later_one() {
         note_custom_reason("stale".into());
         // A non-custom failure clears the note without using it.
@@ -344,6 +400,58 @@ mod tests {
     impl<'de> serde::Deserialize<'de> for Refuser {
         fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
             Err(serde::de::Error::custom("the real reason"))
+        }
+    }
+}
+
+/// The decode alone, against postcard's (not a test: figures for docs/benchmarks-shared.md):
+/// `cargo test --release -p lpc --lib wire::codec::speed -- --ignored --nocapture`.
+#[cfg(test)]
+mod speed {
+    use std::hint::black_box;
+    use std::time::Instant;
+
+    use super::{decode_exact, decode_exact_fast};
+
+    #[test]
+    #[ignore]
+    fn decode_of_a_64_byte_value() {
+        let bytes = postcard::to_stdvec(&[(1u64 << 49) + 12_345; 8]).unwrap();
+        assert_eq!(bytes.len(), 64);
+        let n = 20_000_000;
+        for round in 0..3 {
+            let started = Instant::now();
+            for _ in 0..n {
+                let v: [u64; 8] = decode_exact(black_box(&bytes), 1 << 20).unwrap();
+                black_box(v);
+            }
+            let postcard = started.elapsed().as_secs_f64() * 1e9 / f64::from(n);
+            let started = Instant::now();
+            for _ in 0..n {
+                let v: [u64; 8] = decode_exact_fast(black_box(&bytes), 1 << 20).unwrap();
+                black_box(v);
+            }
+            let ours = started.elapsed().as_secs_f64() * 1e9 / f64::from(n);
+            eprintln!("round {round}: postcard {postcard:.1} ns, lpc's decoder {ours:.1} ns");
+        }
+        // The small call's arguments, `add(i32, i32)` with small numbers: a byte each.
+        let bytes = postcard::to_stdvec(&(10i32, 20i32)).unwrap();
+        for round in 0..3 {
+            let started = Instant::now();
+            for _ in 0..n {
+                let v: (i32, i32) = decode_exact(black_box(&bytes), 1 << 20).unwrap();
+                black_box(v);
+            }
+            let postcard = started.elapsed().as_secs_f64() * 1e9 / f64::from(n);
+            let started = Instant::now();
+            for _ in 0..n {
+                let v: (i32, i32) = decode_exact_fast(black_box(&bytes), 1 << 20).unwrap();
+                black_box(v);
+            }
+            let ours = started.elapsed().as_secs_f64() * 1e9 / f64::from(n);
+            eprintln!(
+                "(i32, i32) round {round}: postcard {postcard:.1} ns, lpc's decoder {ours:.1} ns"
+            );
         }
     }
 }

@@ -8,6 +8,7 @@
 
 pub(crate) mod budget;
 pub(crate) mod codec;
+pub(crate) mod decode;
 pub(crate) mod dynamic;
 pub(crate) mod encode;
 pub(crate) mod frame;

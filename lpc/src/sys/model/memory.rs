@@ -6,6 +6,9 @@
 //!
 //! - a loom atomic for every 4-byte word: what `shm::Region::atomic_u32` hands out, so that
 //!   loom explores what each load of a state word, flag or doorbell may see;
+//! - a loom 64-bit atomic for every 8-byte word, for the words of a shared value (its
+//!   seqlock's sequence and generation words, and the value itself, which the real code copies
+//!   with relaxed 64-bit atomics: `shm::words`), so that loom explores torn copies too;
 //! - the plain bytes (frame headers, payloads), with a loom cell per 64-byte line that each
 //!   copy in or out enters (`with_mut` to write, `with` to read): a copy that is not ordered
 //!   by the state transitions against a copy of the other side on the same line is reported
@@ -30,7 +33,7 @@ use std::io;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
-use crate::sys::AtomicU32;
+use crate::sys::{AtomicU32, AtomicU64};
 
 /// Bytes per tracked line.
 const LINE: usize = 64;
@@ -39,6 +42,7 @@ const LINE: usize = 64;
 const UNTOUCHED: u8 = 0;
 const BYTES: u8 = 1;
 const ATOMIC: u8 = 2;
+const ATOMIC64: u8 = 3;
 
 /// The memory of one shared-memory object.
 struct Memory {
@@ -47,6 +51,8 @@ struct Memory {
     lines: Box<[loom::cell::UnsafeCell<()>]>,
     /// One per 4 bytes.
     words: Box<[AtomicU32]>,
+    /// One per 8 bytes, for the 64-bit words of shared values (`shared::seqlock`).
+    words64: Box<[AtomicU64]>,
     /// One per word: `UNTOUCHED`, `BYTES` or `ATOMIC`. Bookkeeping of the model, not of the
     /// modelled program: loom does not see it.
     kinds: Box<[AtomicU8]>,
@@ -69,6 +75,7 @@ impl Memory {
                 .map(|_| loom::cell::UnsafeCell::new(()))
                 .collect(),
             words: (0..len.div_ceil(4)).map(|_| AtomicU32::new(0)).collect(),
+            words64: (0..len / 8).map(|_| AtomicU64::new(0)).collect(),
             kinds: (0..len.div_ceil(4))
                 .map(|_| AtomicU8::new(UNTOUCHED))
                 .collect(),
@@ -80,7 +87,7 @@ impl Memory {
     }
 
     /// Records that the words of `offset..offset + len` are used as `kind`; panics if one was
-    /// used as the other kind.
+    /// used as another kind (plain bytes, 32-bit or 64-bit atomics).
     fn mark(&self, offset: usize, len: usize, kind: u8) {
         if len == 0 {
             return;
@@ -90,8 +97,9 @@ impl Memory {
             assert!(
                 was == UNTOUCHED || was == kind,
                 "lpc used bytes {offset}..{} of shared memory both as plain bytes and as the \
-                 atomic word at offset {}: the loom model keeps the two apart (see \
-                 sys::model::memory), and lpc never mixes them at one offset",
+                 atomic word at offset {} (or as a 32-bit and a 64-bit word): the loom model \
+                 keeps them apart (see sys::model::memory), and lpc never mixes them at one \
+                 offset",
                 offset + len,
                 word * 4,
             );
@@ -105,6 +113,15 @@ impl Memory {
         );
         self.mark(offset, 4, ATOMIC);
         &self.words[offset / 4]
+    }
+
+    fn word64(&self, offset: usize) -> &AtomicU64 {
+        assert!(
+            offset.is_multiple_of(8) && offset + 8 <= self.len(),
+            "64-bit word at {offset} outside the object"
+        );
+        self.mark(offset, 8, ATOMIC64);
+        &self.words64[offset / 8]
     }
 
     /// The lines of `offset..offset + len`, each with the part of the range it holds.
@@ -246,6 +263,11 @@ impl Mapping {
     /// The atomic word at `offset` (4-aligned, in bounds).
     pub(crate) fn word(&self, offset: usize) -> &AtomicU32 {
         self.memory.word(offset)
+    }
+
+    /// The 64-bit atomic word at `offset` (8-aligned, in bounds).
+    pub(crate) fn word64(&self, offset: usize) -> &AtomicU64 {
+        self.memory.word64(offset)
     }
 
     /// Copies the bytes at `offset` into `out`, as a read of each line they lie on.

@@ -8,6 +8,7 @@
 //! | [`SharedMemory`], [`Mapping`] | heap memory made of a loom atomic per 4-byte word and plain bytes whose accesses loom tracks per 64-byte line, shared by every mapping of the object (`memory`) |
 //! | [`wait`], [`wake`] | a futex whose value check and sleep are atomic with respect to wakers, as in the kernel; **a wait ignores its timeout** (`futex`) |
 //! | [`Stream`] | an in-memory pair: messages with an attached [`SharedMemory`], the peer alive while its end is; a receive ignores its deadline (`endpoint`) |
+//! | [`thread_identity`], [`thread_alive`] | a number per modelled thread; every thread alive |
 //! | [`monotonic_ns`] | a clock that stands still: loom needs every execution to be deterministic, so deadlines in the model never pass |
 //! | [`can_run_apart`] | false: nothing spins in the model |
 //! | everything else | stubs: names, sockets, reactors and processes fail with `ErrorKind::Unsupported` |
@@ -42,6 +43,23 @@ fn unsupported(what: &str) -> io::Error {
 /// The model's fixed user.
 pub(crate) fn current_user() -> UserId {
     UserId::from_uid(0)
+}
+
+/// Who a modelled thread is (for shared values' writer locks): a number of its own, never 0
+/// (a lock's "free").
+pub(crate) fn thread_identity() -> u64 {
+    // Bookkeeping of the model, not modelled: loom does not see it.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    loom::thread_local! {
+        static ID: u64 = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    ID.with(|id| *id)
+}
+
+/// Every modelled thread is alive: the model's waits never time out, which is when a writer
+/// lock's waiter asks (a writer "dies" in the model by stopping mid-write: `shared::model`).
+pub(crate) fn thread_alive(_identity: u64) -> bool {
+    true
 }
 
 /// The model's clock, which stands still (see the module docs).
