@@ -122,6 +122,7 @@ fn json_calls_pass_loans_by_value() {
 }
 
 /// The mappings of `pid` whose name contains `name`, with their permissions (`r--s`, ...).
+#[cfg(unix)]
 fn mappings(pid: u32, name: &str) -> Vec<String> {
     std::fs::read_to_string(format!("/proc/{pid}/maps"))
         .unwrap()
