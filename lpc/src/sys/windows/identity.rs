@@ -107,7 +107,7 @@ fn security(sddl: &str) -> Option<Security> {
             std::ptr::null_mut(),
         )
     };
-    (ok != 0).then(|| Security {
+    (ok != 0).then_some(Security {
         attributes: SECURITY_ATTRIBUTES {
             nLength: std::mem::size_of::<SECURITY_ATTRIBUTES>() as u32,
             lpSecurityDescriptor: descriptor,

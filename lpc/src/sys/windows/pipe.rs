@@ -741,7 +741,7 @@ fn read_loop(pipe: &Pipe) {
                     continue;
                 }
                 inbox.messages.push_back(whole);
-                inbox.watchers.notify(|token| ReactorEvent::Message(token));
+                inbox.watchers.notify(ReactorEvent::Message);
                 drop(inbox);
                 pipe.arrived.notify_all();
             }
