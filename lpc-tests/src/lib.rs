@@ -467,12 +467,56 @@ pub mod child {
     }
 }
 
+/// What both forms of the handle tests' `Files` service do (the trait differs by platform: a
+/// service method cannot be `#[cfg]`-gated, so each platform has its own whole trait).
+mod files_common {
+    use std::fs::File;
+    use std::io::{Read, Seek, SeekFrom};
+
+    pub(crate) fn open(path: &str) -> Result<File, String> {
+        File::open(path).map_err(|e| format!("{path}: {e}"))
+    }
+
+    pub(crate) fn read_all(file: &File) -> Vec<u8> {
+        let mut file = file;
+        let mut out = Vec::new();
+        let _ = file.seek(SeekFrom::Start(0));
+        let _ = file.read_to_end(&mut out);
+        out
+    }
+
+    pub(crate) fn fail_with(file: File) -> u32 {
+        let _held = file;
+        panic!("failing while holding a file")
+    }
+
+    pub(crate) fn three(a: &File, b: &File, c: &File) -> u64 {
+        [a, b, c]
+            .iter()
+            .map(|f| f.metadata().map_or(0, |m| m.len()))
+            .sum()
+    }
+
+    pub(crate) fn fill(segment: &lpc::Segment, byte: u8) -> Result<u64, String> {
+        let bytes = vec![byte; segment.len()];
+        segment.write_at(0, &bytes).map_err(|e| e.to_string())?;
+        Ok(segment.len() as u64)
+    }
+
+    pub(crate) fn make_segment(len: u64, byte: u8) -> lpc::Segment {
+        let segment = lpc::Segment::anonymous(len as usize).expect("memory");
+        segment
+            .write_at(0, &vec![byte; len as usize])
+            .expect("our own segment");
+        segment
+    }
+}
+
 /// The Windows counterpart of the handle tests' interface: files and segments (the
 /// descriptor methods take Unix types).
 #[cfg(windows)]
 pub mod files {
     use std::fs::File;
-    use std::io::{Read, Seek, SeekFrom};
 
     /// Files and segments in calls.
     #[lpc::service]
@@ -498,36 +542,22 @@ pub mod files {
 
     impl Files for FilesService {
         fn open(&self, path: &str) -> Result<File, String> {
-            File::open(path).map_err(|e| format!("{path}: {e}"))
+            super::files_common::open(path)
         }
         fn read_all(&self, file: &File) -> Vec<u8> {
-            let mut file = file;
-            let mut out = Vec::new();
-            let _ = file.seek(SeekFrom::Start(0));
-            let _ = file.read_to_end(&mut out);
-            out
+            super::files_common::read_all(file)
         }
         fn fail_with(&self, file: File) -> u32 {
-            let _held = file;
-            panic!("failing while holding a file")
+            super::files_common::fail_with(file)
         }
         fn three(&self, a: &File, b: &File, c: &File) -> u64 {
-            [a, b, c]
-                .iter()
-                .map(|f| f.metadata().map_or(0, |m| m.len()))
-                .sum()
+            super::files_common::three(a, b, c)
         }
         fn fill(&self, segment: &lpc::Segment, byte: u8) -> Result<u64, String> {
-            let bytes = vec![byte; segment.len()];
-            segment.write_at(0, &bytes).map_err(|e| e.to_string())?;
-            Ok(segment.len() as u64)
+            super::files_common::fill(segment, byte)
         }
         fn make_segment(&self, len: u64, byte: u8) -> lpc::Segment {
-            let segment = lpc::Segment::anonymous(len as usize).expect("memory");
-            segment
-                .write_at(0, &vec![byte; len as usize])
-                .expect("our own segment");
-            segment
+            super::files_common::make_segment(len, byte)
         }
         fn pid(&self) -> u32 {
             std::process::id()
@@ -540,7 +570,6 @@ pub mod files {
 #[cfg(unix)]
 pub mod files {
     use std::fs::File;
-    use std::io::{Read, Seek, SeekFrom};
     use std::os::fd::{BorrowedFd, OwnedFd};
 
     /// Files, descriptors and segments in calls.
@@ -577,14 +606,10 @@ pub mod files {
 
     impl Files for FilesService {
         fn open(&self, path: &str) -> Result<File, String> {
-            File::open(path).map_err(|e| format!("{path}: {e}"))
+            super::files_common::open(path)
         }
         fn read_all(&self, file: &File) -> Vec<u8> {
-            let mut file = file;
-            let mut out = Vec::new();
-            let _ = file.seek(SeekFrom::Start(0));
-            let _ = file.read_to_end(&mut out);
-            out
+            super::files_common::read_all(file)
         }
         fn size(&self, fd: OwnedFd) -> u64 {
             use std::os::fd::AsFd;
@@ -594,26 +619,16 @@ pub mod files {
             fstat_size(fd)
         }
         fn fail_with(&self, file: File) -> u32 {
-            let _held = file;
-            panic!("failing while holding a file")
+            super::files_common::fail_with(file)
         }
         fn three(&self, a: &File, b: &File, c: &File) -> u64 {
-            [a, b, c]
-                .iter()
-                .map(|f| f.metadata().map_or(0, |m| m.len()))
-                .sum()
+            super::files_common::three(a, b, c)
         }
         fn fill(&self, segment: &lpc::Segment, byte: u8) -> Result<u64, String> {
-            let bytes = vec![byte; segment.len()];
-            segment.write_at(0, &bytes).map_err(|e| e.to_string())?;
-            Ok(segment.len() as u64)
+            super::files_common::fill(segment, byte)
         }
         fn make_segment(&self, len: u64, byte: u8) -> lpc::Segment {
-            let segment = lpc::Segment::anonymous(len as usize).expect("memory");
-            segment
-                .write_at(0, &vec![byte; len as usize])
-                .expect("our own segment");
-            segment
+            super::files_common::make_segment(len, byte)
         }
         fn slow_file(&self, ms: u64) -> File {
             std::thread::sleep(std::time::Duration::from_millis(ms));

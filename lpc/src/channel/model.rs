@@ -48,23 +48,9 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
     model_with_bound(3, f)
 }
 
-/// [`model`] with at most `bound` preemptions (unless `LOOM_MAX_PREEMPTIONS` says otherwise).
+/// [`model`] with at most `bound` preemptions.
 fn model_with_bound(bound: usize, f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound.get_or_insert(bound);
-    let executions = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counted = executions.clone();
-    let started = Instant::now();
-    builder.check(move || {
-        counted.fetch_add(1, Relaxed);
-        f()
-    });
-    eprintln!(
-        "loom: {} executions in {:.1?} (preemption bound {:?})",
-        executions.load(Relaxed),
-        started.elapsed(),
-        builder.preemption_bound,
-    );
+    crate::sys::explore_model(bound, f)
 }
 
 /// The service's and the client's channels over one region, as a connection makes them.

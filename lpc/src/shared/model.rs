@@ -32,23 +32,9 @@ const WORDS: usize = 2;
 /// Never reached in the model (its clock stands still).
 const TIMEOUT: Duration = Duration::from_secs(3600);
 
-/// Explores `f` with loom, and says (with `--nocapture`) how many executions it took.
+/// Explores `f` with loom, at most 2 preemptions.
 fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound.get_or_insert(2);
-    let executions = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counted = executions.clone();
-    let started = Instant::now();
-    builder.check(move || {
-        counted.fetch_add(1, Relaxed);
-        f()
-    });
-    eprintln!(
-        "loom: {} executions in {:.1?} (preemption bound {:?})",
-        executions.load(Relaxed),
-        started.elapsed(),
-        builder.preemption_bound,
-    );
+    crate::sys::explore_model(2, f)
 }
 
 fn encode(n: u64) -> Vec<u8> {

@@ -44,6 +44,8 @@ use linux as os;
 mod model;
 #[cfg(loom)]
 use model as os;
+#[cfg(all(loom, test))]
+pub(crate) use model::explore as explore_model;
 
 // loom is a dev-dependency: the model exists for lpc's own tests.
 #[cfg(all(loom, not(test)))]
@@ -102,6 +104,57 @@ pub(crate) use os::{current_pid, holds, pid_namespace, NameFile, ObjectIdentity,
 pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64};
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{fence, AtomicU32, AtomicU64};
+
+// What every OS backend does alike, on top of its own pieces.
+#[cfg(not(loom))]
+impl Stream {
+    /// Receives one message into `buf`, waiting until `deadline` (forever if `None`).
+    /// Returns its length (0 when the peer has closed) and the shared memory attached to it,
+    /// checked ([`Received::into_shared_memory`]). A message longer than `buf`, or a handle
+    /// that is not lpc shared memory, is an `InvalidData` error.
+    pub(crate) fn recv(
+        &self,
+        buf: &mut [u8],
+        deadline: Option<std::time::Instant>,
+    ) -> std::io::Result<(usize, Option<SharedMemory>)> {
+        let (n, received) = self.recv_any(buf, deadline)?;
+        let shm = match received {
+            Some(received) => Some(received.into_shared_memory()?),
+            None => None,
+        };
+        Ok((n, shm))
+    }
+}
+
+#[cfg(not(loom))]
+impl NameFile {
+    /// Its contents (at most [`MAX_NAME_FILE`] bytes; a longer file is an error).
+    pub(crate) fn read(&mut self) -> std::io::Result<Vec<u8>> {
+        use std::io::{Read, Seek};
+        let len = self.file.metadata()?.len();
+        if len > MAX_NAME_FILE as u64 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("name file of {len} bytes, more than the {MAX_NAME_FILE} lpc writes"),
+            ));
+        }
+        let mut out = Vec::with_capacity(len as usize);
+        self.file.rewind()?;
+        (&mut self.file)
+            .take(MAX_NAME_FILE as u64 + 1)
+            .read_to_end(&mut out)?;
+        out.truncate(MAX_NAME_FILE);
+        Ok(out)
+    }
+
+    /// Replaces its contents.
+    pub(crate) fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        use std::io::{Seek, Write};
+        self.file.set_len(0)?;
+        self.file.rewind()?;
+        self.file.write_all(bytes)
+    }
+}
 
 /// What a [`Reactor`] saw: the same events whatever the backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

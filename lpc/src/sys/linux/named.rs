@@ -8,7 +8,7 @@
 //! a live owner), and whether it still runs — the liveness check of a writer lock.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, Write};
+use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
@@ -164,7 +164,7 @@ pub(crate) fn holds(pid: u32, fd: i32, identity: ObjectIdentity) -> bool {
 /// A name file of the runtime directory, open and locked (`flock`, exclusive; the kernel
 /// releases the lock if we die). It is a regular file of ours, mode 0600, never a symlink.
 pub(crate) struct NameFile {
-    file: File,
+    pub(in crate::sys) file: File,
 }
 
 fn planted(path: &Path, why: impl std::fmt::Display) -> io::Error {
@@ -237,30 +237,5 @@ impl NameFile {
             "{} kept being replaced while lpc waited for its lock",
             path.display()
         )))
-    }
-
-    /// Its contents (at most [`MAX_NAME_FILE`] bytes; a longer file is an error).
-    pub(crate) fn read(&mut self) -> io::Result<Vec<u8>> {
-        let len = self.file.metadata()?.len();
-        if len > MAX_NAME_FILE as u64 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("name file of {len} bytes, more than the {MAX_NAME_FILE} lpc writes"),
-            ));
-        }
-        let mut out = Vec::with_capacity(len as usize);
-        self.file.rewind()?;
-        (&mut self.file)
-            .take(MAX_NAME_FILE as u64 + 1)
-            .read_to_end(&mut out)?;
-        out.truncate(MAX_NAME_FILE);
-        Ok(out)
-    }
-
-    /// Replaces its contents.
-    pub(crate) fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.file.set_len(0)?;
-        self.file.rewind()?;
-        self.file.write_all(bytes)
     }
 }

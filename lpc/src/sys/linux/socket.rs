@@ -198,23 +198,6 @@ impl Stream {
         }
     }
 
-    /// Receives one message into `buf`, waiting until `deadline` (forever if `None`).
-    /// Returns its length (0 when the peer has closed) and the shared memory attached to it.
-    /// A message longer than `buf`, or a descriptor that is not sealed shared memory, is an
-    /// `InvalidData` error.
-    pub(crate) fn recv(
-        &self,
-        buf: &mut [u8],
-        deadline: Option<Instant>,
-    ) -> io::Result<(usize, Option<SharedMemory>)> {
-        let (n, received) = self.recv_any(buf, deadline)?;
-        let shm = match received {
-            Some(received) => Some(received.into_shared_memory()?),
-            None => None,
-        };
-        Ok((n, shm))
-    }
-
     /// Like [`Stream::recv`], with the attached descriptor (if any) not checked yet: the
     /// message says what it must be ([`Received`]). At most one descriptor per message; more
     /// (all closed) or a truncated message are `InvalidData`.

@@ -29,6 +29,30 @@ pub(crate) use memory::{Mapping, SharedMemory};
 
 use crate::sys::UserId;
 
+/// Explores `f` with loom, with at most `bound` preemptions (unless `LOOM_MAX_PREEMPTIONS`
+/// says otherwise), and says (with `--nocapture`) how many executions it took: the driver of
+/// every model test (`channel::model`, `shared::model`).
+#[cfg(test)]
+pub(crate) fn explore(bound: usize, f: impl Fn() + Sync + Send + 'static) {
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+    use std::sync::Arc;
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound.get_or_insert(bound);
+    let executions = Arc::new(AtomicUsize::new(0));
+    let counted = executions.clone();
+    let started = std::time::Instant::now();
+    builder.check(move || {
+        counted.fetch_add(1, Relaxed);
+        f()
+    });
+    eprintln!(
+        "loom: {} executions in {:.1?} (preemption bound {:?})",
+        executions.load(Relaxed),
+        started.elapsed(),
+        builder.preemption_bound,
+    );
+}
+
 // `lpc::floor` and `lpc::testing` work on `std` words and real processes: not modelled.
 #[cfg(feature = "test-util")]
 compile_error!("the loom model (cfg(loom)) does not support the `test-util` feature");

@@ -428,21 +428,6 @@ impl Stream {
         self.send_message(KIND_HANDLE, Some((&owned, None)), bytes)
     }
 
-    /// Receives one message into `buf`, waiting until `deadline` (forever if `None`).
-    /// Returns its length (0 when the peer has closed) and the shared memory attached to it.
-    pub(crate) fn recv(
-        &self,
-        buf: &mut [u8],
-        deadline: Option<Instant>,
-    ) -> io::Result<(usize, Option<SharedMemory>)> {
-        let (n, received) = self.recv_any(buf, deadline)?;
-        let shm = match received {
-            Some(received) => Some(received.into_shared_memory()?),
-            None => None,
-        };
-        Ok((n, shm))
-    }
-
     /// Like [`Stream::recv`], with the attached handle (if any) not checked yet.
     pub(crate) fn recv_any(
         &self,
@@ -903,14 +888,10 @@ impl Listener {
                 watchers: Watchers::default(),
             }),
         });
-        LISTENERS
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|(_, l)| l.strong_count() > 0);
-        LISTENERS
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((path.to_path_buf(), Arc::downgrade(&inner)));
+        let mut listeners = LISTENERS.lock().unwrap_or_else(|p| p.into_inner());
+        listeners.retain(|(_, l)| l.strong_count() > 0);
+        listeners.push((path.to_path_buf(), Arc::downgrade(&inner)));
+        drop(listeners);
         let accepting = inner.clone();
         std::thread::Builder::new()
             .name("lpc-accept".into())
