@@ -15,9 +15,8 @@
 //!
 //! The preemption bound is 2 unless `LOOM_MAX_PREEMPTIONS` says otherwise.
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use loom::thread;
 
