@@ -417,8 +417,8 @@ pub mod child {
         fn add(&self, a: i32, b: i32) -> i32;
         /// The child's pid.
         fn pid(&self) -> u32;
-        /// What each of the child's open descriptors is (`readlink /proc/self/fd/N`), by
-        /// number, listed while this call runs.
+        /// What each of the child's open descriptors is (`readlink /proc/self/fd/N`; on
+        /// Windows each handle's kind and name), by number, listed while this call runs.
         fn descriptors(&self) -> Vec<(u32, String)>;
         /// The child's environment variable `name`.
         fn env(&self, name: &str) -> Option<String>;
@@ -438,6 +438,19 @@ pub mod child {
         fn pid(&self) -> u32 {
             std::process::id()
         }
+        #[cfg(windows)]
+        fn descriptors(&self) -> Vec<(u32, String)> {
+            // "value kind name" per handle, from the handle table.
+            lpc::testing::process_handle_names(std::process::id())
+                .into_iter()
+                .filter_map(|line| {
+                    let (value, what) = line.split_once(' ')?;
+                    let value = u32::from_str_radix(value.trim_start_matches("0x"), 16).ok()?;
+                    Some((value, what.to_owned()))
+                })
+                .collect()
+        }
+        #[cfg(unix)]
         fn descriptors(&self) -> Vec<(u32, String)> {
             let mut fds: Vec<(u32, String)> = std::fs::read_dir("/proc/self/fd")
                 .map(|dir| {

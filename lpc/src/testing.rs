@@ -728,6 +728,13 @@ pub fn process_resources(pid: u32) -> Option<(usize, usize)> {
     crate::sys::process_resources(pid)
 }
 
+/// What each handle of process `pid` is (its value, kind and name, one per line), on Windows:
+/// for the message of a test that found handles left over.
+#[cfg(windows)]
+pub fn process_handle_names(pid: u32) -> Vec<String> {
+    crate::sys::process_handle_names(pid)
+}
+
 /// Whether process `pid` exists and has not exited (the backend's own check).
 pub fn process_alive(pid: u32) -> bool {
     crate::sys::process_alive(pid)

@@ -21,26 +21,26 @@ use std::time::{Duration, Instant};
 use super::{Client, ClientOptions, Link};
 use crate::error::{Error, Result};
 use crate::registry;
-use crate::sys::{spawn_with_endpoint, Stream};
+use crate::sys::{spawn_with_endpoint, ChildProcess, Stream};
 use crate::wire::interface::InterfaceDescriptor;
 
 /// A child process started by [`Client::spawn`] (or a generated `XxxClient::spawn`) to serve
 /// an interface to this process alone.
 ///
-/// Dropping it kills the child (SIGKILL) and reaps it, so that no child outlives its handle
+/// Dropping it kills the child (SIGKILL; `TerminateProcess` on Windows) and reaps it, so that no child outlives its handle
 /// and no zombie is left: keep it as long as its client is used. The child also dies with
 /// this process, however this process ends.
 #[derive(Debug)]
 #[must_use = "dropping the child kills it: keep it for as long as its client is used"]
 pub struct Child {
     name: String,
-    process: Option<std::process::Child>,
+    process: Option<ChildProcess>,
 }
 
 impl Child {
     /// The child's process id.
     pub fn id(&self) -> u32 {
-        self.process.as_ref().map_or(0, std::process::Child::id)
+        self.process.as_ref().map_or(0, ChildProcess::id)
     }
 
     /// Kills the child (SIGKILL) and waits for it to exit; its client's calls then fail with
@@ -89,13 +89,25 @@ impl Child {
 
     /// The standard library's handle, which does not kill the child when dropped (the child
     /// still dies with this process).
+    #[cfg(unix)]
     pub fn into_inner(mut self) -> std::process::Child {
         self.process
             .take()
             .expect("a Child holds its process until dropped")
     }
 
-    fn process_mut(&mut self) -> Result<&mut std::process::Child> {
+    /// The child's process handle, which does not kill the child when closed (the child still
+    /// dies with this process). (On Windows lpc starts the child with `CreateProcessW` itself,
+    /// to list the handles it inherits, so there is no std `Child` to hand out.)
+    #[cfg(windows)]
+    pub fn into_handle(mut self) -> std::os::windows::io::OwnedHandle {
+        self.process
+            .take()
+            .expect("a Child holds its process until dropped")
+            .into_handle()
+    }
+
+    fn process_mut(&mut self) -> Result<&mut ChildProcess> {
         let name = &self.name;
         self.process.as_mut().ok_or_else(|| {
             Error::io(
@@ -132,8 +144,14 @@ impl Client {
     /// crashed is replaced by spawning another.
     ///
     /// When the child crashes, calls get [`Error::Disconnected`] as with any service that dies;
-    /// when this process dies, the child is killed (`PR_SET_PDEATHSIG` on Linux) and its
-    /// connection ends.
+    /// when this process dies, the child is killed (`PR_SET_PDEATHSIG` on Linux, a job object
+    /// with `JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE` on Windows) and its connection ends.
+    ///
+    /// On Windows the child is created by lpc (`CreateProcessW` with
+    /// `PROC_THREAD_ATTRIBUTE_HANDLE_LIST`, which std's `Command` cannot pass on stable Rust):
+    /// `command`'s program, arguments, environment changes and working directory are used;
+    /// its standard-stream settings and `env_clear` cannot be read from a `Command`, so the
+    /// child gets this process's standard handles and environment, with the changes.
     pub fn spawn(
         mut command: Command,
         interface: &'static InterfaceDescriptor,

@@ -20,13 +20,15 @@ use crate::error::{Error, Result};
 use crate::registry::default_runtime_dir;
 use crate::shm::Region;
 use crate::sys::SharedMemory;
-use crate::wire::codec::{decode_exact, decode_exact_fast};
-use crate::wire::dynamic::{decode_json, encode_json, max_encoded_size};
+use crate::wire::codec::{decode_exact, decode_exact_fixint, encode_fixint};
+use crate::wire::dynamic::{decode_json_as, encode_json_as, max_encoded_size};
 use crate::wire::shape::{difference, fingerprint, Shape, Side, TypeTable};
 use crate::wire::trace::Tracer;
 
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"LPCSHOBJ");
-pub(crate) const VERSION: u64 = 1;
+/// 2: the value is stored as postcard with fixed-width integers (`codec::encode_fixint`), so
+/// that a `get` decodes it without a chain of varints (1 stored plain postcard).
+pub(crate) const VERSION: u64 = 2;
 pub(crate) const KIND_VALUE: u64 = 1;
 pub(crate) const KIND_SEGMENT: u64 = 2;
 
@@ -111,7 +113,7 @@ impl SharedOptions {
         let mut init = Some(init);
         let mut create = || {
             let value = (init.take().expect("create runs once"))();
-            let bytes = postcard::to_stdvec(&value)
+            let bytes = encode_fixint(&value)
                 .map_err(|e| shared_error(Kind::Value, name, format!("encoding: {e}")))?;
             let capacity = match self.capacity.or_else(|| max_encoded_size(&shape, &types)) {
                 Some(c) => c,
@@ -298,7 +300,7 @@ impl<T: Serialize + DeserializeOwned> Shared<T> {
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<T> {
-        decode_exact_fast(bytes, self.object.seqlock.layout.capacity as u64).map_err(|e| {
+        decode_exact_fixint(bytes, self.object.seqlock.layout.capacity as u64).map_err(|e| {
             shared_error(
                 Kind::Value,
                 &self.object.name,
@@ -308,7 +310,7 @@ impl<T: Serialize + DeserializeOwned> Shared<T> {
     }
 
     fn encode(&self, value: &T) -> Result<Vec<u8>> {
-        postcard::to_stdvec(value)
+        encode_fixint(value)
             .map_err(|e| shared_error(Kind::Value, &self.object.name, format!("encoding: {e}")))
     }
 
@@ -386,7 +388,7 @@ impl UntypedShared {
     /// The value as JSON, with its version.
     pub fn get_json(&self) -> Result<(serde_json::Value, u64)> {
         self.object.read(|bytes| {
-            decode_json(bytes, &self.object.shape, &self.object.types).map_err(|e| {
+            decode_json_as(bytes, &self.object.shape, &self.object.types, true).map_err(|e| {
                 shared_error(
                     Kind::Value,
                     &self.object.name,
@@ -398,13 +400,14 @@ impl UntypedShared {
 
     /// Writes the JSON `value`, which must be a value of its shape.
     pub fn set_json(&self, value: &serde_json::Value) -> Result<()> {
-        let bytes = encode_json(value, &self.object.shape, &self.object.types).map_err(|e| {
-            shared_error(
-                Kind::Value,
-                &self.object.name,
-                format!("not a value of `{}`: {e}", self.type_text()),
-            )
-        })?;
+        let bytes =
+            encode_json_as(value, &self.object.shape, &self.object.types, true).map_err(|e| {
+                shared_error(
+                    Kind::Value,
+                    &self.object.name,
+                    format!("not a value of `{}`: {e}", self.type_text()),
+                )
+            })?;
         let lock = self.object.lock()?;
         self.object.write(&lock, &bytes)
     }

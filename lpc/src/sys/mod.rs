@@ -84,18 +84,18 @@ pub(crate) fn borrow_os_handle<T: AsOsHandle + ?Sized>(of: &T) -> BorrowedOsHand
 #[cfg(all(test, not(loom)))]
 mod conformance;
 
-#[cfg(all(windows, feature = "test-util"))]
-pub(crate) use os::process_resources;
 pub(crate) use os::Received;
 #[cfg_attr(loom, allow(unused_imports))]
 pub(crate) use os::{
     can_run_apart, create_private_dir, current_user, file_identity, monotonic_ns,
     open_to_other_users, process_alive, process_name, raise_open_file_limit, spawn_with_endpoint,
-    thread_alive, thread_identity, wait, wake, DirLock, FileIdentity, Listener, Mapping, Reactor,
-    SharedMemory, Stream, ENDPOINT_ENV,
+    thread_alive, thread_identity, wait, wake, ChildProcess, DirLock, FileIdentity, Listener,
+    Mapping, Reactor, SharedMemory, Stream, ENDPOINT_ENV,
 };
 #[cfg(not(loom))]
 pub(crate) use os::{current_pid, holds, pid_namespace, NameFile, ObjectIdentity, MAX_NAME_FILE};
+#[cfg(all(windows, feature = "test-util"))]
+pub(crate) use os::{process_handle_names, process_resources};
 
 // The 32-bit word that shared memory is made of, and the fence of its memory model: `std`'s
 // for every real backend (the hot path uses the plain type), loom's under the model. (And
@@ -395,8 +395,14 @@ const CONTRACT: () = {
         let _: fn(u32) -> String = process_name;
         let _: fn(u32) -> bool = process_alive;
         let _: fn() -> u64 = raise_open_file_limit;
-        let _: fn(&mut std::process::Command, &Stream) -> Result<std::process::Child> =
+        let _: fn(&mut std::process::Command, &Stream) -> Result<ChildProcess> =
             spawn_with_endpoint;
+        // A child: what std's `Child` offers, as far as lpc uses it.
+        let _: fn(&ChildProcess) -> u32 = ChildProcess::id;
+        let _: fn(&mut ChildProcess) -> Result<()> = ChildProcess::kill;
+        let _: fn(&mut ChildProcess) -> Result<std::process::ExitStatus> = ChildProcess::wait;
+        let _: fn(&mut ChildProcess) -> Result<Option<std::process::ExitStatus>> =
+            ChildProcess::try_wait;
         let _: &str = ENDPOINT_ENV;
     }
 };

@@ -122,12 +122,14 @@ pub(crate) fn encode_into<T: Serialize + ?Sized, S: Sink>(
     value: &T,
     sink: &mut S,
 ) -> Result<(), String> {
-    value.serialize(&mut Encoder::new(sink)).map_err(|e| {
-        // A refusing `Serialize` impl may have noted its reason for postcard's sake: the
-        // message carries it already, and the note must not outlive this failure.
-        CUSTOM_REASON.with(|r| r.borrow_mut().take());
-        e.to_string()
-    })
+    value
+        .serialize(&mut <Encoder<'_, S>>::new(sink))
+        .map_err(|e| {
+            // A refusing `Serialize` impl may have noted its reason for postcard's sake: the
+            // message carries it already, and the note must not outlive this failure.
+            CUSTOM_REASON.with(|r| r.borrow_mut().take());
+            e.to_string()
+        })
 }
 
 /// Decodes `bytes` as exactly one `T`: trailing bytes mean the peer encoded something else.
@@ -153,12 +155,31 @@ pub(crate) fn decode_exact<'a, T: serde::Deserialize<'a>>(
 /// at a time: the same values, the same errors, the same budget, in a fraction of the
 /// instructions for integer-heavy values. What a shared value's `get` decodes with.
 #[inline]
+#[cfg(test)]
 pub(crate) fn decode_exact_fast<'a, T: serde::Deserialize<'a>>(
     bytes: &'a [u8],
     limit: u64,
 ) -> Result<T, String> {
+    decode_exact_with::<T, false>(bytes, limit)
+}
+
+/// [`decode_exact_fast`] of the fixed-width form [`encode_fixint`] writes: what a shared
+/// value's `get` decodes with.
+#[inline]
+pub(crate) fn decode_exact_fixint<'a, T: serde::Deserialize<'a>>(
+    bytes: &'a [u8],
+    limit: u64,
+) -> Result<T, String> {
+    decode_exact_with::<T, true>(bytes, limit)
+}
+
+#[inline(always)]
+fn decode_exact_with<'a, T: serde::Deserialize<'a>, const FIXINT: bool>(
+    bytes: &'a [u8],
+    limit: u64,
+) -> Result<T, String> {
     let budget = Budget::for_payload(bytes.len(), limit);
-    let mut decoder = Decoder::new(bytes);
+    let mut decoder = Decoder::<'a, FIXINT>::new(bytes);
     let value = budget
         .deserialize(&mut decoder)
         .map_err(|e| refused(&budget, e))?;
@@ -167,6 +188,21 @@ pub(crate) fn decode_exact_fast<'a, T: serde::Deserialize<'a>>(
         return Err(format!("{} unexpected trailing bytes", rest.len()));
     }
     Ok(value)
+}
+
+/// Encodes `value` in postcard's format with every integer wider than a byte at its width,
+/// little-endian (signed ones two's complement), lengths and variant indexes still varints:
+/// the stored form of shared values, which a reader decodes without a chain of varints.
+pub(crate) fn encode_fixint<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    value
+        .serialize(&mut Encoder::<'_, Vec<u8>, true>::new(&mut out))
+        .map_err(|e| {
+            // As in `encode_into`: the note of a refusing impl must not outlive this failure.
+            CUSTOM_REASON.with(|r| r.borrow_mut().take());
+            e.to_string()
+        })?;
+    Ok(out)
 }
 
 /// Decodes the whole of `source` as exactly one `T`, within the budget of its length and

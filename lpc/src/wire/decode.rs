@@ -65,13 +65,28 @@ fn varint_bytewise(input: &[u8], max_len: usize, max: u64) -> Result<(u64, usize
 }
 
 /// Decodes postcard from a slice of private bytes (never shared memory: copy it out first).
-pub(crate) struct Decoder<'de> {
+///
+/// With `FIXINT`, integers wider than a byte are read at their width, little-endian (signed
+/// ones two's complement, not zigzagged): postcard's `fixint::le`, for every integer value
+/// (lengths and variant indexes stay varints). The stored form of shared values.
+pub(crate) struct Decoder<'de, const FIXINT: bool = false> {
     input: &'de [u8],
 }
 
-impl<'de> Decoder<'de> {
+impl<'de, const FIXINT: bool> Decoder<'de, FIXINT> {
     pub(crate) fn new(input: &'de [u8]) -> Self {
         Decoder { input }
+    }
+
+    /// The next `N` bytes, for a fixed-width integer.
+    #[inline(always)]
+    fn fixed<const N: usize>(&mut self) -> Result<[u8; N]> {
+        let (bytes, rest) = self
+            .input
+            .split_first_chunk::<N>()
+            .ok_or(Error::DeserializeUnexpectedEnd)?;
+        self.input = rest;
+        Ok(*bytes)
     }
 
     /// The bytes not yet decoded.
@@ -85,8 +100,8 @@ impl<'de> Decoder<'de> {
     /// being built does not overlap a decoder reached through a pointer, so it would store
     /// and reload the position around every value, which is most of a `[u64; 8]`'s decode).
     #[inline(always)]
-    fn counted<R>(&mut self, len: usize, visit: impl FnOnce(Counted<'_, 'de>) -> R) -> R {
-        let mut local = Decoder { input: self.input };
+    fn counted<R>(&mut self, len: usize, visit: impl FnOnce(Counted<'_, 'de, FIXINT>) -> R) -> R {
+        let mut local = Decoder::<'de, FIXINT> { input: self.input };
         let out = visit(Counted {
             decoder: &mut local,
             len,
@@ -198,12 +213,12 @@ fn unzigzag_u128(n: u128) -> i128 {
 }
 
 /// What postcard hands a visitor for a sequence, a tuple or a map: a count of what follows.
-struct Counted<'a, 'de> {
-    decoder: &'a mut Decoder<'de>,
+struct Counted<'a, 'de, const FIXINT: bool> {
+    decoder: &'a mut Decoder<'de, FIXINT>,
     len: usize,
 }
 
-impl<'de> de::SeqAccess<'de> for Counted<'_, 'de> {
+impl<'de, const FIXINT: bool> de::SeqAccess<'de> for Counted<'_, 'de, FIXINT> {
     type Error = Error;
 
     #[inline]
@@ -222,7 +237,7 @@ impl<'de> de::SeqAccess<'de> for Counted<'_, 'de> {
     }
 }
 
-impl<'de> de::MapAccess<'de> for Counted<'_, 'de> {
+impl<'de, const FIXINT: bool> de::MapAccess<'de> for Counted<'_, 'de, FIXINT> {
     type Error = Error;
 
     #[inline]
@@ -246,7 +261,7 @@ impl<'de> de::MapAccess<'de> for Counted<'_, 'de> {
     }
 }
 
-impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
+impl<'de, const FIXINT: bool> de::Deserializer<'de> for &mut Decoder<'de, FIXINT> {
     type Error = Error;
 
     fn is_human_readable(&self) -> bool {
@@ -273,23 +288,35 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
 
     #[inline]
     fn deserialize_i16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        if FIXINT {
+            return visitor.visit_i16(i16::from_le_bytes(self.fixed()?));
+        }
         let v = self.varint_u16()?;
         visitor.visit_i16(unzigzag(v.into()) as i16)
     }
 
     #[inline]
     fn deserialize_i32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        if FIXINT {
+            return visitor.visit_i32(i32::from_le_bytes(self.fixed()?));
+        }
         let v = self.varint_u32()?;
         visitor.visit_i32(unzigzag(v.into()) as i32)
     }
 
     #[inline]
     fn deserialize_i64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        if FIXINT {
+            return visitor.visit_i64(i64::from_le_bytes(self.fixed()?));
+        }
         let v = self.varint_u64()?;
         visitor.visit_i64(unzigzag(v))
     }
 
     fn deserialize_i128<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        if FIXINT {
+            return visitor.visit_i128(i128::from_le_bytes(self.fixed()?));
+        }
         let v = self.varint_u128()?;
         visitor.visit_i128(unzigzag_u128(v))
     }
@@ -301,23 +328,35 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
 
     #[inline]
     fn deserialize_u16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        if FIXINT {
+            return visitor.visit_u16(u16::from_le_bytes(self.fixed()?));
+        }
         let v = self.varint_u16()?;
         visitor.visit_u16(v)
     }
 
     #[inline]
     fn deserialize_u32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        if FIXINT {
+            return visitor.visit_u32(u32::from_le_bytes(self.fixed()?));
+        }
         let v = self.varint_u32()?;
         visitor.visit_u32(v)
     }
 
     #[inline]
     fn deserialize_u64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        if FIXINT {
+            return visitor.visit_u64(u64::from_le_bytes(self.fixed()?));
+        }
         let v = self.varint_u64()?;
         visitor.visit_u64(v)
     }
 
     fn deserialize_u128<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        if FIXINT {
+            return visitor.visit_u128(u128::from_le_bytes(self.fixed()?));
+        }
         let v = self.varint_u128()?;
         visitor.visit_u128(v)
     }
@@ -467,7 +506,7 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
     }
 }
 
-impl<'de> de::EnumAccess<'de> for &mut Decoder<'de> {
+impl<'de, const FIXINT: bool> de::EnumAccess<'de> for &mut Decoder<'de, FIXINT> {
     type Error = Error;
     type Variant = Self;
 
@@ -479,7 +518,7 @@ impl<'de> de::EnumAccess<'de> for &mut Decoder<'de> {
     }
 }
 
-impl<'de> de::VariantAccess<'de> for &mut Decoder<'de> {
+impl<'de, const FIXINT: bool> de::VariantAccess<'de> for &mut Decoder<'de, FIXINT> {
     type Error = Error;
 
     #[inline]
@@ -542,7 +581,7 @@ mod tests {
         limit: u64,
     ) -> std::result::Result<T, String> {
         let budget = Budget::for_payload(bytes.len(), limit);
-        let mut decoder = Decoder::new(bytes);
+        let mut decoder = <Decoder>::new(bytes);
         let value = budget
             .deserialize(&mut decoder)
             .map_err(|e: Error| budget.refusal().unwrap_or_else(|| e.to_string()))?;

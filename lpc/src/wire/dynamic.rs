@@ -88,11 +88,23 @@ pub(crate) fn max_encoded_size(shape: &Shape, types: &TypeTable) -> Option<usize
 
 /// Decodes postcard `bytes` (all of them) as a value of `shape` into JSON.
 pub(crate) fn decode_json(bytes: &[u8], shape: &Shape, types: &TypeTable) -> Result<Value, String> {
+    decode_json_as(bytes, shape, types, false)
+}
+
+/// [`decode_json`] of postcard with fixed-width integers (`codec::encode_fixint`) if
+/// `fixint`: a shared value's stored form.
+pub(crate) fn decode_json_as(
+    bytes: &[u8],
+    shape: &Shape,
+    types: &TypeTable,
+    fixint: bool,
+) -> Result<Value, String> {
     let mut reader = Reader {
         bytes,
         at: 0,
         values: 0,
         types,
+        fixint,
     };
     let value = reader.value(shape, 0)?;
     if reader.at != bytes.len() {
@@ -109,6 +121,8 @@ struct Reader<'a> {
     at: usize,
     values: usize,
     types: &'a TypeTable,
+    /// Integer values at their width, little-endian (lengths and indexes stay varints).
+    fixint: bool,
 }
 
 impl Reader<'_> {
@@ -152,7 +166,23 @@ impl Reader<'_> {
         Err("a varint of more than 19 bytes".to_owned())
     }
 
+    /// An unsigned integer value of `bits` bits.
+    fn unsigned(&mut self, bits: u32) -> Result<u128, String> {
+        if !self.fixint {
+            return self.varint(bits);
+        }
+        let mut le = [0u8; 16];
+        le[..bits as usize / 8].copy_from_slice(self.take(bits as usize / 8)?);
+        Ok(u128::from_le_bytes(le))
+    }
+
     fn signed(&mut self, bits: u32) -> Result<i128, String> {
+        if self.fixint {
+            // Sign-extended from its width.
+            let raw = self.unsigned(bits)?;
+            let unused = 128 - bits;
+            return Ok(((raw << unused) as i128) >> unused);
+        }
         let raw = self.varint(bits)?;
         Ok(((raw >> 1) as i128) ^ -((raw & 1) as i128))
     }
@@ -179,10 +209,10 @@ impl Reader<'_> {
             },
             Shape::U8 => self.byte()?.into(),
             Shape::I8 => (self.byte()? as i8).into(),
-            Shape::U16 => (self.varint(16)? as u64).into(),
-            Shape::U32 => (self.varint(32)? as u64).into(),
-            Shape::U64 => (self.varint(64)? as u64).into(),
-            Shape::U128 => big_unsigned(self.varint(128)?),
+            Shape::U16 => (self.unsigned(16)? as u64).into(),
+            Shape::U32 => (self.unsigned(32)? as u64).into(),
+            Shape::U64 => (self.unsigned(64)? as u64).into(),
+            Shape::U128 => big_unsigned(self.unsigned(128)?),
             Shape::I16 => (self.signed(16)? as i64).into(),
             Shape::I32 => (self.signed(32)? as i64).into(),
             Shape::I64 => (self.signed(64)? as i64).into(),
@@ -321,9 +351,62 @@ pub(crate) fn encode_json(
     shape: &Shape,
     types: &TypeTable,
 ) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
+    encode_json_as(value, shape, types, false)
+}
+
+/// [`encode_json`] into postcard with fixed-width integers (`codec::encode_fixint`) if
+/// `fixint`: a shared value's stored form.
+pub(crate) fn encode_json_as(
+    value: &Value,
+    shape: &Shape,
+    types: &TypeTable,
+    fixint: bool,
+) -> Result<Vec<u8>, String> {
+    let mut out = Out {
+        bytes: Vec::new(),
+        fixint,
+    };
     encode(value, shape, types, &mut out, 0)?;
-    Ok(out)
+    Ok(out.bytes)
+}
+
+/// Where `encode` writes, and how it writes integer values.
+struct Out {
+    bytes: Vec<u8>,
+    fixint: bool,
+}
+
+impl std::ops::Deref for Out {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        &self.bytes
+    }
+}
+
+impl std::ops::DerefMut for Out {
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.bytes
+    }
+}
+
+/// An unsigned integer value of `bits` bits (checked to fit by the caller).
+fn put_unsigned(out: &mut Out, v: u128, bits: u32) {
+    if out.fixint {
+        out.bytes
+            .extend_from_slice(&v.to_le_bytes()[..bits as usize / 8]);
+    } else {
+        put_varint(out, v);
+    }
+}
+
+/// A signed integer value of `bits` bits (checked to fit by the caller).
+fn put_signed_int(out: &mut Out, v: i128, bits: u32) {
+    if out.fixint {
+        out.bytes
+            .extend_from_slice(&v.to_le_bytes()[..bits as usize / 8]);
+    } else {
+        put_signed(out, v);
+    }
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u128) {
@@ -379,7 +462,7 @@ fn encode(
     value: &Value,
     shape: &Shape,
     types: &TypeTable,
-    out: &mut Vec<u8>,
+    out: &mut Out,
     depth: usize,
 ) -> Result<(), String> {
     if depth > MAX_DEPTH {
@@ -398,14 +481,26 @@ fn encode(
         )),
         Shape::U8 => out.push(unsigned(value, u8::MAX.into(), "u8")? as u8),
         Shape::I8 => out.push(signed(value, i8::MIN.into(), i8::MAX.into(), "i8")? as i8 as u8),
-        Shape::U16 => put_varint(out, unsigned(value, u16::MAX.into(), "u16")?),
-        Shape::U32 => put_varint(out, unsigned(value, u32::MAX.into(), "u32")?),
-        Shape::U64 => put_varint(out, unsigned(value, u64::MAX.into(), "u64")?),
-        Shape::U128 => put_varint(out, unsigned(value, u128::MAX, "u128")?),
-        Shape::I16 => put_signed(out, signed(value, i16::MIN.into(), i16::MAX.into(), "i16")?),
-        Shape::I32 => put_signed(out, signed(value, i32::MIN.into(), i32::MAX.into(), "i32")?),
-        Shape::I64 => put_signed(out, signed(value, i64::MIN.into(), i64::MAX.into(), "i64")?),
-        Shape::I128 => put_signed(out, signed(value, i128::MIN, i128::MAX, "i128")?),
+        Shape::U16 => put_unsigned(out, unsigned(value, u16::MAX.into(), "u16")?, 16),
+        Shape::U32 => put_unsigned(out, unsigned(value, u32::MAX.into(), "u32")?, 32),
+        Shape::U64 => put_unsigned(out, unsigned(value, u64::MAX.into(), "u64")?, 64),
+        Shape::U128 => put_unsigned(out, unsigned(value, u128::MAX, "u128")?, 128),
+        Shape::I16 => put_signed_int(
+            out,
+            signed(value, i16::MIN.into(), i16::MAX.into(), "i16")?,
+            16,
+        ),
+        Shape::I32 => put_signed_int(
+            out,
+            signed(value, i32::MIN.into(), i32::MAX.into(), "i32")?,
+            32,
+        ),
+        Shape::I64 => put_signed_int(
+            out,
+            signed(value, i64::MIN.into(), i64::MAX.into(), "i64")?,
+            64,
+        ),
+        Shape::I128 => put_signed_int(out, signed(value, i128::MIN, i128::MAX, "i128")?, 128),
         Shape::F32 => {
             let f = value.as_f64().ok_or_else(|| expected("a number", value))?;
             out.extend_from_slice(&(f as f32).to_le_bytes());
@@ -557,7 +652,7 @@ fn encode_items(
     value: &Value,
     items: &[Shape],
     types: &TypeTable,
-    out: &mut Vec<u8>,
+    out: &mut Out,
     depth: usize,
 ) -> Result<(), String> {
     let values = value
@@ -581,7 +676,7 @@ fn encode_fields(
     name: &str,
     fields: &[Field],
     types: &TypeTable,
-    out: &mut Vec<u8>,
+    out: &mut Out,
     depth: usize,
 ) -> Result<(), String> {
     let map = value
@@ -683,6 +778,46 @@ mod tests {
         let bytes = postcard::to_stdvec(&i128::MIN).unwrap();
         let json = decode_json(&bytes, &Shape::I128, &types).unwrap();
         assert_eq!(encode_json(&json, &Shape::I128, &types).unwrap(), bytes);
+    }
+
+    /// The fixed-width form (a shared value's stored bytes) read and written by shape, as
+    /// serde writes and reads it: every integer at its width, negative ones sign-extended.
+    #[test]
+    fn fixint_json_round_trips_match_serde() {
+        use crate::wire::codec::{decode_exact_fixint, encode_fixint};
+        let (shape, types) = shape_of::<Point>();
+        for (kind, x, y) in [
+            (Kind::A, -3, u64::MAX),
+            (Kind::B(7), i32::MIN, 0),
+            (Kind::C { name: "zé".into() }, i32::MAX, 1 << 40),
+            (Kind::D(vec![1, 2], -5), -1, 300),
+        ] {
+            let p = Point {
+                x,
+                y,
+                tag: Some('q'),
+                kind,
+                big: u128::from(u64::MAX) - 7,
+                f: -2.5,
+                pair: (false, -128),
+                arr: [1, 300, 65535],
+            };
+            let bytes = encode_fixint(&p).unwrap();
+            assert_ne!(bytes, postcard::to_stdvec(&p).unwrap());
+            assert_eq!(decode_exact_fixint::<Point>(&bytes, u64::MAX).unwrap(), p);
+            let json = decode_json_as(&bytes, &shape, &types, true).unwrap();
+            assert_eq!(json, serde_json::to_value(&p).unwrap());
+            assert_eq!(encode_json_as(&json, &shape, &types, true).unwrap(), bytes);
+        }
+        // `[u64; 8]`: eight words, nothing else.
+        let words = [u64::MAX, 0, 1, 2, 3, 4, 5, 1 << 49];
+        let bytes = encode_fixint(&words).unwrap();
+        assert_eq!(bytes.len(), 64);
+        assert_eq!(&bytes[..8], &u64::MAX.to_le_bytes());
+        assert_eq!(decode_exact_fixint::<[u64; 8]>(&bytes, 64).unwrap(), words);
+        // A short input is an error, never a read past its end.
+        assert!(decode_exact_fixint::<[u64; 8]>(&bytes[..63], 64).is_err());
+        assert!(decode_json_as(&bytes[..63], &shape_of::<[u64; 8]>().0, &types, true).is_err());
     }
 
     #[test]

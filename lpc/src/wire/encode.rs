@@ -63,12 +63,15 @@ impl ser::Error for EncodeError {
     }
 }
 
-/// Writes values to a sink in postcard's format.
-pub(crate) struct Encoder<'s, S: Sink> {
+/// Writes values to a sink in postcard's format; with `FIXINT`, integers wider than a byte at
+/// their width, little-endian, signed ones two's complement (postcard's `fixint::le` for
+/// every integer value; lengths and variant indexes stay varints), as
+/// [`super::decode::Decoder`] reads them back.
+pub(crate) struct Encoder<'s, S: Sink, const FIXINT: bool = false> {
     sink: &'s mut S,
 }
 
-impl<'s, S: Sink> Encoder<'s, S> {
+impl<'s, S: Sink, const FIXINT: bool> Encoder<'s, S, FIXINT> {
     pub(crate) fn new(sink: &'s mut S) -> Self {
         Encoder { sink }
     }
@@ -114,7 +117,7 @@ fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
-impl<S: Sink> ser::Serializer for &mut Encoder<'_, S> {
+impl<S: Sink, const FIXINT: bool> ser::Serializer for &mut Encoder<'_, S, FIXINT> {
     type Ok = ();
     type Error = EncodeError;
     type SerializeSeq = Self;
@@ -137,20 +140,32 @@ impl<S: Sink> ser::Serializer for &mut Encoder<'_, S> {
 
     #[inline]
     fn serialize_i16(self, v: i16) -> Result<(), EncodeError> {
+        if FIXINT {
+            return self.bytes(&v.to_le_bytes());
+        }
         self.varint(zigzag(i64::from(v)))
     }
 
     #[inline]
     fn serialize_i32(self, v: i32) -> Result<(), EncodeError> {
+        if FIXINT {
+            return self.bytes(&v.to_le_bytes());
+        }
         self.varint(zigzag(i64::from(v)))
     }
 
     #[inline]
     fn serialize_i64(self, v: i64) -> Result<(), EncodeError> {
+        if FIXINT {
+            return self.bytes(&v.to_le_bytes());
+        }
         self.varint(zigzag(v))
     }
 
     fn serialize_i128(self, v: i128) -> Result<(), EncodeError> {
+        if FIXINT {
+            return self.bytes(&v.to_le_bytes());
+        }
         self.varint_u128(((v << 1) ^ (v >> 127)) as u128)
     }
 
@@ -161,20 +176,32 @@ impl<S: Sink> ser::Serializer for &mut Encoder<'_, S> {
 
     #[inline]
     fn serialize_u16(self, v: u16) -> Result<(), EncodeError> {
+        if FIXINT {
+            return self.bytes(&v.to_le_bytes());
+        }
         self.varint(u64::from(v))
     }
 
     #[inline]
     fn serialize_u32(self, v: u32) -> Result<(), EncodeError> {
+        if FIXINT {
+            return self.bytes(&v.to_le_bytes());
+        }
         self.varint(u64::from(v))
     }
 
     #[inline]
     fn serialize_u64(self, v: u64) -> Result<(), EncodeError> {
+        if FIXINT {
+            return self.bytes(&v.to_le_bytes());
+        }
         self.varint(v)
     }
 
     fn serialize_u128(self, v: u128) -> Result<(), EncodeError> {
+        if FIXINT {
+            return self.bytes(&v.to_le_bytes());
+        }
         self.varint_u128(v)
     }
 
@@ -315,7 +342,7 @@ impl<S: Sink> ser::Serializer for &mut Encoder<'_, S> {
 /// The compound forms: postcard writes their parts one after the other, nothing between.
 macro_rules! compound {
     ($trait:ident, $method:ident) => {
-        impl<S: Sink> ser::$trait for &mut Encoder<'_, S> {
+        impl<S: Sink, const FIXINT: bool> ser::$trait for &mut Encoder<'_, S, FIXINT> {
             type Ok = ();
             type Error = EncodeError;
 
@@ -337,7 +364,7 @@ compound!(SerializeTuple, serialize_element);
 compound!(SerializeTupleStruct, serialize_field);
 compound!(SerializeTupleVariant, serialize_field);
 
-impl<S: Sink> ser::SerializeMap for &mut Encoder<'_, S> {
+impl<S: Sink, const FIXINT: bool> ser::SerializeMap for &mut Encoder<'_, S, FIXINT> {
     type Ok = ();
     type Error = EncodeError;
 
@@ -360,7 +387,7 @@ impl<S: Sink> ser::SerializeMap for &mut Encoder<'_, S> {
 /// The forms with named fields: postcard writes the values alone, in order.
 macro_rules! named_fields {
     ($trait:ident) => {
-        impl<S: Sink> ser::$trait for &mut Encoder<'_, S> {
+        impl<S: Sink, const FIXINT: bool> ser::$trait for &mut Encoder<'_, S, FIXINT> {
             type Ok = ();
             type Error = EncodeError;
 
@@ -394,7 +421,9 @@ mod tests {
 
     fn ours<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
         let mut out = Vec::new();
-        value.serialize(&mut Encoder::new(&mut out)).unwrap();
+        value
+            .serialize(&mut <Encoder<'_, Vec<u8>>>::new(&mut out))
+            .unwrap();
         out
     }
 
@@ -507,7 +536,7 @@ mod tests {
         }
         assert!(postcard::to_allocvec(&Unknown).is_err());
         let err = Unknown
-            .serialize(&mut Encoder::new(&mut Vec::new()))
+            .serialize(&mut <Encoder<'_, Vec<u8>>>::new(&mut Vec::new()))
             .unwrap_err();
         assert!(err.to_string().contains("known length"), "{err}");
     }

@@ -16,7 +16,7 @@ pub(crate) use named::{
 pub(crate) use process::{
     can_run_apart, create_private_dir, current_user, file_identity, monotonic_ns,
     open_to_other_users, process_alive, process_name, raise_open_file_limit, spawn_with_endpoint,
-    DirLock, FileIdentity, ENDPOINT_ENV,
+    ChildProcess, DirLock, FileIdentity, ENDPOINT_ENV,
 };
 pub(crate) use reactor::Reactor;
 pub(crate) use socket::{Listener, Received, Stream};

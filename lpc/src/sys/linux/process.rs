@@ -301,6 +301,10 @@ pub(crate) fn process_alive(pid: u32) -> bool {
     )
 }
 
+/// A child started by [`spawn_with_endpoint`]: std's own (the fork happens behind its
+/// `pre_exec`).
+pub(crate) type ChildProcess = std::process::Child;
+
 /// The environment variable that tells a child started by [`spawn_with_endpoint`] which
 /// descriptor is its endpoint.
 pub(crate) const ENDPOINT_ENV: &str = "LPC_ENDPOINT_FD";
@@ -326,7 +330,7 @@ pub(crate) const ENDPOINT_ENV: &str = "LPC_ENDPOINT_FD";
 pub(crate) fn spawn_with_endpoint(
     command: &mut std::process::Command,
     endpoint: &Stream,
-) -> io::Result<std::process::Child> {
+) -> io::Result<ChildProcess> {
     // At 3 or above: a parent started without standard streams may have the endpoint at 0-2,
     // which the child's standard streams would replace.
     let passed = rustix::io::fcntl_dupfd_cloexec(endpoint.fd(), 3)?;

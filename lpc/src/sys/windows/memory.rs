@@ -51,7 +51,14 @@ fn section_name(id: u128, len: usize) -> String {
 /// The kernel's name of the object behind `handle` (`NtQueryObject(ObjectNameInformation)`),
 /// such as `\Sessions\1\BaseNamedObjects\lpc-shm-…`.
 pub(super) fn object_name(handle: &OwnedHandle) -> io::Result<String> {
-    // OBJECT_NAME_INFORMATION followed by the name: 8-byte aligned storage.
+    object_info(handle, 1) // ObjectNameInformation
+}
+
+/// The string `NtQueryObject` returns first for information class `class`: the name (1,
+/// `ObjectNameInformation`) or the kind (2, `ObjectTypeInformation`, such as `Semaphore`).
+pub(super) fn object_info(handle: &OwnedHandle, class: i32) -> io::Result<String> {
+    // OBJECT_NAME_INFORMATION (or OBJECT_TYPE_INFORMATION, which also starts with a
+    // UNICODE_STRING) followed by the string: 8-byte aligned storage.
     let mut buf = vec![0u64; 256];
     let mut returned = 0u32;
     // SAFETY: `buf` is writable for the length given and aligned for OBJECT_NAME_INFORMATION;
@@ -59,7 +66,7 @@ pub(super) fn object_name(handle: &OwnedHandle) -> io::Result<String> {
     let status = unsafe {
         NtQueryObject(
             handle.as_raw_handle(),
-            1, // ObjectNameInformation
+            class,
             buf.as_mut_ptr().cast(),
             (buf.len() * 8) as u32,
             &mut returned,

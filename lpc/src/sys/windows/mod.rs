@@ -20,6 +20,7 @@ mod named;
 mod pipe;
 mod process;
 mod reactor;
+mod spawn;
 mod watch;
 
 use std::io;
@@ -32,14 +33,14 @@ pub(crate) use named::{
     MAX_NAME_FILE,
 };
 pub(crate) use pipe::{Listener, Received, Stream};
-#[cfg(feature = "test-util")]
-pub(crate) use process::process_resources;
 pub(crate) use process::{
     can_run_apart, create_private_dir, file_identity, monotonic_ns, open_to_other_users,
-    process_alive, process_name, raise_open_file_limit, spawn_with_endpoint, DirLock, FileIdentity,
-    ENDPOINT_ENV,
+    process_alive, process_name, raise_open_file_limit, DirLock, FileIdentity, ENDPOINT_ENV,
 };
+#[cfg(feature = "test-util")]
+pub(crate) use process::{process_handle_names, process_resources};
 pub(crate) use reactor::Reactor;
+pub(crate) use spawn::{spawn_with_endpoint, ChildProcess};
 
 use std::os::windows::io::{FromRawHandle, OwnedHandle};
 use windows_sys::Win32::Foundation::{GetLastError, HANDLE, INVALID_HANDLE_VALUE};

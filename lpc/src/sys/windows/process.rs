@@ -16,11 +16,10 @@ use windows_sys::Win32::Storage::FileSystem::{
 };
 use windows_sys::Win32::System::Performance::{QueryPerformanceCounter, QueryPerformanceFrequency};
 use windows_sys::Win32::System::Threading::{
-    GetCurrentProcess, GetExitCodeProcess, OpenProcess, QueryFullProcessImageNameW,
-    PROCESS_NAME_WIN32, PROCESS_QUERY_LIMITED_INFORMATION,
+    GetExitCodeProcess, OpenProcess, QueryFullProcessImageNameW, PROCESS_NAME_WIN32,
+    PROCESS_QUERY_LIMITED_INFORMATION,
 };
 
-use super::pipe::Stream;
 use super::{last_error, owned};
 
 /// Whether this process and `peer` can run on two CPUs at once: more than one CPU.
@@ -225,13 +224,13 @@ pub(crate) fn process_alive(pid: u32) -> bool {
     code == STILL_ACTIVE as u32
 }
 
-/// The environment variable that tells a child started by [`spawn_with_endpoint`] which
+/// The environment variable that tells a child started by `spawn_with_endpoint` which
 /// handle is its endpoint.
 pub(crate) const ENDPOINT_ENV: &str = "LPC_ENDPOINT_HANDLE";
 
-/// The job every child of [`spawn_with_endpoint`] joins: it is closed when this process ends,
+/// The job every child of `spawn_with_endpoint` joins: it is closed when this process ends,
 /// which ends them (`JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE`).
-fn children_job() -> Option<&'static OwnedHandle> {
+pub(super) fn children_job() -> Option<&'static OwnedHandle> {
     use windows_sys::Win32::System::JobObjects::{
         CreateJobObjectW, JobObjectExtendedLimitInformation, SetInformationJobObject,
         JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
@@ -258,48 +257,6 @@ fn children_job() -> Option<&'static OwnedHandle> {
     .as_ref()
 }
 
-/// Starts `command` with `endpoint` inherited, and in a job that ends it when this process
-/// ends. The endpoint is passed as an inheritable duplicate that exists only for the spawn
-/// (std's `Command` inherits every inheritable handle; lpc makes none other, but a spawn on
-/// another thread at that moment could inherit it too — `PROC_THREAD_ATTRIBUTE_HANDLE_LIST`,
-/// which would prevent that, needs `CreateProcessW` itself, which std's `Child` cannot wrap).
-pub(crate) fn spawn_with_endpoint(
-    command: &mut std::process::Command,
-    endpoint: &Stream,
-) -> io::Result<std::process::Child> {
-    use windows_sys::Win32::Foundation::{DuplicateHandle, DUPLICATE_SAME_ACCESS};
-    let mut inheritable = std::ptr::null_mut();
-    // SAFETY: duplicates our open pipe handle within this process, inheritable; we own the
-    // duplicate (closed after the spawn).
-    let ok = unsafe {
-        DuplicateHandle(
-            GetCurrentProcess(),
-            endpoint.handle().as_raw_handle(),
-            GetCurrentProcess(),
-            &mut inheritable,
-            0,
-            1,
-            DUPLICATE_SAME_ACCESS,
-        )
-    };
-    if ok == 0 {
-        return Err(last_error());
-    }
-    // SAFETY: DuplicateHandle succeeded.
-    let passed = unsafe { owned(inheritable) }?;
-    command.env(ENDPOINT_ENV, (passed.as_raw_handle() as usize).to_string());
-    let child = command.spawn();
-    drop(passed);
-    let child = child?;
-    endpoint.handed_to(child.id());
-    if let Some(job) = children_job() {
-        use windows_sys::Win32::System::JobObjects::AssignProcessToJobObject;
-        // SAFETY: both handles are open (the child's is owned by `child`).
-        unsafe { AssignProcessToJobObject(job.as_raw_handle(), child.as_raw_handle()) };
-    }
-    Ok(child)
-}
-
 /// How many handles process `pid` holds and how many threads it runs (`GetProcessHandleCount`,
 /// a toolhelp snapshot): what the leak tests count where Linux reads `/proc`. `None` if the
 /// process cannot be read.
@@ -317,7 +274,7 @@ pub(crate) fn process_resources(pid: u32) -> Option<(usize, usize)> {
     }
     if handles == 0 {
         // Wine answers 0 here: count the process's entries of the system's handle table.
-        handles = system_handles_of(pid)?;
+        handles = system_handles_of(pid)?.len() as u32;
     }
     // SAFETY: a snapshot of every thread of the system; we own the returned handle.
     let snapshot = unsafe { owned(CreateToolhelp32Snapshot(TH32CS_SNAPTHREAD, 0)) }.ok()?;
@@ -340,7 +297,7 @@ pub(crate) fn process_resources(pid: u32) -> Option<(usize, usize)> {
 /// How many entries of the system handle table (`NtQuerySystemInformation`,
 /// `SystemExtendedHandleInformation`) belong to process `pid`.
 #[cfg(feature = "test-util")]
-fn system_handles_of(pid: u32) -> Option<u32> {
+fn system_handles_of(pid: u32) -> Option<Vec<usize>> {
     use windows_sys::Wdk::System::SystemInformation::NtQuerySystemInformation;
     // SYSTEM_HANDLE_INFORMATION_EX: a count and a reserved word, then entries of
     // (object, pid, handle value, access, backtrace index, type index, attributes, reserved).
@@ -378,15 +335,59 @@ fn system_handles_of(pid: u32) -> Option<u32> {
         let count = buf[0];
         let words = std::mem::size_of::<Entry>() / std::mem::size_of::<usize>();
         let entries = buf.len().saturating_sub(2) / words;
-        let mut mine = 0;
+        let mut mine = Vec::new();
         for i in 0..count.min(entries) {
             // SAFETY: entry `i` lies within `buf` (bounded by `entries`) and is aligned (it
             // starts at a word boundary); every bit pattern is a valid Entry.
             let entry = unsafe { std::ptr::read(buf.as_ptr().add(2 + i * words).cast::<Entry>()) };
             if entry.pid == pid as usize {
-                mine += 1;
+                mine.push(entry.handle);
             }
         }
         return Some(mine);
     }
+}
+
+/// What each handle of process `pid` is ("value kind name", the kind and name from
+/// `NtQueryObject` on a duplicate): for a leak test's message, which says what was left.
+#[cfg(feature = "test-util")]
+pub(crate) fn process_handle_names(pid: u32) -> Vec<String> {
+    use windows_sys::Win32::Foundation::{DuplicateHandle, DUPLICATE_SAME_ACCESS};
+    use windows_sys::Win32::System::Threading::{GetCurrentProcess, PROCESS_DUP_HANDLE};
+    // SAFETY: OpenProcess returns a new handle (or null), which we own.
+    let Ok(process) = (unsafe { owned(OpenProcess(PROCESS_DUP_HANDLE, 0, pid)) }) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for value in system_handles_of(pid).unwrap_or_default() {
+        let mut dup = std::ptr::null_mut();
+        // SAFETY: copies handle `value` of `process` (open with PROCESS_DUP_HANDLE) into this
+        // process; on success we own `dup`.
+        let ok = unsafe {
+            DuplicateHandle(
+                process.as_raw_handle(),
+                value as _,
+                GetCurrentProcess(),
+                &mut dup,
+                0,
+                0,
+                DUPLICATE_SAME_ACCESS,
+            )
+        };
+        let described = if ok == 0 {
+            "(not duplicable)".to_owned()
+        } else {
+            // SAFETY: DuplicateHandle succeeded: `dup` is a new handle we own.
+            match unsafe { owned(dup) } {
+                Ok(dup) => {
+                    let kind = super::memory::object_info(&dup, 2).unwrap_or_default();
+                    let name = super::memory::object_info(&dup, 1).unwrap_or_default();
+                    format!("{kind} {name}")
+                }
+                Err(_) => "(null)".to_owned(),
+            }
+        };
+        out.push(format!("{value:#x} {described}"));
+    }
+    out
 }
