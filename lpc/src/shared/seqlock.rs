@@ -177,6 +177,7 @@ impl Seqlock {
     /// A consistent copy of the published value's bytes, given to `decode`; with its version.
     /// The copy goes to a buffer on the stack for values up to [`STACK_BYTES`] (no heap
     /// allocation), to a `Vec` above.
+    #[inline(always)]
     pub(super) fn read<R>(&self, decode: impl FnOnce(&[u8]) -> R) -> Result<(R, u64), Refusal> {
         let mut stack = [0u8; STACK_BYTES];
         let mut heap = Vec::new();

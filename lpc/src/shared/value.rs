@@ -78,9 +78,12 @@ impl SharedOptions {
         self
     }
 
-    /// The largest encoded (postcard) size of a value, in bytes, when this process creates
-    /// the object. Needed for types whose size has no bound (strings, vectors, maps); for
-    /// others the default is their largest encoding. An existing object keeps its own.
+    /// The largest encoded size of a value, in bytes, when this process creates the object.
+    /// Needed for types whose size has no bound (strings, vectors, maps); for others the
+    /// default is their largest encoding. An existing object keeps its own. The encoding is
+    /// postcard with integers at their full width (a `u64` takes 8 bytes, a `u32` 4; lengths
+    /// are varints): a `Vec<u64>` of up to 100 items needs 1 + 800 bytes whatever their
+    /// values.
     pub fn capacity(mut self, bytes: usize) -> SharedOptions {
         self.capacity = Some(bytes);
         self
@@ -289,16 +292,19 @@ impl<T: Serialize + DeserializeOwned> Shared<T> {
 
     /// The value now: a consistent copy, never one half-written, whatever other processes do
     /// meanwhile. Makes no system call.
+    #[inline(always)]
     pub fn get(&self) -> Result<T> {
         Ok(self.get_versioned()?.0)
     }
 
     /// The value now and its version (the number of writes published before it): pass the
     /// version to [`Shared::wait_for_change`] to wait for the next one.
+    #[inline(always)]
     pub fn get_versioned(&self) -> Result<(T, u64)> {
         self.object.read(|bytes| self.decode(bytes))
     }
 
+    #[inline]
     fn decode(&self, bytes: &[u8]) -> Result<T> {
         decode_exact_fixint(bytes, self.object.seqlock.layout.capacity as u64).map_err(|e| {
             shared_error(
@@ -654,6 +660,7 @@ impl ValueObject {
     }
 
     /// A consistent copy of the published value's bytes, given to `decode`; with its version.
+    #[inline(always)]
     fn read<R>(&self, decode: impl FnOnce(&[u8]) -> Result<R>) -> Result<(R, u64)> {
         match self.seqlock.read(decode) {
             Ok((value, version)) => Ok((value?, version)),
