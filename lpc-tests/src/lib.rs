@@ -233,15 +233,21 @@ impl Process {
         ready_prefix: &str,
         env: &[(&str, &Path)],
     ) -> Process {
-        let mut child = Command::new(program)
-            .args(args)
+        let mut command = Command::new(program);
+        command.args(args).envs(env.iter().copied());
+        Self::start_command(command, dir, ready_prefix)
+    }
+
+    /// [`Process::start`] of a prepared command (its standard streams are set here).
+    pub fn start_command(mut command: Command, dir: &Path, ready_prefix: &str) -> Process {
+        let program = command.get_program().to_owned();
+        let mut child = command
             .env("LPC_RUNTIME_DIR", dir)
-            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.to_string_lossy()));
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {

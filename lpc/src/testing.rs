@@ -728,6 +728,13 @@ pub fn process_resources(pid: u32) -> Option<(usize, usize)> {
     crate::sys::process_resources(pid)
 }
 
+/// The views of sections mapped in process `pid`, on Windows: their bytes and how many there
+/// are (where Linux tests read `/proc/<pid>/maps`); `None` if the process cannot be read.
+#[cfg(windows)]
+pub fn mapped_views(pid: u32) -> Option<(u64, usize)> {
+    crate::sys::mapped_views(pid)
+}
+
 /// What each handle of process `pid` is (its value, kind and name, one per line), on Windows:
 /// for the message of a test that found handles left over.
 #[cfg(windows)]

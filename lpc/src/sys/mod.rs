@@ -95,7 +95,7 @@ pub(crate) use os::{
 #[cfg(not(loom))]
 pub(crate) use os::{current_pid, holds, pid_namespace, NameFile, ObjectIdentity, MAX_NAME_FILE};
 #[cfg(all(windows, feature = "test-util"))]
-pub(crate) use os::{process_handle_names, process_resources};
+pub(crate) use os::{mapped_views, process_handle_names, process_resources};
 
 // The 32-bit word that shared memory is made of, and the fence of its memory model: `std`'s
 // for every real backend (the hot path uses the plain type), loom's under the model. (And

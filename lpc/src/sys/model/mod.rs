@@ -135,9 +135,12 @@ pub(crate) fn open_to_other_users(_dir: &Path, _socket: &Path) -> io::Result<()>
 
 pub(crate) const ENDPOINT_ENV: &str = "LPC_ENDPOINT_FD";
 
+/// No children under the model: std's type, as on Linux.
+pub(crate) type ChildProcess = std::process::Child;
+
 pub(crate) fn spawn_with_endpoint(
     _command: &mut std::process::Command,
     _endpoint: &Stream,
-) -> io::Result<std::process::Child> {
+) -> io::Result<ChildProcess> {
     Err(unsupported("spawning a process"))
 }

@@ -38,7 +38,7 @@ pub(crate) use process::{
     process_alive, process_name, raise_open_file_limit, DirLock, FileIdentity, ENDPOINT_ENV,
 };
 #[cfg(feature = "test-util")]
-pub(crate) use process::{process_handle_names, process_resources};
+pub(crate) use process::{mapped_views, process_handle_names, process_resources};
 pub(crate) use reactor::Reactor;
 pub(crate) use spawn::{spawn_with_endpoint, ChildProcess};
 

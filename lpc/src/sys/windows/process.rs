@@ -348,6 +348,50 @@ fn system_handles_of(pid: u32) -> Option<Vec<usize>> {
     }
 }
 
+/// The views of sections (`MEM_MAPPED` regions) in process `pid`: their bytes and how many
+/// there are (distinct allocation bases), from `VirtualQueryEx` over its address space — what
+/// the Linux budget tests read from `/proc/<pid>/maps`. `None` if the process cannot be read.
+#[cfg(feature = "test-util")]
+pub(crate) fn mapped_views(pid: u32) -> Option<(u64, usize)> {
+    use windows_sys::Win32::System::Memory::{
+        VirtualQueryEx, MEMORY_BASIC_INFORMATION, MEM_FREE, MEM_MAPPED,
+    };
+    use windows_sys::Win32::System::Threading::PROCESS_QUERY_INFORMATION;
+    // SAFETY: OpenProcess returns a new handle (or null), which we own.
+    let process = unsafe { owned(OpenProcess(PROCESS_QUERY_INFORMATION, 0, pid)) }.ok()?;
+    let (mut bytes, mut views, mut last_base) = (0u64, 0usize, 0usize);
+    let mut at = 0usize;
+    loop {
+        // SAFETY: an all-zero MEMORY_BASIC_INFORMATION is valid; VirtualQueryEx fills it.
+        let mut info: MEMORY_BASIC_INFORMATION = unsafe { std::mem::zeroed() };
+        // SAFETY: `process` is open with query rights; `info` is writable for its size.
+        let got = unsafe {
+            VirtualQueryEx(
+                process.as_raw_handle(),
+                at as *const core::ffi::c_void,
+                &mut info,
+                std::mem::size_of::<MEMORY_BASIC_INFORMATION>(),
+            )
+        };
+        if got == 0 || info.RegionSize == 0 {
+            break;
+        }
+        if info.State != MEM_FREE && info.Type == MEM_MAPPED {
+            bytes += info.RegionSize as u64;
+            let base = info.AllocationBase as usize;
+            if base != last_base {
+                views += 1;
+                last_base = base;
+            }
+        }
+        match (info.BaseAddress as usize).checked_add(info.RegionSize) {
+            Some(next) if next > at => at = next,
+            _ => break,
+        }
+    }
+    Some((bytes, views))
+}
+
 /// What each handle of process `pid` is ("value kind name", the kind and name from
 /// `NtQueryObject` on a duplicate): for a leak test's message, which says what was left.
 #[cfg(feature = "test-util")]
