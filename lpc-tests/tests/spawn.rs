@@ -29,6 +29,15 @@ fn child_command(dir: &Path) -> Command {
     command
 }
 
+/// The child must create nothing in its runtime directory: it has no name.
+fn assert_nothing_in(dir: &Path) {
+    let names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(names.is_empty(), "the child left {names:?}");
+}
+
 /// Whether process `pid` is gone: no such process, or a zombie nobody reaped yet (another
 /// parent's child, reparented to init).
 #[cfg(unix)]
@@ -89,11 +98,7 @@ fn a_child_serves_its_inherited_connection_and_has_no_other_descriptor() {
     assert_eq!(calc.env("LPC_ENDPOINT_FD").unwrap(), None);
 
     // No name anywhere: nothing in the runtime directory.
-    let names: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert!(names.is_empty(), "the child left {names:?}");
+    assert_nothing_in(dir.path());
 
     // Its client gone, the child's one connection ends and it exits, successfully.
     drop(calc);
@@ -151,11 +156,7 @@ fn a_child_serves_its_inherited_connection_and_has_no_other_handle() {
         calc.env("LPC_RUNTIME_DIR").unwrap().as_deref(),
         dir.path().to_str()
     );
-    let names: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert!(names.is_empty(), "the child left {names:?}");
+    assert_nothing_in(dir.path());
     drop(calc);
     let status = child.wait_timeout(PATIENCE).unwrap().expect("child exited");
     assert!(status.success(), "{status:?}");

@@ -402,8 +402,8 @@ fn put_unsigned(out: &mut Out, v: u128, bits: u32) {
 /// A signed integer value of `bits` bits (checked to fit by the caller).
 fn put_signed_int(out: &mut Out, v: i128, bits: u32) {
     if out.fixint {
-        out.bytes
-            .extend_from_slice(&v.to_le_bytes()[..bits as usize / 8]);
+        // Two's complement: the low `bits` of its bits, as an unsigned value's.
+        put_unsigned(out, v as u128, bits);
     } else {
         put_signed(out, v);
     }
