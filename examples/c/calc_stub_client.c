@@ -23,6 +23,9 @@ int main(int argc, char **argv) {
     calc_CalcError why;
     int64_t values[] = {1, 2, 3, -10, 1099511627776};
     calc_seq_int64 seq = {values, 5};
+    int64_t many[64];
+    calc_seq_int64 long_seq = {many, 64};
+    size_t i;
 
     if (calc_connect(name, NULL, &calc, &err) != LPC_OK) {
         return report("connect", err);
@@ -44,6 +47,14 @@ int main(int argc, char **argv) {
         return report("sum", err);
     }
     printf("sum = %lld\n", (long long)total);
+    /* 64 values of 2^40 take more room than the stub keeps on its stack for arguments. */
+    for (i = 0; i < 64; i++) {
+        many[i] = 1099511627776;
+    }
+    if (calc_sum(calc, &long_seq, &total, &err) != LPC_OK) {
+        return report("sum", err);
+    }
+    printf("sum of 64 = %lld\n", (long long)total);
     lpc_client_free(calc);
     return 0;
 }

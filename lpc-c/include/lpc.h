@@ -173,6 +173,25 @@ lpc_status lpc_call(const lpc_client *client,
                     size_t *result_len,
                     lpc_error **err);
 
+// Like `lpc_call`, with room for the result: when the encoded result fits in `space`
+// (`space_len` bytes), it is written there and `*result` is `space`, and nothing is
+// allocated; otherwise `*result` is a new allocation to free with `lpc_bytes_free`. Free
+// `*result` only when it is not `space`. The typed stubs `lpc gen c` writes call this with a
+// buffer on their stack.
+//
+// # Safety
+// As `lpc_call`; `space` points to `space_len` writable bytes (or is NULL with `space_len`
+// 0), not overlapping `args`.
+lpc_status lpc_call_into(const lpc_client *client,
+                         uint32_t method_id,
+                         const uint8_t *args,
+                         size_t args_len,
+                         uint8_t *space,
+                         size_t space_len,
+                         uint8_t **result,
+                         size_t *result_len,
+                         lpc_error **err);
+
 // Frees a string returned by lpc (NULL is allowed).
 //
 // # Safety

@@ -514,6 +514,70 @@ pub unsafe extern "C" fn lpc_call(
     })
 }
 
+/// Like `lpc_call`, with room for the result: when the encoded result fits in `space`
+/// (`space_len` bytes), it is written there and `*result` is `space`, and nothing is
+/// allocated; otherwise `*result` is a new allocation to free with `lpc_bytes_free`. Free
+/// `*result` only when it is not `space`. The typed stubs `lpc gen c` writes call this with a
+/// buffer on their stack.
+///
+/// # Safety
+/// As `lpc_call`; `space` points to `space_len` writable bytes (or is NULL with `space_len`
+/// 0), not overlapping `args`.
+#[no_mangle]
+pub unsafe extern "C" fn lpc_call_into(
+    client: *const lpc_client,
+    method_id: u32,
+    args: *const u8,
+    args_len: usize,
+    space: *mut u8,
+    space_len: usize,
+    result: *mut *mut u8,
+    result_len: *mut usize,
+    err: *mut *mut lpc_error,
+) -> lpc_status {
+    guarded(err, || {
+        // SAFETY: the caller's contract.
+        let c = match unsafe { client_of(client) } {
+            Some(c) if !result.is_null() && !result_len.is_null() => c,
+            _ => return fail(err, LPC_ERR_INVALID, "client, result or result_len is NULL"),
+        };
+        if space.is_null() && space_len != 0 {
+            return fail(err, LPC_ERR_INVALID, "space is NULL but space_len is not 0");
+        }
+        let args: &[u8] = if args_len == 0 {
+            &[]
+        } else if args.is_null() {
+            return fail(err, LPC_ERR_INVALID, "args is NULL but args_len is not 0");
+        } else {
+            // SAFETY: `args_len` readable bytes at `args` (the caller's contract), private to
+            // the caller for the call.
+            unsafe { std::slice::from_raw_parts(args, args_len) }
+        };
+        let place = |bytes: &[u8]| {
+            if bytes.len() <= space_len && !bytes.is_empty() {
+                // SAFETY: `space` has `space_len` writable bytes (the caller's contract),
+                // `bytes` is the reply in lpc's memory or this call's own buffer, so the two
+                // do not overlap.
+                unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), space, bytes.len()) };
+                (space, bytes.len())
+            } else {
+                into_raw_bytes(bytes.to_vec())
+            }
+        };
+        match c.call_encoded_with(method_id, args, place) {
+            Ok((ptr, len)) => {
+                // SAFETY: not NULL (checked), writable (the caller's contract).
+                unsafe {
+                    *result = ptr;
+                    *result_len = len;
+                }
+                LPC_OK
+            }
+            Err(e) => fail_lpc(err, &e),
+        }
+    })
+}
+
 /// Hands `bytes` to C: a pointer and length for `lpc_bytes_free` (NULL for none).
 fn into_raw_bytes(bytes: Vec<u8>) -> (*mut u8, usize) {
     if bytes.is_empty() {

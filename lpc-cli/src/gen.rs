@@ -708,7 +708,7 @@ pub fn generate(info: &InterfaceInfo, document: &str) -> Result<Generated, Strin
             m.name,
             signature(m, true)
         );
-        c.push_str("  buf lpc_args = {NULL, 0, 0, 0};\n  buf *lpc_b = &lpc_args;\n  uint8_t *lpc_res = NULL;\n  size_t lpc_res_len = 0;\n  lpc_status lpc_s;\n  reader lpc_rr;\n  reader *lpc_r = &lpc_rr;\n  (void)lpc_b;\n  (void)lpc_r;\n");
+        c.push_str("  uint8_t lpc_space[LPC_STACK_BYTES];\n  buf lpc_args = {lpc_space, 0, sizeof lpc_space, 0, 1};\n  buf *lpc_b = &lpc_args;\n  uint8_t lpc_room[LPC_STACK_BYTES];\n  uint8_t *lpc_res = NULL;\n  size_t lpc_res_len = 0;\n  lpc_status lpc_s;\n  reader lpc_rr;\n  reader *lpc_r = &lpc_rr;\n  (void)lpc_b;\n  (void)lpc_r;\n");
         for (_, name, shape, out) in &m.params {
             let expr = if *out
                 || matches!(
@@ -721,8 +721,8 @@ pub fn generate(info: &InterfaceInfo, document: &str) -> Result<Generated, Strin
             };
             let _ = writeln!(c, "  {}", g.enc(shape, &expr));
         }
-        let _ = writeln!(c, "  if (lpc_args.failed) return lpc_fail(LPC_ERR_SYSTEM, \"no memory for the arguments\", \"{}\", err);", m.name);
-        let _ = writeln!(c, "  lpc_s = lpc_call(client, {}u, lpc_args.data, lpc_args.len, &lpc_res, &lpc_res_len, err);\n  free(lpc_args.data);\n  if (lpc_s != LPC_OK) return lpc_s;\n  lpc_rr.at = lpc_res; lpc_rr.end = lpc_res + lpc_res_len;", m.id);
+        let _ = writeln!(c, "  if (lpc_args.failed) {{ buf_free(&lpc_args); return lpc_fail(LPC_ERR_SYSTEM, \"no memory for the arguments\", \"{}\", err); }}", m.name);
+        let _ = writeln!(c, "  lpc_s = lpc_call_into(client, {}u, lpc_args.data, lpc_args.len, lpc_room, sizeof lpc_room, &lpc_res, &lpc_res_len, err);\n  buf_free(&lpc_args);\n  if (lpc_s != LPC_OK) return lpc_s;\n  lpc_rr.at = lpc_res; lpc_rr.end = lpc_res + lpc_res_len;", m.id);
         if let Some((_, eshape)) = &m.error {
             let _ = writeln!(c, "  {{ uint64_t lpc_tag; if (get_varint(lpc_r, &lpc_tag) || lpc_tag > 1) goto fail; *failed = lpc_tag == 1;");
             let _ = writeln!(
@@ -742,11 +742,11 @@ pub fn generate(info: &InterfaceInfo, document: &str) -> Result<Generated, Strin
                 let _ = writeln!(c, "  {free} {}", g.dec(shape, &format!("(*{name})")));
             }
         }
-        let _ = writeln!(c, "  if (lpc_rr.at != lpc_rr.end) goto fail;\n  lpc_bytes_free(lpc_res, lpc_res_len);\n  return LPC_OK;\nfail:\n  lpc_bytes_free(lpc_res, lpc_res_len);\n  return lpc_fail(LPC_ERR_PROTOCOL, \"the result does not decode as this file's interface says\", \"{}\", err);\n}}\n", m.name);
+        let _ = writeln!(c, "  if (lpc_rr.at != lpc_rr.end) goto fail;\n  if (lpc_res != lpc_room) lpc_bytes_free(lpc_res, lpc_res_len);\n  return LPC_OK;\nfail:\n  if (lpc_res != lpc_room) lpc_bytes_free(lpc_res, lpc_res_len);\n  return lpc_fail(LPC_ERR_PROTOCOL, \"the result does not decode as this file's interface says\", \"{}\", err);\n}}\n", m.name);
     }
     // The service side, in its own file.
     let client_body = std::mem::take(&mut c);
-    c.push_str("static int32_t dispatch(void *context, uint32_t method, const uint8_t *data, size_t len, lpc_reply *reply) {\n  reader lpc_rr;\n  reader *lpc_r = &lpc_rr;\n  buf lpc_out = {NULL, 0, 0, 0};\n  buf *lpc_b = &lpc_out;\n  int32_t lpc_status_ = 1;\n  lpc_rr.at = data; lpc_rr.end = data + len;\n  (void)lpc_b;\n  (void)lpc_r;\n");
+    c.push_str("static int32_t dispatch(void *context, uint32_t method, const uint8_t *data, size_t len, lpc_reply *reply) {\n  reader lpc_rr;\n  reader *lpc_r = &lpc_rr;\n  uint8_t lpc_space[LPC_STACK_BYTES];\n  buf lpc_out = {lpc_space, 0, sizeof lpc_space, 0, 1};\n  buf *lpc_b = &lpc_out;\n  int32_t lpc_status_ = 1;\n  lpc_rr.at = data; lpc_rr.end = data + len;\n  (void)lpc_b;\n  (void)lpc_r;\n");
     for m in &methods {
         let _ = writeln!(c, "  if (method == {}u) {{", m.id);
         for (_, name, shape, _) in &m.params {
@@ -826,7 +826,7 @@ pub fn generate(info: &InterfaceInfo, document: &str) -> Result<Generated, Strin
         }
         let _ = writeln!(c, "    goto finish;\n  }}");
     }
-    c.push_str("  return 2;\nfinish:\n  if (lpc_status_ == 0 && !lpc_out.failed) lpc_reply_write(reply, lpc_out.data, lpc_out.len);\n  if (lpc_out.failed) lpc_status_ = 3;\n  free(lpc_out.data);\n  return lpc_status_;\n}\n\n");
+    c.push_str("  return 2;\nfinish:\n  if (lpc_status_ == 0 && !lpc_out.failed) lpc_reply_write(reply, lpc_out.data, lpc_out.len);\n  if (lpc_out.failed) lpc_status_ = 3;\n  buf_free(&lpc_out);\n  return lpc_status_;\n}\n\n");
     let _ = writeln!(
         c,
         "lpc_status {prefix}_serve(const char *name, const char *runtime_dir, void *context, void (*ready)(void *context), lpc_error **err) {{\n  lpc_server *server = lpc_server_bind(name, runtime_dir, err);\n  if (server == NULL) return lpc_error_status(err ? *err : NULL);\n  if (ready != NULL) ready(context);\n  return lpc_server_serve(server, INTERFACE_JSON, dispatch, context, err);\n}}"
@@ -953,6 +953,13 @@ fn c_string(text: &str) -> String {
 /// each comes after those it calls; a source gets only those it uses (see `statics_used_by`).
 const HELPERS: &[(&str, &str)] = &[
     (
+        "buf_free",
+        r#"static void buf_free(buf *b) {
+  if (!b->borrowed) free(b->data);
+}
+"#,
+    ),
+    (
         "put_raw",
         r#"static void put_raw(buf *b, const void *bytes, size_t n) {
   if (b->failed || n == 0) return;
@@ -960,10 +967,13 @@ const HELPERS: &[(&str, &str)] = &[
     size_t cap = b->cap ? b->cap * 2 : 64;
     uint8_t *grown;
     while (cap < b->len + n) cap *= 2;
-    grown = (uint8_t *)realloc(b->data, cap);
+    /* A borrowed array (on the caller's stack) is copied out, never realloc'd. */
+    grown = (uint8_t *)(b->borrowed ? malloc(cap) : realloc(b->data, cap));
     if (grown == NULL) { b->failed = 1; return; }
+    if (b->borrowed && b->len) memcpy(grown, b->data, b->len);
     b->data = grown;
     b->cap = cap;
+    b->borrowed = 0;
   }
   memcpy(b->data + b->len, bytes, n);
   b->len += n;
@@ -1111,12 +1121,17 @@ const HELPERS: &[(&str, &str)] = &[
 ];
 
 /// The buffer and reader types every generated source starts with.
-const TYPES: &str = r#"/* A growable buffer for an encoding; `failed` once memory ran out. */
+const TYPES: &str = r#"/* A growable buffer for an encoding; `failed` once memory ran out. It starts in an array on
+ * the caller's stack (`borrowed`), so a small call allocates nothing, and moves to the heap
+ * when it outgrows it. */
 typedef struct {
   uint8_t *data;
   size_t len, cap;
-  int failed;
+  int failed, borrowed;
 } buf;
+
+/* Room on the stack for a call's arguments and for its result. */
+#define LPC_STACK_BYTES 256
 
 /* A cursor over received bytes; every get checks what is left. */
 typedef struct {

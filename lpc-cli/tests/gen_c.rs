@@ -148,7 +148,8 @@ fn generated_c_stubs_call_rust_services_and_serve_rust_clients() {
         "add(10, 20) = 30\n\
          checked_div(7, 2) = ok 3\n\
          checked_div(1, 0) = error DivisionByZero\n\
-         sum = 1099511627772\n"
+         sum = 1099511627772\n\
+         sum of 64 = 70368744177664\n"
     );
 
     // A C client of the compare service: the struct the service writes into comes back.

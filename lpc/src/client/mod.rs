@@ -626,6 +626,18 @@ impl Client {
     /// Errors: as [`Client::call`]; [`Error::NoSuchMethod`] if the service has no method with
     /// that id.
     pub fn call_encoded(&self, method_id: u32, args: &[u8]) -> Result<Vec<u8>> {
+        self.call_encoded_with(method_id, args, <[u8]>::to_vec)
+    }
+
+    /// Like [`Client::call_encoded`], handing the encoded result to `read` where it lies
+    /// instead of copying it into a new `Vec`: the C ABI's `lpc_call_into` writes it straight
+    /// into the caller's buffer, so a small call allocates nothing.
+    pub fn call_encoded_with<T>(
+        &self,
+        method_id: u32,
+        args: &[u8],
+        read: impl FnOnce(&[u8]) -> T,
+    ) -> Result<T> {
         let conn = self.live("(by id)")?;
         let Some(method) = conn.remote.methods.iter().find(|m| m.id == method_id) else {
             return Err(Error::NoSuchMethod {
@@ -633,10 +645,10 @@ impl Client {
                 method: format!("#{method_id:#010x}"),
             });
         };
-        let name = method.name.clone();
+        let name = method.name.as_str();
         self.exchange(
             &conn,
-            (method_id, &name, 0),
+            (method_id, name, 0),
             (&mut Buffer::for_writing(), &mut Buffer::for_reading()),
             |writer| {
                 // A failure to write is kept by the writer, which reports it when finished.
@@ -644,8 +656,8 @@ impl Client {
                 Ok(())
             },
             |payload| {
-                payload.into_local().map(<[u8]>::to_vec).map_err(|e| {
-                    Error::protocol(&conn.service, Some(&name), format!("the result: {e}"))
+                payload.into_local().map(read).map_err(|e| {
+                    Error::protocol(&conn.service, Some(name), format!("the result: {e}"))
                 })
             },
         )
