@@ -15,6 +15,9 @@ use crate::error::{CallPhase, Error, Result};
 use crate::wire::codec;
 use crate::wire::interface::MethodDescriptor;
 
+/// Bytes of arguments a post encodes on its stack before it falls back to `POST_BUFFER`.
+const SMALL_POST: usize = 128;
+
 thread_local! {
     /// Per-thread buffer the arguments of a post are encoded into before they are copied into
     /// the queue (a message is at most half the queue, so it stays small).
@@ -38,6 +41,19 @@ impl Client {
     where
         A: Serialize + ?Sized,
     {
+        // Small arguments (most posts) are encoded on the stack: no thread-local, no `Vec`.
+        let mut small = codec::ArrayBuffer::<SMALL_POST>::new();
+        match codec::encode_into(args, &mut small) {
+            Ok(()) => return self.post_bytes(method.id, method.name, false, small.as_slice()),
+            Err(_) if small.overflowed() => {}
+            Err(why) => {
+                return Err(Error::protocol(
+                    self.service_name(),
+                    Some(method.name),
+                    format!("cannot encode the arguments: {why}"),
+                ))
+            }
+        }
         let encode = |buf: &mut Vec<u8>| {
             buf.clear();
             codec::encode_into(args, buf).map_err(|why| {

@@ -32,6 +32,7 @@ use super::Shared;
 use crate::channel::queue::{Posted, Receiver};
 use crate::channel::{Channel, ChannelError, Payload};
 use crate::sys::PeerCredentials;
+use crate::wire::interface::MethodDescriptor;
 
 /// Messages the connection's thread handles before it looks for a call again.
 pub(super) const BATCH: usize = 256;
@@ -49,7 +50,9 @@ struct Consumer {
     reply: Vec<u8>,
     /// The counters of the one-way messages (written under the lock only).
     stats: Arc<ConnectionStats>,
-    last_method: (u32, Option<usize>),
+    /// The last message's method: its id, its index in the statistics, its descriptor
+    /// (looked up again only when the method changes).
+    last_method: (u32, Option<usize>, Option<&'static MethodDescriptor>),
 }
 
 impl Oneway {
@@ -60,7 +63,7 @@ impl Oneway {
                 args: Vec::new(),
                 reply: Vec::new(),
                 stats,
-                last_method: (u32::MAX, None),
+                last_method: (u32::MAX, None, None),
             }),
             handled: AtomicU32::new(0),
         }
@@ -105,10 +108,14 @@ impl Oneway {
                 break;
             };
             if last_method.0 != posted.method {
-                *last_method = (posted.method, shared.method_index(posted.method));
+                *last_method = (
+                    posted.method,
+                    shared.method_index(posted.method),
+                    shared.interface.method(posted.method),
+                );
             }
             let started = stats.sample_next().then(Instant::now);
-            let failed = run(shared, peer, posted, args, reply);
+            let failed = run(shared, peer, posted, last_method.2, args, reply);
             stats.record(last_method.1, failed, started.map(|s| s.elapsed()));
             self.handled.store(receiver.position(), Ordering::Release);
             if args.capacity() > 1 << 20 {
@@ -128,23 +135,25 @@ fn run(
     shared: &Shared,
     peer: Option<&PeerCredentials>,
     posted: Posted,
+    method: Option<&'static MethodDescriptor>,
     args: &[u8],
     reply: &mut Vec<u8>,
 ) -> bool {
     let service = shared.server.name.as_str();
-    let pid = peer
-        .and_then(PeerCredentials::pid)
-        .map_or_else(|| "unknown".to_owned(), |pid| pid.to_string());
-    let method = shared.interface.method(posted.method);
+    // Formatted only for a warning: not on every message's path (it allocated each time).
+    let pid = || {
+        peer.and_then(PeerCredentials::pid)
+            .map_or_else(|| "unknown".to_owned(), |pid| pid.to_string())
+    };
     let name = method.map_or("(unknown)", |m| m.name);
     match method {
         Some(m) if m.oneway => {}
         Some(_) => {
-            tracing::warn!(service, %pid, method = name, "a one-way message names a two-way method: not run");
+            tracing::warn!(service, pid = %pid(), method = name, "a one-way message names a two-way method: not run");
             return true;
         }
         None => {
-            tracing::warn!(service, %pid, id = posted.method, "a one-way message names no method of the interface");
+            tracing::warn!(service, pid = %pid(), id = posted.method, "a one-way message names no method of the interface");
             return true;
         }
     }
@@ -162,7 +171,7 @@ fn run(
     match result {
         Ok(Ok(())) => false,
         Ok(Err(e)) => {
-            tracing::warn!(service, %pid, method = name, error = ?e, "a one-way message failed (its sender is not told)");
+            tracing::warn!(service, pid = %pid(), method = name, error = ?e, "a one-way message failed (its sender is not told)");
             true
         }
         Err(panic) => {
@@ -171,7 +180,7 @@ fn run(
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "(non-string panic payload)".to_owned());
-            tracing::warn!(service, %pid, method = name, %message, "a one-way handler panicked (its sender is not told)");
+            tracing::warn!(service, pid = %pid(), method = name, %message, "a one-way handler panicked (its sender is not told)");
             true
         }
     }

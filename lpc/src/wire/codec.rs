@@ -14,7 +14,7 @@ use super::budget::Budget;
 use super::decode::Decoder;
 use super::encode::Encoder;
 
-pub(crate) use super::encode::Sink;
+pub(crate) use super::encode::{ArrayBuffer, Sink};
 
 /// Where a decoder reads a payload that is not in private memory (a spill buffer). It hands
 /// out copies: shared memory is never borrowed. Every take is checked against the bytes left

@@ -34,6 +34,70 @@ impl Sink for Vec<u8> {
     }
 }
 
+/// A sink of at most `N` bytes on the stack, for small encodings that need no allocation
+/// (a one-way post's arguments). Writing past `N` fails and sets [`ArrayBuffer::overflowed`],
+/// so that the caller can encode again into a `Vec`.
+pub(crate) struct ArrayBuffer<const N: usize> {
+    bytes: [u8; N],
+    len: usize,
+    overflowed: bool,
+}
+
+impl<const N: usize> ArrayBuffer<N> {
+    #[inline]
+    pub(crate) const fn new() -> Self {
+        ArrayBuffer {
+            bytes: [0; N],
+            len: 0,
+            overflowed: false,
+        }
+    }
+
+    /// What was written.
+    #[inline]
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+
+    /// Whether a write did not fit (the encoding is then incomplete).
+    #[inline]
+    pub(crate) fn overflowed(&self) -> bool {
+        self.overflowed
+    }
+}
+
+impl<const N: usize> Sink for ArrayBuffer<N> {
+    #[inline]
+    fn put(&mut self, byte: u8) -> Result<(), ()> {
+        match self.bytes.get_mut(self.len) {
+            Some(slot) => {
+                *slot = byte;
+                self.len += 1;
+                Ok(())
+            }
+            None => {
+                self.overflowed = true;
+                Err(())
+            }
+        }
+    }
+
+    #[inline]
+    fn put_all(&mut self, bytes: &[u8]) -> Result<(), ()> {
+        match self.bytes.get_mut(self.len..self.len + bytes.len()) {
+            Some(room) => {
+                room.copy_from_slice(bytes);
+                self.len += bytes.len();
+                Ok(())
+            }
+            None => {
+                self.overflowed = true;
+                Err(())
+            }
+        }
+    }
+}
+
 /// Why an encode failed: a `Serialize` impl refused (its message), or the sink could take no
 /// more (it knows why).
 #[derive(Debug)]
@@ -418,6 +482,25 @@ mod tests {
     use serde::Serialize;
 
     use super::*;
+
+    /// An encoding that fits is the `Vec` encoding byte for byte; one a byte too long for
+    /// the array is flagged as overflowed, never cut short silently.
+    #[test]
+    fn an_array_buffer_holds_what_fits_and_says_when_it_did_not() {
+        let value = (7u64, "twelve bytes", [1u8; 3]);
+        let whole = ours(&value);
+        let mut exact = ArrayBuffer::<17>::new();
+        assert_eq!(whole.len(), 17);
+        value
+            .serialize(&mut <Encoder<'_, ArrayBuffer<17>>>::new(&mut exact))
+            .unwrap();
+        assert_eq!((exact.as_slice(), exact.overflowed()), (&whole[..], false));
+        let mut short = ArrayBuffer::<16>::new();
+        assert!(value
+            .serialize(&mut <Encoder<'_, ArrayBuffer<16>>>::new(&mut short))
+            .is_err());
+        assert!(short.overflowed());
+    }
 
     fn ours<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
         let mut out = Vec::new();
