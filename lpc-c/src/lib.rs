@@ -484,34 +484,21 @@ pub unsafe extern "C" fn lpc_call(
     result_len: *mut usize,
     err: *mut *mut lpc_error,
 ) -> lpc_status {
-    guarded(err, || {
-        // SAFETY: the caller's contract.
-        let c = match unsafe { client_of(client) } {
-            Some(c) if !result.is_null() && !result_len.is_null() => c,
-            _ => return fail(err, LPC_ERR_INVALID, "client, result or result_len is NULL"),
-        };
-        let args: &[u8] = if args_len == 0 {
-            &[]
-        } else if args.is_null() {
-            return fail(err, LPC_ERR_INVALID, "args is NULL but args_len is not 0");
-        } else {
-            // SAFETY: `args_len` readable bytes at `args` (the caller's contract), private to
-            // the caller for the call.
-            unsafe { std::slice::from_raw_parts(args, args_len) }
-        };
-        match c.call_encoded(method_id, args) {
-            Ok(bytes) => {
-                let (ptr, len) = into_raw_bytes(bytes);
-                // SAFETY: not NULL (checked), writable (the caller's contract).
-                unsafe {
-                    *result = ptr;
-                    *result_len = len;
-                }
-                LPC_OK
-            }
-            Err(e) => fail_lpc(err, &e),
-        }
-    })
+    // SAFETY: the caller's contract, which is `lpc_call_into`'s with no room: every result
+    // comes back allocated.
+    unsafe {
+        lpc_call_into(
+            client,
+            method_id,
+            args,
+            args_len,
+            std::ptr::null_mut(),
+            0,
+            result,
+            result_len,
+            err,
+        )
+    }
 }
 
 /// Like `lpc_call`, with room for the result: when the encoded result fits in `space`

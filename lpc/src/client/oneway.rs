@@ -41,28 +41,23 @@ impl Client {
     where
         A: Serialize + ?Sized,
     {
+        let cannot_encode = |why: String| {
+            Error::protocol(
+                self.service_name(),
+                Some(method.name),
+                format!("cannot encode the arguments: {why}"),
+            )
+        };
         // Small arguments (most posts) are encoded on the stack: no thread-local, no `Vec`.
         let mut small = codec::ArrayBuffer::<SMALL_POST>::new();
         match codec::encode_into(args, &mut small) {
             Ok(()) => return self.post_bytes(method.id, method.name, false, small.as_slice()),
             Err(_) if small.overflowed() => {}
-            Err(why) => {
-                return Err(Error::protocol(
-                    self.service_name(),
-                    Some(method.name),
-                    format!("cannot encode the arguments: {why}"),
-                ))
-            }
+            Err(why) => return Err(cannot_encode(why)),
         }
         let encode = |buf: &mut Vec<u8>| {
             buf.clear();
-            codec::encode_into(args, buf).map_err(|why| {
-                Error::protocol(
-                    self.service_name(),
-                    Some(method.name),
-                    format!("cannot encode the arguments: {why}"),
-                )
-            })?;
+            codec::encode_into(args, buf).map_err(cannot_encode)?;
             self.post_bytes(method.id, method.name, false, buf)
         };
         POST_BUFFER.with(|cell| match cell.try_borrow_mut() {
