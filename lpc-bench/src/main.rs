@@ -222,6 +222,9 @@ enum ChildCommand {
         dir: PathBuf,
         #[arg(long)]
         reads: u64,
+        /// Read through `lpc::SharedPlain` (its bytes) instead of `lpc::Shared` (serde).
+        #[arg(long)]
+        plain: bool,
     },
     /// Once told `go`, post `count` one-way notes to the service in `dir` (between marker
     /// system calls, for strace); again for each `go`, until `end`.
@@ -249,6 +252,9 @@ enum ChildCommand {
     ChildSharedLoop {
         #[arg(long)]
         count: u64,
+        /// Through `lpc::SharedPlain` instead of `lpc::Shared`.
+        #[arg(long)]
+        plain: bool,
     },
 }
 
@@ -285,9 +291,9 @@ fn run_child(command: &ChildCommand) -> Result<(), String> {
         // Before any thread starts, so that all of them inherit it.
         affinity::pin_to(cpu).map_err(|e| format!("pinning to CPU {cpu}: {e}"))?;
     }
-    if let ChildCommand::ChildSharedLoop { count } = command {
+    if let ChildCommand::ChildSharedLoop { count, plain } = command {
         // Run by hand (under valgrind), with no parent on stdin.
-        return shared::get_loop(*count);
+        return shared::get_loop(*count, *plain);
     }
     let from_parent = child::exit_with_parent();
     match command {
@@ -321,7 +327,9 @@ fn run_child(command: &ChildCommand) -> Result<(), String> {
         } => runs::client_process(dir, name, *seconds, *warmup, out, &from_parent),
         ChildCommand::ChildTrace { large } => runs::trace_once(*large),
         ChildCommand::ChildSharedWriter { dir } => shared::writer(dir),
-        ChildCommand::ChildSharedReader { dir, reads } => shared::reader(dir, *reads, &from_parent),
+        ChildCommand::ChildSharedReader { dir, reads, plain } => {
+            shared::reader(dir, *reads, *plain, &from_parent)
+        }
         ChildCommand::ChildPostLoop { dir, name, count } => {
             oneway::post_loop(dir, name, *count, &from_parent)
         }

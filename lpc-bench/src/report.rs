@@ -526,7 +526,7 @@ pub fn targets(r: &Results) -> Vec<Target> {
 /// The shared-value targets: `get` p50 against its limit (beside iceoryx2's blackboard when
 /// it ran), and the torn-read check.
 fn shared_targets(r: &Results, out: &mut Vec<Target>) {
-    use crate::shared::{CHECKED_READS, READERS, SYSTEM};
+    use crate::shared::{CHECKED_READS, PLAIN_SYSTEM, READERS, SYSTEM};
     for (w, what, limit) in [
         (
             Workload::SharedGet,
@@ -539,9 +539,15 @@ fn shared_targets(r: &Results, out: &mut Vec<Target>) {
             150.0,
         ),
     ] {
-        out.push(match r.get(SYSTEM, w) {
+        // The value is plain data (`[u64; 8]`): `SharedPlain` is lpc's `get` for it, and the
+        // serde path (`Shared`, any serde type) is shown beside it.
+        out.push(match r.get(PLAIN_SYSTEM, w) {
             Some(s) => {
                 let x = s.p50 as f64 / limit;
+                let serde = match r.get(SYSTEM, w) {
+                    Some(d) => format!("; through serde (`{SYSTEM}`) p50 {} ns", d.p50),
+                    None => String::new(),
+                };
                 let beside = match r.get("iceoryx2", w) {
                     Some(i) => format!(
                         "; ÷ `iceoryx2` blackboard p50 {} ns = {:.2}×",
@@ -553,7 +559,7 @@ fn shared_targets(r: &Results, out: &mut Vec<Target>) {
                 Target {
                     what,
                     figure: format!(
-                        "`{SYSTEM}` p50 {} ns ÷ {limit:.0} ns = {x:.2}×{beside}",
+                        "`{PLAIN_SYSTEM}` p50 {} ns ÷ {limit:.0} ns = {x:.2}×{serde}{beside}",
                         s.p50
                     ),
                     met: Some(x <= 1.0),
@@ -791,7 +797,7 @@ fn oneway_section(r: &Results) -> String {
 
 /// The shared-value rows, lpc's and iceoryx2's blackboard's.
 fn shared_table(r: &Results) -> String {
-    use crate::shared::SYSTEM;
+    use crate::shared::{PLAIN_SYSTEM, SYSTEM};
     let mut out = String::from(
         "| system | operation | p50 | p99 | p99.9 | batch mean | p50 ÷ iceoryx2 p50 | note |\n\
          |---|---|---:|---:|---:|---:|---:|---|\n",
@@ -802,7 +808,7 @@ fn shared_table(r: &Results) -> String {
         Workload::SharedGetWriting,
         Workload::SharedSet,
     ] {
-        for system in [SYSTEM, "iceoryx2"] {
+        for system in [PLAIN_SYSTEM, SYSTEM, "iceoryx2"] {
             let Some(rec) = r.record(system, w) else {
                 continue;
             };
@@ -810,7 +816,7 @@ fn shared_table(r: &Results) -> String {
             let note = rec.note.clone().unwrap_or_default();
             match &rec.summary {
                 Some(s) => {
-                    let vs = match (system == SYSTEM, r.get("iceoryx2", w)) {
+                    let vs = match (system != "iceoryx2", r.get("iceoryx2", w)) {
                         (true, Some(i)) => format!("{:.2}×", s.p50 as f64 / i.p50.max(1) as f64),
                         _ => String::new(),
                     };
@@ -1483,10 +1489,14 @@ pub fn full(r: &Results, chart: Option<&Path>, markdown: Option<&Path>) -> Strin
 
     out.push_str("\n## Shared values\n\n");
     out.push_str(
-        "`lpc::Shared<[u64; 8]>` (64 bytes in memory; every word is a counter plus 2⁴⁹, so its \
-         postcard encoding is 64 bytes too), in the measuring process: `get` with no writer, \
-         `set` with no other writer, and `get` while a writer process calls `set` back to back \
-         (unpinned). Each value read is checked whole (all words equal). iceoryx2 (with \
+        "One `[u64; 8]` value (64 bytes in memory; every word is a counter plus 2⁴⁹), in the \
+         measuring process, read two ways, interleaved: `lpc-shared-plain` is \
+         `lpc::SharedPlain` (the bytes copied out as they are, for plain-data types), \
+         `lpc-shared` is `lpc::Shared` (decoded through serde from its fixed-width form, for \
+         any serde type); both open the same object. `get` with no writer, `set` with no \
+         other writer (`Shared`), and `get` while a writer process calls `set` back to back \
+         (unpinned). Each value read is checked whole (all words equal); the torn-read \
+         check's readers use both. iceoryx2 (with \
          `--peers`): a blackboard entry of the same `[u64; 8]`, `get` from a reader port and \
          `update_with_copy` from a writer port, the writer of the third row in another \
          process. Times include the timer's overhead.\n\n",

@@ -12,18 +12,21 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use lpc::{Shared, SharedOptions};
+use lpc::{Shared, SharedOptions, SharedPlain};
 use lpc_bench::child::{self, Peer};
 use lpc_bench::record::{Record, Workload};
-use lpc_bench::stats::{measure, Budget};
+use lpc_bench::stats::{measure, measure_interleaved, Budget};
 use serde::{Deserialize, Serialize};
 
 /// The value shared.
 pub type Value = [u64; 8];
 /// Added to the counter: words from 2⁴⁹ to 2⁵⁶ take eight bytes each in postcard's varint.
 pub const BASE: u64 = 1 << 49;
-/// The system name of lpc's rows.
+/// The system name of lpc's rows through `lpc::Shared` (serde: the value decoded).
 pub const SYSTEM: &str = "lpc-shared";
+/// The system name of lpc's rows through `lpc::SharedPlain` (the value's bytes copied out as
+/// they are, the same object).
+pub const PLAIN_SYSTEM: &str = "lpc-shared-plain";
 /// Reader processes of the torn-read check.
 pub const READERS: u32 = 4;
 /// Checked reads of the torn-read check, over all readers.
@@ -65,6 +68,13 @@ fn open(dir: &Path) -> Result<Shared<Value>, String> {
         .map_err(|e| format!("opening the shared value: {e}"))
 }
 
+fn open_plain(dir: &Path) -> Result<SharedPlain<Value>, String> {
+    SharedOptions::new()
+        .runtime_dir(dir)
+        .open_plain::<Value>(NAME)
+        .map_err(|e| format!("opening the shared value as plain: {e}"))
+}
+
 fn args(what: &str, dir: &Path, extra: &[String]) -> Vec<OsString> {
     let mut a: Vec<OsString> = vec![what.into(), "--dir".into(), dir.into()];
     a.extend(extra.iter().map(OsString::from));
@@ -83,16 +93,21 @@ fn measure_in(dir: &Path, budget: &Budget) -> Result<(Vec<Record>, TornCheck), S
     let shared = open(dir)?;
     shared.set(value(0)).map_err(|e| e.to_string())?;
     let mut records = Vec::new();
-    eprintln!("lpc-bench: {SYSTEM}: get, no writer…");
-    let get = |shared: &Shared<Value>| {
-        let v = shared.get().map_err(|e| e.to_string())?;
-        if !whole(black_box(&v)) {
-            return Err(format!("a torn value: {v:?}"));
-        }
-        Ok(())
-    };
-    let s = measure(budget, || get(&shared))?;
-    records.push(Record::measured(SYSTEM, Workload::SharedGet, "unpinned", s));
+    let plain = open_plain(dir)?;
+    eprintln!("lpc-bench: {SYSTEM}, {PLAIN_SYSTEM}: get, no writer…");
+    let [serde_get, plain_get] = measure_gets(budget, &shared, &plain)?;
+    records.push(Record::measured(
+        SYSTEM,
+        Workload::SharedGet,
+        "unpinned",
+        serde_get,
+    ));
+    records.push(Record::measured(
+        PLAIN_SYSTEM,
+        Workload::SharedGet,
+        "unpinned",
+        plain_get,
+    ));
 
     eprintln!("lpc-bench: {SYSTEM}: set…");
     let mut n = 0;
@@ -111,25 +126,30 @@ fn measure_in(dir: &Path, budget: &Budget) -> Result<(Vec<Record>, TornCheck), S
     writer.wait_ready(READY)?;
     wait_for_writes(&shared)?;
     let before = shared.version();
-    let s = measure(budget, || get(&shared))?;
+    let [serde_get, plain_get] = measure_gets(budget, &shared, &plain)?;
     let writes = shared.version().wrapping_sub(before);
-    let mut r = Record::measured(SYSTEM, Workload::SharedGetWriting, "unpinned", s);
-    r.note = Some(format!("{writes} writes published during the measurement"));
-    records.push(r);
+    for (system, s) in [(SYSTEM, serde_get), (PLAIN_SYSTEM, plain_get)] {
+        let mut r = Record::measured(system, Workload::SharedGetWriting, "unpinned", s);
+        r.note = Some(format!(
+            "{writes} writes published during the two measurements"
+        ));
+        records.push(r);
+    }
 
     eprintln!(
         "lpc-bench: {SYSTEM}: {READERS} reader processes, {CHECKED_READS} checked reads, 1 writer…"
     );
     let per_reader = CHECKED_READS.div_ceil(u64::from(READERS));
     let mut readers = Vec::new();
-    for _ in 0..READERS {
+    for i in 0..READERS {
+        // Half the readers through each API: both copy through the same seqlock.
+        let mut extra = vec!["--reads".to_owned(), per_reader.to_string()];
+        if i % 2 == 1 {
+            extra.push("--plain".into());
+        }
         let reader = Peer::spawn(
             "shared reader",
-            &args(
-                "child-shared-reader",
-                dir,
-                &["--reads".into(), per_reader.to_string()],
-            ),
+            &args("child-shared-reader", dir, &extra),
             CHILD_LIMIT,
         )?;
         reader.wait_ready(READY)?;
@@ -169,6 +189,29 @@ fn measure_in(dir: &Path, budget: &Budget) -> Result<(Vec<Record>, TornCheck), S
     Ok((records, check))
 }
 
+/// `get` through `Shared` and through `SharedPlain` of the same object, interleaved (so
+/// that a drift of the machine weighs on both alike); each checked whole.
+fn measure_gets(
+    budget: &Budget,
+    shared: &Shared<Value>,
+    plain: &SharedPlain<Value>,
+) -> Result<[lpc_bench::stats::Summary; 2], String> {
+    let check = |v: Value| {
+        if whole(black_box(&v)) {
+            Ok(())
+        } else {
+            Err(format!("a torn value: {v:?}"))
+        }
+    };
+    let mut serde_get = || check(shared.get().map_err(|e| e.to_string())?);
+    let mut plain_get = || check(plain.get().map_err(|e| e.to_string())?);
+    let summaries = measure_interleaved(budget, 8, &mut [&mut serde_get, &mut plain_get])?;
+    let [a, b]: [_; 2] = summaries
+        .try_into()
+        .map_err(|_| "two summaries".to_owned())?;
+    Ok([a, b])
+}
+
 /// Waits until the writer child has published a few more writes (so that it is writing, not
 /// starting).
 fn wait_for_writes(shared: &Shared<Value>) -> Result<(), String> {
@@ -201,16 +244,26 @@ pub fn writer(dir: &Path) -> Result<(), String> {
 pub fn reader(
     dir: &Path,
     reads: u64,
+    plain: bool,
     from_parent: &std::sync::mpsc::Receiver<String>,
 ) -> Result<(), String> {
-    let shared = open(dir)?;
+    let (shared, plain) = if plain {
+        (None, Some(open_plain(dir)?))
+    } else {
+        (Some(open(dir)?), None)
+    };
+    let get = || match (&shared, &plain) {
+        (Some(s), _) => s.get().map_err(|e| e.to_string()),
+        (_, Some(p)) => p.get().map_err(|e| e.to_string()),
+        _ => unreachable!("one of them is open"),
+    };
     child::ready();
     from_parent
         .recv()
         .map_err(|_| "the parent left before go".to_owned())?;
     let (mut torn, mut changes, mut last) = (0u64, 0u64, 0u64);
     for _ in 0..reads {
-        let v = shared.get().map_err(|e| e.to_string())?;
+        let v = get()?;
         if !whole(&v) {
             torn += 1;
         }
@@ -228,14 +281,22 @@ pub fn reader(
 
 /// For profiling (`valgrind --tool=callgrind lpc-bench child-shared-loop --count N`): `N`
 /// gets of a value no one writes, in a fresh directory.
-pub fn get_loop(count: u64) -> Result<(), String> {
+pub fn get_loop(count: u64, plain: bool) -> Result<(), String> {
     let dir = temp_dir()?;
     let shared = open(&dir)?;
     shared.set(value(7)).map_err(|e| e.to_string())?;
     let mut sum = 0u64;
-    for _ in 0..count {
-        let v = shared.get().map_err(|e| e.to_string())?;
-        sum = sum.wrapping_add(black_box(v)[3]);
+    if plain {
+        let plain = open_plain(&dir)?;
+        for _ in 0..count {
+            let v = plain.get().map_err(|e| e.to_string())?;
+            sum = sum.wrapping_add(black_box(v)[3]);
+        }
+    } else {
+        for _ in 0..count {
+            let v = shared.get().map_err(|e| e.to_string())?;
+            sum = sum.wrapping_add(black_box(v)[3]);
+        }
     }
     drop(shared);
     let _ = std::fs::remove_dir_all(&dir);

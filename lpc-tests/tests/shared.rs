@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use lpc::shared::{list, prune, SharedKind};
-use lpc::{Error, SegmentOptions, Shared, SharedOptions};
+use lpc::{Error, SegmentOptions, Shared, SharedOptions, SharedPlain};
 use lpc_tests::{dev_shm_entries, Process};
 use tempfile::TempDir;
 
@@ -87,6 +87,99 @@ fn opening_with_another_type_fails_naming_both_types() {
 }
 
 #[test]
+fn a_plain_value_is_the_same_object_that_shared_and_other_processes_see() {
+    let dir = TempDir::new().unwrap();
+    let _writer = peer(&["set-value", "p", "8"], dir.path(), "ready");
+    let plain: SharedPlain<[u64; 8]> = opts(dir.path()).open_existing_plain("p").unwrap();
+    assert_eq!(plain.get().unwrap(), [8; 8]);
+    plain.set([16; 8]).unwrap();
+    // Another process reads it through serde.
+    let out = run_to_end(&["get-value", "p"], dir.path());
+    assert_eq!(out.trim(), "value 16 16 16 16 16 16 16 16");
+    assert_eq!(plain.update(|v| v[3] += 1).unwrap(), ());
+    let (value, version) = plain.get_versioned().unwrap();
+    assert_eq!(value, [16, 16, 16, 17, 16, 16, 16, 16]);
+    assert_eq!(version, 3);
+    assert_eq!(plain.shared().get().unwrap(), value);
+    // Its type is checked as a Shared's is.
+    let err = opts(dir.path()).open_plain::<[u32; 16]>("p").unwrap_err();
+    assert!(err.to_string().contains("it holds `[u64; 8]`"), "{err}");
+}
+
+/// A plain struct (`repr(C)`, no padding) whose serde form is its memory.
+#[repr(C)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    bytemuck::Pod,
+    bytemuck::Zeroable,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+struct Position {
+    x: f64,
+    y: f64,
+    id: u32,
+    flags: i16,
+    level: u8,
+    kind: u8,
+}
+
+/// A plain struct whose serde form swaps its fields: not its memory.
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable, serde::Serialize, serde::Deserialize,
+)]
+#[serde(into = "(u32, u32)", from = "(u32, u32)")]
+struct Swapped {
+    a: u32,
+    b: u32,
+}
+
+impl From<Swapped> for (u32, u32) {
+    fn from(s: Swapped) -> (u32, u32) {
+        (s.b, s.a)
+    }
+}
+
+impl From<(u32, u32)> for Swapped {
+    fn from((b, a): (u32, u32)) -> Swapped {
+        Swapped { a, b }
+    }
+}
+
+#[test]
+fn a_plain_struct_reads_back_through_serde_and_a_swapped_form_is_refused() {
+    let dir = TempDir::new().unwrap();
+    let here = Position {
+        x: 1.5,
+        y: -2.25,
+        id: 7,
+        flags: -3,
+        level: 9,
+        kind: 200,
+    };
+    let plain: SharedPlain<Position> = opts(dir.path()).open_plain("pos").unwrap();
+    assert_eq!(plain.get().unwrap(), bytemuck::Zeroable::zeroed());
+    plain.set(here).unwrap();
+    let shared: Shared<Position> = opts(dir.path()).open_existing("pos").unwrap();
+    assert_eq!(shared.get().unwrap(), here);
+    let err = opts(dir.path())
+        .open_plain::<Swapped>("swapped")
+        .unwrap_err();
+    assert!(matches!(err, Error::Shared { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("cannot be shared as plain bytes")
+            && err.to_string().contains("open it as a Shared instead"),
+        "{err}"
+    );
+    // Nothing was created for it.
+    assert_eq!(name_files(dir.path()), ["pos.value"]);
+}
+
+#[test]
 fn update_is_never_interleaved_by_other_writers() {
     let dir = TempDir::new().unwrap();
     let v: Shared<u64> = opts(dir.path()).open("count").unwrap();
@@ -137,8 +230,10 @@ fn four_readers_and_a_writer_never_see_a_torn_value() {
     let dir = TempDir::new().unwrap();
     let _holder = peer(&["hold-value", "t"], dir.path(), "ready");
     let _writer = peer(&["writer", "t"], dir.path(), "ready");
-    let mut readers: Vec<Process> = (0..4)
-        .map(|_| peer(&["reader", "t", "200000"], dir.path(), "ready"))
+    // Two read through serde (`Shared`), two as plain bytes (`SharedPlain`).
+    let mut readers: Vec<Process> = ["reader", "plain-reader", "reader", "plain-reader"]
+        .into_iter()
+        .map(|how| peer(&[how, "t", "200000"], dir.path(), "ready"))
         .collect();
     for r in &mut readers {
         let line = r.expect_line("reads", Duration::from_secs(120));
@@ -371,8 +466,14 @@ fn memory_written_over_by_another_process_gives_errors_never_a_crash() {
     memory.write_at(&[0xff, 0xff, 0xff], copy0 + 16).unwrap();
     let err = v.get().unwrap_err().to_string();
     assert!(err.contains("does not decode"), "{err}");
+    // Read as plain bytes: a published length other than the type's is refused.
+    let plain: SharedPlain<[u64; 8]> = opts(dir.path()).open_existing_plain("h").unwrap();
+    memory.write_at(&3u64.to_ne_bytes(), copy0 + 8).unwrap();
+    let err = plain.get().unwrap_err().to_string();
+    assert!(err.contains("a published length of 3 bytes"), "{err}");
     // A writer repairs it (its write goes to the other copy).
     v.set([4; 8]).unwrap();
+    assert_eq!(plain.get().unwrap(), [4; 8]);
     assert_eq!(v.get().unwrap(), [4; 8]);
     // A header that is not lpc's: a new opener refuses it, naming why.
     memory.write_at(b"NOTLPC!!", 0).unwrap();

@@ -88,7 +88,7 @@ pub use server::{
     Server, ServerHandle, ServerOptions,
 };
 #[cfg(not(loom))]
-pub use shared::{Segment, SegmentOptions, Shared, SharedOptions};
+pub use shared::{Segment, SegmentOptions, Shared, SharedOptions, SharedPlain};
 pub use sys::{PeerCredentials, UserId};
 pub use wire::hash::fnv1a64;
 pub use wire::info;

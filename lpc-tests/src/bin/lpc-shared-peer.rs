@@ -7,6 +7,7 @@
 //! lpc-shared-peer get-value NAME                print "value N0 … N7", exit
 //! lpc-shared-peer writer NAME                   set [i; 8] for i = 1, 2, … forever ("ready" first)
 //! lpc-shared-peer reader NAME COUNT             read COUNT times; print "reads R torn T"
+//! lpc-shared-peer plain-reader NAME COUNT       the same through SharedPlain
 //! lpc-shared-peer hold-segment NAME LEN [STEP]  create, write "peer" at 0, print "ready", hold
 //! lpc-shared-peer exit-value NAME               open, print "ready", exit normally
 //! ```
@@ -15,7 +16,7 @@
 
 use std::io::Write;
 
-use lpc::{Segment, Shared};
+use lpc::{Segment, Shared, SharedPlain};
 
 static STEP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
@@ -79,16 +80,28 @@ fn main() {
                 v.set([i; 8]).expect("set");
             }
         }
-        "reader" => {
+        "reader" | "plain-reader" => {
             let count: u64 = arg(2).parse().expect("COUNT");
-            let v: Shared<[u64; 8]> = Shared::open(&arg(1)).expect("open");
+            // The same object through serde or as plain bytes: one seqlock under both.
+            let (v, plain) = if arg(0) == "reader" {
+                let v: Shared<[u64; 8]> = Shared::open(&arg(1)).expect("open");
+                (Some(v), None)
+            } else {
+                let p: SharedPlain<[u64; 8]> = SharedPlain::open(&arg(1)).expect("open");
+                (None, Some(p))
+            };
+            let get = || match (&v, &plain) {
+                (Some(v), _) => v.get().expect("get"),
+                (_, Some(p)) => p.get().expect("get"),
+                _ => unreachable!("one is open"),
+            };
             println!("ready");
             let _ = std::io::stdout().flush();
             let mut torn = 0u64;
             let mut distinct = 0u64;
             let mut last = u64::MAX;
             for _ in 0..count {
-                let words = v.get().expect("get");
+                let words = get();
                 if words.iter().any(|&w| w != words[0]) {
                     torn += 1;
                 }

@@ -25,6 +25,8 @@ mod seqlock;
 #[cfg(not(loom))]
 mod name;
 #[cfg(not(loom))]
+mod plain;
+#[cfg(not(loom))]
 mod segment;
 #[cfg(not(loom))]
 mod value;
@@ -32,6 +34,8 @@ mod value;
 #[cfg(not(loom))]
 use std::path::{Path, PathBuf};
 
+#[cfg(not(loom))]
+pub use plain::SharedPlain;
 #[cfg(not(loom))]
 pub use segment::{Segment, SegmentOptions, MAX_SEGMENT_LEN};
 #[cfg(not(loom))]

@@ -79,6 +79,15 @@ fn read(seqlock: &Seqlock) -> u64 {
     n
 }
 
+/// Reads once into a buffer of the value's length, as `SharedPlain::get` does.
+fn read_exact(seqlock: &Seqlock) -> u64 {
+    let mut bytes = [0u8; 8 * WORDS];
+    let version = seqlock.read_exact_into(&mut bytes).unwrap();
+    let n = decode(&bytes);
+    assert_eq!(n, version, "version {version} holds write {n}'s value");
+    n
+}
+
 /// Sets the value to write `n`'s, as `Shared::set` does (the `n`th write since creation).
 fn set(seqlock: &Seqlock, n: u64) {
     let lock = seqlock.lock().unwrap();
@@ -86,11 +95,13 @@ fn set(seqlock: &Seqlock, n: u64) {
 }
 
 /// Reads twice in a thread of its own (started before the writers, so that loom sees each
-/// writer's stores race with its loads): the two write numbers, in order.
+/// writer's stores race with its loads), the first through a decode, the second into a
+/// buffer of the value's length (both of the seqlock's reads): the two write numbers, in
+/// order.
 fn reader(seqlock: Arc<Seqlock>) -> thread::JoinHandle<(u64, u64)> {
     thread::spawn(move || {
         let first = read(&seqlock);
-        let second = read(&seqlock);
+        let second = read_exact(&seqlock);
         assert!(first <= second, "went back from {first} to {second}");
         (first, second)
     })

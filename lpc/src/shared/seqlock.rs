@@ -121,6 +121,35 @@ pub(super) enum Refusal {
     TooLarge { len: usize, capacity: usize },
     /// A copy fell outside the region (a bug in lpc: the layout was checked).
     OutOfBounds,
+    /// A fixed-size read found a published length other than its type's.
+    WrongLength { len: u64, expected: usize },
+}
+
+/// The backoff of a reader that found the copy rewritten under it: spin, yield every 64
+/// tries, give up after [`READ_TIMEOUT`] (a writer that never stops, or a hostile one).
+#[derive(Default)]
+struct Retry {
+    tries: u32,
+    deadline: Option<u64>,
+}
+
+impl Retry {
+    #[cold]
+    fn again(&mut self) -> Result<(), Refusal> {
+        self.tries += 1;
+        if cfg!(loom) || self.tries.is_multiple_of(64) {
+            yield_now();
+            let deadline = *self
+                .deadline
+                .get_or_insert_with(|| deadline_after(READ_TIMEOUT));
+            if monotonic_ns() > deadline {
+                return Err(Refusal::NoConsistentCopy);
+            }
+        } else {
+            spin_loop();
+        }
+        Ok(())
+    }
 }
 
 /// Where a write stands, for the crash tests' hooks (`name::hook`) and the loom model's
@@ -182,8 +211,7 @@ impl Seqlock {
         let mut stack = [0u8; STACK_BYTES];
         let mut heap = Vec::new();
         let current = self.word(C_CURRENT);
-        let mut tries: u32 = 0;
-        let mut deadline = None;
+        let mut retry = Retry::default();
         loop {
             let generation = current.load(Ordering::Acquire);
             let copy = self.layout.copy(generation);
@@ -204,43 +232,69 @@ impl Seqlock {
                     self.region
                         .load_word_bytes(copy + COPY_DATA, buf)
                         .expect("copies are inside the checked layout");
-                    fence(Ordering::Acquire);
-                    // The copy unchanged, and holding the value of `generation` itself, not a
-                    // later one: a reader that loaded the generation and was then overtaken by
-                    // two writes finds this copy complete again, holding a later value (the
-                    // loom model found this). Its sequence word says which write it holds when
-                    // it is the one write `generation`'s leaves ([`sequence_after`]);
-                    // otherwise (after a writer died on this copy) the generation, still the
-                    // same, does: having acquired a later write's sequence word orders this
-                    // load after the write before it.
-                    if seq.load(Ordering::Relaxed) == s1
-                        && (s1 == sequence_after(generation)
-                            || current.load(Ordering::Relaxed) == generation)
-                    {
+                    if self.unchanged(generation, seq, s1) {
                         return Ok((decode(buf), generation));
                     }
-                } else {
-                    fence(Ordering::Acquire);
-                    if seq.load(Ordering::Relaxed) == s1 {
-                        return Err(Refusal::BeyondCapacity {
-                            len,
-                            capacity: self.layout.capacity,
-                        });
-                    }
+                } else if self.unchanged(generation, seq, s1) {
+                    return Err(Refusal::BeyondCapacity {
+                        len,
+                        capacity: self.layout.capacity,
+                    });
                 }
             }
-            // The copy was rewritten while we read it (two writes passed): again.
-            tries += 1;
-            if cfg!(loom) || tries.is_multiple_of(64) {
-                yield_now();
-                let deadline = *deadline.get_or_insert_with(|| deadline_after(READ_TIMEOUT));
-                if monotonic_ns() > deadline {
-                    return Err(Refusal::NoConsistentCopy);
-                }
-            } else {
-                spin_loop();
-            }
+            retry.again()?;
         }
+    }
+
+    /// A consistent copy of the published value into `out`, whose length is the value's
+    /// (a fixed-size value's: [`SharedPlain`](super::SharedPlain)); its version. The read of
+    /// [`Seqlock::read`] with no buffer between: the words go straight into `out`.
+    #[inline(always)]
+    pub(super) fn read_exact_into(&self, out: &mut [u8]) -> Result<u64, Refusal> {
+        let current = self.word(C_CURRENT);
+        let mut retry = Retry::default();
+        loop {
+            let generation = current.load(Ordering::Acquire);
+            let copy = self.layout.copy(generation);
+            let seq = self.word(copy + COPY_SEQ);
+            let s1 = seq.load(Ordering::Acquire);
+            if s1 & 1 == 0 {
+                let len = self.word(copy + COPY_LEN).load(Ordering::Relaxed);
+                // `out` is never longer than the capacity (the caller's type is the value's),
+                // so a length equal to it is in bounds, whoever wrote it.
+                if len == out.len() as u64 && out.len() <= self.layout.capacity {
+                    self.region
+                        .load_word_bytes(copy + COPY_DATA, out)
+                        .expect("copies are inside the checked layout");
+                    if self.unchanged(generation, seq, s1) {
+                        return Ok(generation);
+                    }
+                } else if self.unchanged(generation, seq, s1) {
+                    return Err(Refusal::WrongLength {
+                        len,
+                        expected: out.len(),
+                    });
+                }
+            }
+            retry.again()?;
+        }
+    }
+
+    /// After a copy was read from the copy whose sequence word `seq` held `s1` (even) when
+    /// `generation` was current: whether what was read is that generation's value, whole.
+    #[inline(always)]
+    fn unchanged(&self, generation: u64, seq: &AtomicU64, s1: u64) -> bool {
+        fence(Ordering::Acquire);
+        // The copy unchanged, and holding the value of `generation` itself, not a later one: a
+        // reader that loaded the generation and was then overtaken by two writes finds this
+        // copy complete again, holding a later value (the loom model found this). Its sequence
+        // word says which write it holds when it is the one write `generation`'s leaves
+        // ([`sequence_after`]); otherwise (after a writer died on this copy) the generation,
+        // still the same, does: having acquired a later write's sequence word orders this load
+        // after the write before it.
+        seq.load(Ordering::Relaxed) == s1
+            && (s1 == sequence_after(generation)
+                || self.word(C_CURRENT).load(Ordering::Relaxed) == generation)
     }
 
     /// Takes the writer lock, waiting at most the lock timeout; takes it over from a dead

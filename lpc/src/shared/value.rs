@@ -267,7 +267,7 @@ fn create_object(
 /// [`SharedOptions::capacity`]). Its shape is recorded: opening the name as another type fails
 /// with [`Error::Shared`], naming both.
 pub struct Shared<T> {
-    object: ValueObject,
+    pub(super) object: ValueObject,
     _type: PhantomData<fn() -> T>,
 }
 
@@ -426,10 +426,10 @@ impl UntypedShared {
 
 /// The untyped object under both.
 #[derive(Debug)]
-struct ValueObject {
-    name: String,
+pub(super) struct ValueObject {
+    pub(super) name: String,
     /// Its memory, the layout checked.
-    seqlock: Seqlock,
+    pub(super) seqlock: Seqlock,
     shape: Shape,
     types: TypeTable,
     fingerprint: u64,
@@ -612,6 +612,7 @@ impl ValueObject {
     }
 
     /// The seqlock's refusal, worded with the value's name.
+    #[cold]
     fn refused(&self, refusal: Refusal) -> Error {
         let name = &self.name;
         match refusal {
@@ -649,6 +650,13 @@ impl ValueObject {
                      by its creator, SharedOptions::capacity)"
                 ),
             ),
+            Refusal::WrongLength { len, expected } => bad(
+                name,
+                format!(
+                    "a published length of {len} bytes, where its type takes {expected} (or a \
+                     capacity below that)"
+                ),
+            ),
             Refusal::OutOfBounds => {
                 shared_error(Kind::Value, name, "copy out of bounds (a bug in lpc)")
             }
@@ -661,19 +669,29 @@ impl ValueObject {
 
     /// A consistent copy of the published value's bytes, given to `decode`; with its version.
     #[inline(always)]
-    fn read<R>(&self, decode: impl FnOnce(&[u8]) -> Result<R>) -> Result<(R, u64)> {
+    pub(super) fn read<R>(&self, decode: impl FnOnce(&[u8]) -> Result<R>) -> Result<(R, u64)> {
         match self.seqlock.read(decode) {
             Ok((value, version)) => Ok((value?, version)),
             Err(refusal) => Err(self.refused(refusal)),
         }
     }
 
-    fn lock(&self) -> Result<WriterLock<'_>> {
+    /// A consistent copy of the published value into `out`, which is as long as the value;
+    /// its version.
+    #[inline(always)]
+    pub(super) fn read_exact_into(&self, out: &mut [u8]) -> Result<u64> {
+        match self.seqlock.read_exact_into(out) {
+            Ok(version) => Ok(version),
+            Err(refusal) => Err(self.refused(refusal)),
+        }
+    }
+
+    pub(super) fn lock(&self) -> Result<WriterLock<'_>> {
         self.seqlock.lock().map_err(|r| self.refused(r))
     }
 
     /// Publishes `bytes` as the new value (the caller holds the lock).
-    fn write(&self, lock: &WriterLock<'_>, bytes: &[u8]) -> Result<()> {
+    pub(super) fn write(&self, lock: &WriterLock<'_>, bytes: &[u8]) -> Result<()> {
         let steps = |step: &'static str| {
             hook(step);
             true
