@@ -196,7 +196,11 @@ impl RawPeer {
 
     /// Wakes whoever sleeps on the state word of `slot` (a client waiting for its reply).
     pub fn wake_slot(&self, slot: u32) {
-        sys::wake(self.region.atomic_u32(self.slot_offset(slot)), 1);
+        sys::wake_in(
+            self.region.atomic_u32(self.slot_offset(slot)),
+            1,
+            sys::Lane::Client,
+        );
     }
 
     /// As a service: answers the request on `slot` with a frame that says its `len` bytes
@@ -327,7 +331,11 @@ impl RawPeer {
         bell.fetch_add(1, Ordering::SeqCst);
         sys::wake(bell, 1);
         for slot in 1..self.geometry.slot_count {
-            sys::wake(self.region.atomic_u32(self.slot_offset(slot)), 1);
+            sys::wake_in(
+                self.region.atomic_u32(self.slot_offset(slot)),
+                1,
+                sys::Lane::Service,
+            );
         }
     }
 

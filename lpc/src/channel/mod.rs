@@ -656,7 +656,7 @@ impl Channel {
     pub(crate) fn ring_all(&self) {
         self.ring();
         for slot in 1..self.memory.geometry().slot_count {
-            crate::sys::wake(self.slot(slot).state(), 1);
+            crate::sys::wake_in(self.slot(slot).state(), 1, crate::sys::Lane::Service);
         }
     }
 

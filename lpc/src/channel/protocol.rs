@@ -19,7 +19,7 @@ use std::sync::atomic::Ordering::{AcqRel, Acquire, Release, SeqCst};
 use std::time::Duration;
 
 use super::state::{ABANDONED, FREE, REPLY, REQUEST, SERVING};
-use crate::sys::{AtomicU32, WaitOutcome};
+use crate::sys::{AtomicU32, Lane, WaitOutcome};
 
 /// A 32-bit atomic word.
 pub(crate) trait Word {
@@ -59,12 +59,15 @@ impl Word for AtomicU32 {
     }
 }
 
-/// Sleeping on a word and waking its sleepers.
+/// Sleeping on a word and waking its sleepers, in a lane ([`Lane`]: on a slot's state word
+/// the client and the slot's service thread sleep for different values, and each side's
+/// wakes are for its own lane).
 pub(crate) trait Futex<W: ?Sized> {
-    /// Sleeps while `*word == expected`, until woken or `timeout`; may return spuriously.
-    fn wait(&self, word: &W, expected: u32, timeout: Option<Duration>) -> WaitOutcome;
-    /// Wakes up to `n` sleepers of `word`.
-    fn wake(&self, word: &W, n: u32);
+    /// Sleeps while `*word == expected`, until woken in `lane` or `timeout`; may return
+    /// spuriously.
+    fn wait(&self, word: &W, expected: u32, timeout: Option<Duration>, lane: Lane) -> WaitOutcome;
+    /// Wakes up to `n` sleepers of `word` in `lane`.
+    fn wake(&self, word: &W, n: u32, lane: Lane);
 }
 
 /// The real thing: `futex(2)` on shared memory (the model's futex under `cfg(loom)`).
@@ -72,12 +75,18 @@ pub(crate) struct SysFutex;
 
 impl Futex<AtomicU32> for SysFutex {
     #[inline]
-    fn wait(&self, word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> WaitOutcome {
-        crate::sys::wait(word, expected, timeout)
+    fn wait(
+        &self,
+        word: &AtomicU32,
+        expected: u32,
+        timeout: Option<Duration>,
+        lane: Lane,
+    ) -> WaitOutcome {
+        crate::sys::wait_in(word, expected, timeout, lane)
     }
     #[inline]
-    fn wake(&self, word: &AtomicU32, n: u32) {
-        crate::sys::wake(word, n)
+    fn wake(&self, word: &AtomicU32, n: u32, lane: Lane) {
+        crate::sys::wake_in(word, n, lane)
     }
 }
 
@@ -122,7 +131,7 @@ pub(crate) fn submit_to_slot<W: Word + ?Sized, F: Futex<W>>(
     slot.state.store(request);
     W::fence();
     if service_waiting.load() != 0 {
-        futex.wake(slot.state, 1);
+        futex.wake(slot.state, 1, Lane::Service);
     }
 }
 
@@ -141,7 +150,7 @@ pub(crate) fn sleep_on_slot<W: Word + ?Sized, F: Futex<W>>(
     W::fence();
     let seen = slot.state.load();
     if !has_work(seen) && !stop() {
-        futex.wait(slot.state, seen, timeout);
+        futex.wait(slot.state, seen, timeout, Lane::Service);
     }
     service_waiting.store(0);
 }
@@ -150,7 +159,7 @@ pub(crate) fn sleep_on_slot<W: Word + ?Sized, F: Futex<W>>(
 #[inline]
 pub(crate) fn ring<W: Word + ?Sized, F: Futex<W>>(futex: &F, door: &Doorbell<'_, W>) {
     door.bell.fetch_add(1);
-    futex.wake(door.bell, 1);
+    futex.wake(door.bell, 1, Lane::Default);
 }
 
 /// One blocking step of a client waiting for its reply.
@@ -176,7 +185,7 @@ pub(crate) fn block_once<W: Word + ?Sized, F: Futex<W>>(
     if seen == REPLY {
         return Step::Reply;
     }
-    Step::Waited(futex.wait(slot.state, seen, timeout), seen)
+    Step::Waited(futex.wait(slot.state, seen, timeout, Lane::Client), seen)
 }
 
 /// Client: no longer sleeping on this slot.
@@ -248,7 +257,7 @@ pub(crate) fn complete<W: Word + ?Sized, F: Futex<W>>(
         Ok(_) => {
             W::fence();
             if slot.client_waiting.load() != 0 {
-                futex.wake(slot.state, 1);
+                futex.wake(slot.state, 1, Lane::Client);
             }
             true
         }
@@ -274,7 +283,7 @@ pub(crate) fn sleep<W: Word + ?Sized, F: Futex<W>>(
     W::fence();
     let seen = door.bell.load();
     if !has_work() && !stop() {
-        futex.wait(door.bell, seen, timeout);
+        futex.wait(door.bell, seen, timeout, Lane::Default);
     }
     door.service_sleeping.store(0);
 }
@@ -323,7 +332,13 @@ mod model {
     }
 
     impl Futex<AtomicU32> for ModelFutex {
-        fn wait(&self, word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> WaitOutcome {
+        fn wait(
+            &self,
+            word: &AtomicU32,
+            expected: u32,
+            timeout: Option<Duration>,
+            _lane: Lane,
+        ) -> WaitOutcome {
             let guard = self.lock.lock().unwrap();
             if Word::load(word) != expected {
                 return WaitOutcome::Woken;
@@ -334,7 +349,7 @@ mod model {
             drop(self.woken.wait(guard).unwrap());
             WaitOutcome::Woken
         }
-        fn wake(&self, _word: &AtomicU32, _n: u32) {
+        fn wake(&self, _word: &AtomicU32, _n: u32, _lane: Lane) {
             let _guard = self.lock.lock().unwrap();
             self.woken.notify_all();
         }

@@ -13,7 +13,7 @@
 //! | [`SharedMemory`] | a shared-memory object of fixed size: `create(name, len)` (both sides write), `create_one_writer(name, len)` (mapped here, then only read-only mappings elsewhere), `len()`, `map()`, `map_read_only()`; received from a peer only through [`Stream::recv`], which checks its kind, seals and size before handing it out | sealed `memfd_create(2)`, `F_SEAL_FUTURE_WRITE` | pagefile-backed section, `DuplicateHandle` (read-only duplicate) |
 //! | [`Mapping`] | a live mapping of one, unmapped on drop: `as_ptr()`, `len()`, `writable()` | `mmap(2)` | `MapViewOfFile` |
 //! | [`AtomicU32`], [`fence`] | the 32-bit word shared memory is made of, and the fence of its memory model: `std::sync::atomic`'s (the loom model's under `cfg(loom)`); everything that lives in shared memory uses these names | `std::sync::atomic` | `std::sync::atomic` |
-//! | [`wait`] / [`wake`] | the doorbell: sleep while a 32-bit word of shared memory holds a value (with a timeout), wake its sleepers | `futex(2)`, shared | spin, then events, with a "sleeping" flag |
+//! | [`wait_in`] / [`wake_in`] | the doorbell: sleep while a 32-bit word of shared memory holds a value (with a timeout), wake its sleepers, in a [`Lane`] (`wait`/`wake`: the default one) | `futex(2)`, shared (lanes need nothing) | named semaphores per word and lane, waiters counted beside the section |
 //! | [`Listener`] / [`Stream`] | a local endpoint: bind an address, accept, connect; send and receive one message with at most one attached [`SharedMemory`] or, for handles in calls, any descriptor (`send_handle`, `recv_any`: a [`Received`] stays unchecked until the message says what it must be); the peer's [`PeerCredentials`] (its pid unknown for a peer in a PID namespace we cannot see); whether the peer hung up; shut down | Unix `SOCK_SEQPACKET`, `SCM_RIGHTS`, `SO_PEERCRED` | named pipes in message mode, token SID |
 //! | [`Reactor`] | waits for connections to accept, for peers to hang up or send a message (it does not read it), and can be woken; on request, also for the signals that ask the process to stop (SIGTERM, SIGINT), which then no longer end it | `epoll(7)`, `eventfd(2)`, a `signal-hook` self-pipe | I/O completion port, `SetConsoleCtrlHandler` |
 //! | [`DirLock`], [`create_private_dir`], [`open_to_other_users`], [`file_identity`] | the place endpoints are named in: private to the user, locked while a name is bound; never a symlink, another user's directory, one others can write to or one in a parent others can change (any of which another user could have planted), and never a mode changed on a directory lpc did not create | directory mode 0700 and a marker file, `lstat`, `flock(2)` | per-user pipe prefix, DACL |
@@ -30,6 +30,7 @@
 //! code. It is not held to the `CONTRACT` signatures, whose words are `std`'s.
 
 use std::fmt;
+use std::time::Duration;
 
 #[cfg(all(target_os = "linux", not(loom)))]
 mod linux;
@@ -89,7 +90,7 @@ pub(crate) use os::Received;
 pub(crate) use os::{
     can_run_apart, create_private_dir, current_user, file_identity, monotonic_ns,
     open_to_other_users, process_alive, process_name, raise_open_file_limit, spawn_with_endpoint,
-    thread_alive, thread_identity, wait, wake, ChildProcess, DirLock, FileIdentity, Listener,
+    thread_alive, thread_identity, wait_in, wake_in, ChildProcess, DirLock, FileIdentity, Listener,
     Mapping, Reactor, SharedMemory, Stream, ENDPOINT_ENV,
 };
 #[cfg(not(loom))]
@@ -171,6 +172,46 @@ pub(crate) enum ReactorEvent {
     /// The process got SIGTERM or SIGINT (after [`Reactor::watch_stop_signals`]); several
     /// signals may be reported as one.
     StopSignal,
+}
+
+/// Which sleepers of a word a [`wait_in`] joins and a [`wake_in`] is for.
+///
+/// A futex compares the word and sleeps in one step, so a wake can only ever reach a sleeper
+/// whose value is gone, and lanes change nothing on Linux. The Windows doorbell has no such
+/// step: a semaphore remembers a wake for a sleeper that has checked the word but not yet
+/// slept, and any sleeper of the word may take it. When two sides sleep on one word for
+/// different values — a call slot's state, on which the client waits for the reply and the
+/// slot's service thread for the next request — the client, waiting again on the value the
+/// wake made, could take the wake meant for the service thread, which then slept through its
+/// request. Each side sleeps and is woken in its own lane, and a lane's wakes go only to its
+/// own sleepers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Lane {
+    /// Every word with one kind of sleeper.
+    Default = 0,
+    /// A client waiting for its reply on a slot's state word.
+    Client = 1,
+    /// A slot's service thread waiting for a request on the slot's state word.
+    Service = 2,
+}
+
+impl Lane {
+    /// How many there are (for a backend that keys per lane).
+    #[cfg_attr(not(windows), allow(dead_code))]
+    pub(crate) const COUNT: usize = 3;
+}
+
+/// Sleeps while `*word == expected`, until woken or `timeout`; may return spuriously (the
+/// [`Lane::Default`] of [`wait_in`]).
+#[inline]
+pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> WaitOutcome {
+    wait_in(word, expected, timeout, Lane::Default)
+}
+
+/// Wakes up to `n` sleepers of `word` (those of [`Lane::Default`]).
+#[inline]
+pub(crate) fn wake(word: &AtomicU32, n: u32) {
+    wake_in(word, n, Lane::Default)
 }
 
 /// How a [`wait`] ended.
@@ -348,8 +389,8 @@ const CONTRACT: () = {
         let _: fn(&Mapping) -> usize = Mapping::len;
         let _: fn(&Mapping) -> bool = Mapping::writable;
         // The doorbell.
-        let _: fn(&AtomicU32, u32, Option<Duration>) -> WaitOutcome = wait;
-        let _: fn(&AtomicU32, u32) = wake;
+        let _: fn(&AtomicU32, u32, Option<Duration>, Lane) -> WaitOutcome = wait_in;
+        let _: fn(&AtomicU32, u32, Lane) = wake_in;
         // The local endpoint.
         let _: fn(&Path) -> Result<Listener> = Listener::bind;
         let _: fn(&Listener) -> Result<Option<Stream>> = Listener::accept;

@@ -7,7 +7,7 @@ mod process;
 mod reactor;
 mod socket;
 
-pub(crate) use futex::{wait, wake};
+pub(crate) use futex::{wait_in, wake_in};
 pub(crate) use memory::{Mapping, SharedMemory};
 pub(crate) use named::{
     current_pid, holds, pid_namespace, thread_alive, thread_identity, NameFile, ObjectIdentity,

@@ -22,7 +22,7 @@ use std::time::Duration;
 use loom::sync::atomic::AtomicUsize;
 use loom::sync::{Condvar, Mutex};
 
-use crate::sys::{fence, AtomicU32, WaitOutcome};
+use crate::sys::{fence, AtomicU32, Lane, WaitOutcome};
 
 /// The futex hash bucket: every word of the model hashes to it.
 struct Bucket {
@@ -60,7 +60,12 @@ fn address(word: &AtomicU32) -> usize {
 }
 
 /// `futex(word, FUTEX_WAIT, expected)`, with `timeout` ignored (see the module docs).
-pub(crate) fn wait(word: &AtomicU32, expected: u32, _timeout: Option<Duration>) -> WaitOutcome {
+pub(crate) fn wait_in(
+    word: &AtomicU32,
+    expected: u32,
+    _timeout: Option<Duration>,
+    _lane: Lane,
+) -> WaitOutcome {
     let bucket = &*BUCKET;
     bucket.waiters.fetch_add(1, Relaxed);
     fence(SeqCst);
@@ -81,7 +86,7 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, _timeout: Option<Duration>) 
 }
 
 /// `futex(word, FUTEX_WAKE, n)`.
-pub(crate) fn wake(word: &AtomicU32, n: u32) {
+pub(crate) fn wake_in(word: &AtomicU32, n: u32, _lane: Lane) {
     let bucket = &*BUCKET;
     fence(SeqCst);
     if bucket.waiters.load(Relaxed) == 0 {

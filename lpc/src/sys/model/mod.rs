@@ -24,7 +24,7 @@ use std::io;
 use std::path::Path;
 
 pub(crate) use endpoint::{Listener, Reactor, Received, Stream};
-pub(crate) use futex::{wait, wake};
+pub(crate) use futex::{wait_in, wake_in};
 pub(crate) use memory::{Mapping, SharedMemory};
 
 use crate::sys::UserId;

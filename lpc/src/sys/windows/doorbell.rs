@@ -2,10 +2,17 @@
 //!
 //! `WaitOnAddress` keys its waiters by virtual address within one process: it never wakes a
 //! waiter in another (the two processes map the section at different addresses). So a word of
-//! a section gets a named semaphore, `Local\lpc-bell-<section id>-<offset>`, which both
-//! processes derive from what they share (the section's id, the word's offset) and open on
-//! first use. A semaphore remembers a wake that comes before the waiter sleeps, so a wake
-//! between the waiter's check of the word and its sleep is not lost.
+//! a section gets a named semaphore per [`Lane`], `Local\lpc-bell-<section id>-<offset>-<lane>`,
+//! which both processes derive from what they share (the section's id, the word's offset) and
+//! open on first use. A semaphore remembers a wake that comes before the waiter sleeps, so a
+//! wake between the waiter's check of the word and its sleep is not lost.
+//!
+//! That memory is also why lanes exist: a remembered wake goes to whichever sleeper of the
+//! semaphore asks first, though nothing compared the word for it. A client that waits again on
+//! a slot's state (now REQUEST) right after waking the slot's service thread (which checked the
+//! state while it was REPLY and has not slept yet) took that wake, and the service thread slept
+//! through its request: under Wine, one run in about four of a test of 20 threads on 2 slots.
+//! In lanes, the client's and the service thread's sleeps use different semaphores.
 //!
 //! A semaphore would also remember wakes nobody waits for, and every one of them would later
 //! be a wait that returns at once (a system call for nothing). So waiters count themselves in
@@ -32,10 +39,13 @@ use windows_sys::Win32::System::Threading::{
 };
 
 use super::{owned, wide};
-use crate::sys::WaitOutcome;
+use crate::sys::{Lane, WaitOutcome};
 
-/// The longest one sleep on a section word's semaphore lasts before the word is checked again.
-const SLICE_MS: u32 = 50;
+/// The longest one sleep on a section word's semaphore lasts before the word is checked again:
+/// a bound on what a lost wake-up could cost (none is known since lanes; this was 50 ms while
+/// the one above was not understood, and woke every sleeping service thread 20 times a
+/// second).
+const SLICE_MS: u32 = 1_000;
 
 /// The most wakes a word's semaphore holds for sleepers still to come.
 const MAX_COUNT: i32 = 1024;
@@ -49,7 +59,8 @@ struct Views {
 struct View {
     len: usize,
     id: u128,
-    bells: Mutex<HashMap<usize, Arc<OwnedHandle>>>,
+    /// By word offset and lane.
+    bells: Mutex<HashMap<(usize, Lane), Arc<OwnedHandle>>>,
     waiters: std::sync::OnceLock<Option<WaiterPage>>,
 }
 
@@ -104,8 +115,10 @@ impl WaiterPage {
         })
     }
 
-    fn counter(&self, offset: usize) -> &AtomicU32 {
-        let index = (offset / 4) % WAITER_WORDS;
+    /// The waiter count of the word at `offset` in `lane` (shared with the words and lanes
+    /// whose index collides modulo the page: a count too high costs a release for nobody).
+    fn counter(&self, offset: usize, lane: Lane) -> &AtomicU32 {
+        let index = ((offset / 4) * Lane::COUNT + lane as usize) % WAITER_WORDS;
         // SAFETY: `index` is within the page's WAITER_WORDS aligned words; the view lives as
         // long as `self`; an AtomicU32 accepts any bits and concurrent access.
         unsafe { &*self.view.as_ptr().add(index) }
@@ -161,9 +174,9 @@ pub(super) fn unregister(start: usize) {
         .remove(&start);
 }
 
-/// The semaphore of the section word at `addr` (with its view and offset), or `None` for a
-/// word outside every view.
-fn bell(addr: usize) -> Option<(Arc<OwnedHandle>, Arc<View>, usize)> {
+/// The semaphore of the section word at `addr` in `lane` (with its view and offset), or
+/// `None` for a word outside every view.
+fn bell(addr: usize, lane: Lane) -> Option<(Arc<OwnedHandle>, Arc<View>, usize)> {
     let view = {
         let views = VIEWS.read().unwrap_or_else(|p| p.into_inner());
         let (&start, view) = views.by_start.range(..=addr).next_back()?;
@@ -175,10 +188,13 @@ fn bell(addr: usize) -> Option<(Arc<OwnedHandle>, Arc<View>, usize)> {
     let (start, view) = view;
     let offset = addr - start;
     let mut bells = view.bells.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(bell) = bells.get(&offset) {
+    if let Some(bell) = bells.get(&(offset, lane)) {
         return Some((bell.clone(), view.clone(), offset));
     }
-    let name = wide(&format!("Local\\lpc-bell-{:032x}-{offset:x}", view.id));
+    let name = wide(&format!(
+        "Local\\lpc-bell-{:032x}-{offset:x}-{}",
+        view.id, lane as u8
+    ));
     // SAFETY: default security, a nul-terminated name that lives for the call; creates the
     // semaphore or opens the one the peer created; we own the returned handle.
     let handle = unsafe {
@@ -191,7 +207,7 @@ fn bell(addr: usize) -> Option<(Arc<OwnedHandle>, Arc<View>, usize)> {
     }
     .ok()?;
     let bell = Arc::new(handle);
-    bells.insert(offset, bell.clone());
+    bells.insert((offset, lane), bell.clone());
     drop(bells);
     Some((bell, view, offset))
 }
@@ -204,23 +220,27 @@ fn millis(timeout: Option<Duration>) -> u32 {
     }
 }
 
-/// Sleeps while `*word == expected`, until woken or `timeout` passes. Returns at once if the
-/// word already differs; may return early (callers re-check the word).
-pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> WaitOutcome {
+/// Sleeps while `*word == expected`, until woken in `lane` or `timeout` passes. Returns at
+/// once if the word already differs; may return early (callers re-check the word).
+pub(crate) fn wait_in(
+    word: &AtomicU32,
+    expected: u32,
+    timeout: Option<Duration>,
+    lane: Lane,
+) -> WaitOutcome {
     let addr = word as *const AtomicU32 as usize;
-    match bell(addr) {
+    match bell(addr, lane) {
         Some((bell, view, offset)) => {
             use std::sync::atomic::Ordering::SeqCst;
             // Counted before the word is checked: a waker that changes the word after our
             // check sees the count, and releases.
-            let counter = view.waiters().map(|w| w.counter(offset));
+            let counter = view.waiters().map(|w| w.counter(offset, lane));
             if let Some(c) = counter {
                 c.fetch_add(1, SeqCst);
             }
-            // Slept in slices of at most SLICE_MS, the word re-checked between them: a wake-up
-            // this scheme loses costs that much, not the caller's whole timeout. (Under Wine,
-            // one in about four runs of a test of 20 threads on 2 slots had a service thread
-            // sleep through its wake-up until its 5 s re-check; the cause is not found.)
+            // Slept in slices of at most SLICE_MS, the word re-checked between them: should a
+            // wake-up ever be lost (a peer that wakes in the wrong lane, or not at all), it
+            // costs that much, not the caller's whole timeout.
             let end = timeout.map(|t| std::time::Instant::now() + t);
             let outcome = loop {
                 if word.load(SeqCst) != expected {
@@ -264,10 +284,10 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -
     }
 }
 
-/// Wakes up to `n` waiters on `word`.
-pub(crate) fn wake(word: &AtomicU32, n: u32) {
+/// Wakes up to `n` waiters on `word` in `lane`.
+pub(crate) fn wake_in(word: &AtomicU32, n: u32, lane: Lane) {
     let addr = word as *const AtomicU32 as usize;
-    match bell(addr) {
+    match bell(addr, lane) {
         Some((bell, view, offset)) => {
             // The Dekker pair with the waiter (it counts itself, then reads the word; we changed
             // the word, now read the count): the caller's store may be only Release, which a
@@ -275,7 +295,8 @@ pub(crate) fn wake(word: &AtomicU32, n: u32) {
             std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
             // As many as wait (all asked for, if the count cannot be read).
             let waiting = view.waiters().map_or(n, |w| {
-                w.counter(offset).load(std::sync::atomic::Ordering::SeqCst)
+                w.counter(offset, lane)
+                    .load(std::sync::atomic::Ordering::SeqCst)
             });
             let n = n.min(waiting);
             if n == 0 {
@@ -292,5 +313,49 @@ pub(crate) fn wake(word: &AtomicU32, n: u32) {
         }
         // SAFETY: `word` is a live atomic; waking never touches its value.
         None => unsafe { WakeByAddressAll(word.as_ptr().cast()) },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+    use std::time::Duration;
+
+    use super::{bell, wait_in, wake_in};
+    use crate::sys::{Lane, SharedMemory, WaitOutcome};
+
+    /// The race lanes close, made to happen: the slot's service thread has counted itself and
+    /// checked the state, but is not asleep yet (its count is raised by hand here), when the
+    /// client wakes it and then sleeps on the state itself, for the value it just stored. The
+    /// wake stays in the service thread's semaphore; the client's sleep, in its own lane, does
+    /// not take it (with one semaphore for the word it returned at once, and the service
+    /// thread then slept through its request).
+    #[test]
+    fn a_wake_for_a_sleeper_not_yet_asleep_is_not_taken_by_a_sleeper_of_another_lane() {
+        let shm = SharedMemory::create("doorbell-lanes", 4096).unwrap();
+        let map = shm.map().unwrap();
+        // SAFETY: offset 0 of a live, page-aligned mapping of 4096 bytes; the mapping outlives
+        // the borrow; AtomicU32 accepts any bits and concurrent access.
+        let state = unsafe { &*map.as_ptr().cast::<AtomicU32>() };
+        let (_, view, offset) = bell(state as *const AtomicU32 as usize, Lane::Service).unwrap();
+        let service_count = view.waiters().unwrap().counter(offset, Lane::Service);
+        // The service thread, counted, saw the state at 0 and is about to sleep.
+        service_count.fetch_add(1, SeqCst);
+        // The client stores its request and wakes it.
+        state.store(1, SeqCst);
+        wake_in(state, 1, Lane::Service);
+        // The client sleeps for its reply, the state still 1.
+        assert_eq!(
+            wait_in(state, 1, Some(Duration::from_millis(200)), Lane::Client),
+            WaitOutcome::TimedOut,
+            "the client took the service thread's wake"
+        );
+        // The service thread sleeps at last, and finds its wake there (asked to sleep on the
+        // value the state holds, it returns for the wake alone, not after its timeout).
+        assert_eq!(
+            wait_in(state, 1, Some(Duration::from_secs(10)), Lane::Service),
+            WaitOutcome::Woken
+        );
+        service_count.fetch_sub(1, SeqCst);
     }
 }

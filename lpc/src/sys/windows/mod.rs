@@ -25,7 +25,7 @@ mod watch;
 
 use std::io;
 
-pub(crate) use doorbell::{wait, wake};
+pub(crate) use doorbell::{wait_in, wake_in};
 pub(crate) use identity::current_user;
 pub(crate) use memory::{Mapping, SharedMemory};
 pub(crate) use named::{
