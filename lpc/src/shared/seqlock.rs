@@ -125,6 +125,18 @@ pub(super) enum Refusal {
     WrongLength { len: u64, expected: usize },
 }
 
+/// What a read saw of the copy its generation publishes, before reading its words.
+struct Published<'a> {
+    generation: u64,
+    /// The copy's offset.
+    offset: usize,
+    /// Its sequence word, and the (even) value it held.
+    seq: &'a AtomicU64,
+    s1: u64,
+    /// Its published length (unchecked).
+    len: u64,
+}
+
 /// The backoff of a reader that found the copy rewritten under it: spin, yield every 64
 /// tries, give up after [`READ_TIMEOUT`] (a writer that never stops, or a hostile one).
 #[derive(Default)]
@@ -213,13 +225,8 @@ impl Seqlock {
         let current = self.word(C_CURRENT);
         let mut retry = Retry::default();
         loop {
-            let generation = current.load(Ordering::Acquire);
-            let copy = self.layout.copy(generation);
-            let seq = self.word(copy + COPY_SEQ);
-            let s1 = seq.load(Ordering::Acquire);
-            if s1 & 1 == 0 {
-                let len = self.word(copy + COPY_LEN).load(Ordering::Relaxed);
-                let len = usize::try_from(len).unwrap_or(usize::MAX);
+            if let Some(copy) = self.published(current) {
+                let len = usize::try_from(copy.len).unwrap_or(usize::MAX);
                 // A length beyond the capacity is either a copy being rewritten (the sequence
                 // check below says) or a hostile writer's: never used for the copy.
                 if len <= self.layout.capacity {
@@ -230,12 +237,12 @@ impl Seqlock {
                         &mut heap[..]
                     };
                     self.region
-                        .load_word_bytes(copy + COPY_DATA, buf)
+                        .load_word_bytes(copy.offset + COPY_DATA, buf)
                         .expect("copies are inside the checked layout");
-                    if self.unchanged(generation, seq, s1) {
-                        return Ok((decode(buf), generation));
+                    if self.unchanged(&copy) {
+                        return Ok((decode(buf), copy.generation));
                     }
-                } else if self.unchanged(generation, seq, s1) {
+                } else if self.unchanged(&copy) {
                     return Err(Refusal::BeyondCapacity {
                         len,
                         capacity: self.layout.capacity,
@@ -254,24 +261,19 @@ impl Seqlock {
         let current = self.word(C_CURRENT);
         let mut retry = Retry::default();
         loop {
-            let generation = current.load(Ordering::Acquire);
-            let copy = self.layout.copy(generation);
-            let seq = self.word(copy + COPY_SEQ);
-            let s1 = seq.load(Ordering::Acquire);
-            if s1 & 1 == 0 {
-                let len = self.word(copy + COPY_LEN).load(Ordering::Relaxed);
+            if let Some(copy) = self.published(current) {
                 // `out` is never longer than the capacity (the caller's type is the value's),
                 // so a length equal to it is in bounds, whoever wrote it.
-                if len == out.len() as u64 && out.len() <= self.layout.capacity {
+                if copy.len == out.len() as u64 && out.len() <= self.layout.capacity {
                     self.region
-                        .load_word_bytes(copy + COPY_DATA, out)
+                        .load_word_bytes(copy.offset + COPY_DATA, out)
                         .expect("copies are inside the checked layout");
-                    if self.unchanged(generation, seq, s1) {
-                        return Ok(generation);
+                    if self.unchanged(&copy) {
+                        return Ok(copy.generation);
                     }
-                } else if self.unchanged(generation, seq, s1) {
+                } else if self.unchanged(&copy) {
                     return Err(Refusal::WrongLength {
-                        len,
+                        len: copy.len,
                         expected: out.len(),
                     });
                 }
@@ -280,10 +282,30 @@ impl Seqlock {
         }
     }
 
-    /// After a copy was read from the copy whose sequence word `seq` held `s1` (even) when
-    /// `generation` was current: whether what was read is that generation's value, whole.
+    /// The copy the current generation publishes, unless a write is rewriting it (its sequence
+    /// odd): the first half of a read, up to its length.
     #[inline(always)]
-    fn unchanged(&self, generation: u64, seq: &AtomicU64, s1: u64) -> bool {
+    fn published(&self, current: &AtomicU64) -> Option<Published<'_>> {
+        let generation = current.load(Ordering::Acquire);
+        let offset = self.layout.copy(generation);
+        let seq = self.word(offset + COPY_SEQ);
+        let s1 = seq.load(Ordering::Acquire);
+        if s1 & 1 != 0 {
+            return None;
+        }
+        let len = self.word(offset + COPY_LEN).load(Ordering::Relaxed);
+        Some(Published {
+            generation,
+            offset,
+            seq,
+            s1,
+            len,
+        })
+    }
+
+    /// After `copy`'s words were read: whether what was read is its generation's value, whole.
+    #[inline(always)]
+    fn unchanged(&self, copy: &Published<'_>) -> bool {
         fence(Ordering::Acquire);
         // The copy unchanged, and holding the value of `generation` itself, not a later one: a
         // reader that loaded the generation and was then overtaken by two writes finds this
@@ -292,9 +314,9 @@ impl Seqlock {
         // ([`sequence_after`]); otherwise (after a writer died on this copy) the generation,
         // still the same, does: having acquired a later write's sequence word orders this load
         // after the write before it.
-        seq.load(Ordering::Relaxed) == s1
-            && (s1 == sequence_after(generation)
-                || self.word(C_CURRENT).load(Ordering::Relaxed) == generation)
+        copy.seq.load(Ordering::Relaxed) == copy.s1
+            && (copy.s1 == sequence_after(copy.generation)
+                || self.word(C_CURRENT).load(Ordering::Relaxed) == copy.generation)
     }
 
     /// Takes the writer lock, waiting at most the lock timeout; takes it over from a dead
