@@ -50,9 +50,16 @@ struct Consumer {
     reply: Vec<u8>,
     /// The counters of the one-way messages (written under the lock only).
     stats: Arc<ConnectionStats>,
-    /// The last message's method: its id, its index in the statistics, its descriptor
-    /// (looked up again only when the method changes).
-    last_method: (u32, Option<usize>, Option<&'static MethodDescriptor>),
+    /// The last message's method (looked up again only when the method changes).
+    last_method: LastMethod,
+}
+
+/// A message's method as the consumer looked it up.
+struct LastMethod {
+    id: u32,
+    /// Its index in the statistics.
+    stats_index: Option<usize>,
+    descriptor: Option<&'static MethodDescriptor>,
 }
 
 impl Oneway {
@@ -63,7 +70,11 @@ impl Oneway {
                 args: Vec::new(),
                 reply: Vec::new(),
                 stats,
-                last_method: (u32::MAX, None, None),
+                last_method: LastMethod {
+                    id: u32::MAX,
+                    stats_index: None,
+                    descriptor: None,
+                },
             }),
             handled: AtomicU32::new(0),
         }
@@ -107,16 +118,20 @@ impl Oneway {
             let Some(posted) = receiver.next(channel, until, args)? else {
                 break;
             };
-            if last_method.0 != posted.method {
-                *last_method = (
-                    posted.method,
-                    shared.method_index(posted.method),
-                    shared.interface.method(posted.method),
-                );
+            if last_method.id != posted.method {
+                *last_method = LastMethod {
+                    id: posted.method,
+                    stats_index: shared.method_index(posted.method),
+                    descriptor: shared.interface.method(posted.method),
+                };
             }
             let started = stats.sample_next().then(Instant::now);
-            let failed = run(shared, peer, posted, last_method.2, args, reply);
-            stats.record(last_method.1, failed, started.map(|s| s.elapsed()));
+            let failed = run(shared, peer, posted, last_method.descriptor, args, reply);
+            stats.record(
+                last_method.stats_index,
+                failed,
+                started.map(|s| s.elapsed()),
+            );
             self.handled.store(receiver.position(), Ordering::Release);
             if args.capacity() > 1 << 20 {
                 *args = Vec::new();
