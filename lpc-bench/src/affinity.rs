@@ -68,8 +68,24 @@ impl Drop for Pinned {
 /// The CPU a process (or, with `"thread-self"`, the calling thread) last ran on: field 39 of
 /// `/proc/<which>/stat` (`processor`, see proc(5)).
 pub fn last_cpu(which: &str) -> Option<usize> {
-    let stat = std::fs::read_to_string(format!("/proc/{which}/stat")).ok()?;
+    stat_fields(&format!("/proc/{which}/stat")).map(|(cpu, _)| cpu)
+}
+
+/// The CPU that the busiest thread of process `pid` (the one with the most CPU time: a
+/// service's serving thread, not its sleeping main thread) last ran on.
+pub fn busiest_thread_cpu(pid: u32) -> Option<usize> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .filter_map(|task| stat_fields(&format!("{}/stat", task.ok()?.path().display())))
+        .max_by_key(|&(_, time)| time)
+        .map(|(cpu, _)| cpu)
+}
+
+/// Fields 39 (`processor`) and 14 + 15 (`utime` + `stime`) of a `stat` file (proc(5)).
+fn stat_fields(path: &str) -> Option<(usize, u64)> {
+    let stat = std::fs::read_to_string(path).ok()?;
     // The command name (field 2) is in parentheses and may hold spaces: count after it.
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(36)?.parse().ok()
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    let time = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some((fields.get(36)?.parse().ok()?, time))
 }

@@ -29,9 +29,12 @@ const CONNECT_SAMPLES: usize = 500;
 const INTERLEAVE_ROUNDS: usize = 10;
 /// Untimed round trips at the start of each system's turn in a round: the system that had
 /// just slept (its service on a futex, its spin budgets shrunk) settles before it is timed.
-/// Without them, whichever system came right after `raw-spin` showed a p99 of ~3 µs in about
-/// one run in three (its first calls paying wake-ups), statistics on or off.
+/// The spinning group then goes on warming up while the pair shares a CPU ([`settle`]): the
+/// p99 of ~3 µs that one run in three showed for one of the lpc systems (statistics on or off)
+/// came from rounds that began with the service thread on the client's CPU.
 const ROUND_WARMUP: usize = 2_000;
+/// Longest [`settle`] keeps a pair that shares a CPU warming up before timing it anyway.
+const SETTLE_LIMIT: Duration = Duration::from_millis(500);
 /// Connections timed per interface by the handshake measurement (fewer with `--samples`).
 const HANDSHAKE_SAMPLES: usize = 200;
 /// Encoding, decoding and comparing one description in one process (the handshake
@@ -129,13 +132,49 @@ impl Placed {
 /// Where the two processes of a measurement ran: the placement asked for, and the CPU each
 /// was on when sampled (while both spun or waited), as `/proc` reports it.
 fn ran_on(placed: &Placed, child: u32) -> String {
-    let cpu = |which: &str| affinity::last_cpu(which).map_or("?".to_owned(), |c| c.to_string());
+    let cpu = |c: Option<usize>| c.map_or("?".to_owned(), |c| c.to_string());
     format!(
         "{}: parent on CPU {}, child on CPU {}",
         placed.cpus(),
-        cpu(&std::process::id().to_string()),
-        cpu(&child.to_string())
+        cpu(affinity::last_cpu(&std::process::id().to_string())),
+        cpu(affinity::busiest_thread_cpu(child))
     )
+}
+
+/// Runs `op` untimed until the busiest thread of process `child` and the measuring thread run
+/// on different CPUs: at least [`ROUND_WARMUP`] times, and at most for [`SETTLE_LIMIT`].
+/// A service thread woken from sleep may land on its waker's CPU, and a spinning pair that
+/// shares one takes turns at the scheduler's pace (about 3 µs a call here) until the load
+/// balancer moves one of them, which it does within a round. Returns whether they are apart.
+fn settle(op: &mut dyn FnMut() -> Result<(), String>, child: u32) -> Result<bool, String> {
+    let start = Instant::now();
+    loop {
+        for _ in 0..ROUND_WARMUP {
+            op()?;
+        }
+        if !sharing_a_cpu(child) {
+            return Ok(true);
+        }
+        if start.elapsed() > SETTLE_LIMIT {
+            return Ok(false);
+        }
+    }
+}
+
+/// `ran_on`, saying how many timed rounds began with both on one CPU (if any did).
+fn with_shared_rounds(ran_on: &str, shared: usize) -> String {
+    if shared == 0 {
+        ran_on.to_owned()
+    } else {
+        format!("{ran_on}; {shared} of {INTERLEAVE_ROUNDS} rounds began on one CPU")
+    }
+}
+
+/// Whether the measuring thread and the busiest thread of process `child` last ran on the
+/// same CPU (a spinning pair that shares one takes turns at the scheduler's pace).
+fn sharing_a_cpu(child: u32) -> bool {
+    let parent = affinity::last_cpu("thread-self");
+    parent.is_some() && parent == affinity::busiest_thread_cpu(child)
 }
 
 impl Runner {
@@ -364,6 +403,9 @@ impl Runner {
         let mut lpc_latencies: Vec<Vec<u64>> = vec![Vec::new(); lpcs.len()];
         let mut lpc_batch = vec![(0, Duration::ZERO); lpcs.len()];
         let mut lpc_ran_on = vec![String::new(); lpcs.len()];
+        // Rounds timed with both on one CPU: `settle` gave up waiting for them to part.
+        let mut lpc_shared = vec![0usize; lpcs.len()];
+        let mut raw_shared = 0usize;
         let mut counter = 0i32;
         for round in 0..=INTERLEAVE_ROUNDS {
             // Round 0 warms every system up and is not counted.
@@ -372,8 +414,9 @@ impl Runner {
             if raw {
                 pinger.unpark();
                 let op = &mut || pinger.round_trip();
-                for _ in 0..ROUND_WARMUP {
-                    op().map_err(|e| format!("raw-spin: {e}"))?;
+                let apart = settle(op, raw_peer.pid()).map_err(|e| format!("raw-spin: {e}"))?;
+                if !warm && !apart {
+                    raw_shared += 1;
                 }
                 let latencies = if warm {
                     &mut scratch
@@ -391,8 +434,9 @@ impl Runner {
             }
             for (i, (system, client, peer)) in lpcs.iter().enumerate() {
                 let op = &mut || call(client, &mut counter);
-                for _ in 0..ROUND_WARMUP {
-                    op().map_err(|e| format!("{system}: {e}"))?;
+                let apart = settle(op, peer.pid()).map_err(|e| format!("{system}: {e}"))?;
+                if !warm && !apart {
+                    lpc_shared[i] += 1;
                 }
                 scratch.clear();
                 let latencies = if warm {
@@ -419,7 +463,7 @@ impl Runner {
             out.push(Record::measured(
                 "raw-spin",
                 Workload::Small,
-                &raw_ran_on,
+                &with_shared_rounds(&raw_ran_on, raw_shared),
                 summary,
             ));
         }
@@ -431,7 +475,7 @@ impl Runner {
             out.push(Record::measured(
                 system,
                 Workload::Small,
-                &lpc_ran_on[i],
+                &with_shared_rounds(&lpc_ran_on[i], lpc_shared[i]),
                 summary,
             ));
         }
