@@ -254,25 +254,25 @@ pub fn memcpy(budget: &Budget, size: usize) -> Result<Summary, String> {
     })
 }
 
-/// The cross-check floor, `raw-spin-bare`: the same ping-pong written as plainly as it can be,
-/// sharing nothing with the harness above but the mapping — no `spin_loop` hint, no clock in
-/// the wait (a bound on the spins instead), and its own timing loop (`Instant` around each
-/// round trip into a preallocated vector, summarised at the end). If `raw-spin` ever costs
-/// much more than this, the harness, not the machine, is the floor.
-pub fn bare_round_trips(path: &Path, samples: usize) -> Result<Summary, String> {
+/// The cross-check floors, `raw-spin-bare` and `raw-futex-bare`: the same ping-pong written
+/// as plainly as it can be, sharing nothing with the harness above but the mapping — no
+/// `spin_loop` hint, no clock in the wait (a bound on the spins instead), the futex called
+/// straight through rustix instead of through `lpc::floor`, and its own timing loop
+/// (`Instant` around each round trip into a preallocated vector, summarised at the end). If
+/// `raw-spin` or `raw-futex` ever costs much more than its bare twin, the harness, not the
+/// machine, is the floor.
+pub fn bare_round_trips(path: &Path, samples: usize, futex: bool) -> Result<Summary, String> {
     let words = SharedWords::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
     let (ping, pong) = (words.word(PING), words.word(PONG));
     let mut latencies = Vec::with_capacity(samples);
     let mut value = 1u32;
     let round_trip = |value: u32| -> Result<(), String> {
         ping.store(value, Ordering::Release);
-        let mut spins = 0u64;
-        while pong.load(Ordering::Acquire) != value + 1 {
-            spins += 1;
-            if spins == BARE_SPIN_BOUND {
-                return Err("raw-spin-bare: the child did not answer".into());
-            }
+        if futex {
+            bare_wake(ping);
         }
+        bare_wait(pong, |v| v == value + 1, futex)
+            .ok_or_else(|| "the child did not answer".to_owned())?;
         Ok(())
     };
     for _ in 0..samples / 10 {
@@ -292,34 +292,70 @@ pub fn bare_round_trips(path: &Path, samples: usize) -> Result<Summary, String> 
     }
     let wall = batch.elapsed();
     ping.store(STOP, Ordering::Release);
+    if futex {
+        bare_wake(ping);
+    }
     Ok(lpc_bench::stats::summarise(latencies, samples, wall))
 }
 
+/// Waits until `word` holds a value `done` accepts, spinning on it or sleeping on it with
+/// `FUTEX_WAIT` (shared: the word is in another process's mapping too); `None` after about
+/// ten seconds without one.
+fn bare_wait(word: &AtomicU32, done: impl Fn(u32) -> bool, futex: bool) -> Option<u32> {
+    let mut tries = 0u64;
+    loop {
+        let value = word.load(Ordering::Acquire);
+        if done(value) {
+            return Some(value);
+        }
+        tries += 1;
+        if futex {
+            if tries == BARE_SLEEP_BOUND {
+                return None;
+            }
+            let slice = rustix::thread::futex::Timespec {
+                tv_sec: 0,
+                tv_nsec: 100_000_000,
+            };
+            // Interrupted, timed out or the value changed: all mean look again.
+            let _ = rustix::thread::futex::wait(
+                word,
+                rustix::thread::futex::Flags::empty(),
+                value,
+                Some(&slice),
+            );
+        } else if tries == BARE_SPIN_BOUND {
+            return None;
+        }
+    }
+}
+
+/// `FUTEX_WAKE` of the one waiter on `word`, if it sleeps.
+fn bare_wake(word: &AtomicU32) {
+    let _ = rustix::thread::futex::wake(word, rustix::thread::futex::Flags::empty(), 1);
+}
+
+/// About ten seconds of sleeps of at most 100 ms.
+const BARE_SLEEP_BOUND: u64 = 100;
 /// About ten seconds of spinning at a few loads per nanosecond.
 const BARE_SPIN_BOUND: u64 = 1 << 35;
 
-/// The child of `raw-spin-bare`: answers `v + 1` to every ping `v`, spinning without a hint.
-pub fn answer_bare(path: &Path) -> Result<(), String> {
+/// The child of `raw-spin-bare` and `raw-futex-bare`: answers `v + 1` to every ping `v`,
+/// spinning without a hint or sleeping on the futex.
+pub fn answer_bare(path: &Path, futex: bool) -> Result<(), String> {
     let words = SharedWords::open(path).map_err(|e| format!("opening {}: {e}", path.display()))?;
     lpc_bench::child::ready();
     let (ping, pong) = (words.word(PING), words.word(PONG));
     let mut last = 0;
     loop {
-        let mut spins = 0u64;
-        let value = loop {
-            let value = ping.load(Ordering::Acquire);
-            if value != last {
-                break value;
-            }
-            spins += 1;
-            if spins == BARE_SPIN_BOUND {
-                return Err("raw-spin-bare: no ping".into());
-            }
-        };
+        let value = bare_wait(ping, |v| v != last, futex).ok_or_else(|| "no ping".to_owned())?;
         if value == STOP {
             return Ok(());
         }
         pong.store(value + 1, Ordering::Release);
+        if futex {
+            bare_wake(pong);
+        }
         last = value;
     }
 }

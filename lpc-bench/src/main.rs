@@ -158,6 +158,11 @@ enum ChildCommand {
     ChildBare {
         #[arg(long)]
         file: PathBuf,
+        /// Sleep on a futex instead of spinning (`raw-futex-bare`).
+        #[arg(long)]
+        futex: bool,
+        #[arg(long)]
+        cpu: Option<usize>,
     },
     /// Echo `size`-byte messages on a Unix socket at `path`.
     #[command(hide = true)]
@@ -276,11 +281,11 @@ fn main() -> ExitCode {
 fn run_child(command: &ChildCommand) -> Result<(), String> {
     let cpu = match command {
         ChildCommand::ChildRaw { cpu, .. }
+        | ChildCommand::ChildBare { cpu, .. }
         | ChildCommand::ChildUnix { cpu, .. }
         | ChildCommand::ChildService { cpu, .. } => *cpu,
         ChildCommand::ChildClient { .. }
         | ChildCommand::ChildTrace { .. }
-        | ChildCommand::ChildBare { .. }
         | ChildCommand::ChildSharedWriter { .. }
         | ChildCommand::ChildSharedReader { .. }
         | ChildCommand::ChildPostLoop { .. }
@@ -300,7 +305,7 @@ fn run_child(command: &ChildCommand) -> Result<(), String> {
         ChildCommand::ChildRaw { file, futex, .. } => {
             floor::answer(file, if *futex { Mode::Futex } else { Mode::Spin })
         }
-        ChildCommand::ChildBare { file } => floor::answer_bare(file),
+        ChildCommand::ChildBare { file, futex, .. } => floor::answer_bare(file, *futex),
         ChildCommand::ChildUnix { path, size, .. } => floor::answer_unix(path, *size),
         ChildCommand::ChildService {
             dir,

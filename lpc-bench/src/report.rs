@@ -1642,6 +1642,9 @@ when sampled.
   (always: the floor keeps no \"is the peer asleep\" flag, so it pays for a wake even when
   the peer is not asleep yet; lpc skips that call, which is how it can beat this floor when
   both processes share a CPU).
+- `raw-futex-bare`: the cross-check of that floor, as `raw-spin-bare` is of `raw-spin`: the
+  futex called straight through rustix (not `lpc::floor`), its own timing loop, pinned to
+  two CPUs as `raw-futex` is, measured on its own just before `raw-futex`.
 - `raw-unix`: a connected `std::os::unix::net::UnixStream`; the parent writes the message
   (8 bytes for the small call, n bytes for a payload), the child reads all of it and writes it
   back, the parent reads all of it. Blocking reads and writes, default socket buffers.

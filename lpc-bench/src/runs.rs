@@ -208,11 +208,15 @@ impl Runner {
         // between the two vCPUs changes several-fold when the host moves them, so only
         // systems measured in the same stretch of time compare.
         if self.wants("raw-spin-bare") {
-            out.push(self.bare()?);
+            out.push(self.bare("raw-spin-bare")?);
         }
         out.extend(self.spin_group()?);
         // The blocking systems sleep while idle: each floor is measured interleaved with its
         // lpc counterparts, so that the machine's drift weighs on both alike.
+        // The futex floor's cross-check, pinned as `raw-futex` is.
+        if self.wants("raw-futex-bare") {
+            out.push(self.bare("raw-futex-bare")?);
+        }
         out.extend(self.blocking_group(
             Placement::Apart,
             &[Member::Raw("raw-futex"), Member::Lpc("lpc-block", true)],
@@ -482,31 +486,41 @@ impl Runner {
         Ok(out)
     }
 
-    /// The cross-check floor (`floor::bare_round_trips`): the bare ping-pong, timed by its
-    /// own loop.
-    fn bare(&self) -> Result<Record, String> {
-        let system = "raw-spin-bare";
+    /// A cross-check floor (`floor::bare_round_trips`), timed by its own loop: `raw-spin-bare`
+    /// unpinned as `raw-spin`, or `raw-futex-bare` on two CPUs as `raw-futex`.
+    fn bare(&self, system: &'static str) -> Result<Record, String> {
         eprintln!("lpc-bench: {system}…");
-        let placed = Placed::new(Placement::Unpinned)?;
+        let futex = system == "raw-futex-bare";
+        let (placement, samples) = if futex {
+            // A futex round trip costs some 50 µs on this VM: 20,000 of them take a second.
+            (Placement::Apart, self.budget.samples.min(20_000))
+        } else {
+            (Placement::Unpinned, self.budget.samples.min(200_000))
+        };
+        let placed = Placed::new(placement)?;
         let path = self.dir().join(format!("{system}.words"));
         // The parent's side of the file, created as for `raw-spin`; the bare loop maps it again.
         let _created = Pinger::create(&path, Mode::Spin)
             .map_err(|e| format!("creating {}: {e}", path.display()))?;
-        let args: Vec<OsString> = vec!["child-bare".into(), "--file".into(), path.clone().into()];
+        let mut args: Vec<OsString> =
+            vec!["child-bare".into(), "--file".into(), path.clone().into()];
+        if futex {
+            args.push("--futex".into());
+        }
+        args.extend(placed.child_args.iter().cloned());
         let peer = Peer::spawn(system, &args, self.child_limit())?;
         peer.wait_ready(READY_TIMEOUT)?;
-        let samples = self.budget.samples.min(200_000);
         let pid = peer.pid();
         let (summary, ran_on) = std::thread::scope(|s| {
             let watch = s.spawn(|| {
-                // Where both processes run while they spin (sampled once they are at it).
+                // Where both processes run while they ping-pong (sampled once they are at it).
                 std::thread::sleep(Duration::from_millis(20));
                 ran_on(&placed, pid)
             });
-            let summary = floor::bare_round_trips(&path, samples);
+            let summary = floor::bare_round_trips(&path, samples, futex);
             (summary, watch.join().unwrap_or_default())
         });
-        let summary = summary?;
+        let summary = summary.map_err(|e| format!("{system}: {e}"))?;
         peer.finish(EXIT_TIMEOUT)?;
         let _ = std::fs::remove_file(&path);
         Ok(Record::measured(system, Workload::Small, &ran_on, summary))
