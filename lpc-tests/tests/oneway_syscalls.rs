@@ -28,7 +28,7 @@ fn a_tight_loop_of_posts_makes_no_system_call_per_message() {
     let mut seq = 0;
     for _ in 0..BURSTS {
         // Long enough for the service to stop spinning and sleep on the doorbell (its spin
-        // is at most 50 µs): each burst starts against a sleeping service. Not a
+        // is at most 200 µs): each burst starts against a sleeping service. Not a
         // synchronisation: the counts below hold whether it slept or not.
         std::thread::sleep(Duration::from_millis(5));
         for _ in 0..PER_BURST {

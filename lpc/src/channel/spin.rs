@@ -20,12 +20,16 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-/// Longest spin, in nanoseconds.
-pub(crate) const MAX_SPIN_NS: u32 = 50_000;
+/// Longest spin, in nanoseconds. Long enough to wait out a handler that copies a megabyte
+/// (about 20 µs each way here) without sleeping; with 50 µs, a 1 MiB loan echo slept in most
+/// calls (docs/architecture.md, "Waiting without system calls").
+pub(crate) const MAX_SPIN_NS: u32 = 200_000;
 /// Shortest spin the adaptive policy decays to (it keeps probing whether spinning pays).
 const MIN_SPIN_NS: u32 = 500;
-/// Longest pure phase of a spin, before each round also yields the CPU.
-const MAX_PURE_NS: u32 = 4_000;
+/// Longest pure phase of a spin, before each round also yields the CPU. It shrinks to nothing
+/// when yields hand the CPU to other threads, so a crowded machine pays for it only until the
+/// first such wait.
+const MAX_PURE_NS: u32 = 50_000;
 /// A yield that took longer than this gave the CPU to another thread.
 const SLOW_YIELD: Duration = Duration::from_micros(1);
 
@@ -186,7 +190,8 @@ mod tests {
             pure_ns: AtomicU32::new(MAX_PURE_NS),
             enabled: true,
         };
-        for _ in 0..4 {
+        // 50 µs, 12.5, 3.1, 0.8, 0.2 (below 256 ns), then none: five crowded waits.
+        for _ in 0..5 {
             budget.spin_succeeded(&spinner_with(1));
         }
         assert_eq!(budget.pure_ns.load(Ordering::Relaxed), 0);
