@@ -40,13 +40,12 @@ impl Service {
             }
             None => StdCommand::new(LPC),
         };
-        let mut child = command
+        command
             .args(["__demo-service", name])
             .env("LPC_RUNTIME_DIR", &runtime)
             .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stdout(Stdio::piped());
+        let mut child = retrying_wine(|| command.spawn());
         // Keeps draining the child's stdout (compare_image prints there) after `ready`.
         let rx = stdout_lines(&mut child);
         let service = Service {
@@ -91,13 +90,14 @@ impl Drop for Service {
 }
 
 fn lpc_in(dir: &Path, args: &[&str]) -> Assert {
-    Command::new(LPC)
+    let mut command = Command::new(LPC);
+    command
         .arg("--runtime-dir")
         .arg(dir)
         .args(args)
         .env_remove("LPC_RUNTIME_DIR")
-        .timeout(Duration::from_secs(60))
-        .assert()
+        .timeout(Duration::from_secs(60));
+    Assert::new(output_retrying_wine(&mut command))
 }
 
 fn stdout(a: &Assert) -> String {
@@ -953,13 +953,20 @@ fn run_lpc(dir: &Path, args: &[&str], colour: bool) -> String {
 
 /// `command.output()`, tried again when process creation itself fails with
 /// `ERROR_INTERNAL_ERROR` (1359): Wine's `CreateProcess` returns it now and then when many
-/// processes start at once (seen once in CI, in the 22 runs of the hostile-bytes test). The
-/// child never ran, so trying again hides nothing of lpc's; any other error fails the test.
+/// processes start at once (seen twice in CI: in the hostile-bytes test, and in `lpc list`
+/// through `lpc_in`). The child never ran, so trying again hides nothing of lpc's; any other
+/// error fails the test. Every spawn of `lpc` that runs under Wine goes through here.
 fn output_retrying_wine(command: &mut Command) -> std::process::Output {
+    retrying_wine(|| command.output())
+}
+
+/// Runs `start` (which creates a process) until it succeeds, at most 3 more times on
+/// `ERROR_INTERNAL_ERROR` under Wine (see [`output_retrying_wine`]).
+fn retrying_wine<T>(mut start: impl FnMut() -> std::io::Result<T>) -> T {
     const WINE_CREATE_PROCESS_INTERNAL_ERROR: i32 = 1359;
     let mut tries = 0;
     loop {
-        match command.output() {
+        match start() {
             Ok(out) => return out,
             Err(e)
                 if cfg!(windows)
@@ -969,7 +976,7 @@ fn output_retrying_wine(command: &mut Command) -> std::process::Output {
                 tries += 1;
                 eprintln!("process creation failed ({e}), trying again ({tries}/3)");
             }
-            Err(e) => panic!("cannot run lpc: {e}"),
+            Err(e) => panic!("cannot start a process: {e}"),
         }
     }
 }
@@ -1050,13 +1057,13 @@ fn a_hostile_services_bytes_never_reach_the_terminal_raw() {
     let listed = run_lpc(dir.path(), &["list", "--json"], false);
     let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
     assert_eq!(listed["services"][0]["interface"], format!("Iface{EVIL}"));
-    let out = Command::new(LPC)
-        .arg("--runtime-dir")
-        .arg(dir.path())
-        .args(["call", "evil-ok", &method, "{}", "--json"])
-        .timeout(Duration::from_secs(60))
-        .output()
-        .unwrap();
+    let out = output_retrying_wine(
+        Command::new(LPC)
+            .arg("--runtime-dir")
+            .arg(dir.path())
+            .args(["call", "evil-ok", &method, "{}", "--json"])
+            .timeout(Duration::from_secs(60)),
+    );
     let back: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(back, reply);
 }
