@@ -208,15 +208,15 @@ impl Runner {
         // between the two vCPUs changes several-fold when the host moves them, so only
         // systems measured in the same stretch of time compare.
         if self.wants("raw-spin-bare") {
-            out.push(self.bare("raw-spin-bare")?);
+            out.push(self.bare(false)?);
         }
         out.extend(self.spin_group()?);
-        // The blocking systems sleep while idle: each floor is measured interleaved with its
-        // lpc counterparts, so that the machine's drift weighs on both alike.
         // The futex floor's cross-check, pinned as `raw-futex` is.
         if self.wants("raw-futex-bare") {
-            out.push(self.bare("raw-futex-bare")?);
+            out.push(self.bare(true)?);
         }
+        // The blocking systems sleep while idle: each floor is measured interleaved with its
+        // lpc counterparts, so that the machine's drift weighs on both alike.
         out.extend(self.blocking_group(
             Placement::Apart,
             &[Member::Raw("raw-futex"), Member::Lpc("lpc-block", true)],
@@ -487,16 +487,23 @@ impl Runner {
     }
 
     /// A cross-check floor (`floor::bare_round_trips`), timed by its own loop: `raw-spin-bare`
-    /// unpinned as `raw-spin`, or `raw-futex-bare` on two CPUs as `raw-futex`.
-    fn bare(&self, system: &'static str) -> Result<Record, String> {
-        eprintln!("lpc-bench: {system}…");
-        let futex = system == "raw-futex-bare";
-        let (placement, samples) = if futex {
+    /// unpinned as `raw-spin`, or (`futex`) `raw-futex-bare` on two CPUs as `raw-futex`.
+    fn bare(&self, futex: bool) -> Result<Record, String> {
+        let (system, placement, samples) = if futex {
             // A futex round trip costs some 50 µs on this VM: 20,000 of them take a second.
-            (Placement::Apart, self.budget.samples.min(20_000))
+            (
+                "raw-futex-bare",
+                Placement::Apart,
+                self.budget.samples.min(20_000),
+            )
         } else {
-            (Placement::Unpinned, self.budget.samples.min(200_000))
+            (
+                "raw-spin-bare",
+                Placement::Unpinned,
+                self.budget.samples.min(200_000),
+            )
         };
+        eprintln!("lpc-bench: {system}…");
         let placed = Placed::new(placement)?;
         let path = self.dir().join(format!("{system}.words"));
         // The parent's side of the file, created as for `raw-spin`; the bare loop maps it again.
